@@ -1,0 +1,91 @@
+// Numbered error codes and WebSocket close codes: the single source of these numbers for the
+// server, the SDK and anyone writing their own client. Error codes are shared by socket error
+// frames and HTTP error bodies; close codes come in bands that tell a client whether to retry.
+
+/** Stable numeric error codes carried by error frames and HTTP error bodies. */
+export const ErrorCode = {
+  /** The frame could not be decoded (bad type byte, truncated envelope, bad msgpack). */
+  MalformedFrame: 1001,
+  /** The frame exceeds the configured maximum frame size. */
+  FrameTooLarge: 1002,
+  /** The client speaks a protocol version this server does not. */
+  UnsupportedVersion: 1003,
+  /** A frame other than `auth` arrived before authentication completed. */
+  NotAuthenticated: 1004,
+  /** The control frame's `type` is not one this server knows. */
+  UnknownMessage: 1005,
+  /** The token is missing, malformed, forged, or signed with a disallowed algorithm. */
+  InvalidToken: 2001,
+  /** The token's `exp` has passed. */
+  TokenExpired: 2002,
+  /** No `auth` frame arrived within the authentication deadline. */
+  AuthTimeout: 2003,
+  /** A re-authentication tried to switch the socket to another identity. */
+  IdentityChanged: 2004,
+  /** The token does not grant access to this conversation (or it does not exist for you). */
+  Forbidden: 3001,
+  /** The caller may read this conversation but not write to it (observer). */
+  ReadOnly: 3002,
+  /** A document frame named a conversation this socket has not joined. */
+  NotJoined: 3003,
+  /** The socket has joined as many conversations as the server allows. */
+  TooManyConversations: 3004,
+  /** No such resource (or none visible to you). */
+  NotFound: 3005,
+  /** The Yjs update could not be decoded, or claims an author other than its sender. */
+  InvalidUpdate: 4001,
+  /** The Yjs update exceeds the configured maximum update size. */
+  UpdateTooLarge: 4002,
+  /** Unexpected server failure; nothing was stored. Safe to retry. */
+  Internal: 5001,
+  /** The store could not commit; nothing was acknowledged. Safe to retry. */
+  StoreUnavailable: 5002,
+  /** The server is shutting down; reconnect (to another node) and retry. */
+  ShuttingDown: 5003,
+  /** Too many messages or bytes in a short time. Slow down. */
+  RateLimited: 5004,
+} as const;
+/** One of the numeric values of {@link ErrorCode}. */
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/**
+ * WebSocket close codes. Bands: 4400–4499 means "do not reconnect" (the same request would fail
+ * again); 1011, 1012, 1013 and 4500–4599 mean "reconnect with backoff". Anything else that is not a
+ * clean 1000 close is treated as a transient network failure (reconnect).
+ */
+export const CloseCode = {
+  /** Clean close requested by either side. */
+  Normal: 1000,
+  /** Unexpected server condition. */
+  InternalError: 1011,
+  /** The server is restarting (graceful shutdown). */
+  ServiceRestart: 1012,
+  /** The server is overloaded or a dependency is down. */
+  TryAgainLater: 1013,
+  /** The peer broke the protocol (malformed frame, frame before auth, too many bytes pre-auth). */
+  ProtocolViolation: 4400,
+  /** Authentication failed: invalid, forged, expired or `alg: none` token. */
+  AuthFailed: 4401,
+  /** The identity may no longer use this server (revoked). */
+  Forbidden: 4403,
+  /** The client's protocol version is not supported. */
+  UnsupportedVersion: 4406,
+  /** A frame exceeded the maximum frame size. */
+  FrameTooLarge: 4413,
+  /** No authentication arrived in time; a slow token provider may succeed on retry. */
+  AuthTimeout: 4500,
+  /** The session's token expired without being renewed; reconnect with a fresh token. */
+  SessionExpired: 4501,
+  /** The client read too slowly and the server's send buffer hit its limit; resync on reconnect. */
+  SlowConsumer: 4508,
+  /** The client sent too much too fast. */
+  RateLimited: 4529,
+} as const;
+/** One of the numeric values of {@link CloseCode}. */
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+/** True when a client should reconnect (with backoff) after a close with this code. */
+export function shouldReconnect(code: number): boolean {
+  if (code === CloseCode.Normal) return false;
+  return !(code >= 4400 && code <= 4499);
+}

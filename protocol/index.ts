@@ -1,0 +1,37 @@
+// Parley's wire protocol, imported by the server and the client SDK alike (and by nothing that
+// needs Node): version, codes, frames, control messages, and the conversation document schema.
+
+export { CloseCode, ErrorCode, shouldReconnect } from "./codes.ts";
+export type {
+  AckMessage,
+  AuthMessage,
+  AuthOkMessage,
+  ClientControlMessage,
+  ErrorMessage,
+  JoinedMessage,
+  JoinMessage,
+  LeaveMessage,
+  LeftMessage,
+  NoticeMessage,
+  Role,
+  ServerControlMessage,
+  SessionLimits,
+} from "./control.ts";
+export { isConversationId, packControl, unpackClientControl, unpackServerControl } from "./control.ts";
+export { ProtocolError } from "./errors.ts";
+export type { ClientFrame, DocFrame, ServerFrame } from "./frames.ts";
+export { decodeClientFrame, decodeServerFrame, encodeControlFrame, encodeDocFrame, FrameType } from "./frames.ts";
+export type { ConversationMessage, ConversationStatus } from "./schema.ts";
+export {
+  appendMessage,
+  DocKeys,
+  isConversationMessage,
+  messagesOf,
+  notesOf,
+  readMessages,
+  readStatus,
+  setStatus,
+} from "./schema.ts";
+export { PROTOCOL_VERSION } from "./version.ts";
+export type { DocMessage } from "./ymessages.ts";
+export { decodeDocMessage, encodeDocMessage, YMessageType, YSyncType } from "./ymessages.ts";

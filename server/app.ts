@@ -1,0 +1,104 @@
+// The composition root: configuration → keys → store → write path → realtime → HTTP, wired once.
+// Nothing below this file reads the environment or reaches for globals; tests start a real server
+// through startServer() on an ephemeral port with their own data directory.
+
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { CloseCode } from "../protocol/index.ts";
+import { loadOrCreateKeys, type ServerKeys } from "./auth/keys.ts";
+import type { Config } from "./config.ts";
+import { registerHealthRoutes } from "./http/health-routes.ts";
+import type { Logger } from "./logger.ts";
+import { GroupCommitter } from "./log/group-committer.ts";
+import { WritePath } from "./log/write-path.ts";
+import { Broadcaster } from "./realtime/broadcaster.ts";
+import { DocumentCache } from "./realtime/document-cache.ts";
+import { registerParleyRoute } from "./realtime/parley-route.ts";
+import { RealtimeHub } from "./realtime/realtime-hub.ts";
+import { sweepSessions } from "./realtime/session-sweeper.ts";
+import { registerYjsRoute } from "./realtime/yjs-route.ts";
+import { openSqliteStore } from "./store/sqlite/sqlite-store.ts";
+import type { Store } from "./store/store.ts";
+import { loadUws } from "./uws.ts";
+
+/** A running server. */
+export interface ParleyServer {
+  /** The port actually listened on (useful with PORT=0). */
+  readonly port: number;
+  readonly config: Config;
+  readonly keys: ServerKeys;
+  readonly store: Store;
+  readonly hub: RealtimeHub;
+  /** Graceful shutdown: stop accepting, flush commits, close sockets with 1012, close the store. */
+  close(): Promise<void>;
+}
+
+/** Starts a server with the given configuration. */
+export async function startServer(config: Config, logger: Logger): Promise<ParleyServer> {
+  const uws = loadUws();
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const keys = await loadOrCreateKeys(config.dataDir);
+  const store = await openSqliteStore({
+    path: path.join(config.dataDir, "parley.db"),
+    auditKey: keys.auditKey,
+    synchronous: config.store.sqliteSynchronous,
+  });
+
+  const app = uws.App();
+  const committer = new GroupCommitter(store, { maxBatch: config.store.maxBatch, windowMs: config.store.commitWindowMs });
+  const cache = new DocumentCache(store, config.cacheBytes);
+  const broadcaster = new Broadcaster(app);
+  const writePath = new WritePath({
+    store,
+    committer,
+    cache,
+    fanOut: broadcaster,
+    logger,
+    maxUpdateBytes: config.limits.maxUpdateBytes,
+    compactAfterUpdates: config.store.compactAfterUpdates,
+  });
+  const hub = new RealtimeHub({
+    cache,
+    writePath,
+    broadcaster,
+    logger,
+    maxConversationsPerSocket: config.limits.maxConversationsPerSocket,
+    maxAwarenessBytes: config.limits.maxAwarenessBytes,
+  });
+  let shuttingDown = false;
+  const routeDeps = { hub, keys, tokens: config.tokens, limits: config.limits, allowedOrigins: config.allowedOrigins, logger };
+  registerParleyRoute(app, routeDeps);
+  registerYjsRoute(app, routeDeps);
+  registerHealthRoutes(app, { store, isShuttingDown: () => shuttingDown });
+
+  const listenSocket = await new Promise<NonNullable<Parameters<Parameters<typeof app.listen>[2]>[0]>>((resolve, reject) => {
+    app.listen(config.host, config.port, (socket) => {
+      if (socket) resolve(socket);
+      else reject(new Error(`could not listen on ${config.host}:${config.port}`));
+    });
+  });
+  const port = uws.us_socket_local_port(listenSocket);
+  const sweeper = setInterval(() => sweepSessions(hub, config.limits.authTimeoutMs, Date.now()), 1000);
+  sweeper.unref();
+  logger.info({ host: config.host, port, dataDir: config.dataDir }, "listening");
+
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      shuttingDown = true;
+      uws.us_listen_socket_close(listenSocket);
+      clearInterval(sweeper);
+      hub.stopWrites();
+      // Commit what was accepted (its acks and fan-out still go out), then tell clients to reconnect.
+      await committer.flush();
+      for (const session of [...hub.sessions]) {
+        session.sendControl({ type: "notice", kind: "shutting-down", message: "server restarting" });
+        session.close(CloseCode.ServiceRestart, "server restarting");
+      }
+      await store.close();
+      logger.info("stopped");
+    })();
+    return closing;
+  };
+  return { port, config, keys, store, hub, close };
+}

@@ -1,0 +1,55 @@
+// The server's own secrets on the embedded default: an Ed25519 token-signing key and the audit
+// HMAC key, generated on first start into <dataDir>/keys with mode 0600 and reused afterwards.
+// Several nodes must share these files (or be given the same ones by the operator).
+
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, randomBytes } from "node:crypto";
+import { mkdir, open, readFile } from "node:fs/promises";
+import path from "node:path";
+
+/** Key material the server needs at runtime. */
+export interface ServerKeys {
+  /** Key id published in token headers (and, later, the JWKS). */
+  signingKid: string;
+  signingKey: KeyObject;
+  verifyKey: KeyObject;
+  /** Key for keyed content hashes in audit entries. */
+  auditKey: Uint8Array;
+}
+
+async function readOrCreate(file: string, create: () => Buffer): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+  }
+  const content = create();
+  try {
+    // "wx": fail if another process created it meanwhile; then read theirs.
+    const handle = await open(file, "wx", 0o600);
+    await handle.writeFile(content);
+    await handle.sync();
+    await handle.close();
+    return content;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return readFile(file);
+    throw error;
+  }
+}
+
+/** Loads the keys from `<dataDir>/keys`, generating any that are missing. */
+export async function loadOrCreateKeys(dataDir: string): Promise<ServerKeys> {
+  const dir = path.join(dataDir, "keys");
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const pem = await readOrCreate(path.join(dir, "signing-key.pem"), () => {
+    const { privateKey } = generateKeyPairSync("ed25519");
+    return Buffer.from(privateKey.export({ format: "pem", type: "pkcs8" }) as string);
+  });
+  const auditKey = await readOrCreate(path.join(dir, "audit-hmac.key"), () => randomBytes(32));
+  if (auditKey.length < 32) throw new Error(`${path.join(dir, "audit-hmac.key")} must hold at least 32 bytes`);
+  const signingKey = createPrivateKey(pem);
+  const verifyKey = createPublicKey(signingKey);
+  const raw = verifyKey.export({ format: "jwk" });
+  // A stable kid derived from the public key, so every node with the same key agrees on it.
+  const kid = Buffer.from(String(raw.x)).toString("base64url").slice(0, 16);
+  return { signingKid: kid, signingKey, verifyKey, auditKey: new Uint8Array(auditKey) };
+}

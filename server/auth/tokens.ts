@@ -1,0 +1,90 @@
+// Access tokens: EdDSA-signed JWTs carrying who the bearer is and which conversations they may
+// read or write. Verification pins the algorithm and checks iss, aud and exp, so `alg: none`,
+// an HMAC token keyed with the public key, or a token for another deployment all fail.
+
+import { randomUUID } from "node:crypto";
+import { ErrorCode, isConversationId, type Role } from "../../protocol/index.ts";
+import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
+import { ParleyError } from "../errors.ts";
+import type { ServerKeys } from "./keys.ts";
+
+/** The identity and grants a verified token carries. */
+export interface TokenIdentity {
+  user: string;
+  org: string;
+  /** Conversation id → role. */
+  grants: ReadonlyMap<string, Role>;
+  /** Expiry, milliseconds since the epoch. */
+  expiresAt: number;
+  tokenId: string;
+}
+
+/** What a token is minted for. */
+export interface TokenRequest {
+  user: string;
+  org: string;
+  conversations: Record<string, Role>;
+  ttlSeconds: number;
+}
+
+/** Token settings shared by minting and verification. */
+export interface TokenSettings {
+  issuer: string;
+  audience: string;
+}
+
+const ALGORITHM = "EdDSA";
+const ID = /^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$/;
+
+/** Mints an access token. Used by the development CLI and tests until accounts exist. */
+export async function mintToken(keys: ServerKeys, settings: TokenSettings, request: TokenRequest): Promise<string> {
+  for (const [id, role] of Object.entries(request.conversations)) {
+    if (!isConversationId(id)) throw new Error(`invalid conversation id "${id}"`);
+    if (role !== "writer" && role !== "observer") throw new Error(`invalid role "${role}"`);
+  }
+  if (!ID.test(request.user)) throw new Error(`invalid user id "${request.user}"`);
+  if (!ID.test(request.org)) throw new Error(`invalid organisation id "${request.org}"`);
+  return new SignJWT({ org: request.org, conv: request.conversations })
+    .setProtectedHeader({ alg: ALGORITHM, kid: keys.signingKid, typ: "at+jwt" })
+    .setIssuer(settings.issuer)
+    .setAudience(settings.audience)
+    .setSubject(request.user)
+    .setIssuedAt()
+    .setJti(randomUUID())
+    .setExpirationTime(Math.floor(Date.now() / 1000) + request.ttlSeconds)
+    .sign(keys.signingKey);
+}
+
+/** Verifies a token; throws {@link ParleyError} InvalidToken or TokenExpired. */
+export async function verifyToken(keys: ServerKeys, settings: TokenSettings, token: string): Promise<TokenIdentity> {
+  let payload: Awaited<ReturnType<typeof jwtVerify>>["payload"];
+  try {
+    ({ payload } = await jwtVerify(token, keys.verifyKey, {
+      algorithms: [ALGORITHM],
+      issuer: settings.issuer,
+      audience: settings.audience,
+      requiredClaims: ["exp", "sub", "jti"],
+      typ: "at+jwt",
+    }));
+  } catch (error) {
+    if (error instanceof joseErrors.JWTExpired) throw new ParleyError(ErrorCode.TokenExpired, "token has expired");
+    throw new ParleyError(ErrorCode.InvalidToken, "token is invalid");
+  }
+  const { sub, org, conv, exp, jti } = payload as { sub: string; org?: unknown; conv?: unknown; exp: number; jti: string };
+  if (!ID.test(sub) || typeof org !== "string" || !ID.test(org)) {
+    throw new ParleyError(ErrorCode.InvalidToken, "token has an invalid subject or organisation");
+  }
+  const grants = new Map<string, Role>();
+  if (conv !== undefined) {
+    if (conv === null || typeof conv !== "object" || Array.isArray(conv)) {
+      throw new ParleyError(ErrorCode.InvalidToken, "token has invalid conversation grants");
+    }
+    for (const [id, role] of Object.entries(conv)) {
+      if (!isConversationId(id) || (role !== "writer" && role !== "observer")) {
+        throw new ParleyError(ErrorCode.InvalidToken, "token has invalid conversation grants");
+      }
+      grants.set(id, role);
+    }
+  }
+  return { user: sub, org, grants, expiresAt: exp * 1000, tokenId: jti };
+}

@@ -1,0 +1,107 @@
+// The `parley` command: `serve` runs the server on its embedded defaults (or the environment's
+// settings); `token` mints a development access token until real accounts exist. Exit codes:
+// 0 ok, 1 runtime failure, 2 bad usage or configuration.
+
+import { parseArgs } from "node:util";
+import type { Role } from "../protocol/index.ts";
+import { startServer } from "./app.ts";
+import { loadOrCreateKeys } from "./auth/keys.ts";
+import { mintToken } from "./auth/tokens.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+import { createLogger } from "./logger.ts";
+
+const USAGE = `usage:
+  parley serve                      start the server (settings from the environment; see README)
+  parley token --user U --org O --conversation C [--conversation C2 ...]
+               [--role writer|observer] [--ttl 1h] [--data-dir DIR]
+                                    print a development access token signed with the server's key`;
+
+/** Parses a duration like 90, 90s, 15m, 1h or 7d into seconds. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+)([smhd]?)$/.exec(text.trim());
+  if (!match) throw new ConfigError(`invalid duration "${text}" (use e.g. 90s, 15m, 1h, 7d)`);
+  const unit = { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[match[2] as "" | "s" | "m" | "h" | "d"];
+  return Number(match[1]) * unit;
+}
+
+async function serve(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger(config.logLevel);
+  const server = await startServer(config, logger);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    const deadline = setTimeout(() => {
+      logger.error("shutdown timed out; exiting");
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    deadline.unref();
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+async function token(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      user: { type: "string" },
+      org: { type: "string" },
+      conversation: { type: "string", multiple: true },
+      role: { type: "string", default: "writer" },
+      ttl: { type: "string", default: "1h" },
+      "data-dir": { type: "string" },
+    },
+    strict: true,
+  });
+  if (!values.user || !values.org || !values.conversation?.length) {
+    throw new ConfigError("token needs --user, --org and at least one --conversation");
+  }
+  if (values.role !== "writer" && values.role !== "observer") throw new ConfigError("--role must be writer or observer");
+  const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
+  const config = loadConfig(env);
+  const keys = await loadOrCreateKeys(config.dataDir);
+  const conversations = Object.fromEntries(values.conversation.map((c) => [c, values.role as Role]));
+  const jwt = await mintToken(keys, config.tokens, {
+    user: values.user,
+    org: values.org,
+    conversations,
+    ttlSeconds: parseDuration(values.ttl),
+  });
+  process.stdout.write(`${jwt}\n`);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command = "serve", ...rest] = argv;
+  switch (command) {
+    case "serve":
+      return serve();
+    case "token":
+      return token(rest);
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(`${USAGE}\n`);
+      return;
+    default:
+      throw new ConfigError(`unknown command "${command}"\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof ConfigError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+    process.stderr.write(`parley: ${(error as Error).message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`parley: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});

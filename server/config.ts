@@ -1,0 +1,125 @@
+// Configuration: parsed and validated once, from the environment, with clear errors. Nothing
+// else in the server reads process.env; the composition root hands each module its part.
+
+import path from "node:path";
+
+/** Every setting the server runs with; defaults are the embedded single-node setup. */
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  tokens: {
+    issuer: string;
+    audience: string;
+  };
+  /** Browser Origins allowed to open sockets; empty means any (tokens are still required). */
+  allowedOrigins: string[];
+  limits: {
+    /** Largest WebSocket frame accepted; larger ones close the socket with 4413. */
+    maxFrameBytes: number;
+    /** Largest Yjs update accepted; larger ones are refused with an error frame. */
+    maxUpdateBytes: number;
+    /** Largest awareness update accepted. */
+    maxAwarenessBytes: number;
+    /** Conversations one socket may have joined at once. */
+    maxConversationsPerSocket: number;
+    /** Time allowed between socket open and a successful `auth`. */
+    authTimeoutMs: number;
+    /** Bytes a socket may send before it is authenticated (buffered frames included). */
+    maxPreAuthBytes: number;
+    /** Per-socket send buffer; a consumer slower than this is disconnected (it resyncs). */
+    maxBackpressureBytes: number;
+    /** Sustained frames per second per socket, with a burst of twice that. */
+    maxFramesPerSecond: number;
+    /** Seconds of silence before uWS pings, then closes, a socket. */
+    idleTimeoutSeconds: number;
+  };
+  store: {
+    sqliteSynchronous: "full" | "normal";
+    /** Most appends carried by one group commit. */
+    maxBatch: number;
+    /** Extra wait before a group commit to gather more appends (0: next tick). */
+    commitWindowMs: number;
+    /** Compact a conversation once this many updates follow its latest snapshot. */
+    compactAfterUpdates: number;
+  };
+  /** Memory budget for cached conversation states (least recently used evicted first). */
+  cacheBytes: number;
+  /** Time allowed for a graceful shutdown before the process exits anyway. */
+  shutdownTimeoutMs: number;
+}
+
+/** Thrown when the environment holds an invalid setting; the message names the variable. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max} (got "${raw}")`);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(`${name} must be one of ${allowed.join(", ")} (got "${raw}")`);
+  }
+  return raw as T;
+}
+
+function list(env: Env, name: string): string[] {
+  return (env[name] ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+const MiB = 1024 * 1024;
+
+/** Builds the configuration from environment variables (see README for the list). */
+export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
+  const maxFrameBytes = int(env, "PARLEY_MAX_FRAME_BYTES", 2 * MiB, 1024, 256 * MiB);
+  const maxUpdateBytes = int(env, "PARLEY_MAX_UPDATE_BYTES", MiB, 64, 256 * MiB);
+  if (maxUpdateBytes > maxFrameBytes) {
+    throw new ConfigError("PARLEY_MAX_UPDATE_BYTES must not exceed PARLEY_MAX_FRAME_BYTES");
+  }
+  return {
+    host: env.HOST || "127.0.0.1",
+    port: int(env, "PORT", 8787, 0, 65535),
+    dataDir: path.resolve(cwd, env.PARLEY_DATA_DIR || "./data"),
+    logLevel: oneOf(env, "PARLEY_LOG_LEVEL", "info", ["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+    tokens: {
+      issuer: env.PARLEY_TOKEN_ISSUER || "parley",
+      audience: env.PARLEY_TOKEN_AUDIENCE || "parley",
+    },
+    allowedOrigins: list(env, "PARLEY_ALLOWED_ORIGINS"),
+    limits: {
+      maxFrameBytes,
+      maxUpdateBytes,
+      maxAwarenessBytes: int(env, "PARLEY_MAX_AWARENESS_BYTES", 64 * 1024, 256, MiB),
+      maxConversationsPerSocket: int(env, "PARLEY_MAX_CONVERSATIONS_PER_SOCKET", 100, 1, 100_000),
+      authTimeoutMs: int(env, "PARLEY_AUTH_TIMEOUT_MS", 5000, 100, 600_000),
+      maxPreAuthBytes: int(env, "PARLEY_MAX_PREAUTH_BYTES", 64 * 1024, 1024, 16 * MiB),
+      maxBackpressureBytes: int(env, "PARLEY_MAX_BACKPRESSURE_BYTES", 16 * MiB, 64 * 1024, 1024 * MiB),
+      maxFramesPerSecond: int(env, "PARLEY_MAX_FRAMES_PER_SECOND", 500, 1, 1_000_000),
+      idleTimeoutSeconds: int(env, "PARLEY_IDLE_TIMEOUT_SECONDS", 120, 8, 960),
+    },
+    store: {
+      sqliteSynchronous: oneOf(env, "PARLEY_SQLITE_SYNCHRONOUS", "full", ["full", "normal"]),
+      maxBatch: int(env, "PARLEY_COMMIT_MAX_BATCH", 1024, 1, 100_000),
+      commitWindowMs: int(env, "PARLEY_COMMIT_WINDOW_MS", 0, 0, 1000),
+      compactAfterUpdates: int(env, "PARLEY_COMPACT_AFTER_UPDATES", 1000, 10, 10_000_000),
+    },
+    cacheBytes: int(env, "PARLEY_CACHE_MB", 256, 1, 1024 * 1024) * MiB,
+    shutdownTimeoutMs: int(env, "PARLEY_SHUTDOWN_TIMEOUT_MS", 10_000, 100, 600_000),
+  };
+}

@@ -1,0 +1,86 @@
+// The write path: validate → append (seq + audit entry, group commit) → only then fan out and
+// acknowledge. The invariant lives here: nothing reaches another client, another node or the
+// cache until the store has made it durable and attributed.
+
+import { ErrorCode } from "../../protocol/index.ts";
+import { ParleyError } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import type { DocumentCache } from "../realtime/document-cache.ts";
+import type { Actor, Store } from "../store/store.ts";
+import type { GroupCommitter } from "./group-committer.ts";
+import { validateUpdate } from "./update-validator.ts";
+
+/** Where committed updates go: local subscribers now, other nodes later. */
+export interface FanOut {
+  /**
+   * Delivers a committed update. `origin` identifies the sending connection (so it can be
+   * skipped); `envelope` is the update already encoded as a Parley frame, when the caller has it.
+   */
+  committedUpdate(conversation: string, update: Uint8Array, seq: number, origin?: unknown, envelope?: Uint8Array): void;
+}
+
+/** Dependencies of the write path, wired by the composition root. */
+export interface WritePathDeps {
+  store: Store;
+  committer: GroupCommitter;
+  cache: DocumentCache;
+  fanOut: FanOut;
+  logger: Logger;
+  maxUpdateBytes: number;
+  compactAfterUpdates: number;
+}
+
+/** Accepts updates from any entry point (Parley sockets, y-websocket sockets, HTTP). */
+export class WritePath {
+  private readonly compacting = new Set<string>();
+
+  constructor(private readonly deps: WritePathDeps) {}
+
+  /**
+   * Validates, commits and fans out one update; resolves with its sequence number once durable
+   * (for an update that changes nothing: the conversation's current sequence number, nothing
+   * stored). Throws {@link ParleyError} for invalid updates or when the store cannot commit.
+   * `update` must not be mutated afterwards (it is kept in the cache and published).
+   */
+  async submit(
+    conversation: string,
+    update: Uint8Array,
+    actor: Actor,
+    origin?: unknown,
+    envelope?: Uint8Array,
+    /** The sender's previous write: a no-op is acknowledged only after it, to keep acks in order. */
+    previousWrite?: Promise<unknown>,
+  ): Promise<number> {
+    const { empty } = validateUpdate(update, actor, this.deps.maxUpdateBytes);
+    if (empty) {
+      await previousWrite;
+      return (await this.deps.cache.get(conversation)).headSeq;
+    }
+    let seq: number;
+    try {
+      ({ seq } = await this.deps.committer.append({ conversation, kind: "update", actor, payload: update }));
+    } catch (error) {
+      this.deps.logger.error({ err: error, conversation }, "commit failed");
+      throw new ParleyError(ErrorCode.StoreUnavailable, "the update could not be stored; retry");
+    }
+    this.deps.cache.committed(conversation, update, seq);
+    this.deps.fanOut.committedUpdate(conversation, update, seq, origin, envelope);
+    this.maybeCompact(conversation);
+    return seq;
+  }
+
+  private maybeCompact(conversation: string): void {
+    const doc = this.deps.cache.peek(conversation);
+    if (!doc || doc.updatesSinceSnapshot < this.deps.compactAfterUpdates || this.compacting.has(conversation)) return;
+    this.compacting.add(conversation);
+    const before = doc.updatesSinceSnapshot;
+    this.deps.store
+      .compact(conversation)
+      .then((result) => {
+        doc.updatesSinceSnapshot = Math.max(0, doc.updatesSinceSnapshot - before);
+        if (result) this.deps.logger.debug({ conversation, ...result }, "compacted");
+      })
+      .catch((error: unknown) => this.deps.logger.warn({ err: error, conversation }, "compaction failed"))
+      .finally(() => this.compacting.delete(conversation));
+  }
+}

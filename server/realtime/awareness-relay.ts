@@ -1,0 +1,115 @@
+// Awareness (presence, cursors) per conversation, relayed as bytes. Each awareness client id is
+// bound to the socket that first announced it, so nobody can set or remove another's state; the
+// latest state of each client is kept for joiners, and a socket's states are removed when it
+// leaves. Awareness is ephemeral: never stored, never audited.
+
+import * as decoding from "lib0/decoding";
+import * as encoding from "lib0/encoding";
+import { ErrorCode } from "../../protocol/index.ts";
+import { ParleyError } from "../errors.ts";
+
+/** Awareness client ids one socket may own in one conversation. */
+const MAX_CLIENTS_PER_OWNER = 4;
+
+interface AwarenessEntry {
+  owner: object;
+  clock: number;
+  /** JSON of the state, or "null" once removed. */
+  state: string;
+}
+
+/** One decoded awareness entry. */
+interface DecodedEntry {
+  clientId: number;
+  clock: number;
+  state: string;
+}
+
+function decodeAwarenessUpdate(update: Uint8Array): DecodedEntry[] {
+  try {
+    const decoder = decoding.createDecoder(update);
+    const count = decoding.readVarUint(decoder);
+    if (count > MAX_CLIENTS_PER_OWNER) throw new ParleyError(ErrorCode.MalformedFrame, "too many awareness states");
+    const entries: DecodedEntry[] = [];
+    for (let i = 0; i < count; i++) {
+      const clientId = decoding.readVarUint(decoder);
+      const clock = decoding.readVarUint(decoder);
+      const state = decoding.readVarString(decoder);
+      JSON.parse(state); // must be JSON, as y-protocols will JSON.parse it on every peer
+      entries.push({ clientId, clock, state });
+    }
+    if (decoding.hasContent(decoder)) throw new Error("trailing bytes");
+    return entries;
+  } catch (error) {
+    if (error instanceof ParleyError) throw error;
+    throw new ParleyError(ErrorCode.MalformedFrame, "awareness update could not be decoded");
+  }
+}
+
+function encodeEntries(entries: Iterable<[number, { clock: number; state: string }]>): Uint8Array | null {
+  const list = [...entries];
+  if (list.length === 0) return null;
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, list.length);
+  for (const [clientId, { clock, state }] of list) {
+    encoding.writeVarUint(encoder, clientId);
+    encoding.writeVarUint(encoder, clock);
+    encoding.writeVarString(encoder, state);
+  }
+  return encoding.toUint8Array(encoder);
+}
+
+/** Awareness states of one conversation and who owns each client id. */
+export class AwarenessRelay {
+  private readonly entries = new Map<number, AwarenessEntry>();
+
+  /**
+   * Checks an update from `owner` and records it. Throws {@link ParleyError} when it touches a
+   * client id owned by someone else or is malformed. Returns true when it should be relayed.
+   */
+  accept(owner: object, update: Uint8Array): boolean {
+    const decoded = decodeAwarenessUpdate(update);
+    let owned = 0;
+    for (const entry of this.entries.values()) if (entry.owner === owner) owned++;
+    for (const { clientId } of decoded) {
+      const existing = this.entries.get(clientId);
+      if (existing && existing.owner !== owner) {
+        throw new ParleyError(ErrorCode.Forbidden, "awareness client id belongs to another connection");
+      }
+      if (!existing && ++owned > MAX_CLIENTS_PER_OWNER) {
+        throw new ParleyError(ErrorCode.Forbidden, "too many awareness client ids for one connection");
+      }
+    }
+    let changed = false;
+    for (const { clientId, clock, state } of decoded) {
+      const existing = this.entries.get(clientId);
+      if (existing && existing.clock > clock) continue; // stale, as y-protocols would ignore it
+      this.entries.set(clientId, { owner, clock, state });
+      changed = true;
+    }
+    return changed;
+  }
+
+  /** Every live state, encoded as one awareness update for a joining client (null if none). */
+  snapshot(): Uint8Array | null {
+    const live: [number, AwarenessEntry][] = [];
+    for (const [clientId, entry] of this.entries) if (entry.state !== "null") live.push([clientId, entry]);
+    return encodeEntries(live);
+  }
+
+  /** Forgets `owner`'s client ids; returns the awareness update announcing their removal. */
+  removeOwner(owner: object): Uint8Array | null {
+    const removed: [number, { clock: number; state: string }][] = [];
+    for (const [clientId, entry] of this.entries) {
+      if (entry.owner !== owner) continue;
+      this.entries.delete(clientId);
+      if (entry.state !== "null") removed.push([clientId, { clock: entry.clock + 1, state: "null" }]);
+    }
+    return encodeEntries(removed);
+  }
+
+  /** True when no client has a state here. */
+  get isEmpty(): boolean {
+    return this.entries.size === 0;
+  }
+}

@@ -1,0 +1,54 @@
+// Local fan-out through uWS topics: one topic per conversation and wire dialect (Parley envelope
+// or plain y-websocket). Each frame is encoded once per dialect and published once; uWS copies it
+// to every subscriber. The sending connection is skipped by publishing from its own socket.
+
+import type { DocMessage } from "../../protocol/index.ts";
+import { encodeDocFrame, encodeDocMessage } from "../../protocol/index.ts";
+import type { FanOut } from "../log/write-path.ts";
+import type { UWS } from "../uws.ts";
+
+/** The two wire dialects a conversation's subscribers may speak. */
+export type Dialect = "parley" | "yjs";
+
+/** The topic a conversation's subscribers of one dialect listen on. */
+export function topicOf(dialect: Dialect, conversation: string): string {
+  return (dialect === "parley" ? "p/" : "y/") + conversation;
+}
+
+/** A connection that may originate a broadcast (so it can be left out of it). */
+export interface BroadcastOrigin {
+  readonly dialect: Dialect;
+  /** The open socket, or null once closed. */
+  readonly socket: UWS.WebSocket<unknown> | null;
+}
+
+function isOrigin(value: unknown): value is BroadcastOrigin {
+  return value !== null && typeof value === "object" && "dialect" in value && "socket" in value;
+}
+
+/** Publishes document messages to a conversation's local subscribers. */
+export class Broadcaster implements FanOut {
+  constructor(private readonly app: UWS.TemplatedApp) {}
+
+  committedUpdate(conversation: string, update: Uint8Array, _seq: number, origin?: unknown, envelope?: Uint8Array): void {
+    this.publish(conversation, { type: "update", update }, isOrigin(origin) ? origin : undefined, envelope);
+  }
+
+  /** Publishes a message to both dialects' subscribers, skipping `origin`. */
+  publish(conversation: string, message: DocMessage, origin?: BroadcastOrigin, envelope?: Uint8Array): void {
+    const parleyTopic = topicOf("parley", conversation);
+    if (this.app.numSubscribers(parleyTopic) > 0) {
+      this.send(parleyTopic, envelope ?? encodeDocFrame(conversation, message), origin?.dialect === "parley" ? origin : undefined);
+    }
+    const yjsTopic = topicOf("yjs", conversation);
+    if (this.app.numSubscribers(yjsTopic) > 0) {
+      this.send(yjsTopic, encodeDocMessage(message), origin?.dialect === "yjs" ? origin : undefined);
+    }
+  }
+
+  private send(topic: string, frame: Uint8Array, origin: BroadcastOrigin | undefined): void {
+    // Publishing from the origin's socket excludes it; once it is closed, publish app-wide.
+    if (origin?.socket) origin.socket.publish(topic, frame, true);
+    else this.app.publish(topic, frame, true);
+  }
+}

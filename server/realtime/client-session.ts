@@ -1,0 +1,96 @@
+// One WebSocket connection: its authentication state, identity, joined conversations and rate
+// budget, plus typed helpers to send frames to it. Kept small on purpose: an idle connection
+// costs one of these, and the target is a few kilobytes per idle connection in total.
+
+import { randomBytes } from "node:crypto";
+import {
+  type ErrorCode,
+  type ErrorMessage,
+  encodeControlFrame,
+  encodeDocFrame,
+  encodeDocMessage,
+  type DocMessage,
+  type Role,
+  type ServerControlMessage,
+} from "../../protocol/index.ts";
+import type { TokenIdentity } from "../auth/tokens.ts";
+import type { UWS } from "../uws.ts";
+import type { BroadcastOrigin, Dialect } from "./broadcaster.ts";
+
+/** Where a connection is in its life. */
+export type SessionPhase = "awaiting-auth" | "authenticating" | "ready" | "closed";
+
+/** What uWS keeps as the socket's user data. */
+export interface SocketData {
+  session: ClientSession;
+}
+
+/** A conversation this connection has joined. */
+export interface JoinedConversation {
+  role: Role;
+  /** Settles after this connection's latest write to the conversation (orders no-op acks). */
+  lastWrite: Promise<unknown>;
+}
+
+/** One WebSocket connection, Parley or y-websocket dialect. */
+export class ClientSession implements BroadcastOrigin {
+  /** Random id, recorded in audit entries and logs. */
+  readonly id = randomBytes(9).toString("base64url");
+  socket: UWS.WebSocket<SocketData> | null = null;
+  phase: SessionPhase = "awaiting-auth";
+  identity: TokenIdentity | null = null;
+  readonly joined = new Map<string, JoinedConversation>();
+  readonly openedAt = Date.now();
+  /** Frames received before authentication completed, replayed in order afterwards. */
+  preAuthQueue: Uint8Array[] | null = null;
+  preAuthBytes = 0;
+  private tokens: number;
+  private refilledAt = this.openedAt;
+
+  constructor(
+    readonly dialect: Dialect,
+    readonly remoteAddress: string,
+    private readonly framesPerSecond: number,
+  ) {
+    this.tokens = framesPerSecond * 2;
+  }
+
+  /** Takes one frame from the rate budget; false when the connection is over its rate. */
+  takeFrameBudget(now: number): boolean {
+    const elapsed = now - this.refilledAt;
+    if (elapsed > 0) {
+      this.tokens = Math.min(this.framesPerSecond * 2, this.tokens + (elapsed * this.framesPerSecond) / 1000);
+      this.refilledAt = now;
+    }
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /** Sends raw bytes if the socket is still open. */
+  send(bytes: Uint8Array): void {
+    this.socket?.send(bytes, true);
+  }
+
+  sendControl(message: ServerControlMessage): void {
+    if (this.socket) this.socket.send(encodeControlFrame(message), true);
+  }
+
+  sendError(code: ErrorCode, message: string, extra: Pick<ErrorMessage, "conversation" | "request"> = {}): void {
+    this.sendControl({ type: "error", code, message, ...extra });
+  }
+
+  /** Sends a document message in this connection's dialect. */
+  sendDoc(conversation: string, message: DocMessage): void {
+    if (!this.socket) return;
+    this.socket.send(this.dialect === "parley" ? encodeDocFrame(conversation, message) : encodeDocMessage(message), true);
+  }
+
+  /** Closes with a code and a short reason (the socket handler's close callback cleans up). */
+  close(code: number, reason: string): void {
+    const socket = this.socket;
+    if (!socket) return;
+    this.socket = null;
+    socket.end(code, reason.slice(0, 120));
+  }
+}

@@ -1,0 +1,153 @@
+// Hot conversations' merged Yjs state, kept as bytes (no Y.Doc) within a memory budget. Committed
+// updates are appended cheaply and merged lazily, only when a joining client needs a diff. The
+// least recently used conversations are evicted first and reloaded from the store on demand.
+
+import * as Y from "yjs";
+import type { Store } from "../store/store.ts";
+
+/** The cached state of one conversation. */
+export class CachedDocument {
+  private base: Uint8Array;
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+
+  constructor(
+    readonly conversation: string,
+    base: Uint8Array,
+    /** Last committed sequence number this state includes. */
+    public headSeq: number,
+    /** Updates after the latest snapshot, to decide when to compact. */
+    public updatesSinceSnapshot: number,
+  ) {
+    this.base = base;
+  }
+
+  /** Approximate memory held, in bytes. */
+  get bytes(): number {
+    return this.base.length + this.pendingBytes;
+  }
+
+  /** Adds a committed update. Duplicates are harmless: Yjs merging is idempotent. */
+  add(update: Uint8Array, seq: number): void {
+    this.pending.push(update);
+    this.pendingBytes += update.length;
+    if (seq > this.headSeq) this.headSeq = seq;
+    this.updatesSinceSnapshot++;
+    // Bound the pending list so a room nobody joins does not grow an unmerged tail forever.
+    if (this.pending.length >= 1000) this.state();
+  }
+
+  /** The merged state as one update. */
+  state(): Uint8Array {
+    if (this.pending.length > 0) {
+      this.base = Y.mergeUpdates([this.base, ...this.pending]);
+      this.pending = [];
+      this.pendingBytes = 0;
+    }
+    return this.base;
+  }
+
+  /** What a client with this state vector lacks. */
+  diff(stateVector: Uint8Array): Uint8Array {
+    return Y.diffUpdate(this.state(), stateVector);
+  }
+
+  /** The state vector of the merged state (sent as the server's sync step 1). */
+  stateVector(): Uint8Array {
+    return Y.encodeStateVectorFromUpdate(this.state());
+  }
+}
+
+const EMPTY_UPDATE = new Uint8Array([0, 0]);
+
+/** LRU cache of {@link CachedDocument}s loaded from the store. */
+export class DocumentCache {
+  private readonly docs = new Map<string, CachedDocument>();
+  private readonly loading = new Map<string, { promise: Promise<CachedDocument>; backlog: [Uint8Array, number][] }>();
+  private totalBytes = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly budgetBytes: number,
+  ) {}
+
+  /** The conversation's cached state, loading it from the store if needed. */
+  get(conversation: string): Promise<CachedDocument> {
+    const doc = this.docs.get(conversation);
+    if (doc) {
+      this.touch(conversation, doc);
+      return Promise.resolve(doc);
+    }
+    const inProgress = this.loading.get(conversation);
+    if (inProgress) return inProgress.promise;
+    const entry = { promise: this.load(conversation), backlog: [] as [Uint8Array, number][] };
+    this.loading.set(conversation, entry);
+    return entry.promise;
+  }
+
+  /** The cached state if present, without loading or touching it. */
+  peek(conversation: string): CachedDocument | undefined {
+    return this.docs.get(conversation);
+  }
+
+  /** Records a committed update in the cached state (if cached or loading). */
+  committed(conversation: string, update: Uint8Array, seq: number): void {
+    const doc = this.docs.get(conversation);
+    if (doc) {
+      const before = doc.bytes;
+      doc.add(update, seq);
+      this.totalBytes += doc.bytes - before;
+      this.evictIfNeeded(conversation);
+      return;
+    }
+    // A load in flight may have read the store before this commit: replay it after the load.
+    this.loading.get(conversation)?.backlog.push([update, seq]);
+  }
+
+  /** Drops a conversation's cached state. */
+  evict(conversation: string): void {
+    const doc = this.docs.get(conversation);
+    if (!doc) return;
+    this.totalBytes -= doc.bytes;
+    this.docs.delete(conversation);
+  }
+
+  /** Bytes currently held. */
+  get size(): { conversations: number; bytes: number } {
+    return { conversations: this.docs.size, bytes: this.totalBytes };
+  }
+
+  private async load(conversation: string): Promise<CachedDocument> {
+    try {
+      const loaded = await this.store.loadDocument(conversation);
+      const parts = loaded.snapshot ? [loaded.snapshot, ...loaded.updates] : loaded.updates;
+      const base = parts.length === 0 ? EMPTY_UPDATE : parts.length === 1 ? parts[0] : Y.mergeUpdates(parts);
+      const doc = new CachedDocument(conversation, base, loaded.headSeq, loaded.updatesSinceSnapshot);
+      for (const [update, seq] of this.loading.get(conversation)?.backlog ?? []) {
+        if (seq > loaded.headSeq) doc.add(update, seq);
+      }
+      this.docs.set(conversation, doc);
+      this.totalBytes += doc.bytes;
+      this.evictIfNeeded(conversation);
+      return doc;
+    } finally {
+      this.loading.delete(conversation);
+    }
+  }
+
+  private touch(conversation: string, doc: CachedDocument): void {
+    // Map iteration order is insertion order: re-inserting makes this the most recent.
+    this.docs.delete(conversation);
+    this.docs.set(conversation, doc);
+  }
+
+  private evictIfNeeded(keep: string): void {
+    if (this.totalBytes <= this.budgetBytes) return;
+    for (const [id, doc] of this.docs) {
+      if (this.totalBytes <= this.budgetBytes) break;
+      if (id === keep) continue;
+      this.totalBytes -= doc.bytes;
+      this.docs.delete(id);
+    }
+  }
+}

@@ -1,0 +1,284 @@
+// The Parley WebSocket endpoint (/ws): many conversations on one socket, msgpack control frames
+// and enveloped y-protocols messages. Authentication comes first, within a deadline; frames sent
+// while it is being checked wait (bounded) and are processed only once it succeeds.
+
+import {
+  CloseCode,
+  type ClientControlMessage,
+  type DocFrame,
+  decodeClientFrame,
+  ErrorCode,
+  type ErrorMessage,
+  PROTOCOL_VERSION,
+  ProtocolError,
+} from "../../protocol/index.ts";
+import { type TokenSettings, verifyToken } from "../auth/tokens.ts";
+import type { ServerKeys } from "../auth/keys.ts";
+import type { Config } from "../config.ts";
+import { describeError } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import type { UWS } from "../uws.ts";
+import { ClientSession, type SocketData } from "./client-session.ts";
+import { originAllowed } from "./origin.ts";
+import type { RealtimeHub } from "./realtime-hub.ts";
+
+/** Dependencies of the Parley socket route. */
+export interface ParleyRouteDeps {
+  hub: RealtimeHub;
+  keys: ServerKeys;
+  tokens: TokenSettings;
+  limits: Config["limits"];
+  allowedOrigins: readonly string[];
+  logger: Logger;
+}
+
+type Request = NonNullable<ErrorMessage["request"]>;
+
+/** Errors after which the connection cannot usefully continue. */
+function closeCodeFor(code: ErrorCode): number | null {
+  switch (code) {
+    case ErrorCode.MalformedFrame:
+    case ErrorCode.NotAuthenticated:
+      return CloseCode.ProtocolViolation;
+    case ErrorCode.StoreUnavailable:
+      return CloseCode.TryAgainLater; // the client resyncs on reconnect, so nothing is lost
+    case ErrorCode.ShuttingDown:
+      return CloseCode.ServiceRestart;
+    default:
+      return null;
+  }
+}
+
+/** Registers the /ws route on the app. */
+export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps): void {
+  const { hub, limits, logger } = deps;
+
+  const fail = (session: ClientSession, error: unknown, request: Request, conversation?: string): void => {
+    const { code, message } = describeError(error);
+    if (code === ErrorCode.Internal) logger.error({ err: error, session: session.id, conversation }, "frame failed");
+    session.sendError(code, message, { request, conversation });
+    const closeCode = closeCodeFor(code);
+    if (closeCode !== null) session.close(closeCode, message);
+  };
+
+  const authenticate = async (session: ClientSession, token: string, protocol: number): Promise<void> => {
+    if (protocol !== PROTOCOL_VERSION) {
+      session.sendError(ErrorCode.UnsupportedVersion, `protocol ${protocol} not supported; use ${PROTOCOL_VERSION}`, { request: "auth" });
+      session.close(CloseCode.UnsupportedVersion, "unsupported protocol version");
+      return;
+    }
+    const renewal = session.phase === "ready";
+    if (!renewal) session.phase = "authenticating";
+    let identity: Awaited<ReturnType<typeof verifyToken>>;
+    try {
+      identity = await verifyToken(deps.keys, deps.tokens, token);
+    } catch (error) {
+      const { code, message } = describeError(error);
+      logger.info({ session: session.id, code, remote: session.remoteAddress }, "authentication failed");
+      session.sendError(code, message, { request: "auth" });
+      session.close(CloseCode.AuthFailed, message);
+      return;
+    }
+    if (session.phase === "closed") return;
+    if (renewal && (identity.user !== session.identity?.user || identity.org !== session.identity?.org)) {
+      session.sendError(ErrorCode.IdentityChanged, "a connection cannot change identity", { request: "auth" });
+      session.close(CloseCode.AuthFailed, "identity changed");
+      return;
+    }
+    session.identity = identity;
+    session.phase = "ready";
+    session.sendControl({
+      type: "auth-ok",
+      protocol: PROTOCOL_VERSION,
+      session: session.id,
+      user: identity.user,
+      org: identity.org,
+      expiresAt: identity.expiresAt,
+      limits: {
+        maxFrameBytes: limits.maxFrameBytes,
+        maxUpdateBytes: limits.maxUpdateBytes,
+        maxConversations: limits.maxConversationsPerSocket,
+      },
+    });
+    if (renewal) {
+      // Grants may have shrunk: leave what the new token no longer covers.
+      for (const conversation of [...session.joined.keys()]) {
+        if (!identity.grants.has(conversation) && hub.leave(session, conversation)) {
+          session.sendControl({ type: "left", conversation, code: ErrorCode.Forbidden, message: "access revoked" });
+        }
+      }
+      return;
+    }
+    logger.debug({ session: session.id, user: identity.user, org: identity.org }, "authenticated");
+    const queued = session.preAuthQueue ?? [];
+    session.preAuthQueue = null;
+    for (const frame of queued) {
+      if (session.phase !== "ready") break;
+      handleFrame(session, frame, true);
+    }
+  };
+
+  const join = async (session: ClientSession, conversation: string): Promise<void> => {
+    const result = await hub.join(session, conversation);
+    if (!result) return;
+    const { doc, joined } = result;
+    session.sendControl({ type: "joined", conversation, role: joined.role, seq: doc.headSeq });
+    // Writers get the server's state vector so they can send what the server lacks (offline edits).
+    if (joined.role === "writer") session.sendDoc(conversation, { type: "sync-step1", stateVector: doc.stateVector() });
+    const awareness = hub.awarenessSnapshot(conversation);
+    if (awareness) session.sendDoc(conversation, { type: "awareness", update: awareness });
+  };
+
+  const handleControl = (session: ClientSession, message: ClientControlMessage): void => {
+    switch (message.type) {
+      case "auth":
+        void authenticate(session, message.token, message.protocol);
+        return;
+      case "join":
+        join(session, message.conversation).catch((error: unknown) => fail(session, error, "join", message.conversation));
+        return;
+      case "leave":
+        hub.leave(session, message.conversation);
+        session.sendControl({ type: "left", conversation: message.conversation });
+        return;
+    }
+  };
+
+  const handleDoc = (session: ClientSession, frame: DocFrame, bytes: Uint8Array, owned: boolean): void => {
+    const { conversation, message } = frame;
+    switch (message.type) {
+      case "sync-step1":
+        hub
+          .syncStep1(session, conversation, message.stateVector)
+          .then((diff) => diff && session.sendDoc(conversation, { type: "sync-step2", update: diff }))
+          .catch((error: unknown) => fail(session, error, "frame", conversation));
+        return;
+      case "update":
+      case "sync-step2": {
+        // uWS reuses the receive buffer after this callback: keep our own copy. An `update` frame
+        // is already exactly what subscribers should receive, so publish the copy as-is.
+        const frameCopy = owned ? bytes : bytes.slice();
+        const offset = message.update.byteOffset - bytes.byteOffset;
+        const update = frameCopy.subarray(offset, offset + message.update.length);
+        const envelope = message.type === "update" ? frameCopy : undefined;
+        try {
+          hub.write(session, conversation, update, envelope).then(
+            (seq) => session.sendControl({ type: "ack", conversation, seq }),
+            (error: unknown) => fail(session, error, "write", conversation),
+          );
+        } catch (error) {
+          fail(session, error, "write", conversation);
+        }
+        return;
+      }
+      case "awareness": {
+        const frameCopy = owned ? bytes : bytes.slice();
+        const offset = message.update.byteOffset - bytes.byteOffset;
+        try {
+          hub.awareness(session, conversation, frameCopy.subarray(offset, offset + message.update.length), frameCopy);
+        } catch (error) {
+          fail(session, error, "awareness", conversation);
+        }
+        return;
+      }
+    }
+  };
+
+  /** `owned`: the bytes are already our copy (queued before auth), not uWS's buffer. */
+  function handleFrame(session: ClientSession, bytes: Uint8Array, owned: boolean): void {
+    let frame: ReturnType<typeof decodeClientFrame>;
+    try {
+      frame = decodeClientFrame(bytes);
+    } catch (error) {
+      if (error instanceof ProtocolError && error.code === ErrorCode.UnknownMessage) {
+        session.sendError(error.code, error.message, { request: "frame" });
+        return;
+      }
+      fail(session, error, "frame");
+      return;
+    }
+    if (frame.kind === "control") handleControl(session, frame.message);
+    else handleDoc(session, frame, bytes, owned);
+  }
+
+  app.ws<SocketData>("/ws", {
+    maxPayloadLength: limits.maxFrameBytes * 2,
+    maxBackpressure: limits.maxBackpressureBytes,
+    closeOnBackpressureLimit: 1, // typed as a number in this build; read as a boolean
+    idleTimeout: limits.idleTimeoutSeconds,
+    sendPingsAutomatically: true,
+    upgrade: (res, req, context) => {
+      const origin = req.getHeader("origin");
+      if (!originAllowed(origin, deps.allowedOrigins)) {
+        res.writeStatus("403 Forbidden").end("origin not allowed");
+        return;
+      }
+      const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
+      const data: SocketData = { session: new ClientSession("parley", remote, limits.maxFramesPerSecond) };
+      res.upgrade(
+        data,
+        req.getHeader("sec-websocket-key"),
+        req.getHeader("sec-websocket-protocol"),
+        req.getHeader("sec-websocket-extensions"),
+        context,
+      );
+    },
+    open: (ws) => {
+      const { session } = ws.getUserData();
+      session.socket = ws;
+      hub.opened(session);
+    },
+    message: (ws, message, isBinary) => {
+      const { session } = ws.getUserData();
+      if (!session.socket) return;
+      const bytes = new Uint8Array(message);
+      if (!isBinary) {
+        session.sendError(ErrorCode.MalformedFrame, "text frames are not part of the protocol", { request: "frame" });
+        session.close(CloseCode.ProtocolViolation, "text frame");
+        return;
+      }
+      if (bytes.length > limits.maxFrameBytes) {
+        session.sendError(ErrorCode.FrameTooLarge, `frame exceeds ${limits.maxFrameBytes} bytes`, { request: "frame" });
+        session.close(CloseCode.FrameTooLarge, "frame too large");
+        return;
+      }
+      if (!session.takeFrameBudget(Date.now())) {
+        session.sendError(ErrorCode.RateLimited, "too many frames; slow down", { request: "frame" });
+        session.close(CloseCode.RateLimited, "rate limited");
+        return;
+      }
+      if (session.phase === "ready") {
+        handleFrame(session, bytes, false);
+        return;
+      }
+      // Before authentication: only an `auth` frame is processed; anything after it waits.
+      session.preAuthBytes += bytes.length;
+      if (session.preAuthBytes > limits.maxPreAuthBytes) {
+        session.sendError(ErrorCode.NotAuthenticated, "too much data before authentication", { request: "frame" });
+        session.close(CloseCode.ProtocolViolation, "too much data before authentication");
+        return;
+      }
+      if (session.phase === "authenticating") {
+        session.preAuthQueue ??= [];
+        session.preAuthQueue.push(bytes.slice());
+        return;
+      }
+      let frame: ReturnType<typeof decodeClientFrame> | null = null;
+      try {
+        frame = decodeClientFrame(bytes);
+      } catch {
+        // reported below as "not an auth frame"
+      }
+      if (frame?.kind !== "control" || frame.message.type !== "auth") {
+        session.sendError(ErrorCode.NotAuthenticated, "the first frame must be auth", { request: "frame" });
+        session.close(CloseCode.ProtocolViolation, "first frame must be auth");
+        return;
+      }
+      void authenticate(session, frame.message.token, frame.message.protocol);
+    },
+    close: (ws) => {
+      hub.closed(ws.getUserData().session);
+    },
+  });
+}
+

@@ -1,0 +1,140 @@
+// What connections do with conversations, whatever their wire dialect: join, sync, write,
+// awareness, leave, disconnect. The dialect routes (parley-route.ts, yjs-route.ts) decode frames
+// and decide how to answer; the rules about who may do what live here, checked on every frame.
+
+import { ErrorCode } from "../../protocol/index.ts";
+import { ParleyError } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import type { WritePath } from "../log/write-path.ts";
+import { type Broadcaster, topicOf } from "./broadcaster.ts";
+import type { ClientSession, JoinedConversation } from "./client-session.ts";
+import { ChannelRegistry } from "./conversation-channel.ts";
+import type { CachedDocument, DocumentCache } from "./document-cache.ts";
+
+/** Dependencies of the hub, wired by the composition root. */
+export interface RealtimeHubDeps {
+  cache: DocumentCache;
+  writePath: WritePath;
+  broadcaster: Broadcaster;
+  logger: Logger;
+  maxConversationsPerSocket: number;
+  maxAwarenessBytes: number;
+}
+
+/** The shared conversation logic behind every socket. */
+export class RealtimeHub {
+  readonly sessions = new Set<ClientSession>();
+  readonly channels = new ChannelRegistry();
+  private shuttingDown = false;
+
+  constructor(private readonly deps: RealtimeHubDeps) {}
+
+  /**
+   * Joins a conversation the session's token grants; resolves with the conversation's cached
+   * state once loaded (null if the session left or closed meanwhile). Throws Forbidden for any
+   * conversation not granted — existing or not, so ids are not probed.
+   */
+  async join(session: ClientSession, conversation: string): Promise<{ doc: CachedDocument; joined: JoinedConversation } | null> {
+    const role = session.identity?.grants.get(conversation);
+    if (!role) throw new ParleyError(ErrorCode.Forbidden, "no access to this conversation");
+    let joined = session.joined.get(conversation);
+    if (!joined) {
+      if (session.joined.size >= this.deps.maxConversationsPerSocket) {
+        throw new ParleyError(ErrorCode.TooManyConversations, "too many conversations on one connection");
+      }
+      joined = { role, lastWrite: Promise.resolve() };
+      session.joined.set(conversation, joined);
+      this.channels.acquire(conversation);
+      session.socket?.subscribe(topicOf(session.dialect, conversation));
+    }
+    let doc: CachedDocument;
+    try {
+      doc = await this.deps.cache.get(conversation);
+    } catch (error) {
+      this.deps.logger.error({ err: error, conversation }, "loading conversation failed");
+      this.leave(session, conversation);
+      throw new ParleyError(ErrorCode.StoreUnavailable, "conversation could not be loaded; retry");
+    }
+    return session.joined.get(conversation) === joined && session.socket ? { doc, joined } : null;
+  }
+
+  /** Answers a sync step 1: what the client lacks. Null if the session is gone. */
+  async syncStep1(session: ClientSession, conversation: string, stateVector: Uint8Array): Promise<Uint8Array | null> {
+    this.joinedOrThrow(session, conversation);
+    const doc = await this.deps.cache.get(conversation);
+    if (!session.joined.has(conversation)) return null;
+    try {
+      return doc.diff(stateVector);
+    } catch {
+      throw new ParleyError(ErrorCode.MalformedFrame, "invalid state vector");
+    }
+  }
+
+  /**
+   * Writes an update through the durable, audited write path; resolves with its sequence number
+   * once committed. `bytes` must be the caller's own copy; `envelope` is the frame to publish.
+   */
+  write(session: ClientSession, conversation: string, update: Uint8Array, envelope?: Uint8Array): Promise<number> {
+    const joined = this.joinedOrThrow(session, conversation);
+    if (joined.role !== "writer") throw new ParleyError(ErrorCode.ReadOnly, "observers cannot change this conversation");
+    if (this.shuttingDown) throw new ParleyError(ErrorCode.ShuttingDown, "server is shutting down; retry");
+    const identity = session.identity;
+    if (!identity) throw new ParleyError(ErrorCode.NotAuthenticated, "not authenticated");
+    const actor = { user: identity.user, org: identity.org, session: session.id };
+    const written = this.deps.writePath.submit(conversation, update, actor, session, envelope, joined.lastWrite);
+    joined.lastWrite = written.catch(() => undefined);
+    return written;
+  }
+
+  /** Relays an awareness update after checking it only touches the session's own states. */
+  awareness(session: ClientSession, conversation: string, update: Uint8Array, envelope?: Uint8Array): void {
+    this.joinedOrThrow(session, conversation);
+    if (update.length > this.deps.maxAwarenessBytes) {
+      throw new ParleyError(ErrorCode.FrameTooLarge, "awareness update too large");
+    }
+    const channel = this.channels.get(conversation);
+    if (channel?.awareness.accept(session, update)) {
+      this.deps.broadcaster.publish(conversation, { type: "awareness", update }, session, envelope);
+    }
+  }
+
+  /** The awareness states of others, for a joining client. */
+  awarenessSnapshot(conversation: string): Uint8Array | null {
+    return this.channels.get(conversation)?.awareness.snapshot() ?? null;
+  }
+
+  /** Leaves a conversation: unsubscribes and removes the session's awareness states. */
+  leave(session: ClientSession, conversation: string): boolean {
+    if (!session.joined.delete(conversation)) return false;
+    session.socket?.unsubscribe(topicOf(session.dialect, conversation));
+    const channel = this.channels.get(conversation);
+    const removal = channel?.awareness.removeOwner(session);
+    if (removal) this.deps.broadcaster.publish(conversation, { type: "awareness", update: removal });
+    this.channels.release(conversation);
+    return true;
+  }
+
+  /** Registers a newly opened connection. */
+  opened(session: ClientSession): void {
+    this.sessions.add(session);
+  }
+
+  /** Cleans up after a closed connection (uWS has already unsubscribed it). */
+  closed(session: ClientSession): void {
+    session.phase = "closed";
+    session.socket = null;
+    for (const conversation of [...session.joined.keys()]) this.leave(session, conversation);
+    this.sessions.delete(session);
+  }
+
+  /** Refuses new writes from now on (graceful shutdown). */
+  stopWrites(): void {
+    this.shuttingDown = true;
+  }
+
+  private joinedOrThrow(session: ClientSession, conversation: string): JoinedConversation {
+    const joined = session.joined.get(conversation);
+    if (!joined) throw new ParleyError(ErrorCode.NotJoined, "join the conversation first");
+    return joined;
+  }
+}

@@ -1,0 +1,168 @@
+// y-websocket compatibility (/yjs/<conversation>?token=<jwt>): plain y-protocols messages, one
+// conversation per socket, so an existing app using y-websocket's WebsocketProvider works
+// unchanged. Same hub, same write path, same audit and permissions as the Parley route; the token
+// is checked before the upgrade because y-websocket clients start syncing as soon as they open.
+
+import * as encoding from "lib0/encoding";
+import { CloseCode, decodeDocMessage, ErrorCode, isConversationId, type Role } from "../../protocol/index.ts";
+import type { ServerKeys } from "../auth/keys.ts";
+import { type TokenIdentity, type TokenSettings, verifyToken } from "../auth/tokens.ts";
+import type { Config } from "../config.ts";
+import { describeError } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import type { UWS } from "../uws.ts";
+import { ClientSession, type SocketData } from "./client-session.ts";
+import { originAllowed } from "./origin.ts";
+import type { RealtimeHub } from "./realtime-hub.ts";
+
+/** Dependencies of the y-websocket route. */
+export interface YjsRouteDeps {
+  hub: RealtimeHub;
+  keys: ServerKeys;
+  tokens: TokenSettings;
+  limits: Config["limits"];
+  allowedOrigins: readonly string[];
+  logger: Logger;
+}
+
+interface YjsSocketData extends SocketData {
+  conversation: string;
+  identity: TokenIdentity;
+  role: Role;
+}
+
+/** y-protocols "auth" message (type 2) saying permission denied: WebsocketProvider logs it. */
+function permissionDenied(reason: string): Uint8Array {
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, 2);
+  encoding.writeVarUint(encoder, 0);
+  encoding.writeVarString(encoder, reason);
+  return encoding.toUint8Array(encoder);
+}
+
+function tokenFromQuery(query: string): string {
+  for (const part of query.split("&")) {
+    const [key, value = ""] = part.split("=");
+    if (key === "token") return decodeURIComponent(value);
+  }
+  return "";
+}
+
+/** Registers the /yjs/:conversation route on the app. */
+export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): void {
+  const { hub, limits, logger } = deps;
+
+  const dropWrite = (session: ClientSession, error: unknown, conversation: string): void => {
+    const { code, message } = describeError(error);
+    logger.info({ session: session.id, conversation, code }, "y-websocket write refused");
+    if (code === ErrorCode.ReadOnly || code === ErrorCode.InvalidUpdate || code === ErrorCode.UpdateTooLarge) {
+      session.send(permissionDenied(message));
+    } else {
+      // Store trouble or shutdown: make the provider reconnect and resync, so nothing is lost.
+      session.close(code === ErrorCode.ShuttingDown ? CloseCode.ServiceRestart : CloseCode.TryAgainLater, message);
+    }
+  };
+
+  const start = async (session: ClientSession, conversation: string): Promise<void> => {
+    const result = await hub.join(session, conversation);
+    if (!result) return;
+    if (result.joined.role === "writer") {
+      session.sendDoc(conversation, { type: "sync-step1", stateVector: result.doc.stateVector() });
+    }
+    const awareness = hub.awarenessSnapshot(conversation);
+    if (awareness) session.sendDoc(conversation, { type: "awareness", update: awareness });
+  };
+
+  app.ws<YjsSocketData>("/yjs/*", {
+    maxPayloadLength: limits.maxFrameBytes,
+    maxBackpressure: limits.maxBackpressureBytes,
+    closeOnBackpressureLimit: 1, // typed as a number in this build; read as a boolean
+    idleTimeout: limits.idleTimeoutSeconds,
+    sendPingsAutomatically: true,
+    upgrade: (res, req, context) => {
+      let aborted = false;
+      res.onAborted(() => {
+        aborted = true;
+      });
+      const conversation = decodeURIComponent(req.getUrl().slice("/yjs/".length));
+      const token = tokenFromQuery(req.getQuery() ?? "");
+      const origin = req.getHeader("origin");
+      const key = req.getHeader("sec-websocket-key");
+      const protocol = req.getHeader("sec-websocket-protocol");
+      const extensions = req.getHeader("sec-websocket-extensions");
+      const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
+      const refuse = (status: string, body: string) => {
+        if (!aborted) res.cork(() => res.writeStatus(status).end(body));
+      };
+      if (!originAllowed(origin, deps.allowedOrigins)) return refuse("403 Forbidden", "origin not allowed");
+      if (!isConversationId(conversation)) return refuse("400 Bad Request", "invalid conversation id");
+      verifyToken(deps.keys, deps.tokens, token).then(
+        (identity) => {
+          const role = identity.grants.get(conversation);
+          if (!role) return refuse("403 Forbidden", "no access to this conversation");
+          if (aborted) return;
+          const session = new ClientSession("yjs", remote, limits.maxFramesPerSecond);
+          session.identity = identity;
+          session.phase = "ready";
+          res.cork(() => res.upgrade<YjsSocketData>({ session, conversation, identity, role }, key, protocol, extensions, context));
+        },
+        (error: unknown) => {
+          logger.info({ code: describeError(error).code, remote }, "y-websocket authentication failed");
+          refuse("401 Unauthorized", describeError(error).message);
+        },
+      );
+    },
+    open: (ws) => {
+      const { session, conversation } = ws.getUserData();
+      session.socket = ws;
+      hub.opened(session);
+      start(session, conversation).catch((error: unknown) => {
+        session.close(CloseCode.TryAgainLater, describeError(error).message);
+      });
+    },
+    message: (ws, message) => {
+      const { session, conversation } = ws.getUserData();
+      if (!session.socket) return;
+      if (!session.takeFrameBudget(Date.now())) {
+        session.close(CloseCode.RateLimited, "rate limited");
+        return;
+      }
+      const bytes = new Uint8Array(message);
+      let decoded: ReturnType<typeof decodeDocMessage>;
+      try {
+        decoded = decodeDocMessage(bytes);
+      } catch (error) {
+        session.close(CloseCode.ProtocolViolation, describeError(error).message);
+        return;
+      }
+      switch (decoded.type) {
+        case "sync-step1":
+          hub
+            .syncStep1(session, conversation, decoded.stateVector)
+            .then((diff) => diff && session.sendDoc(conversation, { type: "sync-step2", update: diff }))
+            .catch((error: unknown) => session.close(CloseCode.ProtocolViolation, describeError(error).message));
+          return;
+        case "update":
+        case "sync-step2": {
+          const update = decoded.update.slice();
+          try {
+            hub.write(session, conversation, update).catch((error: unknown) => dropWrite(session, error, conversation));
+          } catch (error) {
+            dropWrite(session, error, conversation);
+          }
+          return;
+        }
+        case "awareness":
+          try {
+            hub.awareness(session, conversation, decoded.update.slice());
+          } catch (error) {
+            logger.info({ session: session.id, code: describeError(error).code }, "awareness refused");
+          }
+          return;
+      }
+    },
+    close: (ws) => {
+      hub.closed(ws.getUserData().session);
+    },
+  });
+}

@@ -1,0 +1,101 @@
+// The Store seam: everything the server persists goes through this interface. The embedded
+// default is SQLite in a worker thread (./sqlite/); Postgres implements the same contract for
+// several nodes. Every method is asynchronous so the event loop never waits on disk.
+
+/** Who did something: carried into every audit entry. */
+export interface Actor {
+  user: string;
+  org: string;
+  /** The socket/session id the change arrived on ("" for system actions). */
+  session: string;
+}
+
+/** Kinds of entries in a conversation's log. */
+export type EntryKind = "update" | "snapshot";
+
+/** One change to append to a conversation's log. */
+export interface AppendRequest {
+  conversation: string;
+  kind: "update";
+  actor: Actor;
+  /** The Yjs update bytes, already validated. */
+  payload: Uint8Array;
+}
+
+/** What the store reports back for each committed append, in request order. */
+export interface CommittedAppend {
+  conversation: string;
+  seq: number;
+  /** Commit time, milliseconds since the epoch (UTC), never earlier than the previous entry's. */
+  at: number;
+}
+
+/** An audit entry as stored: the attribution and the hash-chain link of one log entry. */
+export interface AuditEntry {
+  conversation: string;
+  seq: number;
+  at: number;
+  user: string;
+  org: string;
+  session: string;
+  kind: EntryKind;
+  /** Payload size in bytes. */
+  size: number;
+  /** HMAC-SHA256 of the payload under the audit key (never a plain hash). */
+  contentHmac: Uint8Array;
+  prevHash: Uint8Array;
+  hash: Uint8Array;
+}
+
+/** An audit entry with its payload (update bytes, or the snapshot state for snapshot entries). */
+export interface LogEntry extends AuditEntry {
+  payload: Uint8Array | null;
+}
+
+/** What a reader needs to rebuild a conversation: latest snapshot plus the updates after it. */
+export interface DocumentState {
+  /** Merged state of every update with seq <= snapshotCovers, or null when never compacted. */
+  snapshot: Uint8Array | null;
+  snapshotCovers: number;
+  /** Update payloads with seq > snapshotCovers, in sequence order. */
+  updates: Uint8Array[];
+  /** Number of updates in `updates` (so callers can decide to compact). */
+  updatesSinceSnapshot: number;
+  /** Last sequence number in the conversation's log (0 when empty). */
+  headSeq: number;
+}
+
+/** Result of a compaction. */
+export interface CompactionResult {
+  /** Sequence number of the snapshot's own log entry. */
+  seq: number;
+  /** The snapshot covers every update with seq <= covers. */
+  covers: number;
+  size: number;
+}
+
+/** The persistence contract shared by every backend. */
+export interface Store {
+  /**
+   * Appends every request in ONE durable transaction (group commit): assigns each the
+   * conversation's next sequence number, writes its audit entry with the hash-chain link, and
+   * resolves only once the transaction is durable. Rejects as a whole if anything fails.
+   */
+  appendBatch(requests: readonly AppendRequest[]): Promise<CommittedAppend[]>;
+  /** Latest snapshot plus later updates of a conversation (empty state when unknown). */
+  loadDocument(conversation: string): Promise<DocumentState>;
+  /** Update payloads with seq > afterSeq, in order (for catching up). */
+  readUpdatesSince(conversation: string, afterSeq: number): Promise<{ seq: number; payload: Uint8Array }[]>;
+  /** Log entries with payloads, seq > afterSeq, at most `limit`, in order (for audit and verify). */
+  readEntries(conversation: string, afterSeq: number, limit: number): Promise<LogEntry[]>;
+  /**
+   * Folds the latest snapshot and the updates after it into a new snapshot, recorded as a
+   * `snapshot` log entry (actor: system) in the same transaction. Audit entries and update
+   * payloads are kept (history). Returns null when there is nothing to fold.
+   */
+  compact(conversation: string): Promise<CompactionResult | null>;
+  /** True when the store can commit right now (for /readyz). */
+  ping(): Promise<boolean>;
+  /** Flushes and closes; later calls reject. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,77 @@
+// Starts a real Parley server in this process on an ephemeral port with its own data directory,
+// mints tokens with its key, and restarts it on the same port and data (to test durability).
+
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { Role } from "../../protocol/index.ts";
+import { type ParleyServer, startServer } from "../../server/app.ts";
+import { mintToken } from "../../server/auth/tokens.ts";
+import { loadConfig } from "../../server/config.ts";
+import { createLogger } from "../../server/logger.ts";
+
+/** What a test asks a token for. */
+export interface TestTokenRequest {
+  user: string;
+  org: string;
+  conversations: Record<string, Role>;
+  ttlSeconds?: number;
+}
+
+/** A running test server. */
+export interface TestServer {
+  /** ws://127.0.0.1:<port>/ws */
+  url: string;
+  /** http://127.0.0.1:<port> */
+  httpUrl: string;
+  /** ws://127.0.0.1:<port>/yjs (y-websocket's serverUrl; the room name is appended) */
+  yjsUrl: string;
+  port: number;
+  dataDir: string;
+  server: ParleyServer;
+  token(request: TestTokenRequest): Promise<string>;
+  /** Graceful stop; the data directory is kept until cleanup(). */
+  stop(): Promise<void>;
+  /** Starts again on the same port and data directory. */
+  restart(): Promise<void>;
+  /** Stops (if running) and deletes the data directory. */
+  cleanup(): Promise<void>;
+}
+
+/** Starts a server; `env` overrides settings as environment variables would. */
+export async function startTestServer(options: { env?: Record<string, string>; dataDir?: string } = {}): Promise<TestServer> {
+  const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), "parley-test-")));
+  const logger = createLogger(process.env.PARLEY_TEST_LOG ?? "silent");
+  const configFor = (port: number) => loadConfig({ HOST: "127.0.0.1", PORT: String(port), PARLEY_DATA_DIR: dataDir, ...options.env });
+  let server: ParleyServer | null = await startServer(configFor(0), logger);
+  const port = server.port;
+  const test: TestServer = {
+    url: `ws://127.0.0.1:${port}/ws`,
+    httpUrl: `http://127.0.0.1:${port}`,
+    yjsUrl: `ws://127.0.0.1:${port}/yjs`,
+    port,
+    dataDir,
+    get server() {
+      if (!server) throw new Error("test server is stopped");
+      return server;
+    },
+    async token(request) {
+      const current = test.server;
+      return mintToken(current.keys, current.config.tokens, { ttlSeconds: 3600, ...request });
+    },
+    async stop() {
+      const current = server;
+      server = null;
+      await current?.close();
+    },
+    async restart() {
+      await test.stop();
+      server = await startServer(configFor(port), logger);
+    },
+    async cleanup() {
+      await test.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+  return test;
+}
