@@ -3,7 +3,7 @@
 // once. Messages are immutable plain objects in a Y.Array; the server checks that any message an
 // update adds is authored by the update's sender (see server/log/update-validator.ts).
 
-import * as Y from "yjs";
+import type * as Y from "yjs";
 
 /** One message in a conversation. Immutable once appended. */
 export interface ConversationMessage {

@@ -2,6 +2,7 @@
 // mints tokens with its key, and restarts it on the same port and data (to test durability).
 
 import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Role } from "../../protocol/index.ts";
@@ -38,13 +39,27 @@ export interface TestServer {
   cleanup(): Promise<void>;
 }
 
+/** A port nothing listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      probe.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
 /** Starts a server; `env` overrides settings as environment variables would. */
 export async function startTestServer(options: { env?: Record<string, string>; dataDir?: string } = {}): Promise<TestServer> {
   const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), "parley-test-")));
   const logger = createLogger(process.env.PARLEY_TEST_LOG ?? "silent");
   const configFor = (port: number) => loadConfig({ HOST: "127.0.0.1", PORT: String(port), PARLEY_DATA_DIR: dataDir, ...options.env });
-  let server: ParleyServer | null = await startServer(configFor(0), logger);
-  const port = server.port;
+  // An explicit port, not 0: uSockets sets SO_REUSEADDR only on explicit ports, and restart()
+  // must bind the same port again while the old connections sit in TIME_WAIT.
+  const port = await freePort();
+  let server: ParleyServer | null = await startServer(configFor(port), logger);
   const test: TestServer = {
     url: `ws://127.0.0.1:${port}/ws`,
     httpUrl: `http://127.0.0.1:${port}`,

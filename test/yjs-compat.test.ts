@@ -1,0 +1,97 @@
+// y-websocket compatibility: an unchanged WebsocketProvider edits a conversation alongside
+// Parley-protocol clients, through the same write path, audit and permissions.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { WebsocketProvider } from "y-websocket";
+import * as Y from "yjs";
+import type { DocFrame } from "../protocol/index.ts";
+import { RawClient } from "./helpers/raw-client.ts";
+import { startTestServer, type TestServer } from "./helpers/server.ts";
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer();
+});
+afterAll(async () => {
+  await server.cleanup();
+});
+
+function provider(conversation: string, token: string, doc = new Y.Doc()) {
+  return new WebsocketProvider(server.yjsUrl, conversation, doc, {
+    params: { token },
+    WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
+    disableBc: true,
+  });
+}
+
+async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe("y-websocket compatibility", () => {
+  it("converges a WebsocketProvider client and a Parley client on one conversation", async () => {
+    const token = await server.token({ user: "yuki", org: "o", conversations: { shared: "writer" } });
+    const yDoc = new Y.Doc();
+    const yProvider = provider("shared", token, yDoc);
+    await until(() => yProvider.synced);
+    yDoc.getText("notes").insert(0, "from y-websocket. ");
+
+    const parley = await RawClient.authenticated(server.url, await server.token({ user: "pia", org: "o", conversations: { shared: "writer" } }));
+    parley.control({ type: "join", conversation: "shared" });
+    await parley.waitForControl("joined");
+    const pDoc = new Y.Doc();
+    parley.doc("shared", { type: "sync-step1", stateVector: Y.encodeStateVector(pDoc) });
+    const step2 = (await parley.waitFor((f) => f.kind === "doc" && f.message.type === "sync-step2")) as DocFrame;
+    Y.applyUpdate(pDoc, (step2.message as { update: Uint8Array }).update);
+    await until(() => {
+      for (const f of parley.frames) {
+        if (f.kind === "doc" && f.message.type === "update") Y.applyUpdate(pDoc, f.message.update);
+      }
+      return pDoc.getText("notes").toString().includes("from y-websocket");
+    });
+
+    // The Parley client writes; the provider sees it.
+    let update = new Uint8Array();
+    pDoc.once("update", (u: Uint8Array) => {
+      update = u;
+    });
+    pDoc.getText("notes").insert(pDoc.getText("notes").length, "from parley.");
+    parley.doc("shared", { type: "update", update });
+    await parley.waitForControl("ack");
+    await until(() => yDoc.getText("notes").toString() === pDoc.getText("notes").toString());
+
+    // Both writes are in the audit log, attributed to their authors.
+    const entries = await server.server.store.readEntries("shared", 0, 100);
+    expect(new Set(entries.map((e) => e.user))).toEqual(new Set(["yuki", "pia"]));
+    yProvider.destroy();
+    parley.close();
+  });
+
+  it("stores nothing from a y-websocket observer", async () => {
+    const token = await server.token({ user: "obs", org: "o", conversations: { watched: "observer" } });
+    const doc = new Y.Doc();
+    const p = provider("watched", token, doc);
+    await until(() => p.synced);
+    doc.getText("notes").insert(0, "should not be stored");
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await server.server.store.readEntries("watched", 0, 10)).toEqual([]);
+    p.destroy();
+  });
+
+  it("refuses the upgrade without a valid token or grant", async () => {
+    const status = (url: string) =>
+      new Promise<number>((resolve) => {
+        const ws = new WebSocket(url);
+        ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
+        ws.on("open", () => resolve(101));
+      });
+    expect(await status(`${server.yjsUrl}/secret?token=nonsense`)).toBe(401);
+    const token = await server.token({ user: "u", org: "o", conversations: { other: "writer" } });
+    expect(await status(`${server.yjsUrl}/secret?token=${token}`)).toBe(403);
+  });
+});
