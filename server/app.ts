@@ -91,6 +91,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Parle
       hub.stopWrites();
       // Commit what was accepted (its acks and fan-out still go out), then tell clients to reconnect.
       await committer.flush();
+      // Let the commits' continuations (acks, fan-out) run before the sockets go.
+      await new Promise((resolve) => setImmediate(resolve));
       for (const session of [...hub.sessions]) {
         session.sendControl({ type: "notice", kind: "shutting-down", message: "server restarting" });
         session.close(CloseCode.ServiceRestart, "server restarting");
