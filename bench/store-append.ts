@@ -1,0 +1,80 @@
+// Measures the store's hot path on its own: how many audited appends per second the SQLite store
+// commits (worker thread, hash chain, durable commit per batch), with no network in the way.
+// Usage: node --import tsx bench/store-append.ts [--count 20000] [--batch 50] [--size 100]
+//        [--conversations 1] [--inflight 1] [--synchronous full|normal]
+
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { openSqliteStore } from "../server/store/sqlite/sqlite-store.ts";
+import type { AppendRequest } from "../server/store/store.ts";
+
+const { values } = parseArgs({
+  options: {
+    count: { type: "string", default: "20000" },
+    batch: { type: "string", default: "50" },
+    size: { type: "string", default: "100" },
+    conversations: { type: "string", default: "1" },
+    // Batches handed to the store before waiting for the first; 1 = strictly one commit at a time.
+    inflight: { type: "string", default: "1" },
+    synchronous: { type: "string", default: "full" },
+  },
+});
+const count = Number(values.count);
+const batchSize = Number(values.batch);
+const size = Number(values.size);
+const conversations = Number(values.conversations);
+const inflight = Number(values.inflight);
+const synchronous = values.synchronous === "normal" ? "normal" : "full";
+
+const dir = await mkdtemp(join(tmpdir(), "parley-bench-store-"));
+const store = await openSqliteStore({ path: join(dir, "bench.db"), auditKey: new Uint8Array(32).fill(1), synchronous });
+try {
+  const batches: AppendRequest[][] = [];
+  for (let i = 0; i < count; i += batchSize) {
+    batches.push(
+      Array.from({ length: Math.min(batchSize, count - i) }, (_, j) => ({
+        conversation: `conv-${(i + j) % conversations}`,
+        kind: "update" as const,
+        actor: { user: `user-${j % 7}`, org: "org-bench", session: `sess-${j % 13}` },
+        payload: new Uint8Array(size).fill((i + j) & 0xff),
+      })),
+    );
+  }
+  await store.appendBatch(batches[0].slice(0, 1).map((r) => ({ ...r, conversation: "warm-up" })));
+
+  const latencies: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  const lane = async () => {
+    while (next < batches.length) {
+      const batch = batches[next++];
+      const t = performance.now();
+      await store.appendBatch(batch);
+      latencies.push(performance.now() - t);
+    }
+  };
+  await Promise.all(Array.from({ length: inflight }, lane));
+  const seconds = (performance.now() - started) / 1000;
+
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))].toFixed(2);
+  console.log(
+    JSON.stringify({
+      synchronous,
+      count,
+      batch: batchSize,
+      size,
+      conversations,
+      inflight,
+      seconds: Number(seconds.toFixed(3)),
+      appendsPerSecond: Math.round(count / seconds),
+      commitsPerSecond: Math.round(batches.length / seconds),
+      batchMs: { p50: pct(0.5), p99: pct(0.99), max: pct(1) },
+    }),
+  );
+} finally {
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,185 @@
+// The audit hash chain of a conversation, as pure functions over plain data: how an entry is
+// hashed and linked to the one before it, and a verifier that walks a chain in order and names
+// the first entry that does not hold. Both the stores (to write) and audits (to check) use this.
+
+import { createHash, createHmac, createSecretKey, type KeyObject } from "node:crypto";
+import type { EntryKind, LogEntry } from "../store/store.ts";
+
+/** Version tag of the canonical encoding; bump it (and the genesis string) to change the format. */
+export const AUDIT_FORMAT_VERSION = 1;
+
+const GENESIS_PREFIX = "parley/audit/v1/genesis\0";
+
+/** The fields of an entry that its hash covers (everything but the chain link itself). */
+export interface ChainFields {
+  conversation: string;
+  seq: number;
+  at: number;
+  user: string;
+  org: string;
+  session: string;
+  kind: EntryKind;
+  size: number;
+  contentHmac: Uint8Array;
+}
+
+/** A chain position: the last verified entry, or a trusted checkpoint recorded elsewhere. */
+export interface ChainHead {
+  seq: number;
+  hash: Uint8Array;
+}
+
+/** Outcome of verifying a chain: the head it reached, or the first entry that breaks it. */
+export type ChainVerification =
+  | { ok: true; entries: number; head: ChainHead }
+  | { ok: false; seq: number; reason: string };
+
+/** The audit key, accepted raw or pre-imported (importing once saves work on the hot path). */
+export type AuditKey = Uint8Array | KeyObject;
+
+/** Imports a raw audit key once so every HMAC after it skips the key setup. */
+export function importAuditKey(key: Uint8Array): KeyObject {
+  return createSecretKey(key);
+}
+
+/** The hash the first entry of a conversation links to: unique per conversation, so entries cannot be moved between chains. */
+export function genesisHash(conversation: string): Uint8Array {
+  return createHash("sha256").update(GENESIS_PREFIX + conversation, "utf8").digest();
+}
+
+/** HMAC-SHA256 of a payload: keyed so the audit trail does not let anyone confirm a guessed content. */
+export function contentHmac(key: AuditKey, payload: Uint8Array): Uint8Array {
+  return createHmac("sha256", key).update(payload).digest();
+}
+
+/** The bytes an entry's hash covers: a JSON array in fixed order, so no two entries encode alike. */
+export function canonicalEntry(fields: ChainFields): Uint8Array {
+  return Buffer.from(JSON.stringify(canonicalArray(fields)), "utf8");
+}
+
+/** SHA-256(prevHash ‖ canonicalEntry(fields)): the link that makes removal, insertion and edits visible. */
+export function entryHash(prevHash: Uint8Array, fields: ChainFields): Uint8Array {
+  return createHash("sha256")
+    .update(prevHash)
+    .update(JSON.stringify(canonicalArray(fields)), "utf8")
+    .digest();
+}
+
+function canonicalArray(f: ChainFields): unknown[] {
+  return [AUDIT_FORMAT_VERSION, f.conversation, f.seq, f.at, f.user, f.org, f.session, f.kind, f.size, toHex(f.contentHmac)];
+}
+
+function toHex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
+}
+
+function bytesEqual(a: Uint8Array | null | undefined, b: Uint8Array): boolean {
+  if (!a || a.byteLength !== b.byteLength) return false;
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+}
+
+const ENTRY_KINDS: ReadonlySet<string> = new Set<EntryKind>(["update", "snapshot"]);
+
+export interface ChainVerifierOptions {
+  /**
+   * Heads recorded outside the store (receipts, exports, published heads). The chain hash is
+   * unkeyed so anyone can check it; that also means someone with write access to the store can
+   * rewrite attribution and recompute every later hash. Checkpoints are what catch that.
+   */
+  checkpoints?: readonly ChainHead[];
+}
+
+/**
+ * Walks one conversation's entries in sequence order and stops at the first that breaks the
+ * chain. Feed it page by page with `push`, then read `result()`; it holds only the last link.
+ */
+export class ChainVerifier {
+  private readonly key: KeyObject;
+  private readonly checkpoints = new Map<number, Uint8Array>();
+  private prevHash: Uint8Array;
+  private prevSeq = 0;
+  private prevAt = Number.NEGATIVE_INFINITY;
+  private count = 0;
+  private failure: { seq: number; reason: string } | null = null;
+
+  constructor(
+    readonly conversation: string,
+    auditKey: AuditKey,
+    options: ChainVerifierOptions = {},
+  ) {
+    this.key = auditKey instanceof Uint8Array ? importAuditKey(auditKey) : auditKey;
+    this.prevHash = genesisHash(conversation);
+    for (const c of options.checkpoints ?? []) this.checkpoints.set(c.seq, c.hash);
+  }
+
+  /** Checks the next entry; returns false (and ignores everything after) once the chain is broken. */
+  push(entry: LogEntry): boolean {
+    if (this.failure) return false;
+    const reason = this.check(entry);
+    if (reason) {
+      // Reported at the position that breaks: for a missing entry that is the missing seq,
+      // not the one that follows it.
+      this.failure = { seq: this.prevSeq + 1, reason };
+      return false;
+    }
+    this.prevHash = entry.hash;
+    this.prevSeq = entry.seq;
+    this.prevAt = entry.at;
+    this.count++;
+    return true;
+  }
+
+  /** Fails the chain from outside, e.g. when the store says its head is past the last entry read. */
+  fail(seq: number, reason: string): void {
+    if (!this.failure) this.failure = { seq, reason };
+  }
+
+  /** The head reached so far (seq 0 and the genesis hash before any entry). */
+  get head(): ChainHead {
+    return { seq: this.prevSeq, hash: this.prevHash };
+  }
+
+  result(): ChainVerification {
+    if (this.failure) return { ok: false, ...this.failure };
+    for (const seq of this.checkpoints.keys()) {
+      if (seq > this.prevSeq) {
+        return { ok: false, seq: this.prevSeq + 1, reason: `chain ends at seq ${this.prevSeq}, before trusted checkpoint seq ${seq}` };
+      }
+    }
+    return { ok: true, entries: this.count, head: this.head };
+  }
+
+  private check(e: LogEntry): string | null {
+    const expected = this.prevSeq + 1;
+    if (e.conversation !== this.conversation) return `entry belongs to conversation ${JSON.stringify(e.conversation)}`;
+    if (e.seq !== expected) {
+      return e.seq > expected
+        ? `seq ${expected} is missing (next entry is seq ${e.seq})`
+        : `seq ${e.seq} out of order (expected seq ${expected})`;
+    }
+    if (!bytesEqual(e.prevHash, this.prevHash)) {
+      return expected === 1 ? "prevHash is not the conversation's genesis hash" : `prevHash does not match the hash of seq ${this.prevSeq}`;
+    }
+    if (!ENTRY_KINDS.has(e.kind)) return `unknown entry kind ${JSON.stringify(e.kind)}`;
+    if (!Number.isSafeInteger(e.at) || e.at < this.prevAt) return "timestamp goes backwards";
+    if (!bytesEqual(e.hash, entryHash(this.prevHash, e))) return "hash does not recompute from the entry";
+    if (!e.payload) return `${e.kind} payload is missing`;
+    if (e.payload.byteLength !== e.size) return `payload is ${e.payload.byteLength} bytes, entry says ${e.size}`;
+    if (!bytesEqual(e.contentHmac, contentHmac(this.key, e.payload))) return "contentHmac does not match the payload";
+    const checkpoint = this.checkpoints.get(e.seq);
+    if (checkpoint && !bytesEqual(e.hash, checkpoint)) return "hash differs from the trusted checkpoint (chain rewritten at or before this seq)";
+    return null;
+  }
+}
+
+/** Verifies a whole chain held in memory; see {@link ChainVerifier} for streaming. */
+export function verifyChain(
+  conversation: string,
+  entries: Iterable<LogEntry>,
+  auditKey: AuditKey,
+  options?: ChainVerifierOptions,
+): ChainVerification {
+  const verifier = new ChainVerifier(conversation, auditKey, options);
+  for (const e of entries) if (!verifier.push(e)) break;
+  return verifier.result();
+}

@@ -1,0 +1,34 @@
+// The typed error every store call rejects with: callers switch on a stable `code` (and map it
+// to the protocol's StoreUnavailable / Internal codes) instead of parsing SQLite messages.
+// Lives with the SQLite backend for now; move it next to store.ts when a second backend needs it.
+
+/** Why a store call failed. */
+export type StoreErrorCode =
+  /** The store was closed; no call after close() runs. */
+  | "closed"
+  /** The store cannot commit (worker gone, disk or I/O failure); safe to retry elsewhere/later. */
+  | "unavailable"
+  /** Another writer held the database longer than the busy timeout. Safe to retry. */
+  | "busy"
+  /** The request itself is malformed (bad conversation id, kind, payload or bounds). */
+  | "invalid_request"
+  /** Anything else (a bug, or stored data that cannot be decoded). */
+  | "internal";
+
+/** A failed store call; `code` is stable, `message` is for logs only (never for clients). */
+export class StoreError extends Error {
+  override readonly name = "StoreError";
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const CODES: ReadonlySet<string> = new Set<StoreErrorCode>(["closed", "unavailable", "busy", "invalid_request", "internal"]);
+
+/** Narrows an untrusted code (e.g. one that crossed a thread boundary) to a known one. */
+export function toStoreErrorCode(code: unknown): StoreErrorCode {
+  return typeof code === "string" && CODES.has(code) ? (code as StoreErrorCode) : "internal";
+}

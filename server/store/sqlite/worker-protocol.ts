@@ -1,0 +1,56 @@
+// The messages between SqliteStore (event loop thread) and its worker thread: which operations
+// exist, what a request and a reply look like, and what the worker hands over at start-up.
+// Both sides import these types so an operation cannot drift between caller and executor.
+
+import type { AppendRequest, CommittedAppend, CompactionResult, DocumentState, LogEntry } from "../store.ts";
+import type { StoreErrorCode } from "./store-error.ts";
+
+/** The operations the worker runs, synchronously, one at a time, in arrival order. */
+export interface SqliteOps {
+  appendBatch(requests: readonly AppendRequest[]): CommittedAppend[];
+  loadDocument(conversation: string): DocumentState;
+  readUpdatesSince(conversation: string, afterSeq: number): { seq: number; payload: Uint8Array }[];
+  readEntries(conversation: string, afterSeq: number, limit: number): LogEntry[];
+  compact(conversation: string): CompactionResult | null;
+  ping(): boolean;
+  close(): void;
+}
+
+export type OpName = keyof SqliteOps;
+
+export const OP_NAMES: ReadonlySet<string> = new Set<OpName>([
+  "appendBatch",
+  "loadDocument",
+  "readUpdatesSince",
+  "readEntries",
+  "compact",
+  "ping",
+  "close",
+]);
+
+/** Event loop → worker. */
+export interface OpRequest<K extends OpName = OpName> {
+  id: number;
+  op: K;
+  args: Parameters<SqliteOps[K]>;
+}
+
+/** A failure as it crosses the thread boundary (class identity does not survive cloning). */
+export interface SerializedError {
+  code: StoreErrorCode;
+  message: string;
+}
+
+/** Worker → event loop. */
+export type WorkerMessage =
+  | { type: "ready" }
+  | { type: "reply"; id: number; ok: true; value: unknown }
+  | { type: "reply"; id: number; ok: false; error: SerializedError };
+
+/** Handed to the worker at spawn time. */
+export interface SqliteWorkerData {
+  path: string;
+  auditKey: Uint8Array;
+  synchronous: "full" | "normal";
+  busyTimeoutMs: number;
+}
