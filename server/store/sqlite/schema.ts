@@ -7,14 +7,19 @@ import type { Database } from "better-sqlite3";
 /** Each migration runs once, in order, in the same transaction as its version bump. */
 const MIGRATIONS: readonly string[] = [
   `
+  -- Small rows updated in place on every commit: one B-tree (WITHOUT ROWID) instead of two.
   CREATE TABLE IF NOT EXISTS conversations (
     id         TEXT PRIMARY KEY,
     created_at INTEGER NOT NULL,
     head_seq   INTEGER NOT NULL,
     head_hash  BLOB NOT NULL,
     head_at    INTEGER NOT NULL
-  );
+  ) WITHOUT ROWID;
   -- payload is NULL for snapshot entries: their content is the state in snapshots.
+  -- A rowid table on purpose: rows land in commit order at the end of the table, so a batch
+  -- touching many conversations dirties a few pages, not one page per conversation. Clustering
+  -- by (conversation_id, seq) (WITHOUT ROWID) measured 2-3.5x slower with 100-1000 conversations
+  -- per batch; reads by conversation go through the primary-key index and stay as fast.
   CREATE TABLE IF NOT EXISTS entries (
     conversation_id TEXT NOT NULL,
     seq             INTEGER NOT NULL,
@@ -29,7 +34,7 @@ const MIGRATIONS: readonly string[] = [
     hash            BLOB NOT NULL,
     payload         BLOB NULL,
     PRIMARY KEY (conversation_id, seq)
-  ) WITHOUT ROWID;
+  );
   -- A rowid table: states grow large, and WITHOUT ROWID suits small rows only.
   CREATE TABLE IF NOT EXISTS snapshots (
     conversation_id TEXT NOT NULL,
