@@ -64,6 +64,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Parle
     logger,
     maxConversationsPerSocket: config.limits.maxConversationsPerSocket,
     maxAwarenessBytes: config.limits.maxAwarenessBytes,
+    maxCatchUpBytes: config.limits.maxFrameBytes,
   });
   let shuttingDown = false;
   const routeDeps = { hub, keys, tokens: config.tokens, limits: config.limits, allowedOrigins: config.allowedOrigins, logger };

@@ -25,7 +25,7 @@ afterAll(async () => {
   // After every hostile case, an ordinary client is still served.
   const update = (() => {
     const doc = new Y.Doc();
-    let u = new Uint8Array();
+    let u: Uint8Array = new Uint8Array();
     doc.on("update", (x: Uint8Array) => {
       u = x;
     });
@@ -79,7 +79,7 @@ describe("hostile input", () => {
     client.control({ type: "join", conversation: "big" });
     await client.waitForControl("joined");
     const doc = new Y.Doc();
-    let update = new Uint8Array();
+    let update: Uint8Array = new Uint8Array();
     doc.on("update", (u: Uint8Array) => {
       update = u;
     });

@@ -14,7 +14,7 @@ afterEach(async () => {
 });
 
 function textUpdate(doc: Y.Doc, text: string): Uint8Array {
-  let update = new Uint8Array();
+  let update: Uint8Array = new Uint8Array();
   doc.once("update", (u: Uint8Array) => {
     update = u;
   });

@@ -56,7 +56,7 @@ describe("y-websocket compatibility", () => {
     });
 
     // The Parley client writes; the provider sees it.
-    let update = new Uint8Array();
+    let update: Uint8Array = new Uint8Array();
     pDoc.once("update", (u: Uint8Array) => {
       update = u;
     });

@@ -35,6 +35,12 @@ export interface TokenSettings {
 
 const ALGORITHM = "EdDSA";
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$/;
+/** Ids in this namespace belong to the server itself (e.g. "parley:system" signs compactions). */
+const RESERVED = "parley:";
+
+function isIdentityId(id: unknown): id is string {
+  return typeof id === "string" && ID.test(id) && !id.startsWith(RESERVED);
+}
 
 /** Mints an access token. Used by the development CLI and tests until accounts exist. */
 export async function mintToken(keys: ServerKeys, settings: TokenSettings, request: TokenRequest): Promise<string> {
@@ -42,8 +48,8 @@ export async function mintToken(keys: ServerKeys, settings: TokenSettings, reque
     if (!isConversationId(id)) throw new Error(`invalid conversation id "${id}"`);
     if (role !== "writer" && role !== "observer") throw new Error(`invalid role "${role}"`);
   }
-  if (!ID.test(request.user)) throw new Error(`invalid user id "${request.user}"`);
-  if (!ID.test(request.org)) throw new Error(`invalid organisation id "${request.org}"`);
+  if (!isIdentityId(request.user)) throw new Error(`invalid user id "${request.user}"`);
+  if (!isIdentityId(request.org)) throw new Error(`invalid organisation id "${request.org}"`);
   return new SignJWT({ org: request.org, conv: request.conversations })
     .setProtectedHeader({ alg: ALGORITHM, kid: keys.signingKid, typ: "at+jwt" })
     .setIssuer(settings.issuer)
@@ -71,7 +77,7 @@ export async function verifyToken(keys: ServerKeys, settings: TokenSettings, tok
     throw new ParleyError(ErrorCode.InvalidToken, "token is invalid");
   }
   const { sub, org, conv, exp, jti } = payload as { sub: string; org?: unknown; conv?: unknown; exp: number; jti: string };
-  if (!ID.test(sub) || typeof org !== "string" || !ID.test(org)) {
+  if (!isIdentityId(sub) || !isIdentityId(org)) {
     throw new ParleyError(ErrorCode.InvalidToken, "token has an invalid subject or organisation");
   }
   const grants = new Map<string, Role>();

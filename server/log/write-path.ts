@@ -19,6 +19,18 @@ export interface FanOut {
   committedUpdate(conversation: string, update: Uint8Array, seq: number, origin?: unknown, envelope?: Uint8Array): void;
 }
 
+/** How one submission arrived, for fan-out and ordering. */
+export interface SubmitOptions {
+  /** The sending connection, skipped by the fan-out. */
+  origin?: unknown;
+  /** The update already encoded as a Parley frame, published as-is. */
+  envelope?: Uint8Array;
+  /** The sender's previous write: a no-op is acknowledged only after it, to keep acks in order. */
+  previousWrite?: Promise<unknown>;
+  /** Size limit for this update, when not the default (a client's catch-up after being offline). */
+  maxBytes?: number;
+}
+
 /** Dependencies of the write path, wired by the composition root. */
 export interface WritePathDeps {
   store: Store;
@@ -42,18 +54,10 @@ export class WritePath {
    * stored). Throws {@link ParleyError} for invalid updates or when the store cannot commit.
    * `update` must not be mutated afterwards (it is kept in the cache and published).
    */
-  async submit(
-    conversation: string,
-    update: Uint8Array,
-    actor: Actor,
-    origin?: unknown,
-    envelope?: Uint8Array,
-    /** The sender's previous write: a no-op is acknowledged only after it, to keep acks in order. */
-    previousWrite?: Promise<unknown>,
-  ): Promise<number> {
-    const { empty } = validateUpdate(update, actor, this.deps.maxUpdateBytes);
+  async submit(conversation: string, update: Uint8Array, actor: Actor, options: SubmitOptions = {}): Promise<number> {
+    const { empty } = validateUpdate(update, actor, options.maxBytes ?? this.deps.maxUpdateBytes);
     if (empty) {
-      await previousWrite;
+      await options.previousWrite;
       return (await this.deps.cache.get(conversation)).headSeq;
     }
     let seq: number;
@@ -64,7 +68,7 @@ export class WritePath {
       throw new ParleyError(ErrorCode.StoreUnavailable, "the update could not be stored; retry");
     }
     this.deps.cache.committed(conversation, update, seq);
-    this.deps.fanOut.committedUpdate(conversation, update, seq, origin, envelope);
+    this.deps.fanOut.committedUpdate(conversation, update, seq, options.origin, options.envelope);
     this.maybeCompact(conversation);
     return seq;
   }

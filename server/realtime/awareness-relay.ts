@@ -103,7 +103,9 @@ export class AwarenessRelay {
     for (const [clientId, entry] of this.entries) {
       if (entry.owner !== owner) continue;
       this.entries.delete(clientId);
-      if (entry.state !== "null") removed.push([clientId, { clock: entry.clock + 1, state: "null" }]);
+      // Same clock, not clock+1: y-protocols accepts a null state at an equal clock, and the
+      // client can re-announce itself at clock+1 when it comes back.
+      if (entry.state !== "null") removed.push([clientId, { clock: entry.clock, state: "null" }]);
     }
     return encodeEntries(removed);
   }

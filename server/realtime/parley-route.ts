@@ -137,10 +137,13 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
       case "join":
         join(session, message.conversation).catch((error: unknown) => fail(session, error, "join", message.conversation));
         return;
-      case "leave":
+      case "leave": {
+        // Answer after the acks of writes sent before the leave, so `left` is the last word.
+        const earlierWrites = session.joined.get(message.conversation)?.lastWrite ?? Promise.resolve();
         hub.leave(session, message.conversation);
-        session.sendControl({ type: "left", conversation: message.conversation });
+        void earlierWrites.then(() => session.sendControl({ type: "left", conversation: message.conversation }));
         return;
+      }
     }
   };
 
@@ -162,7 +165,7 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
         const update = frameCopy.subarray(offset, offset + message.update.length);
         const envelope = message.type === "update" ? frameCopy : undefined;
         try {
-          hub.write(session, conversation, update, envelope).then(
+          hub.write(session, conversation, update, { envelope, catchUp: message.type === "sync-step2" }).then(
             (seq) => session.sendControl({ type: "ack", conversation, seq }),
             (error: unknown) => fail(session, error, "write", conversation),
           );

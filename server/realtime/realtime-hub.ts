@@ -19,6 +19,8 @@ export interface RealtimeHubDeps {
   logger: Logger;
   maxConversationsPerSocket: number;
   maxAwarenessBytes: number;
+  /** Size limit for a client's sync step 2 (its offline edits), larger than for one update. */
+  maxCatchUpBytes: number;
 }
 
 /** The shared conversation logic behind every socket. */
@@ -72,16 +74,23 @@ export class RealtimeHub {
 
   /**
    * Writes an update through the durable, audited write path; resolves with its sequence number
-   * once committed. `bytes` must be the caller's own copy; `envelope` is the frame to publish.
+   * once committed. `update` must be the caller's own copy; `envelope` is the frame to publish;
+   * `catchUp` marks a sync step 2 (offline edits), allowed up to the frame size.
    */
-  write(session: ClientSession, conversation: string, update: Uint8Array, envelope?: Uint8Array): Promise<number> {
+  write(session: ClientSession, conversation: string, update: Uint8Array, options: { envelope?: Uint8Array; catchUp?: boolean } = {}): Promise<number> {
     const joined = this.joinedOrThrow(session, conversation);
     if (joined.role !== "writer") throw new ParleyError(ErrorCode.ReadOnly, "observers cannot change this conversation");
     if (this.shuttingDown) throw new ParleyError(ErrorCode.ShuttingDown, "server is shutting down; retry");
     const identity = session.identity;
     if (!identity) throw new ParleyError(ErrorCode.NotAuthenticated, "not authenticated");
     const actor = { user: identity.user, org: identity.org, session: session.id };
-    const written = this.deps.writePath.submit(conversation, update, actor, session, envelope, joined.lastWrite);
+    const written = this.deps.writePath.submit(conversation, update, actor, {
+      origin: session,
+      envelope: options.envelope,
+      previousWrite: joined.lastWrite,
+      // A sync step 2 carries everything a client did offline: allow it up to the frame limit.
+      maxBytes: options.catchUp ? this.deps.maxCatchUpBytes : undefined,
+    });
     joined.lastWrite = written.catch(() => undefined);
     return written;
   }

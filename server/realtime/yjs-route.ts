@@ -146,7 +146,7 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
         case "sync-step2": {
           const update = decoded.update.slice();
           try {
-            hub.write(session, conversation, update).catch((error: unknown) => dropWrite(session, error, conversation));
+            hub.write(session, conversation, update, { catchUp: decoded.type === "sync-step2" }).catch((error: unknown) => dropWrite(session, error, conversation));
           } catch (error) {
             dropWrite(session, error, conversation);
           }

@@ -86,9 +86,11 @@ export class RawClient {
   async waitForControl<K extends ServerFrame & { kind: "control" }>(
     type: K["message"]["type"],
     extra: (message: Record<string, unknown>) => boolean = () => true,
+    timeoutMs?: number,
   ): Promise<Record<string, unknown>> {
     const frame = await this.waitFor(
       (f) => f.kind === "control" && f.message.type === type && extra(f.message as unknown as Record<string, unknown>),
+      timeoutMs,
     );
     return (frame as { message: unknown }).message as Record<string, unknown>;
   }
