@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
+import { ParleyClient, type WebSocketConstructor } from "../client-sdk/index.ts";
 import type { DocFrame } from "../protocol/index.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
@@ -70,6 +71,30 @@ describe("y-websocket compatibility", () => {
     expect(new Set(entries.map((e) => e.user))).toEqual(new Set(["yuki", "pia"]));
     yProvider.destroy();
     parley.close();
+  });
+
+  it("converges a WebsocketProvider client and an SDK client editing concurrently", async () => {
+    const yDoc = new Y.Doc();
+    const yProvider = provider("mixed", await server.token({ user: "y", org: "o", conversations: { mixed: "writer" } }), yDoc);
+    const sdkToken = await server.token({ user: "s", org: "o", conversations: { mixed: "writer" } });
+    const client = new ParleyClient({
+      url: server.url,
+      token: async () => sdkToken,
+      WebSocket: WebSocket as unknown as WebSocketConstructor,
+    });
+    const handle = client.open("mixed");
+    await Promise.all([handle.whenSynced(), until(() => yProvider.synced)]);
+    for (let i = 0; i < 20; i++) {
+      yDoc.getText("notes").insert(0, `y${i} `);
+      handle.doc.getText("notes").insert(handle.doc.getText("notes").length, `s${i} `);
+    }
+    await handle.whenSaved();
+    await until(() => yDoc.getText("notes").toString() === handle.doc.getText("notes").toString() && yDoc.getText("notes").length > 100);
+    const text = yDoc.getText("notes").toString();
+    for (let i = 0; i < 20; i++) expect(text).toContain(`y${i} `);
+    for (let i = 0; i < 20; i++) expect(text).toContain(`s${i} `);
+    client.close();
+    yProvider.destroy();
   });
 
   it("stores nothing from a y-websocket observer", async () => {
