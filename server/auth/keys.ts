@@ -3,7 +3,7 @@
 // Several nodes must share these files (or be given the same ones by the operator).
 
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, randomBytes } from "node:crypto";
-import { mkdir, open, readFile } from "node:fs/promises";
+import { link, mkdir, open, readFile, unlink } from "node:fs/promises";
 import path from "node:path";
 
 /** Key material the server needs at runtime. */
@@ -16,23 +16,36 @@ export interface ServerKeys {
   auditKey: Uint8Array;
 }
 
-async function readOrCreate(file: string, create: () => Buffer): Promise<Buffer> {
+/**
+ * Reads a key file, or creates it with `create()`'s bytes (mode 0600) if missing. Shared by
+ * every key the server keeps in `<dataDir>/keys` (also secret-box.ts).
+ */
+export async function readOrCreate(file: string, create: () => Buffer): Promise<Buffer> {
   try {
     return await readFile(file);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
   }
   const content = create();
+  // Write the whole file under a private name, then link it into place: link() fails with EEXIST
+  // when another starter won the race (then we read theirs), and the file never appears
+  // half-written. (Opening the final name with "wx" let a loser read it before it was written.)
+  const temp = `${file}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
+  const handle = await open(temp, "wx", 0o600);
   try {
-    // "wx": fail if another process created it meanwhile; then read theirs.
-    const handle = await open(file, "wx", 0o600);
     await handle.writeFile(content);
     await handle.sync();
+  } finally {
     await handle.close();
+  }
+  try {
+    await link(temp, file);
     return content;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "EEXIST") return readFile(file);
     throw error;
+  } finally {
+    await unlink(temp).catch(() => undefined);
   }
 }
 
