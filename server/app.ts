@@ -6,15 +6,18 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { CloseCode } from "../protocol/index.ts";
 import { loadOrCreateKeys, type ServerKeys } from "./auth/keys.ts";
+import type { Bus } from "./bus/bus.ts";
+import { openBus } from "./bus/open-bus.ts";
 import type { Config } from "./config.ts";
 import { registerHealthRoutes } from "./http/health-routes.ts";
 import type { Logger } from "./logger.ts";
 import { GroupCommitter } from "./log/group-committer.ts";
 import { WritePath } from "./log/write-path.ts";
-import { Broadcaster } from "./realtime/broadcaster.ts";
+import { ClusterBroadcaster } from "./realtime/cluster-broadcaster.ts";
 import { DocumentCache } from "./realtime/document-cache.ts";
 import { registerParleyRoute } from "./realtime/parley-route.ts";
 import { RealtimeHub } from "./realtime/realtime-hub.ts";
+import { RemoteDelivery } from "./realtime/remote-delivery.ts";
 import { sweepSessions } from "./realtime/session-sweeper.ts";
 import { registerYjsRoute } from "./realtime/yjs-route.ts";
 import { openSqliteStore } from "./store/sqlite/sqlite-store.ts";
@@ -28,6 +31,7 @@ export interface ParleyServer {
   readonly config: Config;
   readonly keys: ServerKeys;
   readonly store: Store;
+  readonly bus: Bus;
   readonly hub: RealtimeHub;
   /** Graceful shutdown: stop accepting, flush commits, close sockets with 1012, close the store. */
   close(): Promise<void>;
@@ -47,12 +51,15 @@ export async function startServer(config: Config, logger: Logger): Promise<Parle
   const app = uws.App();
   const committer = new GroupCommitter(store, { maxBatch: config.store.maxBatch, windowMs: config.store.commitWindowMs });
   const cache = new DocumentCache(store, config.cacheBytes);
-  const broadcaster = new Broadcaster(app);
+  const bus = openBus(config.bus, logger);
+  const broadcaster = new ClusterBroadcaster(app, bus);
+  // Every commit, this node's or another's, reaches the cache and local subscribers in order here.
+  const delivery = new RemoteDelivery({ bus, store, cache, broadcaster, logger, gapGraceMs: config.bus.gapGraceMs });
   const writePath = new WritePath({
     store,
     committer,
     cache,
-    fanOut: broadcaster,
+    fanOut: delivery,
     logger,
     maxUpdateBytes: config.limits.maxUpdateBytes,
     compactAfterUpdates: config.store.compactAfterUpdates,
@@ -66,11 +73,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Parle
     maxAwarenessBytes: config.limits.maxAwarenessBytes,
     maxCatchUpBytes: config.limits.maxFrameBytes,
   });
+  hub.channels.observe(delivery);
   let shuttingDown = false;
   const routeDeps = { hub, keys, tokens: config.tokens, limits: config.limits, allowedOrigins: config.allowedOrigins, logger };
   registerParleyRoute(app, routeDeps);
   registerYjsRoute(app, routeDeps);
-  registerHealthRoutes(app, { store, isShuttingDown: () => shuttingDown });
+  registerHealthRoutes(app, { store, bus, isShuttingDown: () => shuttingDown });
 
   const listenSocket = await new Promise<NonNullable<Parameters<Parameters<typeof app.listen>[2]>[0]>>((resolve, reject) => {
     app.listen(config.host, config.port, (socket) => {
@@ -98,10 +106,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Parle
         session.sendControl({ type: "notice", kind: "shutting-down", message: "server restarting" });
         session.close(CloseCode.ServiceRestart, "server restarting");
       }
+      await bus.close();
       await store.close();
       logger.info("stopped");
     })();
     return closing;
   };
-  return { port, config, keys, store, hub, close };
+  return { port, config, keys, store, bus, hub, close };
 }

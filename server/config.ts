@@ -44,6 +44,19 @@ export interface Config {
     /** Compact a conversation once this many updates follow its latest snapshot. */
     compactAfterUpdates: number;
   };
+  /** The bus between nodes: in-process unless REDIS_URL is set. */
+  bus: {
+    /** redis:// or rediss:// (TLS) URL; null: one node, in-process bus. */
+    redisUrl: string | null;
+    /** Prefix of every Redis channel, so several deployments (or test runs) can share one Redis. */
+    channelPrefix: string;
+    /** Sharded pub/sub (SSUBSCRIBE/SPUBLISH) for a Redis Cluster. */
+    sharded: boolean;
+    /** This node's id on the bus (random per start when empty); must differ between nodes. */
+    nodeId: string;
+    /** How long a sequence gap may wait for a late bus message before the store is read. */
+    gapGraceMs: number;
+  };
   /** Memory budget for cached conversation states (least recently used evicted first). */
   cacheBytes: number;
   /** Time allowed for a graceful shutdown before the process exits anyway. */
@@ -92,6 +105,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
   if (maxUpdateBytes > maxFrameBytes) {
     throw new ConfigError("PARLEY_MAX_UPDATE_BYTES must not exceed PARLEY_MAX_FRAME_BYTES");
   }
+  const redisUrl = env.REDIS_URL || null;
+  if (redisUrl && !/^rediss?:\/\/[^/]/.test(redisUrl)) {
+    throw new ConfigError("REDIS_URL must be a redis:// or rediss:// URL");
+  }
   return {
     host: env.HOST || "127.0.0.1",
     port: int(env, "PORT", 8787, 0, 65535),
@@ -118,6 +135,13 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       maxBatch: int(env, "PARLEY_COMMIT_MAX_BATCH", 1024, 1, 100_000),
       commitWindowMs: int(env, "PARLEY_COMMIT_WINDOW_MS", 0, 0, 1000),
       compactAfterUpdates: int(env, "PARLEY_COMPACT_AFTER_UPDATES", 1000, 10, 10_000_000),
+    },
+    bus: {
+      redisUrl,
+      channelPrefix: env.PARLEY_REDIS_PREFIX ?? "parley:",
+      sharded: oneOf(env, "PARLEY_REDIS_CLUSTER", "false", ["true", "false"]) === "true",
+      nodeId: env.PARLEY_NODE_ID ?? "",
+      gapGraceMs: int(env, "PARLEY_BUS_GAP_GRACE_MS", 20, 0, 10_000),
     },
     cacheBytes: int(env, "PARLEY_CACHE_MB", 256, 1, 1024 * 1024) * MiB,
     shutdownTimeoutMs: int(env, "PARLEY_SHUTDOWN_TIMEOUT_MS", 10_000, 100, 600_000),

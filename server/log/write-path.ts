@@ -10,11 +10,12 @@ import type { Actor, Store } from "../store/store.ts";
 import type { GroupCommitter } from "./group-committer.ts";
 import { validateUpdate } from "./update-validator.ts";
 
-/** Where committed updates go: local subscribers now, other nodes later. */
+/** Where committed updates go: the cache and local subscribers (in sequence order), and other nodes. */
 export interface FanOut {
   /**
-   * Delivers a committed update. `origin` identifies the sending connection (so it can be
-   * skipped); `envelope` is the update already encoded as a Parley frame, when the caller has it.
+   * Delivers a committed update, the cache included: with several nodes only the fan-out knows
+   * the order to feed it in. `origin` identifies the sending connection (so it can be skipped);
+   * `envelope` is the update already encoded as a Parley frame, when the caller has it.
    */
   committedUpdate(conversation: string, update: Uint8Array, seq: number, origin?: unknown, envelope?: Uint8Array): void;
 }
@@ -67,7 +68,6 @@ export class WritePath {
       this.deps.logger.error({ err: error, conversation }, "commit failed");
       throw new ParleyError(ErrorCode.StoreUnavailable, "the update could not be stored; retry");
     }
-    this.deps.cache.committed(conversation, update, seq);
     this.deps.fanOut.committedUpdate(conversation, update, seq, options.origin, options.envelope);
     this.maybeCompact(conversation);
     return seq;

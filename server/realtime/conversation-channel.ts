@@ -11,9 +11,21 @@ export class ConversationChannel {
   constructor(readonly conversation: string) {}
 }
 
+/** Told when a conversation gains its first local member and loses its last (bus subscription, ordered delivery). */
+export interface ChannelObserver {
+  opened(conversation: string): void;
+  closed(conversation: string): void;
+}
+
 /** Reference-counted channels by conversation id. */
 export class ChannelRegistry {
   private readonly channels = new Map<string, ConversationChannel>();
+  private readonly observers: ChannelObserver[] = [];
+
+  /** Adds an observer of channels opening and closing (wired once by the composition root). */
+  observe(observer: ChannelObserver): void {
+    this.observers.push(observer);
+  }
 
   /** The channel for a conversation, created on first use; counts one more member. */
   acquire(conversation: string): ConversationChannel {
@@ -21,6 +33,7 @@ export class ChannelRegistry {
     if (!channel) {
       channel = new ConversationChannel(conversation);
       this.channels.set(conversation, channel);
+      for (const observer of this.observers) observer.opened(conversation);
     }
     channel.members++;
     return channel;
@@ -34,7 +47,10 @@ export class ChannelRegistry {
   release(conversation: string): void {
     const channel = this.channels.get(conversation);
     if (!channel) return;
-    if (--channel.members <= 0) this.channels.delete(conversation);
+    if (--channel.members <= 0) {
+      this.channels.delete(conversation);
+      for (const observer of this.observers) observer.closed(conversation);
+    }
   }
 
   get size(): number {

@@ -1,0 +1,79 @@
+// The bus's binary message format, encoder and decoder side by side. A message is a version
+// byte, a kind byte, the origin node and the conversation, then the kind's fields; update bytes
+// travel as-is (no base64, no JSON), so a receiver can hand them to Yjs without copying.
+
+import * as decoding from "lib0/decoding";
+import * as encoding from "lib0/encoding";
+import type { BusMessage } from "./bus.ts";
+
+/** Bumped when the layout changes; a node drops messages of a version it does not know. */
+const FORMAT_VERSION = 1;
+
+const Kind = { updates: 1, head: 2, awareness: 3 } as const;
+
+/** Thrown for a message that cannot be decoded (another version, or corrupt). */
+export class BusMessageError extends Error {
+  override readonly name = "BusMessageError";
+}
+
+/** Encodes a bus message. */
+export function encodeBusMessage(message: BusMessage): Uint8Array {
+  const encoder = encoding.createEncoder();
+  encoding.writeUint8(encoder, FORMAT_VERSION);
+  encoding.writeUint8(encoder, Kind[message.kind]);
+  encoding.writeVarString(encoder, message.origin);
+  encoding.writeVarString(encoder, message.conversation);
+  switch (message.kind) {
+    case "updates":
+      encoding.writeVarUint(encoder, message.fromSeq);
+      encoding.writeVarUint(encoder, message.updates.length);
+      for (const update of message.updates) encoding.writeVarUint8Array(encoder, update);
+      break;
+    case "head":
+      encoding.writeVarUint(encoder, message.seq);
+      break;
+    case "awareness":
+      encoding.writeVarString(encoder, message.session);
+      encoding.writeVarUint8Array(encoder, message.update);
+      break;
+  }
+  return encoding.toUint8Array(encoder);
+}
+
+/** Decodes a bus message; throws {@link BusMessageError} when it cannot. */
+export function decodeBusMessage(bytes: Uint8Array): BusMessage {
+  try {
+    const decoder = decoding.createDecoder(bytes);
+    const version = decoding.readUint8(decoder);
+    if (version !== FORMAT_VERSION) throw new BusMessageError(`unknown bus message version ${version}`);
+    const kind = decoding.readUint8(decoder);
+    const origin = decoding.readVarString(decoder);
+    const conversation = decoding.readVarString(decoder);
+    let message: BusMessage;
+    switch (kind) {
+      case Kind.updates: {
+        const fromSeq = decoding.readVarUint(decoder);
+        const count = decoding.readVarUint(decoder);
+        const updates: Uint8Array[] = [];
+        for (let i = 0; i < count; i++) updates.push(decoding.readVarUint8Array(decoder));
+        message = { kind: "updates", origin, conversation, fromSeq, updates };
+        break;
+      }
+      case Kind.head:
+        message = { kind: "head", origin, conversation, seq: decoding.readVarUint(decoder) };
+        break;
+      case Kind.awareness: {
+        const session = decoding.readVarString(decoder);
+        message = { kind: "awareness", origin, conversation, session, update: decoding.readVarUint8Array(decoder) };
+        break;
+      }
+      default:
+        throw new BusMessageError(`unknown bus message kind ${kind}`);
+    }
+    if (decoding.hasContent(decoder)) throw new BusMessageError("trailing bytes in bus message");
+    return message;
+  } catch (error) {
+    if (error instanceof BusMessageError) throw error;
+    throw new BusMessageError("bus message could not be decoded");
+  }
+}

@@ -1,0 +1,75 @@
+// The Bus seam: how committed updates and awareness reach the other nodes. The in-process bus
+// (local-bus.ts) serves one node; the Redis bus (redis-bus.ts) several. A bus is at-most-once:
+// the receiving side (realtime/remote-delivery.ts) fills any gap from the store, never the bus.
+
+/** Committed updates with consecutive sequence numbers `fromSeq`, `fromSeq + 1`, … of one conversation. */
+export interface UpdatesMessage {
+  kind: "updates";
+  conversation: string;
+  /** The node that committed them. */
+  origin: string;
+  fromSeq: number;
+  updates: Uint8Array[];
+}
+
+/**
+ * "This node committed up to `seq`": sent when updates could not be published (the connection
+ * was down), so receivers behind it read the missing ones from the store.
+ */
+export interface HeadMessage {
+  kind: "head";
+  conversation: string;
+  origin: string;
+  seq: number;
+}
+
+/** An awareness update (presence, cursors) from one session on another node: ephemeral. */
+export interface AwarenessMessage {
+  kind: "awareness";
+  conversation: string;
+  origin: string;
+  /** The sending session on the origin node, so its states can be owned and removed as one. */
+  session: string;
+  update: Uint8Array;
+}
+
+/** Anything that travels on the bus. */
+export type BusMessage = UpdatesMessage | HeadMessage | AwarenessMessage;
+
+/** What a bus reports to its node. */
+export interface BusHandler {
+  /** A message from another node (the bus drops its own node's messages). */
+  message(message: BusMessage): void;
+  /**
+   * Messages for these conversations may have been missed: their subscription was just
+   * (re-)established, after a first subscribe or a reconnect. Read what is missing from the store.
+   */
+  resync(conversations: readonly string[]): void;
+}
+
+/** Connection state, for /readyz and logs. */
+export interface BusHealth {
+  /** "local": in-process bus; "ok": connected; "down": reconnecting (the node serves its own clients). */
+  state: "local" | "ok" | "down";
+}
+
+/** Transport of committed updates and awareness between nodes. */
+export interface Bus {
+  /** This node's id, carried as the origin of everything it publishes. */
+  readonly nodeId: string;
+  /** False for the in-process bus: there is nobody else, so nothing can be missed. */
+  readonly shared: boolean;
+  /** Sets the receiver of incoming messages and resync notices (once, at wiring time). */
+  setHandler(handler: BusHandler): void;
+  /** Publishes one committed update; never throws (a lost publish is repaired by a later head message or a gap). */
+  publishUpdate(conversation: string, seq: number, update: Uint8Array): void;
+  /** Publishes an awareness update of a local session; lost ones are acceptable. */
+  publishAwareness(conversation: string, session: string, update: Uint8Array): void;
+  /** Counts one more local interest in a conversation; the first one subscribes. */
+  subscribe(conversation: string): void;
+  /** Counts one interest fewer; the last one unsubscribes. */
+  unsubscribe(conversation: string): void;
+  health(): BusHealth;
+  /** Sends what is queued, then disconnects. */
+  close(): Promise<void>;
+}

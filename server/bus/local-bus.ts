@@ -1,0 +1,23 @@
+// The in-process bus of a single node: there are no other nodes, so publishing goes nowhere and
+// nothing can ever be missed. Local subscribers are served by the Broadcaster, not by the bus.
+
+import type { Bus, BusHealth, BusHandler } from "./bus.ts";
+
+/** A bus for one node alone. */
+export class LocalBus implements Bus {
+  readonly shared = false;
+
+  constructor(readonly nodeId: string) {}
+
+  setHandler(_handler: BusHandler): void {}
+  publishUpdate(_conversation: string, _seq: number, _update: Uint8Array): void {}
+  publishAwareness(_conversation: string, _session: string, _update: Uint8Array): void {}
+  subscribe(_conversation: string): void {}
+  unsubscribe(_conversation: string): void {}
+
+  health(): BusHealth {
+    return { state: "local" };
+  }
+
+  async close(): Promise<void> {}
+}

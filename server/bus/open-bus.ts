@@ -1,0 +1,17 @@
+// Picks the bus from the configuration: Redis when REDIS_URL is set (several nodes), the
+// in-process bus otherwise (one node). The node id tags everything this node publishes.
+
+import { randomBytes } from "node:crypto";
+import type { Config } from "../config.ts";
+import type { Logger } from "../logger.ts";
+import type { Bus } from "./bus.ts";
+import { LocalBus } from "./local-bus.ts";
+import { RedisBus } from "./redis-bus.ts";
+
+/** Opens the configured bus (Redis connects in the background; /readyz reports it). */
+export function openBus(config: Config["bus"], logger: Logger): Bus {
+  const nodeId = config.nodeId || randomBytes(6).toString("base64url");
+  if (!config.redisUrl) return new LocalBus(nodeId);
+  logger.info({ bus: "redis", nodeId, sharded: config.sharded, tls: config.redisUrl.startsWith("rediss:") }, "bus: redis");
+  return new RedisBus({ url: config.redisUrl, nodeId, channelPrefix: config.channelPrefix, sharded: config.sharded, logger });
+}

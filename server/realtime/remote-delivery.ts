@@ -1,0 +1,111 @@
+// Where committed updates go after the write path, on one node or many: the bus (other nodes)
+// and, in sequence order, this node's cache and subscribers. Updates from other nodes arrive here
+// from the bus and join the same ordered stream; a conversation is followed (bus subscription,
+// ordered delivery) while it has at least one local member.
+
+import type { Bus, BusHandler, BusMessage } from "../bus/bus.ts";
+import type { Logger } from "../logger.ts";
+import type { FanOut } from "../log/write-path.ts";
+import type { Store } from "../store/store.ts";
+import type { ClusterBroadcaster } from "./cluster-broadcaster.ts";
+import type { ChannelObserver } from "./conversation-channel.ts";
+import type { DocumentCache } from "./document-cache.ts";
+import { type LocalOrigin, SequencedDelivery } from "./sequenced-delivery.ts";
+
+/** Dependencies of {@link RemoteDelivery}, wired by the composition root. */
+export interface RemoteDeliveryDeps {
+  bus: Bus;
+  store: Pick<Store, "readUpdatesSince">;
+  cache: DocumentCache;
+  /** Publishes to this node's subscribers (and awareness to the bus). */
+  broadcaster: ClusterBroadcaster;
+  logger: Logger;
+  /** How long a sequence gap may wait for a late bus message before the store is read. */
+  gapGraceMs: number;
+}
+
+/** The node's fan-out: bus publish plus ordered local delivery of its own and other nodes' commits. */
+export class RemoteDelivery implements FanOut, BusHandler, ChannelObserver {
+  private readonly sequenced: SequencedDelivery;
+
+  constructor(private readonly deps: RemoteDeliveryDeps) {
+    this.sequenced = new SequencedDelivery({
+      readSince: (conversation, afterSeq) => deps.store.readUpdatesSince(conversation, afterSeq),
+      // The cache's head is the right starting point: joining clients sync from the cache, and
+      // only this class feeds it, in order, so everything up to its head is in it.
+      baseline: async (conversation) => (await deps.cache.get(conversation)).headSeq,
+      deliver: (conversation, seq, update, local) => this.deliverLocally(conversation, seq, update, local),
+      gapGraceMs: deps.bus.shared ? deps.gapGraceMs : 0, // alone, a gap is a snapshot's seq: nothing to wait for
+      retryMs: 1000,
+      logger: deps.logger,
+    });
+    deps.bus.setHandler(this);
+  }
+
+  /**
+   * A commit of this node: published to the other nodes first, then delivered here in order.
+   * Strict order holds here too: a local commit waits behind an earlier seq another node
+   * committed until that one arrives (bus, or store after the grace period). The sender's own
+   * ack does not wait; it goes out as soon as the commit is durable.
+   */
+  committedUpdate(conversation: string, update: Uint8Array, seq: number, origin?: unknown, envelope?: Uint8Array): void {
+    this.deps.bus.publishUpdate(conversation, seq, update);
+    if (!this.sequenced.offer(conversation, seq, update, { origin, envelope })) this.untracked(conversation, seq, update, origin, envelope);
+  }
+
+  message(message: BusMessage): void {
+    switch (message.kind) {
+      case "updates":
+        for (let i = 0; i < message.updates.length; i++) {
+          this.sequenced.offer(message.conversation, message.fromSeq + i, message.updates[i]);
+        }
+        return;
+      case "head":
+        this.sequenced.head(message.conversation, message.seq);
+        return;
+      case "awareness":
+        // Ephemeral and already checked by the origin node: relay to local subscribers only. A
+        // joiner here learns of remote presence on the next awareness refresh of those clients.
+        if (this.sequenced.tracks(message.conversation)) {
+          this.deps.broadcaster.publishLocal(message.conversation, { type: "awareness", update: message.update });
+        }
+        return;
+    }
+  }
+
+  resync(conversations: readonly string[]): void {
+    for (const conversation of conversations) this.sequenced.resync(conversation);
+  }
+
+  opened(conversation: string): void {
+    this.sequenced.open(conversation);
+    this.deps.bus.subscribe(conversation);
+  }
+
+  closed(conversation: string): void {
+    this.deps.bus.unsubscribe(conversation);
+    this.sequenced.close(conversation);
+  }
+
+  /** The last seq delivered to this node's clients (tests, metrics). */
+  lastDelivered(conversation: string): number | undefined {
+    return this.sequenced.lastDelivered(conversation);
+  }
+
+  private deliverLocally(conversation: string, seq: number, update: Uint8Array, local: LocalOrigin | undefined): void {
+    this.deps.cache.committed(conversation, update, seq);
+    this.deps.broadcaster.committedUpdate(conversation, update, seq, local?.origin, local?.envelope);
+  }
+
+  /**
+   * A commit to a conversation nobody here has open (e.g. an HTTP write). A cached state stays
+   * only if this commit directly follows it; otherwise other nodes wrote in between and the
+   * stale state is dropped, to be reloaded from the store by the next join.
+   */
+  private untracked(conversation: string, seq: number, update: Uint8Array, origin: unknown, envelope: Uint8Array | undefined): void {
+    const doc = this.deps.cache.peek(conversation);
+    if (doc && doc.headSeq === seq - 1) this.deps.cache.committed(conversation, update, seq);
+    else if (doc) this.deps.cache.evict(conversation);
+    this.deps.broadcaster.committedUpdate(conversation, update, seq, origin, envelope);
+  }
+}
