@@ -14,6 +14,8 @@ export const ErrorCode = {
   NotAuthenticated: 1004,
   /** The control frame's `type` is not one this server knows. */
   UnknownMessage: 1005,
+  /** An HTTP request body or query failed validation; `message` names the field. */
+  InvalidRequest: 1006,
   /** The token is missing, malformed, forged, or signed with a disallowed algorithm. */
   InvalidToken: 2001,
   /** The token's `exp` has passed. */
@@ -22,6 +24,22 @@ export const ErrorCode = {
   AuthTimeout: 2003,
   /** A re-authentication tried to switch the socket to another identity. */
   IdentityChanged: 2004,
+  /** Email or password (or API key) not recognised. */
+  InvalidCredentials: 2005,
+  /** The account has two-factor authentication: send a TOTP or recovery code too. */
+  TwoFactorRequired: 2006,
+  /** The TOTP or recovery code is wrong, expired or already used. */
+  InvalidTwoFactorCode: 2007,
+  /** The organisation requires two-factor authentication; enrol first. */
+  TwoFactorEnrolmentRequired: 2008,
+  /** The password is too short, too long, too common or too weak (see `problems`). */
+  WeakPassword: 2009,
+  /** The refresh token is unknown, expired, revoked, or was already used (family revoked). */
+  InvalidRefreshToken: 2010,
+  /** The invitation link is unknown, expired or revoked. */
+  InvitationInvalid: 2011,
+  /** The invitation is used from a new device: send the code emailed to the invited address. */
+  DeviceCodeRequired: 2012,
   /** The token does not grant access to this conversation (or it does not exist for you). */
   Forbidden: 3001,
   /** The caller may read this conversation but not write to it (observer). */
@@ -32,6 +50,14 @@ export const ErrorCode = {
   TooManyConversations: 3004,
   /** No such resource (or none visible to you). */
   NotFound: 3005,
+  /** The resource already exists (e.g. an account with this email). */
+  Conflict: 3006,
+  /** The request comes from an address outside the organisation's allowlist. */
+  IpNotAllowed: 3007,
+  /** The request's Origin is not in the configured allowlist. */
+  OriginNotAllowed: 3008,
+  /** Your role does not allow this action (e.g. members managing API keys). */
+  InsufficientRole: 3009,
   /** The Yjs update could not be decoded, or claims an author other than its sender. */
   InvalidUpdate: 4001,
   /** The Yjs update exceeds the configured maximum update size. */

@@ -10,6 +10,11 @@ import type { Bus } from "./bus/bus.ts";
 import { openBus } from "./bus/open-bus.ts";
 import type { Config } from "./config.ts";
 import { registerHealthRoutes } from "./http/health-routes.ts";
+import type { RouteDefinition } from "./http/route.ts";
+import { registerRoutes } from "./http/router.ts";
+import { metaRoutes } from "./http/routes/meta-routes.ts";
+import { type Identity, openIdentity } from "./identity/identity-module.ts";
+import { AccessEnforcer } from "./realtime/access-enforcer.ts";
 import type { Logger } from "./logger.ts";
 import { GroupCommitter } from "./log/group-committer.ts";
 import { WritePath } from "./log/write-path.ts";
@@ -33,12 +38,19 @@ export interface ParleyServer {
   readonly store: Store;
   readonly bus: Bus;
   readonly hub: RealtimeHub;
+  readonly identity: Identity;
   /** Graceful shutdown: stop accepting, flush commits, close sockets with 1012, close the store. */
   close(): Promise<void>;
 }
 
+/** Test and embedding hooks. */
+export interface StartOptions {
+  /** The clock identity uses for expiry (invitations, codes); tests inject one. */
+  now?: () => number;
+}
+
 /** Starts a server with the given configuration. */
-export async function startServer(config: Config, logger: Logger): Promise<ParleyServer> {
+export async function startServer(config: Config, logger: Logger, options: StartOptions = {}): Promise<ParleyServer> {
   const uws = loadUws();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const keys = await loadOrCreateKeys(config.dataDir);
@@ -64,7 +76,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Parle
     maxUpdateBytes: config.limits.maxUpdateBytes,
     compactAfterUpdates: config.store.compactAfterUpdates,
   });
+  const identity = await openIdentity(config, { keys, logger, writePath, cache, now: options.now });
   const hub = new RealtimeHub({
+    resolveRole: identity.resolveRole,
     cache,
     writePath,
     broadcaster,
@@ -75,9 +89,19 @@ export async function startServer(config: Config, logger: Logger): Promise<Parle
   });
   hub.channels.observe(delivery);
   let shuttingDown = false;
-  const routeDeps = { hub, keys, tokens: config.tokens, limits: config.limits, allowedOrigins: config.allowedOrigins, logger };
+  const enforcer = new AccessEnforcer(hub, identity.resolveRole, logger);
+  identity.events.on((change) => enforcer.apply(change));
+  const routeDeps = { hub, authenticate: identity.authenticate, limits: config.limits, allowedOrigins: config.allowedOrigins, logger };
   registerParleyRoute(app, routeDeps);
   registerYjsRoute(app, routeDeps);
+  const routes: RouteDefinition[] = [...identity.routes, ...metaRoutes(keys, () => routes)];
+  registerRoutes(app, routes, {
+    allowedOrigins: config.allowedOrigins,
+    maxBodyBytes: config.http.maxBodyBytes,
+    trustProxy: config.http.trustProxy,
+    logger,
+    principals: { keys, tokens: config.tokens, directory: identity.services.directory },
+  });
   registerHealthRoutes(app, { store, bus, isShuttingDown: () => shuttingDown });
 
   const listenSocket = await new Promise<NonNullable<Parameters<Parameters<typeof app.listen>[2]>[0]>>((resolve, reject) => {
@@ -108,9 +132,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Parle
       }
       await bus.close();
       await store.close();
+      await identity.close();
       logger.info("stopped");
     })();
     return closing;
   };
-  return { port, config, keys, store, bus, hub, close };
+  return { port, config, keys, store, bus, hub, identity, close };
 }

@@ -61,6 +61,27 @@ export interface Config {
   cacheBytes: number;
   /** Time allowed for a graceful shutdown before the process exits anyway. */
   shutdownTimeoutMs: number;
+  http: {
+    /** Largest request body accepted. */
+    maxBodyBytes: number;
+    /** Take client addresses from X-Forwarded-For (set only behind a trusted proxy). */
+    trustProxy: boolean;
+  };
+  identity: {
+    /** Base URL people reach this server at (invitation links). */
+    publicUrl: string;
+    accessTokenTtlSeconds: number;
+    refreshTokenTtlSeconds: number;
+    /** argon2id parameters; at least OWASP's minimum (19 MiB, t=2, p=1). */
+    argon2: { memoryKiB: number; timeCost: number; parallelism: number };
+    /** Password hashes running at once; beyond that (and a short queue) sign-ins get 429. */
+    maxConcurrentHashes: number;
+    /** Lowest zxcvbn score (0-4) a new password must reach. */
+    passwordMinScore: 0 | 1 | 2 | 3 | 4;
+    /** smtp(s)://user:pass@host:port; unset: mail goes to <dataDir>/outbox and the log. */
+    smtpUrl: string | null;
+    mailFrom: string;
+  };
 }
 
 /** Thrown when the environment holds an invalid setting; the message names the variable. */
@@ -97,6 +118,32 @@ function list(env: Env, name: string): string[] {
 }
 
 const MiB = 1024 * 1024;
+
+function identityConfig(env: Env): Config["identity"] {
+  const port = env.PORT || "8787";
+  const publicUrl = (env.PARLEY_PUBLIC_URL || `http://${env.HOST || "127.0.0.1"}:${port}`).replace(/\/+$/, "");
+  try {
+    new URL(publicUrl);
+  } catch {
+    throw new ConfigError(`PARLEY_PUBLIC_URL must be an absolute URL (got "${publicUrl}")`);
+  }
+  const smtpUrl = env.PARLEY_SMTP_URL || null;
+  if (smtpUrl && !/^smtps?:\/\//.test(smtpUrl)) throw new ConfigError("PARLEY_SMTP_URL must start with smtp:// or smtps://");
+  return {
+    publicUrl,
+    accessTokenTtlSeconds: int(env, "PARLEY_ACCESS_TOKEN_TTL_SECONDS", 900, 30, 86_400),
+    refreshTokenTtlSeconds: int(env, "PARLEY_REFRESH_TOKEN_TTL_DAYS", 30, 1, 365) * 86_400,
+    argon2: {
+      memoryKiB: int(env, "PARLEY_ARGON2_MEMORY_KIB", 19_456, 19_456, 4 * 1024 * 1024),
+      timeCost: int(env, "PARLEY_ARGON2_TIME_COST", 2, 2, 20),
+      parallelism: int(env, "PARLEY_ARGON2_PARALLELISM", 1, 1, 16),
+    },
+    maxConcurrentHashes: int(env, "PARLEY_MAX_CONCURRENT_HASHES", 4, 1, 64),
+    passwordMinScore: int(env, "PARLEY_PASSWORD_MIN_SCORE", 3, 0, 4) as 0 | 1 | 2 | 3 | 4,
+    smtpUrl,
+    mailFrom: env.PARLEY_MAIL_FROM || "Parley <no-reply@parley.invalid>",
+  };
+}
 
 /** Builds the configuration from environment variables (see README for the list). */
 export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
@@ -145,5 +192,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     },
     cacheBytes: int(env, "PARLEY_CACHE_MB", 256, 1, 1024 * 1024) * MiB,
     shutdownTimeoutMs: int(env, "PARLEY_SHUTDOWN_TIMEOUT_MS", 10_000, 100, 600_000),
+    http: {
+      maxBodyBytes: int(env, "PARLEY_MAX_BODY_BYTES", 64 * 1024, 1024, 16 * MiB),
+      trustProxy: oneOf(env, "PARLEY_TRUST_PROXY", "false", ["true", "false"]) === "true",
+    },
+    identity: identityConfig(env),
   };
 }

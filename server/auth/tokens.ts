@@ -17,6 +17,14 @@ export interface TokenIdentity {
   /** Expiry, milliseconds since the epoch. */
   expiresAt: number;
   tokenId: string;
+  /** The refresh-token family (sign-in session) an access token belongs to; null for dev tokens. */
+  sessionFamily: string | null;
+  /**
+   * True when the token itself lists the conversations it may open (`conv` claim: development
+   * tokens, or capability tokens a host application mints); false for sign-in tokens, whose
+   * access comes from the directory, checked on every join.
+   */
+  scoped: boolean;
 }
 
 /** What a token is minted for. */
@@ -34,7 +42,7 @@ export interface TokenSettings {
 }
 
 const ALGORITHM = "EdDSA";
-const ID = /^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$/;
+const ID = /^[A-Za-z0-9][A-Za-z0-9._:@+_-]{0,127}$/;
 /** Ids in this namespace belong to the server itself (e.g. "parley:system" signs compactions). */
 const RESERVED = "parley:";
 
@@ -50,15 +58,28 @@ export async function mintToken(keys: ServerKeys, settings: TokenSettings, reque
   }
   if (!isIdentityId(request.user)) throw new Error(`invalid user id "${request.user}"`);
   if (!isIdentityId(request.org)) throw new Error(`invalid organisation id "${request.org}"`);
-  return new SignJWT({ org: request.org, conv: request.conversations })
+  return signToken(keys, settings, request.user, { org: request.org, conv: request.conversations }, request.ttlSeconds);
+}
+
+function signToken(keys: ServerKeys, settings: TokenSettings, subject: string, claims: Record<string, unknown>, ttlSeconds: number): Promise<string> {
+  return new SignJWT(claims)
     .setProtectedHeader({ alg: ALGORITHM, kid: keys.signingKid, typ: "at+jwt" })
     .setIssuer(settings.issuer)
     .setAudience(settings.audience)
-    .setSubject(request.user)
+    .setSubject(subject)
     .setIssuedAt()
     .setJti(randomUUID())
-    .setExpirationTime(Math.floor(Date.now() / 1000) + request.ttlSeconds)
+    .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds)
     .sign(keys.signingKey);
+}
+
+/** Issues a sign-in access token: access to conversations comes from the directory. */
+export async function issueAccessToken(
+  keys: ServerKeys,
+  settings: TokenSettings,
+  request: { user: string; org: string; sessionFamily: string; ttlSeconds: number },
+): Promise<string> {
+  return signToken(keys, settings, request.user, { org: request.org, sid: request.sessionFamily }, request.ttlSeconds);
 }
 
 /** Verifies a token; throws {@link ParleyError} InvalidToken or TokenExpired. */
@@ -76,7 +97,7 @@ export async function verifyToken(keys: ServerKeys, settings: TokenSettings, tok
     if (error instanceof joseErrors.JWTExpired) throw new ParleyError(ErrorCode.TokenExpired, "token has expired");
     throw new ParleyError(ErrorCode.InvalidToken, "token is invalid");
   }
-  const { sub, org, conv, exp, jti } = payload as { sub: string; org?: unknown; conv?: unknown; exp: number; jti: string };
+  const { sub, org, conv, exp, jti, sid } = payload as { sub: string; org?: unknown; conv?: unknown; exp: number; jti: string; sid?: unknown };
   if (!isIdentityId(sub) || !isIdentityId(org)) {
     throw new ParleyError(ErrorCode.InvalidToken, "token has an invalid subject or organisation");
   }
@@ -92,5 +113,6 @@ export async function verifyToken(keys: ServerKeys, settings: TokenSettings, tok
       grants.set(id, role);
     }
   }
-  return { user: sub, org, grants, expiresAt: exp * 1000, tokenId: jti };
+  if (sid !== undefined && typeof sid !== "string") throw new ParleyError(ErrorCode.InvalidToken, "token has an invalid session");
+  return { user: sub, org, grants, expiresAt: exp * 1000, tokenId: jti, sessionFamily: sid ?? null, scoped: conv !== undefined };
 }

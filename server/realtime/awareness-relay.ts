@@ -64,30 +64,35 @@ export class AwarenessRelay {
   private readonly entries = new Map<number, AwarenessEntry>();
 
   /**
-   * Checks an update from `owner` and records it. Throws {@link ParleyError} when it touches a
-   * client id owned by someone else or is malformed. Returns true when it should be relayed.
+   * Records the entries of an update from `owner` and returns what to relay. Entries for client
+   * ids owned by another connection are dropped, not relayed: y-websocket providers echo their
+   * peers' states, and nobody may set another's. `update` is the bytes to relay (the original
+   * when nothing was dropped), or null when nothing changed; `foreign` counts dropped entries.
+   * Throws {@link ParleyError} when the update is malformed or claims too many client ids.
    */
-  accept(owner: object, update: Uint8Array): boolean {
+  accept(owner: object, update: Uint8Array): { update: Uint8Array | null; foreign: number } {
     const decoded = decodeAwarenessUpdate(update);
     let owned = 0;
     for (const entry of this.entries.values()) if (entry.owner === owner) owned++;
-    for (const { clientId } of decoded) {
-      const existing = this.entries.get(clientId);
+    const accepted: DecodedEntry[] = [];
+    let foreign = 0;
+    for (const entry of decoded) {
+      const existing = this.entries.get(entry.clientId);
       if (existing && existing.owner !== owner) {
-        throw new ParleyError(ErrorCode.Forbidden, "awareness client id belongs to another connection");
+        foreign++;
+        continue;
       }
       if (!existing && ++owned > MAX_CLIENTS_PER_OWNER) {
         throw new ParleyError(ErrorCode.Forbidden, "too many awareness client ids for one connection");
       }
+      // A stale clock is ignored by y-protocols too; do not relay it.
+      if (existing && existing.clock > entry.clock) continue;
+      this.entries.set(entry.clientId, { owner, clock: entry.clock, state: entry.state });
+      accepted.push(entry);
     }
-    let changed = false;
-    for (const { clientId, clock, state } of decoded) {
-      const existing = this.entries.get(clientId);
-      if (existing && existing.clock > clock) continue; // stale, as y-protocols would ignore it
-      this.entries.set(clientId, { owner, clock, state });
-      changed = true;
-    }
-    return changed;
+    if (accepted.length === 0) return { update: null, foreign };
+    const relay = accepted.length === decoded.length ? update : encodeEntries(accepted.map((e) => [e.clientId, e]));
+    return { update: relay, foreign };
   }
 
   /** Every live state, encoded as one awareness update for a joining client (null if none). */

@@ -27,7 +27,10 @@ export interface SocketData {
 
 /** A conversation this connection has joined. */
 export interface JoinedConversation {
-  role: Role;
+  /** Null while the role is being looked up; frames for the conversation wait for it. */
+  role: Role | null;
+  /** Settles once the role lookup finished (found or not). */
+  roleKnown: Promise<void>;
   /** Settles after this connection's latest write to the conversation (orders no-op acks). */
   lastWrite: Promise<unknown>;
 }

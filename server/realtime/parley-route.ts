@@ -12,8 +12,7 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
 } from "../../protocol/index.ts";
-import { type TokenSettings, verifyToken } from "../auth/tokens.ts";
-import type { ServerKeys } from "../auth/keys.ts";
+import type { TokenIdentity } from "../auth/tokens.ts";
 import type { Config } from "../config.ts";
 import { describeError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
@@ -25,8 +24,8 @@ import type { RealtimeHub } from "./realtime-hub.ts";
 /** Dependencies of the Parley socket route. */
 export interface ParleyRouteDeps {
   hub: RealtimeHub;
-  keys: ServerKeys;
-  tokens: TokenSettings;
+  /** Verifies a token and checks the identity may connect from this address now. */
+  authenticate(token: string, ip: string): Promise<TokenIdentity>;
   limits: Config["limits"];
   allowedOrigins: readonly string[];
   logger: Logger;
@@ -69,9 +68,9 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
     }
     const renewal = session.phase === "ready";
     if (!renewal) session.phase = "authenticating";
-    let identity: Awaited<ReturnType<typeof verifyToken>>;
+    let identity: TokenIdentity;
     try {
-      identity = await verifyToken(deps.keys, deps.tokens, token);
+      identity = await deps.authenticate(token, session.remoteAddress);
     } catch (error) {
       const { code, message } = describeError(error);
       logger.info({ session: session.id, code, remote: session.remoteAddress }, "authentication failed");
@@ -121,10 +120,10 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
   const join = async (session: ClientSession, conversation: string): Promise<void> => {
     const result = await hub.join(session, conversation);
     if (!result) return;
-    const { doc, joined } = result;
-    session.sendControl({ type: "joined", conversation, role: joined.role, seq: doc.headSeq });
+    const { doc, role } = result;
+    session.sendControl({ type: "joined", conversation, role, seq: doc.headSeq });
     // Writers get the server's state vector so they can send what the server lacks (offline edits).
-    if (joined.role === "writer") session.sendDoc(conversation, { type: "sync-step1", stateVector: doc.stateVector() });
+    if (role === "writer") session.sendDoc(conversation, { type: "sync-step1", stateVector: doc.stateVector() });
     const awareness = hub.awarenessSnapshot(conversation);
     if (awareness) session.sendDoc(conversation, { type: "awareness", update: awareness });
   };
@@ -151,8 +150,9 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
     const { conversation, message } = frame;
     switch (message.type) {
       case "sync-step1":
+        // uWS reuses the receive buffer after this callback returns: copy before anything async.
         hub
-          .syncStep1(session, conversation, message.stateVector)
+          .syncStep1(session, conversation, owned ? message.stateVector : message.stateVector.slice())
           .then((diff) => diff && session.sendDoc(conversation, { type: "sync-step2", update: diff }))
           .catch((error: unknown) => fail(session, error, "frame", conversation));
         return;
@@ -178,7 +178,10 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
         const frameCopy = owned ? bytes : bytes.slice();
         const offset = message.update.byteOffset - bytes.byteOffset;
         try {
-          hub.awareness(session, conversation, frameCopy.subarray(offset, offset + message.update.length), frameCopy);
+          const { foreign } = hub.awareness(session, conversation, frameCopy.subarray(offset, offset + message.update.length), frameCopy);
+          if (foreign > 0) {
+            session.sendError(ErrorCode.Forbidden, "awareness states of other connections were ignored", { request: "awareness", conversation });
+          }
         } catch (error) {
           fail(session, error, "awareness", conversation);
         }

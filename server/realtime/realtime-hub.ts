@@ -2,7 +2,8 @@
 // awareness, leave, disconnect. The dialect routes (parley-route.ts, yjs-route.ts) decode frames
 // and decide how to answer; the rules about who may do what live here, checked on every frame.
 
-import { ErrorCode } from "../../protocol/index.ts";
+import { ErrorCode, type Role } from "../../protocol/index.ts";
+import type { TokenIdentity } from "../auth/tokens.ts";
 import { ParleyError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { WritePath } from "../log/write-path.ts";
@@ -21,6 +22,8 @@ export interface RealtimeHubDeps {
   maxAwarenessBytes: number;
   /** Size limit for a client's sync step 2 (its offline edits), larger than for one update. */
   maxCatchUpBytes: number;
+  /** The identity's current role in a conversation (null: it may not see it). */
+  resolveRole(identity: TokenIdentity, conversation: string): Promise<Role | null>;
 }
 
 /** The shared conversation logic behind every socket. */
@@ -32,22 +35,44 @@ export class RealtimeHub {
   constructor(private readonly deps: RealtimeHubDeps) {}
 
   /**
-   * Joins a conversation the session's token grants; resolves with the conversation's cached
-   * state once loaded (null if the session left or closed meanwhile). Throws Forbidden for any
-   * conversation not granted — existing or not, so ids are not probed.
+   * Joins a conversation the session may see; resolves with the conversation's cached state once
+   * loaded (null if the session left or closed meanwhile). Throws Forbidden for any
+   * conversation it may not see — existing or not, so ids cannot be probed. Frames for the
+   * conversation that arrive while the role is looked up wait for it (clients may pipeline).
    */
-  async join(session: ClientSession, conversation: string): Promise<{ doc: CachedDocument; joined: JoinedConversation } | null> {
-    const role = session.identity?.grants.get(conversation);
-    if (!role) throw new ParleyError(ErrorCode.Forbidden, "no access to this conversation");
+  async join(session: ClientSession, conversation: string): Promise<{ doc: CachedDocument; role: Role } | null> {
+    const identity = session.identity;
+    if (!identity) throw new ParleyError(ErrorCode.NotAuthenticated, "not authenticated");
     let joined = session.joined.get(conversation);
     if (!joined) {
       if (session.joined.size >= this.deps.maxConversationsPerSocket) {
         throw new ParleyError(ErrorCode.TooManyConversations, "too many conversations on one connection");
       }
-      joined = { role, lastWrite: Promise.resolve() };
-      session.joined.set(conversation, joined);
+      let roleKnown!: () => void;
+      const entry: JoinedConversation = { role: null, roleKnown: new Promise((resolve) => (roleKnown = resolve)), lastWrite: Promise.resolve() };
+      joined = entry;
+      session.joined.set(conversation, entry);
+      let role: Role | null;
+      try {
+        role = await this.deps.resolveRole(identity, conversation);
+      } catch (error) {
+        this.deps.logger.error({ err: error, conversation }, "access lookup failed");
+        if (session.joined.get(conversation) === entry) session.joined.delete(conversation);
+        roleKnown();
+        throw new ParleyError(ErrorCode.StoreUnavailable, "access could not be checked; retry");
+      }
+      if (!role || session.joined.get(conversation) !== entry) {
+        if (session.joined.get(conversation) === entry) session.joined.delete(conversation);
+        roleKnown();
+        if (!role) throw new ParleyError(ErrorCode.Forbidden, "no access to this conversation");
+        return null;
+      }
+      entry.role = role;
+      roleKnown();
       this.channels.acquire(conversation);
       session.socket?.subscribe(topicOf(session.dialect, conversation));
+    } else {
+      await joined.roleKnown;
     }
     let doc: CachedDocument;
     try {
@@ -57,12 +82,13 @@ export class RealtimeHub {
       this.leave(session, conversation);
       throw new ParleyError(ErrorCode.StoreUnavailable, "conversation could not be loaded; retry");
     }
-    return session.joined.get(conversation) === joined && session.socket ? { doc, joined } : null;
+    const role = joined.role;
+    return session.joined.get(conversation) === joined && role && session.socket ? { doc, role } : null;
   }
 
   /** Answers a sync step 1: what the client lacks. Null if the session is gone. */
   async syncStep1(session: ClientSession, conversation: string, stateVector: Uint8Array): Promise<Uint8Array | null> {
-    this.joinedOrThrow(session, conversation);
+    await this.joinedWithRole(session, conversation);
     const doc = await this.deps.cache.get(conversation);
     if (!session.joined.has(conversation)) return null;
     try {
@@ -77,8 +103,8 @@ export class RealtimeHub {
    * once committed. `update` must be the caller's own copy; `envelope` is the frame to publish;
    * `catchUp` marks a sync step 2 (offline edits), allowed up to the frame size.
    */
-  write(session: ClientSession, conversation: string, update: Uint8Array, options: { envelope?: Uint8Array; catchUp?: boolean } = {}): Promise<number> {
-    const joined = this.joinedOrThrow(session, conversation);
+  async write(session: ClientSession, conversation: string, update: Uint8Array, options: { envelope?: Uint8Array; catchUp?: boolean } = {}): Promise<number> {
+    const joined = await this.joinedWithRole(session, conversation);
     if (joined.role !== "writer") throw new ParleyError(ErrorCode.ReadOnly, "observers cannot change this conversation");
     if (this.shuttingDown) throw new ParleyError(ErrorCode.ShuttingDown, "server is shutting down; retry");
     const identity = session.identity;
@@ -96,15 +122,19 @@ export class RealtimeHub {
   }
 
   /** Relays an awareness update after checking it only touches the session's own states. */
-  awareness(session: ClientSession, conversation: string, update: Uint8Array, envelope?: Uint8Array): void {
+  awareness(session: ClientSession, conversation: string, update: Uint8Array, envelope?: Uint8Array): { foreign: number } {
     this.joinedOrThrow(session, conversation);
     if (update.length > this.deps.maxAwarenessBytes) {
       throw new ParleyError(ErrorCode.FrameTooLarge, "awareness update too large");
     }
     const channel = this.channels.get(conversation);
-    if (channel?.awareness.accept(session, update)) {
-      this.deps.broadcaster.publish(conversation, { type: "awareness", update }, session, envelope);
+    const result = channel?.awareness.accept(session, update);
+    if (result?.update) {
+      // The prebuilt envelope only fits when nothing was dropped from the update.
+      const frame = result.update === update ? envelope : undefined;
+      this.deps.broadcaster.publish(conversation, { type: "awareness", update: result.update }, session, frame);
     }
+    return { foreign: result?.foreign ?? 0 };
   }
 
   /** The awareness states of others, for a joining client. */
@@ -139,6 +169,18 @@ export class RealtimeHub {
   /** Refuses new writes from now on (graceful shutdown). */
   stopWrites(): void {
     this.shuttingDown = true;
+  }
+
+  /** The joined conversation once its role is known; NotJoined if not joined (or refused). */
+  private async joinedWithRole(session: ClientSession, conversation: string): Promise<JoinedConversation> {
+    const joined = this.joinedOrThrow(session, conversation);
+    if (joined.role === null) {
+      await joined.roleKnown;
+      if (session.joined.get(conversation) !== joined || joined.role === null) {
+        throw new ParleyError(ErrorCode.NotJoined, "join the conversation first");
+      }
+    }
+    return joined;
   }
 
   private joinedOrThrow(session: ClientSession, conversation: string): JoinedConversation {

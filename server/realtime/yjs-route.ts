@@ -5,8 +5,7 @@
 
 import * as encoding from "lib0/encoding";
 import { CloseCode, decodeDocMessage, ErrorCode, isConversationId, type Role } from "../../protocol/index.ts";
-import type { ServerKeys } from "../auth/keys.ts";
-import { type TokenIdentity, type TokenSettings, verifyToken } from "../auth/tokens.ts";
+import type { TokenIdentity } from "../auth/tokens.ts";
 import type { Config } from "../config.ts";
 import { describeError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
@@ -18,8 +17,8 @@ import type { RealtimeHub } from "./realtime-hub.ts";
 /** Dependencies of the y-websocket route. */
 export interface YjsRouteDeps {
   hub: RealtimeHub;
-  keys: ServerKeys;
-  tokens: TokenSettings;
+  /** Verifies a token and checks the identity may connect from this address now. */
+  authenticate(token: string, ip: string): Promise<TokenIdentity>;
   limits: Config["limits"];
   allowedOrigins: readonly string[];
   logger: Logger;
@@ -66,7 +65,7 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
   const start = async (session: ClientSession, conversation: string): Promise<void> => {
     const result = await hub.join(session, conversation);
     if (!result) return;
-    if (result.joined.role === "writer") {
+    if (result.role === "writer") {
       session.sendDoc(conversation, { type: "sync-step1", stateVector: result.doc.stateVector() });
     }
     const awareness = hub.awarenessSnapshot(conversation);
@@ -96,7 +95,7 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
       };
       if (!originAllowed(origin, deps.allowedOrigins)) return refuse("403 Forbidden", "origin not allowed");
       if (!isConversationId(conversation)) return refuse("400 Bad Request", "invalid conversation id");
-      verifyToken(deps.keys, deps.tokens, token).then(
+      deps.authenticate(token, remote).then(
         (identity) => {
           const role = identity.grants.get(conversation);
           if (!role) return refuse("403 Forbidden", "no access to this conversation");
@@ -138,7 +137,8 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
       switch (decoded.type) {
         case "sync-step1":
           hub
-            .syncStep1(session, conversation, decoded.stateVector)
+            // uWS reuses the receive buffer after this callback returns: copy before anything async.
+            .syncStep1(session, conversation, decoded.stateVector.slice())
             .then((diff) => diff && session.sendDoc(conversation, { type: "sync-step2", update: diff }))
             .catch((error: unknown) => session.close(CloseCode.ProtocolViolation, describeError(error).message));
           return;

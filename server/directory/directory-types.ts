@@ -1,0 +1,103 @@
+// Plain data shapes of the directory: organisations, people, memberships, API keys, the access
+// side of conversations, invitations and sessions. Shared by every directory backend and by the
+// HTTP routes; nothing here knows about SQL.
+
+/** A member's role in an organisation. */
+export type MemberRole = "owner" | "admin" | "member";
+/** An organisation's (or invited person's) role in a conversation. */
+export type ParticipantRole = "participant" | "observer";
+/** A conversation's lifecycle state. */
+export type ConversationState = "open" | "closed";
+
+export interface Organisation {
+  id: string;
+  name: string;
+  createdAt: number;
+  /** Members must have two-factor authentication enabled to sign in. */
+  require2fa: boolean;
+  /** CIDR ranges or addresses people and API keys of this organisation may connect from; empty = any. */
+  ipAllowlist: string[];
+}
+
+export interface User {
+  id: string;
+  email: string;
+  name: string;
+  /** argon2id PHC string; null for invited people who never set a password. */
+  passwordHash: string | null;
+  /** TOTP secret sealed with the secrets key; null when not enrolled. */
+  totpSealed: Uint8Array | null;
+  totpEnabled: boolean;
+  totpLastStep: number | null;
+  createdAt: number;
+}
+
+export interface Membership {
+  orgId: string;
+  orgName: string;
+  userId: string;
+  role: MemberRole;
+}
+
+export interface ApiKeyRecord {
+  id: string;
+  orgId: string;
+  name: string;
+  scopes: string[];
+  secretHash: string;
+  createdAt: number;
+  createdBy: string;
+  lastUsedAt: number | null;
+  revokedAt: number | null;
+}
+
+export interface ConversationRecord {
+  id: string;
+  orgId: string;
+  title: string;
+  externalRef: string | null;
+  status: ConversationState;
+  createdAt: number;
+  createdBy: string;
+}
+
+export interface ConversationParticipant {
+  orgId: string;
+  orgName: string;
+  role: ParticipantRole;
+}
+
+export interface ConversationPerson {
+  userId: string;
+  email: string;
+  role: ParticipantRole;
+}
+
+export interface InvitationRecord {
+  id: string;
+  conversationId: string;
+  email: string;
+  role: ParticipantRole;
+  invitedByOrg: string;
+  invitedBy: string;
+  createdAt: number;
+  expiresAt: number;
+  revokedAt: number | null;
+  /** The person the invitation signed in (set on first use). */
+  userId: string | null;
+  /** Hash of the device token handed out on first use; other devices need an emailed code. */
+  deviceHash: string | null;
+}
+
+/** Outcome of presenting a refresh token. */
+export type RefreshOutcome =
+  | { status: "rotated"; userId: string; orgId: string; familyId: string }
+  | { status: "reused"; familyId: string; userId: string }
+  | { status: "invalid" };
+
+/** Who is asking about a conversation: a person in an organisation, or an API key of one. */
+export interface Accessor {
+  orgId: string;
+  /** Absent for API keys, which act for their organisation only. */
+  userId?: string;
+}

@@ -1,0 +1,86 @@
+// Who is calling: a person signed in to one organisation (access token), or an organisation's
+// API key. Resolved afresh on every request from the bearer credential and the directory, so a
+// revoked key, a revoked session or a removed membership stops working on the next request.
+
+import { createHash, timingSafeEqual } from "node:crypto";
+import { ErrorCode } from "../../protocol/index.ts";
+import type { ServerKeys } from "../auth/keys.ts";
+import { type TokenSettings, verifyToken } from "../auth/tokens.ts";
+import type { Directory } from "../directory/directory.ts";
+import type { MemberRole } from "../directory/directory-types.ts";
+import { ParleyError } from "../errors.ts";
+import { ipAllowed } from "./ip-allowlist.ts";
+
+/** A signed-in person acting for one organisation. */
+export interface UserPrincipal {
+  kind: "user";
+  userId: string;
+  orgId: string;
+  role: MemberRole;
+  /** The refresh-token family the access token belongs to (its "session"). */
+  sessionFamily: string | null;
+}
+
+/** An organisation's API key (a partner system). */
+export interface ApiKeyPrincipal {
+  kind: "apiKey";
+  keyId: string;
+  orgId: string;
+  scopes: string[];
+}
+
+/** Either kind of caller. */
+export type Principal = UserPrincipal | ApiKeyPrincipal;
+
+/** The audit actor id of a principal: the user id, or `key:<id>` for API keys. */
+export function actorId(principal: Principal): string {
+  return principal.kind === "user" ? principal.userId : `key:${principal.keyId}`;
+}
+
+/** API keys look like `pk_<id>.<secret>`; only the SHA-256 of the secret is stored. */
+export const API_KEY_PREFIX = "pk_";
+
+/** SHA-256 hex of a high-entropy secret (API key secrets, invitation tokens, refresh tokens). */
+export function secretHash(secret: string): string {
+  return createHash("sha256").update(secret).digest("hex");
+}
+
+/** What resolving a credential needs. */
+export interface PrincipalDeps {
+  keys: ServerKeys;
+  tokens: TokenSettings;
+  directory: Directory;
+}
+
+const unauthorized = () => new ParleyError(ErrorCode.InvalidCredentials, "missing or invalid credentials");
+
+/** Resolves `Authorization: Bearer …` into a principal, checking the directory now. */
+export async function resolvePrincipal(authorization: string, ip: string, deps: PrincipalDeps): Promise<Principal> {
+  const match = /^Bearer\s+(\S+)$/i.exec(authorization);
+  if (!match) throw unauthorized();
+  const credential = match[1];
+  let principal: Principal;
+  if (credential.startsWith(API_KEY_PREFIX)) {
+    const [id, secret] = credential.slice(API_KEY_PREFIX.length).split(".");
+    const key = id && secret ? await deps.directory.getApiKey(id) : null;
+    if (!key || key.revokedAt !== null) throw unauthorized();
+    const expected = Buffer.from(key.secretHash, "hex");
+    const actual = Buffer.from(secretHash(secret), "hex");
+    if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw unauthorized();
+    void deps.directory.touchApiKey(key.id, Date.now()).catch(() => undefined);
+    principal = { kind: "apiKey", keyId: key.id, orgId: key.orgId, scopes: key.scopes };
+  } else {
+    const identity = await verifyToken(deps.keys, deps.tokens, credential);
+    if (identity.sessionFamily && (await deps.directory.isFamilyRevoked(identity.sessionFamily))) {
+      throw new ParleyError(ErrorCode.InvalidToken, "this session was signed out");
+    }
+    const role = await deps.directory.getMembership(identity.org, identity.user);
+    if (!role) throw new ParleyError(ErrorCode.InvalidToken, "no longer a member of this organisation");
+    principal = { kind: "user", userId: identity.user, orgId: identity.org, role, sessionFamily: identity.sessionFamily };
+  }
+  const org = await deps.directory.getOrganisation(principal.orgId);
+  if (org && !ipAllowed(ip, org.ipAllowlist)) {
+    throw new ParleyError(ErrorCode.IpNotAllowed, "this organisation does not allow access from your address");
+  }
+  return principal;
+}

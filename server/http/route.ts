@@ -1,0 +1,63 @@
+// How an HTTP route is declared: method, path, who may call it, zod schemas for its input and
+// output, and a handler over plain data. The router enforces everything declared here; the
+// OpenAPI document is generated from the same declarations, so the two cannot drift apart.
+
+import type { z } from "zod";
+import type { ErrorCode } from "../../protocol/index.ts";
+import type { Logger } from "../logger.ts";
+import type { Principal } from "./principal.ts";
+
+/** Who may call a route. */
+export type RouteAuth =
+  /** Anyone (sign-up, login, invitation links). */
+  | "public"
+  /** A signed-in person. */
+  | "user"
+  /** A signed-in person or an API key. */
+  | "principal";
+
+/** What a handler sees of the request. */
+export interface RouteContext<B, Q> {
+  params: Record<string, string>;
+  query: Q;
+  body: B;
+  /** Set for routes that are not public. */
+  principal: Principal;
+  ip: string;
+  requestId: string;
+  headers: { cookie: string; userAgent: string; accept: string };
+  log: Logger;
+}
+
+/** What a handler returns. */
+export interface RouteResult {
+  status: number;
+  body?: unknown;
+  /** An HTML page instead of JSON (the invitation landing page). */
+  html?: string;
+  headers?: [string, string][];
+}
+
+/** A declared route. */
+export interface RouteDefinition<B = unknown, Q = unknown> {
+  method: "get" | "post" | "patch" | "delete";
+  /** uWS pattern, e.g. `/v1/conversations/:id`. */
+  path: string;
+  auth: RouteAuth;
+  summary: string;
+  tags: string[];
+  body?: z.ZodType<B>;
+  query?: z.ZodType<Q>;
+  /** Success status and response schema, for the OpenAPI document. */
+  response: { status: number; schema?: z.ZodType; description: string; html?: boolean };
+  /** Error codes this route may answer with (documented). */
+  errors?: ErrorCode[];
+  /** Responses carry credentials: never cached, never logged. */
+  sensitive?: boolean;
+  handler(context: RouteContext<B, Q>): Promise<RouteResult>;
+}
+
+/** Declares a route with its types inferred from the schemas. */
+export function route<B = undefined, Q = Record<string, never>>(definition: RouteDefinition<B, Q>): RouteDefinition {
+  return definition as unknown as RouteDefinition;
+}

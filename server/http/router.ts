@@ -1,0 +1,265 @@
+// Registers declared routes on uWS and runs each request through the same steps: Origin check,
+// bounded body read, schema validation, credential resolution, the handler, and one response
+// shape for errors. uWS requests are only valid synchronously, so everything needed is read
+// from them before the first await.
+
+import { randomBytes } from "node:crypto";
+import { z } from "zod";
+import { ErrorCode } from "../../protocol/index.ts";
+import { WorkerCallError } from "../worker/worker-service.ts";
+import { describeError, ParleyError } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import type { UWS } from "../uws.ts";
+import { type PrincipalDeps, resolvePrincipal } from "./principal.ts";
+import { SECURITY_HEADERS } from "./respond.ts";
+import type { RouteDefinition, RouteResult } from "./route.ts";
+
+/** Router settings, from configuration. */
+export interface RouterOptions {
+  allowedOrigins: readonly string[];
+  maxBodyBytes: number;
+  /** Take the client address from X-Forwarded-For (only behind a trusted proxy). */
+  trustProxy: boolean;
+  logger: Logger;
+  principals: PrincipalDeps;
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  200: "200 OK",
+  201: "201 Created",
+  204: "204 No Content",
+  400: "400 Bad Request",
+  401: "401 Unauthorized",
+  403: "403 Forbidden",
+  404: "404 Not Found",
+  409: "409 Conflict",
+  410: "410 Gone",
+  413: "413 Payload Too Large",
+  415: "415 Unsupported Media Type",
+  422: "422 Unprocessable Entity",
+  429: "429 Too Many Requests",
+  500: "500 Internal Server Error",
+  503: "503 Service Unavailable",
+};
+
+/** The HTTP status for an error code. */
+export function statusFor(code: ErrorCode): number {
+  switch (code) {
+    case ErrorCode.InvalidRequest:
+    case ErrorCode.MalformedFrame:
+      return 400;
+    case ErrorCode.InvalidCredentials:
+    case ErrorCode.InvalidToken:
+    case ErrorCode.TokenExpired:
+    case ErrorCode.TwoFactorRequired:
+    case ErrorCode.InvalidTwoFactorCode:
+    case ErrorCode.InvalidRefreshToken:
+    case ErrorCode.DeviceCodeRequired:
+      return 401;
+    case ErrorCode.Forbidden:
+    case ErrorCode.ReadOnly:
+    case ErrorCode.IpNotAllowed:
+    case ErrorCode.OriginNotAllowed:
+    case ErrorCode.InsufficientRole:
+    case ErrorCode.TwoFactorEnrolmentRequired:
+      return 403;
+    case ErrorCode.NotFound:
+      return 404;
+    case ErrorCode.Conflict:
+      return 409;
+    case ErrorCode.InvitationInvalid:
+      return 410;
+    case ErrorCode.FrameTooLarge:
+    case ErrorCode.UpdateTooLarge:
+      return 413;
+    case ErrorCode.WeakPassword:
+    case ErrorCode.InvalidUpdate:
+      return 422;
+    case ErrorCode.RateLimited:
+      return 429;
+    case ErrorCode.StoreUnavailable:
+    case ErrorCode.ShuttingDown:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+/** A ParleyError that also carries extra response fields (e.g. password problems, Retry-After). */
+export class HttpError extends ParleyError {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(code, message);
+  }
+}
+
+function errorResult(error: unknown): RouteResult {
+  if (error instanceof z.ZodError) {
+    const issue = error.issues[0];
+    const where = issue?.path.length ? `${issue.path.join(".")}: ` : "";
+    return { status: 400, body: { error: { code: ErrorCode.InvalidRequest, message: `${where}${issue?.message ?? "invalid request"}` } } };
+  }
+  if (error instanceof WorkerCallError) {
+    if (error.code === "conflict") return { status: 409, body: { error: { code: ErrorCode.Conflict, message: error.message } } };
+    if (error.code === "not_found") return { status: 404, body: { error: { code: ErrorCode.NotFound, message: error.message } } };
+    if (error.code === "invalid") return { status: 400, body: { error: { code: ErrorCode.InvalidRequest, message: error.message } } };
+  }
+  const { code, message } = describeError(error);
+  const details = error instanceof HttpError ? error.details : {};
+  const retryAfter = (error as { retryAfterSeconds?: unknown }).retryAfterSeconds;
+  const headers: [string, string][] = typeof retryAfter === "number" ? [["Retry-After", String(Math.max(1, Math.ceil(retryAfter)))]] : [];
+  return { status: statusFor(code), body: { error: { code, message, ...details } }, headers };
+}
+
+function paramNames(path: string): string[] {
+  return path
+    .split("/")
+    .filter((part) => part.startsWith(":"))
+    .map((part) => part.slice(1));
+}
+
+function parseQuery(query: string): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const [key, value] of new URLSearchParams(query)) result[key] = value;
+  return result;
+}
+
+function clientIp(res: UWS.HttpResponse, forwardedFor: string, trustProxy: boolean): string {
+  if (trustProxy && forwardedFor) return forwardedFor.split(",")[0].trim();
+  return Buffer.from(res.getRemoteAddressAsText()).toString();
+}
+
+function readBody(res: UWS.HttpResponse, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    res.onData((chunk, isLast) => {
+      size += chunk.byteLength;
+      if (size > limit) {
+        reject(new ParleyError(ErrorCode.FrameTooLarge, `request body exceeds ${limit} bytes`));
+        return;
+      }
+      // uWS reuses the chunk's memory after this callback: copy it.
+      chunks.push(Buffer.from(new Uint8Array(chunk).slice()));
+      if (isLast) resolve(Buffer.concat(chunks));
+    });
+  });
+}
+
+/** Registers routes (and CORS preflight) on the app. */
+export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefinition[], options: RouterOptions): void {
+  const { logger } = options;
+  const originOk = (origin: string) => origin === "" || options.allowedOrigins.length === 0 || options.allowedOrigins.includes(origin);
+
+  app.options("/*", (res, req) => {
+    const origin = req.getHeader("origin");
+    res.cork(() => {
+      if (!originOk(origin) || origin === "") {
+        res.writeStatus("403 Forbidden").end();
+        return;
+      }
+      res.writeStatus("204 No Content");
+      res.writeHeader("Access-Control-Allow-Origin", origin);
+      res.writeHeader("Vary", "Origin");
+      res.writeHeader("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE");
+      res.writeHeader("Access-Control-Allow-Headers", "authorization, content-type");
+      res.writeHeader("Access-Control-Max-Age", "600");
+      res.end();
+    });
+  });
+
+  for (const definition of routes) {
+    const names = paramNames(definition.path);
+    const register = {
+      get: app.get.bind(app),
+      post: app.post.bind(app),
+      patch: app.patch.bind(app),
+      delete: app.del.bind(app),
+    }[definition.method];
+    register(definition.path, (res, req) => {
+      const started = performance.now();
+      const requestId = randomBytes(8).toString("base64url");
+      const params: Record<string, string> = {};
+      names.forEach((name, index) => {
+        params[name] = decodeURIComponent(req.getParameter(index) ?? "");
+      });
+      const query = req.getQuery() ?? "";
+      const origin = req.getHeader("origin");
+      const authorization = req.getHeader("authorization");
+      const contentType = req.getHeader("content-type");
+      const headers = { cookie: req.getHeader("cookie"), userAgent: req.getHeader("user-agent"), accept: req.getHeader("accept") };
+      const ip = clientIp(res, req.getHeader("x-forwarded-for"), options.trustProxy);
+      let aborted = false;
+      res.onAborted(() => {
+        aborted = true;
+      });
+      const needsBody = definition.method !== "get" && definition.method !== "delete";
+      const body = needsBody ? readBody(res, options.maxBodyBytes) : Promise.resolve(Buffer.alloc(0));
+      // An oversized body may reject before run() awaits it (e.g. after an Origin refusal).
+      body.catch(() => undefined);
+      const log = logger.child({ requestId });
+
+      const run = async (): Promise<RouteResult> => {
+        if (!originOk(origin)) throw new ParleyError(ErrorCode.OriginNotAllowed, "origin not allowed");
+        const raw = await body;
+        let parsedBody: unknown;
+        if (definition.body) {
+          const isForm = contentType.startsWith("application/x-www-form-urlencoded");
+          if (raw.length > 0 && !contentType.startsWith("application/json") && !isForm) {
+            throw new ParleyError(ErrorCode.InvalidRequest, "send the body as application/json");
+          }
+          let json: unknown = {};
+          try {
+            if (raw.length > 0) json = isForm ? parseQuery(raw.toString("utf8")) : JSON.parse(raw.toString("utf8"));
+          } catch {
+            throw new ParleyError(ErrorCode.InvalidRequest, "body is not valid JSON");
+          }
+          parsedBody = definition.body.parse(json);
+        }
+        const parsedQuery = definition.query ? definition.query.parse(parseQuery(query)) : {};
+        const principal = definition.auth === "public" ? (undefined as never) : await resolvePrincipal(authorization, ip, options.principals);
+        if (definition.auth === "user" && principal.kind !== "user") {
+          throw new ParleyError(ErrorCode.InsufficientRole, "this action needs a signed-in person, not an API key");
+        }
+        return definition.handler({ params, query: parsedQuery, body: parsedBody, principal, ip, requestId, headers, log });
+      };
+
+      run()
+        .catch((error: unknown) => {
+          const result = errorResult(error);
+          if (result.status >= 500) log.error({ err: error, route: definition.path }, "request failed");
+          return result;
+        })
+        .then((result) => {
+          if (aborted) return;
+          res.cork(() => {
+            res.writeStatus(STATUS_TEXT[result.status] ?? `${result.status} Status`);
+            for (const [name, value] of SECURITY_HEADERS) res.writeHeader(name, value);
+            if (origin && options.allowedOrigins.includes(origin)) {
+              res.writeHeader("Access-Control-Allow-Origin", origin);
+              res.writeHeader("Vary", "Origin");
+            }
+            for (const [name, value] of result.headers ?? []) res.writeHeader(name, value);
+            res.writeHeader("X-Request-Id", requestId);
+            if (result.html !== undefined) {
+              res.writeHeader("Content-Type", "text/html; charset=utf-8");
+              res.end(result.html);
+            } else if (result.body === undefined) {
+              res.end();
+            } else {
+              res.writeHeader("Content-Type", "application/json; charset=utf-8");
+              res.end(JSON.stringify(result.body));
+            }
+          });
+          log.info(
+            { method: definition.method.toUpperCase(), route: definition.path, status: result.status, ms: Math.round(performance.now() - started), ip },
+            "http",
+          );
+        });
+    });
+  }
+}

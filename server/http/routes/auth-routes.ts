@@ -1,0 +1,250 @@
+// Sign-up, sign-in (password, then TOTP or a recovery code when enrolled), refresh, sign-out,
+// and two-factor enrolment. Failed attempts are throttled per account and per address; an
+// unknown email costs the same time as a wrong password, so accounts cannot be probed.
+
+import { randomUUID } from "node:crypto";
+import { z } from "zod";
+import { ErrorCode } from "../../../protocol/index.ts";
+import { checkPassword } from "../../auth/passwords.ts";
+import { openSecret, sealSecret } from "../../auth/secret-box.ts";
+import { createTotpEnrolment, generateRecoveryCodes, hashRecoveryCode, verifyTotp } from "../../auth/totp.ts";
+import type { User } from "../../directory/directory-types.ts";
+import { ParleyError } from "../../errors.ts";
+import { route } from "../route.ts";
+import { HttpError } from "../router.ts";
+import type { HttpServices } from "../services.ts";
+import { Email, Name, OrganisationView, Password, TokenPair, UserView } from "./schemas.ts";
+
+/** Ids are random and prefixed by kind, so a leaked id says what it is and nothing else. */
+export function newId(prefix: string): string {
+  return `${prefix}_${randomUUID().replaceAll("-", "")}`;
+}
+
+const totpAssociatedData = (userId: string) => `totp:${userId}`;
+
+/** Refuses an unacceptable password with its problems and score. */
+function assertAcceptable(services: HttpServices, password: string, context: string[]): number {
+  const verdict = checkPassword(password, context, services.passwordPolicy);
+  if (!verdict.acceptable) {
+    throw new HttpError(ErrorCode.WeakPassword, verdict.problems[0] ?? "password is too weak", {
+      score: verdict.score,
+      problems: verdict.problems,
+      suggestions: verdict.suggestions,
+    });
+  }
+  return verdict.score;
+}
+
+/** Checks a TOTP code (each step usable once) or a recovery code (each usable once). */
+async function checkSecondFactor(services: HttpServices, user: User, code: { totp?: string; recoveryCode?: string }): Promise<void> {
+  const key = `2fa:${user.id}`;
+  const now = services.now();
+  const gate = services.codeLimiter.check(key, now);
+  if (!gate.allowed) throw new HttpError(ErrorCode.RateLimited, "too many wrong codes; wait", {}, gate.retryAfterMs / 1000);
+  let ok = false;
+  if (code.totp && user.totpSealed) {
+    const secret = new TextDecoder().decode(openSecret(services.secretsKey, user.totpSealed, totpAssociatedData(user.id)));
+    const result = verifyTotp(secret, code.totp, { now, lastUsedStep: user.totpLastStep });
+    // The conditional update makes "no code accepted twice" hold even for simultaneous requests.
+    ok = result.ok && (await services.directory.consumeTotpStep(user.id, result.step));
+  } else if (code.recoveryCode) {
+    ok = await services.directory.consumeRecoveryCode(user.id, hashRecoveryCode(code.recoveryCode), now);
+  }
+  if (!ok) {
+    services.codeLimiter.fail(key, now);
+    throw new ParleyError(ErrorCode.InvalidTwoFactorCode, "the code is wrong, expired or already used");
+  }
+  services.codeLimiter.succeed(key);
+}
+
+/** The authentication routes. */
+export function authRoutes(services: HttpServices) {
+  const { directory, hasher, sessions } = services;
+  return [
+    route({
+      method: "post",
+      path: "/v1/signup",
+      auth: "public",
+      summary: "Create an organisation and its first member (the owner), and sign in.",
+      tags: ["auth"],
+      sensitive: true,
+      body: z.object({ email: Email, password: Password, name: Name, organisation: Name }),
+      response: {
+        status: 201,
+        description: "Signed in; `passwordScore` is the zxcvbn strength (0-4).",
+        schema: TokenPair.extend({ user: UserView, organisation: OrganisationView, passwordScore: z.number() }),
+      },
+      errors: [ErrorCode.WeakPassword, ErrorCode.Conflict, ErrorCode.RateLimited],
+      async handler({ body }) {
+        const score = assertAcceptable(services, body.password, [body.email, body.name, body.organisation]);
+        const passwordHash = await hasher.hash(body.password);
+        const user = { id: newId("usr"), email: body.email, name: body.name, passwordHash };
+        const organisation = { id: newId("org"), name: body.organisation };
+        await directory.createOrganisationWithOwner(organisation, user, services.now());
+        const tokens = await sessions.start(user.id, organisation.id);
+        return {
+          status: 201,
+          body: { ...tokens, user: { id: user.id, email: user.email, name: user.name }, organisation, passwordScore: score },
+        };
+      },
+    }),
+    route({
+      method: "post",
+      path: "/v1/auth/login",
+      auth: "public",
+      summary: "Sign in with email and password (plus `totp` or `recoveryCode` when two-factor is on).",
+      tags: ["auth"],
+      sensitive: true,
+      body: z.object({
+        email: Email,
+        password: Password,
+        organisation: z.string().optional().describe("organisation id to act for; default: the first membership"),
+        totp: z.string().regex(/^\d{6}$/).optional(),
+        recoveryCode: z.string().max(64).optional(),
+      }),
+      response: { status: 200, description: "Signed in.", schema: TokenPair.extend({ user: UserView, organisation: OrganisationView }) },
+      errors: [ErrorCode.InvalidCredentials, ErrorCode.TwoFactorRequired, ErrorCode.InvalidTwoFactorCode, ErrorCode.RateLimited],
+      async handler({ body, ip }) {
+        const now = services.now();
+        for (const key of [`login:${body.email}`, `login-ip:${ip}`]) {
+          const gate = services.loginLimiter.check(key, now);
+          if (!gate.allowed) throw new HttpError(ErrorCode.RateLimited, "too many failed sign-ins; wait", {}, gate.retryAfterMs / 1000);
+        }
+        const user = await directory.getUserByEmail(body.email);
+        const verdict = user?.passwordHash ? await hasher.verify(user.passwordHash, body.password) : await hasher.dummyVerify();
+        if (!user || !verdict.ok) {
+          services.loginLimiter.fail(`login:${body.email}`, now);
+          services.loginLimiter.fail(`login-ip:${ip}`, now);
+          throw new ParleyError(ErrorCode.InvalidCredentials, "email or password is wrong");
+        }
+        const memberships = await directory.listMemberships(user.id);
+        const membership = body.organisation ? memberships.find((m) => m.orgId === body.organisation) : memberships[0];
+        if (!membership) throw new ParleyError(ErrorCode.InvalidCredentials, "not a member of that organisation");
+        if (user.totpEnabled) {
+          if (!body.totp && !body.recoveryCode) throw new ParleyError(ErrorCode.TwoFactorRequired, "send the code from your authenticator app");
+          await checkSecondFactor(services, user, body);
+        }
+        services.loginLimiter.succeed(`login:${body.email}`);
+        if (verdict.needsRehash) await directory.setPasswordHash(user.id, await hasher.hash(body.password));
+        const tokens = await sessions.start(user.id, membership.orgId);
+        return {
+          status: 200,
+          body: { ...tokens, user: { id: user.id, email: user.email, name: user.name }, organisation: { id: membership.orgId, name: membership.orgName } },
+        };
+      },
+    }),
+    route({
+      method: "post",
+      path: "/v1/auth/refresh",
+      auth: "public",
+      summary: "Exchange a refresh token for a new pair. Each refresh token works once; reuse revokes the session.",
+      tags: ["auth"],
+      sensitive: true,
+      body: z.object({ refreshToken: z.string().min(10).max(200) }),
+      response: { status: 200, description: "A new token pair.", schema: TokenPair },
+      errors: [ErrorCode.InvalidRefreshToken],
+      async handler({ body }) {
+        return { status: 200, body: await sessions.refresh(body.refreshToken) };
+      },
+    }),
+    route({
+      method: "post",
+      path: "/v1/auth/logout",
+      auth: "user",
+      summary: "Sign out this session (or every session); its sockets close within a second.",
+      tags: ["auth"],
+      body: z.object({ everywhere: z.boolean().default(false) }),
+      response: { status: 204, description: "Signed out." },
+      async handler({ body, principal }) {
+        if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "people only");
+        if (body.everywhere || !principal.sessionFamily) await sessions.signOutEverywhere(principal.userId);
+        else await sessions.signOut(principal.sessionFamily, principal.userId);
+        return { status: 204 };
+      },
+    }),
+    route({
+      method: "get",
+      path: "/v1/me",
+      auth: "user",
+      summary: "The signed-in person, the organisation they act for, and their memberships.",
+      tags: ["auth"],
+      response: { status: 200, description: "Who you are." },
+      async handler({ principal }) {
+        if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "people only");
+        const user = await directory.getUser(principal.userId);
+        if (!user) throw new ParleyError(ErrorCode.NotFound, "no such user");
+        return {
+          status: 200,
+          body: {
+            user: { id: user.id, email: user.email, name: user.name, twoFactor: user.totpEnabled },
+            organisation: { id: principal.orgId, role: principal.role },
+            memberships: await directory.listMemberships(user.id),
+          },
+        };
+      },
+    }),
+    route({
+      method: "post",
+      path: "/v1/auth/2fa/enrol",
+      auth: "user",
+      summary: "Start two-factor enrolment: returns a TOTP secret and otpauth:// URI for an authenticator app.",
+      tags: ["two-factor"],
+      sensitive: true,
+      response: { status: 200, description: "Scan `uri` (or type `secret`), then confirm with /v1/auth/2fa/verify.", schema: z.object({ secret: z.string(), uri: z.string() }) },
+      errors: [ErrorCode.Conflict],
+      async handler({ principal }) {
+        if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "people only");
+        const user = await directory.getUser(principal.userId);
+        if (!user) throw new ParleyError(ErrorCode.NotFound, "no such user");
+        if (user.totpEnabled) throw new ParleyError(ErrorCode.Conflict, "two-factor is already on; disable it first");
+        const enrolment = createTotpEnrolment(user.email, "Parley");
+        const sealed = sealSecret(services.secretsKey, new TextEncoder().encode(enrolment.secret), totpAssociatedData(user.id));
+        await directory.setTotp(user.id, sealed, false);
+        return { status: 200, body: enrolment };
+      },
+    }),
+    route({
+      method: "post",
+      path: "/v1/auth/2fa/verify",
+      auth: "user",
+      summary: "Confirm enrolment with a current code; turns two-factor on and returns ten one-time recovery codes (shown once).",
+      tags: ["two-factor"],
+      sensitive: true,
+      body: z.object({ code: z.string().regex(/^\d{6}$/) }),
+      response: { status: 200, description: "Two-factor is on.", schema: z.object({ recoveryCodes: z.array(z.string()) }) },
+      errors: [ErrorCode.InvalidTwoFactorCode, ErrorCode.Conflict],
+      async handler({ body, principal }) {
+        if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "people only");
+        const user = await directory.getUser(principal.userId);
+        if (!user?.totpSealed) throw new ParleyError(ErrorCode.Conflict, "start enrolment first");
+        if (user.totpEnabled) throw new ParleyError(ErrorCode.Conflict, "two-factor is already on");
+        await checkSecondFactor(services, user, { totp: body.code });
+        await directory.enableTotp(user.id);
+        const recoveryCodes = generateRecoveryCodes(10);
+        await directory.replaceRecoveryCodes(user.id, recoveryCodes.map(hashRecoveryCode));
+        return { status: 200, body: { recoveryCodes } };
+      },
+    }),
+    route({
+      method: "post",
+      path: "/v1/auth/2fa/disable",
+      auth: "user",
+      summary: "Turn two-factor off (needs a current code or a recovery code).",
+      tags: ["two-factor"],
+      body: z.object({ totp: z.string().regex(/^\d{6}$/).optional(), recoveryCode: z.string().max(64).optional() }),
+      response: { status: 204, description: "Two-factor is off." },
+      errors: [ErrorCode.InvalidTwoFactorCode, ErrorCode.TwoFactorEnrolmentRequired],
+      async handler({ body, principal }) {
+        if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "people only");
+        const user = await directory.getUser(principal.userId);
+        if (!user?.totpEnabled) return { status: 204 };
+        const org = await directory.getOrganisation(principal.orgId);
+        if (org?.require2fa) throw new ParleyError(ErrorCode.TwoFactorEnrolmentRequired, "your organisation requires two-factor");
+        await checkSecondFactor(services, user, body);
+        await directory.setTotp(user.id, null, false);
+        await directory.replaceRecoveryCodes(user.id, []);
+        return { status: 204 };
+      },
+    }),
+  ];
+}

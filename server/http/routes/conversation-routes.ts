@@ -1,0 +1,280 @@
+// Conversations over HTTP: start one (with participant organisations and invited people), list
+// and read what you may see, close and reopen, manage participants and invitations, and post a
+// message through the same durable, audited write path as the sockets.
+
+import { z } from "zod";
+import * as Y from "yjs";
+import { appendMessage, ErrorCode, readMessages } from "../../../protocol/index.ts";
+import type { ConversationRecord } from "../../directory/directory-types.ts";
+import { ParleyError } from "../../errors.ts";
+import { accessorOf } from "../../identity/access-control.ts";
+import type { InvitationService } from "../../identity/invitation-service.ts";
+import { actorId, type Principal } from "../principal.ts";
+import { route } from "../route.ts";
+import type { HttpServices } from "../services.ts";
+import { newId } from "./auth-routes.ts";
+import { Email, Id, Name, ParticipantRole } from "./schemas.ts";
+
+const Invitee = z.object({ email: Email, role: ParticipantRole.default("participant") });
+const Participant = z.object({ organisation: Id, role: ParticipantRole.default("participant") });
+
+function encodeCursor(conversation: ConversationRecord): string {
+  return Buffer.from(JSON.stringify([conversation.createdAt, conversation.id])).toString("base64url");
+}
+
+function decodeCursor(cursor: string): { createdAt: number; id: string } {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(cursor, "base64url").toString()) as [unknown, unknown];
+    if (typeof createdAt === "number" && typeof id === "string") return { createdAt, id };
+  } catch {
+    // fall through
+  }
+  throw new ParleyError(ErrorCode.InvalidRequest, "cursor: invalid");
+}
+
+/** The conversation routes. */
+export function conversationRoutes(services: HttpServices, invitations: InvitationService) {
+  const { directory, access, events } = services;
+
+  const describe = async (conversation: ConversationRecord, principal: Principal) => ({
+    ...conversation,
+    role: await access.roleFor(accessorOf(principal), conversation.id),
+    participants: await directory.listParticipants(conversation.id),
+    people: await directory.listPeople(conversation.id),
+  });
+
+  const inviterName = async (principal: Principal) => {
+    const org = await directory.getOrganisation(principal.orgId);
+    if (principal.kind === "user") {
+      const user = await directory.getUser(principal.userId);
+      return `${user?.name ?? "Someone"} (${org?.name ?? "an organisation"})`;
+    }
+    return org?.name ?? "An organisation";
+  };
+
+  const inviteAll = async (conversation: ConversationRecord, principal: Principal, invitees: z.infer<typeof Invitee>[]) => {
+    const name = await inviterName(principal);
+    const created = [];
+    for (const invitee of invitees) {
+      const invitation = await invitations.invite({
+        conversationId: conversation.id,
+        conversationTitle: conversation.title,
+        email: invitee.email,
+        role: invitee.role,
+        invitedByOrg: principal.orgId,
+        invitedBy: actorId(principal),
+        inviterName: name,
+      });
+      created.push({ id: invitation.id, email: invitation.email, role: invitation.role, expiresAt: invitation.expiresAt });
+    }
+    return created;
+  };
+
+  return [
+    route({
+      method: "post",
+      path: "/v1/conversations",
+      auth: "principal",
+      summary: "Start a conversation, optionally with participant organisations and people invited by email.",
+      tags: ["conversations"],
+      body: z.object({
+        title: Name,
+        externalRef: z.string().trim().min(1).max(200).optional().describe("the partner's reference, e.g. a ticket number"),
+        participants: z.array(Participant).max(50).default([]),
+        invitations: z.array(Invitee).max(50).default([]),
+      }),
+      response: { status: 201, description: "The conversation, with the invitations sent." },
+      errors: [ErrorCode.NotFound],
+      async handler({ body, principal }) {
+        if (principal.kind === "apiKey" && !principal.scopes.includes("conversations:write")) {
+          throw new ParleyError(ErrorCode.Forbidden, "this API key lacks the conversations:write scope");
+        }
+        const conversation = {
+          id: newId("cnv"),
+          orgId: principal.orgId,
+          title: body.title,
+          externalRef: body.externalRef ?? null,
+          createdBy: actorId(principal),
+        };
+        const participants = body.participants
+          .filter((p) => p.organisation !== principal.orgId)
+          .map((p) => ({ orgId: p.organisation, role: p.role }));
+        await directory.createConversation(conversation, participants, services.now());
+        const record = await directory.getConversation(conversation.id);
+        if (!record) throw new ParleyError(ErrorCode.Internal, "conversation vanished");
+        const sent = await inviteAll(record, principal, body.invitations);
+        return { status: 201, body: { ...(await describe(record, principal)), invitations: sent } };
+      },
+    }),
+    route({
+      method: "get",
+      path: "/v1/conversations",
+      auth: "principal",
+      summary: "Conversations you may see, newest first, paged with `cursor`; filter by `externalRef`.",
+      tags: ["conversations"],
+      query: z.object({
+        limit: z.coerce.number().int().min(1).max(100).default(25),
+        cursor: z.string().max(200).optional(),
+        externalRef: z.string().max(200).optional(),
+      }),
+      response: { status: 200, description: "A page: `items` and `nextCursor` (absent on the last page)." },
+      async handler({ query, principal }) {
+        const items = await directory.listConversations(accessorOf(principal), {
+          limit: query.limit + 1,
+          before: query.cursor ? decodeCursor(query.cursor) : undefined,
+          externalRef: query.externalRef,
+        });
+        const page = items.slice(0, query.limit);
+        const nextCursor = items.length > query.limit ? encodeCursor(page[page.length - 1]) : undefined;
+        return { status: 200, body: { items: page, nextCursor } };
+      },
+    }),
+    route({
+      method: "get",
+      path: "/v1/conversations/:id",
+      auth: "principal",
+      summary: "One conversation with its participants, people and your role.",
+      tags: ["conversations"],
+      response: { status: 200, description: "The conversation." },
+      errors: [ErrorCode.NotFound],
+      async handler({ params, principal }) {
+        const { conversation } = await access.require(principal, params.id, "read");
+        return { status: 200, body: await describe(conversation, principal) };
+      },
+    }),
+    ...(["close", "reopen"] as const).map((action) =>
+      route({
+        method: "post",
+        path: `/v1/conversations/:id/${action}`,
+        auth: "principal",
+        summary: action === "close" ? "Close a conversation: it becomes read-only for everyone." : "Reopen a closed conversation.",
+        tags: ["conversations"],
+        response: { status: 200, description: "The conversation." },
+        async handler({ params, principal }) {
+          // A closed conversation is read-only, so reopening checks ownership through the directory.
+          const conversation = await directory.getConversation(params.id);
+          const role = conversation ? await access.roleFor(accessorOf(principal), params.id) : null;
+          if (!conversation || !role) throw new ParleyError(ErrorCode.NotFound, "no such conversation");
+          if (conversation.orgId !== principal.orgId) throw new ParleyError(ErrorCode.InsufficientRole, "only the starting organisation may do this");
+          await directory.setConversationStatus(params.id, action === "close" ? "closed" : "open");
+          events.emit({ kind: "conversation-access-changed", conversationId: params.id });
+          const updated = await directory.getConversation(params.id);
+          return { status: 200, body: updated && (await describe(updated, principal)) };
+        },
+      }),
+    ),
+    route({
+      method: "post",
+      path: "/v1/conversations/:id/participants",
+      auth: "principal",
+      summary: "Add (or change the role of) a participant organisation.",
+      tags: ["conversations"],
+      body: Participant,
+      response: { status: 200, description: "The conversation." },
+      async handler({ params, principal, body }) {
+        const conversation = await access.requireOwner(principal, params.id);
+        if (body.organisation === conversation.orgId) throw new ParleyError(ErrorCode.InvalidRequest, "the starting organisation always takes part");
+        await directory.putParticipant(params.id, body.organisation, body.role, services.now());
+        events.emit({ kind: "conversation-access-changed", conversationId: params.id });
+        return { status: 200, body: await describe(conversation, principal) };
+      },
+    }),
+    route({
+      method: "delete",
+      path: "/v1/conversations/:id/participants/:org",
+      auth: "principal",
+      summary: "Remove a participant organisation; its people lose access at once, sockets included.",
+      tags: ["conversations"],
+      response: { status: 204, description: "Removed." },
+      async handler({ params, principal }) {
+        await access.requireOwner(principal, params.id);
+        if (!(await directory.removeParticipant(params.id, params.org))) throw new ParleyError(ErrorCode.NotFound, "no such participant");
+        events.emit({ kind: "conversation-access-changed", conversationId: params.id });
+        return { status: 204 };
+      },
+    }),
+    route({
+      method: "get",
+      path: "/v1/conversations/:id/messages",
+      auth: "principal",
+      summary: "The conversation's messages, oldest first.",
+      tags: ["messages"],
+      response: { status: 200, description: "Messages and the sequence number they reflect." },
+      async handler({ params, principal }) {
+        await access.require(principal, params.id, "read");
+        const cached = await services.cache.get(params.id);
+        const doc = new Y.Doc();
+        Y.applyUpdate(doc, cached.state());
+        return { status: 200, body: { items: readMessages(doc), seq: cached.headSeq } };
+      },
+    }),
+    route({
+      method: "post",
+      path: "/v1/conversations/:id/messages",
+      auth: "principal",
+      summary: "Post a message; answered once it is durable and audited, with its sequence number.",
+      tags: ["messages"],
+      body: z.object({ text: z.string().min(1).max(20_000) }),
+      response: { status: 201, description: "The message and its sequence number." },
+      errors: [ErrorCode.NotFound, ErrorCode.ReadOnly],
+      async handler({ params, principal, body, requestId }) {
+        await access.require(principal, params.id, "write");
+        // Materialise the document (off the hot path: HTTP posts are rare next to socket updates)
+        // so the append lands after the current last message.
+        const doc = new Y.Doc();
+        Y.applyUpdate(doc, (await services.cache.get(params.id)).state());
+        let update: Uint8Array | null = null;
+        doc.on("update", (u: Uint8Array) => {
+          update = u;
+        });
+        const message = { id: newId("msg"), authorUser: actorId(principal), authorOrg: principal.orgId, text: body.text, createdAt: services.now() };
+        appendMessage(doc, message);
+        if (!update) throw new ParleyError(ErrorCode.Internal, "no update produced");
+        const seq = await services.writePath.submit(params.id, update, { user: message.authorUser, org: message.authorOrg, session: `http:${requestId}` });
+        return { status: 201, body: { message, seq } };
+      },
+    }),
+    route({
+      method: "post",
+      path: "/v1/conversations/:id/invitations",
+      auth: "principal",
+      summary: "Invite a person by email; they get a link valid 14 days.",
+      tags: ["invitations"],
+      body: Invitee,
+      response: { status: 201, description: "The invitation (the link goes only to the invited address)." },
+      async handler({ params, principal, body }) {
+        const conversation = await access.requireOwner(principal, params.id);
+        const [sent] = await inviteAll(conversation, principal, [body]);
+        return { status: 201, body: sent };
+      },
+    }),
+    route({
+      method: "get",
+      path: "/v1/conversations/:id/invitations",
+      auth: "principal",
+      summary: "The conversation's invitations (never their links).",
+      tags: ["invitations"],
+      response: { status: 200, description: "Invitations." },
+      async handler({ params, principal }) {
+        await access.requireOwner(principal, params.id);
+        const items = (await directory.listInvitations(params.id)).map(({ deviceHash: _hidden, ...invitation }) => invitation);
+        return { status: 200, body: { items } };
+      },
+    }),
+    route({
+      method: "delete",
+      path: "/v1/invitations/:id",
+      auth: "principal",
+      summary: "Revoke an invitation; the link stops working and the invited person loses access.",
+      tags: ["invitations"],
+      response: { status: 204, description: "Revoked." },
+      async handler({ params, principal }) {
+        const invitation = await directory.getInvitation(params.id);
+        if (!invitation) throw new ParleyError(ErrorCode.NotFound, "no such invitation");
+        await access.requireOwner(principal, invitation.conversationId);
+        await invitations.revoke(invitation);
+        return { status: 204 };
+      },
+    }),
+  ];
+}

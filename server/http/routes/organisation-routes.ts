@@ -1,0 +1,166 @@
+// An organisation's own settings, members and API keys. Only people acting for the
+// organisation see it (others get 404); changing anything needs the admin or owner role.
+
+import { randomBytes } from "node:crypto";
+import { z } from "zod";
+import { ErrorCode } from "../../../protocol/index.ts";
+import { ParleyError } from "../../errors.ts";
+import { API_KEY_SCOPES } from "../../identity/access-control.ts";
+import { ipAllowed, isValidAllowlistEntry } from "../ip-allowlist.ts";
+import { API_KEY_PREFIX, type Principal, secretHash } from "../principal.ts";
+import { route } from "../route.ts";
+import type { HttpServices } from "../services.ts";
+import { newId } from "./auth-routes.ts";
+import { Email, MemberRole, Name } from "./schemas.ts";
+
+/** The organisation in the path, if the caller acts for it (people and keys of others get 404). */
+function ownOrganisation(principal: Principal, orgId: string): void {
+  if (principal.orgId !== orgId) throw new ParleyError(ErrorCode.NotFound, "no such organisation");
+}
+
+/** Throws unless the caller is a person with the admin or owner role in the organisation. */
+function requireAdmin(principal: Principal, orgId: string): void {
+  ownOrganisation(principal, orgId);
+  if (principal.kind !== "user" || (principal.role !== "admin" && principal.role !== "owner")) {
+    throw new ParleyError(ErrorCode.InsufficientRole, "this needs the admin or owner role");
+  }
+}
+
+/** The organisation routes. */
+export function organisationRoutes(services: HttpServices) {
+  const { directory, events } = services;
+  return [
+    route({
+      method: "get",
+      path: "/v1/organisations/:org",
+      auth: "principal",
+      summary: "An organisation's settings.",
+      tags: ["organisations"],
+      response: { status: 200, description: "The organisation." },
+      async handler({ params, principal }) {
+        ownOrganisation(principal, params.org);
+        const org = await directory.getOrganisation(params.org);
+        if (!org) throw new ParleyError(ErrorCode.NotFound, "no such organisation");
+        return { status: 200, body: org };
+      },
+    }),
+    route({
+      method: "patch",
+      path: "/v1/organisations/:org",
+      auth: "user",
+      summary: "Change the name, require two-factor of members, or set the IP allowlist (admins).",
+      tags: ["organisations"],
+      body: z.object({
+        name: Name.optional(),
+        require2fa: z.boolean().optional(),
+        ipAllowlist: z.array(z.string().refine(isValidAllowlistEntry, "must be an IP address or CIDR range")).max(100).optional(),
+      }),
+      response: { status: 200, description: "The updated organisation." },
+      async handler({ params, principal, body, ip }) {
+        requireAdmin(principal, params.org);
+        if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "people only");
+        if (body.require2fa) {
+          const me = await directory.getUser(principal.userId);
+          if (!me?.totpEnabled) throw new ParleyError(ErrorCode.TwoFactorEnrolmentRequired, "turn on two-factor for yourself first");
+        }
+        if (body.ipAllowlist && !ipAllowed(ip, body.ipAllowlist)) {
+          throw new ParleyError(ErrorCode.InvalidRequest, `ipAllowlist would lock out your own address ${ip}`);
+        }
+        await directory.updateOrganisation(params.org, body);
+        return { status: 200, body: await directory.getOrganisation(params.org) };
+      },
+    }),
+    route({
+      method: "get",
+      path: "/v1/organisations/:org/members",
+      auth: "user",
+      summary: "The organisation's members and their roles.",
+      tags: ["organisations"],
+      response: { status: 200, description: "Members." },
+      async handler({ params, principal }) {
+        ownOrganisation(principal, params.org);
+        return { status: 200, body: { items: await directory.listMembers(params.org) } };
+      },
+    }),
+    route({
+      method: "post",
+      path: "/v1/organisations/:org/members",
+      auth: "user",
+      summary: "Add an existing account as a member (admins; only owners grant owner).",
+      tags: ["organisations"],
+      body: z.object({ email: Email, role: MemberRole.default("member") }),
+      response: { status: 201, description: "Added." },
+      async handler({ params, principal, body }) {
+        requireAdmin(principal, params.org);
+        if (body.role === "owner" && principal.kind === "user" && principal.role !== "owner") {
+          throw new ParleyError(ErrorCode.InsufficientRole, "only owners grant the owner role");
+        }
+        const user = await directory.getUserByEmail(body.email);
+        if (!user) throw new ParleyError(ErrorCode.NotFound, "no account with this email");
+        await directory.putMember(params.org, user.id, body.role, services.now());
+        events.emit({ kind: "membership-changed", orgId: params.org, userId: user.id });
+        return { status: 201, body: { userId: user.id, email: user.email, role: body.role } };
+      },
+    }),
+    route({
+      method: "delete",
+      path: "/v1/organisations/:org/members/:user",
+      auth: "user",
+      summary: "Remove a member; their access ends at once, open sockets included.",
+      tags: ["organisations"],
+      response: { status: 204, description: "Removed." },
+      async handler({ params, principal }) {
+        requireAdmin(principal, params.org);
+        if (!(await directory.removeMember(params.org, params.user))) throw new ParleyError(ErrorCode.NotFound, "no such member");
+        events.emit({ kind: "membership-changed", orgId: params.org, userId: params.user });
+        return { status: 204 };
+      },
+    }),
+    route({
+      method: "post",
+      path: "/v1/organisations/:org/api-keys",
+      auth: "user",
+      summary: "Create an API key for a partner system. The key is shown once; only its hash is stored.",
+      tags: ["api-keys"],
+      sensitive: true,
+      body: z.object({ name: Name, scopes: z.array(z.enum(API_KEY_SCOPES)).min(1) }),
+      response: { status: 201, description: "The key (`key`) — store it now, it cannot be shown again." },
+      async handler({ params, principal, body }) {
+        requireAdmin(principal, params.org);
+        const id = newId("key");
+        const secret = randomBytes(32).toString("base64url");
+        await directory.createApiKey(
+          { id, orgId: params.org, name: body.name, scopes: body.scopes, secretHash: secretHash(secret), createdBy: principal.kind === "user" ? principal.userId : "" },
+          services.now(),
+        );
+        return { status: 201, body: { id, name: body.name, scopes: body.scopes, key: `${API_KEY_PREFIX}${id}.${secret}` } };
+      },
+    }),
+    route({
+      method: "get",
+      path: "/v1/organisations/:org/api-keys",
+      auth: "user",
+      summary: "The organisation's API keys (never their secrets), with last use.",
+      tags: ["api-keys"],
+      response: { status: 200, description: "Keys." },
+      async handler({ params, principal }) {
+        requireAdmin(principal, params.org);
+        const keys = await directory.listApiKeys(params.org);
+        return { status: 200, body: { items: keys.map(({ secretHash: _hidden, ...key }) => key) } };
+      },
+    }),
+    route({
+      method: "delete",
+      path: "/v1/organisations/:org/api-keys/:key",
+      auth: "user",
+      summary: "Revoke an API key; it stops working on its next request.",
+      tags: ["api-keys"],
+      response: { status: 204, description: "Revoked." },
+      async handler({ params, principal }) {
+        requireAdmin(principal, params.org);
+        if (!(await directory.revokeApiKey(params.org, params.key, services.now()))) throw new ParleyError(ErrorCode.NotFound, "no such key");
+        return { status: 204 };
+      },
+    }),
+  ];
+}

@@ -1,0 +1,39 @@
+// Everything the HTTP routes need, wired once by the composition root and passed in, so a
+// route module imports no singletons and a test can see exactly what a route depends on.
+
+import type { ServerKeys } from "../auth/keys.ts";
+import type { PasswordHasher, PasswordPolicy } from "../auth/passwords.ts";
+import type { AttemptLimiter } from "../auth/attempt-limiter.ts";
+import type { Config } from "../config.ts";
+import type { Directory } from "../directory/directory.ts";
+import type { AccessControl } from "../identity/access-control.ts";
+import type { AccessEvents } from "../identity/access-events.ts";
+import type { SessionService } from "../identity/session-service.ts";
+import type { Logger } from "../logger.ts";
+import type { WritePath } from "../log/write-path.ts";
+import type { Mailer } from "../mail/mailer.ts";
+import type { DocumentCache } from "../realtime/document-cache.ts";
+
+/** The services behind the HTTP API. */
+export interface HttpServices {
+  config: Config;
+  keys: ServerKeys;
+  directory: Directory;
+  access: AccessControl;
+  sessions: SessionService;
+  events: AccessEvents;
+  hasher: PasswordHasher;
+  passwordPolicy: PasswordPolicy;
+  /** Failed sign-ins, per account and per address. */
+  loginLimiter: AttemptLimiter;
+  /** Failed second-factor and invitation codes, per account or invitation. */
+  codeLimiter: AttemptLimiter;
+  /** Key sealing TOTP secrets at rest. */
+  secretsKey: Uint8Array;
+  mailer: Mailer;
+  writePath: WritePath;
+  cache: DocumentCache;
+  logger: Logger;
+  /** The clock (injectable so expiry can be tested). */
+  now: () => number;
+}

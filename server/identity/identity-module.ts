@@ -1,0 +1,142 @@
+// Wires identity and access: the directory, password hashing, sign-in sessions, invitations,
+// mail, and the checks sockets and HTTP share. The composition root calls openIdentity() once
+// and registers the routes it returns; everything else reaches identity through what it returns.
+
+import path from "node:path";
+import { ErrorCode, type Role } from "../../protocol/index.ts";
+import { AttemptLimiter } from "../auth/attempt-limiter.ts";
+import type { ServerKeys } from "../auth/keys.ts";
+import { PasswordHasher } from "../auth/passwords.ts";
+import { loadOrCreateSecretsKey } from "../auth/secret-box.ts";
+import { type TokenIdentity, verifyToken } from "../auth/tokens.ts";
+import type { Config } from "../config.ts";
+import { type DirectoryHandle, openSqliteDirectory } from "../directory/directory.ts";
+import { ParleyError } from "../errors.ts";
+import { ipAllowed } from "../http/ip-allowlist.ts";
+import type { RouteDefinition } from "../http/route.ts";
+import { authRoutes, newId } from "../http/routes/auth-routes.ts";
+import { conversationRoutes } from "../http/routes/conversation-routes.ts";
+import { invitationRoutes } from "../http/routes/invitation-routes.ts";
+import { organisationRoutes } from "../http/routes/organisation-routes.ts";
+import type { HttpServices } from "../http/services.ts";
+import type { Logger } from "../logger.ts";
+import type { WritePath } from "../log/write-path.ts";
+import type { Mailer } from "../mail/mailer.ts";
+import { OutboxMailer } from "../mail/outbox-mailer.ts";
+import { SmtpMailer } from "../mail/smtp-mailer.ts";
+import type { DocumentCache } from "../realtime/document-cache.ts";
+import { AccessControl } from "./access-control.ts";
+import { AccessEvents } from "./access-events.ts";
+import { InvitationService } from "./invitation-service.ts";
+import { SessionService } from "./session-service.ts";
+
+/** Identity as the rest of the server sees it. */
+export interface Identity {
+  directory: DirectoryHandle;
+  access: AccessControl;
+  events: AccessEvents;
+  services: HttpServices;
+  routes: RouteDefinition[];
+  /** Checks a socket's token now: signature, session not signed out, membership, IP allowlist, 2FA rule. */
+  authenticate(token: string, ip: string): Promise<TokenIdentity>;
+  /** The identity's role in a conversation now (token grants for scoped tokens, else the directory). */
+  resolveRole(identity: TokenIdentity, conversation: string): Promise<Role | null>;
+  close(): Promise<void>;
+}
+
+function createMailer(config: Config, logger: Logger): Mailer {
+  const smtp = config.identity.smtpUrl;
+  if (!smtp) return new OutboxMailer(path.join(config.dataDir, "outbox"), logger, { from: config.identity.mailFrom });
+  const url = new URL(smtp);
+  return new SmtpMailer({
+    host: url.hostname,
+    port: Number(url.port || (url.protocol === "smtps:" ? 465 : 587)),
+    secure: url.protocol === "smtps:",
+    user: url.username ? decodeURIComponent(url.username) : undefined,
+    pass: url.password ? decodeURIComponent(url.password) : undefined,
+    from: config.identity.mailFrom,
+  });
+}
+
+/** Opens the directory and builds the identity services. */
+export async function openIdentity(
+  config: Config,
+  deps: { keys: ServerKeys; logger: Logger; writePath: WritePath; cache: DocumentCache; now?: () => number },
+): Promise<Identity> {
+  const now = deps.now ?? Date.now;
+  const directoryHandle = await openSqliteDirectory(path.join(config.dataDir, "directory.db"));
+  const directory = directoryHandle.directory;
+  const events = new AccessEvents();
+  const access = new AccessControl(directory);
+  const secretsKey = await loadOrCreateSecretsKey(config.dataDir);
+  const sessions = new SessionService({
+    directory,
+    keys: deps.keys,
+    tokens: config.tokens,
+    settings: { accessTtlSeconds: config.identity.accessTokenTtlSeconds, refreshTtlSeconds: config.identity.refreshTokenTtlSeconds },
+    events,
+    now,
+  });
+  const mailer = createMailer(config, deps.logger);
+  const services: HttpServices = {
+    config,
+    keys: deps.keys,
+    directory,
+    access,
+    sessions,
+    events,
+    hasher: new PasswordHasher({ ...config.identity.argon2, maxConcurrent: config.identity.maxConcurrentHashes }),
+    passwordPolicy: { minimumScore: config.identity.passwordMinScore },
+    loginLimiter: new AttemptLimiter({ maxAttempts: 10, windowMs: 15 * 60_000, lockoutMs: 15 * 60_000 }),
+    codeLimiter: new AttemptLimiter({ maxAttempts: 5, windowMs: 10 * 60_000, lockoutMs: 10 * 60_000 }),
+    secretsKey,
+    mailer,
+    writePath: deps.writePath,
+    cache: deps.cache,
+    logger: deps.logger,
+    now,
+  };
+  const invitations = new InvitationService({
+    directory,
+    mailer,
+    sessions,
+    events,
+    codeLimiter: services.codeLimiter,
+    secretsKey,
+    publicUrl: config.identity.publicUrl,
+    now,
+    newId,
+  });
+  const routes = [
+    ...authRoutes(services),
+    ...organisationRoutes(services),
+    ...conversationRoutes(services, invitations),
+    ...invitationRoutes(services, invitations),
+  ];
+
+  const authenticate = async (token: string, ip: string): Promise<TokenIdentity> => {
+    const identity = await verifyToken(deps.keys, config.tokens, token);
+    if (identity.scoped) return identity;
+    if (identity.sessionFamily && (await directory.isFamilyRevoked(identity.sessionFamily))) {
+      throw new ParleyError(ErrorCode.InvalidToken, "this session was signed out");
+    }
+    if (!(await directory.getMembership(identity.org, identity.user))) {
+      throw new ParleyError(ErrorCode.InvalidToken, "no longer a member of this organisation");
+    }
+    const org = await directory.getOrganisation(identity.org);
+    if (org && !ipAllowed(ip, org.ipAllowlist)) {
+      throw new ParleyError(ErrorCode.IpNotAllowed, "this organisation does not allow access from your address");
+    }
+    if (org?.require2fa && !(await directory.getUser(identity.user))?.totpEnabled) {
+      throw new ParleyError(ErrorCode.TwoFactorEnrolmentRequired, "your organisation requires two-factor authentication");
+    }
+    return identity;
+  };
+
+  const resolveRole = async (identity: TokenIdentity, conversation: string): Promise<Role | null> => {
+    if (identity.scoped) return identity.grants.get(conversation) ?? null;
+    return access.roleFor({ orgId: identity.org, userId: identity.user }, conversation);
+  };
+
+  return { directory: directoryHandle, access, events, services, routes, authenticate, resolveRole, close: () => directoryHandle.close() };
+}

@@ -1,0 +1,157 @@
+// Invitations of outside people to one conversation: a 256-bit link valid 14 days, bound to the
+// conversation and the address, stored only as a hash, revocable. First use signs the person in
+// (creating a password-less account if needed) and remembers that device; any other device must
+// also give a 6-digit code mailed to the invited address (valid 10 minutes).
+
+import { createHmac, randomBytes, randomInt } from "node:crypto";
+import { ErrorCode } from "../../protocol/index.ts";
+import type { AttemptLimiter } from "../auth/attempt-limiter.ts";
+import type { Directory } from "../directory/directory.ts";
+import type { InvitationRecord, ParticipantRole } from "../directory/directory-types.ts";
+import { ParleyError } from "../errors.ts";
+import { secretHash } from "../http/principal.ts";
+import { HttpError } from "../http/router.ts";
+import type { Mailer } from "../mail/mailer.ts";
+import type { AccessEvents } from "./access-events.ts";
+import type { SessionService, TokenPair } from "./session-service.ts";
+
+/** How long an invitation link stays valid. */
+export const INVITATION_TTL_MS = 14 * 24 * 3600 * 1000;
+/** How long an emailed device code stays valid. */
+export const DEVICE_CODE_TTL_MS = 10 * 60 * 1000;
+
+/** A sign-in through an invitation. */
+export interface InvitationSignIn extends TokenPair {
+  conversationId: string;
+  userId: string;
+  /** Present on first use: keep it (cookie or storage) to come back without a code. */
+  deviceToken?: string;
+}
+
+/** Creates, revokes and redeems invitations. */
+export class InvitationService {
+  constructor(
+    private readonly deps: {
+      directory: Directory;
+      mailer: Mailer;
+      sessions: SessionService;
+      events: AccessEvents;
+      codeLimiter: AttemptLimiter;
+      /** Keys the HMAC of the 6-digit codes, so a stolen table cannot be brute-forced offline. */
+      secretsKey: Uint8Array;
+      publicUrl: string;
+      now: () => number;
+      newId: (prefix: string) => string;
+    },
+  ) {}
+
+  /** Creates an invitation and mails its link; returns the record (never the token). */
+  async invite(request: { conversationId: string; conversationTitle: string; email: string; role: ParticipantRole; invitedByOrg: string; invitedBy: string; inviterName: string }): Promise<InvitationRecord> {
+    const token = randomBytes(32).toString("base64url");
+    const now = this.deps.now();
+    const invitation = {
+      id: this.deps.newId("inv"),
+      conversationId: request.conversationId,
+      email: request.email,
+      role: request.role,
+      invitedByOrg: request.invitedByOrg,
+      invitedBy: request.invitedBy,
+      createdAt: now,
+      expiresAt: now + INVITATION_TTL_MS,
+    };
+    await this.deps.directory.createInvitation({ ...invitation, tokenHash: secretHash(token) });
+    const link = `${this.deps.publicUrl}/invite/${token}`;
+    await this.deps.mailer.send({
+      to: request.email,
+      subject: `${request.inviterName} invited you to "${request.conversationTitle}" on Parley`,
+      text: [
+        `${request.inviterName} invited you to the conversation "${request.conversationTitle}".`,
+        "",
+        `Open it here (the link is personal and valid for 14 days): ${link}`,
+        "",
+        "If you did not expect this, ignore this message.",
+      ].join("\n"),
+    });
+    return { ...invitation, revokedAt: null, userId: null, deviceHash: null };
+  }
+
+  /** Revokes an invitation; the invited person loses the access it gave. */
+  async revoke(invitation: InvitationRecord): Promise<void> {
+    await this.deps.directory.revokeInvitation(invitation.id, this.deps.now());
+    if (invitation.userId) await this.deps.directory.removePerson(invitation.conversationId, invitation.userId);
+    this.deps.events.emit({ kind: "conversation-access-changed", conversationId: invitation.conversationId });
+  }
+
+  /** The live invitation behind a link token, or InvitationInvalid (unknown, expired, revoked). */
+  async lookup(token: string): Promise<InvitationRecord> {
+    const invitation = await this.deps.directory.getInvitationByTokenHash(secretHash(token));
+    if (!invitation || invitation.revokedAt !== null || invitation.expiresAt <= this.deps.now()) {
+      throw new ParleyError(ErrorCode.InvitationInvalid, "this invitation link is unknown, expired or revoked");
+    }
+    return invitation;
+  }
+
+  /**
+   * Redeems a link (always by POST: mail scanners prefetch GET links). First use signs the
+   * person in and binds this device; later uses need this device's token or an emailed code.
+   */
+  async accept(token: string, proof: { deviceToken?: string; code?: string }): Promise<InvitationSignIn> {
+    const invitation = await this.lookup(token);
+    const { directory } = this.deps;
+    if (invitation.userId === null) {
+      const user = (await directory.getUserByEmail(invitation.email)) ?? (await this.createInvitedUser(invitation.email));
+      const deviceToken = randomBytes(32).toString("base64url");
+      if (await directory.bindInvitation(invitation.id, user.id, secretHash(deviceToken), this.deps.now())) {
+        this.deps.events.emit({ kind: "conversation-access-changed", conversationId: invitation.conversationId });
+        return { ...(await this.signIn(user.id)), conversationId: invitation.conversationId, userId: user.id, deviceToken };
+      }
+      // Someone redeemed it at the same moment: treat this as a second device.
+      return this.accept(token, proof);
+    }
+    const userId = invitation.userId;
+    if (proof.deviceToken && invitation.deviceHash === secretHash(proof.deviceToken)) {
+      return { ...(await this.signIn(userId)), conversationId: invitation.conversationId, userId };
+    }
+    if (proof.code) {
+      const key = `invitation:${invitation.id}`;
+      const now = this.deps.now();
+      const gate = this.deps.codeLimiter.check(key, now);
+      if (!gate.allowed) throw new HttpError(ErrorCode.RateLimited, "too many wrong codes; wait", {}, gate.retryAfterMs / 1000);
+      if (await directory.consumeInvitationCode(invitation.id, this.codeHash(invitation.id, proof.code), now)) {
+        this.deps.codeLimiter.succeed(key);
+        return { ...(await this.signIn(userId)), conversationId: invitation.conversationId, userId };
+      }
+      this.deps.codeLimiter.fail(key, now);
+      throw new ParleyError(ErrorCode.InvalidTwoFactorCode, "the code is wrong, expired or already used");
+    }
+    await this.sendDeviceCode(invitation);
+    throw new ParleyError(ErrorCode.DeviceCodeRequired, "this link was already used on another device: enter the code we just emailed");
+  }
+
+  private async sendDeviceCode(invitation: InvitationRecord): Promise<void> {
+    const code = String(randomInt(0, 1_000_000)).padStart(6, "0");
+    await this.deps.directory.addInvitationCode(invitation.id, this.codeHash(invitation.id, code), this.deps.now() + DEVICE_CODE_TTL_MS);
+    await this.deps.mailer.send({
+      to: invitation.email,
+      subject: "Your Parley sign-in code",
+      text: `Your code is ${code}. It is valid for 10 minutes. If you did not try to sign in, ignore this message.`,
+    });
+  }
+
+  private codeHash(invitationId: string, code: string): string {
+    return createHmac("sha256", this.deps.secretsKey).update(`${invitationId}:${code.trim()}`).digest("hex");
+  }
+
+  private async createInvitedUser(email: string): Promise<{ id: string }> {
+    const id = this.deps.newId("usr");
+    const domain = email.split("@")[1] ?? email;
+    await this.deps.directory.createUser({ id, email, name: email, passwordHash: null }, { id: this.deps.newId("org"), name: domain }, this.deps.now());
+    return { id };
+  }
+
+  private async signIn(userId: string): Promise<TokenPair> {
+    const [membership] = await this.deps.directory.listMemberships(userId);
+    if (!membership) throw new ParleyError(ErrorCode.InvalidCredentials, "this account has no organisation");
+    return this.deps.sessions.start(userId, membership.orgId);
+  }
+}

@@ -1,0 +1,92 @@
+// Sign-in sessions: a short-lived access token (JWT) plus an opaque refresh token that rotates
+// on every use. Refresh tokens are stored only as hashes; presenting a spent one revokes its
+// whole family (the token was copied), and any revocation is announced so sockets close at once.
+
+import { randomBytes, randomUUID } from "node:crypto";
+import { ErrorCode } from "../../protocol/index.ts";
+import type { ServerKeys } from "../auth/keys.ts";
+import { issueAccessToken, type TokenSettings } from "../auth/tokens.ts";
+import type { Directory } from "../directory/directory.ts";
+import { ParleyError } from "../errors.ts";
+import { secretHash } from "../http/principal.ts";
+import type { AccessEvents } from "./access-events.ts";
+
+/** What a successful sign-in or refresh returns. */
+export interface TokenPair {
+  accessToken: string;
+  refreshToken: string;
+  tokenType: "Bearer";
+  /** Access token lifetime in seconds. */
+  expiresIn: number;
+}
+
+/** Session settings. */
+export interface SessionSettings {
+  accessTtlSeconds: number;
+  refreshTtlSeconds: number;
+}
+
+/** Issues, rotates and revokes sign-in sessions. */
+export class SessionService {
+  constructor(
+    private readonly deps: {
+      directory: Directory;
+      keys: ServerKeys;
+      tokens: TokenSettings;
+      settings: SessionSettings;
+      events: AccessEvents;
+      now: () => number;
+    },
+  ) {}
+
+  /** Starts a new session (a new refresh-token family) for a person in an organisation. */
+  async start(userId: string, orgId: string): Promise<TokenPair> {
+    const family = randomUUID();
+    const refreshToken = `rt_${randomBytes(32).toString("base64url")}`;
+    const now = this.deps.now();
+    await this.deps.directory.insertRefreshToken(
+      { tokenHash: secretHash(refreshToken), familyId: family, userId, orgId, expiresAt: now + this.deps.settings.refreshTtlSeconds * 1000 },
+      now,
+    );
+    return this.pair(userId, orgId, family, refreshToken);
+  }
+
+  /** Rotates a refresh token; a reused one revokes its family and fails. */
+  async refresh(refreshToken: string): Promise<TokenPair> {
+    const next = `rt_${randomBytes(32).toString("base64url")}`;
+    const now = this.deps.now();
+    const outcome = await this.deps.directory.rotateRefreshToken(
+      secretHash(refreshToken),
+      secretHash(next),
+      now + this.deps.settings.refreshTtlSeconds * 1000,
+      now,
+    );
+    if (outcome.status === "reused") {
+      this.deps.events.emit({ kind: "session-revoked", family: outcome.familyId, userId: outcome.userId });
+      throw new ParleyError(ErrorCode.InvalidRefreshToken, "refresh token already used: the session was revoked");
+    }
+    if (outcome.status !== "rotated") throw new ParleyError(ErrorCode.InvalidRefreshToken, "refresh token is invalid or expired");
+    if (!(await this.deps.directory.getMembership(outcome.orgId, outcome.userId))) {
+      throw new ParleyError(ErrorCode.InvalidRefreshToken, "no longer a member of this organisation");
+    }
+    return this.pair(outcome.userId, outcome.orgId, outcome.familyId, next);
+  }
+
+  /** Ends one session; its sockets close. */
+  async signOut(family: string, userId: string): Promise<void> {
+    await this.deps.directory.revokeFamily(family, userId, "signed out", this.deps.now());
+    this.deps.events.emit({ kind: "session-revoked", family, userId });
+  }
+
+  /** Ends every session of a person; all their sockets close. */
+  async signOutEverywhere(userId: string): Promise<void> {
+    await this.deps.directory.revokeUserSessions(userId, "signed out everywhere", this.deps.now());
+    this.deps.events.emit({ kind: "user-revoked", userId });
+  }
+
+  private async pair(userId: string, orgId: string, family: string, refreshToken: string): Promise<TokenPair> {
+    const ttl = this.deps.settings.accessTtlSeconds;
+    const accessToken = await issueAccessToken(this.deps.keys, this.deps.tokens, { user: userId, org: orgId, sessionFamily: family, ttlSeconds: ttl });
+    return { accessToken, refreshToken, tokenType: "Bearer", expiresIn: ttl };
+  }
+}

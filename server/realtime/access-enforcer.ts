@@ -1,0 +1,76 @@
+// Applies access changes to open connections the moment they happen: a signed-out session's
+// sockets close, a person removed from an organisation is disconnected, and everyone joined to a
+// conversation whose access changed has their role looked up again (and leaves if it is gone).
+
+import { CloseCode, ErrorCode, type Role } from "../../protocol/index.ts";
+import type { TokenIdentity } from "../auth/tokens.ts";
+import type { AccessChange } from "../identity/access-events.ts";
+import type { Logger } from "../logger.ts";
+import type { ClientSession } from "./client-session.ts";
+import type { RealtimeHub } from "./realtime-hub.ts";
+
+/** Acts on access changes for one node's connections. */
+export class AccessEnforcer {
+  constructor(
+    private readonly hub: RealtimeHub,
+    private readonly resolveRole: (identity: TokenIdentity, conversation: string) => Promise<Role | null>,
+    private readonly logger: Logger,
+  ) {}
+
+  apply(change: AccessChange): void {
+    for (const session of this.hub.sessions) {
+      const identity = session.identity;
+      // Scoped tokens carry their own grants; they expire instead of being revoked.
+      if (!identity || identity.scoped) continue;
+      switch (change.kind) {
+        case "session-revoked":
+          if (identity.sessionFamily === change.family) this.disconnect(session, "signed out");
+          break;
+        case "user-revoked":
+          if (identity.user === change.userId) this.disconnect(session, "signed out");
+          break;
+        case "membership-changed":
+          if (identity.user === change.userId && identity.org === change.orgId) this.recheckAll(session);
+          break;
+        case "conversation-access-changed":
+          if (session.joined.has(change.conversationId)) this.recheck(session, change.conversationId);
+          break;
+      }
+    }
+  }
+
+  private disconnect(session: ClientSession, reason: string): void {
+    session.sendError(ErrorCode.InvalidToken, reason, { request: "auth" });
+    session.close(CloseCode.Forbidden, reason);
+  }
+
+  private recheckAll(session: ClientSession): void {
+    for (const conversation of session.joined.keys()) this.recheck(session, conversation);
+  }
+
+  private recheck(session: ClientSession, conversation: string): void {
+    const identity = session.identity;
+    if (!identity) return;
+    this.resolveRole(identity, conversation).then(
+      (role) => {
+        const joined = session.joined.get(conversation);
+        if (!joined || joined.role === null) return;
+        if (!role) {
+          if (this.hub.leave(session, conversation)) {
+            session.sendControl({ type: "left", conversation, code: ErrorCode.Forbidden, message: "access revoked" });
+          }
+        } else {
+          // e.g. writer → observer when the conversation is closed: later writes get ReadOnly.
+          joined.role = role;
+        }
+      },
+      (error: unknown) => {
+        // When access cannot be checked, fail closed: the client rejoins once it can be.
+        this.logger.error({ err: error, conversation }, "access recheck failed");
+        if (this.hub.leave(session, conversation)) {
+          session.sendControl({ type: "left", conversation, code: ErrorCode.StoreUnavailable, message: "access could not be checked" });
+        }
+      },
+    );
+  }
+}

@@ -1,0 +1,36 @@
+// Entry of a service worker thread. Node 20 ignores loader flags in a Worker's execArgv
+// (nodejs/node#47747), so tsx is registered here; then the service module named in workerData is
+// loaded and every request from the main thread is run against it, in order, synchronously.
+
+import { parentPort, workerData } from "node:worker_threads";
+import { register } from "tsx/esm/api";
+
+register();
+const { moduleUrl, options } = workerData;
+const port = parentPort;
+let service;
+try {
+  const module = await import(moduleUrl);
+  service = module.openService(options);
+} catch (error) {
+  port.postMessage({ type: "failed", message: error instanceof Error ? error.message : String(error) });
+  throw error;
+}
+const operations = new Set(service.operations);
+
+port.on("message", ({ id, op, args }) => {
+  let reply;
+  try {
+    if (!operations.has(op)) throw Object.assign(new Error(`unknown operation ${op}`), { code: "invalid_request" });
+    reply = { type: "reply", id, ok: true, value: service[op](...args) };
+  } catch (error) {
+    reply = { type: "reply", id, ok: false, error: { name: error?.name, code: error?.code, message: error?.message ?? String(error) } };
+  }
+  try {
+    port.postMessage(reply);
+  } catch (error) {
+    port.postMessage({ type: "reply", id, ok: false, error: { code: "internal", message: `unserializable result: ${error.message}` } });
+  }
+  if (op === "close") port.close();
+});
+port.postMessage({ type: "ready" });
