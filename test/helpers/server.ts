@@ -52,14 +52,14 @@ function freePort(): Promise<number> {
 }
 
 /** Starts a server; `env` overrides settings as environment variables would. */
-export async function startTestServer(options: { env?: Record<string, string>; dataDir?: string } = {}): Promise<TestServer> {
+export async function startTestServer(options: { env?: Record<string, string>; dataDir?: string; now?: () => number } = {}): Promise<TestServer> {
   const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), "parley-test-")));
   const logger = createLogger(process.env.PARLEY_TEST_LOG ?? "silent");
   const configFor = (port: number) => loadConfig({ HOST: "127.0.0.1", PORT: String(port), PARLEY_DATA_DIR: dataDir, ...options.env });
   // An explicit port, not 0: uSockets sets SO_REUSEADDR only on explicit ports, and restart()
   // must bind the same port again while the old connections sit in TIME_WAIT.
   const port = await freePort();
-  let server: ParleyServer | null = await startServer(configFor(port), logger);
+  let server: ParleyServer | null = await startServer(configFor(port), logger, { now: options.now });
   const test: TestServer = {
     url: `ws://127.0.0.1:${port}/ws`,
     httpUrl: `http://127.0.0.1:${port}`,
@@ -81,7 +81,7 @@ export async function startTestServer(options: { env?: Record<string, string>; d
     },
     async restart() {
       await test.stop();
-      server = await startServer(configFor(port), logger);
+      server = await startServer(configFor(port), logger, { now: options.now });
     },
     async cleanup() {
       await test.stop();

@@ -1,7 +1,6 @@
 // Self-description: the public keys that verify access tokens (JWKS, for host applications and
 // other services) and the OpenAPI document generated from the route declarations.
 
-import { createPublicKey } from "node:crypto";
 import type { ServerKeys } from "../../auth/keys.ts";
 import { buildOpenApi } from "../openapi.ts";
 import { type RouteDefinition, route } from "../route.ts";
@@ -17,7 +16,7 @@ export function metaRoutes(keys: ServerKeys, all: () => readonly RouteDefinition
       tags: ["meta"],
       response: { status: 200, description: "A JWK Set." },
       async handler() {
-        const jwk = createPublicKey(keys.verifyKey).export({ format: "jwk" });
+        const jwk = keys.verifyKey.export({ format: "jwk" });
         return { status: 200, body: { keys: [{ ...jwk, kid: keys.signingKid, alg: "EdDSA", use: "sig" }] } };
       },
     }),
