@@ -1,14 +1,19 @@
-// Measures the store's hot path on its own: how many audited appends per second the SQLite store
-// commits (worker thread, hash chain, durable commit per batch), with no network in the way.
-// Usage: node --import tsx bench/store-append.ts [--count 20000] [--batch 50] [--size 100]
-//        [--conversations 1] [--inflight 1] [--synchronous full|normal]
+// Measures the store's hot path on its own: how many audited appends per second a store commits
+// (hash chain, durable commit per batch), SQLite (worker thread, local file) or Postgres (pool),
+// with no Parley network in the way.
+// Usage: node --import tsx bench/store-append.ts [--backend sqlite|postgres] [--count 20000]
+//        [--batch 50] [--size 100] [--conversations 1] [--inflight 1] [--synchronous full|normal]
+//        [--database-url postgres://...] (Postgres: works in a random schema, dropped afterwards)
 
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import pg from "pg";
+import { openPostgresStore } from "../server/store/postgres/postgres-store.ts";
 import { openSqliteStore } from "../server/store/sqlite/sqlite-store.ts";
-import type { AppendRequest } from "../server/store/store.ts";
+import type { AppendRequest, Store } from "../server/store/store.ts";
 
 const { values } = parseArgs({
   options: {
@@ -19,6 +24,9 @@ const { values } = parseArgs({
     // Batches handed to the store before waiting for the first; 1 = strictly one commit at a time.
     inflight: { type: "string", default: "1" },
     synchronous: { type: "string", default: "full" },
+    backend: { type: "string", default: "sqlite" },
+    "database-url": { type: "string", default: process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test" },
+    "pool-size": { type: "string", default: "10" },
   },
 });
 const count = Number(values.count);
@@ -27,9 +35,38 @@ const size = Number(values.size);
 const conversations = Number(values.conversations);
 const inflight = Number(values.inflight);
 const synchronous = values.synchronous === "normal" ? "normal" : "full";
+const backend = values.backend === "postgres" ? "postgres" : "sqlite";
+const auditKey = new Uint8Array(32).fill(1);
 
-const dir = await mkdtemp(join(tmpdir(), "parley-bench-store-"));
-const store = await openSqliteStore({ path: join(dir, "bench.db"), auditKey: new Uint8Array(32).fill(1), synchronous });
+/** Opens the store under test in a place of its own; `dispose` closes it and removes that place. */
+async function openBench(): Promise<{ store: Store; dispose: () => Promise<void> }> {
+  if (backend === "postgres") {
+    const connectionString = values["database-url"];
+    const schema = `parley_bench_${randomBytes(6).toString("hex")}`;
+    const store = await openPostgresStore({ connectionString, auditKey, schema, poolSize: Number(values["pool-size"]) });
+    return {
+      store,
+      dispose: async () => {
+        await store.close();
+        const client = new pg.Client({ connectionString });
+        await client.connect();
+        await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+        await client.end();
+      },
+    };
+  }
+  const dir = await mkdtemp(join(tmpdir(), "parley-bench-store-"));
+  const store = await openSqliteStore({ path: join(dir, "bench.db"), auditKey, synchronous });
+  return {
+    store,
+    dispose: async () => {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const { store, dispose } = await openBench();
 try {
   const batches: AppendRequest[][] = [];
   for (let i = 0; i < count; i += batchSize) {
@@ -62,7 +99,8 @@ try {
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))].toFixed(2);
   console.log(
     JSON.stringify({
-      synchronous,
+      backend,
+      ...(backend === "sqlite" ? { synchronous } : {}),
       count,
       batch: batchSize,
       size,
@@ -75,6 +113,5 @@ try {
     }),
   );
 } finally {
-  await store.close();
-  await rm(dir, { recursive: true, force: true });
+  await dispose();
 }

@@ -1,5 +1,5 @@
-// The behaviour every Store backend promises, as one reusable suite: SQLite runs it now, Postgres
-// will run the same cases. A backend passes by opening a fresh, empty store per case that uses
+// The behaviour every Store backend promises, as one reusable suite: SQLite and Postgres run the
+// same cases. A backend passes by opening a fresh, empty store per case that uses
 // CONTRACT_AUDIT_KEY (so the suite can verify the audit chain it wrote).
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -265,6 +265,16 @@ export function runStoreContract(
       await expect(store.appendBatch([...appendsOf("conv-bad", alice, textUpdates(doc, 1)), bad])).rejects.toThrow();
       expect((await store.loadDocument("conv-bad")).headSeq).toBe(2);
       expect(await store.appendBatch(appendsOf("conv-bad", alice, textUpdates(doc, 1)))).toMatchObject([{ seq: 3 }]);
+    });
+
+    it("refuses ids and actors no backend can store (NUL) with invalid_request", async () => {
+      const payload = textUpdates(new Y.Doc(), 1)[0];
+      await expect(store.appendBatch(appendsOf("conv\0nul", alice, [payload]))).rejects.toMatchObject({ code: "invalid_request" });
+      await expect(store.appendBatch(appendsOf("conv-nul", { ...alice, session: "s\0" }, [payload]))).rejects.toMatchObject({
+        code: "invalid_request",
+      });
+      await expect(store.loadDocument("conv\0nul")).rejects.toMatchObject({ code: "invalid_request" });
+      expect((await store.loadDocument("conv-nul")).headSeq).toBe(0);
     });
 
     it("answers ping while open and accepts an empty batch", async () => {

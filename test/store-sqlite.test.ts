@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import * as Y from "yjs";
 import { verifyConversation } from "../server/log/verify-conversation.ts";
 import { openSqliteStore, type SqliteStore } from "../server/store/sqlite/sqlite-store.ts";
-import { StoreError } from "../server/store/sqlite/store-error.ts";
+import { StoreError } from "../server/store/store-error.ts";
 import { alice, appendsOf, bob, CONTRACT_AUDIT_KEY, loadText, runStoreContract, textUpdates } from "./store-contract.ts";
 
 async function tempDir(): Promise<string> {

@@ -1,14 +1,14 @@
-// The typed error every store call rejects with: callers switch on a stable `code` (and map it
-// to the protocol's StoreUnavailable / Internal codes) instead of parsing SQLite messages.
-// Lives with the SQLite backend for now; move it next to store.ts when a second backend needs it.
+// The typed error every store call rejects with, whatever the backend: callers switch on a stable
+// `code` (and map it to the protocol's StoreUnavailable / Internal codes) instead of parsing
+// SQLite or Postgres messages. Each backend maps its driver's failures onto these codes.
 
 /** Why a store call failed. */
 export type StoreErrorCode =
   /** The store was closed; no call after close() runs. */
   | "closed"
-  /** The store cannot commit (worker gone, disk or I/O failure); safe to retry elsewhere/later. */
+  /** The store cannot commit (worker gone, disk or I/O failure, database down or unreachable); safe to retry later. */
   | "unavailable"
-  /** Another writer held the database longer than the busy timeout. Safe to retry. */
+  /** Another writer held the data longer than the backend waits (lock or busy timeout). Safe to retry. */
   | "busy"
   /** The request itself is malformed (bad conversation id, kind, payload or bounds). */
   | "invalid_request"

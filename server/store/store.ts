@@ -1,6 +1,6 @@
 // The Store seam: everything the server persists goes through this interface. The embedded
-// default is SQLite in a worker thread (./sqlite/); Postgres implements the same contract for
-// several nodes. Every method is asynchronous so the event loop never waits on disk.
+// default is SQLite in a worker thread (./sqlite/); Postgres (./postgres/) implements the same
+// contract for several nodes. Every method is asynchronous so the event loop never waits on disk.
 
 /** Who did something: carried into every audit entry. */
 export interface Actor {

@@ -3,7 +3,7 @@
 // Both sides import these types so an operation cannot drift between caller and executor.
 
 import type { AppendRequest, CommittedAppend, CompactionResult, DocumentState, LogEntry } from "../store.ts";
-import type { StoreErrorCode } from "./store-error.ts";
+import type { StoreErrorCode } from "../store-error.ts";
 
 /** The operations the worker runs, synchronously, one at a time, in arrival order. */
 export interface SqliteOps {

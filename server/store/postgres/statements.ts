@@ -1,0 +1,82 @@
+// The Postgres store's statements: the shared ones (../queries.ts) with numbered placeholders,
+// plus what only Postgres does — row locks on conversation heads, many rows per statement through
+// UNNEST, and the database clock. Each is a named prepared statement, parsed once per connection.
+
+import type pg from "pg";
+import { ENTRY, ENTRY_COLUMNS, HEAD, SNAPSHOT } from "../queries.ts";
+import { numberedPlaceholders } from "../sql-dialect.ts";
+
+/** A named statement: `with(values)` makes the query config for one call. */
+export interface Statement {
+  name: string;
+  text: string;
+  with(values: unknown[]): pg.QueryConfig;
+}
+
+function prepared(name: string, text: string): Statement {
+  return { name, text, with: (values) => ({ name, text, values }) };
+}
+
+/**
+ * The database's clock in milliseconds. Every node stamps entries with this one clock, so the
+ * times in a conversation's chain do not depend on which node's clock wrote them.
+ */
+const NOW_MS = "floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+
+/** Row shape of LOCK_HEADS. */
+export interface LockedHeadRow {
+  id: string;
+  head_seq: number;
+  head_hash: Uint8Array;
+  head_at: number;
+  now: number;
+}
+
+export const PG = {
+  selectHead: prepared("parley_select_head", numberedPlaceholders(HEAD.select)),
+  selectUpdatesAfter: prepared("parley_select_updates_after", numberedPlaceholders(ENTRY.selectUpdatesAfter)),
+  selectPayloadsAfter: prepared("parley_select_payloads_after", numberedPlaceholders(ENTRY.selectPayloadsAfter)),
+  selectEntries: prepared("parley_select_entries", numberedPlaceholders(ENTRY.selectPage)),
+  selectLatestSnapshot: prepared("parley_select_latest_snapshot", numberedPlaceholders(SNAPSHOT.selectLatest)),
+  insertSnapshot: prepared("parley_insert_snapshot", numberedPlaceholders(SNAPSHOT.insert)),
+
+  /**
+   * $1 ids (sorted), $2 their genesis hashes. Creates the heads of new conversations so there is a
+   * row to lock; a head another transaction is creating right now makes this wait for it. Sorted,
+   * so two nodes creating the same conversations cannot deadlock.
+   */
+  ensureHeads: prepared(
+    "parley_ensure_heads",
+    `INSERT INTO conversations (id, created_at, head_seq, head_hash, head_at)
+     SELECT id, ${NOW_MS}, 0, hash, 0 FROM UNNEST($1::text[], $2::bytea[]) AS t(id, hash)
+     ON CONFLICT (id) DO NOTHING`,
+  ),
+
+  /**
+   * $1 ids. Locks the heads in one fixed order (byte order of the id, whatever the database's
+   * collation) so concurrent writers on several nodes queue behind each other instead of
+   * deadlocking; the clock is read once the locks are held.
+   */
+  lockHeads: prepared(
+    "parley_lock_heads",
+    `SELECT h.id, h.head_seq, h.head_hash, h.head_at, ${NOW_MS} AS now
+     FROM (SELECT id, head_seq, head_hash, head_at FROM conversations
+           WHERE id = ANY($1::text[]) ORDER BY id COLLATE "C" FOR UPDATE) AS h`,
+  ),
+
+  /**
+   * $1..$12 the entry columns as arrays (ENTRY_COLUMNS order), $13..$16 the new heads (id, seq,
+   * hash, at). One statement, one round trip, whatever the batch size.
+   */
+  writeEntriesAndHeads: prepared(
+    "parley_write_entries_and_heads",
+    `WITH inserted AS (
+       INSERT INTO entries (${ENTRY_COLUMNS.join(", ")})
+       SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
+                            $8::integer[], $9::bytea[], $10::bytea[], $11::bytea[], $12::bytea[])
+     )
+     UPDATE conversations AS c SET head_seq = h.seq, head_hash = h.hash, head_at = h.at
+     FROM UNNEST($13::text[], $14::bigint[], $15::bytea[], $16::bigint[]) AS h(id, seq, hash, at)
+     WHERE c.id = h.id`,
+  ),
+} as const;

@@ -1,0 +1,102 @@
+// The statements both backends run, written once with `?` placeholders (Postgres numbers them,
+// see sql-dialect.ts). Aliases are quoted so rows come back as LogEntry fields in either engine.
+// A backend adds only what its dialect does differently (row locks, multi-row writes).
+
+import type { ConversationHead, PlannedEntry } from "./append-plan.ts";
+
+/** Row shape of HEAD.select. */
+export interface HeadRow {
+  head_seq: number;
+  head_hash: Uint8Array;
+  head_at: number;
+}
+
+/** Row shape of SNAPSHOT.selectLatest. */
+export interface SnapshotRow {
+  seq: number;
+  covers: number;
+  state: Uint8Array;
+}
+
+export const HEAD = {
+  select: "SELECT head_seq, head_hash, head_at FROM conversations WHERE id = ?",
+  /** id, created_at, head_seq, head_hash, head_at. created_at is kept for a known conversation. */
+  upsert: `INSERT INTO conversations (id, created_at, head_seq, head_hash, head_at) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (id) DO UPDATE SET head_seq = excluded.head_seq, head_hash = excluded.head_hash, head_at = excluded.head_at`,
+} as const;
+
+/** Columns of `entries` in the order {@link entryValues} lists a row's values. */
+export const ENTRY_COLUMNS = [
+  "conversation_id",
+  "seq",
+  "at",
+  "user_id",
+  "org_id",
+  "session_id",
+  "kind",
+  "size",
+  "content_hmac",
+  "prev_hash",
+  "hash",
+  "payload",
+] as const;
+
+export const ENTRY = {
+  insert: `INSERT INTO entries (${ENTRY_COLUMNS.join(", ")}) VALUES (${ENTRY_COLUMNS.map(() => "?").join(", ")})`,
+  /** Update payloads after a seq, for catching up. */
+  selectUpdatesAfter: "SELECT seq, payload FROM entries WHERE conversation_id = ? AND seq > ? AND kind = 'update' ORDER BY seq",
+  /** The same payloads alone, for rebuilding a document. */
+  selectPayloadsAfter: "SELECT payload FROM entries WHERE conversation_id = ? AND seq > ? AND kind = 'update' ORDER BY seq",
+  /** Entries with their payloads (a snapshot entry's payload is its state), a page at a time. */
+  selectPage: `SELECT e.conversation_id AS "conversation", e.seq AS "seq", e.at AS "at", e.user_id AS "user",
+      e.org_id AS "org", e.session_id AS "session", e.kind AS "kind", e.size AS "size",
+      e.content_hmac AS "contentHmac", e.prev_hash AS "prevHash", e.hash AS "hash",
+      CASE WHEN e.kind = 'snapshot' THEN s.state ELSE e.payload END AS "payload"
+    FROM entries e
+    LEFT JOIN snapshots s ON s.conversation_id = e.conversation_id AND s.seq = e.seq
+    WHERE e.conversation_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?`,
+} as const;
+
+export const SNAPSHOT = {
+  /** conversation_id, seq (of its log entry), covers, state. */
+  insert: "INSERT INTO snapshots (conversation_id, seq, covers, state) VALUES (?, ?, ?, ?)",
+  selectLatest: "SELECT seq, covers, state FROM snapshots WHERE conversation_id = ? ORDER BY seq DESC LIMIT 1",
+} as const;
+
+/** A row's values in {@link ENTRY_COLUMNS} order. */
+export type EntryValues = [
+  conversation: string,
+  seq: number,
+  at: number,
+  user: string,
+  org: string,
+  session: string,
+  kind: string,
+  size: number,
+  contentHmac: Uint8Array,
+  prevHash: Uint8Array,
+  hash: Uint8Array,
+  payload: Uint8Array | null,
+];
+
+/** A planned entry's values in {@link ENTRY_COLUMNS} order. */
+export function entryValues(e: PlannedEntry): EntryValues {
+  return [
+    e.conversation,
+    e.seq,
+    e.at,
+    e.user,
+    e.org,
+    e.session,
+    e.kind,
+    e.size,
+    e.contentHmac,
+    e.prevHash,
+    e.hash,
+    e.payload,
+  ];
+}
+
+export function headFromRow(row: HeadRow): ConversationHead {
+  return { seq: row.head_seq, hash: row.head_hash, at: row.head_at };
+}
