@@ -21,7 +21,8 @@ export interface PostgresStoreOptions {
    * e.g. `postgres://parley:secret@db.internal:5432/parley`. TLS: add `?sslmode=verify-full`
    * (with `&sslrootcert=/path/ca.pem` for a private CA) to verify the server's certificate and
    * name; `sslmode=require` is treated as verify-full by current node-postgres. A sslmode in the
-   * URL takes precedence over the `ssl` option.
+   * URL takes precedence over the `ssl` option. Connect directly or through a session-mode
+   * pooler: the store relies on named prepared statements and per-session settings.
    */
   connectionString: string;
   /** Key for the content HMACs in the audit chain; at least 16 bytes (32 recommended). The same on every node. */
