@@ -1,0 +1,53 @@
+// `npm run bench` (quick suite, under 3 minutes) and `npm run bench -- --full`: every scenario
+// against every server, results to bench/results/latest.{json,md}, the table printed at the end.
+// Options: --servers a,b  --scenarios x,y  --out DIR  --smoke (toy sizes, for tests).
+
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { SERVER_NAMES, type ServerName } from "./clients/index.ts";
+import { writeReport } from "./report/write.ts";
+import { REPO_ROOT } from "./servers/registry.ts";
+import { killAllNow } from "./suite/children.ts";
+import { SCENARIO_NAMES, type ScenarioName, smokeConfig, suiteConfig } from "./suite/scenarios.ts";
+import { runSuite } from "./suite/suite.ts";
+
+function pick<T extends string>(value: string | undefined, all: readonly T[], what: string): T[] {
+  if (!value) return [...all];
+  const chosen = value.split(",").map((s) => s.trim());
+  const unknown = chosen.filter((s) => !all.includes(s as T));
+  if (unknown.length > 0) throw new Error(`unknown ${what}: ${unknown.join(", ")} (known: ${all.join(", ")})`);
+  return chosen as T[];
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      full: { type: "boolean", default: false },
+      smoke: { type: "boolean", default: false },
+      servers: { type: "string" },
+      scenarios: { type: "string" },
+      out: { type: "string" },
+    },
+    strict: true,
+  });
+  const servers = pick<ServerName>(values.servers, SERVER_NAMES, "server");
+  const scenarios = pick<ScenarioName>(values.scenarios, SCENARIO_NAMES, "scenario");
+  const config = values.smoke ? smokeConfig() : suiteConfig(values.full ? "full" : "quick");
+  const command = ["npm run bench", ...(process.argv.length > 2 ? ["--", ...process.argv.slice(2)] : [])].join(" ");
+  const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+  log(`${config.mode}${values.smoke ? " (smoke)" : ""}: ${scenarios.join(", ")} × ${servers.join(", ")}`);
+
+  const report = await runSuite(config, servers, scenarios, command, log);
+  const markdown = await writeReport(report, values.out ?? join(REPO_ROOT, "bench/results"));
+  process.stdout.write(`${markdown}\n`);
+  log(`done in ${(report.durationMs / 1000).toFixed(1)} s`);
+}
+
+main().then(
+  () => process.exit(0),
+  (error: Error) => {
+    process.stderr.write(`[bench] ${error.stack ?? error.message}\n`);
+    killAllNow();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,79 @@
+// Starts one server under test as its own child process on 127.0.0.1 and waits for its
+// `{"msg":"listening","port":n}` log line; stop() ends it (SIGTERM, then SIGKILL).
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { stopChild, track } from "../suite/children.ts";
+
+/** How to start a server: node arguments, extra environment, working directory. */
+export interface LaunchSpec {
+  name: string;
+  nodeArgs: string[];
+  env: Record<string, string>;
+  cwd: string;
+}
+
+/** A server that is up and listening. */
+export interface RunningServer {
+  pid: number;
+  port: number;
+  /** The last lines it wrote on stderr, for error reports. */
+  stderrTail(): string;
+  stop(): Promise<void>;
+}
+
+const TAIL_LINES = 20;
+
+export async function launchServer(spec: LaunchSpec, timeoutMs = 20_000): Promise<RunningServer> {
+  const child: ChildProcess = spawn(process.execPath, spec.nodeArgs, {
+    cwd: spec.cwd,
+    env: { ...process.env, ...spec.env, BENCH_PARENT_PID: String(process.pid) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  track(child);
+  const tail: string[] = [];
+  const remember = (line: string) => {
+    tail.push(line);
+    if (tail.length > TAIL_LINES) tail.shift();
+  };
+  createInterface({ input: child.stderr! }).on("line", remember);
+  const stdout = createInterface({ input: child.stdout! });
+
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`${spec.name} did not log "listening" within ${timeoutMs} ms`)), timeoutMs);
+    const onExit = (code: number | null, signal: string | null) =>
+      fail(new Error(`${spec.name} exited before listening (code ${code}, signal ${signal}): ${tail.join("\n")}`));
+    function fail(error: Error) {
+      clearTimeout(timer);
+      child.off("exit", onExit);
+      if (child.exitCode === null) child.kill("SIGKILL");
+      reject(error);
+    }
+    child.once("exit", onExit);
+    stdout.on("line", (line) => {
+      remember(line);
+      const port = listeningPort(line);
+      if (port === undefined) return;
+      clearTimeout(timer);
+      child.off("exit", onExit);
+      resolve(port);
+    });
+  });
+
+  return {
+    pid: child.pid!,
+    port,
+    stderrTail: () => tail.join("\n"),
+    stop: () => stopChild(child),
+  };
+}
+
+function listeningPort(line: string): number | undefined {
+  if (!line.includes('"listening"')) return undefined;
+  try {
+    const record = JSON.parse(line) as { msg?: unknown; port?: unknown };
+    return record.msg === "listening" && typeof record.port === "number" ? record.port : undefined;
+  } catch {
+    return undefined;
+  }
+}

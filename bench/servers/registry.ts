@@ -1,0 +1,98 @@
+// The servers under test: how each one is started fresh for one benchmark run (its own process,
+// its own data directory) and what its clients present to get in.
+
+import { existsSync, rmSync } from "node:fs";
+import { cp, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { ServerName } from "../clients/index.ts";
+import type { ClientAuth } from "../clients/protocol-client.ts";
+import { freePort } from "./free-port.ts";
+import { launchServer, type RunningServer } from "./launch.ts";
+import { mintParleyToken } from "./parley-token.ts";
+
+export const REPO_ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
+const GUARD = join(REPO_ROOT, "bench/servers/guard.mjs");
+const PRELOAD = ["--import", "tsx", "--import", GUARD];
+
+/** A started server plus what clients need to use it. */
+export interface ServerUnderTest extends RunningServer {
+  name: ServerName;
+  auth: ClientAuth;
+}
+
+/** Why a server cannot be benchmarked right now, or undefined when it can. */
+export function unavailable(name: ServerName): string | undefined {
+  if (name === "parley" && !existsSync(join(REPO_ROOT, "server/cli.ts"))) return "server/cli.ts does not exist yet";
+  return undefined;
+}
+
+let template: Promise<string> | undefined;
+const tokens = new Map<string, Promise<string>>();
+
+/** A data directory holding only Parley's signing keys (the token command creates them). */
+function keyTemplate(): Promise<string> {
+  template ??= (async () => {
+    const dir = await mkdtemp(join(tmpdir(), "parley-bench-keys-"));
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+    await mintParleyToken(REPO_ROOT, dir, ["room-0"]);
+    return dir;
+  })();
+  template.catch(() => {
+    template = undefined;
+  });
+  return template;
+}
+
+function parleyToken(rooms: string[]): Promise<string> {
+  const key = rooms.join(",");
+  let token = tokens.get(key);
+  if (!token) {
+    token = keyTemplate().then((dir) => mintParleyToken(REPO_ROOT, dir, rooms));
+    tokens.set(key, token);
+    token.catch(() => tokens.delete(key));
+  }
+  return token;
+}
+
+/** Starts a fresh instance of `name` on 127.0.0.1 whose clients may use `rooms`. */
+export async function startServer(name: ServerName, rooms: string[]): Promise<ServerUnderTest> {
+  if (name !== "parley") {
+    const running = await launchServer({
+      name,
+      nodeArgs: [...PRELOAD, join(REPO_ROOT, `bench/servers/${name}.ts`)],
+      env: { HOST: "127.0.0.1", PORT: "0" },
+      cwd: REPO_ROOT,
+    });
+    return { ...running, name, auth: {} };
+  }
+  // Every run gets a fresh data directory holding a copy of one set of keys, so a token minted
+  // once per room set is valid for all of them and minting overlaps with the server's start.
+  const dataDir = await mkdtemp(join(tmpdir(), "parley-bench-"));
+  try {
+    await cp(await keyTemplate(), dataDir, { recursive: true });
+    const [token, running] = await Promise.all([
+      parleyToken(rooms),
+      launchServer({
+        name,
+        nodeArgs: [...PRELOAD, "server/cli.ts", "serve"],
+        // Default settings (log level info: the "listening" line is an info log).
+        env: { HOST: "127.0.0.1", PORT: String(await freePort()), PARLEY_DATA_DIR: dataDir },
+        cwd: REPO_ROOT,
+      }),
+    ]);
+    return {
+      ...running,
+      name,
+      auth: { token },
+      stop: async () => {
+        await running.stop();
+        await rm(dataDir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await rm(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+}

@@ -1,0 +1,169 @@
+// Runs one scenario against one server: a fresh server process, a forked load generator, and the
+// server's CPU and RSS sampled from /proc over the measured window. Never throws: a failure
+// becomes a "failed" row with the reason, and the server is always stopped.
+
+import type { ServerName } from "../clients/index.ts";
+import { type FanoutPlan, type IdlePlan, type JoinPlan, planRooms } from "../load/plan.ts";
+import { rssBytes } from "../measure/proc.ts";
+import { ProcessSampler, type ProcessUsage } from "../measure/sampler.ts";
+import { type ServerUnderTest, startServer, unavailable } from "../servers/registry.ts";
+import { runLoad } from "./load-process.ts";
+import type { CaseResult } from "./result.ts";
+import type { FanoutScenario, SuiteConfig, Timing } from "./scenarios.ts";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Averages a few RSS readings (the server's memory moves a little even when idle). */
+async function steadyRss(pid: number, samples = 5, gapMs = 100): Promise<number> {
+  let sum = 0;
+  for (let i = 0; i < samples; i++) {
+    sum += rssBytes(pid);
+    await sleep(gapMs);
+  }
+  return sum / samples;
+}
+
+async function withServer(
+  base: Omit<CaseResult, "status" | "note" | "durationMs">,
+  rooms: string[],
+  body: (server: ServerUnderTest, row: CaseResult) => Promise<void>,
+): Promise<CaseResult> {
+  const started = performance.now();
+  const row: CaseResult = { ...base, status: "ok", note: "", durationMs: 0 };
+  const why = unavailable(base.server);
+  if (why) return { ...row, status: "skipped", note: `skipped: ${why}` };
+  let server: ServerUnderTest | undefined;
+  try {
+    server = await startServer(base.server, rooms);
+    await body(server, row);
+  } catch (error) {
+    row.status = "failed";
+    row.note = `failed: ${(error as Error).message.split("\n")[0].slice(0, 300)}`;
+    if (server) process.stderr.write(`[bench] ${base.server} stderr tail:\n${server.stderrTail()}\n`);
+  } finally {
+    await server?.stop();
+    row.durationMs = performance.now() - started;
+  }
+  return row;
+}
+
+export function runFanoutCase(
+  scenario: CaseResult["scenario"],
+  server: ServerName,
+  shape: FanoutScenario,
+  timing: Timing,
+  config: SuiteConfig,
+): Promise<CaseResult> {
+  const writers = shape.rooms * shape.writersPerRoom;
+  const load = `${writers} writer${writers > 1 ? "s" : ""} × ${shape.ratePerWriter}/s → ${shape.rooms}×${shape.clientsPerRoom} clients`;
+  const plan: Omit<FanoutPlan, "port" | "auth"> = {
+    ...shape,
+    kind: "fanout",
+    server,
+    workers: config.generatorThreads,
+    ...timing,
+    acks: server === "parley",
+  };
+  return withServer({ scenario, server, load }, planRooms({ ...plan, port: 0, auth: {} }), async (srv, row) => {
+    const sampler = new ProcessSampler(srv.pid);
+    let usage: ProcessUsage | undefined;
+    const outcome = await runLoad(
+      { ...plan, port: srv.port, auth: srv.auth },
+      {
+        mark: (name) => {
+          if (name === "measure-start") sampler.start();
+          else usage = sampler.stop();
+        },
+      },
+      60_000 + timing.warmupMs + timing.measureMs + timing.drainMs,
+    );
+    if (outcome.result.kind !== "fanout") throw new Error("unexpected result kind");
+    row.fanout = outcome.result;
+    row.server_usage = usage;
+    row.generator_usage = outcome.generator;
+    row.other_cpu_percent = otherCpu(outcome.machineCpuPercent, row);
+    row.note = fanoutNote(row);
+  });
+}
+
+function otherCpu(machine: number, row: CaseResult): number {
+  return Math.max(0, machine - (row.server_usage?.cpuPercent ?? 0) - (row.generator_usage?.cpuPercent ?? 0));
+}
+
+function fanoutNote(row: CaseResult): string {
+  const r = row.fanout!;
+  const notes: string[] = [];
+  if (r.connectFailures > 0) notes.push(`${r.connectFailures} clients failed to connect`);
+  if (r.closedDuringRun > 0) notes.push(`${r.closedDuringRun} sockets closed by server`);
+  if (r.unknown > 0) notes.push(`${r.unknown} unrecognised updates`);
+  if (r.duplicates > 0) notes.push(`${r.duplicates} duplicates`);
+  // Open loop: if sends left late, the generator (not the server) was short of CPU.
+  if (r.sendLag.p99 > 5) notes.push(`generator behind: send lag p99 ${r.sendLag.p99.toFixed(1)} ms`);
+  // Two cores in all: past ~180% together, server and generator are competing for CPU.
+  const together = (row.server_usage?.cpuPercent ?? 0) + (row.generator_usage?.cpuPercent ?? 0);
+  if (together > 180) notes.push(`machine saturated (server + generator ${together.toFixed(0)}% CPU)`);
+  if ((row.other_cpu_percent ?? 0) > 25) notes.push(`noisy: other processes used ${row.other_cpu_percent!.toFixed(0)}% CPU`);
+  if (r.errors.length > 0) notes.push(`errors: ${r.errors.slice(0, 2).join("; ")}`);
+  return notes.join("; ");
+}
+
+export function runIdleCase(server: ServerName, config: SuiteConfig): Promise<CaseResult> {
+  const { rooms, clientsPerRoom } = config.idle;
+  const plan: Omit<IdlePlan, "port" | "auth"> = { kind: "idle", server, workers: config.generatorThreads, rooms, clientsPerRoom };
+  const load = `${rooms * clientsPerRoom} idle clients in ${rooms} rooms`;
+  return withServer({ scenario: "idle", server, load }, planRooms({ ...plan, port: 0, auth: {} }), async (srv, row) => {
+    await sleep(500);
+    const before = await steadyRss(srv.pid);
+    let after = 0;
+    const outcome = await runLoad(
+      { ...plan, port: srv.port, auth: srv.auth },
+      {
+        phase: async () => {
+          await sleep(1000);
+          after = await steadyRss(srv.pid);
+        },
+      },
+      90_000,
+    );
+    if (outcome.result.kind !== "idle") throw new Error("unexpected result kind");
+    const connected = outcome.result.connected;
+    row.idle = {
+      ...outcome.result,
+      rssBeforeBytes: before,
+      rssAfterBytes: after,
+      bytesPerConnection: connected > 0 ? (after - before) / connected : Number.NaN,
+    };
+    row.server_usage = { cpuPercent: Number.NaN, rssPeakBytes: after, rssEndBytes: after };
+    if (outcome.result.connectFailures > 0) row.note = `${outcome.result.connectFailures} clients failed to connect: ${outcome.result.errors[0] ?? ""}`;
+  });
+}
+
+export function runJoinCase(server: ServerName, config: SuiteConfig): Promise<CaseResult> {
+  const { clients: count, seedBytes, timeoutMs } = config.join;
+  const load = `${count} clients join a ${(seedBytes / 1048576).toFixed(seedBytes >= 1048576 ? 0 : 2)} MiB document`;
+  if (server === "relay") {
+    return Promise.resolve({ scenario: "join-storm", server, load, status: "skipped", note: "n/a: the relay keeps no document", durationMs: 0 });
+  }
+  const plan: Omit<JoinPlan, "port" | "auth"> = { kind: "join", server, workers: config.generatorThreads, clients: count, seedBytes, timeoutMs };
+  return withServer({ scenario: "join-storm", server, load }, planRooms({ ...plan, port: 0, auth: {} }), async (srv, row) => {
+    const sampler = new ProcessSampler(srv.pid);
+    const outcome = await runLoad(
+      { ...plan, port: srv.port, auth: srv.auth },
+      {
+        phase: async () => {
+          sampler.start();
+        },
+      },
+      timeoutMs * 2 + 30_000,
+    );
+    row.server_usage = sampler.stop();
+    row.generator_usage = outcome.generator;
+    row.other_cpu_percent = otherCpu(outcome.machineCpuPercent, row);
+    if (outcome.result.kind !== "join") throw new Error("unexpected result kind");
+    row.join = outcome.result;
+    const notes: string[] = [];
+    if (outcome.result.failed > 0) notes.push(`${outcome.result.failed} clients did not sync: ${outcome.result.errors[0] ?? ""}`);
+    if (outcome.result.minSyncBytes < outcome.result.seededBytes) notes.push(`a client got only ${outcome.result.minSyncBytes} bytes`);
+    row.note = notes.join("; ");
+  });
+}

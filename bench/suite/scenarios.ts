@@ -1,0 +1,86 @@
+// The scenarios and their parameters for the quick and the full suite. Offered rates are fixed
+// per scenario and the same for every server; they were picked so the relay sustains them with
+// no loss and p99 in single-digit milliseconds on the 2-core reference machine.
+
+/** Scenario names, in report order. */
+export type ScenarioName = "broadcast" | "chatty" | "big-room" | "idle" | "join-storm" | "cluster";
+export const SCENARIO_NAMES: readonly ScenarioName[] = ["broadcast", "chatty", "big-room", "idle", "join-storm", "cluster"];
+
+/** Rooms of clients with a few writers each, open loop at a fixed rate. */
+export interface FanoutScenario {
+  kind: "fanout";
+  rooms: number;
+  clientsPerRoom: number;
+  writersPerRoom: number;
+  ratePerWriter: number;
+}
+
+/** Timing of every fan-out run in a suite. */
+export interface Timing {
+  warmupMs: number;
+  measureMs: number;
+  drainMs: number;
+}
+
+export interface SuiteConfig {
+  mode: "quick" | "full";
+  timing: Timing;
+  fanout: Record<"broadcast" | "chatty" | "big-room", FanoutScenario>;
+  idle: { rooms: number; clientsPerRoom: number };
+  join: { clients: number; seedBytes: number; timeoutMs: number };
+  /** Chatty scenario, rate per writer to try in turn (--full only); empty = no step mode. */
+  stepRates: number[];
+  stepTiming: Timing;
+  /** Threads of the load generator. */
+  generatorThreads: number;
+  /** Stop starting new cases after this long (the suite's time budget). */
+  budgetMs: number;
+}
+
+const fanout = (rooms: number, clientsPerRoom: number, writersPerRoom: number, ratePerWriter: number): FanoutScenario => ({
+  kind: "fanout",
+  rooms,
+  clientsPerRoom,
+  writersPerRoom,
+  ratePerWriter,
+});
+
+const SCENARIOS = {
+  // 10 writers × 20/s = 200 updates/s → 19,800 deliveries/s.
+  broadcast: fanout(10, 100, 1, 20),
+  // 500 writers × 2/s = 1,000 updates/s → 9,000 deliveries/s.
+  chatty: fanout(50, 10, 10, 2),
+  // 1 writer × 20/s = 20 updates/s → 19,980 deliveries/s.
+  "big-room": fanout(1, 1000, 1, 20),
+};
+
+export function suiteConfig(mode: "quick" | "full"): SuiteConfig {
+  const quick = mode === "quick";
+  return {
+    mode,
+    timing: quick ? { warmupMs: 500, measureMs: 3000, drainMs: 1500 } : { warmupMs: 1000, measureMs: 10_000, drainMs: 3000 },
+    fanout: SCENARIOS,
+    idle: { rooms: 100, clientsPerRoom: 20 },
+    // 500 joiners of a 5 MiB document take Parley ~50 s alone: the quick suite storms with 100.
+    join: { clients: quick ? 100 : 500, seedBytes: 5 * 1024 * 1024, timeoutMs: quick ? 40_000 : 120_000 },
+    stepRates: quick ? [] : [1, 2, 3, 4, 6, 8, 12, 16],
+    stepTiming: { warmupMs: 1000, measureMs: 5000, drainMs: 2000 },
+    generatorThreads: 2,
+    budgetMs: quick ? 170_000 : 30 * 60_000,
+  };
+}
+
+/** A tiny configuration for tests: every scenario at toy size, a few seconds in all. */
+export function smokeConfig(): SuiteConfig {
+  return {
+    mode: "quick",
+    timing: { warmupMs: 100, measureMs: 400, drainMs: 500 },
+    fanout: { broadcast: fanout(2, 5, 1, 20), chatty: fanout(2, 4, 4, 5), "big-room": fanout(1, 10, 1, 20) },
+    idle: { rooms: 2, clientsPerRoom: 5 },
+    join: { clients: 5, seedBytes: 64 * 1024, timeoutMs: 10_000 },
+    stepRates: [],
+    stepTiming: { warmupMs: 100, measureMs: 400, drainMs: 500 },
+    generatorThreads: 2,
+    budgetMs: 150_000,
+  };
+}
