@@ -89,8 +89,13 @@ export async function startServer(config: Config, logger: Logger, options: Start
   });
   hub.channels.observe(delivery);
   let shuttingDown = false;
-  const enforcer = new AccessEnforcer(hub, identity.resolveRole, logger);
+  const isMember = async (orgId: string, userId: string) => (await identity.services.directory.getMembership(orgId, userId)) !== null;
+  const enforcer = new AccessEnforcer(hub, identity.resolveRole, isMember, logger);
   identity.events.on((change) => enforcer.apply(change));
+  const supportSweeper = setInterval(() => {
+    enforcer.recheckSupportSessions(identity.supportGrantLive).catch((error: unknown) => logger.error({ err: error }, "support recheck failed"));
+  }, 2000);
+  supportSweeper.unref();
   const routeDeps = { hub, authenticate: identity.authenticate, limits: config.limits, allowedOrigins: config.allowedOrigins, logger };
   registerParleyRoute(app, routeDeps);
   registerYjsRoute(app, routeDeps);
@@ -121,6 +126,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       shuttingDown = true;
       uws.us_listen_socket_close(listenSocket);
       clearInterval(sweeper);
+      clearInterval(supportSweeper);
       hub.stopWrites();
       // Commit what was accepted (its acks and fan-out still go out), then tell clients to reconnect.
       await committer.flush();

@@ -2,11 +2,14 @@
 // settings); `token` mints a development access token until real accounts exist. Exit codes:
 // 0 ok, 1 runtime failure, 2 bad usage or configuration.
 
+import { randomUUID } from "node:crypto";
+import path from "node:path";
 import { parseArgs } from "node:util";
 import type { Role } from "../protocol/index.ts";
 import { startServer } from "./app.ts";
 import { loadOrCreateKeys } from "./auth/keys.ts";
-import { mintToken } from "./auth/tokens.ts";
+import { issueSupportToken, mintToken } from "./auth/tokens.ts";
+import { openSqliteDirectory } from "./directory/directory.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
 
@@ -14,7 +17,12 @@ const USAGE = `usage:
   parley serve                      start the server (settings from the environment; see README)
   parley token --user U --org O --conversation C [--conversation C2 ...]
                [--role writer|observer] [--ttl 1h] [--data-dir DIR]
-                                    print a development access token signed with the server's key`;
+                                    print a development access token signed with the server's key
+  parley support grant --operator NAME --conversation C --reason TEXT [--ttl 1h] [--data-dir DIR]
+                                    record a read-only, time-limited support grant (max 8h) and
+                                    print its token; the customer sees every grant
+  parley support revoke --grant ID [--data-dir DIR]
+                                    end a support grant now`;
 
 /** Parses a duration like 90, 90s, 15m, 1h or 7d into seconds. */
 export function parseDuration(text: string): number {
@@ -80,6 +88,58 @@ async function token(args: string[]): Promise<void> {
   process.stdout.write(`${jwt}\n`);
 }
 
+const MAX_SUPPORT_SECONDS = 8 * 3600;
+
+async function support(args: string[]): Promise<void> {
+  const [action, ...rest] = args;
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      operator: { type: "string" },
+      conversation: { type: "string" },
+      reason: { type: "string" },
+      ttl: { type: "string", default: "1h" },
+      grant: { type: "string" },
+      "data-dir": { type: "string" },
+    },
+    strict: true,
+  });
+  const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
+  const config = loadConfig(env);
+  const { directory, close } = await openSqliteDirectory(path.join(config.dataDir, "directory.db"));
+  try {
+    if (action === "revoke") {
+      if (!values.grant) throw new ConfigError("support revoke needs --grant");
+      if (!(await directory.revokeSupportGrant(values.grant, Date.now()))) throw new ConfigError(`no live grant ${values.grant}`);
+      process.stdout.write(`revoked ${values.grant}\n`);
+      return;
+    }
+    if (action !== "grant") throw new ConfigError(`usage: parley support grant|revoke ...`);
+    if (!values.operator || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(values.operator)) {
+      throw new ConfigError("--operator must be 1-64 letters, digits, dots, dashes or underscores");
+    }
+    if (!values.conversation) throw new ConfigError("support grant needs --conversation");
+    if (!values.reason || values.reason.trim().length < 10) throw new ConfigError("--reason must say why (at least 10 characters)");
+    const ttlSeconds = parseDuration(values.ttl);
+    if (ttlSeconds < 1 || ttlSeconds > MAX_SUPPORT_SECONDS) throw new ConfigError("--ttl must be at most 8h");
+    const keys = await loadOrCreateKeys(config.dataDir);
+    const grant = {
+      id: `sup_${randomUUID().replaceAll("-", "")}`,
+      operator: values.operator,
+      conversationId: values.conversation,
+      reason: values.reason.trim(),
+      grantedAt: Date.now(),
+      expiresAt: Date.now() + ttlSeconds * 1000,
+    };
+    await directory.recordSupportGrant(grant);
+    const jwt = await issueSupportToken(keys, config.tokens, { ...grant, ttlSeconds });
+    process.stderr.write(`grant ${grant.id} recorded; expires ${new Date(grant.expiresAt).toISOString()}\n`);
+    process.stdout.write(`${jwt}\n`);
+  } finally {
+    await close();
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command = "serve", ...rest] = argv;
   switch (command) {
@@ -87,6 +147,8 @@ async function main(argv: string[]): Promise<void> {
       return serve();
     case "token":
       return token(rest);
+    case "support":
+      return support(rest);
     case "help":
     case "--help":
     case "-h":

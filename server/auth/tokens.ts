@@ -25,6 +25,8 @@ export interface TokenIdentity {
    * access comes from the directory, checked on every join.
    */
   scoped: boolean;
+  /** Present on operator support tokens: the recorded grant they were issued for. */
+  supportGrant: string | null;
 }
 
 /** What a token is minted for. */
@@ -82,6 +84,16 @@ export async function issueAccessToken(
   return signToken(keys, settings, request.user, { org: request.org, sid: request.sessionFamily }, request.ttlSeconds);
 }
 
+/** Issues an operator support token: read-only on one conversation, tied to a recorded grant. */
+export async function issueSupportToken(
+  keys: ServerKeys,
+  settings: TokenSettings,
+  grant: { id: string; operator: string; conversationId: string; ttlSeconds: number },
+): Promise<string> {
+  const claims = { org: "parley-support", conv: { [grant.conversationId]: "observer" }, sup: grant.id };
+  return signToken(keys, settings, `support.${grant.operator}`, claims, grant.ttlSeconds);
+}
+
 /** Verifies a token; throws {@link ParleyError} InvalidToken or TokenExpired. */
 export async function verifyToken(keys: ServerKeys, settings: TokenSettings, token: string): Promise<TokenIdentity> {
   let payload: Awaited<ReturnType<typeof jwtVerify>>["payload"];
@@ -97,7 +109,15 @@ export async function verifyToken(keys: ServerKeys, settings: TokenSettings, tok
     if (error instanceof joseErrors.JWTExpired) throw new ParleyError(ErrorCode.TokenExpired, "token has expired");
     throw new ParleyError(ErrorCode.InvalidToken, "token is invalid");
   }
-  const { sub, org, conv, exp, jti, sid } = payload as { sub: string; org?: unknown; conv?: unknown; exp: number; jti: string; sid?: unknown };
+  const { sub, org, conv, exp, jti, sid, sup } = payload as {
+    sub: string;
+    org?: unknown;
+    conv?: unknown;
+    exp: number;
+    jti: string;
+    sid?: unknown;
+    sup?: unknown;
+  };
   if (!isIdentityId(sub) || !isIdentityId(org)) {
     throw new ParleyError(ErrorCode.InvalidToken, "token has an invalid subject or organisation");
   }
@@ -114,5 +134,15 @@ export async function verifyToken(keys: ServerKeys, settings: TokenSettings, tok
     }
   }
   if (sid !== undefined && typeof sid !== "string") throw new ParleyError(ErrorCode.InvalidToken, "token has an invalid session");
-  return { user: sub, org, grants, expiresAt: exp * 1000, tokenId: jti, sessionFamily: sid ?? null, scoped: conv !== undefined };
+  if (sup !== undefined && typeof sup !== "string") throw new ParleyError(ErrorCode.InvalidToken, "token has an invalid support grant");
+  return {
+    user: sub,
+    org,
+    grants,
+    expiresAt: exp * 1000,
+    tokenId: jti,
+    sessionFamily: sid ?? null,
+    scoped: conv !== undefined,
+    supportGrant: sup ?? null,
+  };
 }

@@ -101,3 +101,16 @@ export interface Accessor {
   /** Absent for API keys, which act for their organisation only. */
   userId?: string;
 }
+
+/** Time-limited, read-only access of a Parley operator to one conversation, with its reason. */
+export interface SupportGrant {
+  id: string;
+  /** Who at the operator (a name or staff id). */
+  operator: string;
+  conversationId: string;
+  /** Why, in the operator's words: shown to the customer. */
+  reason: string;
+  grantedAt: number;
+  expiresAt: number;
+  revokedAt?: number | null;
+}

@@ -19,6 +19,7 @@ import type {
   Organisation,
   ParticipantRole,
   RefreshOutcome,
+  SupportGrant,
   User,
 } from "./directory-types.ts";
 
@@ -77,6 +78,10 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
   token_hash TEXT PRIMARY KEY, family_id TEXT NOT NULL, user_id TEXT NOT NULL, org_id TEXT NOT NULL,
   created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, rotated_at INTEGER);
 CREATE INDEX IF NOT EXISTS refresh_tokens_by_family ON refresh_tokens(family_id);
+CREATE TABLE IF NOT EXISTS support_grants (
+  id TEXT PRIMARY KEY, operator TEXT NOT NULL, conversation_id TEXT NOT NULL, reason TEXT NOT NULL,
+  granted_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, revoked_at INTEGER);
+CREATE INDEX IF NOT EXISTS support_grants_by_conversation ON support_grants(conversation_id);
 CREATE TABLE IF NOT EXISTS revoked_families (
   family_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, revoked_at INTEGER NOT NULL, reason TEXT NOT NULL);
 `;
@@ -148,6 +153,18 @@ function invitationFrom(row: Row): InvitationRecord {
   };
 }
 
+function supportGrantFrom(row: Row): SupportGrant {
+  return {
+    id: row.id as string,
+    operator: row.operator as string,
+    conversationId: row.conversation_id as string,
+    reason: row.reason as string,
+    grantedAt: row.granted_at as number,
+    expiresAt: row.expires_at as number,
+    revokedAt: (row.revoked_at as number | null) ?? null,
+  };
+}
+
 function isUniqueViolation(error: unknown): boolean {
   return (error as { code?: string }).code?.startsWith("SQLITE_CONSTRAINT") ?? false;
 }
@@ -201,6 +218,10 @@ export class SqliteDirectory implements SyncService {
     "revokeFamily",
     "revokeUserSessions",
     "isFamilyRevoked",
+    "recordSupportGrant",
+    "getSupportGrant",
+    "listSupportGrants",
+    "revokeSupportGrant",
     "close",
   ] as const;
 
@@ -583,6 +604,29 @@ export class SqliteDirectory implements SyncService {
       for (const family of families) this.revokeFamily(family, userId, reason, now);
       return families;
     })();
+  }
+
+  // ── operator support access ─────────────────────────────────────────────────────────────
+
+  /** Records a support grant before its token is issued: the record is the audit of the access. */
+  recordSupportGrant(grant: SupportGrant): void {
+    if (!this.getConversation(grant.conversationId)) throw new DirectoryError("not_found", `no conversation ${grant.conversationId}`);
+    this.db
+      .prepare("INSERT INTO support_grants (id, operator, conversation_id, reason, granted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)")
+      .run(grant.id, grant.operator, grant.conversationId, grant.reason, grant.grantedAt, grant.expiresAt);
+  }
+
+  getSupportGrant(id: string): SupportGrant | null {
+    const row = this.db.prepare("SELECT * FROM support_grants WHERE id = ?").get(id) as Row | undefined;
+    return row ? supportGrantFrom(row) : null;
+  }
+
+  listSupportGrants(conversationId: string): SupportGrant[] {
+    return (this.db.prepare("SELECT * FROM support_grants WHERE conversation_id = ? ORDER BY granted_at").all(conversationId) as Row[]).map(supportGrantFrom);
+  }
+
+  revokeSupportGrant(id: string, now: number): boolean {
+    return this.db.prepare("UPDATE support_grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").run(now, id).changes === 1;
   }
 
   isFamilyRevoked(familyId: string): boolean {

@@ -19,6 +19,8 @@ export interface UserPrincipal {
   role: MemberRole;
   /** The refresh-token family the access token belongs to (its "session"). */
   sessionFamily: string | null;
+  /** The organisation requires two-factor and this person has not enrolled: only enrolment is open. */
+  mustEnrolTwoFactor: boolean;
 }
 
 /** An organisation's API key (a partner system). */
@@ -76,9 +78,12 @@ export async function resolvePrincipal(authorization: string, ip: string, deps: 
     }
     const role = await deps.directory.getMembership(identity.org, identity.user);
     if (!role) throw new ParleyError(ErrorCode.InvalidToken, "no longer a member of this organisation");
-    principal = { kind: "user", userId: identity.user, orgId: identity.org, role, sessionFamily: identity.sessionFamily };
+    principal = { kind: "user", userId: identity.user, orgId: identity.org, role, sessionFamily: identity.sessionFamily, mustEnrolTwoFactor: false };
   }
   const org = await deps.directory.getOrganisation(principal.orgId);
+  if (principal.kind === "user" && org?.require2fa) {
+    principal.mustEnrolTwoFactor = !(await deps.directory.getUser(principal.userId))?.totpEnabled;
+  }
   if (org && !ipAllowed(ip, org.ipAllowlist)) {
     throw new ParleyError(ErrorCode.IpNotAllowed, "this organisation does not allow access from your address");
   }

@@ -54,6 +54,8 @@ export interface RouteDefinition<B = unknown, Q = unknown> {
   errors?: ErrorCode[];
   /** Responses carry credentials: never cached, never logged. */
   sensitive?: boolean;
+  /** Open to people whose organisation requires two-factor before they enrolled (enrolment itself). */
+  allowBeforeTwoFactor?: boolean;
   handler(context: RouteContext<B, Q>): Promise<RouteResult>;
 }
 

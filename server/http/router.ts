@@ -222,6 +222,9 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
         }
         const parsedQuery = definition.query ? definition.query.parse(parseQuery(query)) : {};
         const principal = definition.auth === "public" ? (undefined as never) : await resolvePrincipal(authorization, ip, options.principals);
+        if (principal?.kind === "user" && principal.mustEnrolTwoFactor && !definition.allowBeforeTwoFactor) {
+          throw new ParleyError(ErrorCode.TwoFactorEnrolmentRequired, "your organisation requires two-factor: enrol at /v1/auth/2fa/enrol first");
+        }
         if (definition.auth === "user" && principal.kind !== "user") {
           throw new ParleyError(ErrorCode.InsufficientRole, "this action needs a signed-in person, not an API key");
         }

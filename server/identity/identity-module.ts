@@ -41,6 +41,8 @@ export interface Identity {
   authenticate(token: string, ip: string): Promise<TokenIdentity>;
   /** The identity's role in a conversation now (token grants for scoped tokens, else the directory). */
   resolveRole(identity: TokenIdentity, conversation: string): Promise<Role | null>;
+  /** True while a support grant is recorded, unrevoked and unexpired. */
+  supportGrantLive(grantId: string): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -114,8 +116,20 @@ export async function openIdentity(
     ...invitationRoutes(services, invitations),
   ];
 
+  /** A support grant that is recorded, unrevoked and unexpired, or null. */
+  const liveSupportGrant = async (grantId: string) => {
+    const grant = await directory.getSupportGrant(grantId);
+    return grant && !grant.revokedAt && grant.expiresAt > now() ? grant : null;
+  };
+
   const authenticate = async (token: string, ip: string): Promise<TokenIdentity> => {
     const identity = await verifyToken(deps.keys, config.tokens, token);
+    if (identity.supportGrant) {
+      const grant = await liveSupportGrant(identity.supportGrant);
+      if (!grant) throw new ParleyError(ErrorCode.InvalidToken, "this support grant was revoked or has expired");
+      deps.logger.warn({ security: "support-access", grant: grant.id, operator: grant.operator, conversation: grant.conversationId, ip }, "support access");
+      return identity;
+    }
     if (identity.scoped) return identity;
     if (identity.sessionFamily && (await directory.isFamilyRevoked(identity.sessionFamily))) {
       throw new ParleyError(ErrorCode.InvalidToken, "this session was signed out");
@@ -134,9 +148,24 @@ export async function openIdentity(
   };
 
   const resolveRole = async (identity: TokenIdentity, conversation: string): Promise<Role | null> => {
+    if (identity.supportGrant) {
+      // Support is read-only whatever the token says, and only while its grant is live.
+      const grant = await liveSupportGrant(identity.supportGrant);
+      return grant?.conversationId === conversation ? "observer" : null;
+    }
     if (identity.scoped) return identity.grants.get(conversation) ?? null;
     return access.roleFor({ orgId: identity.org, userId: identity.user }, conversation);
   };
 
-  return { directory: directoryHandle, access, events, services, routes, authenticate, resolveRole, close: () => directoryHandle.close() };
+  return {
+    directory: directoryHandle,
+    access,
+    events,
+    services,
+    routes,
+    authenticate,
+    resolveRole,
+    supportGrantLive: async (grantId) => (await liveSupportGrant(grantId)) !== null,
+    close: () => directoryHandle.close(),
+  };
 }

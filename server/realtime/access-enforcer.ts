@@ -14,13 +14,15 @@ export class AccessEnforcer {
   constructor(
     private readonly hub: RealtimeHub,
     private readonly resolveRole: (identity: TokenIdentity, conversation: string) => Promise<Role | null>,
+    private readonly isMember: (orgId: string, userId: string) => Promise<boolean>,
     private readonly logger: Logger,
   ) {}
 
   apply(change: AccessChange): void {
     for (const session of this.hub.sessions) {
       const identity = session.identity;
-      // Scoped tokens carry their own grants; they expire instead of being revoked.
+      // Scoped tokens carry their own grants; they expire instead of being revoked
+      // (support tokens are re-checked by recheckSupportSessions).
       if (!identity || identity.scoped) continue;
       switch (change.kind) {
         case "session-revoked":
@@ -30,7 +32,7 @@ export class AccessEnforcer {
           if (identity.user === change.userId) this.disconnect(session, "signed out");
           break;
         case "membership-changed":
-          if (identity.user === change.userId && identity.org === change.orgId) this.recheckAll(session);
+          if (identity.user === change.userId && identity.org === change.orgId) this.recheckMember(session, identity);
           break;
         case "conversation-access-changed":
           if (session.joined.has(change.conversationId)) this.recheck(session, change.conversationId);
@@ -39,13 +41,34 @@ export class AccessEnforcer {
     }
   }
 
+  /**
+   * Support grants can be revoked by the `parley support revoke` command in another process,
+   * which emits no event here: support sessions are re-checked periodically (they are few).
+   */
+  async recheckSupportSessions(isLive: (grantId: string) => Promise<boolean>): Promise<void> {
+    for (const session of [...this.hub.sessions]) {
+      const grant = session.identity?.supportGrant;
+      if (grant && !(await isLive(grant))) this.disconnect(session, "support access ended");
+    }
+  }
+
   private disconnect(session: ClientSession, reason: string): void {
     session.sendError(ErrorCode.InvalidToken, reason, { request: "auth" });
     session.close(CloseCode.Forbidden, reason);
   }
 
-  private recheckAll(session: ClientSession): void {
-    for (const conversation of session.joined.keys()) this.recheck(session, conversation);
+  /** A socket acts for one organisation: without the membership it has nothing left to do. */
+  private recheckMember(session: ClientSession, identity: TokenIdentity): void {
+    this.isMember(identity.org, identity.user).then(
+      (member) => {
+        if (!member) this.disconnect(session, "no longer a member of this organisation");
+        else for (const conversation of session.joined.keys()) this.recheck(session, conversation);
+      },
+      (error: unknown) => {
+        this.logger.error({ err: error }, "membership recheck failed");
+        this.disconnect(session, "access could not be checked");
+      },
+    );
   }
 
   private recheck(session: ClientSession, conversation: string): void {

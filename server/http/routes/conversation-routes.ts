@@ -235,6 +235,18 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
       },
     }),
     route({
+      method: "get",
+      path: "/v1/conversations/:id/support-access",
+      auth: "principal",
+      summary: "Every time Parley support was given read-only access to this conversation: who, why, until when.",
+      tags: ["conversations"],
+      response: { status: 200, description: "Support grants, oldest first." },
+      async handler({ params, principal }) {
+        await access.require(principal, params.id, "read");
+        return { status: 200, body: { items: await directory.listSupportGrants(params.id) } };
+      },
+    }),
+    route({
       method: "post",
       path: "/v1/conversations/:id/invitations",
       auth: "principal",
