@@ -36,6 +36,11 @@ export interface Config {
     idleTimeoutSeconds: number;
   };
   store: {
+    /**
+     * postgres:// URL of the database several nodes share (DATABASE_URL); null: one node, SQLite
+     * files in the data directory. The directory (accounts and access) follows the same choice.
+     */
+    databaseUrl: string | null;
     sqliteSynchronous: "full" | "normal";
     /** Most appends carried by one group commit. */
     maxBatch: number;
@@ -152,6 +157,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
   if (maxUpdateBytes > maxFrameBytes) {
     throw new ConfigError("PARLEY_MAX_UPDATE_BYTES must not exceed PARLEY_MAX_FRAME_BYTES");
   }
+  const databaseUrl = env.DATABASE_URL || null;
+  if (databaseUrl && !/^postgres(ql)?:\/\/./.test(databaseUrl)) {
+    throw new ConfigError("DATABASE_URL must be a postgres:// or postgresql:// URL");
+  }
   const redisUrl = env.REDIS_URL || null;
   if (redisUrl && !/^rediss?:\/\/[^/]/.test(redisUrl)) {
     throw new ConfigError("REDIS_URL must be a redis:// or rediss:// URL");
@@ -178,6 +187,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       idleTimeoutSeconds: int(env, "PARLEY_IDLE_TIMEOUT_SECONDS", 120, 8, 960),
     },
     store: {
+      databaseUrl,
       sqliteSynchronous: oneOf(env, "PARLEY_SQLITE_SYNCHRONOUS", "full", ["full", "normal"]),
       maxBatch: int(env, "PARLEY_COMMIT_MAX_BATCH", 1024, 1, 100_000),
       commitWindowMs: int(env, "PARLEY_COMMIT_WINDOW_MS", 0, 0, 1000),
