@@ -3,13 +3,12 @@
 // 0 ok, 1 runtime failure, 2 bad usage or configuration.
 
 import { randomUUID } from "node:crypto";
-import path from "node:path";
 import { parseArgs } from "node:util";
 import type { Role } from "../protocol/index.ts";
 import { startServer } from "./app.ts";
 import { loadOrCreateKeys } from "./auth/keys.ts";
 import { issueSupportToken, mintToken } from "./auth/tokens.ts";
-import { openSqliteDirectory } from "./directory/directory.ts";
+import { openDirectory } from "./directory/open-directory.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
 
@@ -106,7 +105,7 @@ async function support(args: string[]): Promise<void> {
   });
   const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
   const config = loadConfig(env);
-  const { directory, close } = await openSqliteDirectory(path.join(config.dataDir, "directory.db"));
+  const { directory, close } = await openDirectory({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
   try {
     if (action === "revoke") {
       if (!values.grant) throw new ConfigError("support revoke needs --grant");

@@ -32,10 +32,21 @@ export interface User {
   createdAt: number;
 }
 
+/** How an accessor may use a conversation: write (edit, post) or only read. */
+export type AccessLevel = "writer" | "observer";
+
 export interface Membership {
   orgId: string;
   orgName: string;
   userId: string;
+  role: MemberRole;
+}
+
+/** A member as an organisation's member list shows them. */
+export interface OrganisationMember {
+  userId: string;
+  email: string;
+  name: string;
   role: MemberRole;
 }
 

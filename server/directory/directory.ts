@@ -1,21 +1,254 @@
-// The directory seam: who exists, who belongs where, and who may see which conversation. On the
-// embedded default it is a SQLite file served by a worker thread; the event loop only awaits.
+// The directory seam: who exists, who belongs where, and who may see which conversation. Two
+// backends keep the same promises: SQLite (one node; a file served by a worker thread) and
+// Postgres (several nodes sharing one database). openDirectory() in open-directory.ts picks one.
 
-import { WorkerService, type Promised } from "../worker/worker-service.ts";
-import type { SqliteDirectory } from "./sqlite-directory.ts";
+import type {
+  Accessor,
+  AccessLevel,
+  ApiKeyRecord,
+  ConversationParticipant,
+  ConversationPerson,
+  ConversationRecord,
+  ConversationState,
+  InvitationRecord,
+  Membership,
+  MemberRole,
+  Organisation,
+  OrganisationMember,
+  ParticipantRole,
+  RefreshOutcome,
+  SupportGrant,
+  User,
+} from "./directory-types.ts";
 
-/** Every directory operation, asynchronous. */
-export type Directory = Promised<SqliteDirectory>;
+/**
+ * Why a directory operation could not be done; `code` is stable and maps onto HTTP statuses:
+ * conflict 409, not_found 404, invalid 400, unavailable 503 (the database or its worker is gone:
+ * nothing was changed, try again later).
+ */
+export class DirectoryError extends Error {
+  override readonly name = "DirectoryError";
+  constructor(
+    readonly code: "conflict" | "not_found" | "invalid" | "unavailable",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Every directory operation, asynchronous, with the same meaning on every backend. Times (`now`,
+ * `expiresAt`) are the caller's milliseconds, so tests can move the clock. Operations that
+ * change several rows are one transaction; the replay-sensitive ones (TOTP steps, recovery and
+ * invitation codes, refresh rotation, binding an invitation) succeed for exactly one caller
+ * when several nodes race on the same row.
+ */
+export interface Directory {
+  // ── people and organisations ──────────────────────────────────────────────────────────────
+
+  /** Sign-up: a new organisation with its first member as owner. `conflict` when the email exists. */
+  createOrganisationWithOwner(
+    org: { id: string; name: string },
+    user: { id: string; email: string; name: string; passwordHash: string },
+    now: number,
+  ): Promise<void>;
+  /** A person with their own (personal) organisation, e.g. an invited supplier's first sign-in. `conflict` when the email exists. */
+  createUser(
+    user: { id: string; email: string; name: string; passwordHash: string | null },
+    personalOrg: { id: string; name: string },
+    now: number,
+  ): Promise<void>;
+  getUser(id: string): Promise<User | null>;
+  /** Emails compare case-insensitively (stored lowercased). */
+  getUserByEmail(email: string): Promise<User | null>;
+  setPasswordHash(userId: string, hash: string): Promise<void>;
+  /** Stores a (pending or enabled) sealed TOTP secret, or clears it. Resets the replay guard. */
+  setTotp(userId: string, sealed: Uint8Array | null, enabled: boolean): Promise<void>;
+  /** Turns on a confirmed TOTP secret (the step used to confirm it stays spent). */
+  enableTotp(userId: string): Promise<void>;
+  /** Records a used TOTP step; false if that step (or a later one) was already used. */
+  consumeTotpStep(userId: string, step: number): Promise<boolean>;
+  /** Replaces a person's recovery codes (hashes) with a fresh set. */
+  replaceRecoveryCodes(userId: string, hashes: string[]): Promise<void>;
+  /** Uses a recovery code once; false when unknown or already used. */
+  consumeRecoveryCode(userId: string, hash: string, now: number): Promise<boolean>;
+  getOrganisation(id: string): Promise<Organisation | null>;
+  /** Changes the given settings only. `not_found` for an unknown organisation. */
+  updateOrganisation(id: string, changes: { name?: string; require2fa?: boolean; ipAllowlist?: string[] }): Promise<void>;
+  /** The organisations a person belongs to, oldest membership first. */
+  listMemberships(userId: string): Promise<Membership[]>;
+  /** A person's role in an organisation, or null when not a member. */
+  getMembership(orgId: string, userId: string): Promise<MemberRole | null>;
+  listMembers(orgId: string): Promise<OrganisationMember[]>;
+  /** Adds a member or changes their role. `invalid` when that would demote the last owner. */
+  putMember(orgId: string, userId: string, role: MemberRole, now: number): Promise<void>;
+  /** Removes a member; false when not a member. `invalid` for the last owner: an organisation keeps one. */
+  removeMember(orgId: string, userId: string): Promise<boolean>;
+
+  // ── API keys ──────────────────────────────────────────────────────────────────────────────
+
+  /** Stores a new key; only the secret's hash is kept. */
+  createApiKey(key: { id: string; orgId: string; name: string; scopes: string[]; secretHash: string; createdBy: string }, now: number): Promise<void>;
+  getApiKey(id: string): Promise<ApiKeyRecord | null>;
+  listApiKeys(orgId: string): Promise<ApiKeyRecord[]>;
+  /** False when the key is not the organisation's or already revoked. */
+  revokeApiKey(orgId: string, id: string, now: number): Promise<boolean>;
+  /** Records use, at most once a minute per key (a write per request would be wasted I/O). */
+  touchApiKey(id: string, now: number): Promise<void>;
+
+  // ── conversations (the access side; content lives in the log store) ───────────────────────
+
+  /** A new open conversation with its participant organisations. `not_found` for an unknown organisation. */
+  createConversation(
+    conversation: { id: string; orgId: string; title: string; externalRef: string | null; createdBy: string },
+    participants: { orgId: string; role: ParticipantRole }[],
+    now: number,
+  ): Promise<void>;
+  getConversation(id: string): Promise<ConversationRecord | null>;
+  /**
+   * Conversations visible to an accessor, newest first, paged by a (createdAt, id) cursor:
+   * started by its organisation, joined by its organisation, or (for people) invited to. A
+   * person who is no longer a member of the organisation they act for sees none.
+   */
+  listConversations(
+    accessor: Accessor,
+    options: { before?: { createdAt: number; id: string }; limit: number; externalRef?: string },
+  ): Promise<ConversationRecord[]>;
+  setConversationStatus(id: string, status: ConversationState): Promise<void>;
+  listParticipants(conversationId: string): Promise<ConversationParticipant[]>;
+  /** Adds a participant organisation or changes its role. `not_found` for an unknown organisation. */
+  putParticipant(conversationId: string, orgId: string, role: ParticipantRole, now: number): Promise<void>;
+  removeParticipant(conversationId: string, orgId: string): Promise<boolean>;
+  listPeople(conversationId: string): Promise<ConversationPerson[]>;
+  /** Adds an individually invited person or changes their role. */
+  putPerson(conversationId: string, userId: string, role: ParticipantRole, now: number): Promise<void>;
+  removePerson(conversationId: string, userId: string): Promise<boolean>;
+  /**
+   * The accessor's current role in a conversation, or null (which callers answer as 404):
+   * members of the starting organisation write; participant organisations' members and invited
+   * people get their recorded role (the better of the two); a person must still be a member of
+   * the organisation they act for. A closed conversation is read-only for everyone.
+   */
+  accessRole(conversationId: string, accessor: Accessor): Promise<AccessLevel | null>;
+
+  // ── invitations ───────────────────────────────────────────────────────────────────────────
+
+  /** Stores an invitation; only its token's hash is kept. The email is stored lowercased. */
+  createInvitation(invitation: Omit<InvitationRecord, "revokedAt" | "userId" | "deviceHash"> & { tokenHash: string }): Promise<void>;
+  getInvitationByTokenHash(tokenHash: string): Promise<InvitationRecord | null>;
+  getInvitation(id: string): Promise<InvitationRecord | null>;
+  listInvitations(conversationId: string): Promise<InvitationRecord[]>;
+  /** False when unknown or already revoked. */
+  revokeInvitation(id: string, now: number): Promise<boolean>;
+  /** First use: binds the invitation to a person and a device and adds the person to the conversation; false when already bound. */
+  bindInvitation(id: string, userId: string, deviceHash: string, now: number): Promise<boolean>;
+  /** Stores an emailed second-device code (its hash); the same code again is renewed, unused. */
+  addInvitationCode(invitationId: string, codeHash: string, expiresAt: number): Promise<void>;
+  /** Uses an emailed code once, within its validity. */
+  consumeInvitationCode(invitationId: string, codeHash: string, now: number): Promise<boolean>;
+
+  // ── refresh-token families ────────────────────────────────────────────────────────────────
+
+  /** Stores a refresh token (its hash) in a family (one sign-in). */
+  insertRefreshToken(token: { tokenHash: string; familyId: string; userId: string; orgId: string; expiresAt: number }, now: number): Promise<void>;
+  /**
+   * Rotates a refresh token: the presented one is spent and `nextHash` issued in its family. A
+   * token presented twice means it was stolen (or replayed): the whole family is revoked.
+   */
+  rotateRefreshToken(tokenHash: string, nextHash: string, nextExpiresAt: number, now: number): Promise<RefreshOutcome>;
+  /** Signs a session family out (idempotent). */
+  revokeFamily(familyId: string, userId: string, reason: string, now: number): Promise<void>;
+  /** Revokes every session family of a person; returns the family ids. */
+  revokeUserSessions(userId: string, reason: string, now: number): Promise<string[]>;
+  isFamilyRevoked(familyId: string): Promise<boolean>;
+
+  // ── operator support access ───────────────────────────────────────────────────────────────
+
+  /** Records a support grant before its token is issued: the record is the audit of the access. `not_found` for an unknown conversation. */
+  recordSupportGrant(grant: SupportGrant): Promise<void>;
+  getSupportGrant(id: string): Promise<SupportGrant | null>;
+  listSupportGrants(conversationId: string): Promise<SupportGrant[]>;
+  /** False when unknown or already revoked. */
+  revokeSupportGrant(id: string, now: number): Promise<boolean>;
+}
+
+/** Every operation of {@link Directory}, by name (what a worker thread or a wrapper forwards). */
+export const DIRECTORY_OPERATIONS = [
+  "createOrganisationWithOwner",
+  "createUser",
+  "getUser",
+  "getUserByEmail",
+  "setPasswordHash",
+  "setTotp",
+  "enableTotp",
+  "consumeTotpStep",
+  "replaceRecoveryCodes",
+  "consumeRecoveryCode",
+  "getOrganisation",
+  "updateOrganisation",
+  "listMemberships",
+  "getMembership",
+  "listMembers",
+  "putMember",
+  "removeMember",
+  "createApiKey",
+  "getApiKey",
+  "listApiKeys",
+  "revokeApiKey",
+  "touchApiKey",
+  "createConversation",
+  "getConversation",
+  "listConversations",
+  "setConversationStatus",
+  "listParticipants",
+  "putParticipant",
+  "removeParticipant",
+  "listPeople",
+  "putPerson",
+  "removePerson",
+  "accessRole",
+  "createInvitation",
+  "getInvitationByTokenHash",
+  "getInvitation",
+  "listInvitations",
+  "revokeInvitation",
+  "bindInvitation",
+  "addInvitationCode",
+  "consumeInvitationCode",
+  "insertRefreshToken",
+  "rotateRefreshToken",
+  "revokeFamily",
+  "revokeUserSessions",
+  "isFamilyRevoked",
+  "recordSupportGrant",
+  "getSupportGrant",
+  "listSupportGrants",
+  "revokeSupportGrant",
+] as const satisfies readonly (keyof Directory)[];
+
+// Compile-time check that the list names every operation: a new method must be added above.
+type Unlisted = Exclude<keyof Directory, (typeof DIRECTORY_OPERATIONS)[number]>;
+const everyOperationListed: [Unlisted] extends [never] ? true : Unlisted = true;
+void everyOperationListed;
 
 /** A running directory and how to stop it. */
 export interface DirectoryHandle {
   directory: Directory;
+  /** False once the backend is closed or (SQLite) its worker died. */
   alive(): boolean;
+  /** Lets calls in flight finish, then releases the database. */
   close(): Promise<void>;
 }
 
-/** Opens the embedded directory (`path` is its SQLite file). */
-export async function openSqliteDirectory(path: string): Promise<DirectoryHandle> {
-  const service = await WorkerService.start<SqliteDirectory>(new URL("./sqlite-directory.ts", import.meta.url), { path });
-  return { directory: service.api, alive: () => service.alive, close: () => service.close() };
+/** The name of one directory operation. */
+export type DirectoryOperation = (typeof DIRECTORY_OPERATIONS)[number];
+
+/**
+ * A Directory whose every operation is `invoke(name, args)`: how a backend puts something between
+ * callers and the real operations (a worker thread, error mapping, draining on close).
+ */
+export function forwardDirectory(invoke: (op: DirectoryOperation, args: unknown[]) => Promise<unknown>): Directory {
+  const directory: Record<string, (...args: unknown[]) => Promise<unknown>> = {};
+  for (const op of DIRECTORY_OPERATIONS) directory[op] = (...args) => invoke(op, args);
+  return directory as unknown as Directory;
 }

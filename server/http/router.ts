@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { ErrorCode } from "../../protocol/index.ts";
+import { DirectoryError } from "../directory/directory.ts";
 import { WorkerCallError } from "../worker/worker-service.ts";
 import { describeError, ParleyError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
@@ -102,6 +103,12 @@ function errorResult(error: unknown): RouteResult {
     const issue = error.issues[0];
     const where = issue?.path.length ? `${issue.path.join(".")}: ` : "";
     return { status: 400, body: { error: { code: ErrorCode.InvalidRequest, message: `${where}${issue?.message ?? "invalid request"}` } } };
+  }
+  if (error instanceof DirectoryError) {
+    if (error.code === "conflict") return { status: 409, body: { error: { code: ErrorCode.Conflict, message: error.message } } };
+    if (error.code === "not_found") return { status: 404, body: { error: { code: ErrorCode.NotFound, message: error.message } } };
+    if (error.code === "invalid") return { status: 400, body: { error: { code: ErrorCode.InvalidRequest, message: error.message } } };
+    return { status: 503, body: { error: { code: ErrorCode.StoreUnavailable, message: "the directory is unavailable; try again" } }, headers: [["Retry-After", "1"]] };
   }
   if (error instanceof WorkerCallError) {
     if (error.code === "conflict") return { status: 409, body: { error: { code: ErrorCode.Conflict, message: error.message } } };

@@ -10,7 +10,8 @@ import { PasswordHasher } from "../auth/passwords.ts";
 import { loadOrCreateSecretsKey } from "../auth/secret-box.ts";
 import { type TokenIdentity, verifyToken } from "../auth/tokens.ts";
 import type { Config } from "../config.ts";
-import { type DirectoryHandle, openSqliteDirectory } from "../directory/directory.ts";
+import type { DirectoryHandle } from "../directory/directory.ts";
+import { openDirectory } from "../directory/open-directory.ts";
 import { ParleyError } from "../errors.ts";
 import { ipAllowed } from "../http/ip-allowlist.ts";
 import type { RouteDefinition } from "../http/route.ts";
@@ -66,7 +67,7 @@ export async function openIdentity(
   deps: { keys: ServerKeys; logger: Logger; writePath: WritePath; cache: DocumentCache; now?: () => number },
 ): Promise<Identity> {
   const now = deps.now ?? Date.now;
-  const directoryHandle = await openSqliteDirectory(path.join(config.dataDir, "directory.db"));
+  const directoryHandle = await openDirectory({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
   const directory = directoryHandle.directory;
   const events = new AccessEvents();
   const access = new AccessControl(directory);

@@ -3,6 +3,7 @@
 // entry IS an audit entry; snapshots sit beside it, chained through their own `snapshot` entry.
 
 import type { SqlDialect } from "./sql-dialect.ts";
+import { currentVersion, type VersionedSchema } from "./versioned-schema.ts";
 
 /** Each migration runs once, in order, in the same transaction as its version bump. Append only. */
 const MIGRATIONS: readonly ((d: SqlDialect) => string)[] = [
@@ -45,22 +46,8 @@ const MIGRATIONS: readonly ((d: SqlDialect) => string)[] = [
   `,
 ];
 
+/** The store's schema: its tables and the table recording their version. */
+export const STORE_SCHEMA: VersionedSchema = { name: "store", versionTable: "schema_version", migrations: MIGRATIONS };
+
 /** The schema version this code writes. */
-export const SCHEMA_VERSION = MIGRATIONS.length;
-
-/** Where the applied version is recorded: one row, created before anything else. */
-export const CREATE_SCHEMA_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)";
-export const SELECT_SCHEMA_VERSION = "SELECT version FROM schema_version";
-export const INSERT_SCHEMA_VERSION = "INSERT INTO schema_version (version) VALUES (?)";
-export const UPDATE_SCHEMA_VERSION = "UPDATE schema_version SET version = ?";
-
-/**
- * The scripts that bring a database from version `from` to SCHEMA_VERSION (empty when current).
- * Refuses a database written by a newer Parley rather than guess at its layout.
- */
-export function migrationsFrom(from: number, dialect: SqlDialect): string[] {
-  if (from > SCHEMA_VERSION) {
-    throw new Error(`database schema version ${from} is newer than this server's ${SCHEMA_VERSION}`);
-  }
-  return MIGRATIONS.slice(from).map((migration) => migration(dialect));
-}
+export const SCHEMA_VERSION = currentVersion(STORE_SCHEMA);

@@ -1,6 +1,7 @@
-// Everything that differs between the SQL of the SQLite and the Postgres store, in one place:
-// column types, table options and placeholders. Shared SQL (schema.ts, queries.ts) is written
-// once with these holes; anything a dialect lacks entirely (FOR UPDATE, UNNEST) stays in its backend.
+// Everything that differs between the SQL of the SQLite and the Postgres backends (the log store
+// and the directory), in one place: column types, table options, row locks and placeholders.
+// Shared SQL is written once with these holes; what a dialect lacks entirely (UNNEST) stays in
+// its backend. Upserts need no hole: both speak INSERT ... ON CONFLICT, so shared SQL uses only that.
 
 export interface SqlDialect {
   name: "sqlite" | "postgres";
@@ -13,11 +14,35 @@ export interface SqlDialect {
    * B-tree instead of two. Postgres has no clustered tables; its heap plus primary key is fine.
    */
   smallRowTable: string;
+  /**
+   * Column type for true/false. SQLite has none: 0/1 in an INTEGER (it reads TRUE and FALSE as
+   * 1 and 0, so shared SQL may write those literals). Bound values are the backend's business.
+   */
+  boolean: string;
+  /**
+   * Suffix of a SELECT that locks the rows it reads until the transaction ends. SQLite needs none:
+   * a write transaction (BEGIN IMMEDIATE) already shuts out every other writer.
+   */
+  lockRows: string;
 }
 
-export const SQLITE: SqlDialect = { name: "sqlite", bytes: "BLOB", int64: "INTEGER", smallRowTable: " WITHOUT ROWID" };
+export const SQLITE: SqlDialect = {
+  name: "sqlite",
+  bytes: "BLOB",
+  int64: "INTEGER",
+  smallRowTable: " WITHOUT ROWID",
+  boolean: "INTEGER",
+  lockRows: "",
+};
 
-export const POSTGRES: SqlDialect = { name: "postgres", bytes: "BYTEA", int64: "BIGINT", smallRowTable: "" };
+export const POSTGRES: SqlDialect = {
+  name: "postgres",
+  bytes: "BYTEA",
+  int64: "BIGINT",
+  smallRowTable: "",
+  boolean: "BOOLEAN",
+  lockRows: " FOR UPDATE",
+};
 
 /**
  * Shared statements use `?` (SQLite's positional placeholder); Postgres wants `$1, $2, ...`.

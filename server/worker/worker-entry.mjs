@@ -1,6 +1,8 @@
 // Entry of a service worker thread. Node 20 ignores loader flags in a Worker's execArgv
 // (nodejs/node#47747), so tsx is registered here; then the service module named in workerData is
-// loaded and every request from the main thread is run against it, in order, synchronously.
+// loaded and every request from the main thread is run against it, in order. A method may return
+// a promise (the directory runs async code over its synchronous database); its reply goes out
+// once that settles.
 
 import { parentPort, workerData } from "node:worker_threads";
 import { register } from "tsx/esm/api";
@@ -18,11 +20,11 @@ try {
 }
 const operations = new Set(service.operations);
 
-port.on("message", ({ id, op, args }) => {
+port.on("message", async ({ id, op, args }) => {
   let reply;
   try {
     if (!operations.has(op)) throw Object.assign(new Error(`unknown operation ${op}`), { code: "invalid_request" });
-    reply = { type: "reply", id, ok: true, value: service[op](...args) };
+    reply = { type: "reply", id, ok: true, value: await service[op](...args) };
   } catch (error) {
     reply = { type: "reply", id, ok: false, error: { name: error?.name, code: error?.code, message: error?.message ?? String(error) } };
   }

@@ -63,6 +63,10 @@ export class WorkerService<T extends SyncService> {
   /** Starts a worker running `moduleUrl`'s `openService(options)`; resolves once it is ready. */
   static async start<T extends SyncService>(moduleUrl: URL, options: unknown): Promise<WorkerService<T>> {
     const worker = new Worker(ENTRY, { workerData: { moduleUrl: moduleUrl.href, options } });
+    // A service that fails to open reports it ("failed"), then its thread dies of the same error:
+    // that second report must not surface as an uncaught 'error' event.
+    const ignoreError = () => {};
+    worker.on("error", ignoreError);
     await new Promise<void>((resolve, reject) => {
       const onMessage = (message: { type: string; message?: string }) => {
         if (message.type === "ready") done(resolve);
@@ -77,6 +81,7 @@ export class WorkerService<T extends SyncService> {
       worker.on("message", onMessage);
       worker.on("exit", onExit);
     });
+    worker.off("error", ignoreError);
     return new WorkerService<T>(worker);
   }
 

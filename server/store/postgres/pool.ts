@@ -16,6 +16,9 @@ export interface PoolSettings {
   queryTimeoutMs: number;
 }
 
+/** What a `schema` option may be: a plain lowercase identifier, safe to quote into SQL. */
+export const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
 const INT8_OID = 20;
 
 // Sequence numbers and millisecond times are BIGINT; pg returns those as strings by default.

@@ -13,7 +13,7 @@ import type { AppendRequest, CommittedAppend, CompactionResult, DocumentState, L
 import { StoreError } from "../store-error.ts";
 import { migrate } from "./migrate.ts";
 import { toStoreError } from "./pg-errors.ts";
-import { StorePool } from "./pool.ts";
+import { SCHEMA_NAME, StorePool } from "./pool.ts";
 import { PG, type LockedHeadRow } from "./statements.ts";
 
 export interface PostgresStoreOptions {
@@ -44,8 +44,6 @@ export interface PostgresStoreOptions {
   /** ping() answers false when Postgres has not answered within this time. Default 2000. */
   pingTimeoutMs?: number;
 }
-
-const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /** Connects, runs the migrations (safe when several nodes start together) and resolves with an open store. */
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {

@@ -1,0 +1,410 @@
+// The directory's logic, written once over a SqlRunner: the SQLite backend runs it inside its
+// worker thread, the Postgres backend on the event loop against a pool. What must hold when
+// several nodes race (one TOTP step, one refresh rotation, one invitation binding, at least one
+// owner) rests on conditional UPDATEs and row locks in the shared statements, not on this process.
+
+import { DirectoryError, type Directory } from "./directory.ts";
+import {
+  type AccessRow,
+  accessFromRow,
+  apiKeyFrom,
+  conversationFrom,
+  type DirectoryStatements,
+  directoryStatements,
+  invitationFrom,
+  listConversationsQuery,
+  organisationFrom,
+  removesLastOwner,
+  supportGrantFrom,
+  userFrom,
+} from "./directory-queries.ts";
+import type {
+  Accessor,
+  AccessLevel,
+  ApiKeyRecord,
+  ConversationParticipant,
+  ConversationPerson,
+  ConversationRecord,
+  ConversationState,
+  InvitationRecord,
+  Membership,
+  MemberRole,
+  Organisation,
+  OrganisationMember,
+  ParticipantRole,
+  RefreshOutcome,
+  SupportGrant,
+  User,
+} from "./directory-types.ts";
+import type { SqlRunner } from "./sql-runner.ts";
+
+/** API keys record their last use at most this often. */
+const TOUCH_INTERVAL_MS = 60_000;
+
+/** The directory over any SQL backend; see {@link Directory} for what each operation promises. */
+export class SqlDirectory implements Directory {
+  private readonly sql: DirectoryStatements;
+
+  constructor(private readonly db: SqlRunner) {
+    this.sql = directoryStatements(db.dialect);
+  }
+
+  // ── people and organisations ──────────────────────────────────────────────────────────────
+
+  createOrganisationWithOwner(
+    org: { id: string; name: string },
+    user: { id: string; email: string; name: string; passwordHash: string },
+    now: number,
+  ): Promise<void> {
+    return this.createWithOwnOrganisation(user, org, now);
+  }
+
+  createUser(
+    user: { id: string; email: string; name: string; passwordHash: string | null },
+    personalOrg: { id: string; name: string },
+    now: number,
+  ): Promise<void> {
+    return this.createWithOwnOrganisation(user, personalOrg, now);
+  }
+
+  /** A person, an organisation and the person as its owner, all or nothing. */
+  private createWithOwnOrganisation(
+    user: { id: string; email: string; name: string; passwordHash: string | null },
+    org: { id: string; name: string },
+    now: number,
+  ): Promise<void> {
+    return this.db.transaction(async (tx) => {
+      await tx.run(this.sql.organisation.insert, [org.id, org.name, now]);
+      try {
+        await tx.run(this.sql.user.insert, [user.id, user.email.toLowerCase(), user.name, user.passwordHash, now]);
+      } catch (error) {
+        if (tx.isUniqueViolation(error)) throw new DirectoryError("conflict", "an account with this email exists");
+        throw error;
+      }
+      await tx.run(this.sql.membership.insertOwner, [org.id, user.id, now]);
+    });
+  }
+
+  async getUser(id: string): Promise<User | null> {
+    const row = await this.db.get(this.sql.user.select, [id]);
+    return row ? userFrom(row) : null;
+  }
+
+  async getUserByEmail(email: string): Promise<User | null> {
+    const row = await this.db.get(this.sql.user.selectByEmail, [email.toLowerCase()]);
+    return row ? userFrom(row) : null;
+  }
+
+  async setPasswordHash(userId: string, hash: string): Promise<void> {
+    await this.db.run(this.sql.user.setPasswordHash, [hash, userId]);
+  }
+
+  async setTotp(userId: string, sealed: Uint8Array | null, enabled: boolean): Promise<void> {
+    await this.db.run(this.sql.user.setTotp, [sealed, enabled, userId]);
+  }
+
+  async enableTotp(userId: string): Promise<void> {
+    await this.db.run(this.sql.user.enableTotp, [userId]);
+  }
+
+  async consumeTotpStep(userId: string, step: number): Promise<boolean> {
+    return (await this.db.run(this.sql.user.consumeTotpStep, [step, userId, step])) === 1;
+  }
+
+  replaceRecoveryCodes(userId: string, hashes: string[]): Promise<void> {
+    return this.db.transaction(async (tx) => {
+      await tx.run(this.sql.recoveryCode.deleteAll, [userId]);
+      for (const hash of hashes) await tx.run(this.sql.recoveryCode.insert, [userId, hash]);
+    });
+  }
+
+  async consumeRecoveryCode(userId: string, hash: string, now: number): Promise<boolean> {
+    return (await this.db.run(this.sql.recoveryCode.consume, [now, userId, hash])) === 1;
+  }
+
+  async getOrganisation(id: string): Promise<Organisation | null> {
+    const row = await this.db.get(this.sql.organisation.select, [id]);
+    return row ? organisationFrom(row) : null;
+  }
+
+  updateOrganisation(id: string, changes: { name?: string; require2fa?: boolean; ipAllowlist?: string[] }): Promise<void> {
+    return this.db.transaction(async (tx) => {
+      // Locked while changed, so two nodes changing different settings at once both keep theirs.
+      const row = await tx.get(this.sql.organisation.selectForUpdate, [id]);
+      if (!row) throw new DirectoryError("not_found", "no such organisation");
+      const org = organisationFrom(row);
+      await tx.run(this.sql.organisation.update, [
+        changes.name ?? org.name,
+        changes.require2fa ?? org.require2fa,
+        JSON.stringify(changes.ipAllowlist ?? org.ipAllowlist),
+        id,
+      ]);
+    });
+  }
+
+  async listMemberships(userId: string): Promise<Membership[]> {
+    const rows = await this.db.all(this.sql.membership.listByUser, [userId]);
+    return rows.map((r) => ({ orgId: r.org_id as string, orgName: r.org_name as string, userId: r.user_id as string, role: r.role as MemberRole }));
+  }
+
+  getMembership(orgId: string, userId: string): Promise<MemberRole | null> {
+    return this.membershipOf(this.db, orgId, userId);
+  }
+
+  private async membershipOf(q: SqlRunner, orgId: string, userId: string): Promise<MemberRole | null> {
+    const row = await q.get(this.sql.membership.selectRole, [orgId, userId]);
+    return row ? (row.role as MemberRole) : null;
+  }
+
+  async listMembers(orgId: string): Promise<OrganisationMember[]> {
+    const rows = await this.db.all(this.sql.membership.listByOrg, [orgId]);
+    return rows.map((r) => ({ userId: r.id as string, email: r.email as string, name: r.name as string, role: r.role as MemberRole }));
+  }
+
+  putMember(orgId: string, userId: string, role: MemberRole, now: number): Promise<void> {
+    return this.changeMembership(orgId, userId, role, async (tx) => {
+      await tx.run(this.sql.membership.upsert, [orgId, userId, role, now]);
+    });
+  }
+
+  removeMember(orgId: string, userId: string): Promise<boolean> {
+    return this.changeMembership(orgId, userId, null, async (tx, current) => {
+      if (!current) return false;
+      await tx.run(this.sql.membership.delete, [orgId, userId]);
+      return true;
+    });
+  }
+
+  /**
+   * Changes one membership (`next` null: removes it) with the organisation's row locked, so
+   * concurrent changes on several nodes take turns and cannot together remove every owner.
+   */
+  private changeMembership<T>(
+    orgId: string,
+    userId: string,
+    next: MemberRole | null,
+    change: (tx: SqlRunner, current: MemberRole | null) => Promise<T>,
+  ): Promise<T> {
+    return this.db.transaction(async (tx) => {
+      await tx.get(this.sql.organisation.lock, [orgId]);
+      const current = await this.membershipOf(tx, orgId, userId);
+      if (current === "owner" && next !== "owner") {
+        const owners = ((await tx.get(this.sql.membership.countOwners, [orgId]))?.n as number | undefined) ?? 0;
+        if (removesLastOwner(current, next, owners)) throw new DirectoryError("invalid", "an organisation keeps at least one owner");
+      }
+      return change(tx, current);
+    });
+  }
+
+  // ── API keys ──────────────────────────────────────────────────────────────────────────────
+
+  async createApiKey(key: { id: string; orgId: string; name: string; scopes: string[]; secretHash: string; createdBy: string }, now: number): Promise<void> {
+    await this.db.run(this.sql.apiKey.insert, [key.id, key.orgId, key.name, JSON.stringify(key.scopes), key.secretHash, now, key.createdBy]);
+  }
+
+  async getApiKey(id: string): Promise<ApiKeyRecord | null> {
+    const row = await this.db.get(this.sql.apiKey.select, [id]);
+    return row ? apiKeyFrom(row) : null;
+  }
+
+  async listApiKeys(orgId: string): Promise<ApiKeyRecord[]> {
+    return (await this.db.all(this.sql.apiKey.listByOrg, [orgId])).map(apiKeyFrom);
+  }
+
+  async revokeApiKey(orgId: string, id: string, now: number): Promise<boolean> {
+    return (await this.db.run(this.sql.apiKey.revoke, [now, id, orgId])) === 1;
+  }
+
+  async touchApiKey(id: string, now: number): Promise<void> {
+    await this.db.run(this.sql.apiKey.touch, [now, id, now - TOUCH_INTERVAL_MS]);
+  }
+
+  // ── conversations ─────────────────────────────────────────────────────────────────────────
+
+  createConversation(
+    conversation: { id: string; orgId: string; title: string; externalRef: string | null; createdBy: string },
+    participants: { orgId: string; role: ParticipantRole }[],
+    now: number,
+  ): Promise<void> {
+    return this.db.transaction(async (tx) => {
+      await tx.run(this.sql.conversation.insert, [
+        conversation.id,
+        conversation.orgId,
+        conversation.title,
+        conversation.externalRef,
+        now,
+        conversation.createdBy,
+      ]);
+      for (const p of participants) await this.addParticipant(tx, conversation.id, p.orgId, p.role, now);
+    });
+  }
+
+  async getConversation(id: string): Promise<ConversationRecord | null> {
+    const row = await this.db.get(this.sql.conversation.select, [id]);
+    return row ? conversationFrom(row) : null;
+  }
+
+  async listConversations(
+    accessor: Accessor,
+    options: { before?: { createdAt: number; id: string }; limit: number; externalRef?: string },
+  ): Promise<ConversationRecord[]> {
+    const { sql, params } = listConversationsQuery(accessor, options);
+    return (await this.db.all(sql, params)).map(conversationFrom);
+  }
+
+  async setConversationStatus(id: string, status: ConversationState): Promise<void> {
+    await this.db.run(this.sql.conversation.setStatus, [status, id]);
+  }
+
+  async listParticipants(conversationId: string): Promise<ConversationParticipant[]> {
+    const rows = await this.db.all(this.sql.participant.list, [conversationId]);
+    return rows.map((r) => ({ orgId: r.org_id as string, orgName: r.name as string, role: r.role as ParticipantRole }));
+  }
+
+  putParticipant(conversationId: string, orgId: string, role: ParticipantRole, now: number): Promise<void> {
+    return this.addParticipant(this.db, conversationId, orgId, role, now);
+  }
+
+  private async addParticipant(q: SqlRunner, conversationId: string, orgId: string, role: ParticipantRole, now: number): Promise<void> {
+    if (!(await q.get(this.sql.organisation.select, [orgId]))) throw new DirectoryError("not_found", `no organisation ${orgId}`);
+    await q.run(this.sql.participant.upsert, [conversationId, orgId, role, now]);
+  }
+
+  async removeParticipant(conversationId: string, orgId: string): Promise<boolean> {
+    return (await this.db.run(this.sql.participant.delete, [conversationId, orgId])) === 1;
+  }
+
+  async listPeople(conversationId: string): Promise<ConversationPerson[]> {
+    const rows = await this.db.all(this.sql.person.list, [conversationId]);
+    return rows.map((r) => ({ userId: r.user_id as string, email: r.email as string, role: r.role as ParticipantRole }));
+  }
+
+  async putPerson(conversationId: string, userId: string, role: ParticipantRole, now: number): Promise<void> {
+    await this.db.run(this.sql.person.upsert, [conversationId, userId, role, now]);
+  }
+
+  async removePerson(conversationId: string, userId: string): Promise<boolean> {
+    return (await this.db.run(this.sql.person.delete, [conversationId, userId])) === 1;
+  }
+
+  async accessRole(conversationId: string, accessor: Accessor): Promise<AccessLevel | null> {
+    const user = accessor.userId ?? null;
+    const row = await this.db.get<AccessRow>(this.sql.conversation.access, [accessor.orgId, user, accessor.orgId, user, conversationId]);
+    return accessFromRow(row, accessor);
+  }
+
+  // ── invitations ───────────────────────────────────────────────────────────────────────────
+
+  async createInvitation(invitation: Omit<InvitationRecord, "revokedAt" | "userId" | "deviceHash"> & { tokenHash: string }): Promise<void> {
+    await this.db.run(this.sql.invitation.insert, [
+      invitation.id,
+      invitation.tokenHash,
+      invitation.conversationId,
+      invitation.email.toLowerCase(),
+      invitation.role,
+      invitation.invitedByOrg,
+      invitation.invitedBy,
+      invitation.createdAt,
+      invitation.expiresAt,
+    ]);
+  }
+
+  async getInvitationByTokenHash(tokenHash: string): Promise<InvitationRecord | null> {
+    const row = await this.db.get(this.sql.invitation.selectByTokenHash, [tokenHash]);
+    return row ? invitationFrom(row) : null;
+  }
+
+  async getInvitation(id: string): Promise<InvitationRecord | null> {
+    const row = await this.db.get(this.sql.invitation.select, [id]);
+    return row ? invitationFrom(row) : null;
+  }
+
+  async listInvitations(conversationId: string): Promise<InvitationRecord[]> {
+    return (await this.db.all(this.sql.invitation.listByConversation, [conversationId])).map(invitationFrom);
+  }
+
+  async revokeInvitation(id: string, now: number): Promise<boolean> {
+    return (await this.db.run(this.sql.invitation.revoke, [now, id])) === 1;
+  }
+
+  bindInvitation(id: string, userId: string, deviceHash: string, now: number): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const bound = await tx.get(this.sql.invitation.bind, [userId, deviceHash, id]);
+      if (!bound) return false;
+      await tx.run(this.sql.person.upsert, [bound.conversation_id as string, userId, bound.role as ParticipantRole, now]);
+      return true;
+    });
+  }
+
+  async addInvitationCode(invitationId: string, codeHash: string, expiresAt: number): Promise<void> {
+    await this.db.run(this.sql.invitationCode.upsert, [invitationId, codeHash, expiresAt]);
+  }
+
+  async consumeInvitationCode(invitationId: string, codeHash: string, now: number): Promise<boolean> {
+    return (await this.db.run(this.sql.invitationCode.consume, [now, invitationId, codeHash, now])) === 1;
+  }
+
+  // ── refresh-token families ────────────────────────────────────────────────────────────────
+
+  async insertRefreshToken(token: { tokenHash: string; familyId: string; userId: string; orgId: string; expiresAt: number }, now: number): Promise<void> {
+    await this.db.run(this.sql.refreshToken.insert, [token.tokenHash, token.familyId, token.userId, token.orgId, now, token.expiresAt]);
+  }
+
+  rotateRefreshToken(tokenHash: string, nextHash: string, nextExpiresAt: number, now: number): Promise<RefreshOutcome> {
+    return this.db.transaction(async (tx): Promise<RefreshOutcome> => {
+      const spent = await tx.get(this.sql.refreshToken.spend, [now, tokenHash, now]);
+      if (spent) {
+        const familyId = spent.family_id as string;
+        const userId = spent.user_id as string;
+        const orgId = spent.org_id as string;
+        await tx.run(this.sql.refreshToken.insert, [nextHash, familyId, userId, orgId, now, nextExpiresAt]);
+        return { status: "rotated", userId, orgId, familyId };
+      }
+      // Not spendable: find out why. Only a token already spent is a replay worth a revocation.
+      const row = await tx.get(this.sql.refreshToken.select, [tokenHash]);
+      if (!row) return { status: "invalid" };
+      const familyId = row.family_id as string;
+      const userId = row.user_id as string;
+      if (await tx.get(this.sql.revokedFamily.exists, [familyId])) return { status: "invalid" };
+      if (row.rotated_at === null) return { status: "invalid" }; // expired
+      await tx.run(this.sql.revokedFamily.insert, [familyId, userId, now, "refresh token reused"]);
+      return { status: "reused", familyId, userId };
+    });
+  }
+
+  async revokeFamily(familyId: string, userId: string, reason: string, now: number): Promise<void> {
+    await this.db.run(this.sql.revokedFamily.insert, [familyId, userId, now, reason]);
+  }
+
+  revokeUserSessions(userId: string, reason: string, now: number): Promise<string[]> {
+    return this.db.transaction(async (tx) => {
+      const families = (await tx.all(this.sql.refreshToken.familiesOfUser, [userId])).map((r) => r.family_id as string);
+      for (const family of families) await tx.run(this.sql.revokedFamily.insert, [family, userId, now, reason]);
+      return families;
+    });
+  }
+
+  async isFamilyRevoked(familyId: string): Promise<boolean> {
+    return (await this.db.get(this.sql.revokedFamily.exists, [familyId])) !== undefined;
+  }
+
+  // ── operator support access ───────────────────────────────────────────────────────────────
+
+  async recordSupportGrant(grant: SupportGrant): Promise<void> {
+    if (!(await this.getConversation(grant.conversationId))) throw new DirectoryError("not_found", `no conversation ${grant.conversationId}`);
+    await this.db.run(this.sql.supportGrant.insert, [grant.id, grant.operator, grant.conversationId, grant.reason, grant.grantedAt, grant.expiresAt]);
+  }
+
+  async getSupportGrant(id: string): Promise<SupportGrant | null> {
+    const row = await this.db.get(this.sql.supportGrant.select, [id]);
+    return row ? supportGrantFrom(row) : null;
+  }
+
+  async listSupportGrants(conversationId: string): Promise<SupportGrant[]> {
+    return (await this.db.all(this.sql.supportGrant.listByConversation, [conversationId])).map(supportGrantFrom);
+  }
+
+  async revokeSupportGrant(id: string, now: number): Promise<boolean> {
+    return (await this.db.run(this.sql.supportGrant.revoke, [now, id])) === 1;
+  }
+}

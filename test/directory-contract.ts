@@ -1,0 +1,457 @@
+// What every directory backend promises, as one suite that SQLite and Postgres both run: accounts,
+// memberships (an organisation keeps an owner), who sees which conversation, invitations, and the
+// replay guards. Each backend opens a fresh, empty database per case and can open a second
+// handle on it (another worker thread, another node's pool) so races between nodes are real.
+
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type Directory, DirectoryError, type DirectoryHandle } from "../server/directory/directory.ts";
+import type { Accessor } from "../server/directory/directory-types.ts";
+
+/** A fresh database: `open()` gives one more handle on it (a node); `cleanup()` closes them and removes it. */
+export interface DirectoryBackend {
+  open(): Promise<DirectoryHandle>;
+  cleanup(): Promise<void>;
+}
+
+const T0 = 1_700_000_000_000;
+const DAY = 86_400_000;
+
+/** The cast of most cases: a helpdesk, its supplier, an outsider, and their people. */
+async function seed(d: Directory) {
+  await d.createOrganisationWithOwner({ id: "org-help", name: "Helpdesk" }, { id: "u-alice", email: "Alice@Help.example", name: "Alice", passwordHash: "h" }, T0);
+  await d.createOrganisationWithOwner({ id: "org-supp", name: "Supplier" }, { id: "u-sam", email: "sam@supp.example", name: "Sam", passwordHash: "h" }, T0);
+  await d.createOrganisationWithOwner({ id: "org-watch", name: "Watcher" }, { id: "u-wendy", email: "wendy@watch.example", name: "Wendy", passwordHash: "h" }, T0);
+  await d.createOrganisationWithOwner({ id: "org-out", name: "Outsider" }, { id: "u-olga", email: "olga@out.example", name: "Olga", passwordHash: "h" }, T0);
+  // An invited supplier with only a personal organisation.
+  await d.createUser({ id: "u-ivan", email: "ivan@free.example", name: "Ivan", passwordHash: null }, { id: "org-ivan", name: "Ivan" }, T0);
+  await d.createConversation(
+    { id: "c-1", orgId: "org-help", title: "Broken pump", externalRef: "TICKET-1", createdBy: "u-alice" },
+    [
+      { orgId: "org-supp", role: "participant" },
+      { orgId: "org-watch", role: "observer" },
+    ],
+    T0 + 1,
+  );
+}
+
+const person = (orgId: string, userId: string): Accessor => ({ orgId, userId });
+const apiKey = (orgId: string): Accessor => ({ orgId });
+
+export function runDirectoryContract(name: string, openBackend: () => Promise<DirectoryBackend>): void {
+  describe(`Directory contract: ${name}`, () => {
+    let backend: DirectoryBackend;
+    let d: Directory;
+
+    beforeEach(async () => {
+      backend = await openBackend();
+      d = (await backend.open()).directory;
+    });
+    afterEach(async () => {
+      await backend.cleanup();
+    });
+
+    describe("people and organisations", () => {
+      it("signs up an organisation with its owner, and refuses a second account for the same email whatever its case", async () => {
+        await seed(d);
+        expect(await d.getMembership("org-help", "u-alice")).toBe("owner");
+        expect((await d.getUserByEmail("ALICE@help.EXAMPLE"))?.id).toBe("u-alice");
+        expect(await d.getUser("u-alice")).toMatchObject({ email: "alice@help.example", totpEnabled: false, totpSealed: null, totpLastStep: null, createdAt: T0 });
+
+        const again = d.createOrganisationWithOwner({ id: "org-dup", name: "Dup" }, { id: "u-dup", email: "alice@HELP.example", name: "A", passwordHash: "h" }, T0);
+        await expect(again).rejects.toBeInstanceOf(DirectoryError);
+        await expect(again).rejects.toMatchObject({ code: "conflict" });
+        // All or nothing: the organisation of the refused sign-up does not exist.
+        expect(await d.getOrganisation("org-dup")).toBeNull();
+        await expect(d.createUser({ id: "u-dup2", email: "ivan@FREE.example", name: "I", passwordHash: null }, { id: "org-dup2", name: "I" }, T0)).rejects.toMatchObject({
+          code: "conflict",
+        });
+        expect(await d.getOrganisation("org-dup2")).toBeNull();
+      });
+
+      it("stores organisation settings, booleans and lists included, changing only what is given", async () => {
+        await seed(d);
+        expect(await d.getOrganisation("org-help")).toEqual({ id: "org-help", name: "Helpdesk", createdAt: T0, require2fa: false, ipAllowlist: [] });
+        await d.updateOrganisation("org-help", { require2fa: true, ipAllowlist: ["10.0.0.0/8"] });
+        await d.updateOrganisation("org-help", { name: "Help Desk" });
+        expect(await d.getOrganisation("org-help")).toEqual({ id: "org-help", name: "Help Desk", createdAt: T0, require2fa: true, ipAllowlist: ["10.0.0.0/8"] });
+        await d.updateOrganisation("org-help", { require2fa: false });
+        expect((await d.getOrganisation("org-help"))?.require2fa).toBe(false);
+        await expect(d.updateOrganisation("org-nope", { name: "x" })).rejects.toMatchObject({ name: "DirectoryError", code: "not_found" });
+      });
+
+      it("keeps a sealed TOTP secret byte for byte and accepts each step once, never an earlier one", async () => {
+        await seed(d);
+        const sealed = new Uint8Array([0, 1, 2, 250, 255]);
+        await d.setTotp("u-alice", sealed, false);
+        expect(await d.getUser("u-alice")).toMatchObject({ totpSealed: sealed, totpEnabled: false });
+        expect(await d.consumeTotpStep("u-alice", 100)).toBe(true);
+        await d.enableTotp("u-alice");
+        expect(await d.getUser("u-alice")).toMatchObject({ totpEnabled: true, totpLastStep: 100 });
+        expect(await d.consumeTotpStep("u-alice", 100)).toBe(false);
+        expect(await d.consumeTotpStep("u-alice", 99)).toBe(false);
+        expect(await d.consumeTotpStep("u-alice", 101)).toBe(true);
+        // A new secret starts a new replay guard; clearing it turns two-factor off.
+        await d.setTotp("u-alice", null, false);
+        expect(await d.getUser("u-alice")).toMatchObject({ totpSealed: null, totpEnabled: false, totpLastStep: null });
+        await d.enableTotp("u-alice");
+        expect((await d.getUser("u-alice"))?.totpEnabled).toBe(false);
+      });
+
+      it("accepts a TOTP step presented on two nodes at once exactly once", async () => {
+        await seed(d);
+        const other = (await backend.open()).directory;
+        for (let step = 1000; step < 1005; step++) {
+          const results = await Promise.all([0, 1, 2, 3].map((i) => (i % 2 ? other : d).consumeTotpStep("u-alice", step)));
+          expect(results.filter(Boolean)).toHaveLength(1);
+        }
+      });
+
+      it("uses each recovery code once, also when two nodes race for it, and replaces the set", async () => {
+        await seed(d);
+        const other = (await backend.open()).directory;
+        await d.replaceRecoveryCodes("u-alice", ["r1", "r2", "r3"]);
+        const race = await Promise.all([d.consumeRecoveryCode("u-alice", "r1", T0), other.consumeRecoveryCode("u-alice", "r1", T0)]);
+        expect(race.filter(Boolean)).toHaveLength(1);
+        expect(await d.consumeRecoveryCode("u-alice", "r1", T0)).toBe(false);
+        expect(await d.consumeRecoveryCode("u-alice", "nope", T0)).toBe(false);
+        expect(await d.consumeRecoveryCode("u-sam", "r2", T0)).toBe(false);
+        await d.replaceRecoveryCodes("u-alice", ["n1"]);
+        expect(await d.consumeRecoveryCode("u-alice", "r2", T0)).toBe(false);
+        expect(await d.consumeRecoveryCode("u-alice", "n1", T0)).toBe(true);
+      });
+
+      it("lists members and memberships, and changes roles", async () => {
+        await seed(d);
+        await d.putMember("org-help", "u-sam", "member", T0 + 5);
+        expect(await d.listMembers("org-help")).toEqual([
+          { userId: "u-alice", email: "alice@help.example", name: "Alice", role: "owner" },
+          { userId: "u-sam", email: "sam@supp.example", name: "Sam", role: "member" },
+        ]);
+        await d.putMember("org-help", "u-sam", "admin", T0 + 6);
+        expect(await d.getMembership("org-help", "u-sam")).toBe("admin");
+        expect(await d.listMemberships("u-sam")).toEqual([
+          { orgId: "org-supp", orgName: "Supplier", userId: "u-sam", role: "owner" },
+          { orgId: "org-help", orgName: "Helpdesk", userId: "u-sam", role: "admin" },
+        ]);
+        expect(await d.removeMember("org-help", "u-sam")).toBe(true);
+        expect(await d.removeMember("org-help", "u-sam")).toBe(false);
+        expect(await d.getMembership("org-help", "u-sam")).toBeNull();
+      });
+
+      it("never removes or demotes an organisation's last owner", async () => {
+        await seed(d);
+        await expect(d.removeMember("org-help", "u-alice")).rejects.toMatchObject({ name: "DirectoryError", code: "invalid" });
+        await expect(d.putMember("org-help", "u-alice", "admin", T0)).rejects.toMatchObject({ code: "invalid" });
+        expect(await d.getMembership("org-help", "u-alice")).toBe("owner");
+        // With a second owner, either may go, but not both.
+        await d.putMember("org-help", "u-sam", "owner", T0 + 1);
+        expect(await d.removeMember("org-help", "u-alice")).toBe(true);
+        await expect(d.removeMember("org-help", "u-sam")).rejects.toMatchObject({ code: "invalid" });
+      });
+
+      it("keeps one owner when two nodes remove the only two owners at once", async () => {
+        await seed(d);
+        const other = (await backend.open()).directory;
+        for (let round = 0; round < 3; round++) {
+          const org = `org-race-${round}`;
+          await d.createOrganisationWithOwner({ id: org, name: "Race" }, { id: `u-race-${round}`, email: `race${round}@x.example`, name: "R", passwordHash: "h" }, T0);
+          await d.putMember(org, "u-olga", "owner", T0 + 1);
+          const outcomes = await Promise.allSettled([d.removeMember(org, `u-race-${round}`), other.removeMember(org, "u-olga")]);
+          expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(1);
+          const refused = outcomes.find((o) => o.status === "rejected") as PromiseRejectedResult;
+          expect(refused.reason).toMatchObject({ name: "DirectoryError", code: "invalid" });
+          expect((await d.listMembers(org)).filter((m) => m.role === "owner")).toHaveLength(1);
+        }
+      });
+    });
+
+    describe("API keys", () => {
+      it("creates, lists, revokes once, and records use at most once a minute", async () => {
+        await seed(d);
+        await d.createApiKey({ id: "k-1", orgId: "org-help", name: "ERP", scopes: ["conversations:read"], secretHash: "sh", createdBy: "u-alice" }, T0);
+        expect(await d.getApiKey("k-1")).toEqual({
+          id: "k-1",
+          orgId: "org-help",
+          name: "ERP",
+          scopes: ["conversations:read"],
+          secretHash: "sh",
+          createdAt: T0,
+          createdBy: "u-alice",
+          lastUsedAt: null,
+          revokedAt: null,
+        });
+        await d.touchApiKey("k-1", T0 + 1000);
+        await d.touchApiKey("k-1", T0 + 30_000);
+        expect((await d.getApiKey("k-1"))?.lastUsedAt).toBe(T0 + 1000);
+        await d.touchApiKey("k-1", T0 + 70_000);
+        expect((await d.getApiKey("k-1"))?.lastUsedAt).toBe(T0 + 70_000);
+        expect(await d.revokeApiKey("org-supp", "k-1", T0)).toBe(false);
+        expect(await d.revokeApiKey("org-help", "k-1", T0 + 5)).toBe(true);
+        expect(await d.revokeApiKey("org-help", "k-1", T0 + 6)).toBe(false);
+        expect((await d.listApiKeys("org-help")).map((k) => [k.id, k.revokedAt])).toEqual([["k-1", T0 + 5]]);
+        expect(await d.getApiKey("k-nope")).toBeNull();
+      });
+    });
+
+    describe("who may see a conversation", () => {
+      it("lets the starting organisation write, participant organisations act by their role, and nobody else in", async () => {
+        await seed(d);
+        expect(await d.accessRole("c-1", person("org-help", "u-alice"))).toBe("writer");
+        expect(await d.accessRole("c-1", apiKey("org-help"))).toBe("writer");
+        expect(await d.accessRole("c-1", person("org-supp", "u-sam"))).toBe("writer");
+        expect(await d.accessRole("c-1", apiKey("org-supp"))).toBe("writer");
+        expect(await d.accessRole("c-1", person("org-watch", "u-wendy"))).toBe("observer");
+        expect(await d.accessRole("c-1", apiKey("org-watch"))).toBe("observer");
+        expect(await d.accessRole("c-1", person("org-out", "u-olga"))).toBeNull();
+        expect(await d.accessRole("c-1", apiKey("org-out"))).toBeNull();
+        expect(await d.accessRole("c-nope", person("org-help", "u-alice"))).toBeNull();
+      });
+
+      it("gives invited people their own role, or their organisation's when that is better", async () => {
+        await seed(d);
+        await d.putPerson("c-1", "u-ivan", "participant", T0);
+        await d.putPerson("c-1", "u-olga", "observer", T0);
+        await d.putPerson("c-1", "u-wendy", "participant", T0);
+        await d.putPerson("c-1", "u-sam", "observer", T0);
+        expect(await d.accessRole("c-1", person("org-ivan", "u-ivan"))).toBe("writer");
+        expect(await d.accessRole("c-1", person("org-out", "u-olga"))).toBe("observer");
+        expect(await d.accessRole("c-1", person("org-watch", "u-wendy"))).toBe("writer");
+        expect(await d.accessRole("c-1", person("org-supp", "u-sam"))).toBe("writer");
+        // The invitation is the person's, not their organisation's: its API keys stay out.
+        expect(await d.accessRole("c-1", apiKey("org-out"))).toBeNull();
+        expect(await d.listPeople("c-1")).toEqual([
+          { userId: "u-ivan", email: "ivan@free.example", role: "participant" },
+          { userId: "u-olga", email: "olga@out.example", role: "observer" },
+          { userId: "u-sam", email: "sam@supp.example", role: "observer" },
+          { userId: "u-wendy", email: "wendy@watch.example", role: "participant" },
+        ]);
+        expect(await d.removePerson("c-1", "u-olga")).toBe(true);
+        expect(await d.removePerson("c-1", "u-olga")).toBe(false);
+        expect(await d.accessRole("c-1", person("org-out", "u-olga"))).toBeNull();
+      });
+
+      it("makes a closed conversation read-only for everyone who could see it", async () => {
+        await seed(d);
+        await d.putPerson("c-1", "u-ivan", "participant", T0);
+        await d.setConversationStatus("c-1", "closed");
+        expect((await d.getConversation("c-1"))?.status).toBe("closed");
+        for (const who of [person("org-help", "u-alice"), apiKey("org-help"), person("org-supp", "u-sam"), person("org-ivan", "u-ivan"), person("org-watch", "u-wendy")]) {
+          expect(await d.accessRole("c-1", who)).toBe("observer");
+        }
+        expect(await d.accessRole("c-1", person("org-out", "u-olga"))).toBeNull();
+        await d.setConversationStatus("c-1", "open");
+        expect(await d.accessRole("c-1", person("org-supp", "u-sam"))).toBe("writer");
+      });
+
+      it("lets a person act for an organisation only while a member of it", async () => {
+        await seed(d);
+        await d.putMember("org-help", "u-ivan", "member", T0);
+        expect(await d.accessRole("c-1", person("org-help", "u-ivan"))).toBe("writer");
+        expect(await d.removeMember("org-help", "u-ivan")).toBe(true);
+        expect(await d.accessRole("c-1", person("org-help", "u-ivan"))).toBeNull();
+        expect(await d.listConversations(person("org-help", "u-ivan"), { limit: 10 })).toEqual([]);
+        // Claiming an organisation one never belonged to gets nothing either.
+        expect(await d.accessRole("c-1", person("org-help", "u-olga"))).toBeNull();
+        expect(await d.listConversations(person("org-supp", "u-olga"), { limit: 10 })).toEqual([]);
+      });
+
+      it("changes participant organisations and refuses unknown ones, all or nothing at creation", async () => {
+        await seed(d);
+        expect(await d.listParticipants("c-1")).toEqual([
+          { orgId: "org-supp", orgName: "Supplier", role: "participant" },
+          { orgId: "org-watch", orgName: "Watcher", role: "observer" },
+        ]);
+        await d.putParticipant("c-1", "org-supp", "observer", T0 + 9);
+        expect(await d.accessRole("c-1", person("org-supp", "u-sam"))).toBe("observer");
+        expect(await d.removeParticipant("c-1", "org-watch")).toBe(true);
+        expect(await d.removeParticipant("c-1", "org-watch")).toBe(false);
+        expect(await d.accessRole("c-1", person("org-watch", "u-wendy"))).toBeNull();
+        await expect(d.putParticipant("c-1", "org-nope", "participant", T0)).rejects.toMatchObject({ name: "DirectoryError", code: "not_found" });
+        const creating = d.createConversation(
+          { id: "c-bad", orgId: "org-help", title: "x", externalRef: null, createdBy: "u-alice" },
+          [{ orgId: "org-nope", role: "participant" }],
+          T0,
+        );
+        await expect(creating).rejects.toMatchObject({ code: "not_found" });
+        expect(await d.getConversation("c-bad")).toBeNull();
+      });
+
+      it("lists what each accessor may see, newest first, a page at a time, filtered by external reference", async () => {
+        await seed(d);
+        await d.createConversation({ id: "c-2", orgId: "org-supp", title: "Supplier's own", externalRef: "S-9", createdBy: "u-sam" }, [], T0 + 2);
+        await d.createConversation({ id: "c-3", orgId: "org-help", title: "Internal", externalRef: "TICKET-1", createdBy: "u-alice" }, [], T0 + 3);
+        await d.createConversation({ id: "c-4", orgId: "org-out", title: "Outsider's", externalRef: null, createdBy: "u-olga" }, [], T0 + 3);
+        await d.putPerson("c-4", "u-ivan", "observer", T0);
+        const ids = async (who: Accessor, options: Parameters<Directory["listConversations"]>[1]) => (await d.listConversations(who, options)).map((c) => c.id);
+
+        expect(await ids(person("org-help", "u-alice"), { limit: 10 })).toEqual(["c-3", "c-1"]);
+        expect(await ids(apiKey("org-help"), { limit: 10 })).toEqual(["c-3", "c-1"]);
+        expect(await ids(person("org-supp", "u-sam"), { limit: 10 })).toEqual(["c-2", "c-1"]);
+        expect(await ids(person("org-watch", "u-wendy"), { limit: 10 })).toEqual(["c-1"]);
+        expect(await ids(person("org-ivan", "u-ivan"), { limit: 10 })).toEqual(["c-4"]);
+        expect(await ids(apiKey("org-ivan"), { limit: 10 })).toEqual([]);
+        expect(await ids(person("org-help", "u-alice"), { limit: 10, externalRef: "TICKET-1" })).toEqual(["c-3", "c-1"]);
+        expect(await ids(person("org-supp", "u-sam"), { limit: 10, externalRef: "TICKET-1" })).toEqual(["c-1"]);
+
+        // Paging: ties on createdAt are broken by id, so no conversation is skipped or repeated.
+        const all = await d.listConversations(person("org-out", "u-olga"), { limit: 10 });
+        expect(all.map((c) => c.id)).toEqual(["c-4"]);
+        await d.putParticipant("c-3", "org-out", "observer", T0);
+        await d.putParticipant("c-1", "org-out", "observer", T0);
+        const seen: string[] = [];
+        let before: { createdAt: number; id: string } | undefined;
+        for (;;) {
+          const page = await d.listConversations(person("org-out", "u-olga"), { limit: 1, before });
+          if (page.length === 0) break;
+          seen.push(page[0].id);
+          before = { createdAt: page[0].createdAt, id: page[0].id };
+        }
+        expect(seen).toEqual(["c-4", "c-3", "c-1"]);
+        expect(await d.getConversation("c-3")).toEqual({
+          id: "c-3",
+          orgId: "org-help",
+          title: "Internal",
+          externalRef: "TICKET-1",
+          status: "open",
+          createdAt: T0 + 3,
+          createdBy: "u-alice",
+        });
+      });
+    });
+
+    describe("invitations", () => {
+      const invitation = {
+        id: "inv-1",
+        tokenHash: "tok-hash-1",
+        conversationId: "c-1",
+        email: "Ivan@Free.example",
+        role: "participant" as const,
+        invitedByOrg: "org-help",
+        invitedBy: "u-alice",
+        createdAt: T0,
+        expiresAt: T0 + 14 * DAY,
+      };
+
+      it("stores an invitation by its token's hash, and revokes it once", async () => {
+        await seed(d);
+        await d.createInvitation(invitation);
+        const stored = await d.getInvitationByTokenHash("tok-hash-1");
+        expect(stored).toEqual({ ...invitation, tokenHash: undefined, email: "ivan@free.example", revokedAt: null, userId: null, deviceHash: null });
+        expect(await d.getInvitation("inv-1")).toEqual(stored);
+        expect(await d.listInvitations("c-1")).toEqual([stored]);
+        expect(await d.revokeInvitation("inv-1", T0 + 1)).toBe(true);
+        expect(await d.revokeInvitation("inv-1", T0 + 2)).toBe(false);
+        expect((await d.getInvitation("inv-1"))?.revokedAt).toBe(T0 + 1);
+        expect(await d.getInvitationByTokenHash("nope")).toBeNull();
+      });
+
+      it("binds to the first person and device only, adding them to the conversation, even when two nodes race", async () => {
+        await seed(d);
+        const other = (await backend.open()).directory;
+        await d.createInvitation(invitation);
+        const race = await Promise.all([d.bindInvitation("inv-1", "u-ivan", "device-a", T0), other.bindInvitation("inv-1", "u-ivan", "device-b", T0)]);
+        expect(race.filter(Boolean)).toHaveLength(1);
+        const bound = await d.getInvitation("inv-1");
+        expect(bound?.userId).toBe("u-ivan");
+        expect(bound?.deviceHash).toBe(race[0] ? "device-a" : "device-b");
+        expect(await d.bindInvitation("inv-1", "u-olga", "device-c", T0)).toBe(false);
+        expect(await d.listPeople("c-1")).toEqual([{ userId: "u-ivan", email: "ivan@free.example", role: "participant" }]);
+        expect(await d.accessRole("c-1", person("org-ivan", "u-ivan"))).toBe("writer");
+        expect(await d.accessRole("c-1", person("org-out", "u-olga"))).toBeNull();
+      });
+
+      it("accepts an emailed device code once, within its validity, also when two nodes race", async () => {
+        await seed(d);
+        const other = (await backend.open()).directory;
+        await d.createInvitation(invitation);
+        await d.addInvitationCode("inv-1", "code-1", T0 + 600_000);
+        const race = await Promise.all([d.consumeInvitationCode("inv-1", "code-1", T0), other.consumeInvitationCode("inv-1", "code-1", T0)]);
+        expect(race.filter(Boolean)).toHaveLength(1);
+        expect(await d.consumeInvitationCode("inv-1", "code-1", T0)).toBe(false);
+        await d.addInvitationCode("inv-1", "code-2", T0 + 600_000);
+        expect(await d.consumeInvitationCode("inv-1", "code-2", T0 + 600_000)).toBe(false);
+        expect(await d.consumeInvitationCode("inv-1", "wrong", T0)).toBe(false);
+        // The same code issued again is fresh (and unused) until its new expiry.
+        await d.addInvitationCode("inv-1", "code-1", T0 + 1_200_000);
+        expect(await d.consumeInvitationCode("inv-1", "code-1", T0 + 700_000)).toBe(true);
+      });
+    });
+
+    describe("refresh-token families", () => {
+      const token = (tokenHash: string, familyId = "fam-1") => ({ tokenHash, familyId, userId: "u-alice", orgId: "org-help", expiresAt: T0 + DAY });
+
+      it("rotates a token into its successor, and revokes the family when a spent token comes back", async () => {
+        await seed(d);
+        await d.insertRefreshToken(token("t1"), T0);
+        expect(await d.rotateRefreshToken("t1", "t2", T0 + DAY, T0 + 1)).toEqual({ status: "rotated", userId: "u-alice", orgId: "org-help", familyId: "fam-1" });
+        expect(await d.rotateRefreshToken("t2", "t3", T0 + DAY, T0 + 2)).toMatchObject({ status: "rotated" });
+        expect(await d.isFamilyRevoked("fam-1")).toBe(false);
+        // t1 again: stolen or replayed. The family ends, the live successor with it.
+        expect(await d.rotateRefreshToken("t1", "t9", T0 + DAY, T0 + 3)).toEqual({ status: "reused", familyId: "fam-1", userId: "u-alice" });
+        expect(await d.isFamilyRevoked("fam-1")).toBe(true);
+        expect(await d.rotateRefreshToken("t3", "t4", T0 + DAY, T0 + 4)).toEqual({ status: "invalid" });
+        expect(await d.rotateRefreshToken("t9", "t10", T0 + DAY, T0 + 4)).toEqual({ status: "invalid" });
+      });
+
+      it("refuses unknown and expired tokens without revoking anything", async () => {
+        await seed(d);
+        await d.insertRefreshToken(token("t1"), T0);
+        expect(await d.rotateRefreshToken("nope", "x", T0 + DAY, T0)).toEqual({ status: "invalid" });
+        expect(await d.rotateRefreshToken("t1", "t2", T0 + 2 * DAY, T0 + DAY)).toEqual({ status: "invalid" });
+        expect(await d.isFamilyRevoked("fam-1")).toBe(false);
+      });
+
+      it("lets exactly one of two nodes rotate the same token at once; the other is a reuse that ends the family", async () => {
+        await seed(d);
+        const other = (await backend.open()).directory;
+        for (let round = 0; round < 4; round++) {
+          const family = `fam-race-${round}`;
+          await d.insertRefreshToken(token(`r${round}`, family), T0);
+          const outcomes = await Promise.all([
+            d.rotateRefreshToken(`r${round}`, `r${round}-a`, T0 + DAY, T0 + 1),
+            other.rotateRefreshToken(`r${round}`, `r${round}-b`, T0 + DAY, T0 + 1),
+          ]);
+          expect(outcomes.map((o) => o.status).sort()).toEqual(["reused", "rotated"]);
+          expect(await d.isFamilyRevoked(family)).toBe(true);
+          // Whichever successor was issued is dead with its family.
+          const winner = outcomes[0].status === "rotated" ? `r${round}-a` : `r${round}-b`;
+          expect(await other.rotateRefreshToken(winner, `${winner}-next`, T0 + DAY, T0 + 2)).toEqual({ status: "invalid" });
+        }
+      });
+
+      it("signs a person out everywhere", async () => {
+        await seed(d);
+        await d.insertRefreshToken(token("a1", "fam-a"), T0);
+        await d.insertRefreshToken(token("b1", "fam-b"), T0);
+        await d.insertRefreshToken({ ...token("s1", "fam-s"), userId: "u-sam", orgId: "org-supp" }, T0);
+        await d.revokeFamily("fam-a", "u-alice", "signed out", T0);
+        await d.revokeFamily("fam-a", "u-alice", "signed out again", T0 + 1);
+        expect((await d.revokeUserSessions("u-alice", "password changed", T0 + 2)).sort()).toEqual(["fam-a", "fam-b"]);
+        expect(await d.isFamilyRevoked("fam-b")).toBe(true);
+        expect(await d.isFamilyRevoked("fam-s")).toBe(false);
+        expect(await d.rotateRefreshToken("b1", "b2", T0 + DAY, T0 + 3)).toEqual({ status: "invalid" });
+      });
+    });
+
+    describe("operator support access", () => {
+      it("records grants for existing conversations only, lists them, and revokes once", async () => {
+        await seed(d);
+        const grant = { id: "sup-1", operator: "ops.jan", conversationId: "c-1", reason: "customer asked us to look", grantedAt: T0, expiresAt: T0 + 3_600_000 };
+        await d.recordSupportGrant(grant);
+        expect(await d.getSupportGrant("sup-1")).toEqual({ ...grant, revokedAt: null });
+        expect(await d.listSupportGrants("c-1")).toEqual([{ ...grant, revokedAt: null }]);
+        expect(await d.revokeSupportGrant("sup-1", T0 + 5)).toBe(true);
+        expect(await d.revokeSupportGrant("sup-1", T0 + 6)).toBe(false);
+        expect((await d.getSupportGrant("sup-1"))?.revokedAt).toBe(T0 + 5);
+        await expect(d.recordSupportGrant({ ...grant, id: "sup-2", conversationId: "c-nope" })).rejects.toMatchObject({ name: "DirectoryError", code: "not_found" });
+      });
+    });
+
+    it("keeps everything across a reopen of the same database", async () => {
+      await seed(d);
+      const again = (await backend.open()).directory;
+      expect(await again.getMembership("org-help", "u-alice")).toBe("owner");
+      expect(await again.accessRole("c-1", person("org-watch", "u-wendy"))).toBe("observer");
+    });
+  });
+}
