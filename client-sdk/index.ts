@@ -13,6 +13,7 @@ export type {
   SyncedEvent,
 } from "./conversation-handle.ts";
 export type { ParleyErrorInfo } from "./errors.ts";
+export type { EventFeed, EventFeedOptions } from "./event-feed.ts";
 export { ParleyError } from "./errors.ts";
 export type { Listener } from "./events.ts";
 export type { ParleyLogger } from "./logger.ts";
@@ -32,5 +33,5 @@ export type {
   WebSocketMessageEventLike,
 } from "./websocket.ts";
 // Re-exported so apps need not import the protocol package for codes and the document schema.
-export type { ConversationMessage, Role } from "../protocol/index.ts";
-export { appendMessage, CloseCode, ErrorCode, messagesOf, notesOf, readMessages } from "../protocol/index.ts";
+export type { ConversationMessage, EventActor, EventData, EventType, ParleyEvent, Role } from "../protocol/index.ts";
+export { appendMessage, CloseCode, ErrorCode, EVENT_TYPES, messagesOf, notesOf, readMessages } from "../protocol/index.ts";

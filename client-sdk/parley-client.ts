@@ -22,6 +22,7 @@ import {
   type OpenOptions,
 } from "./conversation-handle.ts";
 import type { ParleyErrorInfo } from "./errors.ts";
+import { type EventFeed, EventFeedChannel, type EventFeedOptions } from "./event-feed.ts";
 import { Emitter, type Listener } from "./events.ts";
 import { type ParleyLogger, silentLogger } from "./logger.ts";
 import { type OwedReplies, StaleReplies } from "./stale-replies.ts";
@@ -108,8 +109,10 @@ export class ParleyClient {
   private readonly WebSocketImpl: WebSocketConstructor;
   private readonly policy: ReconnectPolicy;
   private readonly logger: ParleyLogger;
-  private readonly events = new Emitter<ClientEvents>();
+  private readonly emitter = new Emitter<ClientEvents>();
   private readonly channels = new Map<string, ConversationChannel>();
+  /** Event subscriptions, by subscription name. */
+  private readonly feeds = new Map<string, EventFeedChannel>();
   /** Replies still owed to closed handles (not to be taken by a reopened one). */
   private readonly stale = new StaleReplies();
   private readonly transport: ChannelTransport;
@@ -159,12 +162,12 @@ export class ParleyClient {
 
   /** Adds a listener; returns a function that removes it. */
   on<K extends keyof ClientEvents>(event: K, listener: Listener<ClientEvents[K]>): () => void {
-    return this.events.on(event, listener);
+    return this.emitter.on(event, listener);
   }
 
   /** Removes a listener. */
   off<K extends keyof ClientEvents>(event: K, listener: Listener<ClientEvents[K]>): void {
-    this.events.off(event, listener);
+    this.emitter.off(event, listener);
   }
 
   /** Opens a conversation (connecting the socket on first use). One handle per conversation at a time. */
@@ -187,6 +190,23 @@ export class ParleyClient {
     return channel;
   }
 
+  /**
+   * Follows the organisation's events (needs an API key, or an admin's or owner's token) as an
+   * async iterator, resuming after `options.after`; connects the socket on first use.
+   */
+  events(options: EventFeedOptions = {}): EventFeed {
+    if (this.closed) throw new Error("this ParleyClient is closed");
+    const feed = new EventFeedChannel(options, { send: (frame) => this.send(frame), released: (f) => this.feeds.delete(f.id) });
+    this.feeds.set(feed.id, feed);
+    if (this.authenticated) feed.connected();
+    else if (this.state === "error") feed.disconnected(this.connectionError);
+    if (!this.started) {
+      this.started = true;
+      void this.connect();
+    }
+    return feed;
+  }
+
   /** Closes the socket cleanly (1000) and every open conversation; no reconnect. */
   close(): void {
     if (this.closed) return;
@@ -194,6 +214,7 @@ export class ParleyClient {
     this.clearTimers();
     for (const channel of this.channels.values()) channel.shutdown();
     this.channels.clear();
+    for (const feed of [...this.feeds.values()]) feed.shutdown();
     const socket = this.socket;
     this.socket = null;
     this.authenticated = false;
@@ -267,6 +288,7 @@ export class ParleyClient {
     this.logger.debug("authenticated", { session, user, org });
     this.setState({ state: "connected" });
     for (const channel of this.channels.values()) channel.connected();
+    for (const feed of this.feeds.values()) feed.connected();
   }
 
   private scheduleRenewal(expiresAt: number): void {
@@ -351,6 +373,11 @@ export class ParleyClient {
       case "ack":
         this.route(message.conversation, message);
         return;
+      case "events-subscribed":
+      case "event":
+      case "events-error":
+        this.feeds.get(message.subscription)?.receive(message);
+        return;
     }
   }
 
@@ -407,10 +434,12 @@ export class ParleyClient {
       this.connectionError = error;
       this.setState({ state: "error", error });
       for (const channel of this.channels.values()) channel.disconnected(error);
+      for (const feed of [...this.feeds.values()]) feed.disconnected(error);
       return;
     }
     this.logger.debug("connection lost; will reconnect", { code, reason });
     for (const channel of this.channels.values()) channel.disconnected();
+    for (const feed of this.feeds.values()) feed.disconnected();
     this.scheduleReconnect();
   }
 
@@ -435,6 +464,6 @@ export class ParleyClient {
   private setState(event: ConnectionEvent): void {
     if (event.state === this.state && event.error === undefined) return;
     this.state = event.state;
-    this.events.emit("connection", event);
+    this.emitter.emit("connection", event);
   }
 }

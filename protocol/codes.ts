@@ -58,6 +58,11 @@ export const ErrorCode = {
   OriginNotAllowed: 3008,
   /** Your role does not allow this action (e.g. members managing API keys). */
   InsufficientRole: 3009,
+  /**
+   * The event cursor is older than the retention window (or unknown): events after it are gone.
+   * Resynchronise through the REST API, then follow the stream from now (no cursor).
+   */
+  EventCursorExpired: 3010,
   /** The Yjs update could not be decoded, or claims an author other than its sender. */
   InvalidUpdate: 4001,
   /** The Yjs update exceeds the configured maximum update size. */

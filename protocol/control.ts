@@ -5,6 +5,7 @@
 import { Packr } from "msgpackr";
 import { ErrorCode } from "./codes.ts";
 import { ProtocolError } from "./errors.ts";
+import { type EventType, isEventType, type ParleyEvent } from "./events.ts";
 
 /** A conversation's role for the current identity: writers edit, observers only read. */
 export type Role = "writer" | "observer";
@@ -35,8 +36,27 @@ export interface LeaveMessage {
   type: "leave";
   conversation: string;
 }
+/**
+ * Client → server: follow the organisation's event stream (API keys, admins and owners). Events
+ * with a cursor after `after` follow in order; without `after`, only events from now on. The
+ * server answers `events-subscribed`, then `event` frames; `events-error` ends the subscription.
+ */
+export interface SubscribeEventsMessage {
+  type: "subscribe-events";
+  /** The client's name for this subscription (1-64 chars of `[A-Za-z0-9_-]`), echoed in replies. */
+  subscription: string;
+  /** Resume after this cursor (the last one processed). */
+  after?: number;
+  /** Only these event types (default: all). */
+  types?: EventType[];
+}
+/** Client → server: stop a subscription (no reply; `event` frames already sent may still arrive). */
+export interface UnsubscribeEventsMessage {
+  type: "unsubscribe-events";
+  subscription: string;
+}
 /** Every control message a client may send. */
-export type ClientControlMessage = AuthMessage | JoinMessage | LeaveMessage;
+export type ClientControlMessage = AuthMessage | JoinMessage | LeaveMessage | SubscribeEventsMessage | UnsubscribeEventsMessage;
 
 /** Server → client: the token was accepted (first time or renewal). */
 export interface AuthOkMessage {
@@ -84,6 +104,28 @@ export interface NoticeMessage {
   kind: "shutting-down" | "token-expiring";
   message: string;
 }
+/** Server → client: the subscription is live; events with cursors after `cursor` follow. */
+export interface EventsSubscribedMessage {
+  type: "events-subscribed";
+  subscription: string;
+  cursor: number;
+}
+/** Server → client: one event of a subscription, in cursor order, never twice on one subscription. */
+export interface EventMessage {
+  type: "event";
+  subscription: string;
+  event: ParleyEvent;
+}
+/**
+ * Server → client: the subscription ended. `EventCursorExpired` means the cursor is older than
+ * the retention window: resynchronise through the REST API, then subscribe without `after`.
+ */
+export interface EventsErrorMessage {
+  type: "events-error";
+  subscription: string;
+  code: ErrorCode;
+  message: string;
+}
 /** Every control message the server may send. */
 export type ServerControlMessage =
   | AuthOkMessage
@@ -91,7 +133,10 @@ export type ServerControlMessage =
   | LeftMessage
   | AckMessage
   | ErrorMessage
-  | NoticeMessage;
+  | NoticeMessage
+  | EventsSubscribedMessage
+  | EventMessage
+  | EventsErrorMessage;
 
 // Plain msgpack maps (no msgpackr records) so clients in other languages can decode them.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
@@ -129,6 +174,33 @@ function conversationField(map: Record<string, unknown>): string {
   return id;
 }
 
+const SUBSCRIPTION_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+function subscriptionField(map: Record<string, unknown>): string {
+  const id = map.subscription;
+  if (typeof id !== "string" || !SUBSCRIPTION_ID.test(id)) {
+    throw new ProtocolError(ErrorCode.MalformedFrame, "subscription must be 1-64 chars of [A-Za-z0-9_-]");
+  }
+  return id;
+}
+
+function subscribeEvents(map: Record<string, unknown>): SubscribeEventsMessage {
+  const message: SubscribeEventsMessage = { type: "subscribe-events", subscription: subscriptionField(map) };
+  if (map.after !== undefined && map.after !== null) {
+    if (typeof map.after !== "number" || !Number.isSafeInteger(map.after) || map.after < 0) {
+      throw new ProtocolError(ErrorCode.MalformedFrame, "subscribe-events.after must be a non-negative integer");
+    }
+    message.after = map.after;
+  }
+  if (map.types !== undefined && map.types !== null) {
+    if (!Array.isArray(map.types) || map.types.length > 32 || !map.types.every(isEventType)) {
+      throw new ProtocolError(ErrorCode.MalformedFrame, "subscribe-events.types must be a list of event types");
+    }
+    message.types = [...new Set(map.types as EventType[])];
+  }
+  return message;
+}
+
 /** Decodes and validates a control message sent by a client. */
 export function unpackClientControl(bytes: Uint8Array): ClientControlMessage {
   const map = unpackMap(bytes);
@@ -146,6 +218,10 @@ export function unpackClientControl(bytes: Uint8Array): ClientControlMessage {
       return { type: "join", conversation: conversationField(map) };
     case "leave":
       return { type: "leave", conversation: conversationField(map) };
+    case "subscribe-events":
+      return subscribeEvents(map);
+    case "unsubscribe-events":
+      return { type: "unsubscribe-events", subscription: subscriptionField(map) };
     default:
       throw new ProtocolError(ErrorCode.UnknownMessage, `unknown control message type`);
   }
@@ -161,6 +237,9 @@ export function unpackServerControl(bytes: Uint8Array): ServerControlMessage {
     case "ack":
     case "error":
     case "notice":
+    case "events-subscribed":
+    case "event":
+    case "events-error":
       return map as unknown as ServerControlMessage;
     default:
       throw new ProtocolError(ErrorCode.UnknownMessage, `unknown control message type`);

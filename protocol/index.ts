@@ -8,6 +8,9 @@ export type {
   AuthOkMessage,
   ClientControlMessage,
   ErrorMessage,
+  EventMessage,
+  EventsErrorMessage,
+  EventsSubscribedMessage,
   JoinedMessage,
   JoinMessage,
   LeaveMessage,
@@ -16,9 +19,13 @@ export type {
   Role,
   ServerControlMessage,
   SessionLimits,
+  SubscribeEventsMessage,
+  UnsubscribeEventsMessage,
 } from "./control.ts";
 export { isConversationId, packControl, unpackClientControl, unpackServerControl } from "./control.ts";
 export { ProtocolError } from "./errors.ts";
+export type { EventActor, EventData, EventType, ParleyEvent } from "./events.ts";
+export { EVENT_TYPES, isEventType, isParleyEvent } from "./events.ts";
 export type { ClientFrame, DocFrame, ServerFrame } from "./frames.ts";
 export { decodeClientFrame, decodeServerFrame, encodeControlFrame, encodeDocFrame, FrameType } from "./frames.ts";
 export type { ConversationMessage, ConversationStatus } from "./schema.ts";

@@ -9,6 +9,9 @@ import { loadOrCreateKeys, type ServerKeys } from "./auth/keys.ts";
 import type { Bus } from "./bus/bus.ts";
 import { openBus } from "./bus/open-bus.ts";
 import type { Config } from "./config.ts";
+import { withDocumentEvents } from "./events/document-events.ts";
+import { acceptApiKeysOnSockets } from "./events/event-access.ts";
+import { type Events, openEvents } from "./events/events-module.ts";
 import { registerHealthRoutes } from "./http/health-routes.ts";
 import type { RouteDefinition } from "./http/route.ts";
 import { registerRoutes } from "./http/router.ts";
@@ -28,6 +31,7 @@ import { registerYjsRoute } from "./realtime/yjs-route.ts";
 import { openSqliteStore } from "./store/sqlite/sqlite-store.ts";
 import type { Store } from "./store/store.ts";
 import { loadUws } from "./uws.ts";
+import { openWebhooks, type WebhookOptions, type Webhooks } from "./webhooks/webhooks-module.ts";
 
 /** A running server. */
 export interface ParleyServer {
@@ -39,6 +43,9 @@ export interface ParleyServer {
   readonly bus: Bus;
   readonly hub: RealtimeHub;
   readonly identity: Identity;
+  /** Partner events: store, recorder, streams. */
+  readonly events: Events;
+  readonly webhooks: Webhooks;
   /** Graceful shutdown: stop accepting, flush commits, close sockets with 1012, close the store. */
   close(): Promise<void>;
 }
@@ -47,7 +54,12 @@ export interface ParleyServer {
 export interface StartOptions {
   /** The clock identity uses for expiry (invitations, codes); tests inject one. */
   now?: () => number;
+  /** Webhook transport and clock (tests); the real ones by default. */
+  webhooks?: WebhookOptions;
 }
+
+/** How long a socket authenticated with an API key stays open before it must authenticate again. */
+const API_KEY_SOCKET_TTL_MS = 3600_000;
 
 /** Starts a server with the given configuration. */
 export async function startServer(config: Config, logger: Logger, options: StartOptions = {}): Promise<ParleyServer> {
@@ -67,16 +79,31 @@ export async function startServer(config: Config, logger: Logger, options: Start
   const broadcaster = new ClusterBroadcaster(app, bus);
   // Every commit, this node's or another's, reaches the cache and local subscribers in order here.
   const delivery = new RemoteDelivery({ bus, store, cache, broadcaster, logger, gapGraceMs: config.bus.gapGraceMs });
+  // Partner events: opened before identity, which records through it.
+  const events = await openEvents(config, { cache, logger, now: options.now ?? Date.now });
   const writePath = new WritePath({
     store,
     committer,
     cache,
-    fanOut: delivery,
+    fanOut: withDocumentEvents(delivery, events.documents),
     logger,
     maxUpdateBytes: config.limits.maxUpdateBytes,
     compactAfterUpdates: config.store.compactAfterUpdates,
   });
-  const identity = await openIdentity(config, { keys, logger, writePath, cache, now: options.now });
+  const identity = await openIdentity(config, { keys, logger, writePath, cache, now: options.now, partnerEvents: events.recorder });
+  const principals = { keys, tokens: config.tokens, directory: identity.services.directory };
+  const eventStreams = await events.start({
+    app,
+    directory: identity.services.directory,
+    principals,
+    allowedOrigins: config.allowedOrigins,
+    trustProxy: config.http.trustProxy,
+  });
+  const webhooks = await openWebhooks(
+    config,
+    { events: events.store, notifier: events.notifier, secretsKey: identity.services.secretsKey, logger, now: options.now ?? Date.now },
+    options.webhooks,
+  );
   const hub = new RealtimeHub({
     resolveRole: identity.resolveRole,
     cache,
@@ -97,15 +124,20 @@ export async function startServer(config: Config, logger: Logger, options: Start
   }, 2000);
   supportSweeper.unref();
   const routeDeps = { hub, authenticate: identity.authenticate, limits: config.limits, allowedOrigins: config.allowedOrigins, logger };
-  registerParleyRoute(app, routeDeps);
+  registerParleyRoute(app, {
+    ...routeDeps,
+    // Partner systems follow events over the socket with their API key.
+    authenticate: acceptApiKeysOnSockets(identity.authenticate, principals, API_KEY_SOCKET_TTL_MS),
+    events: eventStreams.sockets,
+  });
   registerYjsRoute(app, routeDeps);
-  const routes: RouteDefinition[] = [...identity.routes, ...metaRoutes(keys, () => routes)];
+  const routes: RouteDefinition[] = [...identity.routes, ...eventStreams.routes, ...webhooks.routes, ...metaRoutes(keys, () => routes)];
   registerRoutes(app, routes, {
     allowedOrigins: config.allowedOrigins,
     maxBodyBytes: config.http.maxBodyBytes,
     trustProxy: config.http.trustProxy,
     logger,
-    principals: { keys, tokens: config.tokens, directory: identity.services.directory },
+    principals,
   });
   registerHealthRoutes(app, { store, bus, isShuttingDown: () => shuttingDown });
 
@@ -132,10 +164,13 @@ export async function startServer(config: Config, logger: Logger, options: Start
       await committer.flush();
       // Let the commits' continuations (acks, fan-out) run before the sockets go.
       await new Promise((resolve) => setImmediate(resolve));
+      events.stopStreams();
       for (const session of [...hub.sessions]) {
         session.sendControl({ type: "notice", kind: "shutting-down", message: "server restarting" });
         session.close(CloseCode.ServiceRestart, "server restarting");
       }
+      await webhooks.close();
+      await events.close(); // derives what is pending: needs the log store and the directory
       await bus.close();
       await store.close();
       await identity.close();
@@ -143,5 +178,5 @@ export async function startServer(config: Config, logger: Logger, options: Start
     })();
     return closing;
   };
-  return { port, config, keys, store, bus, hub, identity, close };
+  return { port, config, keys, store, bus, hub, identity, events, webhooks, close };
 }

@@ -87,6 +87,30 @@ export interface Config {
     smtpUrl: string | null;
     mailFrom: string;
   };
+  /** Partner events (stream, paging) and webhooks. */
+  events: {
+    /** Events older than this are removed; a cursor before them gets EventCursorExpired. */
+    retentionDays: number;
+    /** Wait after a commit before deriving message and notes events (a burst costs one derivation). */
+    debounceMs: number;
+    /** Notes must stay unchanged this long before `notes.changed` is recorded. */
+    notesQuietMs: number;
+    /** Heartbeat comment interval on SSE streams. */
+    heartbeatSeconds: number;
+    webhooks: {
+      /** Deliver to private, loopback and link-local addresses, and over plain http (development only). */
+      allowPrivate: boolean;
+      /** Whole-request timeout of one delivery. */
+      timeoutMs: number;
+      /** First retry delay; doubles per attempt (with jitter) up to retryMaxDelayMs. */
+      retryBaseMs: number;
+      retryMaxDelayMs: number;
+      /** How long one event is retried before it is parked in the dead-letter list (at least 24 h). */
+      retryWindowHours: number;
+      /** An endpoint failing without a single success this long is disabled. */
+      disableAfterHours: number;
+    };
+  };
 }
 
 /** Thrown when the environment holds an invalid setting; the message names the variable. */
@@ -150,6 +174,26 @@ function identityConfig(env: Env): Config["identity"] {
   };
 }
 
+function eventsConfig(env: Env): Config["events"] {
+  const retryWindowHours = int(env, "PARLEY_WEBHOOK_RETRY_HOURS", 24, 24, 24 * 30);
+  const disableAfterHours = int(env, "PARLEY_WEBHOOK_DISABLE_AFTER_HOURS", 72, 24, 24 * 90);
+  if (disableAfterHours < retryWindowHours) throw new ConfigError("PARLEY_WEBHOOK_DISABLE_AFTER_HOURS must not be below PARLEY_WEBHOOK_RETRY_HOURS");
+  return {
+    retentionDays: int(env, "PARLEY_EVENT_RETENTION_DAYS", 30, 1, 3650),
+    debounceMs: int(env, "PARLEY_EVENT_DEBOUNCE_MS", 100, 0, 10_000),
+    notesQuietMs: int(env, "PARLEY_EVENT_NOTES_QUIET_MS", 2000, 0, 600_000),
+    heartbeatSeconds: int(env, "PARLEY_EVENT_HEARTBEAT_SECONDS", 15, 1, 300),
+    webhooks: {
+      allowPrivate: oneOf(env, "PARLEY_WEBHOOK_ALLOW_PRIVATE", "false", ["true", "false"]) === "true",
+      timeoutMs: int(env, "PARLEY_WEBHOOK_TIMEOUT_MS", 10_000, 100, 60_000),
+      retryBaseMs: int(env, "PARLEY_WEBHOOK_RETRY_BASE_MS", 5000, 10, 3_600_000),
+      retryMaxDelayMs: int(env, "PARLEY_WEBHOOK_RETRY_MAX_DELAY_MS", 3_600_000, 1000, 6 * 3_600_000),
+      retryWindowHours,
+      disableAfterHours,
+    },
+  };
+}
+
 /** Builds the configuration from environment variables (see README for the list). */
 export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
   const maxFrameBytes = int(env, "PARLEY_MAX_FRAME_BYTES", 2 * MiB, 1024, 256 * MiB);
@@ -207,5 +251,6 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       trustProxy: oneOf(env, "PARLEY_TRUST_PROXY", "false", ["true", "false"]) === "true",
     },
     identity: identityConfig(env),
+    events: eventsConfig(env),
   };
 }

@@ -194,6 +194,7 @@ class FakeParleyServer {
         control({ type: "joined", conversation: m.conversation, role, seq: this.conversation(m.conversation).seq });
         return;
       }
+      if (m.type !== "leave") return; // event subscriptions: not part of this fake
       socket.joined.delete(m.conversation);
       control({ type: "left", conversation: m.conversation });
       return;

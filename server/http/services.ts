@@ -6,6 +6,7 @@ import type { PasswordHasher, PasswordPolicy } from "../auth/passwords.ts";
 import type { AttemptLimiter } from "../auth/attempt-limiter.ts";
 import type { Config } from "../config.ts";
 import type { Directory } from "../directory/directory.ts";
+import type { EventRecorder } from "../events/event-recorder.ts";
 import type { AccessControl } from "../identity/access-control.ts";
 import type { AccessEvents } from "../identity/access-events.ts";
 import type { SessionService } from "../identity/session-service.ts";
@@ -22,6 +23,8 @@ export interface HttpServices {
   access: AccessControl;
   sessions: SessionService;
   events: AccessEvents;
+  /** Records partner events (conversation, participant and invitation changes). */
+  partnerEvents: EventRecorder;
   hasher: PasswordHasher;
   passwordPolicy: PasswordPolicy;
   /** Failed sign-ins, per account and per address. */

@@ -26,6 +26,7 @@ import type { Mailer } from "../mail/mailer.ts";
 import { OutboxMailer } from "../mail/outbox-mailer.ts";
 import { SmtpMailer } from "../mail/smtp-mailer.ts";
 import type { DocumentCache } from "../realtime/document-cache.ts";
+import type { EventRecorder } from "../events/event-recorder.ts";
 import { AccessControl } from "./access-control.ts";
 import { AccessEvents } from "./access-events.ts";
 import { InvitationService } from "./invitation-service.ts";
@@ -64,7 +65,7 @@ function createMailer(config: Config, logger: Logger): Mailer {
 /** Opens the directory and builds the identity services. */
 export async function openIdentity(
   config: Config,
-  deps: { keys: ServerKeys; logger: Logger; writePath: WritePath; cache: DocumentCache; now?: () => number },
+  deps: { keys: ServerKeys; logger: Logger; writePath: WritePath; cache: DocumentCache; now?: () => number; partnerEvents: EventRecorder },
 ): Promise<Identity> {
   const now = deps.now ?? Date.now;
   const directoryHandle = await openDirectory({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
@@ -88,6 +89,7 @@ export async function openIdentity(
     access,
     sessions,
     events,
+    partnerEvents: deps.partnerEvents,
     hasher: new PasswordHasher({ ...config.identity.argon2, maxConcurrent: config.identity.maxConcurrentHashes }),
     passwordPolicy: { minimumScore: config.identity.passwordMinScore },
     loginLimiter: new AttemptLimiter({ maxAttempts: 10, windowMs: 15 * 60_000, lockoutMs: 15 * 60_000 }),
@@ -104,6 +106,7 @@ export async function openIdentity(
     mailer,
     sessions,
     events,
+    partnerEvents: deps.partnerEvents,
     codeLimiter: services.codeLimiter,
     secretsKey,
     publicUrl: config.identity.publicUrl,

@@ -4,9 +4,10 @@
 // also give a 6-digit code mailed to the invited address (valid 10 minutes).
 
 import { createHmac, randomBytes, randomInt } from "node:crypto";
-import { ErrorCode } from "../../protocol/index.ts";
+import { ErrorCode, type EventActor } from "../../protocol/index.ts";
 import type { AttemptLimiter } from "../auth/attempt-limiter.ts";
 import type { Directory } from "../directory/directory.ts";
+import type { EventRecorder } from "../events/event-recorder.ts";
 import type { InvitationRecord, ParticipantRole } from "../directory/directory-types.ts";
 import { ParleyError } from "../errors.ts";
 import { secretHash } from "../http/principal.ts";
@@ -36,6 +37,8 @@ export class InvitationService {
       mailer: Mailer;
       sessions: SessionService;
       events: AccessEvents;
+      /** Partner events; invitation events go to the starting organisation only (only it may see invitations). */
+      partnerEvents: EventRecorder;
       codeLimiter: AttemptLimiter;
       /** Keys the HMAC of the 6-digit codes, so a stolen table cannot be brute-forced offline. */
       secretsKey: Uint8Array;
@@ -72,14 +75,18 @@ export class InvitationService {
         "If you did not expect this, ignore this message.",
       ].join("\n"),
     });
+    const { id, email, role, expiresAt } = invitation;
+    const actor = { id: request.invitedBy, org: request.invitedByOrg };
+    await this.deps.partnerEvents.record("invitation.sent", request.conversationId, { invitation: id, email, role, expiresAt, actor }, { audience: "starting-org" });
     return { ...invitation, revokedAt: null, userId: null, deviceHash: null };
   }
 
   /** Revokes an invitation; the invited person loses the access it gave. */
-  async revoke(invitation: InvitationRecord): Promise<void> {
+  async revoke(invitation: InvitationRecord, actor: EventActor): Promise<void> {
     await this.deps.directory.revokeInvitation(invitation.id, this.deps.now());
     if (invitation.userId) await this.deps.directory.removePerson(invitation.conversationId, invitation.userId);
     this.deps.events.emit({ kind: "conversation-access-changed", conversationId: invitation.conversationId });
+    await this.deps.partnerEvents.record("invitation.revoked", invitation.conversationId, { invitation: invitation.id, actor }, { audience: "starting-org" });
   }
 
   /** The live invitation behind a link token, or InvitationInvalid (unknown, expired, revoked). */
@@ -88,6 +95,9 @@ export class InvitationService {
     if (!invitation || invitation.revokedAt !== null || invitation.expiresAt <= this.deps.now()) {
       throw new ParleyError(ErrorCode.InvitationInvalid, "this invitation link is unknown, expired or revoked");
     }
+    // Reported once, on whichever comes first: the landing page or a sign-in.
+    const once = `invitation.opened:${invitation.id}`;
+    await this.deps.partnerEvents.record("invitation.opened", invitation.conversationId, { invitation: invitation.id }, { audience: "starting-org", once });
     return invitation;
   }
 
@@ -103,6 +113,7 @@ export class InvitationService {
       const deviceToken = randomBytes(32).toString("base64url");
       if (await directory.bindInvitation(invitation.id, user.id, secretHash(deviceToken), this.deps.now())) {
         this.deps.events.emit({ kind: "conversation-access-changed", conversationId: invitation.conversationId });
+        await this.deps.partnerEvents.record("invitation.accepted", invitation.conversationId, { invitation: invitation.id, user: user.id }, { audience: "starting-org" });
         return { ...(await this.signIn(user.id)), conversationId: invitation.conversationId, userId: user.id, deviceToken };
       }
       // Someone redeemed it at the same moment: treat this as a second device.

@@ -15,6 +15,7 @@ import {
 import type { TokenIdentity } from "../auth/tokens.ts";
 import type { Config } from "../config.ts";
 import { describeError } from "../errors.ts";
+import type { SocketEventStreams } from "../events/socket-event-streams.ts";
 import type { Logger } from "../logger.ts";
 import type { UWS } from "../uws.ts";
 import { ClientSession, type SocketData } from "./client-session.ts";
@@ -29,6 +30,8 @@ export interface ParleyRouteDeps {
   limits: Config["limits"];
   allowedOrigins: readonly string[];
   logger: Logger;
+  /** Event subscriptions (`subscribe-events`); without it such frames are refused. */
+  events?: SocketEventStreams;
 }
 
 type Request = NonNullable<ErrorMessage["request"]>;
@@ -143,6 +146,13 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
         void earlierWrites.then(() => session.sendControl({ type: "left", conversation: message.conversation }));
         return;
       }
+      case "subscribe-events":
+        if (deps.events) deps.events.subscribe(session, message);
+        else session.sendControl({ type: "events-error", subscription: message.subscription, code: ErrorCode.UnknownMessage, message: "event subscriptions are not available" });
+        return;
+      case "unsubscribe-events":
+        deps.events?.unsubscribe(session, message.subscription);
+        return;
     }
   };
 
@@ -283,6 +293,7 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
       void authenticate(session, frame.message.token, frame.message.protocol);
     },
     close: (ws) => {
+      deps.events?.closed(ws.getUserData().session);
       hub.closed(ws.getUserData().session);
     },
   });

@@ -7,6 +7,7 @@ import * as Y from "yjs";
 import { appendMessage, ErrorCode, readMessages } from "../../../protocol/index.ts";
 import type { ConversationRecord } from "../../directory/directory-types.ts";
 import { ParleyError } from "../../errors.ts";
+import { eventActor } from "../../events/event-recorder.ts";
 import { accessorOf } from "../../identity/access-control.ts";
 import type { InvitationService } from "../../identity/invitation-service.ts";
 import { actorId, type Principal } from "../principal.ts";
@@ -34,7 +35,7 @@ function decodeCursor(cursor: string): { createdAt: number; id: string } {
 
 /** The conversation routes. */
 export function conversationRoutes(services: HttpServices, invitations: InvitationService) {
-  const { directory, access, events } = services;
+  const { directory, access, events, partnerEvents } = services;
 
   const describe = async (conversation: ConversationRecord, principal: Principal) => ({
     ...conversation,
@@ -102,6 +103,8 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
         await directory.createConversation(conversation, participants, services.now());
         const record = await directory.getConversation(conversation.id);
         if (!record) throw new ParleyError(ErrorCode.Internal, "conversation vanished");
+        const created = { title: record.title, externalRef: record.externalRef, startedBy: record.orgId, actor: eventActor(principal) };
+        await partnerEvents.record("conversation.created", record.id, created);
         const sent = await inviteAll(record, principal, body.invitations);
         return { status: 201, body: { ...(await describe(record, principal)), invitations: sent } };
       },
@@ -158,6 +161,7 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
           if (conversation.orgId !== principal.orgId) throw new ParleyError(ErrorCode.InsufficientRole, "only the starting organisation may do this");
           await directory.setConversationStatus(params.id, action === "close" ? "closed" : "open");
           events.emit({ kind: "conversation-access-changed", conversationId: params.id });
+          await partnerEvents.record(action === "close" ? "conversation.closed" : "conversation.reopened", params.id, { actor: eventActor(principal) });
           const updated = await directory.getConversation(params.id);
           return { status: 200, body: updated && (await describe(updated, principal)) };
         },
@@ -176,6 +180,7 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
         if (body.organisation === conversation.orgId) throw new ParleyError(ErrorCode.InvalidRequest, "the starting organisation always takes part");
         await directory.putParticipant(params.id, body.organisation, body.role, services.now());
         events.emit({ kind: "conversation-access-changed", conversationId: params.id });
+        await partnerEvents.record("participant.added", params.id, { organisation: body.organisation, role: body.role, actor: eventActor(principal) });
         return { status: 200, body: await describe(conversation, principal) };
       },
     }),
@@ -190,6 +195,8 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
         await access.requireOwner(principal, params.id);
         if (!(await directory.removeParticipant(params.id, params.org))) throw new ParleyError(ErrorCode.NotFound, "no such participant");
         events.emit({ kind: "conversation-access-changed", conversationId: params.id });
+        // The removed organisation hears of it too (its last event about this conversation).
+        await partnerEvents.record("participant.removed", params.id, { organisation: params.org, actor: eventActor(principal) }, { alsoTo: [params.org] });
         return { status: 204 };
       },
     }),
@@ -284,7 +291,7 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
         const invitation = await directory.getInvitation(params.id);
         if (!invitation) throw new ParleyError(ErrorCode.NotFound, "no such invitation");
         await access.requireOwner(principal, invitation.conversationId);
-        await invitations.revoke(invitation);
+        await invitations.revoke(invitation, eventActor(principal));
         return { status: 204 };
       },
     }),

@@ -1,0 +1,243 @@
+// Events hidden in conversation documents: a new entry in the `messages` array, a change to the
+// notes. After a commit (never on the write path itself) a conversation is marked dirty and, a
+// short debounce later, its merged state is materialised from the cache and compared with what
+// was already reported. Message events are keyed (conversation, message id) in the event store,
+// so a restart, a repeated derivation or a second node never reports a message twice.
+
+import { createHash } from "node:crypto";
+import * as Y from "yjs";
+import { isConversationMessage, notesOf, readMessages } from "../../protocol/index.ts";
+import type { Logger } from "../logger.ts";
+import type { FanOut } from "../log/write-path.ts";
+import type { DocumentCache } from "../realtime/document-cache.ts";
+import type { EventRecorder } from "./event-recorder.ts";
+import type { EventStore } from "./event-store.ts";
+
+/** Longest notes text carried in a `notes.changed` event (characters). */
+export const NOTES_TEXT_CAP = 20_000;
+/** Conversations whose reported state is kept in memory (least recently derived dropped first). */
+const REMEMBERED_CONVERSATIONS = 1000;
+/** Wait before retrying a derivation that failed (store or directory unavailable). */
+const RETRY_MS = 1000;
+
+/** Settings of {@link DocumentEvents}. */
+export interface DocumentEventsOptions {
+  /** Wait after a commit before deriving, so a burst of commits costs one derivation. */
+  debounceMs: number;
+  /** Notes must stay unchanged this long before `notes.changed` is reported. */
+  notesQuietMs: number;
+  /** ...but a notes change is reported at the latest this long after it was first seen. */
+  notesMaxWaitMs: number;
+}
+
+interface Tracked {
+  timer: NodeJS.Timeout | null;
+  /** The running derivation. */
+  running: Promise<void> | null;
+  /** A commit arrived while deriving: derive again afterwards. */
+  again: boolean;
+  /** `once` subjects reported (null: not loaded from the store yet). */
+  subjects: Set<string> | null;
+  /** Hash of the notes last reported. */
+  notesHash: string | null;
+  /** A notes change waiting for quiet. */
+  notes: { text: string; hash: string; seq: number; firstSeenAt: number; timer: NodeJS.Timeout } | null;
+}
+
+const hashText = (text: string) => createHash("sha256").update(text).digest("hex");
+const EMPTY_NOTES_HASH = hashText("");
+
+/** Derives message and notes events from committed document state. */
+export class DocumentEvents {
+  private readonly tracked = new Map<string, Tracked>();
+  /** Dirty marks not yet written (written together, off the commit's continuation). */
+  private readonly marks = new Map<string, number>();
+  private marking = false;
+  private closed = false;
+
+  constructor(
+    private readonly deps: {
+      cache: Pick<DocumentCache, "get">;
+      store: EventStore;
+      recorder: EventRecorder;
+      logger: Logger;
+      options: DocumentEventsOptions;
+    },
+  ) {}
+
+  /** Derives what an earlier run left undone (commits marked dirty, then the process stopped). */
+  async start(): Promise<void> {
+    const dirty = await this.deps.store.listDirty();
+    for (const { conversation } of dirty) this.schedule(conversation, 0);
+    if (dirty.length > 0) this.deps.logger.info({ conversations: dirty.length }, "deriving events left from the previous run");
+  }
+
+  /** A commit of this node: derive the conversation's events soon. Cheap; never throws. */
+  committed(conversation: string, seq: number): void {
+    if (this.closed) return;
+    this.marks.set(conversation, Math.max(this.marks.get(conversation) ?? 0, seq));
+    if (!this.marking) {
+      this.marking = true;
+      setImmediate(() => void this.writeMarks());
+    }
+    this.schedule(conversation, this.deps.options.debounceMs);
+  }
+
+  /** Derives everything pending now (shutdown), notes included, and stops taking commits. */
+  async flush(): Promise<void> {
+    this.closed = true;
+    await this.writeMarks();
+    for (const [conversation, entry] of this.tracked) {
+      if (entry.timer) {
+        clearTimeout(entry.timer);
+        entry.timer = null;
+        void this.derive(conversation, entry);
+      }
+    }
+    await Promise.all([...this.tracked.values()].map((entry) => entry.running));
+    await Promise.all([...this.tracked.entries()].map(([conversation, entry]) => this.reportNotes(conversation, entry)));
+  }
+
+  private entry(conversation: string): Tracked {
+    let entry = this.tracked.get(conversation);
+    if (!entry) {
+      entry = { timer: null, running: null, again: false, subjects: null, notesHash: null, notes: null };
+      this.tracked.set(conversation, entry);
+      this.forgetIdle();
+    }
+    return entry;
+  }
+
+  private schedule(conversation: string, delayMs: number): void {
+    const entry = this.entry(conversation);
+    if (entry.running) {
+      entry.again = true;
+      return;
+    }
+    if (entry.timer) return;
+    entry.timer = setTimeout(() => {
+      entry.timer = null;
+      void this.derive(conversation, entry);
+    }, delayMs);
+    entry.timer.unref();
+  }
+
+  private async writeMarks(): Promise<void> {
+    this.marking = false;
+    if (this.marks.size === 0) return;
+    const entries = [...this.marks];
+    this.marks.clear();
+    try {
+      await this.deps.store.markDirty(entries);
+    } catch (error) {
+      // Only crash recovery needs the marks; the derivation itself is already scheduled.
+      this.deps.logger.warn({ err: error }, "could not mark conversations for event derivation");
+    }
+  }
+
+  private derive(conversation: string, entry: Tracked): Promise<void> {
+    entry.again = false;
+    entry.running = this.deriveOnce(conversation, entry)
+      .catch((error: unknown) => {
+        this.deps.logger.warn({ err: error, conversation }, "event derivation failed; retrying");
+        entry.again = true;
+      })
+      .finally(() => {
+        entry.running = null;
+        if (entry.again && !this.closed) this.schedule(conversation, RETRY_MS);
+        else if (entry.again) entry.again = false;
+      });
+    return entry.running;
+  }
+
+  private async deriveOnce(conversation: string, entry: Tracked): Promise<void> {
+    const cached = await this.deps.cache.get(conversation);
+    const seq = cached.headSeq;
+    const doc = new Y.Doc();
+    try {
+      Y.applyUpdate(doc, cached.state());
+      if (entry.subjects === null) {
+        const state = await this.deps.store.derivationState(conversation);
+        entry.subjects = new Set(state.subjects);
+        entry.notesHash = state.notesHash ?? EMPTY_NOTES_HASH;
+      }
+      const subjects = entry.subjects;
+      const fresh = readMessages(doc).filter((m) => isConversationMessage(m) && !subjects.has(`message:${m.id}`));
+      await this.deps.recorder.recordDerived(
+        conversation,
+        fresh.map((m) => ({
+          type: "message.created" as const,
+          once: `message:${m.id}`,
+          data: { message: { id: m.id, authorUser: m.authorUser, authorOrg: m.authorOrg, text: m.text, createdAt: m.createdAt }, seq },
+        })),
+      );
+      for (const m of fresh) subjects.add(`message:${m.id}`);
+      this.noticeNotes(conversation, entry, notesOf(doc).toString(), seq);
+      // With a notes change still waiting, the conversation stays dirty until it is reported.
+      if (!entry.notes) await this.deps.store.markDerived(conversation, seq);
+    } finally {
+      doc.destroy();
+    }
+  }
+
+  /** Debounces a notes change: reported once the notes stay unchanged for a while. */
+  private noticeNotes(conversation: string, entry: Tracked, text: string, seq: number): void {
+    const hash = hashText(text);
+    if (entry.notes?.hash === hash) return;
+    const firstSeenAt = entry.notes?.firstSeenAt ?? Date.now();
+    if (entry.notes) clearTimeout(entry.notes.timer);
+    if (hash === entry.notesHash) {
+      entry.notes = null; // changed back before it was reported
+      return;
+    }
+    const { notesQuietMs, notesMaxWaitMs } = this.deps.options;
+    const delay = Math.max(0, Math.min(notesQuietMs, firstSeenAt + notesMaxWaitMs - Date.now()));
+    const timer = setTimeout(() => void this.reportNotes(conversation, entry), delay);
+    timer.unref();
+    entry.notes = { text, hash, seq, firstSeenAt, timer };
+  }
+
+  private async reportNotes(conversation: string, entry: Tracked): Promise<void> {
+    const notes = entry.notes;
+    if (!notes) return;
+    clearTimeout(notes.timer);
+    entry.notes = null;
+    const truncated = notes.text.length > NOTES_TEXT_CAP;
+    try {
+      await this.deps.recorder.recordDerived(conversation, [
+        {
+          type: "notes.changed",
+          notesHash: notes.hash,
+          data: { text: truncated ? notes.text.slice(0, NOTES_TEXT_CAP) : notes.text, length: notes.text.length, truncated, seq: notes.seq },
+        },
+      ]);
+      entry.notesHash = notes.hash;
+      if (!entry.notes) await this.deps.store.markDerived(conversation, notes.seq);
+    } catch (error) {
+      this.deps.logger.warn({ err: error, conversation }, "notes event not recorded; retrying");
+      if (entry.notes || this.closed) return;
+      const timer = setTimeout(() => void this.reportNotes(conversation, entry), RETRY_MS);
+      timer.unref();
+      entry.notes = { ...notes, timer };
+    }
+  }
+
+  /** Keeps memory bounded: forgets the reported state of idle conversations (reloaded from the store when needed). */
+  private forgetIdle(): void {
+    if (this.tracked.size <= REMEMBERED_CONVERSATIONS) return;
+    for (const [conversation, entry] of this.tracked) {
+      if (this.tracked.size <= REMEMBERED_CONVERSATIONS) break;
+      if (!entry.timer && !entry.running && !entry.notes) this.tracked.delete(conversation);
+    }
+  }
+}
+
+/** A fan-out that also tells `documents` about each of this node's commits (after the commit, off the ack path). */
+export function withDocumentEvents(fanOut: FanOut, documents: Pick<DocumentEvents, "committed">): FanOut {
+  return {
+    committedUpdate(conversation, update, seq, origin, envelope) {
+      fanOut.committedUpdate(conversation, update, seq, origin, envelope);
+      documents.committed(conversation, seq);
+    },
+  };
+}

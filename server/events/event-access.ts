@@ -1,0 +1,97 @@
+// Who may follow an organisation's events: its API keys (with a conversations scope) and its
+// admins and owners. Checked when a stream starts and again while it runs, from the directory as
+// it is now, so a revoked key or a demoted person stops receiving within one recheck interval.
+// API keys may also authenticate a socket (for the `subscribe-events` frame); such a socket can
+// join no conversation, because its identity is scoped with no grants.
+
+import { ErrorCode } from "../../protocol/index.ts";
+import type { TokenIdentity } from "../auth/tokens.ts";
+import type { Directory } from "../directory/directory.ts";
+import { ParleyError } from "../errors.ts";
+import { API_KEY_PREFIX, type Principal, type PrincipalDeps, resolvePrincipal } from "../http/principal.ts";
+
+/** API key scopes that allow reading events (events show conversation content). */
+export const EVENT_READ_SCOPES: readonly string[] = ["conversations:read", "conversations:write"];
+
+/** Someone following an organisation's events. */
+export type EventReader = { kind: "apiKey"; keyId: string; orgId: string } | { kind: "user"; userId: string; orgId: string };
+
+/** The prefix of socket identities that are API keys (`key:<id>`, as in audit actors). */
+const KEY_IDENTITY_PREFIX = "key:";
+
+/** The reader behind an HTTP principal. */
+export function readerOfPrincipal(principal: Principal): EventReader {
+  return principal.kind === "apiKey"
+    ? { kind: "apiKey", keyId: principal.keyId, orgId: principal.orgId }
+    : { kind: "user", userId: principal.userId, orgId: principal.orgId };
+}
+
+/** The reader behind a socket identity. */
+export function readerOfIdentity(identity: TokenIdentity): EventReader {
+  return identity.user.startsWith(KEY_IDENTITY_PREFIX)
+    ? { kind: "apiKey", keyId: identity.user.slice(KEY_IDENTITY_PREFIX.length), orgId: identity.org }
+    : { kind: "user", userId: identity.user, orgId: identity.org };
+}
+
+/** Throws unless a freshly resolved principal may read its organisation's events. */
+export function requireEventReader(principal: Principal): void {
+  if (principal.kind === "apiKey") {
+    if (!principal.scopes.some((scope) => EVENT_READ_SCOPES.includes(scope))) {
+      throw new ParleyError(ErrorCode.Forbidden, "this API key lacks the conversations:read scope");
+    }
+    return;
+  }
+  if (principal.role !== "admin" && principal.role !== "owner") {
+    throw new ParleyError(ErrorCode.InsufficientRole, "following events needs an API key or the admin or owner role");
+  }
+}
+
+/** Checks a reader against the directory as it is now. */
+export class EventAccess {
+  constructor(private readonly directory: Pick<Directory, "getApiKey" | "getMembership">) {}
+
+  /** Throws unless `reader` may (still) read its organisation's events. */
+  async check(reader: EventReader): Promise<void> {
+    if (reader.kind === "apiKey") {
+      const key = await this.directory.getApiKey(reader.keyId);
+      if (!key || key.revokedAt !== null || key.orgId !== reader.orgId) throw new ParleyError(ErrorCode.InvalidCredentials, "this API key was revoked");
+      if (!key.scopes.some((scope) => EVENT_READ_SCOPES.includes(scope))) {
+        throw new ParleyError(ErrorCode.Forbidden, "this API key lacks the conversations:read scope");
+      }
+      return;
+    }
+    const role = await this.directory.getMembership(reader.orgId, reader.userId);
+    if (role !== "admin" && role !== "owner") {
+      throw new ParleyError(ErrorCode.InsufficientRole, "following events needs an API key or the admin or owner role");
+    }
+  }
+}
+
+/**
+ * Wraps socket authentication so an `auth` frame may carry an API key (`pk_…`) instead of an
+ * access token. The identity lasts `ttlMs`: the socket is then closed with 4501 and the client
+ * reconnects, presenting the key again, so a revoked key cannot keep a socket open.
+ */
+export function acceptApiKeysOnSockets(
+  authenticate: (token: string, ip: string) => Promise<TokenIdentity>,
+  principals: PrincipalDeps,
+  ttlMs: number,
+  now: () => number = Date.now,
+): (token: string, ip: string) => Promise<TokenIdentity> {
+  return async (token, ip) => {
+    if (!token.startsWith(API_KEY_PREFIX)) return authenticate(token, ip);
+    const principal = await resolvePrincipal(`Bearer ${token}`, ip, principals);
+    if (principal.kind !== "apiKey") throw new ParleyError(ErrorCode.InvalidToken, "token is invalid");
+    const identity = {
+      user: `${KEY_IDENTITY_PREFIX}${principal.keyId}`,
+      org: principal.orgId,
+      grants: new Map(),
+      expiresAt: now() + ttlMs,
+      tokenId: `${KEY_IDENTITY_PREFIX}${principal.keyId}`,
+      sessionFamily: null,
+      scoped: true,
+      supportGrant: null,
+    };
+    return identity as TokenIdentity;
+  };
+}

@@ -1,0 +1,105 @@
+// Records partner events: works out which organisations receive one (those taking part in the
+// conversation at that moment), stores it, then wakes their followers. The HTTP routes and the
+// invitation service call `record`; the document-event deriver calls `recordDerived`.
+
+import { randomUUID } from "node:crypto";
+import type { EventActor, EventData, EventType } from "../../protocol/index.ts";
+import type { Directory } from "../directory/directory.ts";
+import { actorId, type Principal } from "../http/principal.ts";
+import type { Logger } from "../logger.ts";
+import type { EventStore, NewEvent } from "./event-store.ts";
+import type { EventNotifier } from "./event-notifier.ts";
+
+/** Who receives an event about a conversation. */
+export type Audience =
+  /** The starting organisation and every participant organisation (the default). */
+  | "taking-part"
+  /** Only the starting organisation (invitations: only it may see them). */
+  | "starting-org";
+
+/** Options of {@link EventRecorder.record}. */
+export interface RecordOptions {
+  audience?: Audience;
+  /** Organisations that receive it too (e.g. a participant just removed). */
+  alsoTo?: string[];
+  /** At most once per conversation and subject (see NewEvent.once). */
+  once?: string;
+  notesHash?: string;
+}
+
+/** The event's actor as carried in payloads. */
+export function eventActor(principal: Principal): EventActor {
+  return { id: actorId(principal), org: principal.orgId };
+}
+
+/** A new event id. */
+export function newEventId(): string {
+  return `evt_${randomUUID().replaceAll("-", "")}`;
+}
+
+/** What the recorder asks the directory: who takes part in a conversation. */
+export type AudienceDirectory = Pick<Directory, "getConversation" | "listParticipants">;
+
+/** Dependencies of {@link EventRecorder}. */
+export interface EventRecorderDeps {
+  store: EventStore;
+  notifier: EventNotifier;
+  logger: Logger;
+  now: () => number;
+}
+
+/** Turns what happened into stored, announced events. */
+export class EventRecorder {
+  private directory: AudienceDirectory | null = null;
+
+  constructor(private readonly deps: EventRecorderDeps) {}
+
+  /**
+   * Connects the directory (opened by identity, which itself records events through this
+   * recorder): the composition root calls this once, before the server accepts requests.
+   */
+  useDirectory(directory: AudienceDirectory): void {
+    this.directory = directory;
+  }
+
+  /**
+   * Records one event about a conversation. Never throws: the change it describes has already
+   * happened, so a failure is logged (as an error: a partner will miss this event) instead.
+   */
+  async record<T extends EventType>(type: T, conversation: string, data: EventData[T], options: RecordOptions = {}): Promise<void> {
+    try {
+      const orgs = await this.audience(conversation, options.audience ?? "taking-part");
+      orgs.push(...(options.alsoTo ?? []));
+      await this.append([
+        { id: newEventId(), type, conversation, occurredAt: this.deps.now(), data, orgs, once: options.once, notesHash: options.notesHash },
+      ]);
+    } catch (error) {
+      this.deps.logger.error({ err: error, type, conversation }, "event not recorded");
+    }
+  }
+
+  /** Records events derived from a conversation's document, for everyone taking part now. Throws on failure (the deriver retries). */
+  async recordDerived(conversation: string, events: { type: EventType; data: unknown; once?: string; notesHash?: string }[]): Promise<void> {
+    if (events.length === 0) return;
+    const orgs = await this.audience(conversation, "taking-part");
+    const now = this.deps.now();
+    await this.append(events.map((event) => ({ id: newEventId(), conversation, occurredAt: now, orgs, ...event })));
+  }
+
+  private async append(events: NewEvent[]): Promise<void> {
+    const appended = await this.deps.store.append(events, this.deps.now());
+    const heads = new Map<string, number>();
+    for (const event of appended) for (const { org, cursor } of event.cursors) heads.set(org, Math.max(heads.get(org) ?? 0, cursor));
+    for (const [org, cursor] of heads) this.deps.notifier.published(org, cursor);
+  }
+
+  private async audience(conversationId: string, audience: Audience): Promise<string[]> {
+    const directory = this.directory;
+    if (!directory) throw new Error("event recorder used before the directory was connected");
+    const conversation = await directory.getConversation(conversationId);
+    if (!conversation) return [];
+    if (audience === "starting-org") return [conversation.orgId];
+    const participants = await directory.listParticipants(conversationId);
+    return [conversation.orgId, ...participants.map((p) => p.orgId)];
+  }
+}

@@ -1,0 +1,96 @@
+// The EventStore seam: where partner events are kept, one stream per organisation with its own
+// monotonically increasing cursor. The embedded default is a SQLite file run by a worker thread
+// (./sqlite-event-store.ts); a Postgres version for several nodes implements the same interface.
+
+import type { EventType } from "../../protocol/index.ts";
+import { type Promised, WorkerService } from "../worker/worker-service.ts";
+import type { SqliteEventStore } from "./sqlite-event-store.ts";
+
+/** An event to record, addressed to the organisations that receive it. */
+export interface NewEvent {
+  /** Stable event id (`evt_…`), the same in every organisation's stream. */
+  id: string;
+  type: EventType;
+  conversation: string;
+  occurredAt: number;
+  /** The type's payload (see protocol/events.ts), stored as JSON. */
+  data: unknown;
+  /** Organisations whose streams get this event (each at its own next cursor). */
+  orgs: string[];
+  /**
+   * Record at most once per conversation and subject (e.g. `message:<id>`): a second append with
+   * the same pair is skipped, whichever process or node makes it.
+   */
+  once?: string;
+  /** For notes: skipped when the conversation's recorded notes hash is already this one. */
+  notesHash?: string;
+}
+
+/** Where one recorded event landed. */
+export interface AppendedEvent {
+  id: string;
+  cursors: { org: string; cursor: number }[];
+}
+
+/** One event of an organisation's stream, its JSON already built (sent as-is over SSE and webhooks). */
+export interface StoredEvent {
+  cursor: number;
+  id: string;
+  type: EventType;
+  /** The full event as JSON: `{ id, cursor, type, occurredAt, conversation, data }`. */
+  json: string;
+}
+
+/** A read of an organisation's stream after a cursor. */
+export type EventRead =
+  /** `events` follow `after` in order (at most `limit`); `head` is the stream's latest cursor. */
+  | { status: "ok"; events: StoredEvent[]; head: number }
+  /** Events after `after` were removed by retention (`prunedThrough` is the last one removed). */
+  | { status: "expired"; prunedThrough: number; head: number }
+  /** `after` is beyond the stream's head: not a cursor this stream ever issued. */
+  | { status: "ahead"; head: number };
+
+/** What the document-event deriver remembers about a conversation. */
+export interface DerivationState {
+  /** `once` subjects already recorded for the conversation (message ids as `message:<id>`). */
+  subjects: string[];
+  /** Hash of the notes text last reported (null: none yet). */
+  notesHash: string | null;
+}
+
+/** The persistence contract for events, shared by every backend. */
+export interface EventStore {
+  /** Records events in one transaction, in order; returns those recorded (skips per `once`/`notesHash`). */
+  append(events: readonly NewEvent[], now: number): Promise<AppendedEvent[]>;
+  /** Events of `org` with cursor > `after`, at most `limit`, optionally only some types. */
+  read(org: string, after: number, limit: number, types?: readonly EventType[]): Promise<EventRead>;
+  /** The latest cursor of `org`'s stream (0 when it has none). */
+  head(org: string): Promise<number>;
+  /** Removes events recorded before `cutoff` (ms); returns how many stream entries went. */
+  prune(cutoff: number): Promise<number>;
+  /** Notes that a conversation has commits up to `seq` whose events are not derived yet. */
+  markDirty(entries: readonly [conversation: string, seq: number][]): Promise<void>;
+  /** Events of the conversation are derived up to `seq`: its dirty mark is cleared if not newer. */
+  markDerived(conversation: string, seq: number): Promise<void>;
+  /** Conversations with commits not derived yet (after a crash). */
+  listDirty(): Promise<{ conversation: string; seq: number }[]>;
+  derivationState(conversation: string): Promise<DerivationState>;
+  close(): Promise<void>;
+}
+
+/** Opens the embedded event store (`path` is its SQLite file). */
+export async function openSqliteEventStore(path: string): Promise<EventStore> {
+  const service = await WorkerService.start<SqliteEventStore>(new URL("./sqlite-event-store.ts", import.meta.url), { path });
+  const api: Promised<SqliteEventStore> = service.api;
+  return {
+    append: (events, now) => api.append(events, now),
+    read: (org, after, limit, types) => api.read(org, after, limit, types ?? null),
+    head: (org) => api.head(org),
+    prune: (cutoff) => api.prune(cutoff),
+    markDirty: (entries) => api.markDirty(entries),
+    markDerived: (conversation, seq) => api.markDerived(conversation, seq),
+    listDirty: () => api.listDirty(),
+    derivationState: (conversation) => api.derivationState(conversation),
+    close: () => service.close(),
+  };
+}

@@ -1,0 +1,126 @@
+// Wires partner events: the event store (its own SQLite file), the recorder the HTTP routes and
+// invitations call, the deriver of message and notes events behind the write path, the streams
+// (SSE route, socket subscriptions, paging route) and retention. The composition root opens it
+// before identity (which records through it) and starts it once the directory exists.
+
+import path from "node:path";
+import type { Config } from "../config.ts";
+import type { Directory } from "../directory/directory.ts";
+import type { PrincipalDeps } from "../http/principal.ts";
+import type { RouteDefinition } from "../http/route.ts";
+import type { Logger } from "../logger.ts";
+import type { DocumentCache } from "../realtime/document-cache.ts";
+import type { UWS } from "../uws.ts";
+import { DocumentEvents } from "./document-events.ts";
+import { EventAccess } from "./event-access.ts";
+import { EventNotifier } from "./event-notifier.ts";
+import { EventRecorder } from "./event-recorder.ts";
+import { eventRoutes } from "./event-routes.ts";
+import { type EventStore, openSqliteEventStore } from "./event-store.ts";
+import { type EventStreams, registerEventStreamRoute } from "./event-stream-route.ts";
+import { SocketEventStreams } from "./socket-event-streams.ts";
+
+/** How often retention runs. */
+const PRUNE_INTERVAL_MS = 3600_000;
+/** How often running streams' credentials are checked again. */
+const RECHECK_MS = 30_000;
+
+/** What starting the streams needs from the rest of the server. */
+export interface EventsStartDeps {
+  app: UWS.TemplatedApp;
+  directory: Directory;
+  principals: PrincipalDeps;
+  allowedOrigins: readonly string[];
+  trustProxy: boolean;
+}
+
+/** Partner events as the rest of the server sees them. */
+export interface Events {
+  store: EventStore;
+  notifier: EventNotifier;
+  recorder: EventRecorder;
+  /** Feed of this node's commits (message and notes events). */
+  documents: DocumentEvents;
+  /**
+   * Connects the directory, registers the SSE route, derives what the last run left; returns the
+   * HTTP routes and the socket subscriptions (for the Parley socket route).
+   */
+  start(deps: EventsStartDeps): Promise<{ routes: RouteDefinition[]; sockets: SocketEventStreams }>;
+  /** Applies retention now; returns the number of stream entries removed. */
+  prune(): Promise<number>;
+  /** Ends streams (clients reconnect elsewhere or later). First step of shutdown. */
+  stopStreams(): void;
+  /** Derives what is pending and closes the store. Call before the log store and directory close. */
+  close(): Promise<void>;
+}
+
+/** Opens the event store and builds the recorder and deriver. */
+export async function openEvents(config: Config, deps: { cache: Pick<DocumentCache, "get">; logger: Logger; now: () => number }): Promise<Events> {
+  const settings = config.events;
+  const logger = deps.logger.child({ component: "events" });
+  const store = await openSqliteEventStore(path.join(config.dataDir, "events.db"));
+  const notifier = new EventNotifier();
+  const recorder = new EventRecorder({ store, notifier, logger, now: deps.now });
+  const documents = new DocumentEvents({
+    cache: deps.cache,
+    store,
+    recorder,
+    logger,
+    options: { debounceMs: settings.debounceMs, notesQuietMs: settings.notesQuietMs, notesMaxWaitMs: Math.max(30_000, settings.notesQuietMs) },
+  });
+  const retentionMs = settings.retentionDays * 86_400_000;
+  let pruneTimer: NodeJS.Timeout | null = null;
+  let streams: EventStreams | null = null;
+  let sockets: SocketEventStreams | null = null;
+
+  const events: Events = {
+    store,
+    notifier,
+    recorder,
+    documents,
+    async start(start) {
+      recorder.useDirectory(start.directory);
+      const access = new EventAccess(start.directory);
+      streams = registerEventStreamRoute(start.app, {
+        store,
+        notifier,
+        access,
+        principals: start.principals,
+        allowedOrigins: start.allowedOrigins,
+        trustProxy: start.trustProxy,
+        heartbeatMs: settings.heartbeatSeconds * 1000,
+        recheckMs: RECHECK_MS,
+        maxStalledMs: 60_000,
+        logger,
+      });
+      sockets = new SocketEventStreams({
+        store,
+        notifier,
+        access,
+        logger,
+        options: { maxPerSocket: 8, maxBufferedBytes: 1024 * 1024, recheckMs: RECHECK_MS },
+      });
+      await documents.start();
+      await events.prune();
+      pruneTimer = setInterval(() => void events.prune().catch((error: unknown) => logger.error({ err: error }, "event retention failed")), PRUNE_INTERVAL_MS);
+      pruneTimer.unref();
+      return { routes: eventRoutes({ store }), sockets };
+    },
+    async prune() {
+      const removed = await store.prune(deps.now() - retentionMs);
+      if (removed > 0) logger.info({ removed, retentionDays: settings.retentionDays }, "old events removed");
+      return removed;
+    },
+    stopStreams() {
+      streams?.close();
+      sockets?.close();
+    },
+    async close() {
+      if (pruneTimer) clearInterval(pruneTimer);
+      events.stopStreams();
+      await documents.flush();
+      await store.close();
+    },
+  };
+  return events;
+}

@@ -1,0 +1,70 @@
+// Wires webhooks: their store (own SQLite file), the guarded outbound transport, the dispatcher
+// that follows each endpoint's organisation stream, and the HTTP routes that manage endpoints.
+
+import path from "node:path";
+import type { Config } from "../config.ts";
+import type { EventNotifier } from "../events/event-notifier.ts";
+import type { EventStore } from "../events/event-store.ts";
+import type { RouteDefinition } from "../http/route.ts";
+import type { Logger } from "../logger.ts";
+import { SafeHttpTransport, type WebhookTransport } from "./outbound-http.ts";
+import { type Clock, systemClock } from "./retry-schedule.ts";
+import { WebhookDispatcher } from "./webhook-dispatcher.ts";
+import { webhookRoutes } from "./webhook-routes.ts";
+import { openSqliteWebhookStore, type WebhookStore } from "./webhook-store.ts";
+
+/** Webhooks as the rest of the server sees them. */
+export interface Webhooks {
+  store: WebhookStore;
+  dispatcher: WebhookDispatcher;
+  routes: RouteDefinition[];
+  /** Stops deliveries (waiting for requests in flight) and closes the store. */
+  close(): Promise<void>;
+}
+
+/** Test hooks: a transport or clock other than the real ones. */
+export interface WebhookOptions {
+  transport?: WebhookTransport;
+  clock?: Clock;
+}
+
+/** Opens the webhook store and starts delivering to every enabled endpoint. */
+export async function openWebhooks(
+  config: Config,
+  deps: { events: EventStore; notifier: EventNotifier; secretsKey: Uint8Array; logger: Logger; now: () => number },
+  options: WebhookOptions = {},
+): Promise<Webhooks> {
+  const settings = config.events.webhooks;
+  const logger = deps.logger.child({ component: "webhooks" });
+  const store = await openSqliteWebhookStore(path.join(config.dataDir, "webhooks.db"));
+  const urlPolicy = { allowPrivate: settings.allowPrivate };
+  if (settings.allowPrivate) logger.warn("PARLEY_WEBHOOK_ALLOW_PRIVATE is on: webhooks may reach private and loopback addresses (development only)");
+  const httpTransport = options.transport ? null : new SafeHttpTransport({ ...urlPolicy, timeoutMs: settings.timeoutMs, userAgent: "Parley-Webhooks/1" });
+  const dispatcher = new WebhookDispatcher({
+    store,
+    events: deps.events,
+    notifier: deps.notifier,
+    transport: options.transport ?? (httpTransport as SafeHttpTransport),
+    secretsKey: deps.secretsKey,
+    policy: {
+      baseMs: settings.retryBaseMs,
+      maxDelayMs: settings.retryMaxDelayMs,
+      windowMs: settings.retryWindowHours * 3600_000,
+      disableAfterMs: settings.disableAfterHours * 3600_000,
+    },
+    clock: options.clock ?? systemClock,
+    logger,
+  });
+  await dispatcher.start();
+  const routes = webhookRoutes({ store, events: deps.events, dispatcher, secretsKey: deps.secretsKey, urlPolicy, now: deps.now });
+  return {
+    store,
+    dispatcher,
+    routes,
+    async close() {
+      await dispatcher.close();
+      httpTransport?.close();
+      await store.close();
+    },
+  };
+}
