@@ -97,7 +97,7 @@ export class FanoutThread {
       const room = Math.floor(g / clientsPerRoom);
       const member = g % clientsPerRoom;
       const writer = member < writersPerRoom ? room * writersPerRoom + member : -1;
-      const client = new BenchClient(this.protocol, this.plan.port, roomName(room), this.plan.auth);
+      const client = new BenchClient(this.protocol, this.plan.port, roomName(this.plan, room), this.plan.auth);
       await client.synced;
       this.addClient(client, room, writer);
     });
@@ -134,7 +134,7 @@ export class FanoutThread {
     };
     if (writer >= 0) {
       this.writerClients.set(writer, client);
-      const name = roomName(room);
+      const name = roomName(this.plan, room);
       const frames: Uint8Array[] = [];
       for (let i = 0; i < this.perWriter; i++) {
         frames.push(this.protocol.encodeUpdate(name, this.updates.updates[writer * this.perWriter + i]));

@@ -23,7 +23,7 @@ export class IdleThread {
     const mine: number[] = [];
     for (let g = this.thread.index; g < rooms * clientsPerRoom; g += this.thread.count) mine.push(g);
     const outcomes = await withConcurrency(mine.length, CONNECT_CONCURRENCY, async (k) => {
-      const client = new BenchClient(clients[this.plan.server], this.plan.port, roomName(Math.floor(mine[k] / clientsPerRoom)), this.plan.auth);
+      const client = new BenchClient(clients[this.plan.server], this.plan.port, roomName(this.plan, Math.floor(mine[k] / clientsPerRoom)), this.plan.auth);
       this.open.push(client);
       await client.synced;
     });

@@ -37,7 +37,7 @@ export class JoinThread {
     await Promise.all(
       Array.from({ length: count }, async () => {
         const started = now();
-        const client = new BenchClient(clients[this.plan.server], this.plan.port, roomName(0), this.plan.auth, this.plan.timeoutMs);
+        const client = new BenchClient(clients[this.plan.server], this.plan.port, roomName(this.plan, 0), this.plan.auth, this.plan.timeoutMs);
         this.joined.push(client);
         try {
           const bytes = await client.synced;

@@ -9,6 +9,8 @@ interface PlanBase {
   server: ServerName;
   port: number;
   auth: ClientAuth;
+  /** Rooms are named `<roomPrefix>-<n>`, so runs sharing a server never share a room. */
+  roomPrefix: string;
   /** Worker threads the generator spreads its clients over. */
   workers: number;
 }
@@ -112,13 +114,13 @@ export type GeneratorMessage =
   | { type: "result"; result: LoadResult }
   | { type: "failed"; error: string };
 
-/** The room name (Parley conversation id) of room `index`. */
-export function roomName(index: number): string {
-  return `room-${index}`;
+/** The room name (Parley conversation id) of room `index` of a plan. */
+export function roomName(plan: Pick<LoadPlan, "roomPrefix">, index: number): string {
+  return `${plan.roomPrefix}-${index}`;
 }
 
 /** Every room name a plan uses. */
-export function planRooms(plan: LoadPlan): string[] {
+export function planRooms(plan: Pick<LoadPlan, "roomPrefix"> & ({ kind: "join" } | { kind: "fanout" | "idle"; rooms: number })): string[] {
   const count = plan.kind === "join" ? 1 : plan.rooms;
-  return Array.from({ length: count }, (_, i) => roomName(i));
+  return Array.from({ length: count }, (_, i) => roomName(plan, i));
 }

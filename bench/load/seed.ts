@@ -20,7 +20,7 @@ export interface SeededDocument {
 /** Writes the document and waits until a new client gets all of it. */
 export async function seedDocument(plan: JoinPlan): Promise<SeededDocument> {
   const protocol = clients[plan.server];
-  const room = roomName(0);
+  const room = roomName(plan, 0);
   const writer = new BenchClient(protocol, plan.port, room, plan.auth);
   const errors: string[] = [];
   writer.events = { ...writer.events, error: (message) => errors.push(message) };

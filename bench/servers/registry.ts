@@ -1,5 +1,5 @@
-// The servers under test: how each one is started fresh for one benchmark run (its own process,
-// its own data directory) and what its clients present to get in.
+// The servers under test: how each one is started fresh (its own process, its own data
+// directory) and what its clients present to get in.
 
 import { existsSync, rmSync } from "node:fs";
 import { cp, mkdtemp, rm } from "node:fs/promises";
@@ -16,10 +16,9 @@ export const REPO_ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)
 const GUARD = join(REPO_ROOT, "bench/servers/guard.mjs");
 const PRELOAD = ["--import", "tsx", "--import", GUARD];
 
-/** A started server plus what clients need to use it. */
+/** A started server. */
 export interface ServerUnderTest extends RunningServer {
   name: ServerName;
-  auth: ClientAuth;
 }
 
 /** Why a server cannot be benchmarked right now, or undefined when it can. */
@@ -45,6 +44,11 @@ function keyTemplate(): Promise<string> {
   return template;
 }
 
+/** What a client of `name` presents to use `rooms` (a Parley token; nothing for the others). */
+export async function clientAuth(name: ServerName, rooms: string[]): Promise<ClientAuth> {
+  return name === "parley" ? { token: await parleyToken(rooms) } : {};
+}
+
 function parleyToken(rooms: string[]): Promise<string> {
   const key = rooms.join(",");
   let token = tokens.get(key);
@@ -56,8 +60,8 @@ function parleyToken(rooms: string[]): Promise<string> {
   return token;
 }
 
-/** Starts a fresh instance of `name` on 127.0.0.1 whose clients may use `rooms`. */
-export async function startServer(name: ServerName, rooms: string[]): Promise<ServerUnderTest> {
+/** Starts a fresh instance of `name` on 127.0.0.1 (clients get in with clientAuth()). */
+export async function startServer(name: ServerName): Promise<ServerUnderTest> {
   if (name !== "parley") {
     const running = await launchServer({
       name,
@@ -65,27 +69,23 @@ export async function startServer(name: ServerName, rooms: string[]): Promise<Se
       env: { HOST: "127.0.0.1", PORT: "0" },
       cwd: REPO_ROOT,
     });
-    return { ...running, name, auth: {} };
+    return { ...running, name };
   }
-  // Every run gets a fresh data directory holding a copy of one set of keys, so a token minted
-  // once per room set is valid for all of them and minting overlaps with the server's start.
+  // Every instance gets a fresh data directory holding a copy of one set of keys, so a token
+  // minted once per room set is valid for all of them.
   const dataDir = await mkdtemp(join(tmpdir(), "parley-bench-"));
   try {
     await cp(await keyTemplate(), dataDir, { recursive: true });
-    const [token, running] = await Promise.all([
-      parleyToken(rooms),
-      launchServer({
-        name,
-        nodeArgs: [...PRELOAD, "server/cli.ts", "serve"],
-        // Default settings (log level info: the "listening" line is an info log).
-        env: { HOST: "127.0.0.1", PORT: String(await freePort()), PARLEY_DATA_DIR: dataDir },
-        cwd: REPO_ROOT,
-      }),
-    ]);
+    const running = await launchServer({
+      name,
+      nodeArgs: [...PRELOAD, "server/cli.ts", "serve"],
+      // Default settings (log level info: the "listening" line is an info log).
+      env: { HOST: "127.0.0.1", PORT: String(await freePort()), PARLEY_DATA_DIR: dataDir },
+      cwd: REPO_ROOT,
+    });
     return {
       ...running,
       name,
-      auth: { token },
       stop: async () => {
         await running.stop();
         await rm(dataDir, { recursive: true, force: true });

@@ -48,11 +48,12 @@ function installCleanup(): void {
   if (installed) return;
   installed = true;
   process.once("exit", killAllNow);
-  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  // Exit as the signal would have: 128 + its number.
+  for (const [signal, number] of [["SIGINT", 2], ["SIGTERM", 15], ["SIGHUP", 1]] as const) {
     process.once(signal, () => {
-      process.stderr.write(`[bench] ${signal}: stopping ${live.size} child process(es)\n`);
+      if (live.size > 0) process.stderr.write(`[bench] ${signal}: stopping ${live.size} child process(es)\n`);
       killAllNow();
-      process.exit(130);
+      process.exit(128 + number);
     });
   }
   process.once("uncaughtException", (error) => {

@@ -1,17 +1,25 @@
-// Runs one scenario against one server: a fresh server process, a forked load generator, and the
-// server's CPU and RSS sampled from /proc over the measured window. Never throws: a failure
-// becomes a "failed" row with the reason, and the server is always stopped.
+// Runs one scenario against one server: a server process from the pool, a plan for the forked
+// load generator, and the server's CPU and RSS sampled from /proc over the measured window.
+// Never throws: a failure becomes a "failed" row with the reason.
 
 import type { ServerName } from "../clients/index.ts";
+import type { ClientAuth } from "../clients/protocol-client.ts";
 import { type FanoutPlan, type IdlePlan, type JoinPlan, planRooms } from "../load/plan.ts";
 import { rssBytes } from "../measure/proc.ts";
 import { ProcessSampler, type ProcessUsage } from "../measure/sampler.ts";
-import { type ServerUnderTest, startServer, unavailable } from "../servers/registry.ts";
+import { clientAuth, type ServerUnderTest, unavailable } from "../servers/registry.ts";
 import { runLoad } from "./load-process.ts";
 import type { CaseResult } from "./result.ts";
 import type { FanoutScenario, SuiteConfig, Timing } from "./scenarios.ts";
+import type { ServerPool } from "./server-pool.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** What every case needs besides its own parameters. */
+export interface CaseContext {
+  config: SuiteConfig;
+  pool: ServerPool;
+}
 
 /** Averages a few RSS readings (the server's memory moves a little even when idle). */
 async function steadyRss(pid: number, samples = 5, gapMs = 100): Promise<number> {
@@ -23,10 +31,17 @@ async function steadyRss(pid: number, samples = 5, gapMs = 100): Promise<number>
   return sum / samples;
 }
 
+/** A row is clean when the server can be trusted for the next case. */
+function clean(row: CaseResult): boolean {
+  const f = row.fanout;
+  return row.status === "ok" && (!f || (f.loss === 0 && f.closedDuringRun === 0 && f.connectFailures === 0));
+}
+
 async function withServer(
   base: Omit<CaseResult, "status" | "note" | "durationMs">,
   rooms: string[],
-  body: (server: ServerUnderTest, row: CaseResult) => Promise<void>,
+  context: CaseContext,
+  body: (server: ServerUnderTest, auth: ClientAuth, row: CaseResult) => Promise<void>,
 ): Promise<CaseResult> {
   const started = performance.now();
   const row: CaseResult = { ...base, status: "ok", note: "", durationMs: 0 };
@@ -34,17 +49,22 @@ async function withServer(
   if (why) return { ...row, status: "skipped", note: `skipped: ${why}` };
   let server: ServerUnderTest | undefined;
   try {
-    server = await startServer(base.server, rooms);
-    await body(server, row);
+    const [auth, acquired] = await Promise.all([clientAuth(base.server, rooms), context.pool.acquire(base.server)]);
+    server = acquired;
+    await body(server, auth, row);
   } catch (error) {
     row.status = "failed";
     row.note = `failed: ${(error as Error).message.split("\n")[0].slice(0, 300)}`;
     if (server) process.stderr.write(`[bench] ${base.server} stderr tail:\n${server.stderrTail()}\n`);
   } finally {
-    await server?.stop();
+    if (server) await context.pool.release(server, clean(row));
     row.durationMs = performance.now() - started;
   }
   return row;
+}
+
+function otherCpu(machine: number, row: CaseResult): number {
+  return Math.max(0, machine - (row.server_usage?.cpuPercent ?? 0) - (row.generator_usage?.cpuPercent ?? 0));
 }
 
 export function runFanoutCase(
@@ -52,7 +72,7 @@ export function runFanoutCase(
   server: ServerName,
   shape: FanoutScenario,
   timing: Timing,
-  config: SuiteConfig,
+  context: CaseContext,
 ): Promise<CaseResult> {
   const writers = shape.rooms * shape.writersPerRoom;
   const load = `${writers} writer${writers > 1 ? "s" : ""} × ${shape.ratePerWriter}/s → ${shape.rooms}×${shape.clientsPerRoom} clients`;
@@ -60,15 +80,16 @@ export function runFanoutCase(
     ...shape,
     kind: "fanout",
     server,
-    workers: config.generatorThreads,
+    roomPrefix: scenario.replace(":", ""),
+    workers: context.config.generatorThreads,
     ...timing,
     acks: server === "parley",
   };
-  return withServer({ scenario, server, load }, planRooms({ ...plan, port: 0, auth: {} }), async (srv, row) => {
+  return withServer({ scenario, server, load }, planRooms(plan), context, async (srv, auth, row) => {
     const sampler = new ProcessSampler(srv.pid);
     let usage: ProcessUsage | undefined;
     const outcome = await runLoad(
-      { ...plan, port: srv.port, auth: srv.auth },
+      { ...plan, port: srv.port, auth },
       {
         mark: (name) => {
           if (name === "measure-start") sampler.start();
@@ -84,10 +105,6 @@ export function runFanoutCase(
     row.other_cpu_percent = otherCpu(outcome.machineCpuPercent, row);
     row.note = fanoutNote(row);
   });
-}
-
-function otherCpu(machine: number, row: CaseResult): number {
-  return Math.max(0, machine - (row.server_usage?.cpuPercent ?? 0) - (row.generator_usage?.cpuPercent ?? 0));
 }
 
 function fanoutNote(row: CaseResult): string {
@@ -107,16 +124,23 @@ function fanoutNote(row: CaseResult): string {
   return notes.join("; ");
 }
 
-export function runIdleCase(server: ServerName, config: SuiteConfig): Promise<CaseResult> {
-  const { rooms, clientsPerRoom } = config.idle;
-  const plan: Omit<IdlePlan, "port" | "auth"> = { kind: "idle", server, workers: config.generatorThreads, rooms, clientsPerRoom };
+export function runIdleCase(server: ServerName, context: CaseContext): Promise<CaseResult> {
+  const { rooms, clientsPerRoom } = context.config.idle;
+  const plan: Omit<IdlePlan, "port" | "auth"> = {
+    kind: "idle",
+    server,
+    roomPrefix: "idle",
+    workers: context.config.generatorThreads,
+    rooms,
+    clientsPerRoom,
+  };
   const load = `${rooms * clientsPerRoom} idle clients in ${rooms} rooms`;
-  return withServer({ scenario: "idle", server, load }, planRooms({ ...plan, port: 0, auth: {} }), async (srv, row) => {
+  return withServer({ scenario: "idle", server, load }, planRooms(plan), context, async (srv, auth, row) => {
     await sleep(500);
     const before = await steadyRss(srv.pid);
     let after = 0;
     const outcome = await runLoad(
-      { ...plan, port: srv.port, auth: srv.auth },
+      { ...plan, port: srv.port, auth },
       {
         phase: async () => {
           await sleep(1000);
@@ -138,17 +162,25 @@ export function runIdleCase(server: ServerName, config: SuiteConfig): Promise<Ca
   });
 }
 
-export function runJoinCase(server: ServerName, config: SuiteConfig): Promise<CaseResult> {
-  const { clients: count, seedBytes, timeoutMs } = config.join;
+export function runJoinCase(server: ServerName, context: CaseContext): Promise<CaseResult> {
+  const { clients: count, seedBytes, timeoutMs } = context.config.join;
   const load = `${count} clients join a ${(seedBytes / 1048576).toFixed(seedBytes >= 1048576 ? 0 : 2)} MiB document`;
   if (server === "relay") {
     return Promise.resolve({ scenario: "join-storm", server, load, status: "skipped", note: "n/a: the relay keeps no document", durationMs: 0 });
   }
-  const plan: Omit<JoinPlan, "port" | "auth"> = { kind: "join", server, workers: config.generatorThreads, clients: count, seedBytes, timeoutMs };
-  return withServer({ scenario: "join-storm", server, load }, planRooms({ ...plan, port: 0, auth: {} }), async (srv, row) => {
+  const plan: Omit<JoinPlan, "port" | "auth"> = {
+    kind: "join",
+    server,
+    roomPrefix: "join",
+    workers: context.config.generatorThreads,
+    clients: count,
+    seedBytes,
+    timeoutMs,
+  };
+  return withServer({ scenario: "join-storm", server, load }, planRooms(plan), context, async (srv, auth, row) => {
     const sampler = new ProcessSampler(srv.pid);
     const outcome = await runLoad(
-      { ...plan, port: srv.port, auth: srv.auth },
+      { ...plan, port: srv.port, auth },
       {
         phase: async () => {
           sampler.start();
@@ -158,12 +190,13 @@ export function runJoinCase(server: ServerName, config: SuiteConfig): Promise<Ca
     );
     row.server_usage = sampler.stop();
     row.generator_usage = outcome.generator;
-    row.other_cpu_percent = otherCpu(outcome.machineCpuPercent, row);
     if (outcome.result.kind !== "join") throw new Error("unexpected result kind");
     row.join = outcome.result;
+    row.other_cpu_percent = otherCpu(outcome.machineCpuPercent, row);
     const notes: string[] = [];
     if (outcome.result.failed > 0) notes.push(`${outcome.result.failed} clients did not sync: ${outcome.result.errors[0] ?? ""}`);
     if (outcome.result.minSyncBytes < outcome.result.seededBytes) notes.push(`a client got only ${outcome.result.minSyncBytes} bytes`);
+    if ((row.other_cpu_percent ?? 0) > 25) notes.push(`noisy: other processes used ${row.other_cpu_percent!.toFixed(0)}% CPU`);
     row.note = notes.join("; ");
   });
 }

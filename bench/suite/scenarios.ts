@@ -31,6 +31,8 @@ export interface SuiteConfig {
   /** Chatty scenario, rate per writer to try in turn (--full only); empty = no step mode. */
   stepRates: number[];
   stepTiming: Timing;
+  /** One server process per server for all its scenarios (quick) instead of one per case (full). */
+  shareServers: boolean;
   /** Threads of the load generator. */
   generatorThreads: number;
   /** Stop starting new cases after this long (the suite's time budget). */
@@ -58,15 +60,16 @@ export function suiteConfig(mode: "quick" | "full"): SuiteConfig {
   const quick = mode === "quick";
   return {
     mode,
-    timing: quick ? { warmupMs: 500, measureMs: 3000, drainMs: 1500 } : { warmupMs: 1000, measureMs: 10_000, drainMs: 3000 },
+    timing: quick ? { warmupMs: 500, measureMs: 2000, drainMs: 1500 } : { warmupMs: 1000, measureMs: 10_000, drainMs: 3000 },
     fanout: SCENARIOS,
     idle: { rooms: 100, clientsPerRoom: 20 },
-    // 500 joiners of a 5 MiB document take Parley ~50 s alone: the quick suite storms with 100.
-    join: { clients: quick ? 100 : 500, seedBytes: 5 * 1024 * 1024, timeoutMs: quick ? 40_000 : 120_000 },
+    // 500 joiners of a 5 MiB document take Parley ~50 s alone: the quick suite storms with 50.
+    join: { clients: quick ? 50 : 500, seedBytes: 5 * 1024 * 1024, timeoutMs: quick ? 40_000 : 120_000 },
     stepRates: quick ? [] : [1, 2, 3, 4, 6, 8, 12, 16],
     stepTiming: { warmupMs: 1000, measureMs: 5000, drainMs: 2000 },
+    shareServers: quick,
     generatorThreads: 2,
-    budgetMs: quick ? 170_000 : 30 * 60_000,
+    budgetMs: quick ? 175_000 : 40 * 60_000,
   };
 }
 
@@ -80,6 +83,7 @@ export function smokeConfig(): SuiteConfig {
     join: { clients: 5, seedBytes: 64 * 1024, timeoutMs: 10_000 },
     stepRates: [],
     stepTiming: { warmupMs: 100, measureMs: 400, drainMs: 500 },
+    shareServers: true,
     generatorThreads: 2,
     budgetMs: 150_000,
   };

@@ -4,8 +4,7 @@
 
 import type { ServerName } from "../clients/index.ts";
 import type { CaseResult } from "./result.ts";
-import { runFanoutCase } from "./run-case.ts";
-import type { SuiteConfig } from "./scenarios.ts";
+import { type CaseContext, runFanoutCase } from "./run-case.ts";
 
 /** What step mode found for one server. */
 export interface StepOutcome {
@@ -33,7 +32,8 @@ export function stepFailure(row: CaseResult): string {
   return "";
 }
 
-export async function findSustainedRate(server: ServerName, config: SuiteConfig, log: (line: string) => void): Promise<StepOutcome> {
+export async function findSustainedRate(server: ServerName, context: CaseContext, log: (line: string) => void): Promise<StepOutcome> {
+  const config = context.config;
   const outcome: StepOutcome = {
     server,
     steps: [],
@@ -45,7 +45,7 @@ export async function findSustainedRate(server: ServerName, config: SuiteConfig,
   };
   const chatty = config.fanout.chatty;
   for (const rate of config.stepRates) {
-    const row = await runFanoutCase(`step:${rate}`, server, { ...chatty, ratePerWriter: rate }, config.stepTiming, config);
+    const row = await runFanoutCase(`step:${rate}`, server, { ...chatty, ratePerWriter: rate }, config.stepTiming, context);
     outcome.steps.push(row);
     const failure = stepFailure(row);
     log(`step chatty × ${server} at ${rate}/s per writer: ${failure || "sustained"}`);

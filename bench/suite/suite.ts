@@ -8,8 +8,9 @@ import { type HttpBenchResult, runHttpBenchmarks } from "../http/autocannon.ts";
 import { REPO_ROOT } from "../servers/registry.ts";
 import { stopGenerator } from "./load-process.ts";
 import type { CaseResult } from "./result.ts";
-import { runFanoutCase, runIdleCase, runJoinCase } from "./run-case.ts";
+import { type CaseContext, runFanoutCase, runIdleCase, runJoinCase } from "./run-case.ts";
 import type { ScenarioName, SuiteConfig } from "./scenarios.ts";
+import { ServerPool } from "./server-pool.ts";
 import { findSustainedRate, type StepOutcome } from "./step-mode.ts";
 
 /** Everything one invocation measured: written to latest.json, rendered to latest.md. */
@@ -34,16 +35,17 @@ function gitCommit(): string {
   }
 }
 
-function runScenario(scenario: ScenarioName, server: ServerName, config: SuiteConfig): Promise<CaseResult> {
+function runScenario(scenario: ScenarioName, server: ServerName, context: CaseContext): Promise<CaseResult> {
+  const config = context.config;
   switch (scenario) {
     case "broadcast":
     case "chatty":
     case "big-room":
-      return runFanoutCase(scenario, server, config.fanout[scenario], config.timing, config);
+      return runFanoutCase(scenario, server, config.fanout[scenario], config.timing, context);
     case "idle":
-      return runIdleCase(server, config);
+      return runIdleCase(server, context);
     case "join-storm":
-      return runJoinCase(server, config);
+      return runJoinCase(server, context);
     case "cluster":
       return Promise.resolve({
         scenario,
@@ -54,6 +56,17 @@ function runScenario(scenario: ScenarioName, server: ServerName, config: SuiteCo
         durationMs: 0,
       });
   }
+}
+
+const RUN_ORDER: readonly ScenarioName[] = ["idle", "broadcast", "chatty", "big-room", "join-storm", "cluster"];
+
+/** A case's usual duration on the reference machine (Parley starts slower and joins slower). */
+function expectedCaseMs(scenario: ScenarioName, server: ServerName, config: SuiteConfig): number {
+  const t = config.timing;
+  const start = server === "parley" ? 4000 : 1000;
+  if (scenario === "join-storm") return start + config.join.clients * (server === "parley" ? 200 : 60);
+  if (scenario === "idle") return start + 5000;
+  return start + 2000 + t.warmupMs + t.measureMs + t.drainMs;
 }
 
 function describe(row: CaseResult): string {
@@ -90,32 +103,46 @@ export async function runSuite(
   };
   const ordered = [...servers].sort((a, b) => (a === "relay" ? -1 : b === "relay" ? 1 : 0));
   const overBudget = () => performance.now() - started > config.budgetMs;
+  // Start a case only if its usual duration still fits: the budget is a promise, not a hope.
+  const fitsBudget = (scenario: ScenarioName, server: ServerName) =>
+    performance.now() - started + expectedCaseMs(scenario, server, config) <= config.budgetMs;
+  const context: CaseContext = { config, pool: new ServerPool(config.shareServers) };
+  // Idle goes first: its memory baseline must be a fresh process, not one still digesting the
+  // previous scenario's garbage.
+  const runOrder = [...scenarios].sort((a, b) => RUN_ORDER.indexOf(a) - RUN_ORDER.indexOf(b));
   try {
     await runCases();
   } finally {
+    await context.pool.stopAll();
     await stopGenerator();
   }
+  // Scenario by scenario, the relay first in each: the table's order.
+  report.rows.sort((a, b) => scenarios.indexOf(a.scenario as ScenarioName) - scenarios.indexOf(b.scenario as ScenarioName));
   report.http = runHttpBenchmarks();
   for (const bench of report.http) log(`http ${bench.name}: ${bench.note}`);
   report.durationMs = performance.now() - started;
   return report;
 
+  // Server by server, so only one server process is alive at a time.
   async function runCases(): Promise<void> {
-    for (const scenario of scenarios) {
-      for (const server of scenario === "cluster" ? (["parley"] as const) : ordered) {
-        const instant = scenario === "cluster" || (scenario === "join-storm" && server === "relay");
+    for (const server of ordered) {
+      for (const scenario of runOrder) {
+        if (scenario === "cluster") continue;
+        const instant = scenario === "join-storm" && server === "relay";
         const row: CaseResult =
-          overBudget() && !instant
+          !instant && !fitsBudget(scenario, server)
             ? { scenario, server, load: "", status: "skipped", note: "skipped: suite time budget used up", durationMs: 0 }
-            : await runScenario(scenario, server, config);
+            : await runScenario(scenario, server, context);
         report.rows.push(row);
         log(`${scenario} × ${server}: ${describe(row)}`);
       }
+      await context.pool.stopAll();
     }
+    if (scenarios.includes("cluster")) report.rows.push(await runScenario("cluster", "parley", context));
     if (config.stepRates.length > 0 && scenarios.includes("chatty")) {
       for (const server of ordered) {
         if (overBudget()) break;
-        report.steps.push(await findSustainedRate(server, config, log));
+        report.steps.push(await findSustainedRate(server, context, log));
       }
     }
   }
