@@ -31,6 +31,8 @@ export interface EventStreamRouteDeps {
   recheckMs: number;
   /** A reader that takes nothing for this long is disconnected (it resumes by reconnecting). */
   maxStalledMs: number;
+  /** Open streams one organisation may hold (more get 429). */
+  maxStreamsPerOrg: number;
   logger: Logger;
 }
 
@@ -171,6 +173,21 @@ export function registerEventStreamRoute(app: UWS.TemplatedApp, deps: EventStrea
       return true;
     });
 
+    const refuse = (error: unknown) => {
+      stream.ended = true;
+      const { code, message } = describeError(error);
+      if (code === ErrorCode.Internal) log.error({ err: error }, "event stream failed to start");
+      const status = statusFor(code);
+      res.cork(() => {
+        res.writeStatus(STATUS_TEXT[status] ?? `${status} Error`);
+        for (const [name, value] of SECURITY_HEADERS) res.writeHeader(name, value);
+        res.writeHeader("Content-Type", "application/json; charset=utf-8");
+        res.writeHeader("X-Request-Id", requestId);
+        res.end(JSON.stringify({ error: { code, message } }), closed);
+      });
+      log.info({ status, code }, "event stream refused");
+    };
+
     const open = async (): Promise<{ after: number; types: EventType[] | undefined; first: StoredEvent[] }> => {
       if (closed) throw new ParleyError(ErrorCode.ShuttingDown, "the server is shutting down; reconnect");
       if (!originOk(origin)) throw new ParleyError(ErrorCode.OriginNotAllowed, "origin not allowed");
@@ -180,6 +197,11 @@ export function registerEventStreamRoute(app: UWS.TemplatedApp, deps: EventStrea
       }
       requireEventReader(principal);
       stream.reader = readerOfPrincipal(principal);
+      let open = 0;
+      for (const other of streams) if (other.reader.orgId === principal.orgId) open++;
+      if (open >= deps.maxStreamsPerOrg) {
+        throw new ParleyError(ErrorCode.RateLimited, `at most ${deps.maxStreamsPerOrg} event streams per organisation at once`);
+      }
       const types = parseTypes(query.get("types"));
       // A reconnecting EventSource sends Last-Event-ID; it is newer than the URL's cursor.
       const given = parseCursor(lastEventId, "Last-Event-ID") ?? parseCursor(query.get("cursor") ?? query.get("after"), "cursor");
@@ -194,8 +216,7 @@ export function registerEventStreamRoute(app: UWS.TemplatedApp, deps: EventStrea
       ({ after, types, first }) => {
         if (stream.ended) return;
         if (closed) {
-          stream.ended = true;
-          res.cork(() => res.writeStatus("503 Service Unavailable").end(undefined, true));
+          refuse(new ParleyError(ErrorCode.ShuttingDown, "the server is shutting down; reconnect"));
           return;
         }
         res.cork(() => {
@@ -219,19 +240,7 @@ export function registerEventStreamRoute(app: UWS.TemplatedApp, deps: EventStrea
         });
       },
       (error: unknown) => {
-        if (stream.ended) return;
-        stream.ended = true;
-        const { code, message } = describeError(error);
-        if (code === ErrorCode.Internal) log.error({ err: error }, "event stream failed to start");
-        const status = statusFor(code);
-        res.cork(() => {
-          res.writeStatus(STATUS_TEXT[status] ?? `${status} Error`);
-          for (const [name, value] of SECURITY_HEADERS) res.writeHeader(name, value);
-          res.writeHeader("Content-Type", "application/json; charset=utf-8");
-          res.writeHeader("X-Request-Id", requestId);
-          res.end(JSON.stringify({ error: { code, message } }));
-        });
-        log.info({ status, code }, "event stream refused");
+        if (!stream.ended) refuse(error);
       },
     );
   });

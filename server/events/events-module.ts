@@ -91,6 +91,7 @@ export async function openEvents(config: Config, deps: { cache: Pick<DocumentCac
         heartbeatMs: settings.heartbeatSeconds * 1000,
         recheckMs: RECHECK_MS,
         maxStalledMs: 60_000,
+        maxStreamsPerOrg: 20,
         logger,
       });
       sockets = new SocketEventStreams({

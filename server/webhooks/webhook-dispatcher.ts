@@ -7,6 +7,7 @@
 // (a crash between a receiver's 2xx and the store write can repeat one: receivers deduplicate
 // on the event id).
 
+import { randomUUID } from "node:crypto";
 import { openSecret } from "../auth/secret-box.ts";
 import type { Logger } from "../logger.ts";
 import type { EventNotifier } from "../events/event-notifier.ts";
@@ -15,7 +16,6 @@ import type { WebhookTransport } from "./outbound-http.ts";
 import { type Clock, type RetryPolicy, retryDelay } from "./retry-schedule.ts";
 import { SIGNATURE_HEADER, signPayload } from "./signature.ts";
 import type { AttemptOutcome, DeadLetter, DeliveryState, EndpointRecord, WebhookStore } from "./webhook-store.ts";
-import { randomUUID } from "node:crypto";
 
 /** Associated data binding a sealed secret to its endpoint. */
 export const secretAssociatedData = (endpointId: string) => `webhook:${endpointId}`;
@@ -271,6 +271,7 @@ export class WebhookDispatcher {
       if (this.closed) return;
       const endpoint = await this.deps.store.getEndpoint(endpointId);
       if (endpoint && endpoint.status === "enabled") this.add(endpoint);
+      else if (current) this.forgetOrgIfIdle(current.endpoint.orgId);
     });
     const settled = next.catch((error: unknown) => this.deps.logger.error({ err: error, endpoint: endpointId }, "webhook endpoint reload failed"));
     this.reloads.set(endpointId, settled);
@@ -288,6 +289,12 @@ export class WebhookDispatcher {
     this.orgListeners.clear();
     await Promise.all([...this.deliveries.values()].map((delivery) => delivery.stop()));
     this.deliveries.clear();
+  }
+
+  private forgetOrgIfIdle(org: string): void {
+    for (const delivery of this.deliveries.values()) if (delivery.endpoint.orgId === org) return;
+    this.orgListeners.get(org)?.();
+    this.orgListeners.delete(org);
   }
 
   private add(endpoint: EndpointRecord): void {

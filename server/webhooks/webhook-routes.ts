@@ -3,6 +3,7 @@
 // dead-letter list, and replay parked events. The URL is checked on registration (https, public
 // addresses only) and again before every delivery, since DNS answers can change.
 
+import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { ErrorCode, EVENT_TYPES } from "../../protocol/index.ts";
 import { sealSecret } from "../auth/secret-box.ts";
@@ -14,7 +15,6 @@ import { checkUrlShape, resolveTarget, type UrlPolicy, WebhookUrlError } from ".
 import { REPLAY_WINDOW_SECONDS, newWebhookSecret } from "./signature.ts";
 import { secretAssociatedData, type WebhookDispatcher } from "./webhook-dispatcher.ts";
 import type { EndpointRecord, WebhookStore } from "./webhook-store.ts";
-import { randomUUID } from "node:crypto";
 
 /** Endpoints one organisation may register. */
 export const MAX_ENDPOINTS_PER_ORG = 20;
