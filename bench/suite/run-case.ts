@@ -10,7 +10,7 @@ import { ProcessSampler, type ProcessUsage } from "../measure/sampler.ts";
 import { clientAuth, type ServerUnderTest, unavailable } from "../servers/registry.ts";
 import { runLoad } from "./load-process.ts";
 import type { CaseResult } from "./result.ts";
-import type { FanoutScenario, SuiteConfig, Timing } from "./scenarios.ts";
+import { describeFanout, describeLoad, type FanoutScenario, type SuiteConfig, type Timing } from "./scenarios.ts";
 import type { ServerPool } from "./server-pool.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -74,8 +74,7 @@ export function runFanoutCase(
   timing: Timing,
   context: CaseContext,
 ): Promise<CaseResult> {
-  const writers = shape.rooms * shape.writersPerRoom;
-  const load = `${writers} writer${writers > 1 ? "s" : ""} × ${shape.ratePerWriter}/s → ${shape.rooms}×${shape.clientsPerRoom} clients`;
+  const load = describeFanout(shape);
   const plan: Omit<FanoutPlan, "port" | "auth"> = {
     ...shape,
     kind: "fanout",
@@ -134,7 +133,7 @@ export function runIdleCase(server: ServerName, context: CaseContext): Promise<C
     rooms,
     clientsPerRoom,
   };
-  const load = `${rooms * clientsPerRoom} idle clients in ${rooms} rooms`;
+  const load = describeLoad("idle", context.config);
   return withServer({ scenario: "idle", server, load }, planRooms(plan), context, async (srv, auth, row) => {
     await sleep(500);
     const before = await steadyRss(srv.pid);
@@ -164,7 +163,7 @@ export function runIdleCase(server: ServerName, context: CaseContext): Promise<C
 
 export function runJoinCase(server: ServerName, context: CaseContext): Promise<CaseResult> {
   const { clients: count, seedBytes, timeoutMs } = context.config.join;
-  const load = `${count} clients join a ${(seedBytes / 1048576).toFixed(seedBytes >= 1048576 ? 0 : 2)} MiB document`;
+  const load = describeLoad("join-storm", context.config);
   if (server === "relay") {
     return Promise.resolve({ scenario: "join-storm", server, load, status: "skipped", note: "n/a: the relay keeps no document", durationMs: 0 });
   }

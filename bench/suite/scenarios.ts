@@ -88,3 +88,27 @@ export function smokeConfig(): SuiteConfig {
     budgetMs: 150_000,
   };
 }
+
+/** A fan-out load in words ("10 writers × 20/s → 10×100 clients"). */
+export function describeFanout(f: FanoutScenario): string {
+  const writers = f.rooms * f.writersPerRoom;
+  return `${writers} writer${writers > 1 ? "s" : ""} × ${f.ratePerWriter}/s → ${f.rooms}×${f.clientsPerRoom} clients`;
+}
+
+/** The offered load of a scenario, in words, for the report. */
+export function describeLoad(scenario: ScenarioName, config: SuiteConfig): string {
+  switch (scenario) {
+    case "broadcast":
+    case "chatty":
+    case "big-room":
+      return describeFanout(config.fanout[scenario]);
+    case "idle":
+      return `${config.idle.rooms * config.idle.clientsPerRoom} idle clients in ${config.idle.rooms} rooms`;
+    case "join-storm": {
+      const mib = config.join.seedBytes / 1048576;
+      return `${config.join.clients} clients join a ${mib >= 1 ? mib.toFixed(0) : mib.toFixed(2)} MiB document`;
+    }
+    case "cluster":
+      return "two Parley nodes + Redis";
+  }
+}

@@ -9,7 +9,7 @@ import { REPO_ROOT } from "../servers/registry.ts";
 import { stopGenerator } from "./load-process.ts";
 import type { CaseResult } from "./result.ts";
 import { type CaseContext, runFanoutCase, runIdleCase, runJoinCase } from "./run-case.ts";
-import type { ScenarioName, SuiteConfig } from "./scenarios.ts";
+import { describeLoad, type ScenarioName, type SuiteConfig } from "./scenarios.ts";
 import { ServerPool } from "./server-pool.ts";
 import { findSustainedRate, type StepOutcome } from "./step-mode.ts";
 
@@ -50,7 +50,7 @@ function runScenario(scenario: ScenarioName, server: ServerName, context: CaseCo
       return Promise.resolve({
         scenario,
         server,
-        load: "two Parley nodes + Redis",
+        load: describeLoad(scenario, config),
         status: "skipped",
         note: "skipped: needs the cluster issue",
         durationMs: 0,
@@ -131,7 +131,7 @@ export async function runSuite(
         const instant = scenario === "join-storm" && server === "relay";
         const row: CaseResult =
           !instant && !fitsBudget(scenario, server)
-            ? { scenario, server, load: "", status: "skipped", note: "skipped: suite time budget used up", durationMs: 0 }
+            ? { scenario, server, load: describeLoad(scenario, config), status: "skipped", note: "skipped: suite time budget used up", durationMs: 0 }
             : await runScenario(scenario, server, context);
         report.rows.push(row);
         log(`${scenario} × ${server}: ${describe(row)}`);
