@@ -28,6 +28,7 @@ import { RealtimeHub } from "./realtime/realtime-hub.ts";
 import { RemoteDelivery } from "./realtime/remote-delivery.ts";
 import { sweepSessions } from "./realtime/session-sweeper.ts";
 import { registerYjsRoute } from "./realtime/yjs-route.ts";
+import { openPostgresStore } from "./store/postgres/postgres-store.ts";
 import { openSqliteStore } from "./store/sqlite/sqlite-store.ts";
 import type { Store } from "./store/store.ts";
 import { loadUws } from "./uws.ts";
@@ -66,11 +67,14 @@ export async function startServer(config: Config, logger: Logger, options: Start
   const uws = loadUws();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const keys = await loadOrCreateKeys(config.dataDir);
-  const store = await openSqliteStore({
-    path: path.join(config.dataDir, "parley.db"),
-    auditKey: keys.auditKey,
-    synchronous: config.store.sqliteSynchronous,
-  });
+  // Several nodes share Postgres (DATABASE_URL); one node alone keeps SQLite in its data directory.
+  const store: Store = config.store.databaseUrl
+    ? await openPostgresStore({ connectionString: config.store.databaseUrl, auditKey: keys.auditKey })
+    : await openSqliteStore({
+        path: path.join(config.dataDir, "parley.db"),
+        auditKey: keys.auditKey,
+        synchronous: config.store.sqliteSynchronous,
+      });
 
   const app = uws.App();
   const committer = new GroupCommitter(store, { maxBatch: config.store.maxBatch, windowMs: config.store.commitWindowMs });
@@ -89,6 +93,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     logger,
     maxUpdateBytes: config.limits.maxUpdateBytes,
     compactAfterUpdates: config.store.compactAfterUpdates,
+    onCompacted: (conversation, seq) => delivery.compacted(conversation, seq),
   });
   const identity = await openIdentity(config, { keys, logger, writePath, cache, now: options.now, partnerEvents: events.recorder });
   const principals = { keys, tokens: config.tokens, directory: identity.services.directory };

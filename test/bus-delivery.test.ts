@@ -137,6 +137,18 @@ describe("sequenced delivery", () => {
     expect(t.reads).toEqual([2]);
   });
 
+  it("steps over a snapshot's seq when told, without reading the store", async () => {
+    const t = setup({ baseline: 2, gapGraceMs: 50 });
+    t.delivery.open("c");
+    await sleep(0);
+    t.delivery.offer("c", 4, u(4)); // arrives before the compacting node's notice for 3
+    t.delivery.skip("c", 3);
+    t.delivery.offer("c", 5, u(5));
+    expect(t.seqs()).toEqual([4, 5]);
+    await sleep(80);
+    expect(t.reads).toEqual([]);
+  });
+
   it("retries a failed store read until the gap is filled", async () => {
     const t = setup({ baseline: 0, gapGraceMs: 5 });
     for (const seq of [1, 2]) t.commit(seq);
@@ -164,6 +176,7 @@ describe("bus message format", () => {
     const messages: BusMessage[] = [
       { kind: "updates", conversation: "c-1", origin: "node-a", fromSeq: 2 ** 40, updates: [new Uint8Array([1, 2, 3]), new Uint8Array(0)] },
       { kind: "head", conversation: "c-1", origin: "node-a", seq: 17 },
+      { kind: "snapshot", conversation: "c-1", origin: "node-a", seq: 18 },
       { kind: "awareness", conversation: "é", origin: "n", session: "s1", update: new Uint8Array([9, 9]) },
     ];
     for (const message of messages) expect(decodeBusMessage(encodeBusMessage(message))).toEqual(message);

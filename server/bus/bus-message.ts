@@ -9,7 +9,7 @@ import type { BusMessage } from "./bus.ts";
 /** Bumped when the layout changes; a node drops messages of a version it does not know. */
 const FORMAT_VERSION = 1;
 
-const Kind = { updates: 1, head: 2, awareness: 3 } as const;
+const Kind = { updates: 1, head: 2, awareness: 3, snapshot: 4 } as const;
 
 /** Thrown for a message that cannot be decoded (another version, or corrupt). */
 export class BusMessageError extends Error {
@@ -30,6 +30,7 @@ export function encodeBusMessage(message: BusMessage): Uint8Array {
       for (const update of message.updates) encoding.writeVarUint8Array(encoder, update);
       break;
     case "head":
+    case "snapshot":
       encoding.writeVarUint(encoder, message.seq);
       break;
     case "awareness":
@@ -61,6 +62,9 @@ export function decodeBusMessage(bytes: Uint8Array): BusMessage {
       }
       case Kind.head:
         message = { kind: "head", origin, conversation, seq: decoding.readVarUint(decoder) };
+        break;
+      case Kind.snapshot:
+        message = { kind: "snapshot", origin, conversation, seq: decoding.readVarUint(decoder) };
         break;
       case Kind.awareness: {
         const session = decoding.readVarString(decoder);

@@ -23,6 +23,17 @@ export interface HeadMessage {
   seq: number;
 }
 
+/**
+ * "Seq `seq` is a snapshot entry (compaction), not an update": receivers step over it instead of
+ * taking it for a lost message and reading the store.
+ */
+export interface SnapshotMessage {
+  kind: "snapshot";
+  conversation: string;
+  origin: string;
+  seq: number;
+}
+
 /** An awareness update (presence, cursors) from one session on another node: ephemeral. */
 export interface AwarenessMessage {
   kind: "awareness";
@@ -34,7 +45,7 @@ export interface AwarenessMessage {
 }
 
 /** Anything that travels on the bus. */
-export type BusMessage = UpdatesMessage | HeadMessage | AwarenessMessage;
+export type BusMessage = UpdatesMessage | HeadMessage | SnapshotMessage | AwarenessMessage;
 
 /** What a bus reports to its node. */
 export interface BusHandler {
@@ -63,6 +74,8 @@ export interface Bus {
   setHandler(handler: BusHandler): void;
   /** Publishes one committed update; never throws (a lost publish is repaired by a later head message or a gap). */
   publishUpdate(conversation: string, seq: number, update: Uint8Array): void;
+  /** Publishes that `seq` is a snapshot entry; a lost one only costs receivers a store read. */
+  publishSnapshot(conversation: string, seq: number): void;
   /** Publishes an awareness update of a local session; lost ones are acceptable. */
   publishAwareness(conversation: string, session: string, update: Uint8Array): void;
   /** Counts one more local interest in a conversation; the first one subscribes. */

@@ -11,6 +11,7 @@ export class LocalBus implements Bus {
 
   setHandler(_handler: BusHandler): void {}
   publishUpdate(_conversation: string, _seq: number, _update: Uint8Array): void {}
+  publishSnapshot(_conversation: string, _seq: number): void {}
   publishAwareness(_conversation: string, _session: string, _update: Uint8Array): void {}
   subscribe(_conversation: string): void {}
   unsubscribe(_conversation: string): void {}

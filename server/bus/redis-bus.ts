@@ -89,6 +89,13 @@ export class RedisBus implements Bus {
     }
   }
 
+  publishSnapshot(conversation: string, seq: number): void {
+    if (this.closed) return;
+    // After any updates queued before it, so receivers see the seqs in the order they were taken.
+    this.flush();
+    this.send(conversation, { kind: "snapshot", conversation, origin: this.nodeId, seq }).catch(() => {});
+  }
+
   publishAwareness(conversation: string, session: string, update: Uint8Array): void {
     if (this.closed) return;
     const message: BusMessage = { kind: "awareness", conversation, origin: this.nodeId, session, update };

@@ -41,6 +41,8 @@ export interface WritePathDeps {
   logger: Logger;
   maxUpdateBytes: number;
   compactAfterUpdates: number;
+  /** Told the seq a compaction's snapshot entry took (ordered delivery steps over it). */
+  onCompacted?: (conversation: string, seq: number) => void;
 }
 
 /** Accepts updates from any entry point (Parley sockets, y-websocket sockets, HTTP). */
@@ -82,7 +84,10 @@ export class WritePath {
       .compact(conversation)
       .then((result) => {
         doc.updatesSinceSnapshot = Math.max(0, doc.updatesSinceSnapshot - before);
-        if (result) this.deps.logger.debug({ conversation, ...result }, "compacted");
+        if (result) {
+          this.deps.onCompacted?.(conversation, result.seq);
+          this.deps.logger.debug({ conversation, ...result }, "compacted");
+        }
       })
       .catch((error: unknown) => this.deps.logger.warn({ err: error, conversation }, "compaction failed"))
       .finally(() => this.compacting.delete(conversation));

@@ -53,6 +53,15 @@ export class RemoteDelivery implements FanOut, BusHandler, ChannelObserver {
     if (!this.sequenced.offer(conversation, seq, update, { origin, envelope })) this.untracked(conversation, seq, update, origin, envelope);
   }
 
+  /**
+   * This node compacted a conversation: its snapshot entry took `seq`. Without this notice every
+   * node (this one included) would take the missing seq for a lost update and read the store.
+   */
+  compacted(conversation: string, seq: number): void {
+    this.deps.bus.publishSnapshot(conversation, seq);
+    this.sequenced.skip(conversation, seq);
+  }
+
   message(message: BusMessage): void {
     switch (message.kind) {
       case "updates":
@@ -62,6 +71,9 @@ export class RemoteDelivery implements FanOut, BusHandler, ChannelObserver {
         return;
       case "head":
         this.sequenced.head(message.conversation, message.seq);
+        return;
+      case "snapshot":
+        this.sequenced.skip(message.conversation, message.seq);
         return;
       case "awareness":
         // Ephemeral and already checked by the origin node: relay to local subscribers only. A

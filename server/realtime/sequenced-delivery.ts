@@ -29,7 +29,8 @@ export interface SequencedDeliveryDeps {
 }
 
 interface Item {
-  update: Uint8Array;
+  /** Null for a snapshot entry's seq: stepped over, nothing delivered. */
+  update: Uint8Array | null;
   local: LocalOrigin | undefined;
 }
 
@@ -114,6 +115,15 @@ export class SequencedDelivery {
     stream.known = Math.max(stream.known, seq);
     this.drain(stream);
     return true;
+  }
+
+  /** `seq` is a snapshot entry (compaction): step over it in order instead of waiting for an update. */
+  skip(conversation: string, seq: number): void {
+    const stream = this.streams.get(conversation);
+    if (!stream || (stream.last !== null && seq <= stream.last)) return;
+    stream.pending.set(seq, { update: null, local: undefined });
+    stream.known = Math.max(stream.known, seq);
+    this.drain(stream);
   }
 
   /** Another node says it committed up to `seq`: read at once if that is ahead of us. */
@@ -221,7 +231,7 @@ export class SequencedDelivery {
       const buffered = stream.pending.get(row.seq);
       stream.pending.delete(row.seq);
       // A buffered local commit keeps its origin (skipped by the fan-out) and its encoded frame.
-      this.deliverOne(stream, row.seq, buffered ?? { update: row.payload, local: undefined });
+      this.deliverOne(stream, row.seq, buffered?.update ? buffered : { update: row.payload, local: undefined });
     }
     // Everything known before this read began was committed before it, so the read covered it;
     // a "known" beyond what it returned can only be a snapshot entry's seq (not an update).
@@ -235,6 +245,7 @@ export class SequencedDelivery {
 
   private deliverOne(stream: Stream, seq: number, item: Item): void {
     stream.last = seq;
+    if (!item.update) return;
     try {
       this.deps.deliver(stream.conversation, seq, item.update, item.local);
     } catch (error) {
