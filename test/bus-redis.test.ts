@@ -1,0 +1,185 @@
+// The Redis bus against a real Redis: two buses stand for two nodes. Messages cross with their
+// bytes, sequence numbers and origin intact; a node ignores its own; subscriptions follow local
+// interest by reference count; and a killed connection is reported (resync, head) so the node can
+// read what it missed from the store.
+
+import { randomBytes } from "node:crypto";
+import { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { BusMessage } from "../server/bus/bus.ts";
+import { RedisBus } from "../server/bus/redis-bus.ts";
+import { createLogger } from "../server/logger.ts";
+import { requireRedis } from "./helpers/services.ts";
+
+const redisUrl = await requireRedis();
+/** Unique per run, so parallel runs sharing one Redis never see each other's messages. */
+const prefix = `parley-test:${randomBytes(4).toString("hex")}:`;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await sleep(10);
+  }
+}
+
+/** A bus with everything it reports recorded. */
+function node(name: string) {
+  const received: BusMessage[] = [];
+  const resyncs: string[][] = [];
+  const bus = new RedisBus({
+    url: redisUrl ?? "",
+    nodeId: `${prefix}${name}`,
+    channelPrefix: prefix,
+    sharded: false,
+    logger: createLogger("silent"),
+  });
+  bus.setHandler({ message: (m) => received.push(m), resync: (c) => resyncs.push([...c]) });
+  return { bus, received, resyncs, resynced: (c: string) => resyncs.some((r) => r.includes(c)) };
+}
+
+describe.skipIf(!redisUrl)("Redis bus", () => {
+  let admin: Redis;
+  const open: RedisBus[] = [];
+
+  function start(name: string) {
+    const n = node(name);
+    open.push(n.bus);
+    return n;
+  }
+
+  /** Kills this run's connections whose name ends with `suffix` (e.g. "a:sub"); returns how many. */
+  async function kill(suffix: string): Promise<number> {
+    const list = (await admin.client("LIST")) as string;
+    const ids = list
+      .split("\n")
+      .filter((line) => line.includes(` name=parley:${prefix}${suffix} `))
+      .map((line) => /\bid=(\d+)/.exec(line)?.[1])
+      .filter((id): id is string => id !== undefined);
+    for (const id of ids) await admin.client("KILL", "ID", id);
+    return ids.length;
+  }
+
+  beforeAll(() => {
+    admin = new Redis(redisUrl ?? "");
+  });
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((bus) => bus.close()));
+  });
+  afterAll(async () => {
+    await admin.quit();
+  });
+
+  it("carries a committed update to the other node with its bytes, seq and origin", async () => {
+    const a = start("a");
+    const b = start("b");
+    b.bus.subscribe("conv");
+    await until(() => b.resynced("conv") && a.bus.health().state === "ok");
+    const update = new Uint8Array([0, 255, 1, 2, 3]);
+    a.bus.publishUpdate("conv", 7, update);
+    await until(() => b.received.length === 1);
+    expect(b.received[0]).toEqual({ kind: "updates", conversation: "conv", origin: `${prefix}a`, fromSeq: 7, updates: [update] });
+  });
+
+  it("ignores its own messages", async () => {
+    const a = start("a");
+    const b = start("b");
+    a.bus.subscribe("conv");
+    b.bus.subscribe("conv");
+    await until(() => a.resynced("conv") && b.resynced("conv") && a.bus.health().state === "ok");
+    a.bus.publishUpdate("conv", 1, new Uint8Array([1]));
+    await until(() => b.received.length === 1);
+    await sleep(50);
+    expect(a.received).toEqual([]);
+  });
+
+  it("sends one group commit's consecutive updates as one message", async () => {
+    const a = start("a");
+    const b = start("b");
+    b.bus.subscribe("conv");
+    await until(() => b.resynced("conv") && a.bus.health().state === "ok");
+    for (let seq = 10; seq < 15; seq++) a.bus.publishUpdate("conv", seq, new Uint8Array([seq]));
+    a.bus.publishUpdate("conv", 20, new Uint8Array([20])); // another node wrote 15..19: a new message
+    await until(() => b.received.length === 2);
+    expect(b.received.map((m) => (m.kind === "updates" ? [m.fromSeq, m.updates.length] : m.kind))).toEqual([
+      [10, 5],
+      [20, 1],
+    ]);
+  });
+
+  it("subscribes on the first local interest and unsubscribes after the last", async () => {
+    const a = start("a");
+    const b = start("b");
+    await until(() => a.bus.health().state === "ok" && b.bus.health().state === "ok");
+    const channel = `${prefix}c:conv`;
+    const subscribers = async () => Number(((await admin.pubsub("NUMSUB", channel)) as [string, number])[1]);
+    b.bus.subscribe("conv");
+    b.bus.subscribe("conv");
+    await until(() => b.resynced("conv"));
+    expect(await subscribers()).toBe(1);
+    b.bus.unsubscribe("conv");
+    a.bus.publishUpdate("conv", 1, new Uint8Array([1]));
+    await until(() => b.received.length === 1);
+    b.bus.unsubscribe("conv");
+    await until(() => b.bus.subscriptions === 0);
+    await sleep(50);
+    expect(await subscribers()).toBe(0);
+    a.bus.publishUpdate("conv", 2, new Uint8Array([2]));
+    await sleep(100);
+    expect(b.received.length).toBe(1);
+    // No pattern subscriptions, ever.
+    expect(await admin.pubsub("NUMPAT")).toBe(0);
+  });
+
+  it("relays awareness with the sending session", async () => {
+    const a = start("a");
+    const b = start("b");
+    b.bus.subscribe("conv");
+    await until(() => b.resynced("conv") && a.bus.health().state === "ok");
+    a.bus.publishAwareness("conv", "session-1", new Uint8Array([1, 2]));
+    await until(() => b.received.length === 1);
+    expect(b.received[0]).toMatchObject({ kind: "awareness", session: "session-1", update: new Uint8Array([1, 2]) });
+  });
+
+  it("asks for a resync of every subscribed conversation after its subscriber connection is killed", async () => {
+    const a = start("a");
+    const b = start("b");
+    b.bus.subscribe("one");
+    b.bus.subscribe("two");
+    await until(() => b.resynced("one") && b.resynced("two") && a.bus.health().state === "ok");
+    b.resyncs.length = 0;
+    expect(await kill("b:sub")).toBe(1);
+    await until(() => b.resyncs.length > 0);
+    expect(b.resyncs.flat().sort()).toEqual(["one", "two"]);
+    // Subscribed again: messages flow.
+    await until(() => b.bus.health().state === "ok");
+    a.bus.publishUpdate("two", 3, new Uint8Array([3]));
+    await until(() => b.received.length === 1);
+  });
+
+  it("announces how far it got once its publisher is back, after publishes failed", async () => {
+    const a = start("a");
+    const b = start("b");
+    b.bus.subscribe("conv");
+    await until(() => b.resynced("conv") && a.bus.health().state === "ok");
+    expect(await kill("a:pub")).toBe(1);
+    await until(() => a.bus.health().state === "down");
+    for (let seq = 1; seq <= 3; seq++) a.bus.publishUpdate("conv", seq, new Uint8Array([seq]));
+    await until(() => b.received.some((m) => m.kind === "head"));
+    expect(b.received.filter((m) => m.kind === "head")).toEqual([{ kind: "head", conversation: "conv", origin: `${prefix}a`, seq: 3 }]);
+  });
+
+  it("reports down while Redis is unreachable, then ok, and closes promptly either way", async () => {
+    const dead = new RedisBus({ url: "redis://127.0.0.1:1", nodeId: `${prefix}dead`, channelPrefix: prefix, sharded: false, logger: createLogger("silent") });
+    dead.subscribe("conv");
+    dead.publishUpdate("conv", 1, new Uint8Array([1])); // must not throw or queue without bound
+    await sleep(100);
+    expect(dead.health().state).toBe("down");
+    const started = Date.now();
+    await dead.close();
+    expect(Date.now() - started).toBeLessThan(1500);
+    const a = start("a");
+    await until(() => a.bus.health().state === "ok");
+  });
+});
