@@ -57,7 +57,7 @@ export class DocumentEvents {
 
   constructor(
     private readonly deps: {
-      cache: Pick<DocumentCache, "get">;
+      cache: Pick<DocumentCache, "get" | "peek">;
       store: EventStore;
       recorder: EventRecorder;
       logger: Logger;
@@ -151,6 +151,13 @@ export class DocumentEvents {
   }
 
   private async deriveOnce(conversation: string, entry: Tracked): Promise<void> {
+    // Conversations outside the directory (development tokens) have nobody to tell: skip the work.
+    const orgs = await this.deps.recorder.takingPart(conversation);
+    if (orgs.length === 0) {
+      const cachedSeq = this.deps.cache.peek(conversation)?.headSeq;
+      if (cachedSeq !== undefined) await this.deps.store.markDerived(conversation, cachedSeq);
+      return;
+    }
     const cached = await this.deps.cache.get(conversation);
     const seq = cached.headSeq;
     const doc = new Y.Doc();
@@ -170,6 +177,7 @@ export class DocumentEvents {
           once: `message:${m.id}`,
           data: { message: { id: m.id, authorUser: m.authorUser, authorOrg: m.authorOrg, text: m.text, createdAt: m.createdAt }, seq },
         })),
+        orgs,
       );
       for (const m of fresh) subjects.add(`message:${m.id}`);
       this.noticeNotes(conversation, entry, notesOf(doc).toString(), seq);

@@ -83,10 +83,22 @@ export class EventRecorder {
     }
   }
 
-  /** Records events derived from a conversation's document, for everyone taking part now. Throws on failure (the deriver retries). */
-  async recordDerived(conversation: string, events: { type: EventType; data: unknown; once?: string; notesHash?: string }[]): Promise<void> {
+  /** The organisations taking part in a conversation now (none: not a directory conversation). */
+  takingPart(conversation: string): Promise<string[]> {
+    return this.audience(conversation, "taking-part");
+  }
+
+  /**
+   * Records events derived from a conversation's document for `orgs` (default: everyone taking
+   * part now). Throws on failure (the deriver retries).
+   */
+  async recordDerived(
+    conversation: string,
+    events: { type: EventType; data: unknown; once?: string; notesHash?: string }[],
+    orgs?: string[],
+  ): Promise<void> {
     if (events.length === 0) return;
-    const orgs = await this.audience(conversation, "taking-part");
+    orgs ??= await this.audience(conversation, "taking-part");
     const now = this.deps.now();
     await this.append(events.map((event) => ({ id: newEventId(), conversation, occurredAt: now, orgs, ...event })));
   }

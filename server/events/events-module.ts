@@ -55,7 +55,7 @@ export interface Events {
 }
 
 /** Opens the event store and builds the recorder and deriver. */
-export async function openEvents(config: Config, deps: { cache: Pick<DocumentCache, "get">; logger: Logger; now: () => number }): Promise<Events> {
+export async function openEvents(config: Config, deps: { cache: Pick<DocumentCache, "get" | "peek">; logger: Logger; now: () => number }): Promise<Events> {
   const settings = config.events;
   const logger = deps.logger.child({ component: "events" });
   const store = await openSqliteEventStore(path.join(config.dataDir, "events.db"));

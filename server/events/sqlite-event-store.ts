@@ -144,19 +144,32 @@ export class SqliteEventStore implements SyncService {
     const mark = this.db.prepare(
       "INSERT INTO derivation (conversation_id, dirty_seq) VALUES (?, ?) ON CONFLICT (conversation_id) DO UPDATE SET dirty_seq = MAX(COALESCE(dirty_seq, 0), excluded.dirty_seq)",
     );
-    this.db.transaction(() => {
+    this.withoutFsync(() => {
       for (const [conversation, seq] of entries) mark.run(conversation, seq);
-    })();
+    });
   }
 
   markDerived(conversation: string, seq: number): void {
-    this.db
-      .prepare(
-        `INSERT INTO derivation (conversation_id, derived_seq) VALUES (?, ?) ON CONFLICT (conversation_id) DO UPDATE SET
-         derived_seq = MAX(derived_seq, excluded.derived_seq),
-         dirty_seq = CASE WHEN dirty_seq <= excluded.derived_seq THEN NULL ELSE dirty_seq END`,
-      )
-      .run(conversation, seq);
+    const mark = this.db.prepare(
+      `INSERT INTO derivation (conversation_id, derived_seq) VALUES (?, ?) ON CONFLICT (conversation_id) DO UPDATE SET
+       derived_seq = MAX(derived_seq, excluded.derived_seq),
+       dirty_seq = CASE WHEN dirty_seq <= excluded.derived_seq THEN NULL ELSE dirty_seq END`,
+    );
+    this.withoutFsync(() => mark.run(conversation, seq));
+  }
+
+  /**
+   * Derivation bookkeeping follows every commit burst, so it skips the fsync (synchronous=NORMAL
+   * in WAL mode still survives a process crash, the case the marks exist for); losing a mark to
+   * an OS crash only means one conversation is derived again, which reports nothing twice.
+   */
+  private withoutFsync(write: () => void): void {
+    this.db.pragma("synchronous = NORMAL");
+    try {
+      this.db.transaction(write)();
+    } finally {
+      this.db.pragma("synchronous = FULL");
+    }
   }
 
   listDirty(): { conversation: string; seq: number }[] {
