@@ -83,10 +83,14 @@ export class ClientSession implements BroadcastOrigin {
     this.sendControl({ type: "error", code, message, ...extra });
   }
 
+  /** Encodes a document message in this connection's dialect. */
+  encodeDoc(conversation: string, message: DocMessage): Uint8Array {
+    return this.dialect === "parley" ? encodeDocFrame(conversation, message) : encodeDocMessage(message);
+  }
+
   /** Sends a document message in this connection's dialect. */
   sendDoc(conversation: string, message: DocMessage): void {
-    if (!this.socket) return;
-    this.socket.send(this.dialect === "parley" ? encodeDocFrame(conversation, message) : encodeDocMessage(message), true);
+    if (this.socket) this.socket.send(this.encodeDoc(conversation, message), true);
   }
 
   /** Closes with a code and a short reason (the socket handler's close callback cleans up). */

@@ -10,6 +10,10 @@ export class CachedDocument {
   private base: Uint8Array;
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
+  /** The merged state's state vector, derived once per change (joins of a big document ask often). */
+  private vector: Uint8Array | null = null;
+  /** Values derived from the current state (e.g. encoded full-state frames), dropped on change. */
+  private readonly derived = new Map<string, unknown>();
 
   constructor(
     readonly conversation: string,
@@ -31,6 +35,8 @@ export class CachedDocument {
   add(update: Uint8Array, seq: number): void {
     this.pending.push(update);
     this.pendingBytes += update.length;
+    this.vector = null;
+    this.derived.clear();
     if (seq > this.headSeq) this.headSeq = seq;
     this.updatesSinceSnapshot++;
     // Bound the pending list so a room nobody joins does not grow an unmerged tail forever.
@@ -49,12 +55,30 @@ export class CachedDocument {
 
   /** What a client with this state vector lacks. */
   diff(stateVector: Uint8Array): Uint8Array {
+    // A new client (empty state vector: a zero count) lacks everything: the merged state as it
+    // is, without decoding and re-encoding a possibly large document once per joiner.
+    if (stateVector.length === 1 && stateVector[0] === 0) return this.state();
     return Y.diffUpdate(this.state(), stateVector);
+  }
+
+  /** True when `update` is the merged state itself (what {@link diff} gives a new client). */
+  isFullState(update: Uint8Array): boolean {
+    return update === this.base && this.pending.length === 0;
+  }
+
+  /**
+   * A value derived from the current state, computed once until the state changes: many
+   * clients joining a large document get the same full-state frame, encoded once.
+   */
+  memo<T>(key: string, compute: () => T): T {
+    if (!this.derived.has(key)) this.derived.set(key, compute());
+    return this.derived.get(key) as T;
   }
 
   /** The state vector of the merged state (sent as the server's sync step 1). */
   stateVector(): Uint8Array {
-    return Y.encodeStateVectorFromUpdate(this.state());
+    this.vector ??= Y.encodeStateVectorFromUpdate(this.state());
+    return this.vector;
   }
 }
 

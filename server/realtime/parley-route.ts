@@ -163,7 +163,7 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
         // uWS reuses the receive buffer after this callback returns: copy before anything async.
         hub
           .syncStep1(session, conversation, owned ? message.stateVector : message.stateVector.slice())
-          .then((diff) => diff && session.sendDoc(conversation, { type: "sync-step2", update: diff }))
+          .then((frame) => frame && session.send(frame))
           .catch((error: unknown) => fail(session, error, "frame", conversation));
         return;
       case "update":

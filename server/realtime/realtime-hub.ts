@@ -86,16 +86,23 @@ export class RealtimeHub {
     return session.joined.get(conversation) === joined && role && session.socket ? { doc, role } : null;
   }
 
-  /** Answers a sync step 1: what the client lacks. Null if the session is gone. */
+  /**
+   * Answers a sync step 1 with the encoded sync step 2 frame (what the client lacks), or null if
+   * the session is gone. The full-state answer every new client gets is encoded once per
+   * document version and dialect.
+   */
   async syncStep1(session: ClientSession, conversation: string, stateVector: Uint8Array): Promise<Uint8Array | null> {
     await this.joinedWithRole(session, conversation);
     const doc = await this.deps.cache.get(conversation);
     if (!session.joined.has(conversation)) return null;
+    let diff: Uint8Array;
     try {
-      return doc.diff(stateVector);
+      diff = doc.diff(stateVector);
     } catch {
       throw new ParleyError(ErrorCode.MalformedFrame, "invalid state vector");
     }
+    const encode = () => session.encodeDoc(conversation, { type: "sync-step2", update: diff });
+    return doc.isFullState(diff) ? doc.memo(`step2:${session.dialect}`, encode) : encode();
   }
 
   /**

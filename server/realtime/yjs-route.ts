@@ -139,7 +139,7 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
           hub
             // uWS reuses the receive buffer after this callback returns: copy before anything async.
             .syncStep1(session, conversation, decoded.stateVector.slice())
-            .then((diff) => diff && session.sendDoc(conversation, { type: "sync-step2", update: diff }))
+            .then((frame) => frame && session.send(frame))
             .catch((error: unknown) => session.close(CloseCode.ProtocolViolation, describeError(error).message));
           return;
         case "update":
