@@ -251,7 +251,18 @@ describe("partner events", () => {
     raw.control({ type: "subscribe-events", subscription: "bad", after: 999_999 });
     const stale = await raw.waitFor((f) => f.kind === "control" && f.message.type === "events-error");
     expect(stale).toMatchObject({ message: { subscription: "bad", code: ErrorCode.EventCursorExpired } });
-    raw.socket.close();
+    // A malformed subscription is a protocol violation.
+    raw.control({ type: "subscribe-events", subscription: "x", after: -1 } as never);
+    await until(() => raw.closeCode !== null);
+    expect(raw.closeCode).toBe(4400);
+
+    // A member (not admin or owner) may not follow events.
+    const login = await api("POST", "/v1/auth/login", { body: { email: "mo@helpdesk-staff.example", password: PASSWORD, organisation: helpdesk.orgId } });
+    const member = await RawClient.authenticated(server.url, login.body.accessToken as string);
+    member.control({ type: "subscribe-events", subscription: "mine" });
+    const refused = await member.waitFor((f) => f.kind === "control" && f.message.type === "events-error");
+    expect(refused).toMatchObject({ message: { subscription: "mine", code: ErrorCode.InsufficientRole } });
+    member.socket.close();
   });
 
   it("answers a cursor older than the retention window with EventCursorExpired (HTTP 410, SSE 410, socket, SDK)", async () => {

@@ -180,6 +180,8 @@ export class SqliteWebhookStore implements SyncService {
 
   recordOutcome(outcome: AttemptOutcome): void {
     this.db.transaction(() => {
+      // The endpoint may have been deleted while the request was in flight: keep no orphans.
+      if (!this.db.prepare("SELECT 1 FROM endpoints WHERE id = ?").get(outcome.endpointId)) return;
       const a = outcome.attempt;
       this.db
         .prepare(
