@@ -82,7 +82,7 @@ export function renderMarkdown(report: SuiteReport): string {
   out.push(`# Parley broadcast-path benchmark (${report.mode})`);
   out.push("");
   out.push(
-    `\`${report.command}\` · ${report.startedAt} · commit ${report.commit} · ${report.machine.cpus} cores, ${report.machine.memoryGiB} GiB, Node ${report.machine.node} · load average at start ${report.machine.loadAverageAtStart.map((l) => l.toFixed(2)).join(" ")} · took ${num(report.durationMs / 1000)} s`,
+    `\`${report.command}\` · ${report.startedAt} · commit ${report.commit} · ${report.machine.cpus} cores, ${report.machine.memoryGiB} GiB, Node ${report.machine.node} · load average at start ${report.machine.loadAverageAtStart.map((l) => l.toFixed(2)).join(" ")} · took ${num(report.durationMs / 1000)} s${report.config.priority ? ` · --priority: ${report.config.priority}` : ""}`,
   );
   out.push("");
   const t = report.config.timing;

@@ -5,12 +5,19 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { stopChild, track } from "../suite/children.ts";
 
-/** How to start a server: node arguments, extra environment, working directory. */
+/** How to start a server: node arguments, extra environment, working directory, priority. */
 export interface LaunchSpec {
   name: string;
   nodeArgs: string[];
   env: Record<string, string>;
   cwd: string;
+  /** Scheduling priority (nice value; negative = ahead of the machine's other work). Default 0. */
+  niceness?: number;
+}
+
+/** The command that runs node with `args` at `niceness` (through nice(1), which keeps the pid). */
+export function nodeCommand(args: string[], niceness: number): { command: string; args: string[] } {
+  return niceness === 0 ? { command: process.execPath, args } : { command: "nice", args: ["-n", String(niceness), process.execPath, ...args] };
 }
 
 /** A server that is up and listening. */
@@ -25,7 +32,8 @@ export interface RunningServer {
 const TAIL_LINES = 20;
 
 export async function launchServer(spec: LaunchSpec, timeoutMs = 20_000): Promise<RunningServer> {
-  const child: ChildProcess = spawn(process.execPath, spec.nodeArgs, {
+  const { command, args } = nodeCommand(spec.nodeArgs, spec.niceness ?? 0);
+  const child: ChildProcess = spawn(command, args, {
     cwd: spec.cwd,
     env: { ...process.env, ...spec.env, BENCH_PARENT_PID: String(process.pid) },
     stdio: ["ignore", "pipe", "pipe"],

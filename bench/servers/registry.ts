@@ -61,13 +61,14 @@ function parleyToken(rooms: string[]): Promise<string> {
 }
 
 /** Starts a fresh instance of `name` on 127.0.0.1 (clients get in with clientAuth()). */
-export async function startServer(name: ServerName): Promise<ServerUnderTest> {
+export async function startServer(name: ServerName, niceness = 0): Promise<ServerUnderTest> {
   if (name !== "parley") {
     const running = await launchServer({
       name,
       nodeArgs: [...PRELOAD, join(REPO_ROOT, `bench/servers/${name}.ts`)],
       env: { HOST: "127.0.0.1", PORT: "0" },
       cwd: REPO_ROOT,
+      niceness,
     });
     return { ...running, name };
   }
@@ -82,6 +83,7 @@ export async function startServer(name: ServerName): Promise<ServerUnderTest> {
       // Default settings (log level info: the "listening" line is an info log).
       env: { HOST: "127.0.0.1", PORT: String(await freePort()), PARLEY_DATA_DIR: dataDir },
       cwd: REPO_ROOT,
+      niceness,
     });
     return {
       ...running,

@@ -3,11 +3,12 @@
 // measure the server at each phase or mark, and the generator's own CPU is sampled over the
 // measured window so the report can tell when the generator, not the server, was the limit.
 
-import { type ChildProcess, fork } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import type { GeneratorMessage, LoadPlan, LoadResult, RunnerMessage } from "../load/plan.ts";
 import { MachineSampler } from "../measure/machine.ts";
 import { ProcessSampler, type ProcessUsage } from "../measure/sampler.ts";
+import { nodeCommand } from "../servers/launch.ts";
 import { REPO_ROOT } from "../servers/registry.ts";
 import { stopChild, track } from "./children.ts";
 
@@ -30,11 +31,12 @@ const NO_USAGE: ProcessUsage = { cpuPercent: Number.NaN, rssPeakBytes: Number.Na
 
 let current: ChildProcess | undefined;
 
-function generator(): ChildProcess {
+function generator(niceness: number): ChildProcess {
   if (current && current.exitCode === null && current.signalCode === null && current.connected) return current;
-  current = fork(join(REPO_ROOT, "bench/load/generator.ts"), [], {
+  const script = ["--import", "tsx", "--import", join(REPO_ROOT, "bench/servers/guard.mjs"), join(REPO_ROOT, "bench/load/generator.ts")];
+  const { command, args } = nodeCommand(script, niceness);
+  current = spawn(command, args, {
     cwd: REPO_ROOT,
-    execArgv: ["--import", "tsx", "--import", join(REPO_ROOT, "bench/servers/guard.mjs")],
     env: { ...process.env, BENCH_PARENT_PID: String(process.pid) },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
@@ -49,8 +51,9 @@ export async function stopGenerator(): Promise<void> {
   if (child) await stopChild(child, 2000);
 }
 
-export async function runLoad(plan: LoadPlan, hooks: LoadHooks, timeoutMs: number): Promise<LoadOutcome> {
-  const child = generator();
+/** Runs one plan; `niceness` applies when the generator process has to be (re)started. */
+export async function runLoad(plan: LoadPlan, hooks: LoadHooks, timeoutMs: number, niceness = 0): Promise<LoadOutcome> {
+  const child = generator(niceness);
   const sampler = new ProcessSampler(child.pid!);
   const machine = new MachineSampler();
   let usage: ProcessUsage | undefined;

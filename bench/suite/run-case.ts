@@ -96,6 +96,7 @@ export function runFanoutCase(
         },
       },
       60_000 + timing.warmupMs + timing.measureMs + timing.drainMs,
+      context.config.niceness,
     );
     if (outcome.result.kind !== "fanout") throw new Error("unexpected result kind");
     row.fanout = outcome.result;
@@ -147,6 +148,7 @@ export function runIdleCase(server: ServerName, context: CaseContext): Promise<C
         },
       },
       90_000,
+      context.config.niceness,
     );
     if (outcome.result.kind !== "idle") throw new Error("unexpected result kind");
     const connected = outcome.result.connected;
@@ -186,6 +188,7 @@ export function runJoinCase(server: ServerName, context: CaseContext): Promise<C
         },
       },
       timeoutMs * 2 + 30_000,
+      context.config.niceness,
     );
     row.server_usage = sampler.stop();
     row.generator_usage = outcome.generator;

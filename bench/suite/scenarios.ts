@@ -33,6 +33,10 @@ export interface SuiteConfig {
   stepTiming: Timing;
   /** One server process per server for all its scenarios (quick) instead of one per case (full). */
   shareServers: boolean;
+  /** Nice value of the server and generator processes (--priority: negative, ahead of other work). */
+  niceness: number;
+  /** What --priority did, for the report ("" = normal priority). */
+  priority: string;
   /** Threads of the load generator. */
   generatorThreads: number;
   /** Stop starting new cases after this long (the suite's time budget). */
@@ -68,6 +72,8 @@ export function suiteConfig(mode: "quick" | "full"): SuiteConfig {
     stepRates: quick ? [] : [1, 2, 3, 4, 6, 8, 12, 16],
     stepTiming: { warmupMs: 1000, measureMs: 5000, drainMs: 2000 },
     shareServers: quick,
+    niceness: 0,
+    priority: "",
     generatorThreads: 2,
     budgetMs: quick ? 175_000 : 40 * 60_000,
   };
@@ -84,6 +90,8 @@ export function smokeConfig(): SuiteConfig {
     stepRates: [],
     stepTiming: { warmupMs: 100, measureMs: 400, drainMs: 500 },
     shareServers: true,
+    niceness: 0,
+    priority: "",
     generatorThreads: 2,
     budgetMs: 150_000,
   };

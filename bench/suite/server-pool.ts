@@ -8,12 +8,15 @@ import { type ServerUnderTest, startServer } from "../servers/registry.ts";
 export class ServerPool {
   private readonly running = new Map<ServerName, ServerUnderTest>();
 
-  constructor(readonly shared: boolean) {}
+  constructor(
+    readonly shared: boolean,
+    private readonly niceness = 0,
+  ) {}
 
   async acquire(name: ServerName): Promise<ServerUnderTest> {
     const kept = this.running.get(name);
     if (kept) return kept;
-    const server = await startServer(name);
+    const server = await startServer(name, this.niceness);
     if (this.shared) this.running.set(name, server);
     return server;
   }

@@ -106,7 +106,7 @@ export async function runSuite(
   // Start a case only if its usual duration still fits: the budget is a promise, not a hope.
   const fitsBudget = (scenario: ScenarioName, server: ServerName) =>
     performance.now() - started + expectedCaseMs(scenario, server, config) <= config.budgetMs;
-  const context: CaseContext = { config, pool: new ServerPool(config.shareServers) };
+  const context: CaseContext = { config, pool: new ServerPool(config.shareServers, config.niceness) };
   // Idle goes first: its memory baseline must be a fresh process, not one still digesting the
   // previous scenario's garbage.
   const runOrder = [...scenarios].sort((a, b) => RUN_ORDER.indexOf(a) - RUN_ORDER.indexOf(b));
