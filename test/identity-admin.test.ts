@@ -121,7 +121,8 @@ describe("identity administration", () => {
     expect(visible.body.items).toEqual([expect.objectContaining({ id: grantId, operator: "pat", reason: expect.stringContaining("case 1234") })]);
     await run(process.execPath, [BIN, "support", "revoke", "--data-dir", server.dataDir, "--grant", grantId ?? ""]);
     expect(await socket.closed(5000)).toBe(CloseCode.Forbidden);
-  });
+    // Three runs of the CLI (each a fresh Node process loading TypeScript) take a while on a busy machine.
+  }, 120_000);
 
   it("re-hashes a password at sign-in when the argon2 parameters change", async () => {
     const first = await setup();
