@@ -6,7 +6,7 @@ export default defineConfig({
     // Real servers, real SQLite files and child processes: give them room, and run files in
     // separate processes so native handles (uWS, worker threads) never leak between them.
     pool: "forks",
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
   },
 });

@@ -32,7 +32,8 @@ export async function startChildServer(dataDir: string, env: Record<string, stri
   });
   const port = await new Promise<number>((resolve, reject) => {
     let buffered = "";
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 20_000);
+    // Generous: a fresh Node process loading TypeScript is slow on a busy 2-core machine.
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 60_000);
     child.stdout?.on("data", (chunk: Buffer) => {
       buffered += chunk.toString();
       for (const line of buffered.split("\n")) {
