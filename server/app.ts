@@ -32,6 +32,7 @@ import { openPostgresStore } from "./store/postgres/postgres-store.ts";
 import { openSqliteStore } from "./store/sqlite/sqlite-store.ts";
 import type { Store } from "./store/store.ts";
 import { loadUws } from "./uws.ts";
+import { openPartnerStorage } from "./webhooks/partner-storage.ts";
 import { openWebhooks, type WebhookOptions, type Webhooks } from "./webhooks/webhooks-module.ts";
 
 /** A running server. */
@@ -84,7 +85,8 @@ export async function startServer(config: Config, logger: Logger, options: Start
   // Every commit, this node's or another's, reaches the cache and local subscribers in order here.
   const delivery = new RemoteDelivery({ bus, store, cache, broadcaster, logger, gapGraceMs: config.bus.gapGraceMs });
   // Partner events: opened before identity, which records through it.
-  const events = await openEvents(config, { cache, logger, now: options.now ?? Date.now });
+  const partnerStorage = await openPartnerStorage(config.dataDir);
+  const events = openEvents(config, { store: partnerStorage.events, cache, logger, now: options.now ?? Date.now });
   const writePath = new WritePath({
     store,
     committer,
@@ -106,7 +108,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   });
   const webhooks = await openWebhooks(
     config,
-    { events: events.store, notifier: events.notifier, secretsKey: identity.services.secretsKey, logger, now: options.now ?? Date.now },
+    { store: partnerStorage.webhooks, events: events.store, notifier: events.notifier, secretsKey: identity.services.secretsKey, logger, now: options.now ?? Date.now },
     options.webhooks,
   );
   const hub = new RealtimeHub({
@@ -176,6 +178,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       }
       await webhooks.close();
       await events.close(); // derives what is pending: needs the log store and the directory
+      await partnerStorage.close();
       await bus.close();
       await store.close();
       await identity.close();

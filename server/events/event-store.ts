@@ -78,10 +78,8 @@ export interface EventStore {
   close(): Promise<void>;
 }
 
-/** Opens the embedded event store (`path` is its SQLite file). */
-export async function openSqliteEventStore(path: string): Promise<EventStore> {
-  const service = await WorkerService.start<SqliteEventStore>(new URL("./sqlite-event-store.ts", import.meta.url), { path });
-  const api: Promised<SqliteEventStore> = service.api;
+/** The event store over a worker running {@link SqliteEventStore} (its `close` is the caller's). */
+export function eventStoreOver(api: Omit<Promised<SqliteEventStore>, "close">, close: () => Promise<void>): EventStore {
   return {
     append: (events, now) => api.append(events, now),
     read: (org, after, limit, types) => api.read(org, after, limit, types ?? null),
@@ -91,6 +89,12 @@ export async function openSqliteEventStore(path: string): Promise<EventStore> {
     markDerived: (conversation, seq) => api.markDerived(conversation, seq),
     listDirty: () => api.listDirty(),
     derivationState: (conversation) => api.derivationState(conversation),
-    close: () => service.close(),
+    close,
   };
+}
+
+/** Opens the embedded event store in a worker of its own (`path` is its SQLite file). */
+export async function openSqliteEventStore(path: string): Promise<EventStore> {
+  const service = await WorkerService.start<SqliteEventStore>(new URL("./sqlite-event-store.ts", import.meta.url), { path });
+  return eventStoreOver(service.api, () => service.close());
 }

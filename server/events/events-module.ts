@@ -1,9 +1,8 @@
-// Wires partner events: the event store (its own SQLite file), the recorder the HTTP routes and
-// invitations call, the deriver of message and notes events behind the write path, the streams
-// (SSE route, socket subscriptions, paging route) and retention. The composition root opens it
-// before identity (which records through it) and starts it once the directory exists.
+// Wires partner events over an event store: the recorder the HTTP routes and invitations call,
+// the deriver of message and notes events behind the write path, the streams (SSE route, socket
+// subscriptions, paging route) and retention. The composition root opens it before identity
+// (which records through it) and starts it once the directory exists.
 
-import path from "node:path";
 import type { Config } from "../config.ts";
 import type { Directory } from "../directory/directory.ts";
 import type { PrincipalDeps } from "../http/principal.ts";
@@ -16,7 +15,7 @@ import { EventAccess } from "./event-access.ts";
 import { EventNotifier } from "./event-notifier.ts";
 import { EventRecorder } from "./event-recorder.ts";
 import { eventRoutes } from "./event-routes.ts";
-import { type EventStore, openSqliteEventStore } from "./event-store.ts";
+import type { EventStore } from "./event-store.ts";
 import { type EventStreams, registerEventStreamRoute } from "./event-stream-route.ts";
 import { SocketEventStreams } from "./socket-event-streams.ts";
 
@@ -50,15 +49,18 @@ export interface Events {
   prune(): Promise<number>;
   /** Ends streams (clients reconnect elsewhere or later). First step of shutdown. */
   stopStreams(): void;
-  /** Derives what is pending and closes the store. Call before the log store and directory close. */
+  /** Derives what is pending (the event store stays open: its opener closes it). Call before the log store and directory close. */
   close(): Promise<void>;
 }
 
-/** Opens the event store and builds the recorder and deriver. */
-export async function openEvents(config: Config, deps: { cache: Pick<DocumentCache, "get" | "peek">; logger: Logger; now: () => number }): Promise<Events> {
+/** Builds the recorder and deriver over `store`. */
+export function openEvents(
+  config: Config,
+  deps: { store: EventStore; cache: Pick<DocumentCache, "get" | "peek">; logger: Logger; now: () => number },
+): Events {
   const settings = config.events;
   const logger = deps.logger.child({ component: "events" });
-  const store = await openSqliteEventStore(path.join(config.dataDir, "events.db"));
+  const store = deps.store;
   const notifier = new EventNotifier();
   const recorder = new EventRecorder({ store, notifier, logger, now: deps.now });
   const documents = new DocumentEvents({
@@ -120,7 +122,6 @@ export async function openEvents(config: Config, deps: { cache: Pick<DocumentCac
       if (pruneTimer) clearInterval(pruneTimer);
       events.stopStreams();
       await documents.flush();
-      await store.close();
     },
   };
   return events;

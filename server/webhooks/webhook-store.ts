@@ -110,10 +110,8 @@ export interface WebhookStore {
   close(): Promise<void>;
 }
 
-/** Opens the embedded webhook store (`path` is its SQLite file). */
-export async function openSqliteWebhookStore(path: string): Promise<WebhookStore> {
-  const service = await WorkerService.start<SqliteWebhookStore>(new URL("./sqlite-webhook-store.ts", import.meta.url), { path });
-  const api: Promised<SqliteWebhookStore> = service.api;
+/** The webhook store over a worker running {@link SqliteWebhookStore} (its `close` is the caller's). */
+export function webhookStoreOver(api: Omit<Promised<SqliteWebhookStore>, "close">, close: () => Promise<void>): WebhookStore {
   return {
     createEndpoint: (endpoint) => api.createEndpoint(endpoint),
     getEndpoint: (id) => api.getEndpoint(id),
@@ -127,6 +125,12 @@ export async function openSqliteWebhookStore(path: string): Promise<WebhookStore
     listDeadLetters: (endpointId, limit) => api.listDeadLetters(endpointId, limit),
     requestReplay: (endpointId, ids, now) => api.requestReplay(endpointId, ids, now),
     nextReplay: (endpointId) => api.nextReplay(endpointId),
-    close: () => service.close(),
+    close,
   };
+}
+
+/** Opens the embedded webhook store in a worker of its own (`path` is its SQLite file). */
+export async function openSqliteWebhookStore(path: string): Promise<WebhookStore> {
+  const service = await WorkerService.start<SqliteWebhookStore>(new URL("./sqlite-webhook-store.ts", import.meta.url), { path });
+  return webhookStoreOver(service.api, () => service.close());
 }

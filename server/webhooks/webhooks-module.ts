@@ -1,7 +1,6 @@
-// Wires webhooks: their store (own SQLite file), the guarded outbound transport, the dispatcher
-// that follows each endpoint's organisation stream, and the HTTP routes that manage endpoints.
+// Wires webhooks over a webhook store: the guarded outbound transport, the dispatcher that
+// follows each endpoint's organisation stream, and the HTTP routes that manage endpoints.
 
-import path from "node:path";
 import type { Config } from "../config.ts";
 import type { EventNotifier } from "../events/event-notifier.ts";
 import type { EventStore } from "../events/event-store.ts";
@@ -11,14 +10,14 @@ import { SafeHttpTransport, type WebhookTransport } from "./outbound-http.ts";
 import { type Clock, systemClock } from "./retry-schedule.ts";
 import { WebhookDispatcher } from "./webhook-dispatcher.ts";
 import { webhookRoutes } from "./webhook-routes.ts";
-import { openSqliteWebhookStore, type WebhookStore } from "./webhook-store.ts";
+import type { WebhookStore } from "./webhook-store.ts";
 
 /** Webhooks as the rest of the server sees them. */
 export interface Webhooks {
   store: WebhookStore;
   dispatcher: WebhookDispatcher;
   routes: RouteDefinition[];
-  /** Stops deliveries (waiting for requests in flight) and closes the store. */
+  /** Stops deliveries, waiting for requests in flight (the store stays open: its opener closes it). */
   close(): Promise<void>;
 }
 
@@ -28,15 +27,15 @@ export interface WebhookOptions {
   clock?: Clock;
 }
 
-/** Opens the webhook store and starts delivering to every enabled endpoint. */
+/** Starts delivering to every enabled endpoint in `store`. */
 export async function openWebhooks(
   config: Config,
-  deps: { events: EventStore; notifier: EventNotifier; secretsKey: Uint8Array; logger: Logger; now: () => number },
+  deps: { store: WebhookStore; events: EventStore; notifier: EventNotifier; secretsKey: Uint8Array; logger: Logger; now: () => number },
   options: WebhookOptions = {},
 ): Promise<Webhooks> {
   const settings = config.events.webhooks;
   const logger = deps.logger.child({ component: "webhooks" });
-  const store = await openSqliteWebhookStore(path.join(config.dataDir, "webhooks.db"));
+  const store = deps.store;
   const urlPolicy = { allowPrivate: settings.allowPrivate };
   if (settings.allowPrivate) logger.warn("PARLEY_WEBHOOK_ALLOW_PRIVATE is on: webhooks may reach private and loopback addresses (development only)");
   const httpTransport = options.transport ? null : new SafeHttpTransport({ ...urlPolicy, timeoutMs: settings.timeoutMs, userAgent: "Parley-Webhooks/1" });
@@ -64,7 +63,6 @@ export async function openWebhooks(
     async close() {
       await dispatcher.close();
       httpTransport?.close();
-      await store.close();
     },
   };
 }
