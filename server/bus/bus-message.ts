@@ -4,16 +4,38 @@
 
 import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
+import type { AccessChange } from "../identity/access-events.ts";
 import type { BusMessage } from "./bus.ts";
 
 /** Bumped when the layout changes; a node drops messages of a version it does not know. */
 const FORMAT_VERSION = 1;
 
-const Kind = { updates: 1, head: 2, awareness: 3, snapshot: 4 } as const;
+const Kind = { updates: 1, head: 2, awareness: 3, snapshot: 4, access: 5 } as const;
 
 /** Thrown for a message that cannot be decoded (another version, or corrupt). */
 export class BusMessageError extends Error {
   override readonly name = "BusMessageError";
+}
+
+/** Checks an access change's shape field by field (it arrives over the network). */
+function parseAccessChange(json: string): AccessChange {
+  const value = JSON.parse(json) as Record<string, unknown>;
+  const text = (key: string) => {
+    if (typeof value[key] !== "string") throw new BusMessageError(`access change without ${key}`);
+    return value[key] as string;
+  };
+  switch (value.kind) {
+    case "session-revoked":
+      return { kind: "session-revoked", family: text("family"), userId: text("userId") };
+    case "user-revoked":
+      return { kind: "user-revoked", userId: text("userId") };
+    case "membership-changed":
+      return { kind: "membership-changed", orgId: text("orgId"), userId: text("userId") };
+    case "conversation-access-changed":
+      return { kind: "conversation-access-changed", conversationId: text("conversationId") };
+    default:
+      throw new BusMessageError("unknown access change");
+  }
 }
 
 /** Encodes a bus message. */
@@ -36,6 +58,9 @@ export function encodeBusMessage(message: BusMessage): Uint8Array {
     case "awareness":
       encoding.writeVarString(encoder, message.session);
       encoding.writeVarUint8Array(encoder, message.update);
+      break;
+    case "access":
+      encoding.writeVarString(encoder, JSON.stringify(message.change));
       break;
   }
   return encoding.toUint8Array(encoder);
@@ -71,6 +96,9 @@ export function decodeBusMessage(bytes: Uint8Array): BusMessage {
         message = { kind: "awareness", origin, conversation, session, update: decoding.readVarUint8Array(decoder) };
         break;
       }
+      case Kind.access:
+        message = { kind: "access", origin, conversation: "", change: parseAccessChange(decoding.readVarString(decoder)) };
+        break;
       default:
         throw new BusMessageError(`unknown bus message kind ${kind}`);
     }

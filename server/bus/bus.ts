@@ -2,6 +2,8 @@
 // (local-bus.ts) serves one node; the Redis bus (redis-bus.ts) several. A bus is at-most-once:
 // the receiving side (realtime/remote-delivery.ts) fills any gap from the store, never the bus.
 
+import type { AccessChange } from "../identity/access-events.ts";
+
 /** Committed updates with consecutive sequence numbers `fromSeq`, `fromSeq + 1`, … of one conversation. */
 export interface UpdatesMessage {
   kind: "updates";
@@ -44,8 +46,20 @@ export interface AwarenessMessage {
   update: Uint8Array;
 }
 
+/**
+ * A change of who may access what (sign-out, removed member or participant, revoked invitation),
+ * sent to every node on one node-wide channel so revocations reach sockets everywhere at once.
+ * `conversation` is "" (the channel is not a conversation's).
+ */
+export interface AccessMessage {
+  kind: "access";
+  conversation: "";
+  origin: string;
+  change: AccessChange;
+}
+
 /** Anything that travels on the bus. */
-export type BusMessage = UpdatesMessage | HeadMessage | SnapshotMessage | AwarenessMessage;
+export type BusMessage = UpdatesMessage | HeadMessage | SnapshotMessage | AwarenessMessage | AccessMessage;
 
 /** What a bus reports to its node. */
 export interface BusHandler {
@@ -76,6 +90,13 @@ export interface Bus {
   publishUpdate(conversation: string, seq: number, update: Uint8Array): void;
   /** Publishes that `seq` is a snapshot entry; a lost one only costs receivers a store read. */
   publishSnapshot(conversation: string, seq: number): void;
+  /**
+   * Publishes an access change to every other node. At most once, like everything on the bus:
+   * nodes also re-validate their sockets periodically, so a lost one only delays the effect.
+   */
+  publishAccess(change: AccessChange): void;
+  /** Sets the receiver of other nodes' access changes (once, at wiring time). */
+  onAccess(listener: (change: AccessChange) => void): void;
   /** Publishes an awareness update of a local session; lost ones are acceptable. */
   publishAwareness(conversation: string, session: string, update: Uint8Array): void;
   /** Counts one more local interest in a conversation; the first one subscribes. */

@@ -1,6 +1,7 @@
 // The in-process bus of a single node: there are no other nodes, so publishing goes nowhere and
 // nothing can ever be missed. Local subscribers are served by the Broadcaster, not by the bus.
 
+import type { AccessChange } from "../identity/access-events.ts";
 import type { Bus, BusHealth, BusHandler } from "./bus.ts";
 
 /** A bus for one node alone. */
@@ -13,6 +14,8 @@ export class LocalBus implements Bus {
   publishUpdate(_conversation: string, _seq: number, _update: Uint8Array): void {}
   publishSnapshot(_conversation: string, _seq: number): void {}
   publishAwareness(_conversation: string, _session: string, _update: Uint8Array): void {}
+  publishAccess(_change: AccessChange): void {}
+  onAccess(_listener: (change: AccessChange) => void): void {}
   subscribe(_conversation: string): void {}
   unsubscribe(_conversation: string): void {}
 

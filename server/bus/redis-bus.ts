@@ -3,6 +3,7 @@
 // payloads. Redis delivers at most once; this bus only promises to say when something may have
 // been missed (resync after every (re)subscribe, head messages after failed publishes).
 
+import type { AccessChange } from "../identity/access-events.ts";
 import type { Logger } from "../logger.ts";
 import type { Bus, BusHandler, BusHealth, BusMessage } from "./bus.ts";
 import { decodeBusMessage, encodeBusMessage } from "./bus-message.ts";
@@ -45,6 +46,7 @@ export class RedisBus implements Bus {
   /** Highest seq per conversation whose publish failed: announced by a head message on reconnect. */
   private readonly unsent = new Map<string, number>();
   private closed = false;
+  private accessListener: (change: AccessChange) => void = () => {};
 
   constructor(private readonly options: RedisBusOptions) {
     this.nodeId = options.nodeId;
@@ -94,6 +96,16 @@ export class RedisBus implements Bus {
     // After any updates queued before it, so receivers see the seqs in the order they were taken.
     this.flush();
     this.send(conversation, { kind: "snapshot", conversation, origin: this.nodeId, seq }).catch(() => {});
+  }
+
+  publishAccess(change: AccessChange): void {
+    if (this.closed || !this.isUp(this.redis.publisher)) return; // re-validation covers a lost one
+    const bytes = encodeBusMessage({ kind: "access", conversation: "", origin: this.nodeId, change });
+    this.redis.publish(this.accessChannel, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).catch(() => {});
+  }
+
+  onAccess(listener: (change: AccessChange) => void): void {
+    this.accessListener = listener;
   }
 
   publishAwareness(conversation: string, session: string, update: Uint8Array): void {
@@ -146,6 +158,11 @@ export class RedisBus implements Bus {
     publisher.disconnect();
   }
 
+  /** The node-wide channel every node listens on for access changes. */
+  private get accessChannel(): string {
+    return `${this.options.channelPrefix}access`;
+  }
+
   private channelOf(conversation: string): string {
     return `${this.options.channelPrefix}c:${conversation}`;
   }
@@ -190,6 +207,7 @@ export class RedisBus implements Bus {
   private async resubscribeAll(): Promise<void> {
     const conversations = [...this.wanted.keys()];
     try {
+      await this.redis.subscribe([this.accessChannel]);
       for (let i = 0; i < conversations.length; i += SUBSCRIBE_CHUNK) {
         await this.redis.subscribe(conversations.slice(i, i + SUBSCRIBE_CHUNK).map((c) => this.channelOf(c)));
       }
@@ -209,6 +227,7 @@ export class RedisBus implements Bus {
       return;
     }
     if (message.origin === this.nodeId) return; // our own publish, already delivered locally
-    this.handler.message(message);
+    if (message.kind === "access") this.accessListener(message.change);
+    else this.handler.message(message);
   }
 }

@@ -43,8 +43,12 @@ export interface Identity {
   authenticate(token: string, ip: string): Promise<TokenIdentity>;
   /** The identity's role in a conversation now (token grants for scoped tokens, else the directory). */
   resolveRole(identity: TokenIdentity, conversation: string): Promise<Role | null>;
-  /** True while a support grant is recorded, unrevoked and unexpired. */
-  supportGrantLive(grantId: string): Promise<boolean>;
+  /**
+   * True while a connected identity may stay connected: its session not signed out, still a
+   * member, its support grant live. Nodes re-check their sockets with this periodically, so an
+   * access change lost between nodes (pub/sub is at most once) only delays its effect.
+   */
+  stillValid(identity: TokenIdentity): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -169,7 +173,12 @@ export async function openIdentity(
     routes,
     authenticate,
     resolveRole,
-    supportGrantLive: async (grantId) => (await liveSupportGrant(grantId)) !== null,
+    async stillValid(identity) {
+      if (identity.supportGrant) return (await liveSupportGrant(identity.supportGrant)) !== null;
+      if (identity.scoped) return true;
+      if (identity.sessionFamily && (await directory.isFamilyRevoked(identity.sessionFamily))) return false;
+      return (await directory.getMembership(identity.org, identity.user)) !== null;
+    },
     close: () => directoryHandle.close(),
   };
 }

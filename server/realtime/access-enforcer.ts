@@ -42,13 +42,15 @@ export class AccessEnforcer {
   }
 
   /**
-   * Support grants can be revoked by the `parley support revoke` command in another process,
-   * which emits no event here: support sessions are re-checked periodically (they are few).
+   * Re-checks connected identities (all, or only support sessions) and disconnects those no
+   * longer valid. A safety net for what emits no event here: a `parley support revoke` from
+   * another process, or an access change from another node lost on the bus.
    */
-  async recheckSupportSessions(isLive: (grantId: string) => Promise<boolean>): Promise<void> {
+  async revalidate(stillValid: (identity: TokenIdentity) => Promise<boolean>, only?: (identity: TokenIdentity) => boolean): Promise<void> {
     for (const session of [...this.hub.sessions]) {
-      const grant = session.identity?.supportGrant;
-      if (grant && !(await isLive(grant))) this.disconnect(session, "support access ended");
+      const identity = session.identity;
+      if (!identity || (only && !only(identity))) continue;
+      if (!(await stillValid(identity))) this.disconnect(session, "access ended");
     }
   }
 
