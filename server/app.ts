@@ -125,11 +125,22 @@ export async function startServer(config: Config, logger: Logger, options: Start
   let shuttingDown = false;
   const isMember = async (orgId: string, userId: string) => (await identity.services.directory.getMembership(orgId, userId)) !== null;
   const enforcer = new AccessEnforcer(hub, identity.resolveRole, isMember, logger);
-  identity.events.on((change) => enforcer.apply(change));
-  const supportSweeper = setInterval(() => {
-    enforcer.recheckSupportSessions(identity.supportGrantLive).catch((error: unknown) => logger.error({ err: error }, "support recheck failed"));
+  // Access changes act on this node's sockets at once and travel to the other nodes' too.
+  identity.events.on((change) => {
+    enforcer.apply(change);
+    bus.publishAccess(change);
+  });
+  bus.onAccess((change) => enforcer.apply(change));
+  // Safety nets for changes that emit no event here: support grants revoked by the CLI (checked
+  // every 2 s; they are few) and changes lost between nodes (every socket, every 30 s).
+  let revalidations = 0;
+  const revalidator = setInterval(() => {
+    const everyone = ++revalidations % 15 === 0 && bus.shared;
+    enforcer
+      .revalidate(identity.stillValid, everyone ? undefined : (who) => who.supportGrant !== null)
+      .catch((error: unknown) => logger.error({ err: error }, "access revalidation failed"));
   }, 2000);
-  supportSweeper.unref();
+  revalidator.unref();
   const routeDeps = { hub, authenticate: identity.authenticate, limits: config.limits, allowedOrigins: config.allowedOrigins, logger };
   registerParleyRoute(app, {
     ...routeDeps,
@@ -165,7 +176,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       shuttingDown = true;
       uws.us_listen_socket_close(listenSocket);
       clearInterval(sweeper);
-      clearInterval(supportSweeper);
+      clearInterval(revalidator);
       hub.stopWrites();
       // Commit what was accepted (its acks and fan-out still go out), then tell clients to reconnect.
       await committer.flush();
