@@ -9,16 +9,8 @@ import { UpdateCatalog } from "./catalog.ts";
 import { now } from "./clock.ts";
 import { type FanoutPlan, roomName } from "./plan.ts";
 import { SampleBuffer } from "./samples.ts";
+import type { ThreadContext } from "./thread-context.ts";
 import { buildWriterUpdates, type WriterUpdates } from "./writers.ts";
-
-/** Where this thread sits among the generator's threads, and what they share. */
-export interface ThreadContext {
-  index: number;
-  count: number;
-  /** Actual send time of every update, µs after `epoch` (0 = not sent), shared by all threads. */
-  sendTimes: Int32Array;
-  epoch: number;
-}
 
 /** What one thread reports; the generator adds these up. */
 export interface FanoutThreadResult {

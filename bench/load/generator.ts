@@ -3,11 +3,12 @@
 // walks the plan's phases with the runner (so the runner can measure the server between them),
 // and sends back the merged result.
 
-import type { FanoutThreadResult } from "./fanout-worker.ts";
-import { updatesPerWriter } from "./fanout-worker.ts";
+import type { FanoutThreadResult } from "./fanout-thread.ts";
+import { updatesPerWriter } from "./fanout-thread.ts";
+import type { IdleThreadResult } from "./idle-thread.ts";
 import type { JoinThreadResult } from "./join-thread.ts";
 import { now } from "./clock.ts";
-import type { FanoutPlan, FanoutResult, GeneratorMessage, IdlePlan, JoinPlan, LoadPlan, LoadResult, RunnerMessage } from "./plan.ts";
+import type { FanoutPlan, FanoutResult, GeneratorMessage, IdlePlan, JoinPlan, LoadPlan, LoadResult, PhaseName, RunnerMessage } from "./plan.ts";
 import { summarize } from "./samples.ts";
 import { seedDocument } from "./seed.ts";
 import { ThreadPool } from "./threads.ts";
@@ -16,7 +17,7 @@ const send = (message: GeneratorMessage) => new Promise<void>((resolve) => proce
 let continueWaiter: (() => void) | undefined;
 
 /** Tells the runner we reached `name` and waits until it has measured and says continue. */
-function phase(name: "connected" | "seeded"): Promise<void> {
+function phase(name: PhaseName): Promise<void> {
   return new Promise((resolve) => {
     continueWaiter = resolve;
     void send({ type: "phase", name });
@@ -63,18 +64,21 @@ async function runFanout(plan: FanoutPlan, pool: ThreadPool): Promise<FanoutResu
   };
 }
 
-async function runIdle(_plan: IdlePlan, pool: ThreadPool): Promise<LoadResult> {
+async function runIdle(plan: IdlePlan, pool: ThreadPool): Promise<LoadResult> {
+  const warm = await pool.all("ready");
+  await phase("warm");
   const started = now();
-  const ready = await pool.all("ready");
+  pool.broadcast({ type: "start", t0: started });
+  const rest = (await pool.all("result")).map((m) => m.result as IdleThreadResult);
   const connectMs = now() - started;
-  const failures = ready.reduce((n, r) => n + r.failures, 0);
+  const failures = rest.reduce((n, r) => n + r.failures, 0);
   await phase("connected");
   return {
     kind: "idle",
-    connected: _plan.rooms * _plan.clientsPerRoom - failures,
-    connectFailures: failures,
+    connected: plan.rooms * plan.clientsPerRoom - plan.warmClients - failures,
+    connectFailures: failures + warm.reduce((n, r) => n + r.failures, 0),
     connectMs,
-    errors: ready.flatMap((r) => r.errors).slice(0, 10),
+    errors: [...warm, ...rest].flatMap((r) => r.errors).slice(0, 10),
   };
 }
 

@@ -1,35 +1,43 @@
-// One generator thread's share of the idle scenario: connect and sync its clients, then hold the
-// sockets open and silent until told to close them.
+// One generator thread's share of the idle scenario: connect and sync its share of the warm-up
+// clients, then (on the signal) the rest, then hold every socket open and silent until told to
+// close them.
 
 import { clients } from "../clients/index.ts";
 import { BenchClient, withConcurrency } from "./bench-client.ts";
-import type { ThreadContext } from "./fanout-worker.ts";
 import { type IdlePlan, roomName } from "./plan.ts";
+import type { ThreadContext } from "./thread-context.ts";
 
 const CONNECT_CONCURRENCY = 100;
 
+/** What one thread reports after a connection stage. */
+export interface IdleThreadResult {
+  failures: number;
+  errors: string[];
+}
+
 export class IdleThread {
   private readonly open: BenchClient[] = [];
-  readonly errors: string[] = [];
 
   constructor(
     private readonly plan: IdlePlan,
     private readonly thread: ThreadContext,
   ) {}
 
-  /** Connects this thread's clients; returns how many failed. */
-  async connect(): Promise<number> {
-    const { rooms, clientsPerRoom } = this.plan;
+  /** Connects this thread's warm-up clients (`warm`) or all the others. */
+  async connect(warm: boolean): Promise<IdleThreadResult> {
+    const { rooms, clientsPerRoom, warmClients } = this.plan;
     const mine: number[] = [];
-    for (let g = this.thread.index; g < rooms * clientsPerRoom; g += this.thread.count) mine.push(g);
+    for (let g = this.thread.index; g < rooms * clientsPerRoom; g += this.thread.count) {
+      if (g < warmClients === warm) mine.push(g);
+    }
     const outcomes = await withConcurrency(mine.length, CONNECT_CONCURRENCY, async (k) => {
-      const client = new BenchClient(clients[this.plan.server], this.plan.port, roomName(this.plan, Math.floor(mine[k] / clientsPerRoom)), this.plan.auth);
+      const room = roomName(this.plan, Math.floor(mine[k] / clientsPerRoom));
+      const client = new BenchClient(clients[this.plan.server], this.plan.port, room, this.plan.auth);
       this.open.push(client);
       await client.synced;
     });
     const failures = outcomes.filter((o) => o.status === "rejected") as PromiseRejectedResult[];
-    for (const failure of failures.slice(0, 10)) this.errors.push(`connect: ${(failure.reason as Error).message}`);
-    return failures.length;
+    return { failures: failures.length, errors: failures.slice(0, 10).map((f) => `connect: ${(f.reason as Error).message}`) };
   }
 
   async close(): Promise<void> {

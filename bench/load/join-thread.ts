@@ -5,7 +5,7 @@
 import { clients } from "../clients/index.ts";
 import { BenchClient } from "./bench-client.ts";
 import { now } from "./clock.ts";
-import type { ThreadContext } from "./fanout-worker.ts";
+import type { ThreadContext } from "./thread-context.ts";
 import { type JoinPlan, roomName } from "./plan.ts";
 
 /** What one thread saw of the storm. */

@@ -37,6 +37,8 @@ export interface IdlePlan extends PlanBase {
   kind: "idle";
   rooms: number;
   clientsPerRoom: number;
+  /** Connected first, so the memory baseline is taken on a server that has served clients. */
+  warmClients: number;
 }
 
 /** One document of `seedBytes`, then `clients` clients joining it all at once. */
@@ -78,6 +80,7 @@ export interface FanoutResult {
 /** Result of an idle run. */
 export interface IdleResult {
   kind: "idle";
+  /** Clients connected after the warm-up ones (the ones the memory delta is divided by). */
   connected: number;
   connectFailures: number;
   connectMs: number;
@@ -102,13 +105,16 @@ export interface JoinResult {
 
 export type LoadResult = FanoutResult | IdleResult | JoinResult;
 
+/** Points where the generator waits for the runner to measure the server. */
+export type PhaseName = "warm" | "connected" | "seeded";
+
 /** Runner → generator. */
 export type RunnerMessage = { type: "run"; plan: LoadPlan } | { type: "continue" };
 
 /** Generator → runner. */
 export type GeneratorMessage =
   /** Waits for "continue": the runner measures the server in this state first. */
-  | { type: "phase"; name: "connected" | "seeded" }
+  | { type: "phase"; name: PhaseName }
   /** The measured window starts or ends now. */
   | { type: "mark"; name: "measure-start" | "measure-end" }
   | { type: "result"; result: LoadResult }

@@ -2,7 +2,7 @@
 // time; wait for a given message from all of them, broadcast a command, shut them down.
 
 import { Worker } from "node:worker_threads";
-import type { ThreadContext } from "./fanout-worker.ts";
+import type { ThreadContext } from "./thread-context.ts";
 import type { LoadPlan } from "./plan.ts";
 import type { FromWorker, ToWorker } from "./worker.ts";
 

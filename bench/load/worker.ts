@@ -3,7 +3,8 @@
 // signal, reports its counts, and closes its sockets on request.
 
 import { parentPort } from "node:worker_threads";
-import { FanoutThread, type ThreadContext } from "./fanout-worker.ts";
+import { FanoutThread } from "./fanout-thread.ts";
+import type { ThreadContext } from "./thread-context.ts";
 import { IdleThread } from "./idle-thread.ts";
 import { JoinThread } from "./join-thread.ts";
 import type { LoadPlan } from "./plan.ts";
@@ -27,8 +28,11 @@ async function handle(message: ToWorker): Promise<void> {
       const { plan, context } = message;
       thread =
         plan.kind === "fanout" ? new FanoutThread(plan, context) : plan.kind === "idle" ? new IdleThread(plan, context) : new JoinThread(plan, context);
-      const failures = thread instanceof JoinThread ? 0 : await thread.connect();
-      post({ type: "ready", failures, errors: thread instanceof IdleThread ? thread.errors : [] });
+      if (thread instanceof IdleThread) {
+        post({ type: "ready", ...(await thread.connect(true)) });
+      } else {
+        post({ type: "ready", failures: thread instanceof FanoutThread ? await thread.connect() : 0, errors: [] });
+      }
       return;
     }
     case "start":
@@ -38,6 +42,8 @@ async function handle(message: ToWorker): Promise<void> {
       } else if (thread instanceof JoinThread) {
         const result = await thread.storm();
         post({ type: "result", result }, [result.syncTimes.buffer as ArrayBuffer]);
+      } else if (thread instanceof IdleThread) {
+        post({ type: "result", result: await thread.connect(false) });
       }
       return;
     case "close":

@@ -29,7 +29,10 @@ function vsRelay(row: CaseResult, relay: CaseResult | undefined): string {
       `CPU ${ratio(row.server_usage?.cpuPercent, relay.server_usage?.cpuPercent)}`,
     ].join(" · ");
   }
-  if (row.idle && relay.idle) return `mem/conn ${ratio(row.idle.bytesPerConnection, relay.idle.bytesPerConnection)}`;
+  // A ratio to a figure lost in the noise would be noise too.
+  if (row.idle && relay.idle && relay.idle.bytesPerConnection > 2 * relay.idle.noiseBytesPerConnection) {
+    return `mem/conn ${ratio(row.idle.bytesPerConnection, relay.idle.bytesPerConnection)}`;
+  }
   return "";
 }
 
@@ -37,7 +40,9 @@ function note(row: CaseResult): string {
   const parts: string[] = [];
   if (row.idle) {
     const i = row.idle;
-    parts.push(`**${num(i.bytesPerConnection / 1024, 1)} KiB per idle connection** (${i.connected} connected in ${num(i.connectMs / 1000, 1)} s, RSS ${num(i.rssBeforeBytes / MiB)} → ${num(i.rssAfterBytes / MiB)} MiB)`);
+    parts.push(
+      `**${num(i.bytesPerConnection / 1024, 1)} ± ${num(i.noiseBytesPerConnection / 1024, 1)} KiB per idle connection** (${i.connected} connected in ${num(i.connectMs / 1000, 1)} s, RSS after GC ${num(i.rssBeforeBytes / MiB)} → ${num(i.rssAfterBytes / MiB)} MiB)`,
+    );
   }
   if (row.join) {
     const j = row.join;
@@ -108,7 +113,7 @@ export function renderMarkdown(report: SuiteReport): string {
           num(s.sustainedUpdatesPerSec),
           num(s.sustainedDeliveriesPerSec),
           s.stoppedBecause || "every step passed",
-          s.generatorLimited ? "generator fell behind: lower bound" : "",
+          s.generatorLimited ? "generator-bound on a passing step: lower bound" : "",
         ]),
       ),
     );

@@ -14,7 +14,8 @@ import { mintParleyToken } from "./parley-token.ts";
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const GUARD = join(REPO_ROOT, "bench/servers/guard.mjs");
-const PRELOAD = ["--import", "tsx", "--import", GUARD];
+// --expose-gc lets the guard collect garbage on SIGUSR2 before a memory measurement.
+const PRELOAD = ["--expose-gc", "--import", "tsx", "--import", GUARD];
 
 /** A started server. */
 export interface ServerUnderTest extends RunningServer {

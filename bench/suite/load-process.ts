@@ -5,7 +5,7 @@
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
-import type { GeneratorMessage, LoadPlan, LoadResult, RunnerMessage } from "../load/plan.ts";
+import type { GeneratorMessage, LoadPlan, LoadResult, PhaseName, RunnerMessage } from "../load/plan.ts";
 import { MachineSampler } from "../measure/machine.ts";
 import { ProcessSampler, type ProcessUsage } from "../measure/sampler.ts";
 import { nodeCommand } from "../servers/launch.ts";
@@ -14,7 +14,7 @@ import { stopChild, track } from "./children.ts";
 
 export interface LoadHooks {
   /** The generator is waiting in `name` until this resolves. */
-  phase?(name: "connected" | "seeded"): Promise<void>;
+  phase?(name: PhaseName): Promise<void>;
   /** The measured window starts or ends. */
   mark?(name: "measure-start" | "measure-end"): void;
 }

@@ -11,6 +11,8 @@ export interface IdleMeasurement extends IdleResult {
   rssBeforeBytes: number;
   rssAfterBytes: number;
   bytesPerConnection: number;
+  /** How far two measurements of the same state disagreed, per connection: the figure's ±. */
+  noiseBytesPerConnection: number;
 }
 
 export interface CaseResult {

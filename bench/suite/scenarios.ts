@@ -26,7 +26,7 @@ export interface SuiteConfig {
   mode: "quick" | "full";
   timing: Timing;
   fanout: Record<"broadcast" | "chatty" | "big-room", FanoutScenario>;
-  idle: { rooms: number; clientsPerRoom: number };
+  idle: { rooms: number; clientsPerRoom: number; warmClients: number };
   join: { clients: number; seedBytes: number; timeoutMs: number };
   /** Chatty scenario, rate per writer to try in turn (--full only); empty = no step mode. */
   stepRates: number[];
@@ -66,10 +66,11 @@ export function suiteConfig(mode: "quick" | "full"): SuiteConfig {
     mode,
     timing: quick ? { warmupMs: 500, measureMs: 2000, drainMs: 1500 } : { warmupMs: 1000, measureMs: 10_000, drainMs: 3000 },
     fanout: SCENARIOS,
-    idle: { rooms: 100, clientsPerRoom: 20 },
+    // 2000 idle clients measured on top of 200 warm-up ones (10 rooms' worth).
+    idle: { rooms: 110, clientsPerRoom: 20, warmClients: 200 },
     // 500 joiners of a 5 MiB document take Parley ~50 s alone: the quick suite storms with 50.
     join: { clients: quick ? 50 : 500, seedBytes: 5 * 1024 * 1024, timeoutMs: quick ? 40_000 : 120_000 },
-    stepRates: quick ? [] : [1, 2, 3, 4, 6, 8, 12, 16],
+    stepRates: quick ? [] : [1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24],
     stepTiming: { warmupMs: 1000, measureMs: 5000, drainMs: 2000 },
     shareServers: quick,
     niceness: 0,
@@ -85,7 +86,7 @@ export function smokeConfig(): SuiteConfig {
     mode: "quick",
     timing: { warmupMs: 100, measureMs: 400, drainMs: 500 },
     fanout: { broadcast: fanout(2, 5, 1, 20), chatty: fanout(2, 4, 4, 5), "big-room": fanout(1, 10, 1, 20) },
-    idle: { rooms: 2, clientsPerRoom: 5 },
+    idle: { rooms: 3, clientsPerRoom: 5, warmClients: 5 },
     join: { clients: 5, seedBytes: 64 * 1024, timeoutMs: 10_000 },
     stepRates: [],
     stepTiming: { warmupMs: 100, measureMs: 400, drainMs: 500 },
@@ -110,8 +111,10 @@ export function describeLoad(scenario: ScenarioName, config: SuiteConfig): strin
     case "chatty":
     case "big-room":
       return describeFanout(config.fanout[scenario]);
-    case "idle":
-      return `${config.idle.rooms * config.idle.clientsPerRoom} idle clients in ${config.idle.rooms} rooms`;
+    case "idle": {
+      const { rooms, clientsPerRoom, warmClients } = config.idle;
+      return `${rooms * clientsPerRoom - warmClients} idle clients in ${rooms - warmClients / clientsPerRoom} rooms (after ${warmClients} warm-up)`;
+    }
     case "join-storm": {
       const mib = config.join.seedBytes / 1048576;
       return `${config.join.clients} clients join a ${mib >= 1 ? mib.toFixed(0) : mib.toFixed(2)} MiB document`;

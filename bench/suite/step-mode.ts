@@ -4,7 +4,7 @@
 
 import type { ServerName } from "../clients/index.ts";
 import type { CaseResult } from "./result.ts";
-import { type CaseContext, runFanoutCase } from "./run-case.ts";
+import { type CaseContext, generatorBound, runFanoutCase } from "./run-case.ts";
 
 /** What step mode found for one server. */
 export interface StepOutcome {
@@ -16,7 +16,7 @@ export interface StepOutcome {
   sustainedDeliveriesPerSec: number;
   /** Why the next step failed ("" when every step passed). */
   stoppedBecause: string;
-  /** The generator fell behind on a passing step: the true limit may be higher. */
+  /** Server and generator used up both cores on a passing step: the true limit may be higher. */
   generatorLimited: boolean;
 }
 
@@ -63,7 +63,7 @@ export async function findSustainedRate(server: ServerName, context: CaseContext
     outcome.sustainedRatePerWriter = rate;
     outcome.sustainedUpdatesPerSec = row.fanout!.offeredUpdatesPerSec;
     outcome.sustainedDeliveriesPerSec = row.fanout!.deliveriesPerSec;
-    if (row.fanout!.sendLag.p99 > 5) outcome.generatorLimited = true;
+    if (generatorBound(row)) outcome.generatorLimited = true;
   }
   return outcome;
 }

@@ -76,7 +76,10 @@ function describe(row: CaseResult): string {
     const f = row.fanout;
     return `${f.deliveriesPerSec.toFixed(0)} deliveries/s, loss ${f.loss}, p99 ${f.latency.p99.toFixed(1)} ms (${seconds})`;
   }
-  if (row.idle) return `${(row.idle.bytesPerConnection / 1024).toFixed(1)} KiB per idle connection (${seconds})`;
+  if (row.idle) {
+    const { bytesPerConnection, noiseBytesPerConnection } = row.idle;
+    return `${(bytesPerConnection / 1024).toFixed(1)} ± ${(noiseBytesPerConnection / 1024).toFixed(1)} KiB per idle connection (${seconds})`;
+  }
   if (row.join) return `${row.join.synced} synced in ${(row.join.allSyncedMs / 1000).toFixed(1)} s (${seconds})`;
   return seconds;
 }
