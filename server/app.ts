@@ -187,6 +187,10 @@ export async function startServer(config: Config, logger: Logger, options: Start
         session.sendControl({ type: "notice", kind: "shutting-down", message: "server restarting" });
         session.close(CloseCode.ServiceRestart, "server restarting");
       }
+      // Kept-alive HTTP connections would otherwise go on being served by this stopped instance;
+      // a moment first, so the WebSocket close frames just queued reach their clients.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      (app as unknown as { close(): void }).close();
       await webhooks.close();
       await events.close(); // derives what is pending: needs the log store and the directory
       await partnerStorage.close();

@@ -70,6 +70,14 @@ describe("session lifecycle", () => {
     expect((await server.server.store.loadDocument("a")).headSeq).toBe(acks);
   });
 
+  it("stops answering HTTP on kept-alive connections once shut down", async () => {
+    server = await startTestServer();
+    // fetch keeps the connection alive: the second request would reuse it.
+    expect((await fetch(`${server.httpUrl}/healthz`)).status).toBe(200);
+    await server.stop();
+    await expect(fetch(`${server.httpUrl}/healthz`)).rejects.toThrow();
+  });
+
   it("disconnects a consumer that stops reading instead of buffering without bound", async () => {
     server = await startTestServer({ env: { PARLEY_MAX_BACKPRESSURE_BYTES: "65536", PARLEY_MAX_FRAMES_PER_SECOND: "100000" } });
     const token = await server.token({ user: "u", org: "o", conversations: { flood: "writer" } });
