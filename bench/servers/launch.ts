@@ -24,6 +24,8 @@ export function nodeCommand(args: string[], niceness: number): { command: string
 export interface RunningServer {
   pid: number;
   port: number;
+  /** When it logged "listening" (performance.now()). */
+  listeningAt: number;
   /** The last lines it wrote on stderr, for error reports. */
   stderrTail(): string;
   stop(): Promise<void>;
@@ -71,6 +73,7 @@ export async function launchServer(spec: LaunchSpec, timeoutMs = 20_000): Promis
   return {
     pid: child.pid!,
     port,
+    listeningAt: performance.now(),
     stderrTail: () => tail.join("\n"),
     stop: () => stopChild(child),
   };
