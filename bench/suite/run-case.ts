@@ -14,7 +14,7 @@ import { describeFanout, describeLoad, type FanoutScenario, type SuiteConfig, ty
 import type { ServerPool } from "./server-pool.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const MIN_SERVER_AGE_MS = 10_000;
+const MIN_SERVER_AGE_MS = 9000;
 
 /** What every case needs besides its own parameters. */
 export interface CaseContext {
