@@ -67,14 +67,19 @@ async function connect(url: string, token: string, conversation: string): Promis
   return socket;
 }
 
-/** Pre-built updates of one writer: each appends a short string (about 30 bytes on the wire). */
-function updatesFor(count: number): Uint8Array[] {
+/** One writer's document: each call appends a short string and returns that update (about 30 bytes). */
+function updateSource(): () => Uint8Array {
   const doc = new Y.Doc();
-  const updates: Uint8Array[] = [];
-  doc.on("update", (u: Uint8Array) => updates.push(u));
   const text = doc.getText("notes");
-  for (let i = 0; i < count; i++) text.insert(text.length, `m${i};`);
-  return updates;
+  let last: Uint8Array = new Uint8Array(0);
+  doc.on("update", (u: Uint8Array) => {
+    last = u;
+  });
+  let i = 0;
+  return () => {
+    text.insert(text.length, `m${i++};`);
+    return last;
+  };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -95,26 +100,25 @@ interface PhaseResult {
 /** One measured phase: `rate` writes/s per writer, or a closed loop of `window` writes in flight when rate is 0. */
 async function phase(
   writers: Socket[],
+  sources: (() => Uint8Array)[],
   readers: Socket[][],
   conversations: string[],
   options: { rate: number; window: number; seconds: number },
 ): Promise<PhaseResult> {
-  const perWriter = Math.ceil((options.rate || 5000) * options.seconds) + WINDOW + 10;
   const result: PhaseResult = { sent: 0, acked: 0, delivered: 0, expected: 0, seconds: 0, delivery: [], ack: [] };
   const sentAt = conversations.map(() => [] as number[]);
   const ackCursor = conversations.map(() => 0);
   const receiveCursor = readers.map((group) => group.map(() => 0));
-  const updates = conversations.map(() => updatesFor(perWriter));
   let stopping = false;
   const done: Promise<void>[] = [];
 
   conversations.forEach((conversation, c) => {
     const writer = writers[c];
-    let next = 0;
     const send = () => {
-      if (stopping || next >= perWriter) return;
+      if (stopping) return;
+      const update = sources[c]();
       sentAt[c].push(performance.now());
-      writer.ws.send(encodeDocFrame(conversation, { type: "update", update: updates[c][next++] }));
+      writer.ws.send(encodeDocFrame(conversation, { type: "update", update }));
       result.sent++;
     };
     writer.onFrame = (frame) => {
@@ -227,9 +231,13 @@ async function run(mode: "one node" | "two nodes") {
     });
     const readers = await Promise.all(conversations.map((c) => Promise.all(Array.from({ length: READERS }, () => connect(readerUrl, token, c)))));
     const writers = await Promise.all(conversations.map((c) => connect(writerUrl, token, c)));
-    await phase(writers, readers, conversations, { rate: RATE, window: WINDOW, seconds: 2 }); // warm-up
-    const fixed = await phase(writers, readers, conversations, { rate: RATE, window: WINDOW, seconds: SECONDS });
-    const saturated = await phase(writers, readers, conversations, { rate: 0, window: WINDOW, seconds: SECONDS });
+    const sources = conversations.map(() => updateSource());
+    const closed: number[] = [];
+    for (const socket of [...writers, ...readers.flat()]) socket.ws.on("close", (code: number) => closed.push(code));
+    await phase(writers, sources, readers, conversations, { rate: RATE, window: WINDOW, seconds: 2 }); // warm-up
+    const fixed = await phase(writers, sources, readers, conversations, { rate: RATE, window: WINDOW, seconds: SECONDS });
+    const saturated = await phase(writers, sources, readers, conversations, { rate: 0, window: WINDOW, seconds: SECONDS });
+    if (closed.length > 0) throw new Error(`${closed.length} sockets were closed by the server during the run (codes ${[...new Set(closed)].join(", ")})`);
     for (const socket of [...writers, ...readers.flat()]) socket.ws.close();
     return [summary(`${mode}, ${RATE}/s per writer`, fixed), summary(`${mode}, saturation (window ${WINDOW})`, saturated)];
   } finally {
