@@ -10,7 +10,7 @@
 // on a conversation is the writer's n-th: latency needs no payload decoding.
 
 import { randomBytes } from "node:crypto";
-import { cp, mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -197,12 +197,11 @@ async function run(mode: "one node" | "two nodes") {
   const dbUrl = new URL(args["database-url"]);
   dbUrl.searchParams.set("options", `-c search_path=${schema}`);
   const base = await mkdtemp(path.join(tmpdir(), "bench-cluster-"));
-  const keys = await loadOrCreateKeys(path.join(base, "shared"));
+  const keys = await loadOrCreateKeys(path.join(base, "shared", "keys"));
   const servers: RunningServer[] = [];
   try {
     const names = mode === "two nodes" ? ["a", "b"] : ["a"];
     for (const name of names) {
-      await cp(path.join(base, "shared", "keys"), path.join(base, name, "keys"), { recursive: true });
       servers.push(
         await launchServer({
           name: `parley-${name}`,
@@ -212,6 +211,7 @@ async function run(mode: "one node" | "two nodes") {
             PORT: "0",
             HOST: "127.0.0.1",
             PARLEY_DATA_DIR: path.join(base, name),
+            PARLEY_KEYS_DIR: path.join(base, "shared", "keys"),
             PARLEY_LOG_LEVEL: "info",
             DATABASE_URL: dbUrl.toString(),
             PARLEY_MAX_FRAMES_PER_SECOND: "1000000",

@@ -67,7 +67,7 @@ const API_KEY_SOCKET_TTL_MS = 3600_000;
 export async function startServer(config: Config, logger: Logger, options: StartOptions = {}): Promise<ParleyServer> {
   const uws = loadUws();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const keys = await loadOrCreateKeys(config.dataDir);
+  const keys = await loadOrCreateKeys(config.keysDir);
   // Several nodes share Postgres (DATABASE_URL); one node alone keeps SQLite in its data directory.
   const store: Store = config.store.databaseUrl
     ? await openPostgresStore({ connectionString: config.store.databaseUrl, auditKey: keys.auditKey })

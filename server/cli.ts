@@ -76,7 +76,7 @@ async function token(args: string[]): Promise<void> {
   if (values.role !== "writer" && values.role !== "observer") throw new ConfigError("--role must be writer or observer");
   const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
   const config = loadConfig(env);
-  const keys = await loadOrCreateKeys(config.dataDir);
+  const keys = await loadOrCreateKeys(config.keysDir);
   const conversations = Object.fromEntries(values.conversation.map((c) => [c, values.role as Role]));
   const jwt = await mintToken(keys, config.tokens, {
     user: values.user,
@@ -121,7 +121,7 @@ async function support(args: string[]): Promise<void> {
     if (!values.reason || values.reason.trim().length < 10) throw new ConfigError("--reason must say why (at least 10 characters)");
     const ttlSeconds = parseDuration(values.ttl);
     if (ttlSeconds < 1 || ttlSeconds > MAX_SUPPORT_SECONDS) throw new ConfigError("--ttl must be at most 8h");
-    const keys = await loadOrCreateKeys(config.dataDir);
+    const keys = await loadOrCreateKeys(config.keysDir);
     const grant = {
       id: `sup_${randomUUID().replaceAll("-", "")}`,
       operator: values.operator,

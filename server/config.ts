@@ -8,6 +8,11 @@ export interface Config {
   host: string;
   port: number;
   dataDir: string;
+  /**
+   * Where the server's own keys live (token signing, audit HMAC, secrets): PARLEY_KEYS_DIR,
+   * default <dataDir>/keys. Every node of a cluster must read the same key files.
+   */
+  keysDir: string;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   tokens: {
     issuer: string;
@@ -209,10 +214,12 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
   if (redisUrl && !/^rediss?:\/\/[^/]/.test(redisUrl)) {
     throw new ConfigError("REDIS_URL must be a redis:// or rediss:// URL");
   }
+  const dataDir = path.resolve(cwd, env.PARLEY_DATA_DIR || "./data");
   return {
     host: env.HOST || "127.0.0.1",
     port: int(env, "PORT", 8787, 0, 65535),
-    dataDir: path.resolve(cwd, env.PARLEY_DATA_DIR || "./data"),
+    dataDir,
+    keysDir: env.PARLEY_KEYS_DIR ? path.resolve(cwd, env.PARLEY_KEYS_DIR) : path.join(dataDir, "keys"),
     logLevel: oneOf(env, "PARLEY_LOG_LEVEL", "info", ["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
     tokens: {
       issuer: env.PARLEY_TOKEN_ISSUER || "parley",

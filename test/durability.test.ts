@@ -7,8 +7,8 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import * as Y from "yjs";
 import type { DocFrame } from "../protocol/index.ts";
-import { verifyConversation } from "../server/log/verify-conversation.ts";
 import { loadOrCreateKeys } from "../server/auth/keys.ts";
+import { verifyConversation } from "../server/log/verify-conversation.ts";
 import { openSqliteStore } from "../server/store/sqlite/sqlite-store.ts";
 import { childToken, startChildServer } from "./helpers/child-server.ts";
 import { RawClient } from "./helpers/raw-client.ts";
@@ -96,9 +96,9 @@ describe("durability", () => {
     second.process.kill("SIGTERM");
     expect(await second.exited).toBe(0);
 
-    const store = await openSqliteStore({ path: path.join(dataDir, "parley.db"), auditKey: (await loadOrCreateKeys(dataDir)).auditKey });
+    const store = await openSqliteStore({ path: path.join(dataDir, "parley.db"), auditKey: (await loadOrCreateKeys(path.join(dataDir, "keys"))).auditKey });
     try {
-      expect(await verifyConversation(store, "burst", (await loadOrCreateKeys(dataDir)).auditKey)).toMatchObject({ ok: true });
+      expect(await verifyConversation(store, "burst", (await loadOrCreateKeys(path.join(dataDir, "keys"))).auditKey)).toMatchObject({ ok: true });
     } finally {
       await store.close();
     }

@@ -74,18 +74,18 @@ describe("loadOrCreateSecretsKey", () => {
 
   it("creates 32 random bytes readable only by the server's user, then reuses them", async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), "parley-secrets-"));
-    const key = await loadOrCreateSecretsKey(dataDir);
+    const key = await loadOrCreateSecretsKey(path.join(dataDir, "keys"));
     expect(key.length).toBe(32);
     const file = path.join(dataDir, "keys", "secrets.key");
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     expect(new Uint8Array(await readFile(file))).toEqual(key);
-    expect(await loadOrCreateSecretsKey(dataDir)).toEqual(key);
+    expect(await loadOrCreateSecretsKey(path.join(dataDir, "keys"))).toEqual(key);
   });
 
   it("gives every concurrent starter the same key", async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), "parley-secrets-"));
     const dir = dataDir;
-    const keys = await Promise.all(Array.from({ length: 5 }, () => loadOrCreateSecretsKey(dir)));
+    const keys = await Promise.all(Array.from({ length: 5 }, () => loadOrCreateSecretsKey(path.join(dir, "keys"))));
     for (const key of keys) expect(key).toEqual(keys[0]);
   });
 
@@ -93,6 +93,6 @@ describe("loadOrCreateSecretsKey", () => {
     dataDir = await mkdtemp(path.join(tmpdir(), "parley-secrets-"));
     await mkdir(path.join(dataDir, "keys"));
     await writeFile(path.join(dataDir, "keys", "secrets.key"), randomBytes(16), { mode: 0o600 });
-    await expect(loadOrCreateSecretsKey(dataDir)).rejects.toThrow(SecretKeyError);
+    await expect(loadOrCreateSecretsKey(path.join(dataDir, "keys"))).rejects.toThrow(SecretKeyError);
   });
 });

@@ -49,9 +49,8 @@ export async function readOrCreate(file: string, create: () => Buffer): Promise<
   }
 }
 
-/** Loads the keys from `<dataDir>/keys`, generating any that are missing. */
-export async function loadOrCreateKeys(dataDir: string): Promise<ServerKeys> {
-  const dir = path.join(dataDir, "keys");
+/** Loads the keys from the keys directory (default `<dataDir>/keys`), generating any that are missing. */
+export async function loadOrCreateKeys(dir: string): Promise<ServerKeys> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const pem = await readOrCreate(path.join(dir, "signing-key.pem"), () => {
     const { privateKey } = generateKeyPairSync("ed25519");

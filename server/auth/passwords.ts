@@ -2,11 +2,11 @@
 // strong enough by zxcvbn-ts) and argon2id hashing with explicit parameters, capped concurrency
 // and a dummy verification so login timing does not reveal which accounts exist.
 
+import { randomBytes } from "node:crypto";
 import { ZxcvbnFactory } from "@zxcvbn-ts/core";
 import * as zxcvbnCommon from "@zxcvbn-ts/language-common";
 import * as zxcvbnEn from "@zxcvbn-ts/language-en";
 import * as argon2 from "argon2";
-import { randomBytes } from "node:crypto";
 import { ErrorCode } from "../../protocol/index.ts";
 import { ParleyError } from "../errors.ts";
 

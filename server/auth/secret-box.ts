@@ -67,12 +67,11 @@ export function openSecret(key32: Uint8Array, sealed: Uint8Array, associatedData
 }
 
 /**
- * Loads `<dataDir>/keys/secrets.key` (32 random bytes), creating it with mode 0600 on first
+ * Loads `<keysDir>/secrets.key` (32 random bytes), creating it with mode 0600 on first
  * start. Losing this file makes every sealed secret unreadable (people re-enrol their 2FA), so
  * it belongs in backups, kept apart from the database backups it protects.
  */
-export async function loadOrCreateSecretsKey(dataDir: string): Promise<Uint8Array> {
-  const dir = path.join(dataDir, "keys");
+export async function loadOrCreateSecretsKey(dir: string): Promise<Uint8Array> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, "secrets.key");
   const key = await readOrCreate(file, () => randomBytes(KEY_BYTES));

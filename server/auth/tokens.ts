@@ -3,8 +3,8 @@
 // an HMAC token keyed with the public key, or a token for another deployment all fail.
 
 import { randomUUID } from "node:crypto";
-import { ErrorCode, isConversationId, type Role } from "../../protocol/index.ts";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
+import { ErrorCode, isConversationId, type Role } from "../../protocol/index.ts";
 import { ParleyError } from "../errors.ts";
 import type { ServerKeys } from "./keys.ts";
 

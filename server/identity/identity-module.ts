@@ -76,7 +76,7 @@ export async function openIdentity(
   const directory = directoryHandle.directory;
   const events = new AccessEvents();
   const access = new AccessControl(directory);
-  const secretsKey = await loadOrCreateSecretsKey(config.dataDir);
+  const secretsKey = await loadOrCreateSecretsKey(config.keysDir);
   const sessions = new SessionService({
     directory,
     keys: deps.keys,

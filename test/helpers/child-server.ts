@@ -51,6 +51,6 @@ export async function startChildServer(dataDir: string, env: Record<string, stri
 
 /** Mints a token with the keys in a data directory (as `parley token` does). */
 export async function childToken(dataDir: string, user: string, org: string, conversations: Record<string, Role>): Promise<string> {
-  const keys = await loadOrCreateKeys(dataDir);
+  const keys = await loadOrCreateKeys(path.join(dataDir, "keys"));
   return mintToken(keys, { issuer: "parley", audience: "parley" }, { user, org, conversations, ttlSeconds: 3600 });
 }

@@ -3,7 +3,7 @@
 // balancer in front of them, and helpers to kill a node or its Redis connections.
 
 import { randomBytes } from "node:crypto";
-import { cp, mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Redis } from "ioredis";
@@ -80,7 +80,7 @@ export async function startCluster(
   const redis = new Redis(services.redisUrl);
   const base = await mkdtemp(path.join(tmpdir(), `parley-cluster-${id}-`));
   // Every node must share the signing key (tokens) and the audit key (one hash chain).
-  const keys = await loadOrCreateKeys(path.join(base, "shared"));
+  const keys = await loadOrCreateKeys(path.join(base, "shared", "keys"));
   const stores: PostgresStore[] = [];
   const nodes: ClusterNode[] = [];
   const balancer = await TcpProxy.start([]);
@@ -90,12 +90,12 @@ export async function startCluster(
     REDIS_URL: options.redisUrlFor?.(name) ?? services.redisUrl,
     PARLEY_REDIS_PREFIX: `parley-test:${id}:`,
     PARLEY_NODE_ID: `${id}-${name}`,
+    PARLEY_KEYS_DIR: path.join(base, "shared", "keys"),
     PARLEY_MAX_FRAMES_PER_SECOND: "100000",
     ...options.env,
   });
   const startNode = async (name: string): Promise<ClusterNode> => {
     const dataDir = path.join(base, name);
-    await cp(path.join(base, "shared", "keys"), path.join(dataDir, "keys"), { recursive: true });
     const server = await startChildServer(dataDir, envFor(name));
     const warnings: string[] = [];
     server.process.stdout?.on("data", (chunk: Buffer) => {
