@@ -277,6 +277,51 @@ export function runStoreContract(
       expect((await store.loadDocument("conv-nul")).headSeq).toBe(0);
     });
 
+    it("destroys a conversation: no rows left, others untouched, idempotent", async () => {
+      const [doomed, kept] = [new Y.Doc(), new Y.Doc()];
+      await store.appendBatch(appendsOf("conv-doomed", alice, textUpdates(doomed, 4)));
+      await store.compact("conv-doomed");
+      await store.appendBatch(appendsOf("conv-doomed", bob, textUpdates(doomed, 2)));
+      await store.appendBatch(appendsOf("conv-kept", bob, textUpdates(kept, 2)));
+
+      expect(await store.destroyConversation("conv-doomed")).toBe(true);
+      expect(await store.loadDocument("conv-doomed")).toEqual({
+        snapshot: null,
+        snapshotCovers: 0,
+        updates: [],
+        updatesSinceSnapshot: 0,
+        headSeq: 0,
+      });
+      expect(await store.readEntries("conv-doomed", 0, 100)).toEqual([]);
+      expect(await store.readUpdatesSince("conv-doomed", 0)).toEqual([]);
+      expect(await store.compact("conv-doomed")).toBeNull();
+      expect(await loadText(store, "conv-kept")).toBe("line 0\nline 1\n");
+      // Idempotent: a second destruction (or one of an id never written) finds nothing.
+      expect(await store.destroyConversation("conv-doomed")).toBe(false);
+      expect(await store.destroyConversation("conv-never")).toBe(false);
+    });
+
+    it("refuses appends to a destroyed conversation (tombstone), in a batch with others too", async () => {
+      const doc = new Y.Doc();
+      await store.appendBatch(appendsOf("conv-gone", alice, textUpdates(doc, 2)));
+      await store.destroyConversation("conv-gone");
+      await store.destroyConversation("conv-never-written");
+      const late = textUpdates(doc, 1);
+      await expect(store.appendBatch(appendsOf("conv-gone", alice, late))).rejects.toMatchObject({
+        code: "invalid_request",
+        message: expect.stringContaining("destroyed"),
+      });
+      await expect(store.appendBatch(appendsOf("conv-never-written", alice, late))).rejects.toMatchObject({ code: "invalid_request" });
+      const other = textUpdates(new Y.Doc(), 1);
+      await expect(
+        store.appendBatch([...appendsOf("conv-fine", bob, other), ...appendsOf("conv-gone", alice, late)]),
+      ).rejects.toMatchObject({ code: "invalid_request" });
+      // The whole batch was refused: nothing landed in the other conversation either.
+      expect((await store.loadDocument("conv-fine")).headSeq).toBe(0);
+      expect((await store.loadDocument("conv-gone")).headSeq).toBe(0);
+      await expect(store.destroyConversation("conv\0nul")).rejects.toMatchObject({ code: "invalid_request" });
+    });
+
     it("answers ping while open and accepts an empty batch", async () => {
       expect(await store.ping()).toBe(true);
       expect(await store.appendBatch([])).toEqual([]);

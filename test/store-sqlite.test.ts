@@ -9,6 +9,7 @@ import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import * as Y from "yjs";
 import { verifyConversation } from "../server/log/verify-conversation.ts";
+import { SCHEMA_VERSION } from "../server/store/schema.ts";
 import { openSqliteStore, type SqliteStore } from "../server/store/sqlite/sqlite-store.ts";
 import { StoreError } from "../server/store/store-error.ts";
 import { alice, appendsOf, bob, CONTRACT_AUDIT_KEY, loadText, runStoreContract, textUpdates } from "./store-contract.ts";
@@ -71,7 +72,7 @@ describe("SQLite store", () => {
     const db = new Database(path, { readonly: true });
     try {
       expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
-      expect(db.prepare("SELECT version FROM schema_version").pluck().get()).toBe(1);
+      expect(db.prepare("SELECT version FROM schema_version").pluck().get()).toBe(SCHEMA_VERSION);
       expect(db.prepare("SELECT head_seq FROM conversations WHERE id = 'conv-1'").pluck().get()).toBe(1);
     } finally {
       db.close();

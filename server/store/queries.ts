@@ -63,6 +63,16 @@ export const SNAPSHOT = {
   selectLatest: "SELECT seq, covers, state FROM snapshots WHERE conversation_id = ? ORDER BY seq DESC LIMIT 1",
 } as const;
 
+/** Destruction: rows go, the id stays as a tombstone so later appends are refused. */
+export const DESTROY = {
+  deleteEntries: "DELETE FROM entries WHERE conversation_id = ?",
+  deleteSnapshots: "DELETE FROM snapshots WHERE conversation_id = ?",
+  deleteHead: "DELETE FROM conversations WHERE id = ?",
+  /** id, destroyed_at. Keeps the first destruction's time. */
+  insertTombstone: "INSERT INTO destroyed_conversations (id, destroyed_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+  selectTombstone: "SELECT id FROM destroyed_conversations WHERE id = ?",
+} as const;
+
 /** A row's values in {@link ENTRY_COLUMNS} order. */
 export type EntryValues = [
   conversation: string,

@@ -44,6 +44,14 @@ const MIGRATIONS: readonly ((d: SqlDialect) => string)[] = [
     PRIMARY KEY (conversation_id, seq)
   );
   `,
+  // A destroyed conversation leaves only its id and when it went: appends to it are refused, so
+  // a late write (or a replayed deletion ledger) can never bring the conversation back.
+  (d) => `
+  CREATE TABLE IF NOT EXISTS destroyed_conversations (
+    id           TEXT PRIMARY KEY,
+    destroyed_at ${d.int64} NOT NULL
+  )${d.smallRowTable};
+  `,
 ];
 
 /** The store's schema: its tables and the table recording their version. */

@@ -32,3 +32,8 @@ const CODES: ReadonlySet<string> = new Set<StoreErrorCode>(["closed", "unavailab
 export function toStoreErrorCode(code: unknown): StoreErrorCode {
   return typeof code === "string" && CODES.has(code) ? (code as StoreErrorCode) : "internal";
 }
+
+/** Appending to a destroyed conversation: refused, the same way by every backend. */
+export function destroyedError(conversation: string): StoreError {
+  return new StoreError("invalid_request", `conversation ${JSON.stringify(conversation)} was destroyed; it cannot be written again`);
+}

@@ -94,6 +94,13 @@ export interface Store {
    * payloads are kept (history). Returns null when there is nothing to fold.
    */
   compact(conversation: string): Promise<CompactionResult | null>;
+  /**
+   * Destroys a conversation for good: its data key first (crypto-shredding, so copies of the
+   * data, backups included, cannot be decrypted), then its entries, snapshots and head. Keeps
+   * only a tombstone of the id: later appends to it are refused with `invalid_request`.
+   * Idempotent; resolves true when there was anything to destroy.
+   */
+  destroyConversation(conversation: string): Promise<boolean>;
   /** True when the store can commit right now (for /readyz). */
   ping(): Promise<boolean>;
   /** Flushes and closes; later calls reject. */

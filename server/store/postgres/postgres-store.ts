@@ -6,15 +6,15 @@ import type { KeyObject } from "node:crypto";
 import type pg from "pg";
 import * as Y from "yjs";
 import { genesisHash, importAuditKey } from "../../log/audit-chain.ts";
-import { conversationsOf, planAppends, planSnapshot, type ConversationHead, type PlannedEntry } from "../append-plan.ts";
-import { entryValues, headFromRow, type HeadRow, type SnapshotRow } from "../queries.ts";
+import { type ConversationHead, conversationsOf, type PlannedEntry, planAppends, planSnapshot } from "../append-plan.ts";
+import { entryValues, type HeadRow, headFromRow, type SnapshotRow } from "../queries.ts";
 import { checkAfterSeq, checkAppendBatch, checkConversation, checkLimit } from "../request-checks.ts";
 import type { AppendRequest, CommittedAppend, CompactionResult, DocumentState, LogEntry, Store } from "../store.ts";
-import { StoreError } from "../store-error.ts";
+import { destroyedError, StoreError } from "../store-error.ts";
 import { migrate } from "./migrate.ts";
 import { toStoreError } from "./pg-errors.ts";
 import { SCHEMA_NAME, StorePool } from "./pool.ts";
-import { PG, type LockedHeadRow } from "./statements.ts";
+import { type LockedHeadRow, PG } from "./statements.ts";
 
 export interface PostgresStoreOptions {
   /**
@@ -101,6 +101,9 @@ export class PostgresStore implements Store {
       const committed = await this.pool.transaction("BEGIN", async (client) => {
         const create = conversations.some((c) => !this.knownHeads.has(c));
         const { heads, now } = await lockHeads(client, conversations, create);
+        // Read once the heads are locked, so a destruction committed meanwhile by another node
+        // is seen (READ COMMITTED). A known head is never a destroyed one: destruction deletes it.
+        if (create) await refuseDestroyed(client, conversations);
         if (heads.size !== conversations.length) {
           for (const c of conversations) this.knownHeads.delete(c);
           throw new StoreError("internal", `found ${heads.size} of ${conversations.length} conversation heads; retry creates them`);
@@ -174,6 +177,23 @@ export class PostgresStore implements Store {
     });
   }
 
+  destroyConversation(conversation: string): Promise<boolean> {
+    return this.run("destroyConversation", async () => {
+      checkConversation(conversation);
+      const existed = await this.pool.transaction("BEGIN", async (client) => {
+        // Locking the head makes a concurrent append wait, then find no head and the tombstone.
+        const { heads } = await lockHeads(client, [conversation], false);
+        const entries = await client.query(PG.deleteEntries.with([conversation]));
+        const snapshots = await client.query(PG.deleteSnapshots.with([conversation]));
+        await client.query(PG.deleteHead.with([conversation]));
+        await client.query(PG.insertTombstone.with([conversation, Date.now()]));
+        return heads.size > 0 || (entries.rowCount ?? 0) + (snapshots.rowCount ?? 0) > 0;
+      });
+      this.knownHeads.delete(conversation);
+      return existed;
+    });
+  }
+
   async ping(): Promise<boolean> {
     if (this.status !== "open") return false;
     let timer: NodeJS.Timeout | undefined;
@@ -205,7 +225,10 @@ export class PostgresStore implements Store {
     await this.pool.end();
   }
 
-  /** Heads are never deleted, so once committed a head can be locked without creating it first. */
+  /**
+   * Heads are deleted only by destroyConversation: a remembered head that is gone makes the
+   * batch fail once (heads.size check), forgets it, and the retry finds the tombstone.
+   */
   private rememberHeads(conversations: readonly string[]): void {
     if (this.knownHeads.size + conversations.length > KNOWN_HEADS_LIMIT) this.knownHeads.clear();
     for (const c of conversations) this.knownHeads.add(c);
@@ -244,6 +267,12 @@ async function lockHeads(
     now = Math.max(now, row.now);
   }
   return { heads, now };
+}
+
+/** Refuses the batch when any of its conversations was destroyed (rolling back heads it created). */
+async function refuseDestroyed(client: pg.PoolClient, conversations: string[]): Promise<void> {
+  const { rows } = await client.query<{ id: string }>(PG.selectTombstones.with([conversations]));
+  if (rows.length > 0) throw destroyedError(rows[0].id);
 }
 
 /** Inserts the planned entries and moves the heads, in one statement. */

@@ -3,7 +3,7 @@
 // UNNEST, and the database clock. Each is a named prepared statement, parsed once per connection.
 
 import type pg from "pg";
-import { ENTRY, ENTRY_COLUMNS, HEAD, SNAPSHOT } from "../queries.ts";
+import { DESTROY, ENTRY, ENTRY_COLUMNS, HEAD, SNAPSHOT } from "../queries.ts";
 import { numberedPlaceholders } from "../sql-dialect.ts";
 
 /** A named statement: `with(values)` makes the query config for one call. */
@@ -39,6 +39,12 @@ export const PG = {
   selectEntries: prepared("parley_select_entries", numberedPlaceholders(ENTRY.selectPage)),
   selectLatestSnapshot: prepared("parley_select_latest_snapshot", numberedPlaceholders(SNAPSHOT.selectLatest)),
   insertSnapshot: prepared("parley_insert_snapshot", numberedPlaceholders(SNAPSHOT.insert)),
+  deleteEntries: prepared("parley_delete_entries", numberedPlaceholders(DESTROY.deleteEntries)),
+  deleteSnapshots: prepared("parley_delete_snapshots", numberedPlaceholders(DESTROY.deleteSnapshots)),
+  deleteHead: prepared("parley_delete_head", numberedPlaceholders(DESTROY.deleteHead)),
+  insertTombstone: prepared("parley_insert_tombstone", numberedPlaceholders(DESTROY.insertTombstone)),
+  /** $1 ids. The destroyed ones among them. */
+  selectTombstones: prepared("parley_select_tombstones", "SELECT id FROM destroyed_conversations WHERE id = ANY($1::text[])"),
 
   /**
    * $1 ids (sorted), $2 their genesis hashes. Creates the heads of new conversations so there is a

@@ -2,14 +2,15 @@
 // store worker thread (never on the event loop); the SQL and the chain planning are shared with
 // the Postgres store (../queries.ts, ../append-plan.ts), this module only runs them in SQLite.
 
+import type { KeyObject } from "node:crypto";
 import Database from "better-sqlite3";
 import * as Y from "yjs";
-import type { KeyObject } from "node:crypto";
 import { importAuditKey } from "../../log/audit-chain.ts";
-import { conversationsOf, planAppends, planSnapshot, type ConversationHead, type PlannedEntry } from "../append-plan.ts";
-import { ENTRY, entryValues, HEAD, headFromRow, SNAPSHOT, type EntryValues, type HeadRow, type SnapshotRow } from "../queries.ts";
+import { type ConversationHead, conversationsOf, type PlannedEntry, planAppends, planSnapshot } from "../append-plan.ts";
+import { DESTROY, ENTRY, type EntryValues, entryValues, HEAD, type HeadRow, headFromRow, SNAPSHOT, type SnapshotRow } from "../queries.ts";
 import { checkAfterSeq, checkAppendBatch, checkConversation, checkLimit } from "../request-checks.ts";
 import type { AppendRequest, CommittedAppend, CompactionResult, DocumentState, LogEntry } from "../store.ts";
+import { destroyedError } from "../store-error.ts";
 import { migrate } from "./migrate.ts";
 import type { SqliteOps } from "./worker-protocol.ts";
 
@@ -46,6 +47,7 @@ export class SqliteLog implements SqliteOps {
   private readonly selectUpdatesAfter;
   private readonly selectUpdatePayloadsAfter;
   private readonly selectEntries;
+  private readonly destroy;
 
   constructor(
     private readonly db: Database.Database,
@@ -60,6 +62,13 @@ export class SqliteLog implements SqliteOps {
     this.selectUpdatesAfter = db.prepare<[string, number], { seq: number; payload: Uint8Array }>(ENTRY.selectUpdatesAfter);
     this.selectUpdatePayloadsAfter = db.prepare<[string, number], Uint8Array>(ENTRY.selectPayloadsAfter).pluck();
     this.selectEntries = db.prepare<[string, number, number], LogEntry>(ENTRY.selectPage);
+    this.destroy = {
+      deleteEntries: db.prepare<[string]>(DESTROY.deleteEntries),
+      deleteSnapshots: db.prepare<[string]>(DESTROY.deleteSnapshots),
+      deleteHead: db.prepare<[string]>(DESTROY.deleteHead),
+      insertTombstone: db.prepare<[string, number]>(DESTROY.insertTombstone),
+      selectTombstone: db.prepare<[string], string>(DESTROY.selectTombstone).pluck(),
+    };
   }
 
   appendBatch(requests: readonly AppendRequest[]): CommittedAppend[] {
@@ -76,6 +85,8 @@ export class SqliteLog implements SqliteOps {
     for (const conversation of conversationsOf(requests)) {
       const row = this.selectHead.get(conversation);
       if (row) heads.set(conversation, headFromRow(row));
+      // Only a conversation without a head can have been destroyed (destruction deletes the head).
+      else if (this.destroy.selectTombstone.get(conversation) !== undefined) throw destroyedError(conversation);
     }
     const plan = planAppends(requests, heads, this.key, Date.now());
     this.writeEntries(plan.entries);
@@ -139,6 +150,18 @@ export class SqliteLog implements SqliteOps {
       this.insertSnapshot.run(conversation, entry.seq, covers, state);
       this.writeHead(conversation, head);
       return { seq: entry.seq, covers, size: state.byteLength };
+    }).immediate();
+  }
+
+  destroyConversation(conversation: string): boolean {
+    checkConversation(conversation);
+    return this.db.transaction((): boolean => {
+      const existed = this.selectHead.get(conversation) !== undefined;
+      const d = this.destroy;
+      const removed = d.deleteEntries.run(conversation).changes + d.deleteSnapshots.run(conversation).changes;
+      d.deleteHead.run(conversation);
+      d.insertTombstone.run(conversation, Date.now());
+      return existed || removed > 0;
     }).immediate();
   }
 

@@ -130,6 +130,10 @@ export class SqliteStore implements Store {
     return this.call("compact", [conversation]);
   }
 
+  destroyConversation(conversation: string): Promise<boolean> {
+    return this.call("destroyConversation", [conversation]);
+  }
+
   async ping(): Promise<boolean> {
     if (this.status !== "open") return false;
     let timer: NodeJS.Timeout | undefined;

@@ -12,6 +12,7 @@ export interface SqliteOps {
   readUpdatesSince(conversation: string, afterSeq: number): { seq: number; payload: Uint8Array }[];
   readEntries(conversation: string, afterSeq: number, limit: number): LogEntry[];
   compact(conversation: string): CompactionResult | null;
+  destroyConversation(conversation: string): boolean;
   ping(): boolean;
   close(): void;
 }
@@ -24,6 +25,7 @@ export const OP_NAMES: ReadonlySet<string> = new Set<OpName>([
   "readUpdatesSince",
   "readEntries",
   "compact",
+  "destroyConversation",
   "ping",
   "close",
 ]);
