@@ -8,8 +8,9 @@ import type { Role } from "../protocol/index.ts";
 import { startServer } from "./app.ts";
 import { loadOrCreateKeys } from "./auth/keys.ts";
 import { issueSupportToken, mintToken } from "./auth/tokens.ts";
-import { openDirectory } from "./directory/open-directory.ts";
+import { BACKUP_USAGE, backupCommand, restoreCommand } from "./backup/backup-cli.ts";
 import { ConfigError, loadConfig } from "./config.ts";
+import { openDirectory } from "./directory/open-directory.ts";
 import { createLogger } from "./logger.ts";
 
 const USAGE = `usage:
@@ -21,7 +22,8 @@ const USAGE = `usage:
                                     record a read-only, time-limited support grant (max 8h) and
                                     print its token; the customer sees every grant
   parley support revoke --grant ID [--data-dir DIR]
-                                    end a support grant now`;
+                                    end a support grant now
+${BACKUP_USAGE}`;
 
 /** Parses a duration like 90, 90s, 15m, 1h or 7d into seconds. */
 export function parseDuration(text: string): number {
@@ -148,6 +150,10 @@ async function main(argv: string[]): Promise<void> {
       return token(rest);
     case "support":
       return support(rest);
+    case "backup":
+      return backupCommand(rest);
+    case "restore":
+      return restoreCommand(rest);
     case "help":
     case "--help":
     case "-h":

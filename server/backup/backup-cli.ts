@@ -1,0 +1,75 @@
+// The backup commands of `parley`: `backup <file>`, `backup verify <file>`, `restore <file>`.
+// They work on the embedded store only; with DATABASE_URL the data is in Postgres, whose own
+// tools (pg_dump, point-in-time recovery) are the route (README, "Backup and restore").
+
+import { parseArgs } from "node:util";
+import { type Config, ConfigError, loadConfig } from "../config.ts";
+import { BackupError } from "./backup-file.ts";
+import { loadMasterKey, replayLedgerAfterRestore } from "./backup-hooks.ts";
+import type { BackupManifest } from "./backup-manifest.ts";
+import { createBackup } from "./create-backup.ts";
+import { NOT_BACKED_UP } from "./embedded-databases.ts";
+import { restoreBackup, verifyBackup } from "./restore-backup.ts";
+
+export const BACKUP_USAGE = `  parley backup FILE [--data-dir DIR]
+                                    write an encrypted online backup of the embedded databases
+                                    (safe while the server runs); NOT the keyring or key files
+  parley backup verify FILE [--data-dir DIR]
+                                    check a backup (checksum, every chunk, manifest, databases)
+  parley restore FILE [--data-dir DIR]
+                                    restore a backup into a stopped server's data directory; the
+                                    current databases are moved aside, never deleted`;
+
+function configFor(args: string[]): { file: string; config: Config } {
+  const { values, positionals } = parseArgs({ args, options: { "data-dir": { type: "string" } }, allowPositionals: true, strict: true });
+  if (positionals.length !== 1) throw new ConfigError(`expected one backup file\nusage:\n${BACKUP_USAGE}`);
+  const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
+  const config = loadConfig(env);
+  if (config.store.databaseUrl) {
+    throw new ConfigError("DATABASE_URL is set: the data is in Postgres; back it up with pg_dump or point-in-time recovery (README, Backup and restore)");
+  }
+  return { file: positionals[0] as string, config };
+}
+
+function describe(manifest: BackupManifest): string {
+  const lines = manifest.databases.map((d) => `  ${d.name}  schema ${d.schemaVersion}  ${d.size} bytes  sha256 ${d.sha256}`);
+  return `backup made ${manifest.createdAt} by Parley ${manifest.parleyVersion}\n${lines.join("\n")}\n`;
+}
+
+/** Backup errors are the operator's to read: a message, no stack, exit code 1. */
+async function reported(run: () => Promise<void>): Promise<void> {
+  try {
+    await run();
+  } catch (error) {
+    if (!(error instanceof BackupError)) throw error;
+    process.stderr.write(`parley: ${error.message}\n`);
+    process.exitCode = 1;
+  }
+}
+
+/** `parley backup FILE` and `parley backup verify FILE`. */
+export function backupCommand(args: string[]): Promise<void> {
+  return reported(async () => {
+    const verifying = args[0] === "verify";
+    const { file, config } = configFor(verifying ? args.slice(1) : args);
+    const masterKey = await loadMasterKey(config.keysDir, { create: !verifying });
+    if (verifying) {
+      process.stdout.write(`OK: ${file} is intact\n${describe(await verifyBackup(file, masterKey))}`);
+      return;
+    }
+    const manifest = await createBackup({ dataDir: config.dataDir, masterKey, out: file });
+    process.stdout.write(`wrote ${file} (encrypted with a key derived from the master key)\n${describe(manifest)}`);
+    process.stderr.write(`NOT INCLUDED: ${NOT_BACKED_UP} (${config.keysDir}).\n`);
+  });
+}
+
+/** `parley restore FILE`. */
+export function restoreCommand(args: string[]): Promise<void> {
+  return reported(async () => {
+    const { file, config } = configFor(args);
+    const masterKey = await loadMasterKey(config.keysDir, { create: false });
+    const result = await restoreBackup({ file, dataDir: config.dataDir, masterKey, replayLedger: replayLedgerAfterRestore });
+    const aside = result.movedAsideTo ? `the previous databases are in ${result.movedAsideTo}` : "the data directory held no databases";
+    process.stdout.write(`restored ${file} into ${config.dataDir}; ${aside}\n${describe(result.manifest)}${result.ledger}\n`);
+  });
+}
