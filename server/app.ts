@@ -7,6 +7,7 @@ import path from "node:path";
 import { CloseCode } from "../protocol/index.ts";
 import { loadOrCreateKeys, type ServerKeys } from "./auth/keys.ts";
 import type { Bus } from "./bus/bus.ts";
+import { holdServerLock } from "./backup/server-lock.ts";
 import { openBus } from "./bus/open-bus.ts";
 import type { Config } from "./config.ts";
 import { withDocumentEvents } from "./events/document-events.ts";
@@ -67,6 +68,8 @@ const API_KEY_SOCKET_TTL_MS = 3600_000;
 export async function startServer(config: Config, logger: Logger, options: StartOptions = {}): Promise<ParleyServer> {
   const uws = loadUws();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  // Announces this server in the data directory, so `parley restore` refuses to run under it.
+  const serverLock = await holdServerLock(config.dataDir);
   const keys = await loadOrCreateKeys(config.keysDir);
   // Several nodes share Postgres (DATABASE_URL); one node alone keeps SQLite in its data directory.
   const store: Store = config.store.databaseUrl
@@ -197,6 +200,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       await bus.close();
       await store.close();
       await identity.close();
+      await serverLock.release();
       logger.info("stopped");
     })();
     return closing;
