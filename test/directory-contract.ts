@@ -70,10 +70,12 @@ export function runDirectoryContract(name: string, openBackend: () => Promise<Di
 
       it("stores organisation settings, booleans and lists included, changing only what is given", async () => {
         await seed(d);
-        expect(await d.getOrganisation("org-help")).toEqual({ id: "org-help", name: "Helpdesk", createdAt: T0, require2fa: false, ipAllowlist: [] });
+        expect(await d.getOrganisation("org-help")).toEqual({ id: "org-help", name: "Helpdesk", createdAt: T0, require2fa: false, ipAllowlist: [], retentionDays: 365 });
         await d.updateOrganisation("org-help", { require2fa: true, ipAllowlist: ["10.0.0.0/8"] });
         await d.updateOrganisation("org-help", { name: "Help Desk" });
-        expect(await d.getOrganisation("org-help")).toEqual({ id: "org-help", name: "Help Desk", createdAt: T0, require2fa: true, ipAllowlist: ["10.0.0.0/8"] });
+        expect(await d.getOrganisation("org-help")).toEqual({ id: "org-help", name: "Help Desk", createdAt: T0, require2fa: true, ipAllowlist: ["10.0.0.0/8"], retentionDays: 365 });
+        await d.updateOrganisation("org-help", { retentionDays: 30 });
+        expect((await d.getOrganisation("org-help"))?.retentionDays).toBe(30);
         await d.updateOrganisation("org-help", { require2fa: false });
         expect((await d.getOrganisation("org-help"))?.require2fa).toBe(false);
         await expect(d.updateOrganisation("org-nope", { name: "x" })).rejects.toMatchObject({ name: "DirectoryError", code: "not_found" });
@@ -444,6 +446,63 @@ export function runDirectoryContract(name: string, openBackend: () => Promise<Di
         expect(await d.revokeSupportGrant("sup-1", T0 + 6)).toBe(false);
         expect((await d.getSupportGrant("sup-1"))?.revokedAt).toBe(T0 + 5);
         await expect(d.recordSupportGrant({ ...grant, id: "sup-2", conversationId: "c-nope" })).rejects.toMatchObject({ name: "DirectoryError", code: "not_found" });
+      });
+    });
+
+    describe("deletion and retention", () => {
+      it("takes a party's access away when it deletes its side, and only that party's", async () => {
+        await seed(d);
+        const parties = await d.deleteConversationSide("c-1", "org-supp", "u-sam", "deleted", T0 + 10);
+        expect(parties).toEqual([
+          { orgId: "org-help", retentionDays: 365, sideDeletedAt: null },
+          { orgId: "org-supp", retentionDays: 365, sideDeletedAt: T0 + 10 },
+          { orgId: "org-watch", retentionDays: 365, sideDeletedAt: null },
+        ]);
+        expect(await d.accessRole("c-1", person("org-supp", "u-sam"))).toBeNull();
+        expect(await d.accessRole("c-1", apiKey("org-supp"))).toBeNull();
+        expect(await d.listConversations(person("org-supp", "u-sam"), { limit: 10 })).toEqual([]);
+        expect(await d.accessRole("c-1", person("org-help", "u-alice"))).toBe("writer");
+        // Deleting again keeps the first time.
+        await d.deleteConversationSide("c-1", "org-supp", "u-sam", "again", T0 + 20);
+        expect((await d.listConversationParties("c-1"))[1].sideDeletedAt).toBe(T0 + 10);
+        await expect(d.deleteConversationSide("c-1", "org-out", "u-olga", "x", T0)).rejects.toMatchObject({ code: "not_found" });
+        await expect(d.deleteConversationSide("c-nope", "org-out", "u-olga", "x", T0)).rejects.toMatchObject({ code: "not_found" });
+      });
+
+      it("keeps legal holds per party and removes a destroyed conversation's record with everything on it", async () => {
+        await seed(d);
+        const hold = { conversationId: "c-1", orgId: "org-supp", setBy: "u-sam", reason: "litigation", setAt: T0 + 5 };
+        await d.putLegalHold(hold);
+        expect(await d.listLegalHolds("c-1")).toEqual([hold]);
+        await expect(d.putLegalHold({ ...hold, conversationId: "c-nope" })).rejects.toMatchObject({ code: "not_found" });
+        expect(await d.removeLegalHold("c-1", "org-help")).toBe(false);
+        expect(await d.removeLegalHold("c-1", "org-supp")).toBe(true);
+        await d.putLegalHold(hold);
+        await d.deleteConversationSide("c-1", "org-help", "u-alice", "deleted", T0 + 6);
+        expect(await d.listConversationIds("", 10)).toEqual(["c-1"]);
+        expect(await d.removeConversationRecord("c-1")).toBe(true);
+        expect(await d.removeConversationRecord("c-1")).toBe(false);
+        expect(await d.getConversation("c-1")).toBeNull();
+        expect(await d.listConversationParties("c-1")).toEqual([]);
+        expect(await d.listLegalHolds("c-1")).toEqual([]);
+        expect(await d.listConversationIds("", 10)).toEqual([]);
+      });
+
+      it("erases a person's personal data but keeps their id, and refuses to orphan an organisation", async () => {
+        await seed(d);
+        await d.putMember("org-help", "u-sam", "member", T0);
+        await expect(d.erasePerson("u-alice", T0)).rejects.toMatchObject({ code: "invalid" });
+        await d.insertRefreshToken({ tokenHash: "rt-1", familyId: "fam-1", userId: "u-sam", orgId: "org-supp", expiresAt: T0 + 1e9 }, T0);
+        await d.setTotp("u-sam", new Uint8Array([1, 2, 3]), true);
+        const erased = await d.erasePerson("u-sam", T0 + 1);
+        expect({ ...erased, orgs: [...erased.orgs].sort() }).toEqual({ families: ["fam-1"], orgs: ["org-help", "org-supp"] });
+        const user = await d.getUser("u-sam");
+        expect(user).toMatchObject({ id: "u-sam", name: "", passwordHash: null, totpSealed: null, totpEnabled: false });
+        expect(user?.email).not.toContain("supp.example");
+        expect(await d.getUserByEmail("sam@supp.example")).toBeNull();
+        expect(await d.listMemberships("u-sam")).toEqual([]);
+        expect(await d.isFamilyRevoked("fam-1")).toBe(true);
+        await expect(d.erasePerson("u-nobody", T0)).rejects.toMatchObject({ code: "not_found" });
       });
     });
 

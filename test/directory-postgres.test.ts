@@ -8,7 +8,8 @@ import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
-import { type DirectoryHandle, DirectoryError } from "../server/directory/directory.ts";
+import { DirectoryError, type DirectoryHandle } from "../server/directory/directory.ts";
+import { DIRECTORY_SCHEMA } from "../server/directory/directory-schema.ts";
 import { openDirectory } from "../server/directory/open-directory.ts";
 import { openPostgresDirectory } from "../server/directory/postgres/postgres-directory.ts";
 import { openPostgresStore } from "../server/store/postgres/postgres-store.ts";
@@ -83,7 +84,7 @@ if (!databaseUrl) {
       const schema = freshSchema();
       const nodes = await Promise.all([1, 2, 3, 4].map(() => openPostgresDirectory({ connectionString: url, schema, poolSize: 2 })));
       for (const node of nodes) closers.push(() => node.close());
-      expect(await admin(url, `SELECT version FROM "${schema}".directory_schema_version`)).toEqual([{ version: 1 }]);
+      expect(await admin(url, `SELECT version FROM "${schema}".directory_schema_version`)).toEqual([{ version: DIRECTORY_SCHEMA.migrations.length }]);
       await nodes[0].directory.createOrganisationWithOwner({ id: "o", name: "O" }, { id: "u", email: "u@x.example", name: "U", passwordHash: "h" }, 1);
       expect(await nodes[3].directory.getMembership("o", "u")).toBe("owner");
     });

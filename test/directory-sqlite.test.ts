@@ -9,6 +9,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import type { DirectoryHandle } from "../server/directory/directory.ts";
+import { DIRECTORY_SCHEMA } from "../server/directory/directory-schema.ts";
 import { openDirectory } from "../server/directory/open-directory.ts";
 import { openSqliteDirectory } from "../server/directory/sqlite/sqlite-directory.ts";
 import { runDirectoryContract } from "./directory-contract.ts";
@@ -78,7 +79,7 @@ describe("SQLite directory", () => {
     await handle.directory.createOrganisationWithOwner({ id: "o", name: "O" }, { id: "u", email: "u@x.example", name: "U", passwordHash: "h" }, 1);
     const db = new Database(join(dataDir, "directory.db"), { readonly: true });
     try {
-      expect(db.prepare("SELECT version FROM directory_schema_version").all()).toEqual([{ version: 1 }]);
+      expect(db.prepare("SELECT version FROM directory_schema_version").all()).toEqual([{ version: DIRECTORY_SCHEMA.migrations.length }]);
       expect(db.prepare("SELECT id FROM organisations").all()).toEqual([{ id: "o" }]);
     } finally {
       db.close();

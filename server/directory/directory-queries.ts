@@ -4,8 +4,8 @@
 
 import type { SqlDialect } from "../store/sql-dialect.ts";
 import type {
-  Accessor,
   AccessLevel,
+  Accessor,
   ApiKeyRecord,
   ConversationRecord,
   ConversationState,
@@ -28,7 +28,7 @@ export function directoryStatements(d: SqlDialect) {
       lock: `SELECT id FROM organisations WHERE id = ?${d.lockRows}`,
       /** The row, locked until the transaction ends (read-modify-write of its settings). */
       selectForUpdate: `SELECT * FROM organisations WHERE id = ?${d.lockRows}`,
-      update: "UPDATE organisations SET name = ?, require_2fa = ?, ip_allowlist = ? WHERE id = ?",
+      update: "UPDATE organisations SET name = ?, require_2fa = ?, ip_allowlist = ?, retention_days = ? WHERE id = ?",
     },
     user: {
       insert: "INSERT INTO users (id, email, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -69,15 +69,18 @@ export function directoryStatements(d: SqlDialect) {
       insert: `INSERT INTO conversation_records (id, org_id, title, external_ref, status, created_at, created_by)
         VALUES (?, ?, ?, ?, 'open', ?, ?)`,
       select: "SELECT * FROM conversation_records WHERE id = ?",
+      /** Locks the record: deletions of one conversation's sides take turns. */
+      lock: `SELECT id FROM conversation_records WHERE id = ?${d.lockRows}`,
       setStatus: "UPDATE conversation_records SET status = ? WHERE id = ?",
       /**
        * Everything an access decision needs, read in one statement (one snapshot, one round trip).
-       * Parameters: org, user (null for API keys), org, user, conversation.
+       * Parameters: org, user (null for API keys), org, user, org, conversation.
        */
       access: `SELECT c.org_id, c.status,
           (SELECT m.role FROM memberships m WHERE m.org_id = ? AND m.user_id = ?) AS member_role,
           (SELECT o.role FROM conversation_orgs o WHERE o.conversation_id = c.id AND o.org_id = ?) AS org_role,
-          (SELECT p.role FROM conversation_people p WHERE p.conversation_id = c.id AND p.user_id = ?) AS person_role
+          (SELECT p.role FROM conversation_people p WHERE p.conversation_id = c.id AND p.user_id = ?) AS person_role,
+          (SELECT 1 FROM conversation_deleted_sides d WHERE d.conversation_id = c.id AND d.org_id = ?) AS side_deleted
         FROM conversation_records c WHERE c.id = ?`,
     },
     participant: {
@@ -155,6 +158,9 @@ export function listConversationsQuery(
     params.push(accessor.userId);
   }
   clauses.push(`(${visible})`);
+  // An organisation that deleted its side of a conversation no longer sees it (server/lifecycle/).
+  clauses.push("NOT EXISTS (SELECT 1 FROM conversation_deleted_sides d WHERE d.conversation_id = c.id AND d.org_id = ?)");
+  params.push(accessor.orgId);
   if (accessor.userId) {
     // A person acts for an organisation only while a member of it.
     clauses.push("EXISTS (SELECT 1 FROM memberships m WHERE m.org_id = ? AND m.user_id = ?)");
@@ -184,11 +190,13 @@ export interface AccessRow extends SqlRow {
   member_role: string | null;
   org_role: string | null;
   person_role: string | null;
+  side_deleted: number | null;
 }
 
 /** The access an accessor has, from its `conversation.access` row (undefined: no such conversation). */
 export function accessFromRow(row: AccessRow | undefined, accessor: Accessor): AccessLevel | null {
   if (!row) return null;
+  if (row.side_deleted !== null) return null;
   if (accessor.userId && row.member_role === null) return null;
   let role: ParticipantRole | null = row.org_id === accessor.orgId ? "participant" : (row.org_role as ParticipantRole | null);
   // A person invited individually keeps that role, unless their organisation's is better.
@@ -227,6 +235,7 @@ export function organisationFrom(row: SqlRow): Organisation {
     createdAt: row.created_at as number,
     require2fa: bool(row.require_2fa),
     ipAllowlist: JSON.parse(row.ip_allowlist as string) as string[],
+    retentionDays: Number(row.retention_days),
   };
 }
 

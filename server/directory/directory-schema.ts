@@ -130,5 +130,26 @@ export const DIRECTORY_SCHEMA: VersionedSchema = {
     );
     CREATE INDEX IF NOT EXISTS support_grants_by_conversation ON support_grants(conversation_id);
     `,
+    // Deletion and retention (server/lifecycle/): each party's deleted side of a conversation, the
+    // legal holds that keep a conversation from being destroyed, and each organisation's retention.
+    (d) => `
+    CREATE TABLE IF NOT EXISTS conversation_deleted_sides (
+      conversation_id TEXT NOT NULL REFERENCES conversation_records(id),
+      org_id          TEXT NOT NULL,
+      deleted_by      TEXT NOT NULL,
+      reason          TEXT NOT NULL,
+      deleted_at      ${d.int64} NOT NULL,
+      PRIMARY KEY (conversation_id, org_id)
+    );
+    CREATE TABLE IF NOT EXISTS conversation_legal_holds (
+      conversation_id TEXT NOT NULL REFERENCES conversation_records(id),
+      org_id          TEXT NOT NULL,
+      set_by          TEXT NOT NULL,
+      reason          TEXT NOT NULL,
+      set_at          ${d.int64} NOT NULL,
+      PRIMARY KEY (conversation_id, org_id)
+    );
+    ALTER TABLE organisations ADD COLUMN retention_days INTEGER NOT NULL DEFAULT 365;
+    `,
   ],
 };

@@ -17,6 +17,8 @@ export interface Organisation {
   require2fa: boolean;
   /** CIDR ranges or addresses people and API keys of this organisation may connect from; empty = any. */
   ipAllowlist: string[];
+  /** Days of inactivity after which the organisation's side of a conversation is deleted (server/lifecycle/). */
+  retentionDays: number;
 }
 
 export interface User {
@@ -124,4 +126,31 @@ export interface SupportGrant {
   grantedAt: number;
   expiresAt: number;
   revokedAt?: number | null;
+}
+
+/** A party to a conversation (its starting organisation or a participant organisation), as deletion and retention see it. */
+export interface ConversationParty {
+  orgId: string;
+  /** The organisation's retention period. */
+  retentionDays: number;
+  /** When the organisation deleted its side (it lost access then), or null. */
+  sideDeletedAt: number | null;
+}
+
+/** A legal hold one party placed on a conversation: it is not destroyed while any hold remains. */
+export interface LegalHold {
+  conversationId: string;
+  orgId: string;
+  /** The person who placed it. */
+  setBy: string;
+  reason: string;
+  setAt: number;
+}
+
+/** What erasing a person took away, so the caller can close what it still has open. */
+export interface ErasedPerson {
+  /** Their sign-in session families, all revoked. */
+  families: string[];
+  /** The organisations they were a member of. */
+  orgs: string[];
 }

@@ -3,16 +3,19 @@
 // Postgres (several nodes sharing one database). openDirectory() in open-directory.ts picks one.
 
 import type {
-  Accessor,
   AccessLevel,
+  Accessor,
   ApiKeyRecord,
   ConversationParticipant,
+  ConversationParty,
   ConversationPerson,
   ConversationRecord,
   ConversationState,
+  ErasedPerson,
   InvitationRecord,
-  Membership,
+  LegalHold,
   MemberRole,
+  Membership,
   Organisation,
   OrganisationMember,
   ParticipantRole,
@@ -74,7 +77,7 @@ export interface Directory {
   consumeRecoveryCode(userId: string, hash: string, now: number): Promise<boolean>;
   getOrganisation(id: string): Promise<Organisation | null>;
   /** Changes the given settings only. `not_found` for an unknown organisation. */
-  updateOrganisation(id: string, changes: { name?: string; require2fa?: boolean; ipAllowlist?: string[] }): Promise<void>;
+  updateOrganisation(id: string, changes: { name?: string; require2fa?: boolean; ipAllowlist?: string[]; retentionDays?: number }): Promise<void>;
   /** The organisations a person belongs to, oldest membership first. */
   listMemberships(userId: string): Promise<Membership[]>;
   /** A person's role in an organisation, or null when not a member. */
@@ -170,6 +173,34 @@ export interface Directory {
   listSupportGrants(conversationId: string): Promise<SupportGrant[]>;
   /** False when unknown or already revoked. */
   revokeSupportGrant(id: string, now: number): Promise<boolean>;
+
+  // ── deletion and retention (decided in server/lifecycle/) ─────────────────────────────────
+
+  /**
+   * A party deletes its side of a conversation: from now on nobody acting for it has access, and
+   * the guests it invited and its invitations go too. Idempotent. Returns the parties after the
+   * change. `not_found` when the conversation is unknown or the organisation is not a party.
+   */
+  deleteConversationSide(conversationId: string, orgId: string, deletedBy: string, reason: string, now: number): Promise<ConversationParty[]>;
+  /** The starting organisation and the participant organisations; empty when the conversation is unknown. */
+  listConversationParties(conversationId: string): Promise<ConversationParty[]>;
+  /** Places (or renews) a party's legal hold. `not_found` for an unknown conversation. */
+  putLegalHold(hold: LegalHold): Promise<void>;
+  /** Lifts a party's legal hold; false when it had none. */
+  removeLegalHold(conversationId: string, orgId: string): Promise<boolean>;
+  listLegalHolds(conversationId: string): Promise<LegalHold[]>;
+  /** Removes a destroyed conversation's record and everything hanging off it; false when unknown. */
+  removeConversationRecord(conversationId: string): Promise<boolean>;
+  /** Conversation ids after `after` in id order, at most `limit` (what a sweep pages through). */
+  listConversationIds(after: string, limit: number): Promise<string[]>;
+  /**
+   * Erases a person's personal data: email (replaced by a pseudonymous one), name, password,
+   * TOTP, recovery codes, sessions, memberships, API keys they created, invitations addressed to
+   * them. The row and its id stay, so audit entries go on naming a stable, meaningless id.
+   * `not_found` for an unknown person; `invalid` when they are the last owner of an organisation
+   * that has other members (ownership must pass on first).
+   */
+  erasePerson(userId: string, now: number): Promise<ErasedPerson>;
 }
 
 /** Every operation of {@link Directory}, by name (what a worker thread or a wrapper forwards). */
@@ -224,6 +255,14 @@ export const DIRECTORY_OPERATIONS = [
   "getSupportGrant",
   "listSupportGrants",
   "revokeSupportGrant",
+  "deleteConversationSide",
+  "listConversationParties",
+  "putLegalHold",
+  "removeLegalHold",
+  "listLegalHolds",
+  "removeConversationRecord",
+  "listConversationIds",
+  "erasePerson",
 ] as const satisfies readonly (keyof Directory)[];
 
 // Compile-time check that the list names every operation: a new method must be added above.

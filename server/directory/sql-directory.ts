@@ -3,7 +3,7 @@
 // several nodes race (one TOTP step, one refresh rotation, one invitation binding, at least one
 // owner) rests on conditional UPDATEs and row locks in the shared statements, not on this process.
 
-import { DirectoryError, type Directory } from "./directory.ts";
+import { type Directory, DirectoryError } from "./directory.ts";
 import {
   type AccessRow,
   accessFromRow,
@@ -19,16 +19,19 @@ import {
   userFrom,
 } from "./directory-queries.ts";
 import type {
-  Accessor,
   AccessLevel,
+  Accessor,
   ApiKeyRecord,
   ConversationParticipant,
+  ConversationParty,
   ConversationPerson,
   ConversationRecord,
   ConversationState,
+  ErasedPerson,
   InvitationRecord,
-  Membership,
+  LegalHold,
   MemberRole,
+  Membership,
   Organisation,
   OrganisationMember,
   ParticipantRole,
@@ -36,6 +39,7 @@ import type {
   SupportGrant,
   User,
 } from "./directory-types.ts";
+import { erasedEmail, LIFECYCLE_STATEMENTS, legalHoldFrom, partyFrom } from "./lifecycle-queries.ts";
 import type { SqlRunner } from "./sql-runner.ts";
 
 /** API keys record their last use at most this often. */
@@ -127,7 +131,7 @@ export class SqlDirectory implements Directory {
     return row ? organisationFrom(row) : null;
   }
 
-  updateOrganisation(id: string, changes: { name?: string; require2fa?: boolean; ipAllowlist?: string[] }): Promise<void> {
+  updateOrganisation(id: string, changes: { name?: string; require2fa?: boolean; ipAllowlist?: string[]; retentionDays?: number }): Promise<void> {
     return this.db.transaction(async (tx) => {
       // Locked while changed, so two nodes changing different settings at once both keep theirs.
       const row = await tx.get(this.sql.organisation.selectForUpdate, [id]);
@@ -137,6 +141,7 @@ export class SqlDirectory implements Directory {
         changes.name ?? org.name,
         changes.require2fa ?? org.require2fa,
         JSON.stringify(changes.ipAllowlist ?? org.ipAllowlist),
+        changes.retentionDays ?? org.retentionDays,
         id,
       ]);
     });
@@ -289,7 +294,7 @@ export class SqlDirectory implements Directory {
 
   async accessRole(conversationId: string, accessor: Accessor): Promise<AccessLevel | null> {
     const user = accessor.userId ?? null;
-    const row = await this.db.get<AccessRow>(this.sql.conversation.access, [accessor.orgId, user, accessor.orgId, user, conversationId]);
+    const row = await this.db.get<AccessRow>(this.sql.conversation.access, [accessor.orgId, user, accessor.orgId, user, accessor.orgId, conversationId]);
     return accessFromRow(row, accessor);
   }
 
@@ -406,5 +411,93 @@ export class SqlDirectory implements Directory {
 
   async revokeSupportGrant(id: string, now: number): Promise<boolean> {
     return (await this.db.run(this.sql.supportGrant.revoke, [now, id])) === 1;
+  }
+
+  // ── deletion and retention ────────────────────────────────────────────────────────────────
+
+  deleteConversationSide(conversationId: string, orgId: string, deletedBy: string, reason: string, now: number): Promise<ConversationParty[]> {
+    const sql = LIFECYCLE_STATEMENTS.deletedSide;
+    return this.db.transaction(async (tx) => {
+      // Locked, so two parties deleting at once on two nodes both see the other's side go.
+      if (!(await tx.get(this.sql.conversation.lock, [conversationId]))) throw new DirectoryError("not_found", "no such conversation");
+      const parties = await this.partiesOf(tx, conversationId);
+      if (!parties.some((p) => p.orgId === orgId)) throw new DirectoryError("not_found", "the organisation is not a party to this conversation");
+      await tx.run(sql.insert, [conversationId, orgId, deletedBy, reason, now]);
+      await tx.run(sql.removeGuests, [conversationId, conversationId, orgId]);
+      await tx.run(sql.revokeInvitations, [now, conversationId, orgId]);
+      return this.partiesOf(tx, conversationId);
+    });
+  }
+
+  listConversationParties(conversationId: string): Promise<ConversationParty[]> {
+    return this.partiesOf(this.db, conversationId);
+  }
+
+  private async partiesOf(q: SqlRunner, conversationId: string): Promise<ConversationParty[]> {
+    return (await q.all(LIFECYCLE_STATEMENTS.parties, [conversationId, conversationId])).map(partyFrom);
+  }
+
+  async putLegalHold(hold: LegalHold): Promise<void> {
+    if (!(await this.getConversation(hold.conversationId))) throw new DirectoryError("not_found", "no such conversation");
+    await this.db.run(LIFECYCLE_STATEMENTS.legalHold.upsert, [hold.conversationId, hold.orgId, hold.setBy, hold.reason, hold.setAt]);
+  }
+
+  async removeLegalHold(conversationId: string, orgId: string): Promise<boolean> {
+    return (await this.db.run(LIFECYCLE_STATEMENTS.legalHold.delete, [conversationId, orgId])) === 1;
+  }
+
+  async listLegalHolds(conversationId: string): Promise<LegalHold[]> {
+    return (await this.db.all(LIFECYCLE_STATEMENTS.legalHold.list, [conversationId])).map(legalHoldFrom);
+  }
+
+  async removeConversationRecord(conversationId: string): Promise<boolean> {
+    const removed = await this.db.transaction(async (tx) => {
+      for (const statement of LIFECYCLE_STATEMENTS.removeConversation) await tx.run(statement, [conversationId]);
+      return (await tx.run(LIFECYCLE_STATEMENTS.removeConversationRecord, [conversationId])) === 1;
+    });
+    await this.dropOldPageImages();
+    return removed;
+  }
+
+  async listConversationIds(after: string, limit: number): Promise<string[]> {
+    return (await this.db.all(LIFECYCLE_STATEMENTS.listConversationIds, [after, limit])).map((r) => r.id as string);
+  }
+
+  async erasePerson(userId: string, now: number): Promise<ErasedPerson> {
+    const sql = LIFECYCLE_STATEMENTS.person;
+    const erased = await this.db.transaction(async (tx): Promise<ErasedPerson> => {
+      const row = await tx.get(this.sql.user.select, [userId]);
+      if (!row) throw new DirectoryError("not_found", "no such person");
+      const email = row.email as string;
+      const memberships = await tx.all(this.sql.membership.listByUser, [userId]);
+      for (const m of memberships) {
+        if (m.role !== "owner") continue;
+        await tx.get(this.sql.organisation.lock, [m.org_id as string]);
+        const owners = Number((await tx.get(this.sql.membership.countOwners, [m.org_id as string]))?.n ?? 0);
+        const members = Number((await tx.get(sql.countMembers, [m.org_id as string]))?.n ?? 0);
+        if (owners <= 1 && members > 1) {
+          throw new DirectoryError("invalid", `the person is the last owner of organisation ${m.org_id as string}: make someone else owner first`);
+        }
+      }
+      const families = (await tx.all(this.sql.refreshToken.familiesOfUser, [userId])).map((r) => r.family_id as string);
+      for (const family of families) await tx.run(this.sql.revokedFamily.insert, [family, userId, now, "person erased"]);
+      await tx.run(sql.deleteInvitationCodes, [userId, email]);
+      await tx.run(sql.scrubInvitations, [erasedEmail(userId), now, userId, email]);
+      for (const statement of [sql.deleteRecoveryCodes, sql.deleteRefreshTokens, sql.deleteMemberships, sql.deleteConversationPeople, sql.deleteApiKeys]) {
+        await tx.run(statement, [userId]);
+      }
+      await tx.run(sql.scrub, [erasedEmail(userId), userId]);
+      return { families, orgs: memberships.map((m) => m.org_id as string) };
+    });
+    await this.dropOldPageImages();
+    return erased;
+  }
+
+  /**
+   * SQLite keeps overwritten rows in its write-ahead log until a checkpoint: erased data must not
+   * linger there (deleted pages in the main file are zeroed by `secure_delete`, see the worker).
+   */
+  private async dropOldPageImages(): Promise<void> {
+    if (this.db.dialect.name === "sqlite") await this.db.get("PRAGMA wal_checkpoint(TRUNCATE)");
   }
 }

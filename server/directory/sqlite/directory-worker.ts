@@ -20,6 +20,8 @@ export function openService(options: { path: string }): DirectoryWorker {
   db.pragma("synchronous = FULL");
   db.pragma("foreign_keys = ON");
   db.pragma("busy_timeout = 5000");
+  // Deleted rows (erased persons, destroyed conversations) are overwritten, not left in free pages.
+  db.pragma("secure_delete = ON");
   adoptUnversionedFile(db);
   migrate(db, DIRECTORY_SCHEMA);
   const directory = new SqlDirectory(new SqliteRunner(db));
