@@ -88,7 +88,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   // Every commit, this node's or another's, reaches the cache and local subscribers in order here.
   const delivery = new RemoteDelivery({ bus, store, cache, broadcaster, logger, gapGraceMs: config.bus.gapGraceMs });
   // Partner events: opened before identity, which records through it.
-  const partnerStorage = await openPartnerStorage(config.dataDir);
+  const partnerStorage = await openPartnerStorage({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
   const events = openEvents(config, { store: partnerStorage.events, cache, logger, now: options.now ?? Date.now });
   const writePath = new WritePath({
     store,

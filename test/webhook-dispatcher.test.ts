@@ -11,13 +11,14 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { sealSecret } from "../server/auth/secret-box.ts";
 import { EventNotifier } from "../server/events/event-notifier.ts";
 import { newEventId } from "../server/events/event-recorder.ts";
-import { type EventStore, openSqliteEventStore } from "../server/events/event-store.ts";
+import type { EventStore } from "../server/events/event-store.ts";
 import { createLogger } from "../server/logger.ts";
 import type { OutboundRequest, OutboundResult, WebhookTransport } from "../server/webhooks/outbound-http.ts";
+import { openPartnerStorage, type PartnerStorage } from "../server/webhooks/partner-storage.ts";
 import { type Clock, type RetryPolicy, retryDelay } from "../server/webhooks/retry-schedule.ts";
 import { verifySignature } from "../server/webhooks/signature.ts";
 import { secretAssociatedData, WebhookDispatcher } from "../server/webhooks/webhook-dispatcher.ts";
-import { type EndpointRecord, openSqliteWebhookStore, type WebhookStore } from "../server/webhooks/webhook-store.ts";
+import type { EndpointRecord, WebhookStore } from "../server/webhooks/webhook-store.ts";
 
 const HOUR = 3600_000;
 const ORG = "org_helpdesk";
@@ -64,6 +65,7 @@ class TestTransport implements WebhookTransport {
 const policy: RetryPolicy = { baseMs: 5000, maxDelayMs: HOUR, windowMs: 24 * HOUR, disableAfterMs: 72 * HOUR };
 
 let dir: string;
+let storage: PartnerStorage;
 let events: EventStore;
 let store: WebhookStore;
 let clock: TestClock;
@@ -125,8 +127,9 @@ const cursorOf = (request: OutboundRequest) => (JSON.parse(request.body) as { cu
 
 beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), "parley-webhooks-"));
-  events = await openSqliteEventStore(path.join(dir, "events.db"));
-  store = await openSqliteWebhookStore(path.join(dir, "webhooks.db"));
+  storage = await openPartnerStorage({ dataDir: dir });
+  events = storage.events;
+  store = storage.webhooks;
   clock = new TestClock();
   transport = new TestTransport(clock);
   logLines = [];
@@ -145,8 +148,7 @@ beforeEach(async () => {
 
 afterEach(async () => {
   await dispatcher.close();
-  await store.close();
-  await events.close();
+  await storage.close();
   await rm(dir, { recursive: true, force: true });
 });
 

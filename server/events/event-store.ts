@@ -1,10 +1,9 @@
 // The EventStore seam: where partner events are kept, one stream per organisation with its own
-// monotonically increasing cursor. The embedded default is a SQLite file run by a worker thread
-// (./sqlite-event-store.ts); a Postgres version for several nodes implements the same interface.
+// monotonically increasing cursor. One implementation over SQL (./sql-event-store.ts) runs on a
+// SQLite file in a worker thread (one node) or on the shared Postgres (several nodes); see
+// server/webhooks/partner-storage.ts, which picks one.
 
 import type { EventType } from "../../protocol/index.ts";
-import { type Promised, WorkerService } from "../worker/worker-service.ts";
-import type { SqliteEventStore } from "./sqlite-event-store.ts";
 
 /** An event to record, addressed to the organisations that receive it. */
 export interface NewEvent {
@@ -78,11 +77,11 @@ export interface EventStore {
   close(): Promise<void>;
 }
 
-/** The event store over a worker running {@link SqliteEventStore} (its `close` is the caller's). */
-export function eventStoreOver(api: Omit<Promised<SqliteEventStore>, "close">, close: () => Promise<void>): EventStore {
+/** An event store over `api` (e.g. calls into a worker), closed by `close`. */
+export function eventStoreOver(api: Omit<EventStore, "close">, close: () => Promise<void>): EventStore {
   return {
     append: (events, now) => api.append(events, now),
-    read: (org, after, limit, types) => api.read(org, after, limit, types ?? null),
+    read: (org, after, limit, types) => api.read(org, after, limit, types),
     head: (org) => api.head(org),
     prune: (cutoff) => api.prune(cutoff),
     markDirty: (entries) => api.markDirty(entries),
@@ -91,10 +90,4 @@ export function eventStoreOver(api: Omit<Promised<SqliteEventStore>, "close">, c
     derivationState: (conversation) => api.derivationState(conversation),
     close,
   };
-}
-
-/** Opens the embedded event store in a worker of its own (`path` is its SQLite file). */
-export async function openSqliteEventStore(path: string): Promise<EventStore> {
-  const service = await WorkerService.start<SqliteEventStore>(new URL("./sqlite-event-store.ts", import.meta.url), { path });
-  return eventStoreOver(service.api, () => service.close());
 }

@@ -1,11 +1,10 @@
 // The WebhookStore seam: registered endpoints (secret sealed), each endpoint's delivery state
 // (its cursor in the organisation's event stream and the retry state of the event at its head),
-// the log of recent attempts and the dead-letter list. Embedded default: a SQLite file in a
-// worker thread (./sqlite-webhook-store.ts); a Postgres version implements the same interface.
+// the log of recent attempts and the dead-letter list. One implementation over SQL
+// (./sql-webhook-store.ts) runs on a SQLite file in a worker thread (one node) or on the shared
+// Postgres (several nodes); see ./partner-storage.ts, which picks one.
 
 import type { EventType } from "../../protocol/index.ts";
-import { type Promised, WorkerService } from "../worker/worker-service.ts";
-import type { SqliteWebhookStore } from "./sqlite-webhook-store.ts";
 
 /** An endpoint's delivery state: where it is in the stream and how its head item is doing. */
 export interface DeliveryState {
@@ -110,8 +109,8 @@ export interface WebhookStore {
   close(): Promise<void>;
 }
 
-/** The webhook store over a worker running {@link SqliteWebhookStore} (its `close` is the caller's). */
-export function webhookStoreOver(api: Omit<Promised<SqliteWebhookStore>, "close">, close: () => Promise<void>): WebhookStore {
+/** A webhook store over `api` (e.g. calls into a worker), closed by `close`. */
+export function webhookStoreOver(api: Omit<WebhookStore, "close">, close: () => Promise<void>): WebhookStore {
   return {
     createEndpoint: (endpoint) => api.createEndpoint(endpoint),
     getEndpoint: (id) => api.getEndpoint(id),
@@ -127,10 +126,4 @@ export function webhookStoreOver(api: Omit<Promised<SqliteWebhookStore>, "close"
     nextReplay: (endpointId) => api.nextReplay(endpointId),
     close,
   };
-}
-
-/** Opens the embedded webhook store in a worker of its own (`path` is its SQLite file). */
-export async function openSqliteWebhookStore(path: string): Promise<WebhookStore> {
-  const service = await WorkerService.start<SqliteWebhookStore>(new URL("./sqlite-webhook-store.ts", import.meta.url), { path });
-  return webhookStoreOver(service.api, () => service.close());
 }
