@@ -5,6 +5,7 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { CloseCode } from "../protocol/index.ts";
+import { type Audit, openAudit } from "./audit/audit-module.ts";
 import { loadOrCreateKeys, type ServerKeys } from "./auth/keys.ts";
 import type { Bus } from "./bus/bus.ts";
 import { holdServerLock } from "./backup/server-lock.ts";
@@ -46,6 +47,8 @@ export interface ParleyServer {
   readonly bus: Bus;
   readonly hub: RealtimeHub;
   readonly identity: Identity;
+  /** Org audit chains (`audit.recorder.recordOrgEvent`) and signed checkpoints. */
+  readonly audit: Audit;
   /** Partner events: store, recorder, streams. */
   readonly events: Events;
   readonly webhooks: Webhooks;
@@ -100,8 +103,14 @@ export async function startServer(config: Config, logger: Logger, options: Start
     compactAfterUpdates: config.store.compactAfterUpdates,
     onCompacted: (conversation, seq) => delivery.compacted(conversation, seq),
   });
-  const identity = await openIdentity(config, { keys, logger, writePath, cache, now: options.now, partnerEvents: events.recorder });
-  const principals = { keys, tokens: config.tokens, directory: identity.services.directory };
+  const audit = await openAudit(config, { keys, logger, now: options.now });
+  const identity = await openIdentity(config, { keys, logger, writePath, cache, now: options.now, partnerEvents: events.recorder, orgAudit: audit.recorder });
+  const principals = {
+    keys,
+    tokens: config.tokens,
+    directory: identity.services.directory,
+    recordApiKeyUse: (org: string, key: string) => audit.recorder.recordApiKeyUse(org, key),
+  };
   const eventStreams = await events.start({
     app,
     directory: identity.services.directory,
@@ -200,10 +209,11 @@ export async function startServer(config: Config, logger: Logger, options: Start
       await bus.close();
       await store.close();
       await identity.close();
+      await audit.close();
       await serverLock.release();
       logger.info("stopped");
     })();
     return closing;
   };
-  return { port, config, keys, store, bus, hub, identity, events, webhooks, close };
+  return { port, config, keys, store, bus, hub, identity, audit, events, webhooks, close };
 }

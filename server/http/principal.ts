@@ -52,6 +52,8 @@ export interface PrincipalDeps {
   keys: ServerKeys;
   tokens: TokenSettings;
   directory: Directory;
+  /** Records an API key's use in its organisation's audit chain (deduplicated by the recorder); a failure fails the request. */
+  recordApiKeyUse?: (orgId: string, keyId: string) => Promise<void>;
 }
 
 const unauthorized = () => new ParleyError(ErrorCode.InvalidCredentials, "missing or invalid credentials");
@@ -70,6 +72,7 @@ export async function resolvePrincipal(authorization: string, ip: string, deps: 
     const actual = Buffer.from(secretHash(secret), "hex");
     if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw unauthorized();
     void deps.directory.touchApiKey(key.id, Date.now()).catch(() => undefined);
+    await deps.recordApiKeyUse?.(key.orgId, key.id);
     principal = { kind: "apiKey", keyId: key.id, orgId: key.orgId, scopes: key.scopes };
   } else {
     const identity = await verifyToken(deps.keys, deps.tokens, credential);

@@ -1,6 +1,7 @@
 // Everything the HTTP routes need, wired once by the composition root and passed in, so a
 // route module imports no singletons and a test can see exactly what a route depends on.
 
+import type { OrgAuditRecorder } from "../audit/org-recorder.ts";
 import type { ServerKeys } from "../auth/keys.ts";
 import type { PasswordHasher, PasswordPolicy } from "../auth/passwords.ts";
 import type { AttemptLimiter } from "../auth/attempt-limiter.ts";
@@ -25,6 +26,8 @@ export interface HttpServices {
   events: AccessEvents;
   /** Records partner events (conversation, participant and invitation changes). */
   partnerEvents: EventRecorder;
+  /** Records account and access events in organisation audit chains. */
+  orgAudit: OrgAuditRecorder;
   hasher: PasswordHasher;
   passwordPolicy: PasswordPolicy;
   /** Failed sign-ins, per account and per address. */

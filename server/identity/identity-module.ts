@@ -5,6 +5,7 @@
 import path from "node:path";
 import { ErrorCode, type Role } from "../../protocol/index.ts";
 import { AttemptLimiter } from "../auth/attempt-limiter.ts";
+import type { OrgAuditRecorder } from "../audit/org-recorder.ts";
 import type { ServerKeys } from "../auth/keys.ts";
 import { PasswordHasher } from "../auth/passwords.ts";
 import { loadOrCreateSecretsKey } from "../auth/secret-box.ts";
@@ -69,7 +70,7 @@ function createMailer(config: Config, logger: Logger): Mailer {
 /** Opens the directory and builds the identity services. */
 export async function openIdentity(
   config: Config,
-  deps: { keys: ServerKeys; logger: Logger; writePath: WritePath; cache: DocumentCache; now?: () => number; partnerEvents: EventRecorder },
+  deps: { keys: ServerKeys; logger: Logger; writePath: WritePath; cache: DocumentCache; now?: () => number; partnerEvents: EventRecorder; orgAudit: OrgAuditRecorder },
 ): Promise<Identity> {
   const now = deps.now ?? Date.now;
   const directoryHandle = await openDirectory({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
@@ -94,6 +95,7 @@ export async function openIdentity(
     sessions,
     events,
     partnerEvents: deps.partnerEvents,
+    orgAudit: deps.orgAudit,
     hasher: new PasswordHasher({ ...config.identity.argon2, maxConcurrent: config.identity.maxConcurrentHashes }),
     passwordPolicy: { minimumScore: config.identity.passwordMinScore },
     loginLimiter: new AttemptLimiter({ maxAttempts: 10, windowMs: 15 * 60_000, lockoutMs: 15 * 60_000 }),

@@ -44,7 +44,20 @@ export function importAuditKey(key: Uint8Array): KeyObject {
 
 /** The hash the first entry of a conversation links to: unique per conversation, so entries cannot be moved between chains. */
 export function genesisHash(conversation: string): Uint8Array {
-  return createHash("sha256").update(GENESIS_PREFIX + conversation, "utf8").digest();
+  return chainGenesis(GENESIS_PREFIX, conversation);
+}
+
+/**
+ * The genesis hash of any chain: its kind's prefix and its id. Other chains (organisation audit
+ * chains) use their own prefix so no entry of one kind of chain can pass for another.
+ */
+export function chainGenesis(prefix: string, chainId: string): Uint8Array {
+  return createHash("sha256").update(prefix + chainId, "utf8").digest();
+}
+
+/** SHA-256(prevHash ‖ JSON(canonical)): the link of every chain, over its canonical field array. */
+export function linkHash(prevHash: Uint8Array, canonical: readonly unknown[]): Uint8Array {
+  return createHash("sha256").update(prevHash).update(JSON.stringify(canonical), "utf8").digest();
 }
 
 /** HMAC-SHA256 of a payload: keyed so the audit trail does not let anyone confirm a guessed content. */
@@ -59,21 +72,18 @@ export function canonicalEntry(fields: ChainFields): Uint8Array {
 
 /** SHA-256(prevHash ‖ canonicalEntry(fields)): the link that makes removal, insertion and edits visible. */
 export function entryHash(prevHash: Uint8Array, fields: ChainFields): Uint8Array {
-  return createHash("sha256")
-    .update(prevHash)
-    .update(JSON.stringify(canonicalArray(fields)), "utf8")
-    .digest();
+  return linkHash(prevHash, canonicalArray(fields));
 }
 
 function canonicalArray(f: ChainFields): unknown[] {
   return [AUDIT_FORMAT_VERSION, f.conversation, f.seq, f.at, f.user, f.org, f.session, f.kind, f.size, toHex(f.contentHmac)];
 }
 
-function toHex(bytes: Uint8Array): string {
+export function toHex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
 }
 
-function bytesEqual(a: Uint8Array | null | undefined, b: Uint8Array): boolean {
+export function bytesEqual(a: Uint8Array | null | undefined, b: Uint8Array): boolean {
   if (!a || a.byteLength !== b.byteLength) return false;
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
 }
@@ -140,26 +150,13 @@ export class ChainVerifier {
   }
 
   result(): ChainVerification {
-    if (this.failure) return { ok: false, ...this.failure };
-    for (const seq of this.checkpoints.keys()) {
-      if (seq > this.prevSeq) {
-        return { ok: false, seq: this.prevSeq + 1, reason: `chain ends at seq ${this.prevSeq}, before trusted checkpoint seq ${seq}` };
-      }
-    }
-    return { ok: true, entries: this.count, head: this.head };
+    return chainResult(this.failure, this.checkpoints.keys(), this.count, this.head);
   }
 
   private check(e: LogEntry): string | null {
-    const expected = this.prevSeq + 1;
     if (e.conversation !== this.conversation) return `entry belongs to conversation ${JSON.stringify(e.conversation)}`;
-    if (e.seq !== expected) {
-      return e.seq > expected
-        ? `seq ${expected} is missing (next entry is seq ${e.seq})`
-        : `seq ${e.seq} out of order (expected seq ${expected})`;
-    }
-    if (!bytesEqual(e.prevHash, this.prevHash)) {
-      return expected === 1 ? "prevHash is not the conversation's genesis hash" : `prevHash does not match the hash of seq ${this.prevSeq}`;
-    }
+    const link = linkProblem({ seq: this.prevSeq, hash: this.prevHash }, e, "conversation");
+    if (link) return link;
     if (!ENTRY_KINDS.has(e.kind)) return `unknown entry kind ${JSON.stringify(e.kind)}`;
     if (!Number.isSafeInteger(e.at) || e.at < this.prevAt) return "timestamp goes backwards";
     if (!bytesEqual(e.hash, entryHash(this.prevHash, e))) return "hash does not recompute from the entry";
@@ -170,6 +167,38 @@ export class ChainVerifier {
     if (checkpoint && !bytesEqual(e.hash, checkpoint)) return "hash differs from the trusted checkpoint (chain rewritten at or before this seq)";
     return null;
   }
+}
+
+/**
+ * The outcome of a walk: its first failure, else a failure if it stopped short of a trusted
+ * checkpoint (entries cut off the end), else success at the head reached.
+ */
+export function chainResult(
+  failure: { seq: number; reason: string } | null,
+  checkpointSeqs: Iterable<number>,
+  entries: number,
+  head: ChainHead,
+): ChainVerification {
+  if (failure) return { ok: false, ...failure };
+  for (const seq of checkpointSeqs) {
+    if (seq > head.seq) return { ok: false, seq: head.seq + 1, reason: `chain ends at seq ${head.seq}, before trusted checkpoint seq ${seq}` };
+  }
+  return { ok: true, entries, head };
+}
+
+/**
+ * Why an entry does not follow the head before it (a missing, repeated or reordered seq, or a
+ * prevHash that is not the head's hash), or null. Shared by every kind of chain.
+ */
+export function linkProblem(prev: ChainHead, e: { seq: number; prevHash: Uint8Array }, chainKind: string): string | null {
+  const expected = prev.seq + 1;
+  if (e.seq !== expected) {
+    return e.seq > expected ? `seq ${expected} is missing (next entry is seq ${e.seq})` : `seq ${e.seq} out of order (expected seq ${expected})`;
+  }
+  if (!bytesEqual(e.prevHash, prev.hash)) {
+    return expected === 1 ? `prevHash is not the ${chainKind}'s genesis hash` : `prevHash does not match the hash of seq ${prev.seq}`;
+  }
+  return null;
 }
 
 /** Verifies a whole chain held in memory; see {@link ChainVerifier} for streaming. */

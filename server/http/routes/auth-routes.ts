@@ -5,6 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { ErrorCode } from "../../../protocol/index.ts";
+import type { OrgEventInput } from "../../audit/org-recorder.ts";
 import { checkPassword } from "../../auth/passwords.ts";
 import { openSecret, sealSecret } from "../../auth/secret-box.ts";
 import { createTotpEnrolment, generateRecoveryCodes, hashRecoveryCode, verifyTotp } from "../../auth/totp.ts";
@@ -49,12 +50,18 @@ async function checkSecondFactor(services: HttpServices, user: User, code: { tot
     ok = result.ok && (await services.directory.consumeTotpStep(user.id, result.step));
   } else if (code.recoveryCode) {
     ok = await services.directory.consumeRecoveryCode(user.id, hashRecoveryCode(code.recoveryCode), now);
+    if (ok) await recordInEveryOrg(services, user.id, { action: "2fa.recovery-code-used", actor: `user:${user.id}`, target: user.id });
   }
   if (!ok) {
     services.codeLimiter.fail(key, now);
     throw new ParleyError(ErrorCode.InvalidTwoFactorCode, "the code is wrong, expired or already used");
   }
   services.codeLimiter.succeed(key);
+}
+
+/** Records an event about a person in the chain of every organisation they belong to (their account is each one's business). */
+async function recordInEveryOrg(services: HttpServices, userId: string, event: OrgEventInput): Promise<void> {
+  for (const m of await services.directory.listMemberships(userId)) await services.orgAudit.recordOrgEvent(m.orgId, event);
 }
 
 /** The authentication routes. */
@@ -104,8 +111,9 @@ export function authRoutes(services: HttpServices) {
       }),
       response: { status: 200, description: "Signed in.", schema: TokenPair.extend({ user: UserView, organisation: OrganisationView }) },
       errors: [ErrorCode.InvalidCredentials, ErrorCode.TwoFactorRequired, ErrorCode.InvalidTwoFactorCode, ErrorCode.RateLimited],
-      async handler({ body, ip }) {
+      async handler({ body, ip, headers }) {
         const now = services.now();
+        const personal = { ip, userAgent: headers.userAgent };
         for (const key of [`login:${body.email}`, `login-ip:${ip}`]) {
           const gate = services.loginLimiter.check(key, now);
           if (!gate.allowed) throw new HttpError(ErrorCode.RateLimited, "too many failed sign-ins; wait", {}, gate.retryAfterMs / 1000);
@@ -115,6 +123,13 @@ export function authRoutes(services: HttpServices) {
         if (!user || !verdict.ok) {
           services.loginLimiter.fail(`login:${body.email}`, now);
           services.loginLimiter.fail(`login-ip:${ip}`, now);
+          // A failed sign-in must not wait on (or fail because of) the audit write: recorded, or logged.
+          if (user) {
+            const event = { action: "login.failed", actor: `user:${user.id}`, target: user.id, details: { reason: "password" }, personal } as const;
+            for (const m of await directory.listMemberships(user.id)) void services.orgAudit.recordOrLog(m.orgId, event);
+          } else {
+            services.logger.warn({ security: "login-failed", emailHash: services.orgAudit.pseudonym(body.email) }, "sign-in for an unknown email");
+          }
           throw new ParleyError(ErrorCode.InvalidCredentials, "email or password is wrong");
         }
         const memberships = await directory.listMemberships(user.id);
@@ -122,9 +137,20 @@ export function authRoutes(services: HttpServices) {
         if (!membership) throw new ParleyError(ErrorCode.InvalidCredentials, "not a member of that organisation");
         if (user.totpEnabled) {
           if (!body.totp && !body.recoveryCode) throw new ParleyError(ErrorCode.TwoFactorRequired, "send the code from your authenticator app");
-          await checkSecondFactor(services, user, body);
+          await checkSecondFactor(services, user, body).catch((error: unknown) => {
+            const event = { action: "login.failed", actor: `user:${user.id}`, target: user.id, details: { reason: "second-factor" }, personal } as const;
+            void services.orgAudit.recordOrLog(membership.orgId, event);
+            throw error;
+          });
         }
         services.loginLimiter.succeed(`login:${body.email}`);
+        await services.orgAudit.recordOrgEvent(membership.orgId, {
+          action: "login.succeeded",
+          actor: `user:${user.id}`,
+          target: user.id,
+          details: { secondFactor: user.totpEnabled },
+          personal,
+        });
         if (verdict.needsRehash) await directory.setPasswordHash(user.id, await hasher.hash(body.password));
         const tokens = await sessions.start(user.id, membership.orgId);
         return {
@@ -226,6 +252,7 @@ export function authRoutes(services: HttpServices) {
         await directory.enableTotp(user.id);
         const recoveryCodes = generateRecoveryCodes(10);
         await directory.replaceRecoveryCodes(user.id, recoveryCodes.map(hashRecoveryCode));
+        await recordInEveryOrg(services, user.id, { action: "2fa.enabled", actor: `user:${user.id}`, target: user.id });
         return { status: 200, body: { recoveryCodes } };
       },
     }),
@@ -247,6 +274,7 @@ export function authRoutes(services: HttpServices) {
         await checkSecondFactor(services, user, body);
         await directory.setTotp(user.id, null, false);
         await directory.replaceRecoveryCodes(user.id, []);
+        await recordInEveryOrg(services, user.id, { action: "2fa.disabled", actor: `user:${user.id}`, target: user.id });
         return { status: 204 };
       },
     }),

@@ -4,6 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { ErrorCode } from "../../../protocol/index.ts";
+import { auditActor } from "../../audit/org-recorder.ts";
 import { ParleyError } from "../../errors.ts";
 import { API_KEY_SCOPES } from "../../identity/access-control.ts";
 import { ipAllowed, isValidAllowlistEntry } from "../ip-allowlist.ts";
@@ -98,6 +99,7 @@ export function organisationRoutes(services: HttpServices) {
         const user = await directory.getUserByEmail(body.email);
         if (!user) throw new ParleyError(ErrorCode.NotFound, "no account with this email");
         await directory.putMember(params.org, user.id, body.role, services.now());
+        await services.orgAudit.recordOrgEvent(params.org, { action: "member.role-changed", actor: auditActor(principal), target: user.id, details: { role: body.role } });
         events.emit({ kind: "membership-changed", orgId: params.org, userId: user.id });
         return { status: 201, body: { userId: user.id, email: user.email, role: body.role } };
       },
@@ -112,6 +114,7 @@ export function organisationRoutes(services: HttpServices) {
       async handler({ params, principal }) {
         requireAdmin(principal, params.org);
         if (!(await directory.removeMember(params.org, params.user))) throw new ParleyError(ErrorCode.NotFound, "no such member");
+        await services.orgAudit.recordOrgEvent(params.org, { action: "member.removed", actor: auditActor(principal), target: params.user });
         events.emit({ kind: "membership-changed", orgId: params.org, userId: params.user });
         return { status: 204 };
       },
@@ -133,6 +136,13 @@ export function organisationRoutes(services: HttpServices) {
           { id, orgId: params.org, name: body.name, scopes: body.scopes, secretHash: secretHash(secret), createdBy: principal.kind === "user" ? principal.userId : "" },
           services.now(),
         );
+        // Recorded before the secret is shown: a key whose creation is not audited is never handed out.
+        await services.orgAudit.recordOrgEvent(params.org, {
+          action: "api-key.created",
+          actor: auditActor(principal),
+          target: id,
+          details: { scopes: body.scopes.join(" ") },
+        });
         return { status: 201, body: { id, name: body.name, scopes: body.scopes, key: `${API_KEY_PREFIX}${id}.${secret}` } };
       },
     }),
@@ -159,6 +169,7 @@ export function organisationRoutes(services: HttpServices) {
       async handler({ params, principal }) {
         requireAdmin(principal, params.org);
         if (!(await directory.revokeApiKey(params.org, params.key, services.now()))) throw new ParleyError(ErrorCode.NotFound, "no such key");
+        await services.orgAudit.recordOrgEvent(params.org, { action: "api-key.revoked", actor: auditActor(principal), target: params.key });
         return { status: 204 };
       },
     }),

@@ -1,0 +1,94 @@
+// Records account and access events in organisation audit chains. The one entry point for every
+// caller (identity routes, deletion and retention, exports): `recordOrgEvent(org, event)`. Personal
+// data (emails, addresses, user agents) never enters a chain in clear: it is replaced by a keyed
+// hash under the audit key, so deleting a person removes nothing a chain's hashes cover.
+
+import { createHmac } from "node:crypto";
+import type { Logger } from "../logger.ts";
+import type { AuditLog } from "./audit-log.ts";
+import { detailsProblem, type OrgAuditAction, type OrgAuditDetail, type OrgAuditEntry } from "./org-chain.ts";
+
+/** Personal data an event may carry; each is recorded as `<name>Hash`, an HMAC under the audit key. */
+export interface PersonalData {
+  email?: string;
+  ip?: string;
+  userAgent?: string;
+}
+
+/** An event as callers hand it in. */
+export interface OrgEventInput {
+  action: OrgAuditAction;
+  /** Who did it: `user:<id>`, `api-key:<id>`, `operator:<name>` (hashed), or `system`. */
+  actor: string;
+  /** What it was done to (a conversation, invitation, key or member id); "" when nothing. */
+  target?: string;
+  /** Non-personal facts (roles, scopes, reasons given by the organisation itself). */
+  details?: Record<string, OrgAuditDetail>;
+  /** Personal data, recorded only as keyed hashes. */
+  personal?: PersonalData;
+}
+
+/** API key use is recorded once per key per hour: enough to answer "was this key used, and when
+ * roughly", without a chain entry (a locked write) on every request a partner system makes. */
+const API_KEY_USE_WINDOW_MS = 3600_000;
+
+/** At most this many keys remembered for use deduplication (a bounded map; forgetting only re-records). */
+const MAX_REMEMBERED_KEYS = 10_000;
+
+export class OrgAuditRecorder {
+  private readonly keyUses = new Map<string, number>();
+
+  constructor(
+    private readonly deps: { log: AuditLog; auditKey: Uint8Array; now: () => number; logger: Logger },
+  ) {}
+
+  /**
+   * Appends an event to the organisation's chain and resolves once it is durable. Rejects when it
+   * could not be recorded: callers let the action fail rather than go unaudited.
+   */
+  async recordOrgEvent(org: string, event: OrgEventInput): Promise<OrgAuditEntry> {
+    const details: Record<string, OrgAuditDetail> = { ...event.details };
+    for (const [name, value] of Object.entries(event.personal ?? {})) {
+      if (typeof value === "string") details[`${name}Hash`] = this.pseudonym(value);
+    }
+    const problem = detailsProblem(details);
+    if (problem) throw new TypeError(problem);
+    return this.deps.log.appendOrgAuditEvent(org, { action: event.action, actor: event.actor, target: event.target ?? "", details }, this.deps.now());
+  }
+
+  /**
+   * For events nobody waits on (a failed sign-in): records, and if that fails, logs the event in
+   * full at error level so it is not lost silently.
+   */
+  recordOrLog(org: string, event: OrgEventInput): Promise<void> {
+    return this.recordOrgEvent(org, event).then(
+      () => undefined,
+      (error: unknown) => this.deps.logger.error({ err: error, org, audit: { ...event, personal: undefined } }, "org audit event not recorded"),
+    );
+  }
+
+  /** Records an API key's use, at most once per key per hour on this node. */
+  async recordApiKeyUse(org: string, keyId: string): Promise<void> {
+    const now = this.deps.now();
+    const last = this.keyUses.get(keyId);
+    if (last !== undefined && now - last < API_KEY_USE_WINDOW_MS) return;
+    if (this.keyUses.size >= MAX_REMEMBERED_KEYS) this.keyUses.clear();
+    this.keyUses.set(keyId, now);
+    try {
+      await this.recordOrgEvent(org, { action: "api-key.used", actor: `api-key:${keyId}`, target: keyId });
+    } catch (error) {
+      this.keyUses.delete(keyId); // try again on the next use
+      throw error;
+    }
+  }
+
+  /** A stable keyed hash of a personal value: equal values match within this deployment, nobody can reverse it. */
+  pseudonym(value: string): string {
+    return createHmac("sha256", this.deps.auditKey).update("parley/org-audit/personal\0").update(value.trim().toLowerCase(), "utf8").digest("hex");
+  }
+}
+
+/** The org audit actor of a caller: `user:<id>` for people, `api-key:<id>` for partner systems. */
+export function auditActor(principal: { kind: "user"; userId: string } | { kind: "apiKey"; keyId: string }): string {
+  return principal.kind === "user" ? `user:${principal.userId}` : `api-key:${principal.keyId}`;
+}

@@ -1,0 +1,40 @@
+// The embedded audit log's worker thread: its own connection to the directory's SQLite file
+// (WAL, so it reads beside the directory's worker and takes turns with it on writes), the audit
+// schema migrated, and each operation run one after another.
+
+import Database from "better-sqlite3";
+import { SqliteRunner } from "../../directory/sqlite/sqlite-runner.ts";
+import { migrate } from "../../store/sqlite/migrate.ts";
+import type { SyncService } from "../../worker/worker-service.ts";
+import { AUDIT_LOG_OPERATIONS, type AuditLog } from "../audit-log.ts";
+import { AUDIT_SCHEMA } from "../audit-schema.ts";
+import { SqlAuditLog } from "../sql-audit-log.ts";
+
+/** What the worker serves: every audit log operation, plus close. */
+export type AuditWorker = SyncService & AuditLog;
+
+/** Entry point for the worker thread (server/worker/worker-entry.mjs). */
+export function openService(options: { path: string }): AuditWorker {
+  const db = new Database(options.path);
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = FULL");
+  db.pragma("busy_timeout = 5000");
+  migrate(db, AUDIT_SCHEMA);
+  const log = new SqlAuditLog(new SqliteRunner(db));
+  // One operation at a time: a transaction never interleaves with another.
+  let tail: Promise<unknown> = Promise.resolve();
+  const serially = <T>(work: () => Promise<T>): Promise<T> => {
+    const result = tail.then(work);
+    tail = result.catch(() => undefined);
+    return result;
+  };
+  const service: Record<string, unknown> = {
+    operations: [...AUDIT_LOG_OPERATIONS, "close"],
+    close: () => serially(async () => db.close()),
+  };
+  for (const op of AUDIT_LOG_OPERATIONS) {
+    const method = log[op] as (...args: unknown[]) => Promise<unknown>;
+    service[op] = (...args: unknown[]) => serially(() => method.apply(log, args));
+  }
+  return service as unknown as AuditWorker;
+}

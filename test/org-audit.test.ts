@@ -1,0 +1,104 @@
+// Organisation audit chains: a real sign-in / API key flow leaves its events, in order, in the
+// organisation's chain; personal data appears only as keyed hashes; the chain verifies; and
+// concurrent writers (several recorders on one Postgres schema) leave one unbroken chain.
+
+import pg from "pg";
+import { afterEach, describe, expect, it } from "vitest";
+import { openAuditLog } from "../server/audit/audit-log.ts";
+import { type OrgAuditEntry, OrgChainVerifier } from "../server/audit/org-chain.ts";
+import { OrgAuditRecorder } from "../server/audit/org-recorder.ts";
+import { createLogger } from "../server/logger.ts";
+import { apiClient } from "./helpers/http-client.ts";
+import { startTestServer, type TestServer } from "./helpers/server.ts";
+import { requirePostgres } from "./helpers/services.ts";
+
+const PASSWORD = "violet-harbour-tractor-91!";
+
+let server: TestServer | null = null;
+afterEach(async () => {
+  await server?.cleanup();
+  server = null;
+});
+
+async function orgChain(s: TestServer, org: string): Promise<OrgAuditEntry[]> {
+  return s.server.audit.log.readOrgAuditEntries(org, 0, 10_000);
+}
+
+describe("organisation audit chain", () => {
+  it("records sign-ins, failures and API key creation, use and revocation, in one verifying chain", async () => {
+    server = await startTestServer();
+    const api = apiClient(server.httpUrl);
+    const signup = await api("POST", "/v1/signup", { body: { email: "olga@acme.example", password: PASSWORD, name: "Olga", organisation: "Acme" } });
+    expect(signup.status).toBe(201);
+    const org = signup.body.organisation.id as string;
+    const userId = signup.body.user.id as string;
+    expect((await api("POST", "/v1/auth/login", { body: { email: "olga@acme.example", password: "wrong-password-123456" } })).status).toBe(401);
+    const login = await api("POST", "/v1/auth/login", { body: { email: "olga@acme.example", password: PASSWORD } });
+    expect(login.status).toBe(200);
+    const token = login.body.accessToken as string;
+    const created = await api("POST", `/v1/organisations/${org}/api-keys`, { token, body: { name: "erp", scopes: ["conversations:read"] } });
+    expect(created.status).toBe(201);
+    const keyId = created.body.id as string;
+    // Used twice within the hour: recorded once.
+    for (let i = 0; i < 2; i++) expect((await api("GET", "/v1/conversations", { token: created.body.key as string })).status).toBe(200);
+    expect((await api("DELETE", `/v1/organisations/${org}/api-keys/${keyId}`, { token })).status).toBe(204);
+
+    // The failed sign-in is recorded without waiting; give it its moment.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const entries = await orgChain(server, org);
+    const actions = entries.map((e) => e.action);
+    expect(actions).toEqual(["login.failed", "login.succeeded", "api-key.created", "api-key.used", "api-key.revoked"]);
+    expect(entries.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(entries[1]).toMatchObject({ actor: `user:${userId}`, target: userId });
+    expect(entries[3]).toMatchObject({ actor: `api-key:${keyId}`, target: keyId });
+    // Personal data only as keyed hashes.
+    const text = JSON.stringify(entries.map((e) => e.details));
+    expect(text).not.toContain("127.0.0.1");
+    expect(text).not.toContain("olga@");
+    expect(entries[1].details.ipHash).toMatch(/^[0-9a-f]{64}$/);
+
+    const verifier = new OrgChainVerifier(org);
+    for (const e of entries) expect(verifier.push(e)).toBe(true);
+    expect(verifier.result()).toMatchObject({ ok: true, entries: 5 });
+    const swapped = new OrgChainVerifier(org);
+    for (const e of [entries[0], entries[2], entries[1]]) swapped.push(e);
+    expect(swapped.result()).toMatchObject({ ok: false, seq: 2 });
+  });
+
+  it("rejects details that would not encode canonically, and records nothing", async () => {
+    server = await startTestServer();
+    const recorder = server.server.audit.recorder;
+    await expect(
+      recorder.recordOrgEvent("org_x", { action: "audit.exported", actor: "system", details: { nested: { a: 1 } as unknown as string } }),
+    ).rejects.toThrow(/detail "nested"/);
+    expect(await server.server.audit.log.orgAuditHead("org_x")).toBeNull();
+  });
+});
+
+describe("organisation audit chain on Postgres", () => {
+  it("gives concurrent writers on several connections one gap-free chain", async () => {
+    const url = await requirePostgres();
+    if (!url) return;
+    const schema = `org_audit_${process.pid}_${Date.now()}`;
+    const handles = await Promise.all([1, 2, 3].map(() => openAuditLog({ dataDir: "/nonexistent", databaseUrl: url, schema })));
+    try {
+      const logger = createLogger("silent");
+      const recorders = handles.map((h) => new OrgAuditRecorder({ log: h.log, auditKey: new Uint8Array(32).fill(7), now: Date.now, logger }));
+      await Promise.all(
+        Array.from({ length: 60 }, (_, i) => recorders[i % 3].recordOrgEvent("org_busy", { action: "audit.exported", actor: "system", target: `c${i}` })),
+      );
+      const entries = await handles[0].log.readOrgAuditEntries("org_busy", 0, 1000);
+      expect(entries.map((e) => e.seq)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+      const verifier = new OrgChainVerifier("org_busy");
+      for (const e of entries) verifier.push(e);
+      expect(verifier.result()).toMatchObject({ ok: true, entries: 60 });
+      expect((await handles[0].log.orgAuditHead("org_busy"))?.seq).toBe(60);
+    } finally {
+      await Promise.all(handles.map((h) => h.close()));
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await client.end();
+    }
+  });
+});
