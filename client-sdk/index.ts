@@ -16,6 +16,7 @@ export type { ParleyErrorInfo } from "./errors.ts";
 export type { EventFeed, EventFeedOptions } from "./event-feed.ts";
 export { ParleyError } from "./errors.ts";
 export type { Listener } from "./events.ts";
+export type { ChangePage, ChangePoint, ChangesOptions, ConversationAtPoint, HistoryPoint, RestoreResult } from "./history.ts";
 export type { ParleyLogger } from "./logger.ts";
 export type {
   ClientEvents,

@@ -24,6 +24,15 @@ import {
 import type { ParleyErrorInfo } from "./errors.ts";
 import { type EventFeed, EventFeedChannel, type EventFeedOptions } from "./event-feed.ts";
 import { Emitter, type Listener } from "./events.ts";
+import {
+  apiUrlFor,
+  type ChangePage,
+  type ChangesOptions,
+  type ConversationAtPoint,
+  HistoryApi,
+  type HistoryPoint,
+  type RestoreResult,
+} from "./history.ts";
 import { type ParleyLogger, silentLogger } from "./logger.ts";
 import { type OwedReplies, StaleReplies } from "./stale-replies.ts";
 import {
@@ -49,6 +58,8 @@ export interface ParleyClientOptions {
   reconnect?: Partial<ReconnectPolicy>;
   /** Where to log (default: nowhere). */
   logger?: ParleyLogger;
+  /** The HTTP API's base URL, for history (default: the socket URL's host over http(s)). */
+  apiUrl?: string;
 }
 
 /** The socket's state: idle (nothing opened yet), connecting, connected, offline (will retry), error (will not), closed. */
@@ -116,6 +127,7 @@ export class ParleyClient {
   /** Replies still owed to closed handles (not to be taken by a reopened one). */
   private readonly stale = new StaleReplies();
   private readonly transport: ChannelTransport;
+  private readonly historyApi: HistoryApi;
 
   private state: ConnectionState = "idle";
   private started = false;
@@ -141,6 +153,7 @@ export class ParleyClient {
     this.WebSocketImpl = resolveWebSocket(options.WebSocket);
     this.policy = reconnectPolicy(options.reconnect);
     this.logger = options.logger ?? silentLogger;
+    this.historyApi = new HistoryApi(options.apiUrl ?? apiUrlFor(options.url), () => this.fetchToken());
     this.transport = {
       logger: this.logger,
       send: (frame) => this.send(frame),
@@ -205,6 +218,21 @@ export class ParleyClient {
       void this.connect();
     }
     return feed;
+  }
+
+  /** The conversation as it was at a past `{ seq }` or `{ at }` (over HTTP; needs read access). */
+  history(conversationId: string, point: HistoryPoint): Promise<ConversationAtPoint> {
+    return this.historyApi.history(conversationId, point);
+  }
+
+  /** A page of the conversation's change points (seq, time, author), oldest first, for a timeline. */
+  changes(conversationId: string, options?: ChangesOptions): Promise<ChangePage> {
+    return this.historyApi.changes(conversationId, options);
+  }
+
+  /** Restores the conversation to a past point as a new change attributed to you (needs write access). */
+  restore(conversationId: string, point: HistoryPoint): Promise<RestoreResult> {
+    return this.historyApi.restore(conversationId, point);
   }
 
   /** Closes the socket cleanly (1000) and every open conversation; no reconnect. */

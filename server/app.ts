@@ -14,6 +14,7 @@ import type { Config } from "./config.ts";
 import { withDocumentEvents } from "./events/document-events.ts";
 import { acceptApiKeysOnSockets } from "./events/event-access.ts";
 import { type Events, openEvents } from "./events/events-module.ts";
+import { historyRoutes } from "./history/history-routes.ts";
 import { registerHealthRoutes } from "./http/health-routes.ts";
 import type { RouteDefinition } from "./http/route.ts";
 import { registerRoutes } from "./http/router.ts";
@@ -161,7 +162,13 @@ export async function startServer(config: Config, logger: Logger, options: Start
     events: eventStreams.sockets,
   });
   registerYjsRoute(app, routeDeps);
-  const routes: RouteDefinition[] = [...identity.routes, ...eventStreams.routes, ...webhooks.routes, ...metaRoutes(keys, () => routes)];
+  const routes: RouteDefinition[] = [
+    ...identity.routes,
+    ...historyRoutes({ services: identity.services, store }),
+    ...eventStreams.routes,
+    ...webhooks.routes,
+    ...metaRoutes(keys, () => routes),
+  ];
   registerRoutes(app, routes, {
     allowedOrigins: config.allowedOrigins,
     maxBodyBytes: config.http.maxBodyBytes,

@@ -25,8 +25,12 @@ function hasForeignAuthor(value: unknown, author: UpdateAuthor): boolean {
   return record.authorUser !== author.user || record.authorOrg !== author.org;
 }
 
-/** Validates an update; throws {@link ParleyError} UpdateTooLarge or InvalidUpdate. */
-export function validateUpdate(update: Uint8Array, author: UpdateAuthor, maxBytes: number): ValidatedUpdate {
+/**
+ * Validates an update; throws {@link ParleyError} UpdateTooLarge or InvalidUpdate. `author` null
+ * skips the authorship check: only for updates the server built from the conversation's own
+ * past content (a restore brings back messages in their original authors' names).
+ */
+export function validateUpdate(update: Uint8Array, author: UpdateAuthor | null, maxBytes: number): ValidatedUpdate {
   if (update.length > maxBytes) {
     throw new ParleyError(ErrorCode.UpdateTooLarge, `update of ${update.length} bytes exceeds ${maxBytes}`);
   }
@@ -40,7 +44,7 @@ export function validateUpdate(update: Uint8Array, author: UpdateAuthor, maxByte
     // Messages are plain objects in a Y.Array (ContentAny): any that carries authorship must carry
     // the sender's, so nobody can post in someone else's name.
     const content = (struct as { content?: unknown }).content;
-    if (content instanceof Y.ContentAny) {
+    if (author && content instanceof Y.ContentAny) {
       for (const value of content.arr) {
         if (hasForeignAuthor(value, author)) {
           throw new ParleyError(ErrorCode.InvalidUpdate, "a message in this update names another author");

@@ -30,6 +30,12 @@ export interface SubmitOptions {
   previousWrite?: Promise<unknown>;
   /** Size limit for this update, when not the default (a client's catch-up after being offline). */
   maxBytes?: number;
+  /**
+   * The server built this update from the conversation's own past content (a restore): its
+   * messages keep their original authors, so the authorship check does not apply. Never set for
+   * an update that came from a client.
+   */
+  restoresPastContent?: boolean;
 }
 
 /** Dependencies of the write path, wired by the composition root. */
@@ -58,7 +64,7 @@ export class WritePath {
    * `update` must not be mutated afterwards (it is kept in the cache and published).
    */
   async submit(conversation: string, update: Uint8Array, actor: Actor, options: SubmitOptions = {}): Promise<number> {
-    const { empty } = validateUpdate(update, actor, options.maxBytes ?? this.deps.maxUpdateBytes);
+    const { empty } = validateUpdate(update, options.restoresPastContent ? null : actor, options.maxBytes ?? this.deps.maxUpdateBytes);
     if (empty) {
       await options.previousWrite;
       return (await this.deps.cache.get(conversation)).headSeq;
