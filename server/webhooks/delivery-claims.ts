@@ -65,8 +65,11 @@ export class PostgresDeliveryClaims implements DeliveryClaims {
     const connection = this.connection;
     this.connection = null;
     this.held.clear();
-    // Ending the session releases every lock it holds.
-    if (connection) (await connection.catch(() => null))?.release(true);
+    const client = connection ? await connection.catch(() => null) : null;
+    if (!client) return;
+    // Unlocked at once for the other nodes (ending the session would too, once the server notices).
+    await client.query("SELECT pg_advisory_unlock_all()").catch(() => {});
+    client.release(true);
   }
 
   private client(): Promise<pg.PoolClient> {
