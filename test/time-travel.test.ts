@@ -185,6 +185,11 @@ describe("time travel", { timeout: 30_000 }, () => {
 
     const verification = await verifyConversation(server.server.store, conversation, server.server.keys.auditKey);
     expect(verification).toMatchObject({ ok: true, head: { seq: restored.seq } });
+    // The restoring organisation's audit chain says who restored what, to which point.
+    const orgChain = await server.server.audit.log.readOrgAuditEntries(helpdesk.orgId, 0, 10_000);
+    expect(orgChain.filter((entry) => entry.action === "conversation.restored")).toEqual([
+      expect.objectContaining({ actor: `user:${helpdesk.userId}`, target: conversation, details: { seq: restored.seq, restoredToSeq: good } }),
+    ]);
   });
 
   it("answers hostile points, forbidden conversations and bad input with clear errors and changes nothing", async () => {

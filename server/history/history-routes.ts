@@ -5,6 +5,7 @@
 import * as Y from "yjs";
 import { z } from "zod";
 import { ErrorCode, readStatus } from "../../protocol/index.ts";
+import { auditActor } from "../audit/org-recorder.ts";
 import type { ConversationRecord } from "../directory/directory-types.ts";
 import { ParleyError } from "../errors.ts";
 import { actorId } from "../http/principal.ts";
@@ -146,6 +147,15 @@ export function historyRoutes({ services, store }: HistoryDeps) {
           restoresPastContent: true,
           maxBytes: services.config.limits.maxFrameBytes,
         });
+        // Recorded in the restoring organisation's audit chain and, when another, the starting one's.
+        for (const org of new Set([principal.orgId, conversation.orgId])) {
+          await services.orgAudit.recordOrgEvent(org, {
+            action: "conversation.restored",
+            actor: auditActor(principal),
+            target: params.id,
+            details: { seq, restoredToSeq: past.seq },
+          });
+        }
         return { status: 200, body: { seq, changed: true, restoredTo } };
       },
     }),
