@@ -14,7 +14,7 @@ import * as Y from "yjs";
 import type { DocFrame } from "../protocol/index.ts";
 import { loadOrCreateKeys } from "../server/auth/keys.ts";
 import { BackupError, BackupFileWriter, CHUNK_BYTES, readBackupFile } from "../server/backup/backup-file.ts";
-import { loadMasterKey } from "../server/backup/backup-hooks.ts";
+import { loadMasterKeys } from "../server/backup/backup-hooks.ts";
 import { createBackup } from "../server/backup/create-backup.ts";
 import { restoreBackup, verifyBackup } from "../server/backup/restore-backup.ts";
 import { verifyConversation } from "../server/log/verify-conversation.ts";
@@ -206,7 +206,7 @@ describe("backup and restore", () => {
     const writer = await Writer.join(server.url, token, "kept");
     await writer.append("x", 20);
     writer.close();
-    const masterKey = await loadMasterKey(path.join(server.dataDir, "keys"), { create: true });
+    const [masterKey] = (await loadMasterKeys({ keysDir: path.join(server.dataDir, "keys") }, { create: true })) as [Uint8Array];
     const out = await tempDir("parley-tamper-");
     const good = path.join(out, "good.parley-backup");
     await createBackup({ dataDir: server.dataDir, masterKey, out: good });
@@ -226,12 +226,14 @@ describe("backup and restore", () => {
     for (const [name, bytes] of variants) {
       const file = path.join(out, `${name.replaceAll(" ", "-")}.parley-backup`);
       await writeFile(file, bytes);
-      await expect(verifyBackup(file, masterKey), name).rejects.toBeInstanceOf(BackupError);
-      await expect(restoreBackup({ file, dataDir: server.dataDir, masterKey, replayLedger: noLedger }), name).rejects.toBeInstanceOf(BackupError);
+      await expect(verifyBackup(file, [masterKey]), name).rejects.toBeInstanceOf(BackupError);
+      await expect(restoreBackup({ file, dataDir: server.dataDir, masterKeys: [masterKey], replayLedger: noLedger }), name).rejects.toBeInstanceOf(BackupError);
       expect(await fingerprint(server.dataDir), name).toEqual(untouched);
     }
     // Another installation's master key: the same intact file opens nowhere else.
-    await expect(verifyBackup(good, randomBytes(32))).rejects.toThrow(/another master key/);
+    await expect(verifyBackup(good, [randomBytes(32)])).rejects.toThrow(/not among this installation's keys/);
+    // After a rotation the retired key still opens it (the file names the key it needs).
+    expect((await verifyBackup(good, [randomBytes(32), masterKey])).databases.length).toBeGreaterThan(0);
 
     // The operator's view: a clear message, exit code 1, nothing restored.
     const truncatedFile = path.join(out, "cut-short.parley-backup");
@@ -241,7 +243,7 @@ describe("backup and restore", () => {
     expect(await fingerprint(server.dataDir)).toEqual(untouched);
 
     // And the intact file still restores.
-    expect((await verifyBackup(good, masterKey)).databases.map((d) => d.name)).toContain("parley.db");
+    expect((await verifyBackup(good, [masterKey])).databases.map((d) => d.name)).toContain("parley.db");
   });
 
   it("detects reordered, dropped and truncated chunks of a file spanning several chunks", async () => {
@@ -258,7 +260,7 @@ describe("backup and restore", () => {
     expect(Buffer.concat(await readAll(file, masterKey)).equals(payload)).toBe(true);
 
     const bytes = await readFile(file);
-    const header = 8 + 1 + 32;
+    const header = 8 + 1 + 8 + 32;
     const sealedChunk = 4 + CHUNK_BYTES + 16;
     const chunk = (i: number) => bytes.subarray(header + i * sealedChunk, header + (i + 1) * sealedChunk);
     const rest = bytes.subarray(header + 3 * sealedChunk);
@@ -281,7 +283,7 @@ describe("backup and restore", () => {
     const server = await startTestServer();
     cleanups.push(() => server.cleanup());
     const keysDir = path.join(server.dataDir, "keys");
-    const masterKey = await loadMasterKey(keysDir, { create: true });
+    const [masterKey] = (await loadMasterKeys({ keysDir }, { create: true })) as [Uint8Array];
     const out = path.join(await tempDir("parley-keys-"), "b.parley-backup");
     const manifest = await createBackup({ dataDir: server.dataDir, masterKey, out });
     expect(manifest.databases.map((d) => d.name).sort()).toEqual(["directory.db", "events.db", "parley.db", "webhooks.db"]);
@@ -293,7 +295,7 @@ describe("backup and restore", () => {
       expect(payload.includes(key), name).toBe(false);
     }
     // Without the master key file, verify says what is missing instead of guessing a key.
-    await expect(loadMasterKey(await tempDir("parley-nokey-"), { create: false })).rejects.toThrow(/no master key/);
+    await expect(loadMasterKeys({ keysDir: await tempDir("parley-nokey-") }, { create: false })).rejects.toThrow(/no master key/);
   });
 });
 
@@ -309,7 +311,7 @@ async function readAll(file: string, masterKey: Uint8Array): Promise<Buffer[]> {
   const handle = await open(file, "r");
   try {
     const chunks: Buffer[] = [];
-    for await (const chunk of readBackupFile(handle, masterKey)) chunks.push(chunk);
+    for await (const chunk of readBackupFile(handle, [masterKey])) chunks.push(chunk);
     return chunks;
   } finally {
     await handle.close();

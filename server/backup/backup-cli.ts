@@ -5,7 +5,7 @@
 import { parseArgs } from "node:util";
 import { type Config, ConfigError, loadConfig } from "../config.ts";
 import { BackupError } from "./backup-file.ts";
-import { loadMasterKey, replayLedgerAfterRestore } from "./backup-hooks.ts";
+import { loadMasterKeys, replayLedgerAfterRestore } from "./backup-hooks.ts";
 import type { BackupManifest } from "./backup-manifest.ts";
 import { createBackup } from "./create-backup.ts";
 import { NOT_BACKED_UP } from "./embedded-databases.ts";
@@ -52,12 +52,12 @@ export function backupCommand(args: string[]): Promise<void> {
   return reported(async () => {
     const verifying = args[0] === "verify";
     const { file, config } = configFor(verifying ? args.slice(1) : args);
-    const masterKey = await loadMasterKey(config.keysDir, { create: !verifying });
+    const masterKeys = await loadMasterKeys(config, { create: !verifying });
     if (verifying) {
-      process.stdout.write(`OK: ${file} is intact\n${describe(await verifyBackup(file, masterKey))}`);
+      process.stdout.write(`OK: ${file} is intact\n${describe(await verifyBackup(file, masterKeys))}`);
       return;
     }
-    const manifest = await createBackup({ dataDir: config.dataDir, masterKey, out: file });
+    const manifest = await createBackup({ dataDir: config.dataDir, masterKey: masterKeys[0] as Uint8Array, out: file });
     process.stdout.write(`wrote ${file} (encrypted with a key derived from the master key)\n${describe(manifest)}`);
     process.stderr.write(`NOT INCLUDED: ${NOT_BACKED_UP} (${config.keysDir}).\n`);
   });
@@ -67,8 +67,8 @@ export function backupCommand(args: string[]): Promise<void> {
 export function restoreCommand(args: string[]): Promise<void> {
   return reported(async () => {
     const { file, config } = configFor(args);
-    const masterKey = await loadMasterKey(config.keysDir, { create: false });
-    const result = await restoreBackup({ file, dataDir: config.dataDir, masterKey, replayLedger: replayLedgerAfterRestore });
+    const masterKeys = await loadMasterKeys(config, { create: false });
+    const result = await restoreBackup({ file, dataDir: config.dataDir, masterKeys, replayLedger: replayLedgerAfterRestore });
     const aside = result.movedAsideTo ? `the previous databases are in ${result.movedAsideTo}` : "the data directory held no databases";
     process.stdout.write(`restored ${file} into ${config.dataDir}; ${aside}\n${describe(result.manifest)}${result.ledger}\n`);
   });

@@ -3,7 +3,9 @@
 // any size passes through in bounded memory; the per-file key (HKDF from the master key and the
 // header's random salt) makes a stolen backup useless without the master key.
 //
-// Layout: "PARLEYBK" ‖ version (1 byte) ‖ salt (32) ‖ chunks ‖ SHA-256 of all preceding bytes (32).
+// Layout: "PARLEYBK" ‖ version (1 byte) ‖ master key id (8) ‖ salt (32) ‖ chunks ‖ SHA-256 of all
+// preceding bytes (32). The key id (first 8 bytes of the master key's SHA-256, as in
+// auth/master-key.ts) lets a restore pick the right key after a master key rotation.
 // A chunk: plaintext length (u32 BE) ‖ ciphertext ‖ tag (16). Its nonce is an 11-byte counter and a
 // final-chunk flag (the STREAM construction): a reordered, dropped or duplicated chunk fails to
 // open, and a file cut after a chunk boundary lacks its final chunk, so truncation is detected too.
@@ -14,8 +16,9 @@ import type { FileHandle } from "node:fs/promises";
 const MAGIC = Buffer.from("PARLEYBK", "latin1");
 /** Bump when the layout changes; readers refuse versions they do not know. */
 export const BACKUP_FORMAT_VERSION = 1;
+const KEY_ID_BYTES = 8;
 const SALT_BYTES = 32;
-const HEADER_BYTES = MAGIC.length + 1 + SALT_BYTES;
+const HEADER_BYTES = MAGIC.length + 1 + KEY_ID_BYTES + SALT_BYTES;
 const TAG_BYTES = 16;
 const CHECKSUM_BYTES = 32;
 /** Plaintext bytes per chunk: large enough for throughput, small enough to hold a few in memory. */
@@ -32,6 +35,11 @@ export class BackupError extends Error {
 export function deriveBackupKey(masterKey: Uint8Array, salt: Uint8Array): Buffer {
   if (masterKey.length < 32) throw new BackupError(`master key must hold at least 32 bytes, holds ${masterKey.length}`);
   return Buffer.from(hkdfSync("sha256", masterKey, salt, KEY_LABEL, 32));
+}
+
+/** The id naming a master key (never revealing it): the first 8 bytes of its SHA-256. */
+export function masterKeyId(masterKey: Uint8Array): Buffer {
+  return createHash("sha256").update(masterKey).digest().subarray(0, KEY_ID_BYTES);
 }
 
 function chunkNonce(counter: number, final: boolean): Buffer {
@@ -57,7 +65,7 @@ export class BackupFileWriter {
   ) {
     const salt = randomBytes(SALT_BYTES);
     this.key = deriveBackupKey(masterKey, salt);
-    this.header = Buffer.concat([MAGIC, Buffer.of(BACKUP_FORMAT_VERSION), salt]);
+    this.header = Buffer.concat([MAGIC, Buffer.of(BACKUP_FORMAT_VERSION), masterKeyId(masterKey), salt]);
   }
 
   /** Appends payload bytes; seals and writes each full chunk as it fills. */
@@ -115,7 +123,7 @@ async function readExactly(handle: FileHandle, position: number, length: number,
  * The file's checksum is compared after the last chunk, so a consumer must treat what it got as
  * unverified until the generator has finished without throwing.
  */
-export async function* readBackupFile(handle: FileHandle, masterKey: Uint8Array): AsyncGenerator<Buffer> {
+export async function* readBackupFile(handle: FileHandle, masterKeys: readonly Uint8Array[]): AsyncGenerator<Buffer> {
   const { size } = await handle.stat();
   if (size < HEADER_BYTES + 4 + TAG_BYTES + CHECKSUM_BYTES) throw new BackupError("backup file is truncated or not a Parley backup");
   const checksum = createHash("sha256");
@@ -123,7 +131,10 @@ export async function* readBackupFile(handle: FileHandle, masterKey: Uint8Array)
   if (!header.subarray(0, MAGIC.length).equals(MAGIC)) throw new BackupError("not a Parley backup file");
   const version = header[MAGIC.length];
   if (version !== BACKUP_FORMAT_VERSION) throw new BackupError(`backup file format ${version} is not one this Parley reads (${BACKUP_FORMAT_VERSION})`);
-  const key = deriveBackupKey(masterKey, header.subarray(MAGIC.length + 1));
+  const keyId = header.subarray(MAGIC.length + 1, MAGIC.length + 1 + KEY_ID_BYTES);
+  const masterKey = masterKeys.find((candidate) => masterKeyId(candidate).equals(keyId));
+  if (!masterKey) throw new BackupError(`backup file was made with master key ${keyId.toString("hex")}, which is not among this installation's keys`);
+  const key = deriveBackupKey(masterKey, header.subarray(MAGIC.length + 1 + KEY_ID_BYTES));
   const end = size - CHECKSUM_BYTES;
   let position = HEADER_BYTES;
   let counter = 0;
@@ -143,7 +154,7 @@ export async function* readBackupFile(handle: FileHandle, masterKey: Uint8Array)
     try {
       plaintext = Buffer.concat([decipher.update(sealed.subarray(0, length)), decipher.final()]);
     } catch {
-      throw new BackupError(`backup file failed authentication at chunk ${counter} (tampered, truncated, or made with another master key)`);
+      throw new BackupError(`backup file failed authentication at chunk ${counter} (tampered or truncated)`);
     }
     yield plaintext;
     if (final) break;

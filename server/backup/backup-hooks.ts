@@ -6,26 +6,27 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { readOrCreate } from "../auth/keys.ts";
+import type { Config } from "../config.ts";
 import { BackupError } from "./backup-file.ts";
 import { DELETION_LEDGER_FILE, readLedgerFile } from "../lifecycle/deletion-ledger.ts";
 
 /**
- * The master key backups are derived from: `<keysDir>/master.key`, 32 random bytes.
+ * The master keys backups are derived from, the current one first: `<keysDir>/master.key`.
  * Only `backup` may create it (`create`): verify and restore need the key the backup was made
  * with, and a fresh random one would only make them fail later with a vaguer message.
  * HOOK: until server/auth/master-key.ts lands, this reads (or creates, mode 0600) that file itself;
  * then it calls the real loader, which also honours a key given through configuration.
  */
-export async function loadMasterKey(keysDir: string, options: { create: boolean }): Promise<Uint8Array> {
-  const file = path.join(keysDir, "master.key");
+export async function loadMasterKeys(config: Pick<Config, "keysDir">, options: { create: boolean }): Promise<Uint8Array[]> {
+  const file = path.join(config.keysDir, "master.key");
   if (!options.create) {
     const key = await readFile(file).catch(() => {
       throw new BackupError(`no master key at ${file}: put back the key files the backup was made with first`);
     });
-    return checked(file, key);
+    return [checked(file, key)];
   }
-  await mkdir(keysDir, { recursive: true, mode: 0o700 });
-  return checked(file, await readOrCreate(file, () => randomBytes(32)));
+  await mkdir(config.keysDir, { recursive: true, mode: 0o700 });
+  return [checked(file, await readOrCreate(file, () => randomBytes(32)))];
 }
 
 function checked(file: string, key: Buffer): Uint8Array {

@@ -59,12 +59,12 @@ class PayloadReader {
  * Reads and checks a whole backup file. `extractTo`, when given, receives each database as a file
  * of that folder; the files are trustworthy only once this function has returned.
  */
-async function readBackup(file: string, masterKey: Uint8Array, extractTo?: string): Promise<BackupManifest> {
+async function readBackup(file: string, masterKeys: readonly Uint8Array[], extractTo?: string): Promise<BackupManifest> {
   const handle = await open(file, "r").catch((error: NodeJS.ErrnoException) => {
     throw new BackupError(`cannot open backup ${file}: ${error.code ?? error.message}`);
   });
   try {
-    const reader = new PayloadReader(readBackupFile(handle, masterKey));
+    const reader = new PayloadReader(readBackupFile(handle, masterKeys));
     const lengthBytes = await reader.take(4);
     if (lengthBytes.length !== 4) throw new BackupError("backup payload is too short for a manifest");
     const length = lengthBytes.readUInt32BE(0);
@@ -94,14 +94,15 @@ async function readBackup(file: string, masterKey: Uint8Array, extractTo?: strin
 }
 
 /** Checks a backup file without restoring it; returns its manifest or throws {@link BackupError}. */
-export function verifyBackup(file: string, masterKey: Uint8Array): Promise<BackupManifest> {
-  return readBackup(file, masterKey);
+export function verifyBackup(file: string, masterKeys: readonly Uint8Array[]): Promise<BackupManifest> {
+  return readBackup(file, masterKeys);
 }
 
 export interface RestoreOptions {
   file: string;
   dataDir: string;
-  masterKey: Uint8Array;
+  /** The master keys this installation holds (current and retired); the file names the one it needs. */
+  masterKeys: readonly Uint8Array[];
   /**
    * Destroys again what the deletion ledger records (F1's lifecycle module); runs after the
    * databases are in place and before any server starts on them.
@@ -126,11 +127,11 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   };
   await refuseIfRunning();
   // Nothing in the data directory is touched until the whole file has proved intact.
-  await verifyBackup(options.file, options.masterKey);
+  await verifyBackup(options.file, options.masterKeys);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const staging = await mkdtemp(path.join(dataDir, ".restore-"));
   try {
-    const manifest = await readBackup(options.file, options.masterKey, staging);
+    const manifest = await readBackup(options.file, options.masterKeys, staging);
     await refuseIfRunning(); // a server may have started while the file was read
     const movedAsideTo = await moveAside(dataDir);
     for (const database of manifest.databases) await rename(path.join(staging, database.name), path.join(dataDir, database.name));
