@@ -7,8 +7,8 @@ import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { readOrCreate } from "../auth/keys.ts";
 import type { Config } from "../config.ts";
-import { BackupError } from "./backup-file.ts";
 import { DELETION_LEDGER_FILE, readLedgerFile } from "../lifecycle/deletion-ledger.ts";
+import { BackupError } from "./backup-file.ts";
 
 /**
  * The master keys backups are derived from, the current one first: `<keysDir>/master.key`.
