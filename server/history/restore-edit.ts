@@ -48,6 +48,7 @@ function matchNotes(current: Y.Text, past: Y.Text): void {
   const to = past.toString();
   const formatted = (delta: { insert?: unknown; attributes?: unknown }[]) => delta.some((op) => op.attributes || typeof op.insert !== "string");
   if (formatted(current.toDelta()) || formatted(past.toDelta())) {
+    if (same(current.toDelta(), past.toDelta())) return;
     // Formatting or embeds: rewrite the whole text with the past delta rather than guess.
     current.delete(0, current.length);
     current.applyDelta(past.toDelta());
