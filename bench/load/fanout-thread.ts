@@ -89,7 +89,8 @@ export class FanoutThread {
       const room = Math.floor(g / clientsPerRoom);
       const member = g % clientsPerRoom;
       const writer = member < writersPerRoom ? room * writersPerRoom + member : -1;
-      const client = new BenchClient(this.protocol, this.plan.port, roomName(this.plan, room), this.plan.auth);
+      const port = this.plan.ports ? this.plan.ports[member % this.plan.ports.length] : this.plan.port;
+      const client = new BenchClient(this.protocol, port, roomName(this.plan, room), this.plan.auth);
       await client.synced;
       this.addClient(client, room, writer);
     });

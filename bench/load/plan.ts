@@ -30,6 +30,12 @@ export interface FanoutPlan extends PlanBase {
   drainMs: number;
   /** The server acknowledges every update (Parley): wait for and time the acks. */
   acks: boolean;
+  /**
+   * Several nodes of one cluster (the cluster scenario): member m of every room connects to
+   * ports[m % ports.length], so each room's clients and writers are split between the nodes and
+   * most deliveries cross from one node to another. Absent: every client uses `port`.
+   */
+  ports?: number[];
 }
 
 /** Clients that join a room, sync, and then stay silent. */

@@ -1,5 +1,6 @@
 // Renders a suite report as markdown: one table of scenario × server (deliveries/s, loss,
-// latency, CPU, RSS, ratio to the relay), the step-mode table in --full, and the HTTP placeholders.
+// latency, CPU, RSS, ratio to the relay; the cluster rows compare two nodes with one), the
+// step-mode table in --full, and the HTTP benchmarks.
 
 import type { CaseResult } from "../suite/result.ts";
 import type { SuiteReport } from "../suite/suite.ts";
@@ -21,13 +22,14 @@ function ratio(value: number | undefined, base: number | undefined): string {
 }
 
 function vsRelay(row: CaseResult, relay: CaseResult | undefined): string {
-  if (row.server === "relay" || !relay || relay.status !== "ok" || row.status !== "ok") return "";
+  if (row.server === "relay" || !relay || relay === row || relay.status !== "ok" || row.status !== "ok") return "";
   if (row.fanout && relay.fanout) {
-    return [
+    const versus = [
       `deliv ${ratio(row.fanout.deliveriesPerSec, relay.fanout.deliveriesPerSec)}`,
       `p99 ${ratio(row.fanout.latency.p99, relay.fanout.latency.p99)}`,
       `CPU ${ratio(row.server_usage?.cpuPercent, relay.server_usage?.cpuPercent)}`,
     ].join(" · ");
+    return relay.scenario === "cluster" ? `vs 1 node: ${versus}` : versus;
   }
   // A ratio to a figure lost in the noise would be noise too.
   if (row.idle && relay.idle && relay.idle.bytesPerConnection > 2 * relay.idle.noiseBytesPerConnection) {
@@ -49,6 +51,10 @@ function note(row: CaseResult): string {
     parts.push(`**all ${j.synced} synced in ${num(j.allSyncedMs / 1000, 1)} s**; latency columns = per-client sync time`);
     if (j.failed > 0) parts.push(`${j.failed} failed`);
   }
+  if (row.node_usage) {
+    const perNode = row.node_usage.map((u, i) => `node ${"abcdefgh"[i]} CPU ${num(u.cpuPercent)}%, RSS ${num(u.rssPeakBytes / MiB)} MiB`);
+    parts.push(`${perNode.join(", ")} (CPU and RSS columns: the sum)`);
+  }
   if (row.note) parts.push(row.note.replace(/\|/g, "/"));
   return parts.join("; ");
 }
@@ -60,7 +66,7 @@ function rowCells(row: CaseResult, relay: CaseResult | undefined): string[] {
   const rate = f ? num(f.deliveriesPerSec) : j ? `${num(j.synced / (j.allSyncedMs / 1000), 1)} joins/s` : "—";
   return [
     row.scenario,
-    row.server,
+    row.nodes ? `${row.server} ×${row.nodes} node${row.nodes > 1 ? "s" : ""}` : row.server,
     row.load || "—",
     rate,
     f ? String(f.loss) : j ? String(j.failed) : "—",
@@ -98,8 +104,10 @@ export function renderMarkdown(report: SuiteReport): string {
   );
   out.push("");
   const header = ["scenario", "server", "load", "deliveries/s", "loss", "p50", "p99", "max", "ack p99", "CPU %", "RSS MiB", "gen %", "other %", "vs relay", "note"];
-  const relayOf = (scenario: string) => report.rows.find((r) => r.scenario === scenario && r.server === "relay");
-  out.push(table(header, report.rows.map((row) => rowCells(row, relayOf(row.scenario)))));
+  // What a row is compared with: the relay; for the cluster, Parley on one node at the same load.
+  const baseOf = (scenario: string) =>
+    report.rows.find((r) => r.scenario === scenario && (scenario === "cluster" ? r.nodes === 1 : r.server === "relay"));
+  out.push(table(header, report.rows.map((row) => rowCells(row, baseOf(row.scenario)))));
   if (report.steps.length > 0) {
     out.push("");
     out.push("## Highest sustained rate, chatty scenario (zero loss, p99 < 100 ms)");
@@ -121,7 +129,34 @@ export function renderMarkdown(report: SuiteReport): string {
   out.push("");
   out.push("## HTTP (autocannon)");
   out.push("");
-  out.push(table(["benchmark", "route", "result"], report.http.map((h) => [h.name, h.route, h.note])));
+  out.push(
+    "A fresh Parley (embedded defaults, its own process); accounts and conversations made through the API before the clock. " +
+      "req/s = 2xx answers per second; latency in ms; errors = connection errors + timeouts; CPU = server, % of one core.",
+  );
+  out.push("");
+  out.push(
+    table(
+      ["benchmark", "route", "connections", "req/s", "p50", "p99", "max", "errors", "non-2xx", "CPU %", "RSS MiB", "note"],
+      report.http.map((h) =>
+        h.status === "ok"
+          ? [
+              h.name,
+              h.route,
+              String(h.connections),
+              num(h.requestsPerSec),
+              ms(h.latencyMs?.p50),
+              ms(h.latencyMs?.p99),
+              ms(h.latencyMs?.max),
+              String((h.errors ?? 0) + (h.timeouts ?? 0)),
+              String(h.non2xx),
+              num(h.serverCpuPercent),
+              num((h.serverRssPeakBytes ?? Number.NaN) / MiB),
+              h.note,
+            ]
+          : [h.name, h.route, "—", "—", "—", "—", "—", "—", "—", "—", "—", h.note],
+      ),
+    ),
+  );
   out.push("");
   return out.join("\n");
 }

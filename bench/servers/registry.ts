@@ -15,7 +15,7 @@ import { mintParleyToken } from "./parley-token.ts";
 export const REPO_ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const GUARD = join(REPO_ROOT, "bench/servers/guard.mjs");
 // --expose-gc lets the guard collect garbage on SIGUSR2 before a memory measurement.
-const PRELOAD = ["--expose-gc", "--import", "tsx", "--import", GUARD];
+export const PRELOAD = ["--expose-gc", "--import", "tsx", "--import", GUARD];
 
 /** A started server. */
 export interface ServerUnderTest extends RunningServer {
@@ -43,6 +43,11 @@ function keyTemplate(): Promise<string> {
     template = undefined;
   });
   return template;
+}
+
+/** The key directory every Parley node of a run shares (PARLEY_KEYS_DIR): clientAuth's tokens verify there. */
+export async function parleyKeysDir(): Promise<string> {
+  return join(await keyTemplate(), "keys");
 }
 
 /** What a client of `name` presents to use `rooms` (a Parley token; nothing for the others). */

@@ -26,7 +26,11 @@ export interface CaseResult {
   fanout?: FanoutResult;
   idle?: IdleMeasurement;
   join?: JoinResult;
+  /** Parley nodes serving the case (cluster scenario only: 1 = the one-node reference). */
+  nodes?: number;
+  /** Summed over the nodes when there are several (CPU added, RSS added); each node in node_usage. */
   server_usage?: ProcessUsage;
+  node_usage?: ProcessUsage[];
   generator_usage?: ProcessUsage;
   /** CPU used by everything else on the machine meanwhile, percent of one core: noise. */
   other_cpu_percent?: number;

@@ -7,6 +7,7 @@ import type { ClientAuth } from "../clients/protocol-client.ts";
 import { type FanoutPlan, type IdlePlan, type JoinPlan, planRooms } from "../load/plan.ts";
 import { rssBytes } from "../measure/proc.ts";
 import { ProcessSampler, type ProcessUsage } from "../measure/sampler.ts";
+import { clusterServices, openParleyCluster, type ParleyCluster, servicesUnavailable } from "../servers/parley-cluster.ts";
 import { clientAuth, type ServerUnderTest, unavailable } from "../servers/registry.ts";
 import { runLoad } from "./load-process.ts";
 import type { CaseResult } from "./result.ts";
@@ -46,6 +47,13 @@ function clean(row: CaseResult): boolean {
   return row.status === "ok" && (!f || (f.loss === 0 && f.closedDuringRun === 0 && f.connectFailures === 0));
 }
 
+/** Turns a row into a failure with the error's first line, and shows the servers' last log lines. */
+function markFailed(row: CaseResult, error: unknown, servers: ServerUnderTest[]): void {
+  row.status = "failed";
+  row.note = `failed: ${(error as Error).message.split("\n")[0].slice(0, 300)}`;
+  for (const server of servers) process.stderr.write(`[bench] ${server.name} (pid ${server.pid}) stderr tail:\n${server.stderrTail()}\n`);
+}
+
 async function withServer(
   base: Omit<CaseResult, "status" | "note" | "durationMs">,
   rooms: string[],
@@ -62,9 +70,7 @@ async function withServer(
     server = acquired;
     await body(server, auth, row);
   } catch (error) {
-    row.status = "failed";
-    row.note = `failed: ${(error as Error).message.split("\n")[0].slice(0, 300)}`;
-    if (server) process.stderr.write(`[bench] ${base.server} stderr tail:\n${server.stderrTail()}\n`);
+    markFailed(row, error, server ? [server] : []);
   } finally {
     if (server) await context.pool.release(server, clean(row));
     row.durationMs = performance.now() - started;
@@ -93,27 +99,93 @@ export function runFanoutCase(
     ...timing,
     acks: server === "parley",
   };
-  return withServer({ scenario, server, load }, planRooms(plan), context, async (srv, auth, row) => {
-    const sampler = new ProcessSampler(srv.pid);
-    let usage: ProcessUsage | undefined;
-    const outcome = await runLoad(
-      { ...plan, port: srv.port, auth },
-      {
-        mark: (name) => {
-          if (name === "measure-start") sampler.start();
-          else usage = sampler.stop();
-        },
+  return withServer({ scenario, server, load }, planRooms(plan), context, (srv, auth, row) =>
+    measureFanout({ ...plan, port: srv.port, auth }, [srv.pid], context, row),
+  );
+}
+
+/** Runs a fan-out plan against running server processes and fills the row in (usage summed over them). */
+async function measureFanout(plan: FanoutPlan, pids: number[], context: CaseContext, row: CaseResult): Promise<void> {
+  const samplers = pids.map((pid) => new ProcessSampler(pid));
+  let usage: ProcessUsage[] = [];
+  const outcome = await runLoad(
+    plan,
+    {
+      mark: (name) => {
+        if (name === "measure-start") for (const sampler of samplers) sampler.start();
+        else usage = samplers.map((sampler) => sampler.stop());
       },
-      60_000 + timing.warmupMs + timing.measureMs + timing.drainMs,
-      context.config.niceness,
-    );
-    if (outcome.result.kind !== "fanout") throw new Error("unexpected result kind");
-    row.fanout = outcome.result;
-    row.server_usage = usage;
-    row.generator_usage = outcome.generator;
-    row.other_cpu_percent = otherCpu(outcome.machineCpuPercent, row);
-    row.note = fanoutNote(row);
-  });
+    },
+    60_000 + plan.warmupMs + plan.measureMs + plan.drainMs,
+    context.config.niceness,
+  );
+  if (outcome.result.kind !== "fanout") throw new Error("unexpected result kind");
+  row.fanout = outcome.result;
+  row.server_usage =
+    usage.length === 1
+      ? usage[0]
+      : {
+          cpuPercent: usage.reduce((sum, u) => sum + u.cpuPercent, 0),
+          rssPeakBytes: usage.reduce((sum, u) => sum + u.rssPeakBytes, 0),
+          rssEndBytes: usage.reduce((sum, u) => sum + u.rssEndBytes, 0),
+        };
+  if (pids.length > 1) row.node_usage = usage;
+  row.generator_usage = outcome.generator;
+  row.other_cpu_percent = otherCpu(outcome.machineCpuPercent, row);
+  row.note = fanoutNote(row);
+}
+
+/**
+ * The cluster scenario: the same load on one node, then (fresh rooms) on two nodes of the same
+ * cluster, Postgres + Redis, every room's clients and writers split between the nodes (see
+ * FanoutPlan.ports). Both rows are "skipped" when the services are not reachable.
+ */
+export async function runClusterCases(context: CaseContext): Promise<CaseResult[]> {
+  const shape = context.config.cluster;
+  const rows = [1, 2].map(
+    (nodes): CaseResult => ({
+      scenario: "cluster",
+      server: "parley",
+      nodes,
+      load: `${describeFanout(shape)}; ${nodes === 1 ? "one node" : `${nodes} nodes`}, Postgres + Redis`,
+      status: "ok",
+      note: "",
+      durationMs: 0,
+    }),
+  );
+  const services = clusterServices();
+  const why = await servicesUnavailable(services);
+  if (why) return rows.map((row) => ({ ...row, status: "skipped", note: `skipped: ${why}` }));
+  let cluster: ParleyCluster | undefined;
+  try {
+    cluster = await openParleyCluster(services, context.config.niceness);
+    for (const row of rows) {
+      const started = performance.now();
+      const plan: Omit<FanoutPlan, "port" | "auth"> = {
+        ...shape,
+        kind: "fanout",
+        server: "parley",
+        roomPrefix: `cluster${row.nodes}`,
+        workers: context.config.generatorThreads,
+        ...context.config.timing,
+        acks: true,
+      };
+      try {
+        const auth = await clientAuth("parley", planRooms(plan));
+        while (cluster.nodes.length < row.nodes!) await cluster.addNode();
+        const ports = cluster.nodes.map((node) => node.port);
+        await measureFanout({ ...plan, port: ports[0], ports, auth }, cluster.nodes.map((node) => node.pid), context, row);
+      } catch (error) {
+        markFailed(row, error, cluster.nodes);
+      }
+      row.durationMs = performance.now() - started;
+    }
+  } catch (error) {
+    for (const row of rows) if (row.status === "ok" && !row.fanout) markFailed(row, error, []);
+  } finally {
+    await cluster?.stop();
+  }
+  return rows;
 }
 
 /** True when the generator fell behind because server and generator used up both cores. */

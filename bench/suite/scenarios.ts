@@ -28,6 +28,10 @@ export interface SuiteConfig {
   fanout: Record<"broadcast" | "chatty" | "big-room", FanoutScenario>;
   idle: { rooms: number; clientsPerRoom: number; warmClients: number };
   join: { clients: number; seedBytes: number; timeoutMs: number };
+  /** Cluster scenario: this load on two Parley nodes sharing Postgres and Redis, then on one node. */
+  cluster: FanoutScenario;
+  /** HTTP benchmarks: seconds per route (autocannon's duration). */
+  httpSeconds: number;
   /** Chatty scenario, rate per writer to try in turn (--full only); empty = no step mode. */
   stepRates: number[];
   stepTiming: Timing;
@@ -70,6 +74,9 @@ export function suiteConfig(mode: "quick" | "full"): SuiteConfig {
     idle: { rooms: 110, clientsPerRoom: 20, warmClients: 200 },
     // 500 joiners of a 5 MiB document take Parley ~50 s alone: the quick suite storms with 50.
     join: { clients: quick ? 50 : 500, seedBytes: 5 * 1024 * 1024, timeoutMs: quick ? 40_000 : 120_000 },
+    // The chatty load (every client writes), so nearly every room's deliveries cross nodes.
+    cluster: SCENARIOS.chatty,
+    httpSeconds: quick ? 2 : 10,
     stepRates: quick ? [] : [1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24],
     stepTiming: { warmupMs: 1000, measureMs: 5000, drainMs: 2000 },
     shareServers: quick,
@@ -88,6 +95,8 @@ export function smokeConfig(): SuiteConfig {
     fanout: { broadcast: fanout(2, 5, 1, 20), chatty: fanout(2, 4, 4, 5), "big-room": fanout(1, 10, 1, 20) },
     idle: { rooms: 3, clientsPerRoom: 5, warmClients: 5 },
     join: { clients: 5, seedBytes: 64 * 1024, timeoutMs: 10_000 },
+    cluster: fanout(2, 4, 4, 5),
+    httpSeconds: 1,
     stepRates: [],
     stepTiming: { warmupMs: 100, measureMs: 400, drainMs: 500 },
     shareServers: true,
@@ -120,6 +129,6 @@ export function describeLoad(scenario: ScenarioName, config: SuiteConfig): strin
       return `${config.join.clients} clients join a ${mib >= 1 ? mib.toFixed(0) : mib.toFixed(2)} MiB document`;
     }
     case "cluster":
-      return "two Parley nodes + Redis";
+      return describeFanout(config.cluster);
   }
 }

@@ -4,11 +4,11 @@
 import { execFileSync } from "node:child_process";
 import { cpus, loadavg, totalmem } from "node:os";
 import type { ServerName } from "../clients/index.ts";
-import { type HttpBenchResult, runHttpBenchmarks } from "../http/autocannon.ts";
+import { type HttpBenchResult, httpNotRun, runHttpBenchmarks } from "../http/autocannon.ts";
 import { REPO_ROOT } from "../servers/registry.ts";
 import { stopGenerator } from "./load-process.ts";
 import type { CaseResult } from "./result.ts";
-import { type CaseContext, runFanoutCase, runIdleCase, runJoinCase } from "./run-case.ts";
+import { type CaseContext, runClusterCases, runFanoutCase, runIdleCase, runJoinCase } from "./run-case.ts";
 import { describeLoad, type ScenarioName, type SuiteConfig } from "./scenarios.ts";
 import { ServerPool } from "./server-pool.ts";
 import { findSustainedRate, type StepOutcome } from "./step-mode.ts";
@@ -47,16 +47,17 @@ function runScenario(scenario: ScenarioName, server: ServerName, context: CaseCo
     case "join-storm":
       return runJoinCase(server, context);
     case "cluster":
-      return Promise.resolve({
-        scenario,
-        server,
-        load: describeLoad(scenario, config),
-        status: "skipped",
-        note: "skipped: needs the cluster issue",
-        durationMs: 0,
-      });
+      // Two rows for Parley (see runClusterRows); the others have no cluster mode here.
+      return Promise.resolve({ scenario, server, load: describeLoad(scenario, config), status: "skipped", note: CLUSTER_NA[server], durationMs: 0 });
   }
 }
+
+const CLUSTER_NA: Record<ServerName, string> = {
+  relay: "n/a: one process by design",
+  parley: "",
+  hocuspocus: "n/a: @hocuspocus/extension-redis not benchmarked",
+  "y-websocket": "n/a: no cluster mode",
+};
 
 // Idle first, on a fresh server: after other scenarios, new sockets reuse memory their clients
 // left behind and the per-connection cost comes out far too low. The 5 MiB document comes last.
@@ -68,7 +69,14 @@ function expectedCaseMs(scenario: ScenarioName, server: ServerName, config: Suit
   const start = server === "parley" ? 4000 : 1000;
   if (scenario === "join-storm") return start + config.join.clients * (server === "parley" ? 200 : 60);
   if (scenario === "idle") return start + 15_000;
+  // One node (migrations on a fresh schema), then a second node joins: two runs.
+  if (scenario === "cluster") return 2 * (start + 2000 + t.warmupMs + t.measureMs + t.drainMs);
   return start + 2000 + t.warmupMs + t.measureMs + t.drainMs;
+}
+
+/** The HTTP benchmarks' usual duration: a server start, the setup, three timed runs. */
+function expectedHttpMs(config: SuiteConfig): number {
+  return 8000 + 3 * config.httpSeconds * 1000;
 }
 
 function describe(row: CaseResult): string {
@@ -109,8 +117,11 @@ export async function runSuite(
   const ordered = [...servers].sort((a, b) => (a === "relay" ? -1 : b === "relay" ? 1 : 0));
   const overBudget = () => performance.now() - started > config.budgetMs;
   // Start a case only if its usual duration still fits: the budget is a promise, not a hope.
-  const fitsBudget = (scenario: ScenarioName, server: ServerName) =>
-    performance.now() - started + expectedCaseMs(scenario, server, config) <= config.budgetMs;
+  // The cluster and HTTP runs come last: the cases before them leave their time free.
+  const httpReserve = servers.includes("parley") ? expectedHttpMs(config) : 0;
+  const clusterReserve = servers.includes("parley") && scenarios.includes("cluster") ? expectedCaseMs("cluster", "parley", config) : 0;
+  const fitsBudget = (scenario: ScenarioName, server: ServerName, reserveMs: number) =>
+    performance.now() - started + expectedCaseMs(scenario, server, config) + reserveMs <= config.budgetMs;
   const context: CaseContext = { config, pool: new ServerPool(config.shareServers, config.niceness) };
   const runOrder = [...scenarios].sort((a, b) => RUN_ORDER.indexOf(a) - RUN_ORDER.indexOf(b));
   try {
@@ -121,10 +132,38 @@ export async function runSuite(
   }
   // Scenario by scenario, the relay first in each: the table's order.
   report.rows.sort((a, b) => scenarios.indexOf(a.scenario as ScenarioName) - scenarios.indexOf(b.scenario as ScenarioName));
-  report.http = runHttpBenchmarks();
-  for (const bench of report.http) log(`http ${bench.name}: ${bench.note}`);
   report.durationMs = performance.now() - started;
   return report;
+
+  // The cluster scenario after the others (it starts its own nodes): Parley on one node, then on
+  // two at the same load; the other servers' rows say why they have none.
+  async function runClusterRows(): Promise<void> {
+    for (const server of ordered) {
+      if (server !== "parley") {
+        report.rows.push(await runScenario("cluster", server, context));
+        continue;
+      }
+      if (!fitsBudget("cluster", server, httpReserve)) {
+        report.rows.push({ scenario: "cluster", server, load: describeLoad("cluster", config), status: "skipped", note: "skipped: suite time budget used up", durationMs: 0 });
+        continue;
+      }
+      for (const row of await runClusterCases(context)) {
+        report.rows.push(row);
+        log(`cluster (${row.nodes} node${row.nodes! > 1 ? "s" : ""}) × parley: ${describe(row)}`);
+      }
+    }
+  }
+
+  // The HTTP benchmarks need a Parley of their own: run when Parley is one of the servers.
+  async function runHttp(): Promise<void> {
+    if (!servers.includes("parley")) {
+      report.http = httpNotRun("skipped: parley is not among the selected servers");
+    } else if (performance.now() - started + expectedHttpMs(config) > config.budgetMs) {
+      report.http = httpNotRun("skipped: suite time budget used up");
+    } else {
+      report.http = await runHttpBenchmarks(config.httpSeconds, config.niceness, log);
+    }
+  }
 
   // Server by server, so only one server process is alive at a time.
   async function runCases(): Promise<void> {
@@ -133,7 +172,7 @@ export async function runSuite(
         if (scenario === "cluster") continue;
         const instant = scenario === "join-storm" && server === "relay";
         const row: CaseResult =
-          !instant && !fitsBudget(scenario, server)
+          !instant && !fitsBudget(scenario, server, clusterReserve + httpReserve)
             ? { scenario, server, load: describeLoad(scenario, config), status: "skipped", note: "skipped: suite time budget used up", durationMs: 0 }
             : await runScenario(scenario, server, context);
         report.rows.push(row);
@@ -141,7 +180,8 @@ export async function runSuite(
       }
       await context.pool.stopAll();
     }
-    if (scenarios.includes("cluster")) report.rows.push(await runScenario("cluster", "parley", context));
+    if (scenarios.includes("cluster")) await runClusterRows();
+    await runHttp();
     if (config.stepRates.length > 0 && scenarios.includes("chatty")) {
       for (const server of ordered) {
         if (overBudget()) break;

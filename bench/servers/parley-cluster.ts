@@ -1,0 +1,115 @@
+// Parley on shared services for the cluster scenario: `parley serve` processes on one Postgres (a
+// fresh schema per run, through the connection's search_path) and one Redis (a channel prefix per
+// run, so parallel runs never cross). Every node reads the run's shared keys (PARLEY_KEYS_DIR),
+// so the suite's tokens are valid on all of them.
+
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { freePort } from "./free-port.ts";
+import { launchServer } from "./launch.ts";
+import { PRELOAD, parleyKeysDir, REPO_ROOT, type ServerUnderTest } from "./registry.ts";
+
+/** Where the cluster's services are (BENCH_DATABASE_URL / BENCH_REDIS_URL, else the local defaults). */
+export interface ClusterServices {
+  databaseUrl: string;
+  redisUrl: string;
+}
+
+export function clusterServices(): ClusterServices {
+  return {
+    databaseUrl: process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test",
+    redisUrl: process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379",
+  };
+}
+
+const PROBE_TIMEOUT_MS = 2000;
+
+/** Why the services cannot be used (to skip the scenario with a reason), or undefined. */
+export async function servicesUnavailable(services: ClusterServices): Promise<string | undefined> {
+  const client = new pg.Client({ connectionString: services.databaseUrl, connectionTimeoutMillis: PROBE_TIMEOUT_MS });
+  client.on("error", () => {});
+  try {
+    await client.connect();
+    await client.query("SELECT 1");
+  } catch (error) {
+    return `Postgres is not reachable (${(error as Error).message}); set BENCH_DATABASE_URL`;
+  } finally {
+    await client.end().catch(() => {});
+  }
+  const redis = new Redis(services.redisUrl, { lazyConnect: true, connectTimeout: PROBE_TIMEOUT_MS, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  redis.on("error", () => {});
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (error) {
+    return `Redis is not reachable (${(error as Error).message}); set BENCH_REDIS_URL`;
+  } finally {
+    redis.disconnect();
+  }
+  return undefined;
+}
+
+/** A cluster that grows one node at a time; stop() ends every node and drops the run's schema. */
+export interface ParleyCluster {
+  readonly nodes: ServerUnderTest[];
+  addNode(): Promise<ServerUnderTest>;
+  stop(): Promise<void>;
+}
+
+function withSearchPath(url: string, schema: string): string {
+  const parsed = new URL(url);
+  parsed.searchParams.set("options", `-c search_path=${schema}`);
+  return parsed.toString();
+}
+
+/**
+ * Prepares a cluster with no node yet: a fresh schema, a Redis prefix and a data directory per
+ * node. Every node is configured as a cluster member (Postgres + Redis) from the start, so a
+ * one-node measurement before the second node joins differs from the two-node one only in the
+ * node count. The first node runs the migrations.
+ */
+export async function openParleyCluster(services: ClusterServices, niceness = 0): Promise<ParleyCluster> {
+  const id = `b${randomBytes(5).toString("hex")}`;
+  const schema = `parley_bench_${id}`;
+  const admin = new pg.Client({ connectionString: services.databaseUrl });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA "${schema}"`);
+  const base = await mkdtemp(join(tmpdir(), `parley-bench-cluster-${id}-`));
+  const keysDir = await parleyKeysDir();
+  const nodes: ServerUnderTest[] = [];
+  return {
+    nodes,
+    async addNode() {
+      const name = "abcdefgh"[nodes.length];
+      const running = await launchServer({
+        name: `parley-${name}`,
+        nodeArgs: [...PRELOAD, "server/cli.ts", "serve"],
+        env: {
+          HOST: "127.0.0.1",
+          PORT: String(await freePort()),
+          PARLEY_DATA_DIR: join(base, name),
+          PARLEY_KEYS_DIR: keysDir,
+          DATABASE_URL: withSearchPath(services.databaseUrl, schema),
+          REDIS_URL: services.redisUrl,
+          PARLEY_REDIS_PREFIX: `parley-bench:${id}:`,
+          PARLEY_NODE_ID: `${id}-${name}`,
+        },
+        cwd: REPO_ROOT,
+        niceness,
+      });
+      const node: ServerUnderTest = { ...running, name: "parley" };
+      nodes.push(node);
+      return node;
+    },
+    async stop() {
+      await Promise.all(nodes.map((node) => node.stop()));
+      await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
+      await admin.end().catch(() => {});
+      await rm(base, { recursive: true, force: true });
+    },
+  };
+}
