@@ -20,6 +20,7 @@ import type { RouteDefinition } from "./http/route.ts";
 import { registerRoutes } from "./http/router.ts";
 import { metaRoutes } from "./http/routes/meta-routes.ts";
 import { type Identity, openIdentity } from "./identity/identity-module.ts";
+import { type Lifecycle, openLifecycle } from "./lifecycle/lifecycle-module.ts";
 import { AccessEnforcer } from "./realtime/access-enforcer.ts";
 import type { Logger } from "./logger.ts";
 import { GroupCommitter } from "./log/group-committer.ts";
@@ -52,6 +53,8 @@ export interface ParleyServer {
   readonly audit: Audit;
   /** Partner events: store, recorder, streams. */
   readonly events: Events;
+  /** Deletion (ledger, replay), legal holds and the retention sweep. */
+  readonly lifecycle: Lifecycle;
   readonly webhooks: Webhooks;
   /** Graceful shutdown: stop accepting, flush commits, close sockets with 1012, close the store. */
   close(): Promise<void>;
@@ -106,6 +109,19 @@ export async function startServer(config: Config, logger: Logger, options: Start
   });
   const audit = await openAudit(config, { keys, logger, now: options.now });
   const identity = await openIdentity(config, { keys, logger, writePath, cache, now: options.now, partnerEvents: events.recorder, orgAudit: audit.recorder });
+  // Deletion and retention. The ledger is replayed now, before the server accepts connections, so
+  // nothing a restored backup brought back is ever served.
+  const lifecycle = await openLifecycle(config, {
+    directory: identity.services.directory,
+    store,
+    accessEvents: identity.events,
+    services: identity.services,
+    evict: (conversation) => cache.evict(conversation),
+    recordOrgEvent: (org, event) => audit.recorder.recordOrgEvent(org, event),
+    logger,
+    now: options.now ?? Date.now,
+  });
+  await lifecycle.replayDeletionLedger();
   const principals = {
     keys,
     tokens: config.tokens,
@@ -165,6 +181,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   const routes: RouteDefinition[] = [
     ...identity.routes,
     ...historyRoutes({ services: identity.services, store }),
+    ...lifecycle.routes,
     ...eventStreams.routes,
     ...webhooks.routes,
     ...metaRoutes(keys, () => routes),
@@ -187,6 +204,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   const port = uws.us_socket_local_port(listenSocket);
   const sweeper = setInterval(() => sweepSessions(hub, config.limits.authTimeoutMs, Date.now()), 1000);
   sweeper.unref();
+  lifecycle.startSweep();
   logger.info({ host: config.host, port, dataDir: config.dataDir }, "listening");
 
   let closing: Promise<void> | null = null;
@@ -196,6 +214,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       uws.us_listen_socket_close(listenSocket);
       clearInterval(sweeper);
       clearInterval(revalidator);
+      lifecycle.stop();
       hub.stopWrites();
       // Commit what was accepted (its acks and fan-out still go out), then tell clients to reconnect.
       await committer.flush();
@@ -222,5 +241,5 @@ export async function startServer(config: Config, logger: Logger, options: Start
     })();
     return closing;
   };
-  return { port, config, keys, store, bus, hub, identity, audit, events, webhooks, close };
+  return { port, config, keys, store, bus, hub, identity, audit, events, lifecycle, webhooks, close };
 }

@@ -116,6 +116,11 @@ export interface Config {
       disableAfterHours: number;
     };
   };
+  /** Deletion and retention (server/lifecycle/). */
+  lifecycle: {
+    /** How often the retention sweep looks for conversations inactive past their parties' retention. */
+    retentionSweepMs: number;
+  };
 }
 
 /** Thrown when the environment holds an invalid setting; the message names the variable. */
@@ -259,5 +264,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     },
     identity: identityConfig(env),
     events: eventsConfig(env),
+    lifecycle: {
+      retentionSweepMs: int(env, "PARLEY_RETENTION_SWEEP_MS", 3_600_000, 100, 7 * 24 * 3_600_000),
+    },
   };
 }

@@ -36,6 +36,8 @@ export const ORG_AUDIT_ACTIONS = [
   "conversation.restored",
   "person.deleted",
   "retention.destroyed",
+  "legal-hold.placed",
+  "legal-hold.lifted",
 ] as const;
 
 /** One kind of org event. */

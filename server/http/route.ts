@@ -40,7 +40,7 @@ export interface RouteResult {
 
 /** A declared route. */
 export interface RouteDefinition<B = unknown, Q = unknown> {
-  method: "get" | "post" | "patch" | "delete";
+  method: "get" | "post" | "put" | "patch" | "delete";
   /** uWS pattern, e.g. `/v1/conversations/:id`. */
   path: string;
   auth: RouteAuth;

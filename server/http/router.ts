@@ -173,7 +173,7 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
       res.writeStatus("204 No Content");
       res.writeHeader("Access-Control-Allow-Origin", origin);
       res.writeHeader("Vary", "Origin");
-      res.writeHeader("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE");
+      res.writeHeader("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE");
       res.writeHeader("Access-Control-Allow-Headers", "authorization, content-type");
       res.writeHeader("Access-Control-Max-Age", "600");
       res.end();
@@ -185,6 +185,7 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
     const register = {
       get: app.get.bind(app),
       post: app.post.bind(app),
+      put: app.put.bind(app),
       patch: app.patch.bind(app),
       delete: app.del.bind(app),
     }[definition.method];

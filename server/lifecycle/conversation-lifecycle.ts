@@ -1,0 +1,159 @@
+// Deletion and retention of conversations, and erasure of persons: the decisions and their order.
+// A party deletes its side (it loses access at once, the others keep theirs); once every party
+// has, and no legal hold remains, the conversation is destroyed: ledger line first (so a crash or
+// a restore is finished by the replay), then the store (data key and rows), then the directory.
+
+import type { Directory } from "../directory/directory.ts";
+import type { ConversationParty } from "../directory/directory-types.ts";
+import { isErasedEmail } from "../directory/lifecycle-queries.ts";
+import type { AccessEvents } from "../identity/access-events.ts";
+import type { Logger } from "../logger.ts";
+import type { Store } from "../store/store.ts";
+import type { DeletionLedger, DeletionReason } from "./deletion-ledger.ts";
+import type { LifecycleAudit } from "./lifecycle-audit.ts";
+
+/** What deleting a side led to. */
+export interface SideDeletion {
+  /** True when this was the last side and the conversation is now destroyed. */
+  destroyed: boolean;
+  /** Parties whose side is still there. */
+  remainingParties: string[];
+  /** Parties holding the conversation under legal hold (it waits for them when no side remains). */
+  legalHolds: string[];
+}
+
+/** What replaying the ledger destroyed again. */
+export interface ReplayOutcome {
+  conversations: string[];
+  persons: string[];
+}
+
+export interface LifecycleDeps {
+  directory: Directory;
+  store: Store;
+  ledger: DeletionLedger;
+  /** Access changes: sockets of people who lost access close on every node. */
+  accessEvents: AccessEvents;
+  /** Drops a destroyed conversation's cached state. */
+  evict(conversationId: string): void;
+  audit: LifecycleAudit;
+  logger: Logger;
+  now: () => number;
+}
+
+/** Who acts: `user:<id>` for people, `system` for the retention sweep and the ledger replay. */
+export type LifecycleActor = string;
+
+export class ConversationLifecycle {
+  constructor(private readonly deps: LifecycleDeps) {}
+
+  /**
+   * `orgId` deletes its side. Callers have checked that the actor may (an admin of that party).
+   * Destroys the conversation when no side remains and no legal hold does.
+   */
+  async deleteSide(conversationId: string, orgId: string, actor: LifecycleActor, reason: "deleted" | "retention"): Promise<SideDeletion> {
+    const { directory, accessEvents, audit } = this.deps;
+    const parties = await directory.deleteConversationSide(conversationId, orgId, actor, reason, this.deps.now());
+    accessEvents.emit({ kind: "conversation-access-changed", conversationId });
+    await audit(orgId, {
+      action: reason === "retention" ? "retention.destroyed" : "conversation.deleted",
+      actor,
+      target: conversationId,
+      details: { scope: "side" },
+    });
+    return this.destroyIfDue(conversationId, parties, actor, reason === "retention" ? "retention" : "all-parties-deleted");
+  }
+
+  /** Destroys the conversation if every side is deleted and no hold remains; reports where it stands. */
+  async destroyIfDue(
+    conversationId: string,
+    parties: ConversationParty[],
+    actor: LifecycleActor,
+    reason: DeletionReason,
+  ): Promise<SideDeletion> {
+    const remainingParties = parties.filter((p) => p.sideDeletedAt === null).map((p) => p.orgId);
+    const legalHolds = (await this.deps.directory.listLegalHolds(conversationId)).map((h) => h.orgId);
+    if (parties.length === 0 || remainingParties.length > 0 || legalHolds.length > 0) {
+      return { destroyed: false, remainingParties, legalHolds };
+    }
+    await this.destroy(conversationId, reason, parties.map((p) => p.orgId), actor);
+    return { destroyed: true, remainingParties, legalHolds };
+  }
+
+  /** A party lifted its hold (or a sweep looks again): destroys now if that was all that waited. */
+  async reconsider(conversationId: string, actor: LifecycleActor): Promise<SideDeletion> {
+    const parties = await this.deps.directory.listConversationParties(conversationId);
+    return this.destroyIfDue(conversationId, parties, actor, "all-parties-deleted");
+  }
+
+  /**
+   * Destroys a conversation for good. The ledger line is durable before anything is removed, so a
+   * crash half-way (or a later restore of a backup) is finished by the replay at the next start.
+   */
+  private async destroy(conversationId: string, reason: DeletionReason, parties: string[], actor: LifecycleActor): Promise<void> {
+    const { ledger, audit } = this.deps;
+    await ledger.append("conversation", conversationId, reason, this.deps.now());
+    await this.removeEverywhere(conversationId);
+    for (const org of parties) {
+      await audit(org, {
+        action: reason === "retention" ? "retention.destroyed" : "conversation.deleted",
+        actor,
+        target: conversationId,
+        details: { scope: "destroyed" },
+      });
+    }
+    this.deps.logger.warn({ security: "deletion", conversation: conversationId, reason }, "conversation destroyed");
+  }
+
+  /** Store (data key and rows), directory record, cached state; then every socket on it is re-checked. */
+  private async removeEverywhere(conversationId: string): Promise<boolean> {
+    const { store, directory } = this.deps;
+    const hadData = await store.destroyConversation(conversationId);
+    const hadRecord = await directory.removeConversationRecord(conversationId);
+    this.deps.evict(conversationId);
+    this.deps.accessEvents.emit({ kind: "conversation-access-changed", conversationId });
+    return hadData || hadRecord;
+  }
+
+  /**
+   * Erases a person's personal data (see Directory.erasePerson), records it in the ledger (so a
+   * restore does not bring it back) and in each of their organisations' audit chains, and closes
+   * their sockets everywhere.
+   */
+  async erasePerson(userId: string, actor: LifecycleActor): Promise<void> {
+    const { directory, ledger, accessEvents, audit } = this.deps;
+    const erased = await directory.erasePerson(userId, this.deps.now());
+    await ledger.append("person", userId, "person-deleted", this.deps.now());
+    accessEvents.emit({ kind: "user-revoked", userId });
+    for (const orgId of erased.orgs) {
+      accessEvents.emit({ kind: "membership-changed", orgId, userId });
+      await audit(orgId, { action: "person.deleted", actor, target: userId, details: {} });
+    }
+    this.deps.logger.warn({ security: "deletion", user: userId }, "person erased");
+  }
+
+  /**
+   * Destroys again whatever the ledger names that exists again (after a restore of the data from
+   * before its destruction). Runs at every start before the server accepts connections, and after
+   * `parley restore`.
+   */
+  async replayDeletionLedger(): Promise<ReplayOutcome> {
+    const { ledger, directory, logger } = this.deps;
+    const outcome: ReplayOutcome = { conversations: [], persons: [] };
+    for (const entry of ledger.list()) {
+      if (entry.subject === "conversation") {
+        if (await this.removeEverywhere(entry.id)) outcome.conversations.push(entry.id);
+        continue;
+      }
+      const user = await directory.getUser(entry.id);
+      if (!user || isErasedEmail(user.id, user.email)) continue;
+      await directory.erasePerson(entry.id, this.deps.now());
+      this.deps.accessEvents.emit({ kind: "user-revoked", userId: entry.id });
+      outcome.persons.push(entry.id);
+    }
+    if (outcome.conversations.length + outcome.persons.length > 0) {
+      logger.warn({ security: "deletion", replayed: outcome }, "deletion ledger replay destroyed restored data again");
+    }
+    return outcome;
+  }
+}
