@@ -238,6 +238,23 @@ describe("time travel", { timeout: 30_000 }, () => {
     expect(after.body).toMatchObject({ seq: head, items: [expect.objectContaining({ text: "only message" })] });
   });
 
+  it("lets a read-only API key and a closed conversation look back but not restore", async () => {
+    const conversation = await startConversation("Read-only");
+    const { seq } = await post(helpdesk, conversation, "kept");
+    const key = await api("POST", `/v1/organisations/${helpdesk.orgId}/api-keys`, { token: helpdesk.token, body: { name: "reader", scopes: ["conversations:read"] } });
+    expect(key.status).toBe(201);
+    const reader = key.body.key as string;
+    const read = await api("GET", `/v1/conversations/${conversation}/history?seq=${seq}`, { token: reader });
+    expect(texts(read.body.items)).toEqual(["kept"]);
+    expectError(await api("POST", `/v1/conversations/${conversation}/restore`, { token: reader, body: { seq: 0 } }), 403, ErrorCode.Forbidden, /conversations:write/);
+
+    expect((await api("POST", `/v1/conversations/${conversation}/close`, { token: helpdesk.token })).status).toBe(200);
+    expect((await api("GET", `/v1/conversations/${conversation}/history?seq=0`, { token: supplier.token })).status).toBe(200);
+    expectError(await api("POST", `/v1/conversations/${conversation}/restore`, { token: helpdesk.token, body: { seq: 0 } }), 403, ErrorCode.ReadOnly);
+    const after = await api("GET", `/v1/conversations/${conversation}/messages`, { token: helpdesk.token });
+    expect(after.body).toMatchObject({ seq, items: [expect.objectContaining({ text: "kept" })] });
+  });
+
   it("gives SDK errors their code, and derives the API's URL from the socket's", async () => {
     const conversation = await startConversation("SDK errors");
     const error = await sdk(helpdesk)
