@@ -13,6 +13,7 @@ import { openBus } from "./bus/open-bus.ts";
 import type { Config } from "./config.ts";
 import { withDocumentEvents } from "./events/document-events.ts";
 import { acceptApiKeysOnSockets } from "./events/event-access.ts";
+import { wakeAcrossNodes } from "./events/event-wake.ts";
 import { type Events, openEvents } from "./events/events-module.ts";
 import { historyRoutes } from "./history/history-routes.ts";
 import { registerHealthRoutes } from "./http/health-routes.ts";
@@ -71,6 +72,9 @@ export interface StartOptions {
 /** How long a socket authenticated with an API key stays open before it must authenticate again. */
 const API_KEY_SOCKET_TTL_MS = 3600_000;
 
+/** With several nodes, how often followers of partner event streams look for other nodes' appends (the bus is faster). */
+const EVENT_POLL_MS = 1000;
+
 /** Starts a server with the given configuration. */
 export async function startServer(config: Config, logger: Logger, options: StartOptions = {}): Promise<ParleyServer> {
   const uws = loadUws();
@@ -97,6 +101,10 @@ export async function startServer(config: Config, logger: Logger, options: Start
   // Partner events: opened before identity, which records through it.
   const partnerStorage = await openPartnerStorage({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
   const events = openEvents(config, { store: partnerStorage.events, cache, logger, now: options.now ?? Date.now });
+  // Several nodes append to one event store: followers here must hear of other nodes' appends.
+  const stopEventWake = partnerStorage.shared
+    ? wakeAcrossNodes({ notifier: events.notifier, bus, store: partnerStorage.events, pollMs: EVENT_POLL_MS, logger })
+    : () => {};
   const writePath = new WritePath({
     store,
     committer,
@@ -137,7 +145,15 @@ export async function startServer(config: Config, logger: Logger, options: Start
   });
   const webhooks = await openWebhooks(
     config,
-    { store: partnerStorage.webhooks, events: events.store, notifier: events.notifier, secretsKey: identity.services.secretsKey, logger, now: options.now ?? Date.now },
+    {
+      store: partnerStorage.webhooks,
+      events: events.store,
+      notifier: events.notifier,
+      secretsKey: identity.services.secretsKey,
+      logger,
+      now: options.now ?? Date.now,
+      claims: partnerStorage.shared ? partnerStorage.claims : undefined,
+    },
     options.webhooks,
   );
   const hub = new RealtimeHub({
@@ -230,6 +246,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       await new Promise((resolve) => setTimeout(resolve, 50));
       (app as unknown as { close(): void }).close();
       await webhooks.close();
+      stopEventWake();
       await events.close(); // derives what is pending: needs the log store and the directory
       await partnerStorage.close();
       await bus.close();

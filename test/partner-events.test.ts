@@ -8,44 +8,20 @@ import WebSocket from "ws";
 import { type EventFeed, ParleyClient, type WebSocketConstructor } from "../client-sdk/index.ts";
 import { appendMessage, ErrorCode, type ParleyEvent, PROTOCOL_VERSION } from "../protocol/index.ts";
 import { apiClient } from "./helpers/http-client.ts";
+import { allEvents as allEventsOf, PARTNER_PASSWORD, type PartnerOrg, signUpWithKey } from "./helpers/partner-orgs.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { followSse } from "./helpers/sse-client.ts";
 
-const PASSWORD = "violet-harbour-tractor-91!";
+const PASSWORD = PARTNER_PASSWORD;
 let clock = Date.now();
 let server: TestServer;
 let api: ReturnType<typeof apiClient>;
 const clients: ParleyClient[] = [];
 
-interface Org {
-  token: string;
-  orgId: string;
-  userId: string;
-  key: string;
-}
-
-async function signUp(email: string, organisation: string): Promise<Org> {
-  const signup = await api("POST", "/v1/signup", { body: { email, password: PASSWORD, name: email.split("@")[0], organisation } });
-  expect(signup.status).toBe(201);
-  const token = signup.body.accessToken as string;
-  const orgId = (signup.body.organisation as { id: string }).id;
-  const key = await api("POST", `/v1/organisations/${orgId}/api-keys`, { token, body: { name: "ticketing", scopes: ["conversations:write"] } });
-  expect(key.status).toBe(201);
-  return { token, orgId, userId: (signup.body.user as { id: string }).id, key: key.body.key as string };
-}
-
-/** Every event of an organisation after `after`, by paging. */
-async function allEvents(credential: string, after = 0): Promise<ParleyEvent[]> {
-  const events: ParleyEvent[] = [];
-  for (;;) {
-    const page = await api("GET", `/v1/events?after=${after}&limit=50`, { token: credential });
-    expect(page.status).toBe(200);
-    events.push(...(page.body.items as ParleyEvent[]));
-    after = page.body.nextCursor as number;
-    if (!page.body.hasMore) return events;
-  }
-}
+type Org = PartnerOrg;
+const signUp = (email: string, organisation: string) => signUpWithKey(api, email, organisation);
+const allEvents = (credential: string, after = 0) => allEventsOf(api, credential, after);
 
 async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -10,7 +10,7 @@ import type { BusMessage } from "./bus.ts";
 /** Bumped when the layout changes; a node drops messages of a version it does not know. */
 const FORMAT_VERSION = 1;
 
-const Kind = { updates: 1, head: 2, awareness: 3, snapshot: 4, access: 5 } as const;
+const Kind = { updates: 1, head: 2, awareness: 3, snapshot: 4, access: 5, "event-head": 6 } as const;
 
 /** Thrown for a message that cannot be decoded (another version, or corrupt). */
 export class BusMessageError extends Error {
@@ -62,6 +62,10 @@ export function encodeBusMessage(message: BusMessage): Uint8Array {
     case "access":
       encoding.writeVarString(encoder, JSON.stringify(message.change));
       break;
+    case "event-head":
+      encoding.writeVarString(encoder, message.org);
+      encoding.writeVarUint(encoder, message.cursor);
+      break;
   }
   return encoding.toUint8Array(encoder);
 }
@@ -98,6 +102,9 @@ export function decodeBusMessage(bytes: Uint8Array): BusMessage {
       }
       case Kind.access:
         message = { kind: "access", origin, conversation: "", change: parseAccessChange(decoding.readVarString(decoder)) };
+        break;
+      case Kind["event-head"]:
+        message = { kind: "event-head", origin, conversation: "", org: decoding.readVarString(decoder), cursor: decoding.readVarUint(decoder) };
         break;
       default:
         throw new BusMessageError(`unknown bus message kind ${kind}`);

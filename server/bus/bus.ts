@@ -58,8 +58,20 @@ export interface AccessMessage {
   change: AccessChange;
 }
 
+/**
+ * "Organisation `org`'s partner event stream reaches `cursor`": wakes the stream's followers on
+ * other nodes (the events themselves are in the shared event store). On the node-wide channel.
+ */
+export interface EventHeadMessage {
+  kind: "event-head";
+  conversation: "";
+  origin: string;
+  org: string;
+  cursor: number;
+}
+
 /** Anything that travels on the bus. */
-export type BusMessage = UpdatesMessage | HeadMessage | SnapshotMessage | AwarenessMessage | AccessMessage;
+export type BusMessage = UpdatesMessage | HeadMessage | SnapshotMessage | AwarenessMessage | AccessMessage | EventHeadMessage;
 
 /** What a bus reports to its node. */
 export interface BusHandler {
@@ -97,6 +109,10 @@ export interface Bus {
   publishAccess(change: AccessChange): void;
   /** Sets the receiver of other nodes' access changes (once, at wiring time). */
   onAccess(listener: (change: AccessChange) => void): void;
+  /** Publishes that an organisation's event stream grew. At most once: followers also poll (events/event-wake.ts). */
+  publishEventHead(org: string, cursor: number): void;
+  /** Sets the receiver of other nodes' event stream heads (once, at wiring time). */
+  onEventHead(listener: (org: string, cursor: number) => void): void;
   /** Publishes an awareness update of a local session; lost ones are acceptable. */
   publishAwareness(conversation: string, session: string, update: Uint8Array): void;
   /** Counts one more local interest in a conversation; the first one subscribes. */

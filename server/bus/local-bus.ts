@@ -2,7 +2,7 @@
 // nothing can ever be missed. Local subscribers are served by the Broadcaster, not by the bus.
 
 import type { AccessChange } from "../identity/access-events.ts";
-import type { Bus, BusHealth, BusHandler } from "./bus.ts";
+import type { Bus, BusHandler, BusHealth } from "./bus.ts";
 
 /** A bus for one node alone. */
 export class LocalBus implements Bus {
@@ -16,6 +16,8 @@ export class LocalBus implements Bus {
   publishAwareness(_conversation: string, _session: string, _update: Uint8Array): void {}
   publishAccess(_change: AccessChange): void {}
   onAccess(_listener: (change: AccessChange) => void): void {}
+  publishEventHead(_org: string, _cursor: number): void {}
+  onEventHead(_listener: (org: string, cursor: number) => void): void {}
   subscribe(_conversation: string): void {}
   unsubscribe(_conversation: string): void {}
 

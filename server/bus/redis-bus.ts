@@ -47,6 +47,7 @@ export class RedisBus implements Bus {
   private readonly unsent = new Map<string, number>();
   private closed = false;
   private accessListener: (change: AccessChange) => void = () => {};
+  private eventHeadListener: (org: string, cursor: number) => void = () => {};
 
   constructor(private readonly options: RedisBusOptions) {
     this.nodeId = options.nodeId;
@@ -108,6 +109,16 @@ export class RedisBus implements Bus {
     this.accessListener = listener;
   }
 
+  publishEventHead(org: string, cursor: number): void {
+    if (this.closed || !this.isUp(this.redis.publisher)) return; // followers' polling covers a lost one
+    const bytes = encodeBusMessage({ kind: "event-head", conversation: "", origin: this.nodeId, org, cursor });
+    this.redis.publish(this.accessChannel, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).catch(() => {});
+  }
+
+  onEventHead(listener: (org: string, cursor: number) => void): void {
+    this.eventHeadListener = listener;
+  }
+
   publishAwareness(conversation: string, session: string, update: Uint8Array): void {
     if (this.closed) return;
     const message: BusMessage = { kind: "awareness", conversation, origin: this.nodeId, session, update };
@@ -158,7 +169,7 @@ export class RedisBus implements Bus {
     publisher.disconnect();
   }
 
-  /** The node-wide channel every node listens on for access changes. */
+  /** The node-wide channel every node listens on: access changes and event stream heads. */
   private get accessChannel(): string {
     return `${this.options.channelPrefix}access`;
   }
@@ -228,6 +239,7 @@ export class RedisBus implements Bus {
     }
     if (message.origin === this.nodeId) return; // our own publish, already delivered locally
     if (message.kind === "access") this.accessListener(message.change);
+    else if (message.kind === "event-head") this.eventHeadListener(message.org, message.cursor);
     else this.handler.message(message);
   }
 }

@@ -7,6 +7,17 @@ type Listener = (cursor: number) => void;
 /** Per-organisation wake-ups for stream followers. */
 export class EventNotifier {
   private readonly listeners = new Map<string, Set<Listener>>();
+  private relayTo: ((org: string, cursor: number) => void) | null = null;
+
+  /** Also hands this node's wake-ups to `send` (other nodes sharing the event store; see event-wake.ts). */
+  relay(send: (org: string, cursor: number) => void): void {
+    this.relayTo = send;
+  }
+
+  /** Organisations someone on this node follows. */
+  followed(): string[] {
+    return [...this.listeners.keys()];
+  }
 
   /** Calls `listener` with the new head cursor whenever `org`'s stream grows; returns an unsubscribe. */
   on(org: string, listener: Listener): () => void {
@@ -22,8 +33,14 @@ export class EventNotifier {
     };
   }
 
-  /** `org`'s stream now reaches `cursor`. */
+  /** `org`'s stream now reaches `cursor` (appended by this node: relayed to the others). */
   published(org: string, cursor: number): void {
+    this.relayTo?.(org, cursor);
+    this.publishedElsewhere(org, cursor);
+  }
+
+  /** `org`'s stream now reaches `cursor`, appended by another node: wakes this node's followers only. */
+  publishedElsewhere(org: string, cursor: number): void {
     const set = this.listeners.get(org);
     if (!set) return;
     for (const listener of [...set]) {

@@ -6,12 +6,19 @@
 // it stopped, and a graceful shutdown waits for the request in flight, so nothing is sent twice
 // (a crash between a receiver's 2xx and the store write can repeat one: receivers deduplicate
 // on the event id).
+// With several nodes (shared Postgres), every node runs a loop per enabled endpoint but only the
+// node holding the endpoint's claim (delivery-claims.ts) delivers; the others retry the claim
+// every few seconds, so a node that stops hands its endpoints over. A node taking a claim first
+// re-reads the endpoint and its stored state (the previous holder advanced it), and every node
+// re-reads the enabled endpoints periodically to see those created, edited, disabled or deleted
+// through another node.
 
 import { randomUUID } from "node:crypto";
 import { openSecret } from "../auth/secret-box.ts";
-import type { Logger } from "../logger.ts";
 import type { EventNotifier } from "../events/event-notifier.ts";
 import type { EventStore, StoredEvent } from "../events/event-store.ts";
+import type { Logger } from "../logger.ts";
+import { type DeliveryClaims, SOLE_NODE_CLAIMS } from "./delivery-claims.ts";
 import type { WebhookTransport } from "./outbound-http.ts";
 import { type Clock, type RetryPolicy, retryDelay } from "./retry-schedule.ts";
 import { SIGNATURE_HEADER, signPayload } from "./signature.ts";
@@ -24,6 +31,8 @@ export const secretAssociatedData = (endpointId: string) => `webhook:${endpointI
 const READ_AHEAD = 50;
 /** Wait after a store failure before trying again. */
 const STORE_RETRY_MS = 1000;
+/** How often a node without an endpoint's claim tries to take it. */
+const CLAIM_RETRY_MS = 2000;
 
 /** Dependencies of {@link WebhookDispatcher}. */
 export interface WebhookDispatcherDeps {
@@ -36,6 +45,10 @@ export interface WebhookDispatcherDeps {
   clock: Clock;
   logger: Logger;
   random?: () => number;
+  /** Which endpoints this node delivers (default: all of them, one node alone). */
+  claims?: DeliveryClaims;
+  /** With several nodes: how often to re-read the enabled endpoints (changes made through other nodes). */
+  refreshMs?: number;
 }
 
 /** The item at an endpoint's head: the next event, or a dead letter being replayed. */
@@ -51,7 +64,8 @@ interface HeadItem {
 /** One endpoint's delivery loop. */
 class EndpointDelivery {
   private state: DeliveryState;
-  private readonly secret: string;
+  private secret: string;
+  private readonly claims: DeliveryClaims;
   private buffer: StoredEvent[] = [];
   private replaysPending = true;
   private stopped = false;
@@ -65,7 +79,8 @@ class EndpointDelivery {
     private readonly deps: WebhookDispatcherDeps,
   ) {
     this.state = { ...endpoint.delivery };
-    this.secret = Buffer.from(openSecret(deps.secretsKey, endpoint.secretSealed, secretAssociatedData(endpoint.id))).toString("utf8");
+    this.claims = deps.claims ?? SOLE_NODE_CLAIMS;
+    this.secret = this.openSecret(endpoint);
     this.loop = this.run().catch((error: unknown) => deps.logger.error({ err: error, endpoint: endpoint.id }, "webhook delivery loop failed"));
   }
 
@@ -75,15 +90,53 @@ class EndpointDelivery {
     this.wakeUp?.();
   }
 
-  /** Stops after the request in flight (if any) is settled and recorded. */
+  /** Dead letters may have been queued for replay (through another node): look for them. */
+  checkReplays(): void {
+    this.replaysPending = true;
+    this.wake();
+  }
+
+  /** Stops after the request in flight (if any) is settled and recorded, and lets other nodes take the endpoint. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.wake();
     await this.loop;
+    await this.claims.release(this.endpoint.id).catch(() => {});
+  }
+
+  private openSecret(endpoint: EndpointRecord): string {
+    return Buffer.from(openSecret(this.deps.secretsKey, endpoint.secretSealed, secretAssociatedData(endpoint.id))).toString("utf8");
+  }
+
+  /** True when this node holds the endpoint's claim, taking it (and the stored state) if it can. */
+  private async claimed(): Promise<boolean> {
+    if (this.claims.holds(this.endpoint.id)) return true;
+    if (!(await this.claims.claim(this.endpoint.id))) return false;
+    const fresh = await this.deps.store.getEndpoint(this.endpoint.id);
+    if (!fresh || fresh.status !== "enabled") {
+      this.stopped = true;
+      return false;
+    }
+    this.secret = this.openSecret(fresh);
+    Object.assign(this.endpoint, fresh);
+    this.state = { ...fresh.delivery };
+    this.buffer = [];
+    this.replaysPending = true;
+    return true;
   }
 
   private async run(): Promise<void> {
     while (!this.stopped) {
+      try {
+        if (!(await this.claimed())) {
+          await this.pause(CLAIM_RETRY_MS, false);
+          continue;
+        }
+      } catch (error) {
+        this.deps.logger.warn({ err: error, endpoint: this.endpoint.id }, "webhook: could not claim the endpoint; retrying");
+        await this.pause(STORE_RETRY_MS, false);
+        continue;
+      }
       let item: HeadItem | null;
       try {
         item = await this.head();
@@ -163,6 +216,8 @@ class EndpointDelivery {
   }
 
   private async attempt(item: HeadItem): Promise<void> {
+    // The claim went with its connection: another node may deliver this item now.
+    if (!this.claims.holds(this.endpoint.id)) return;
     const { clock, policy } = this.deps;
     const attemptNo = this.state.attempts + 1;
     const sentAt = clock.now();
@@ -250,6 +305,7 @@ export class WebhookDispatcher {
   private readonly deliveries = new Map<string, EndpointDelivery>();
   private readonly orgListeners = new Map<string, () => void>();
   private readonly reloads = new Map<string, Promise<void>>();
+  private refreshTimer: unknown = null;
   private closed = false;
 
   constructor(private readonly deps: WebhookDispatcherDeps) {}
@@ -257,6 +313,31 @@ export class WebhookDispatcher {
   /** Starts the loops of every enabled endpoint. */
   async start(): Promise<void> {
     for (const endpoint of await this.deps.store.listEnabledEndpoints()) this.add(endpoint);
+    if (this.deps.refreshMs) this.scheduleRefresh(this.deps.refreshMs);
+  }
+
+  private scheduleRefresh(ms: number): void {
+    this.refreshTimer = this.deps.clock.setTimer(() => {
+      void this.refresh()
+        .catch((error: unknown) => this.deps.logger.warn({ err: error }, "webhook: could not re-read the endpoints"))
+        .finally(() => {
+          if (!this.closed) this.scheduleRefresh(ms);
+        });
+    }, ms);
+  }
+
+  /** Catches up with changes made through other nodes: new, edited, disabled or deleted endpoints, replay requests. */
+  async refresh(): Promise<void> {
+    const enabled = await this.deps.store.listEnabledEndpoints();
+    if (this.closed) return;
+    const ids = new Set(enabled.map((endpoint) => endpoint.id));
+    for (const endpoint of enabled) {
+      const current = this.deliveries.get(endpoint.id);
+      if (this.reloads.has(endpoint.id)) continue;
+      if (!current || configChanged(current.endpoint, endpoint)) void this.reload(endpoint.id);
+      else current.checkReplays();
+    }
+    for (const id of this.deliveries.keys()) if (!ids.has(id)) void this.reload(id);
   }
 
   /** Picks up a change to an endpoint (created, edited, enabled, disabled, deleted, replay requested). */
@@ -284,6 +365,7 @@ export class WebhookDispatcher {
   /** Stops every loop, waiting for requests in flight (each bounded by the request timeout). */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.refreshTimer !== null) this.deps.clock.clearTimer(this.refreshTimer);
     await Promise.all(this.reloads.values());
     for (const off of this.orgListeners.values()) off();
     this.orgListeners.clear();
@@ -316,4 +398,9 @@ export class WebhookDispatcher {
       );
     }
   }
+}
+
+/** True when what a delivery uses of an endpoint (address, types, secret) differs between two reads. */
+function configChanged(a: EndpointRecord, b: EndpointRecord): boolean {
+  return a.url !== b.url || a.eventTypes.join() !== b.eventTypes.join() || Buffer.compare(Buffer.from(a.secretSealed), Buffer.from(b.secretSealed)) !== 0;
 }

@@ -6,6 +6,7 @@ import type { EventNotifier } from "../events/event-notifier.ts";
 import type { EventStore } from "../events/event-store.ts";
 import type { RouteDefinition } from "../http/route.ts";
 import type { Logger } from "../logger.ts";
+import type { DeliveryClaims } from "./delivery-claims.ts";
 import { SafeHttpTransport, type WebhookTransport } from "./outbound-http.ts";
 import { type Clock, systemClock } from "./retry-schedule.ts";
 import { WebhookDispatcher } from "./webhook-dispatcher.ts";
@@ -27,10 +28,22 @@ export interface WebhookOptions {
   clock?: Clock;
 }
 
-/** Starts delivering to every enabled endpoint in `store`. */
+/** With several nodes: how often each re-reads the enabled endpoints (changes made through other nodes). */
+const SHARED_REFRESH_MS = 5000;
+
+/** Starts delivering to every enabled endpoint in `store` (those this node claims, with several nodes). */
 export async function openWebhooks(
   config: Config,
-  deps: { store: WebhookStore; events: EventStore; notifier: EventNotifier; secretsKey: Uint8Array; logger: Logger; now: () => number },
+  deps: {
+    store: WebhookStore;
+    events: EventStore;
+    notifier: EventNotifier;
+    secretsKey: Uint8Array;
+    logger: Logger;
+    now: () => number;
+    /** Several nodes: who delivers which endpoint. Absent: this node delivers them all. */
+    claims?: DeliveryClaims;
+  },
   options: WebhookOptions = {},
 ): Promise<Webhooks> {
   const settings = config.events.webhooks;
@@ -53,6 +66,8 @@ export async function openWebhooks(
     },
     clock: options.clock ?? systemClock,
     logger,
+    claims: deps.claims,
+    refreshMs: deps.claims ? SHARED_REFRESH_MS : undefined,
   });
   await dispatcher.start();
   const routes = webhookRoutes({ store, events: deps.events, dispatcher, secretsKey: deps.secretsKey, urlPolicy, now: deps.now });
