@@ -9,8 +9,8 @@ import { SERVER_NAMES, type ServerName } from "./clients/index.ts";
 import { writeReport } from "./report/write.ts";
 import { REPO_ROOT } from "./servers/registry.ts";
 import { killAllNow } from "./suite/children.ts";
-import { SCENARIO_NAMES, type ScenarioName, smokeConfig, suiteConfig } from "./suite/scenarios.ts";
 import { raiseSessionPriority } from "./suite/priority.ts";
+import { SCENARIO_NAMES, type ScenarioName, smokeConfig, suiteConfig } from "./suite/scenarios.ts";
 import { runSuite } from "./suite/suite.ts";
 
 // Ahead of other work, without starving it: -5 weighs about three times a default session.

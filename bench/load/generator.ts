@@ -3,11 +3,11 @@
 // walks the plan's phases with the runner (so the runner can measure the server between them),
 // and sends back the merged result.
 
+import { now } from "./clock.ts";
 import type { FanoutThreadResult } from "./fanout-thread.ts";
 import { updatesPerWriter } from "./fanout-thread.ts";
 import type { IdleThreadResult } from "./idle-thread.ts";
 import type { JoinThreadResult } from "./join-thread.ts";
-import { now } from "./clock.ts";
 import type { FanoutPlan, FanoutResult, GeneratorMessage, IdlePlan, JoinPlan, LoadPlan, LoadResult, PhaseName, RunnerMessage } from "./plan.ts";
 import { summarize } from "./samples.ts";
 import { seedDocument } from "./seed.ts";

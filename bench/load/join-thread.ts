@@ -5,8 +5,8 @@
 import { clients } from "../clients/index.ts";
 import { BenchClient } from "./bench-client.ts";
 import { now } from "./clock.ts";
-import type { ThreadContext } from "./thread-context.ts";
 import { type JoinPlan, roomName } from "./plan.ts";
+import type { ThreadContext } from "./thread-context.ts";
 
 /** What one thread saw of the storm. */
 export interface JoinThreadResult {

@@ -2,8 +2,8 @@
 // time; wait for a given message from all of them, broadcast a command, shut them down.
 
 import { Worker } from "node:worker_threads";
-import type { ThreadContext } from "./thread-context.ts";
 import type { LoadPlan } from "./plan.ts";
+import type { ThreadContext } from "./thread-context.ts";
 import type { FromWorker, ToWorker } from "./worker.ts";
 
 // Node 20 does not carry `--import tsx` into worker threads, so each worker registers tsx itself

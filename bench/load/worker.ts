@@ -4,10 +4,10 @@
 
 import { parentPort } from "node:worker_threads";
 import { FanoutThread } from "./fanout-thread.ts";
-import type { ThreadContext } from "./thread-context.ts";
 import { IdleThread } from "./idle-thread.ts";
 import { JoinThread } from "./join-thread.ts";
 import type { LoadPlan } from "./plan.ts";
+import type { ThreadContext } from "./thread-context.ts";
 
 /** Main thread → worker. */
 export type ToWorker = { type: "plan"; plan: LoadPlan; context: ThreadContext } | { type: "start"; t0: number } | { type: "close" };

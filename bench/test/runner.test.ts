@@ -34,7 +34,7 @@ function startRunner(args: string[]): { child: ChildProcess; exited: Promise<num
 }
 
 describe("bench/run.ts", () => {
-  it("runs every scenario against every server in the smoke suite and writes the report", { timeout: 300_000 }, async () => {
+  it("runs every scenario against every server in the smoke suite and writes the report", { timeout: 360_000 }, async () => {
     const runner = startRunner(["--smoke", "--out", out]);
     const code = await runner.exited;
     expect(code, runner.output()).toBe(0);
