@@ -209,7 +209,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     logger,
     principals,
   });
-  registerHealthRoutes(app, { store, bus, isShuttingDown: () => shuttingDown });
+  registerHealthRoutes(app, { store, directory: identity.directory, bus, isShuttingDown: () => shuttingDown });
 
   const listenSocket = await new Promise<NonNullable<Parameters<Parameters<typeof app.listen>[2]>[0]>>((resolve, reject) => {
     app.listen(config.host, config.port, (socket) => {

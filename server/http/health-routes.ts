@@ -1,37 +1,64 @@
 // Liveness and readiness: /healthz answers while the process runs; /readyz answers 200 only when
-// the store can commit and the node is not shutting down, so a load balancer stops routing to it.
-// A bus that is down is reported but keeps the node ready: it still serves its own clients.
+// the store can commit, the directory answers and the node is not shutting down, so a load
+// balancer stops routing to it. A bus that is down is reported but keeps the node ready: it
+// still serves its own clients.
 
 import { ErrorCode } from "../../protocol/index.ts";
 import type { Bus } from "../bus/bus.ts";
+import type { DirectoryHandle } from "../directory/directory.ts";
 import type { Store } from "../store/store.ts";
 import type { UWS } from "../uws.ts";
 import { sendError, sendJson } from "./respond.ts";
 
+/** The directory counts as down when a read has not come back within this time. */
+const DIRECTORY_PROBE_MS = 2000;
+
+/**
+ * True when the directory answers a read. Every sign-in, token check and access decision goes
+ * through it, so a node whose directory (worker thread, or Postgres pool) does not answer cannot
+ * serve. The read is of a user that cannot exist: it touches the database and changes nothing.
+ */
+export async function directoryAnswers(handle: Pick<DirectoryHandle, "alive" | "directory">, timeoutMs = DIRECTORY_PROBE_MS): Promise<boolean> {
+  if (!handle.alive()) return false;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  const answered = handle.directory.getUser("readiness-probe").then(
+    () => true,
+    () => false,
+  );
+  try {
+    return await Promise.race([answered, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Registers /healthz, /readyz and the JSON 404 for everything else. */
-export function registerHealthRoutes(app: UWS.TemplatedApp, deps: { store: Store; bus?: Pick<Bus, "health">; isShuttingDown: () => boolean }): void {
+export function registerHealthRoutes(
+  app: UWS.TemplatedApp,
+  deps: { store: Store; directory?: Pick<DirectoryHandle, "alive" | "directory">; bus?: Pick<Bus, "health">; isShuttingDown: () => boolean },
+): void {
   app.get("/healthz", (res) => sendJson(res, "200 OK", { status: "ok" }));
   app.get("/readyz", (res) => {
     let aborted = false;
     res.onAborted(() => {
       aborted = true;
     });
-    deps.store.ping().then(
-      (storeOk) => {
-        if (aborted) return;
-        const ready = storeOk && !deps.isShuttingDown();
-        const bus = deps.bus?.health().state ?? "local";
-        sendJson(res, ready ? "200 OK" : "503 Service Unavailable", {
-          status: ready ? (bus === "down" ? "degraded" : "ready") : "not-ready",
-          store: storeOk ? "ok" : "down",
-          bus,
-          shuttingDown: deps.isShuttingDown(),
-        });
-      },
-      () => {
-        if (!aborted) sendJson(res, "503 Service Unavailable", { status: "not-ready", store: "down" });
-      },
-    );
+    const directory = deps.directory;
+    Promise.all([deps.store.ping().catch(() => false), directory ? directoryAnswers(directory) : Promise.resolve(true)]).then(([storeOk, directoryOk]) => {
+      if (aborted) return;
+      const ready = storeOk && directoryOk && !deps.isShuttingDown();
+      const bus = deps.bus?.health().state ?? "local";
+      sendJson(res, ready ? "200 OK" : "503 Service Unavailable", {
+        status: ready ? (bus === "down" ? "degraded" : "ready") : "not-ready",
+        store: storeOk ? "ok" : "down",
+        directory: directoryOk ? "ok" : "down",
+        bus,
+        shuttingDown: deps.isShuttingDown(),
+      });
+    });
   });
   app.any("/*", (res) => sendError(res, "404 Not Found", ErrorCode.NotFound, "not found"));
 }
