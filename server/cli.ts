@@ -11,6 +11,7 @@ import { issueSupportToken, mintToken } from "./auth/tokens.ts";
 import { BACKUP_USAGE, backupCommand, restoreCommand } from "./backup/backup-cli.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { openDirectory } from "./directory/open-directory.ts";
+import { USER_USAGE, userCommand } from "./lifecycle/person-cli.ts";
 import { createLogger } from "./logger.ts";
 
 const USAGE = `usage:
@@ -23,7 +24,8 @@ const USAGE = `usage:
                                     print its token; the customer sees every grant
   parley support revoke --grant ID [--data-dir DIR]
                                     end a support grant now
-${BACKUP_USAGE}`;
+${BACKUP_USAGE}
+${USER_USAGE}`;
 
 /** Parses a duration like 90, 90s, 15m, 1h or 7d into seconds. */
 export function parseDuration(text: string): number {
@@ -154,6 +156,8 @@ async function main(argv: string[]): Promise<void> {
       return backupCommand(rest);
     case "restore":
       return restoreCommand(rest);
+    case "user":
+      return userCommand(rest);
     case "help":
     case "--help":
     case "-h":

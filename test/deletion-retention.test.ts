@@ -4,9 +4,12 @@
 // what a restored copy of the data brings back, a person is erased with every chain still
 // verifying, and the retention sweep deletes inactive conversations by itself under a moved clock.
 
+import { execFile } from "node:child_process";
 import { cp, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { ErrorCode } from "../protocol/index.ts";
 import { OrgChainVerifier } from "../server/audit/org-chain.ts";
@@ -18,6 +21,8 @@ import { startTestServer, type TestServer } from "./helpers/server.ts";
 
 const PASSWORD = "violet-harbour-tractor-91!";
 const DAY = 24 * 3_600_000;
+const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), "../bin/parley.js");
+const run = promisify(execFile);
 
 let server: TestServer | null = null;
 const scratch: string[] = [];
@@ -262,6 +267,25 @@ describe("deleting a person", () => {
       expect(bytes.includes("vera.unique"), file).toBe(false);
       expect(bytes.includes("Name of vera"), file).toBe(false);
     }
+  });
+});
+
+describe("deleting a person from the command line", () => {
+  it("erases them through `parley user delete` next to a running server, and refuses unknown people", async () => {
+    const { test, api, signUp } = await setup();
+    const leaver = await signUp("lena.leaver@gone.example", "Lena Ltd");
+    const cli = (...args: string[]) => run(process.execPath, [BIN, "user", "delete", "--data-dir", test.dataDir, ...args]);
+    const unknown = await cli("--user", "usr_nobody", "--operator", "ops.jan").catch((error: { code: number; stderr: string }) => error);
+    expect(unknown).toMatchObject({ code: 2, stderr: expect.stringContaining("no such person") });
+    const { stdout } = await cli("--user", leaver.user.id, "--operator", "ops.jan");
+    expect(stdout).toContain(`erased ${leaver.user.id}`);
+    expect((await api("GET", "/v1/me", { token: leaver.accessToken })).status).toBe(401);
+    expect(await test.server.identity.services.directory.getUserByEmail("lena.leaver@gone.example")).toBeNull();
+    const events = await test.server.audit.log.readOrgAuditEntries(leaver.organisation.id, 0, 100);
+    expect(events.find((e) => e.action === "person.deleted")).toMatchObject({ actor: "operator:ops.jan", target: leaver.user.id });
+    // The CLI's ledger line chains onto the server's: the ledger still opens at the next start.
+    await test.restart();
+    expect(test.server.lifecycle.ledger.has("person", leaver.user.id)).toBe(true);
   });
 });
 

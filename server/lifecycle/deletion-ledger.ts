@@ -96,7 +96,10 @@ function isEntryShape(value: unknown): value is LedgerEntry {
 /**
  * The ledger of one data directory. Appends are serialised and fsync'd before they resolve: a
  * destruction is reported done only once its ledger line is durable. Opening verifies the whole
- * file, so a damaged ledger stops the server instead of being replayed partially.
+ * file, so a damaged ledger stops the server instead of being replayed partially. Each append
+ * re-reads the file first (it is small: one line per destruction), so a CLI appending while the
+ * server runs does not fork the chain; two processes appending in the same instant could still
+ * race, which the next open reports as damage rather than hiding.
  */
 export class DeletionLedger {
   private tail: Promise<unknown> = Promise.resolve();
@@ -125,6 +128,8 @@ export class DeletionLedger {
   /** Appends an entry durably (written and fsync'd), unless the subject is already recorded. */
   append(subject: DeletionSubject, id: string, reason: DeletionReason, at: number): Promise<LedgerEntry> {
     const next = this.tail.then(async () => {
+      // Read afresh: another process (the `parley user delete` CLI) may have appended since.
+      this.entries = await readLedgerFile(this.file);
       const known = this.entries.find((e) => e.subject === subject && e.id === id);
       if (known) return known;
       const last = this.entries.at(-1);

@@ -1,0 +1,69 @@
+// `parley user delete --user ID`: an operator erases a person who cannot do it through the API
+// (left the company, account lost). The same erasure as DELETE /v1/users/:id: directory, deletion
+// ledger, an audit event in each of their organisations' chains. With a server running, its
+// sockets of that person close at the latest when their short-lived access token expires.
+
+import { parseArgs } from "node:util";
+import { openAudit } from "../audit/audit-module.ts";
+import { loadOrCreateKeys } from "../auth/keys.ts";
+import { ConfigError, loadConfig } from "../config.ts";
+import { DirectoryError } from "../directory/directory.ts";
+import { openDirectory } from "../directory/open-directory.ts";
+import { AccessEvents } from "../identity/access-events.ts";
+import { createLogger } from "../logger.ts";
+import type { Store } from "../store/store.ts";
+import { ConversationLifecycle } from "./conversation-lifecycle.ts";
+import { DeletionLedger } from "./deletion-ledger.ts";
+import { lifecycleAudit } from "./lifecycle-audit.ts";
+
+export const USER_USAGE = `  parley user delete --user ID --operator NAME [--data-dir DIR]
+                                    erase a person's personal data (email, name, password, 2FA,
+                                    sessions, API keys, invitations); audit entries keep their id`;
+
+/** Erasing a person touches no conversation data: a store that is never called. */
+const NO_STORE = new Proxy({} as Store, {
+  get() {
+    throw new Error("person erasure does not use the log store");
+  },
+});
+
+export async function userCommand(args: string[]): Promise<void> {
+  const [action, ...rest] = args;
+  const { values } = parseArgs({
+    args: rest,
+    options: { user: { type: "string" }, operator: { type: "string" }, "data-dir": { type: "string" } },
+    strict: true,
+  });
+  if (action !== "delete") throw new ConfigError("usage: parley user delete --user ID --operator NAME");
+  if (!values.user) throw new ConfigError("user delete needs --user");
+  if (!values.operator || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(values.operator)) {
+    throw new ConfigError("--operator must be 1-64 letters, digits, dots, dashes or underscores");
+  }
+  const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
+  const config = loadConfig(env);
+  const logger = createLogger("warn");
+  const ledger = await DeletionLedger.open(config.dataDir);
+  const { directory, close } = await openDirectory({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
+  const audit = await openAudit(config, { keys: await loadOrCreateKeys(config.keysDir), logger });
+  try {
+    const lifecycle = new ConversationLifecycle({
+      directory,
+      store: NO_STORE,
+      ledger,
+      accessEvents: new AccessEvents(),
+      evict: () => {},
+      audit: lifecycleAudit((org, event) => audit.recorder.recordOrgEvent(org, event), logger),
+      logger,
+      now: Date.now,
+    });
+    await lifecycle.erasePerson(values.user, `operator:${values.operator}`).catch((error: unknown) => {
+      // Unknown person, or the last owner of an organisation with other members: the operator's to fix.
+      if (error instanceof DirectoryError) throw new ConfigError(error.message);
+      throw error;
+    });
+    process.stdout.write(`erased ${values.user}\n`);
+  } finally {
+    await audit.close();
+    await close();
+  }
+}
