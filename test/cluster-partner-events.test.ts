@@ -1,6 +1,7 @@
 // Partner events and webhooks across nodes: both live in the shared Postgres, so events derived
 // on node A reach a partner following on node B (SSE, woken over the bus) and B's event pages,
-// and a webhook endpoint is delivered by exactly one node: every event once, not once per node.
+// and a webhook endpoint is delivered by exactly one node: every event once, not once per node,
+// and by another node once that one is killed.
 
 import { afterEach, describe, expect, it } from "vitest";
 import type { ParleyEvent } from "../protocol/index.ts";
@@ -23,13 +24,22 @@ afterEach(async () => {
 type Api = ReturnType<typeof apiClient>;
 
 describe.skipIf(!services)("partner events across nodes", { timeout: 180_000 }, () => {
-  it("shows events written on node A on node B's stream and pages, and delivers each webhook once", async () => {
+  it("shows events written on node A on node B's stream and pages, delivers each webhook once, and hands delivery over when that node dies", async () => {
     if (!services) return;
     const c: Cluster = await startCluster(services, {
       count: 2,
       env: { PARLEY_WEBHOOK_ALLOW_PRIVATE: "true", PARLEY_EVENT_DEBOUNCE_MS: "20" },
     });
     cleanups.push(() => c.cleanup());
+    // Which node delivers each endpoint, as the nodes log it when they take a claim.
+    const claimants = new Map<string, string>();
+    for (const node of c.nodes) {
+      node.server.process.stdout?.on("data", (chunk: Buffer) => {
+        for (const line of chunk.toString().split("\n")) {
+          if (line.includes("webhook endpoint claimed")) claimants.set((JSON.parse(line) as { endpoint: string }).endpoint, node.name);
+        }
+      });
+    }
     const receiver = await startWebhookReceiver();
     cleanups.push(() => receiver.close());
     const [a, b] = c.nodes.map((node) => apiClient(node.httpUrl)) as [Api, Api];
@@ -40,6 +50,7 @@ describe.skipIf(!services)("partner events across nodes", { timeout: 180_000 }, 
     const endpoint = await b("POST", `/v1/organisations/${helpdesk.orgId}/webhooks`, { token: helpdesk.token, body: { url: receiver.url } });
     expect(endpoint.status).toBe(201);
     receiver.secret = endpoint.body.secret as string;
+    const endpointId = endpoint.body.id as string;
     // The supplier follows its stream on node B.
     const stream = followSse(c.nodes[1].httpUrl, supplier.key);
     cleanups.push(() => stream.stop());
@@ -74,5 +85,27 @@ describe.skipIf(!services)("partner events across nodes", { timeout: 180_000 }, 
     expect(new Set(ids).size).toBe(ids.length);
     expect(ids.slice(0, helpdeskEvents.length)).toEqual(helpdeskEvents.map((e) => e.id));
     expect(receiver.requests.every((r) => r.signatureValid)).toBe(true);
+
+    // The delivering node is SIGKILLed (once it has recorded its last delivery: a delivery in
+    // flight may be repeated by the next holder, which receivers deduplicate): the other node
+    // takes the endpoint over from the stored cursor.
+    const head = (await allEvents(a, helpdesk.key)).at(-1)?.cursor;
+    const storedCursor = async () =>
+      ((await a("GET", `/v1/organisations/${helpdesk.orgId}/webhooks/${endpointId}`, { token: helpdesk.token })).body.delivery as { cursor: number }).cursor;
+    for (let waited = 0; (await storedCursor()) !== head; waited += 50) {
+      if (waited > 10_000) throw new Error("the delivery was not recorded in time");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const holder = claimants.get(endpointId);
+    const survivor = c.nodes.find((node) => node.name !== holder);
+    if (!holder || !survivor) throw new Error(`no single node claimed the endpoint (${holder})`);
+    await c.kill(holder);
+    const onSurvivor = apiClient(survivor.httpUrl);
+    expect((await onSurvivor("POST", `/v1/conversations/${conversation}/messages`, { token: helpdesk.key, body: { text: "seven" } })).status).toBe(201);
+    await receiver.waitFor((r) => r.accepted.some((e) => e.type === "message.created" && JSON.stringify(e.data).includes("seven")), 30_000);
+    expect(claimants.get(endpointId)).toBe(survivor.name);
+    const after = receiver.accepted.map((e) => e.id);
+    expect(new Set(after).size).toBe(after.length);
+    expect(after).toEqual((await allEvents(onSurvivor, helpdesk.key)).map((e) => e.id));
   });
 });

@@ -117,6 +117,7 @@ class EndpointDelivery {
       this.stopped = true;
       return false;
     }
+    this.deps.logger.info({ endpoint: this.endpoint.id, org: this.endpoint.orgId }, "webhook endpoint claimed: this node delivers it");
     this.secret = this.openSecret(fresh);
     Object.assign(this.endpoint, fresh);
     this.state = { ...fresh.delivery };
