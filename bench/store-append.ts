@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import pg from "pg";
+import { masterKey } from "../server/auth/master-key.ts";
 import { openPostgresStore } from "../server/store/postgres/postgres-store.ts";
 import { openSqliteStore } from "../server/store/sqlite/sqlite-store.ts";
 import type { AppendRequest, Store } from "../server/store/store.ts";
@@ -37,13 +38,14 @@ const inflight = Number(values.inflight);
 const synchronous = values.synchronous === "normal" ? "normal" : "full";
 const backend = values.backend === "postgres" ? "postgres" : "sqlite";
 const auditKey = new Uint8Array(32).fill(1);
+const masterKeys = { keys: [masterKey(new Uint8Array(32).fill(2))] };
 
 /** Opens the store under test in a place of its own; `dispose` closes it and removes that place. */
 async function openBench(): Promise<{ store: Store; dispose: () => Promise<void> }> {
   if (backend === "postgres") {
     const connectionString = values["database-url"];
     const schema = `parley_bench_${randomBytes(6).toString("hex")}`;
-    const store = await openPostgresStore({ connectionString, auditKey, schema, poolSize: Number(values["pool-size"]) });
+    const store = await openPostgresStore({ connectionString, auditKey, masterKeys, schema, poolSize: Number(values["pool-size"]) });
     return {
       store,
       dispose: async () => {
@@ -56,7 +58,7 @@ async function openBench(): Promise<{ store: Store; dispose: () => Promise<void>
     };
   }
   const dir = await mkdtemp(join(tmpdir(), "parley-bench-store-"));
-  const store = await openSqliteStore({ path: join(dir, "bench.db"), auditKey, synchronous });
+  const store = await openSqliteStore({ path: join(dir, "bench.db"), auditKey, masterKeys, synchronous });
   return {
     store,
     dispose: async () => {

@@ -7,6 +7,7 @@ import path from "node:path";
 import { CloseCode } from "../protocol/index.ts";
 import { type Audit, openAudit } from "./audit/audit-module.ts";
 import { loadOrCreateKeys, type ServerKeys } from "./auth/keys.ts";
+import { loadMasterKeys } from "./auth/master-key.ts";
 import type { Bus } from "./bus/bus.ts";
 import { holdServerLock } from "./backup/server-lock.ts";
 import { openBus } from "./bus/open-bus.ts";
@@ -82,14 +83,21 @@ export async function startServer(config: Config, logger: Logger, options: Start
   // Announces this server in the data directory, so `parley restore` refuses to run under it.
   const serverLock = await holdServerLock(config.dataDir);
   const keys = await loadOrCreateKeys(config.keysDir);
+  const master = await loadMasterKeys({ ...config.masterKey, keysDir: config.keysDir });
   // Several nodes share Postgres (DATABASE_URL); one node alone keeps SQLite in its data directory.
   const store: Store = config.store.databaseUrl
-    ? await openPostgresStore({ connectionString: config.store.databaseUrl, auditKey: keys.auditKey })
+    ? await openPostgresStore({ connectionString: config.store.databaseUrl, auditKey: keys.auditKey, masterKeys: master.ring })
     : await openSqliteStore({
         path: path.join(config.dataDir, "parley.db"),
         auditKey: keys.auditKey,
+        masterKeys: master.ring,
         synchronous: config.store.sqliteSynchronous,
       });
+  // Only now, once the store accepted it (no data keys wrapped by another key), a generated master key is written.
+  await master.persist().catch(async (error: unknown) => {
+    await store.close();
+    throw error;
+  });
 
   const app = uws.App();
   const committer = new GroupCommitter(store, { maxBatch: config.store.maxBatch, windowMs: config.store.commitWindowMs });

@@ -13,6 +13,13 @@ export interface Config {
    * default <dataDir>/keys. Every node of a cluster must read the same key files.
    */
   keysDir: string;
+  /** Audit trail (server/audit/): signed checkpoints every PARLEY_CHECKPOINT_INTERVAL_SECONDS (default 60). */
+  audit: { checkpointIntervalSeconds: number };
+  /**
+   * Encryption at rest (server/auth/master-key.ts): PARLEY_MASTER_KEY (base64 of 32 bytes) or
+   * PARLEY_MASTER_KEY_FILE; neither: <keysDir>/master.key, generated on the first start.
+   */
+  masterKey: { value: string | null; file: string | null };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   tokens: {
     issuer: string;
@@ -204,6 +211,14 @@ function eventsConfig(env: Env): Config["events"] {
   };
 }
 
+function masterKeySetting(env: Env, cwd: string): Config["masterKey"] {
+  const value = env.PARLEY_MASTER_KEY || null;
+  const file = env.PARLEY_MASTER_KEY_FILE ? path.resolve(cwd, env.PARLEY_MASTER_KEY_FILE) : null;
+  if (value && file) throw new ConfigError("set PARLEY_MASTER_KEY or PARLEY_MASTER_KEY_FILE, not both");
+  if (value && Buffer.from(value, "base64").byteLength !== 32) throw new ConfigError("PARLEY_MASTER_KEY must be the base64 of 32 bytes");
+  return { value, file };
+}
+
 /** Builds the configuration from environment variables (see README for the list). */
 export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
   const maxFrameBytes = int(env, "PARLEY_MAX_FRAME_BYTES", 2 * MiB, 1024, 256 * MiB);
@@ -225,6 +240,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     port: int(env, "PORT", 8787, 0, 65535),
     dataDir,
     keysDir: env.PARLEY_KEYS_DIR ? path.resolve(cwd, env.PARLEY_KEYS_DIR) : path.join(dataDir, "keys"),
+    audit: { checkpointIntervalSeconds: int(env, "PARLEY_CHECKPOINT_INTERVAL_SECONDS", 60, 1, 86_400) },
+    masterKey: masterKeySetting(env, cwd),
     logLevel: oneOf(env, "PARLEY_LOG_LEVEL", "info", ["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
     tokens: {
       issuer: env.PARLEY_TOKEN_ISSUER || "parley",

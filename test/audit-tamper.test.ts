@@ -10,18 +10,18 @@ import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import * as Y from "yjs";
 import {
+  type ChainFields,
+  type ChainHead,
+  type ChainVerification,
   canonicalEntry,
   contentHmac,
   entryHash,
   genesisHash,
-  type ChainFields,
-  type ChainHead,
-  type ChainVerification,
 } from "../server/log/audit-chain.ts";
 import { verifyConversation } from "../server/log/verify-conversation.ts";
 import { openSqliteStore } from "../server/store/sqlite/sqlite-store.ts";
 import type { EntryKind } from "../server/store/store.ts";
-import { alice, appendsOf, bob, textUpdates } from "./store-contract.ts";
+import { alice, appendsOf, bob, CONTRACT_MASTER_KEYS, textUpdates } from "./store-contract.ts";
 
 const AUDIT_KEY = new Uint8Array(32).fill(0x5a);
 const CONV = "conv-audited";
@@ -51,7 +51,7 @@ let path: string;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "parley-audit-"));
   path = join(dir, "parley.db");
-  const store = await openSqliteStore({ path, auditKey: AUDIT_KEY });
+  const store = await openSqliteStore({ path, auditKey: AUDIT_KEY, masterKeys: CONTRACT_MASTER_KEYS });
   const doc = new Y.Doc();
   const neighbour = new Y.Doc();
   const updates = textUpdates(doc, 60);
@@ -79,7 +79,7 @@ function tamper(edit: (db: Database.Database) => void): void {
 }
 
 async function verify(options: { checkpoints?: ChainHead[] } = {}): Promise<ChainVerification> {
-  const store = await openSqliteStore({ path, auditKey: AUDIT_KEY });
+  const store = await openSqliteStore({ path, auditKey: AUDIT_KEY, masterKeys: CONTRACT_MASTER_KEYS });
   try {
     return await verifyConversation(store, CONV, AUDIT_KEY, { pageSize: 16, ...options });
   } finally {
@@ -133,6 +133,15 @@ function shiftSeqs(db: Database.Database, fromSeq: number, delta: number): void 
   db.prepare("UPDATE conversations SET head_seq = head_seq + ? WHERE id = ?").run(delta, CONV);
 }
 
+/**
+ * Payloads are encrypted at rest with their conversation, kind and seq bound in: an edited, moved
+ * or swapped payload no longer decrypts, and reading it fails with an error naming the entry
+ * (never garbage, never a silent pass).
+ */
+async function expectUndecryptable(seq: number, options: { checkpoints?: ChainHead[] } = {}): Promise<void> {
+  await expect(verify(options)).rejects.toMatchObject({ code: "undecryptable", message: expect.stringContaining(`at seq ${seq} `) });
+}
+
 function flipByte(bytes: Buffer, index: number): Buffer {
   const copy = Buffer.from(bytes);
   copy[index] ^= 0x01;
@@ -153,7 +162,7 @@ describe("audit chain", () => {
   it("verifies an untouched conversation up to its head", async () => {
     const result = await verify();
     expect(result).toMatchObject({ ok: true, entries: HEAD_SEQ, head: { seq: HEAD_SEQ } });
-    const store = await openSqliteStore({ path, auditKey: AUDIT_KEY });
+    const store = await openSqliteStore({ path, auditKey: AUDIT_KEY, masterKeys: CONTRACT_MASTER_KEYS });
     try {
       expect(await verifyConversation(store, OTHER, AUDIT_KEY)).toMatchObject({ ok: true, entries: 8 });
     } finally {
@@ -162,7 +171,7 @@ describe("audit chain", () => {
   });
 
   it("fails verification under a different audit key", async () => {
-    const store = await openSqliteStore({ path, auditKey: AUDIT_KEY });
+    const store = await openSqliteStore({ path, auditKey: AUDIT_KEY, masterKeys: CONTRACT_MASTER_KEYS });
     try {
       expect(await verifyConversation(store, CONV, new Uint8Array(32).fill(1))).toMatchObject({ ok: false, seq: 1 });
     } finally {
@@ -198,7 +207,7 @@ describe("tampering with the database file", () => {
     tamper((db) => {
       db.prepare("UPDATE entries SET payload = ? WHERE conversation_id = ? AND seq = 10").run(flipByte(row(db, 10).payload!, 5), CONV);
     });
-    expect(await verify()).toMatchObject({ ok: false, seq: 10, reason: expect.stringMatching(/contentHmac/) });
+    await expectUndecryptable(10);
   });
 
   it("detects an edited author", async () => {
@@ -243,7 +252,7 @@ describe("tampering with the database file", () => {
       swap.run(15, CONV, 16);
       swap.run(16, CONV, -1);
     });
-    expect(await verify()).toMatchObject({ ok: false, seq: 15, reason: expect.stringMatching(/prevHash/) });
+    await expectUndecryptable(15);
   });
 
   it("detects an inserted entry", async () => {
@@ -273,7 +282,7 @@ describe("tampering with the database file", () => {
         forged,
       );
     });
-    expect(await verify()).toMatchObject({ ok: false, seq: 30, reason: expect.stringMatching(/contentHmac/) });
+    await expectUndecryptable(30);
   });
 
   it("detects an entry moved in from another conversation", async () => {
@@ -281,7 +290,7 @@ describe("tampering with the database file", () => {
       db.prepare("DELETE FROM entries WHERE conversation_id = ? AND seq = 5").run(CONV);
       db.prepare("UPDATE entries SET conversation_id = ? WHERE conversation_id = ? AND seq = 5").run(CONV, OTHER);
     });
-    expect(await verify()).toMatchObject({ ok: false, seq: 5 });
+    await expectUndecryptable(5);
   });
 
   it("detects a timestamp moved back", async () => {
@@ -296,7 +305,7 @@ describe("tampering with the database file", () => {
       const state = db.prepare("SELECT state FROM snapshots WHERE conversation_id = ? AND seq = ?").pluck().get(CONV, SNAPSHOT_SEQ) as Buffer;
       db.prepare("UPDATE snapshots SET state = ? WHERE conversation_id = ? AND seq = ?").run(flipByte(state, state.length - 3), CONV, SNAPSHOT_SEQ);
     });
-    expect(await verify()).toMatchObject({ ok: false, seq: SNAPSHOT_SEQ, reason: expect.stringMatching(/contentHmac/) });
+    await expectUndecryptable(SNAPSHOT_SEQ);
   });
 
   it("detects a deleted snapshot", async () => {
@@ -320,7 +329,7 @@ describe("tampering with the chain recomputed, without the audit key", () => {
       db.prepare("UPDATE entries SET payload = ? WHERE conversation_id = ? AND seq = 10").run(flipByte(row(db, 10).payload!, 5), CONV);
       rechain(db, 10);
     });
-    expect(await verify()).toMatchObject({ ok: false, seq: 10, reason: expect.stringMatching(/contentHmac/) });
+    await expectUndecryptable(10);
   });
 
   it("detects an edited snapshot state", async () => {
@@ -329,7 +338,7 @@ describe("tampering with the chain recomputed, without the audit key", () => {
       db.prepare("UPDATE snapshots SET state = ? WHERE conversation_id = ? AND seq = ?").run(flipByte(state, 1), CONV, SNAPSHOT_SEQ);
       rechain(db, SNAPSHOT_SEQ);
     });
-    expect(await verify()).toMatchObject({ ok: false, seq: SNAPSHOT_SEQ, reason: expect.stringMatching(/contentHmac/) });
+    await expectUndecryptable(SNAPSHOT_SEQ);
   });
 
   it("detects a payload swapped with another entry's", async () => {
@@ -341,7 +350,7 @@ describe("tampering with the chain recomputed, without the audit key", () => {
       set.run(a.payload, a.size, CONV, 8);
       rechain(db, 7);
     });
-    expect(await verify()).toMatchObject({ ok: false, seq: 7, reason: expect.stringMatching(/contentHmac/) });
+    await expectUndecryptable(7);
   });
 
   // The chain hash is public SHA-256 so anyone can check it; that also lets someone with write
@@ -366,7 +375,8 @@ describe("tampering with the chain recomputed, without the audit key", () => {
       shiftSeqs(db, 21, -1);
       rechain(db, 20);
     });
-    expect(await verify({ checkpoints: [trustedHead] })).toMatchObject({ ok: false, seq: HEAD_SEQ });
+    // Encryption at rest binds each payload to its seq, so the shifted entries no longer decrypt.
+    await expectUndecryptable(20, { checkpoints: [trustedHead] });
   });
 
   it("detects a truncated log against a trusted checkpoint", async () => {

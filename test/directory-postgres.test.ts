@@ -15,7 +15,7 @@ import { openPostgresDirectory } from "../server/directory/postgres/postgres-dir
 import { openPostgresStore } from "../server/store/postgres/postgres-store.ts";
 import { runDirectoryContract } from "./directory-contract.ts";
 import { requirePostgres } from "./helpers/services.ts";
-import { CONTRACT_AUDIT_KEY } from "./store-contract.ts";
+import { CONTRACT_AUDIT_KEY, CONTRACT_MASTER_KEYS } from "./store-contract.ts";
 
 const databaseUrl = await requirePostgres();
 
@@ -92,7 +92,7 @@ if (!databaseUrl) {
     it("shares one schema with the log store, whichever starts first", async () => {
       for (const storeFirst of [true, false]) {
         const schema = freshSchema();
-        const openStore = () => openPostgresStore({ connectionString: url, auditKey: CONTRACT_AUDIT_KEY, schema, poolSize: 2 });
+        const openStore = () => openPostgresStore({ connectionString: url, auditKey: CONTRACT_AUDIT_KEY, masterKeys: CONTRACT_MASTER_KEYS, schema, poolSize: 2 });
         const openDir = () => openPostgresDirectory({ connectionString: url, schema, poolSize: 2 });
         const [store, directory] = storeFirst
           ? [await openStore(), await openDir()]

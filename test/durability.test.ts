@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import * as Y from "yjs";
 import type { DocFrame } from "../protocol/index.ts";
 import { loadOrCreateKeys } from "../server/auth/keys.ts";
+import { readKeyring } from "../server/auth/master-key.ts";
 import { verifyConversation } from "../server/log/verify-conversation.ts";
 import { openSqliteStore } from "../server/store/sqlite/sqlite-store.ts";
 import { childToken, startChildServer } from "./helpers/child-server.ts";
@@ -96,7 +97,11 @@ describe("durability", () => {
     second.process.kill("SIGTERM");
     expect(await second.exited).toBe(0);
 
-    const store = await openSqliteStore({ path: path.join(dataDir, "parley.db"), auditKey: (await loadOrCreateKeys(path.join(dataDir, "keys"))).auditKey });
+    const store = await openSqliteStore({
+      path: path.join(dataDir, "parley.db"),
+      auditKey: (await loadOrCreateKeys(path.join(dataDir, "keys"))).auditKey,
+      masterKeys: readKeyring(path.join(dataDir, "keys")),
+    });
     try {
       expect(await verifyConversation(store, "burst", (await loadOrCreateKeys(path.join(dataDir, "keys"))).auditKey)).toMatchObject({ ok: true });
     } finally {

@@ -4,6 +4,7 @@
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import * as Y from "yjs";
+import { type MasterKeyring, masterKey } from "../server/auth/master-key.ts";
 import { verifyConversation } from "../server/log/verify-conversation.ts";
 import type { Actor, AppendRequest, Store } from "../server/store/store.ts";
 
@@ -12,6 +13,9 @@ export const CONTRACT_AUDIT_KEY: Uint8Array = new Uint8Array(32).map((_, i) => (
 
 export const alice: Actor = { user: "user-alice", org: "org-helpdesk", session: "sess-a1" };
 export const bob: Actor = { user: "user-bob", org: "org-supplier", session: "sess-b1" };
+
+/** The master key a store under contract is opened with (encryption at rest). */
+export const CONTRACT_MASTER_KEYS: MasterKeyring = { keys: [masterKey(new Uint8Array(32).map((_, i) => (i * 11 + 5) & 0xff))] };
 
 /** Makes `count` real Yjs updates, each inserting a line into the doc's "body" text. */
 export function textUpdates(doc: Y.Doc, count: number, label = "line"): Uint8Array[] {

@@ -4,7 +4,7 @@
 // Every store here works in its own random schema, dropped afterwards.
 
 import { randomBytes } from "node:crypto";
-import { createServer, connect, type Server, type Socket } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import * as Y from "yjs";
@@ -14,7 +14,7 @@ import { SCHEMA_VERSION } from "../server/store/schema.ts";
 import type { AppendRequest, CommittedAppend } from "../server/store/store.ts";
 import { StoreError } from "../server/store/store-error.ts";
 import { requirePostgres } from "./helpers/services.ts";
-import { alice, appendsOf, bob, CONTRACT_AUDIT_KEY, loadText, runStoreContract, textUpdates } from "./store-contract.ts";
+import { alice, appendsOf, bob, CONTRACT_AUDIT_KEY, CONTRACT_MASTER_KEYS, loadText, runStoreContract, textUpdates } from "./store-contract.ts";
 
 const databaseUrl = await requirePostgres();
 
@@ -108,7 +108,7 @@ if (!databaseUrl) {
 
   runStoreContract("postgres", async () => {
     const schema = randomSchema();
-    const store = await openPostgresStore({ connectionString: url, auditKey: CONTRACT_AUDIT_KEY, schema, poolSize: 4 });
+    const store = await openPostgresStore({ connectionString: url, auditKey: CONTRACT_AUDIT_KEY, masterKeys: CONTRACT_MASTER_KEYS, schema, poolSize: 4 });
     return {
       store,
       cleanup: async () => {
@@ -125,7 +125,7 @@ if (!databaseUrl) {
 
     /** A node's store: its own pool, on the shared schema. */
     async function node(schema: string, connectionString = url): Promise<PostgresStore> {
-      const store = await openPostgresStore({ connectionString, auditKey: CONTRACT_AUDIT_KEY, schema, poolSize: 4 });
+      const store = await openPostgresStore({ connectionString, auditKey: CONTRACT_AUDIT_KEY, masterKeys: CONTRACT_MASTER_KEYS, schema, poolSize: 4 });
       opened.push(store);
       return store;
     }
@@ -229,13 +229,13 @@ if (!databaseUrl) {
     it("fails to open, as unavailable, where nothing listens", async () => {
       const started = Date.now();
       await expect(
-        openPostgresStore({ connectionString: withPort(url, await freePort()), auditKey: CONTRACT_AUDIT_KEY, schema: freshSchema() }),
+        openPostgresStore({ connectionString: withPort(url, await freePort()), auditKey: CONTRACT_AUDIT_KEY, masterKeys: CONTRACT_MASTER_KEYS, schema: freshSchema() }),
       ).rejects.toMatchObject({ name: "StoreError", code: "unavailable" });
       expect(Date.now() - started).toBeLessThan(5000);
-      await expect(openPostgresStore({ connectionString: url, auditKey: new Uint8Array(4) })).rejects.toMatchObject({
+      await expect(openPostgresStore({ connectionString: url, auditKey: new Uint8Array(4), masterKeys: CONTRACT_MASTER_KEYS })).rejects.toMatchObject({
         code: "invalid_request",
       });
-      await expect(openPostgresStore({ connectionString: url, auditKey: CONTRACT_AUDIT_KEY, schema: 'x"; DROP' })).rejects.toMatchObject({
+      await expect(openPostgresStore({ connectionString: url, auditKey: CONTRACT_AUDIT_KEY, masterKeys: CONTRACT_MASTER_KEYS, schema: 'x"; DROP' })).rejects.toMatchObject({
         code: "invalid_request",
       });
     });

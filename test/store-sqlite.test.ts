@@ -12,7 +12,7 @@ import { verifyConversation } from "../server/log/verify-conversation.ts";
 import { SCHEMA_VERSION } from "../server/store/schema.ts";
 import { openSqliteStore, type SqliteStore } from "../server/store/sqlite/sqlite-store.ts";
 import { StoreError } from "../server/store/store-error.ts";
-import { alice, appendsOf, bob, CONTRACT_AUDIT_KEY, loadText, runStoreContract, textUpdates } from "./store-contract.ts";
+import { alice, appendsOf, bob, CONTRACT_AUDIT_KEY, CONTRACT_MASTER_KEYS, loadText, runStoreContract, textUpdates } from "./store-contract.ts";
 
 async function tempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), "parley-store-"));
@@ -20,7 +20,7 @@ async function tempDir(): Promise<string> {
 
 runStoreContract("sqlite", async () => {
   const dir = await tempDir();
-  const store = await openSqliteStore({ path: join(dir, "parley.db"), auditKey: CONTRACT_AUDIT_KEY });
+  const store = await openSqliteStore({ path: join(dir, "parley.db"), auditKey: CONTRACT_AUDIT_KEY, masterKeys: CONTRACT_MASTER_KEYS });
   return {
     store,
     cleanup: async () => {
@@ -36,7 +36,7 @@ describe("SQLite store", () => {
   const opened: SqliteStore[] = [];
 
   async function open(options: { synchronous?: "full" | "normal" } = {}): Promise<SqliteStore> {
-    const store = await openSqliteStore({ path, auditKey: CONTRACT_AUDIT_KEY, ...options });
+    const store = await openSqliteStore({ path, auditKey: CONTRACT_AUDIT_KEY, masterKeys: CONTRACT_MASTER_KEYS, ...options });
     opened.push(store);
     return store;
   }
@@ -155,9 +155,9 @@ describe("SQLite store", () => {
 
   it("fails to open, with a typed error, where no database can be created", async () => {
     await expect(
-      openSqliteStore({ path: join(dir, "missing", "dir", "parley.db"), auditKey: CONTRACT_AUDIT_KEY }),
+      openSqliteStore({ path: join(dir, "missing", "dir", "parley.db"), auditKey: CONTRACT_AUDIT_KEY, masterKeys: CONTRACT_MASTER_KEYS }),
     ).rejects.toMatchObject({ name: "StoreError", code: "unavailable" });
-    await expect(openSqliteStore({ path, auditKey: new Uint8Array(4) })).rejects.toMatchObject({ code: "invalid_request" });
+    await expect(openSqliteStore({ path, auditKey: new Uint8Array(4), masterKeys: CONTRACT_MASTER_KEYS })).rejects.toMatchObject({ code: "invalid_request" });
   });
 
   it("stores each payload byte-exact even when it is a view into a larger buffer", async () => {

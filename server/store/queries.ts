@@ -20,6 +20,8 @@ export interface SnapshotRow {
 
 export const HEAD = {
   select: "SELECT head_seq, head_hash, head_at FROM conversations WHERE id = ?",
+  /** Heads whose last entry is at or after a time (audit checkpoints). */
+  listChangedSince: 'SELECT id AS "conversation", head_seq AS "seq", head_hash AS "hash" FROM conversations WHERE head_at >= ? ORDER BY id',
   /** id, created_at, head_seq, head_hash, head_at. created_at is kept for a known conversation. */
   upsert: `INSERT INTO conversations (id, created_at, head_seq, head_hash, head_at) VALUES (?, ?, ?, ?, ?)
     ON CONFLICT (id) DO UPDATE SET head_seq = excluded.head_seq, head_hash = excluded.head_hash, head_at = excluded.head_at`,

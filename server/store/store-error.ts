@@ -12,6 +12,8 @@ export type StoreErrorCode =
   | "busy"
   /** The request itself is malformed (bad conversation id, kind, payload or bounds). */
   | "invalid_request"
+  /** Stored data fails authentication: tampered, moved to another row, or its key is gone (never returned as garbage). */
+  | "undecryptable"
   /** Anything else (a bug, or stored data that cannot be decoded). */
   | "internal";
 
@@ -26,7 +28,7 @@ export class StoreError extends Error {
   }
 }
 
-const CODES: ReadonlySet<string> = new Set<StoreErrorCode>(["closed", "unavailable", "busy", "invalid_request", "internal"]);
+const CODES: ReadonlySet<string> = new Set<StoreErrorCode>(["closed", "unavailable", "busy", "invalid_request", "undecryptable", "internal"]);
 
 /** Narrows an untrusted code (e.g. one that crossed a thread boundary) to a known one. */
 export function toStoreErrorCode(code: unknown): StoreErrorCode {

@@ -52,6 +52,13 @@ export interface LogEntry extends AuditEntry {
   payload: Uint8Array | null;
 }
 
+/** Where a conversation's chain stands: its last seq and that entry's hash. */
+export interface ConversationChainHead {
+  conversation: string;
+  seq: number;
+  hash: Uint8Array;
+}
+
 /** What a reader needs to rebuild a conversation: latest snapshot plus the updates after it. */
 export interface DocumentState {
   /** Merged state of every update with seq <= snapshotCovers, or null when never compacted. */
@@ -101,6 +108,11 @@ export interface Store {
    * Idempotent; resolves true when there was anything to destroy.
    */
   destroyConversation(conversation: string): Promise<boolean>;
+  /**
+   * The head (seq and hash) of every conversation whose last entry is at or after `sinceMs`, by
+   * id: what an audit checkpoint signs. Reads the `conversations` table's head columns only.
+   */
+  listChainHeads(sinceMs: number): Promise<ConversationChainHead[]>;
   /** True when the store can commit right now (for /readyz). */
   ping(): Promise<boolean>;
   /** Flushes and closes; later calls reject. */

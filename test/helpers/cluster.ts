@@ -10,6 +10,7 @@ import { Redis } from "ioredis";
 import pg from "pg";
 import type { Role } from "../../protocol/index.ts";
 import { loadOrCreateKeys, type ServerKeys } from "../../server/auth/keys.ts";
+import { loadMasterKeys, readKeyring } from "../../server/auth/master-key.ts";
 import { openPostgresStore, type PostgresStore } from "../../server/store/postgres/postgres-store.ts";
 import { type ChildServer, childToken, startChildServer } from "./child-server.ts";
 import { TcpProxy } from "./tcp-proxy.ts";
@@ -81,6 +82,8 @@ export async function startCluster(
   const base = await mkdtemp(path.join(tmpdir(), `parley-cluster-${id}-`));
   // Every node must share the signing key (tokens) and the audit key (one hash chain).
   const keys = await loadOrCreateKeys(path.join(base, "shared", "keys"));
+  // Written before the nodes start, so they do not race to generate different master keys.
+  await (await loadMasterKeys({ value: null, file: null, keysDir: path.join(base, "shared", "keys") })).persist();
   const stores: PostgresStore[] = [];
   const nodes: ClusterNode[] = [];
   const balancer = await TcpProxy.start([]);
@@ -125,7 +128,11 @@ export async function startCluster(
     balancerUrl: `ws://127.0.0.1:${balancer.port}/ws`,
     token: (user, org, conversations) => childToken(path.join(base, "shared"), user, org, conversations),
     async store() {
-      const store = await openPostgresStore({ connectionString: services.databaseUrl, auditKey: keys.auditKey, schema, poolSize: 2 });
+      const store = await openPostgresStore({ connectionString: services.databaseUrl, auditKey: keys.auditKey,
+        masterKeys: readKeyring(path.join(base, "shared", "keys")),
+        schema,
+        poolSize: 2,
+      });
       stores.push(store);
       return store;
     },

@@ -5,11 +5,15 @@
 import type { KeyObject } from "node:crypto";
 import type pg from "pg";
 import * as Y from "yjs";
+import type { MasterKeyring } from "../../auth/master-key.ts";
 import { genesisHash, importAuditKey } from "../../log/audit-chain.ts";
 import { type ConversationHead, conversationsOf, type PlannedEntry, planAppends, planSnapshot } from "../append-plan.ts";
-import { entryValues, type HeadRow, headFromRow, type SnapshotRow } from "../queries.ts";
+import { DataKeyring, missingDataKeyError, newDataKey, openEntries, openRecord, openUpdates, sealRecord, sealUpdates, type WrappedDataKey } from "../envelope.ts";
+import { DATA_KEY, type DataKeyRow, KEYRING_SCHEMA } from "../keyring.ts";
+import { entryValues, HEAD, type HeadRow, headFromRow, type SnapshotRow } from "../queries.ts";
 import { checkAfterSeq, checkAppendBatch, checkConversation, checkLimit } from "../request-checks.ts";
-import type { AppendRequest, CommittedAppend, CompactionResult, DocumentState, LogEntry, Store } from "../store.ts";
+import { numberedPlaceholders } from "../sql-dialect.ts";
+import type { AppendRequest, CommittedAppend, CompactionResult, ConversationChainHead, DocumentState, LogEntry, Store } from "../store.ts";
 import { destroyedError, StoreError } from "../store-error.ts";
 import { migrate } from "./migrate.ts";
 import { toStoreError } from "./pg-errors.ts";
@@ -27,6 +31,8 @@ export interface PostgresStoreOptions {
   connectionString: string;
   /** Key for the content HMACs in the audit chain; at least 16 bytes (32 recommended). The same on every node. */
   auditKey: Uint8Array;
+  /** Master keys wrapping each conversation's data key (server/auth/master-key.ts); the same on every node. */
+  masterKeys: MasterKeyring;
   /** Schema holding Parley's tables (created if missing); a plain lowercase identifier. Default: the search_path's. */
   schema?: string;
   /** Connections per node. Default 10. */
@@ -61,13 +67,18 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     connectTimeoutMs: options.connectTimeoutMs ?? 5000,
     queryTimeoutMs: options.queryTimeoutMs ?? 30_000,
   });
+  let keys: DataKeyring;
   try {
     await migrate(pool, options.schema);
+    await migrate(pool, options.schema, KEYRING_SCHEMA);
+    keys = new DataKeyring(options.masterKeys);
+    // Refuse to start on data keys some other master key wrapped, naming that key's id.
+    keys.requireMasters((await pool.query<{ master_key_id: string }>({ text: DATA_KEY.masterIds })).rows.map((r) => r.master_key_id));
   } catch (err) {
     await pool.end().catch(() => {});
     throw toStoreError(err, "cannot open the Postgres store");
   }
-  return new PostgresStore(pool, importAuditKey(options.auditKey), options.pingTimeoutMs ?? 2000);
+  return new PostgresStore(pool, importAuditKey(options.auditKey), keys, options.pingTimeoutMs ?? 2000);
 }
 
 type Status = "open" | "closing" | "closed";
@@ -90,6 +101,7 @@ export class PostgresStore implements Store {
   constructor(
     private readonly pool: StorePool,
     private readonly key: KeyObject,
+    private readonly dataKeys: DataKeyring,
     private readonly pingTimeoutMs: number,
   ) {}
 
@@ -98,6 +110,7 @@ export class PostgresStore implements Store {
       checkAppendBatch(requests);
       if (requests.length === 0) return [];
       const conversations = conversationsOf(requests);
+      const keys = await this.ensureDataKeys(conversations);
       const committed = await this.pool.transaction("BEGIN", async (client) => {
         const create = conversations.some((c) => !this.knownHeads.has(c));
         const { heads, now } = await lockHeads(client, conversations, create);
@@ -105,10 +118,14 @@ export class PostgresStore implements Store {
         // is seen (READ COMMITTED). A known head is never a destroyed one: destruction deletes it.
         if (create) await refuseDestroyed(client, conversations);
         if (heads.size !== conversations.length) {
-          for (const c of conversations) this.knownHeads.delete(c);
+          for (const c of conversations) {
+            this.knownHeads.delete(c);
+            this.dataKeys.forget(c);
+          }
           throw new StoreError("internal", `found ${heads.size} of ${conversations.length} conversation heads; retry creates them`);
         }
         const plan = planAppends(requests, heads, this.key, now);
+        sealUpdates(plan.entries, keys);
         await writeEntries(client, plan.entries, plan.heads);
         return plan.committed;
       });
@@ -126,9 +143,11 @@ export class PostgresStore implements Store {
         if (!head) return { snapshot: null, snapshotCovers: 0, updates: [], updatesSinceSnapshot: 0, headSeq: 0 };
         const snapshot = (await client.query<SnapshotRow>(PG.selectLatestSnapshot.with([conversation]))).rows[0];
         const covers = snapshot?.covers ?? 0;
-        const updates = await payloadsAfter(client, conversation, covers);
+        const rows = (await client.query<{ seq: number; payload: Uint8Array }>(PG.selectUpdatesAfter.with([conversation, covers]))).rows;
+        const key = snapshot || rows.length > 0 ? await this.requireDataKey(conversation) : undefined;
+        const updates = key ? openUpdates(key, conversation, rows).map((r) => r.payload) : [];
         return {
-          snapshot: snapshot?.state ?? null,
+          snapshot: snapshot && key ? openRecord(key, conversation, "snapshot", snapshot.seq, snapshot.state) : null,
           snapshotCovers: covers,
           updates,
           updatesSinceSnapshot: updates.length,
@@ -142,7 +161,8 @@ export class PostgresStore implements Store {
     return this.run("readUpdatesSince", async () => {
       checkConversation(conversation);
       checkAfterSeq(afterSeq);
-      return (await this.pool.query<{ seq: number; payload: Uint8Array }>(PG.selectUpdatesAfter.with([conversation, afterSeq]))).rows;
+      const { rows } = await this.pool.query<{ seq: number; payload: Uint8Array }>(PG.selectUpdatesAfter.with([conversation, afterSeq]));
+      return rows.length === 0 ? rows : openUpdates(await this.requireDataKey(conversation), conversation, rows);
     });
   }
 
@@ -151,7 +171,8 @@ export class PostgresStore implements Store {
       checkConversation(conversation);
       checkAfterSeq(afterSeq);
       checkLimit(limit);
-      return (await this.pool.query<LogEntry>(PG.selectEntries.with([conversation, afterSeq, limit]))).rows;
+      const { rows } = await this.pool.query<LogEntry>(PG.selectEntries.with([conversation, afterSeq, limit]));
+      return rows.length === 0 ? rows : openEntries(await this.requireDataKey(conversation), conversation, rows);
     });
   }
 
@@ -165,13 +186,16 @@ export class PostgresStore implements Store {
         const current = heads.get(conversation);
         if (!current) return null;
         const previous = (await client.query<SnapshotRow>(PG.selectLatestSnapshot.with([conversation]))).rows[0];
-        const updates = await payloadsAfter(client, conversation, previous?.covers ?? 0);
-        if (updates.length === 0) return null;
-        const state = Y.mergeUpdates(previous ? [previous.state, ...updates] : updates);
+        const rows = (await client.query<{ seq: number; payload: Uint8Array }>(PG.selectUpdatesAfter.with([conversation, previous?.covers ?? 0]))).rows;
+        if (rows.length === 0) return null;
+        const key = await this.requireDataKey(conversation);
+        const updates = openUpdates(key, conversation, rows).map((r) => r.payload);
+        const merged = previous ? [openRecord(key, conversation, "snapshot", previous.seq, previous.state), ...updates] : updates;
+        const state = Y.mergeUpdates(merged);
         const { entry, head } = planSnapshot(conversation, current, state, this.key, now);
         const covers = entry.seq - 1;
         await writeEntries(client, [entry], new Map([[conversation, head]]));
-        await client.query(PG.insertSnapshot.with([conversation, entry.seq, covers, state]));
+        await client.query(PG.insertSnapshot.with([conversation, entry.seq, covers, sealRecord(key, conversation, "snapshot", entry.seq, state)]));
         return { seq: entry.seq, covers, size: state.byteLength };
       });
     });
@@ -183,14 +207,24 @@ export class PostgresStore implements Store {
       const existed = await this.pool.transaction("BEGIN", async (client) => {
         // Locking the head makes a concurrent append wait, then find no head and the tombstone.
         const { heads } = await lockHeads(client, [conversation], false);
+        // One database, so shredding the data key and deleting the rows commit together.
+        const shredded = await client.query(PG.deleteDataKey.with([conversation]));
         const entries = await client.query(PG.deleteEntries.with([conversation]));
         const snapshots = await client.query(PG.deleteSnapshots.with([conversation]));
         await client.query(PG.deleteHead.with([conversation]));
         await client.query(PG.insertTombstone.with([conversation, Date.now()]));
-        return heads.size > 0 || (entries.rowCount ?? 0) + (snapshots.rowCount ?? 0) > 0;
+        return heads.size > 0 || (shredded.rowCount ?? 0) + (entries.rowCount ?? 0) + (snapshots.rowCount ?? 0) > 0;
       });
       this.knownHeads.delete(conversation);
+      this.dataKeys.forget(conversation);
       return existed;
+    });
+  }
+
+  listChainHeads(sinceMs: number): Promise<ConversationChainHead[]> {
+    return this.run("listChainHeads", async () => {
+      const { rows } = await this.pool.query<ConversationChainHead>({ text: numberedPlaceholders(HEAD.listChangedSince), values: [sinceMs] });
+      return rows.map((row) => ({ conversation: row.conversation, seq: Number(row.seq), hash: row.hash }));
     });
   }
 
@@ -232,6 +266,52 @@ export class PostgresStore implements Store {
   private rememberHeads(conversations: readonly string[]): void {
     if (this.knownHeads.size + conversations.length > KNOWN_HEADS_LIMIT) this.knownHeads.clear();
     for (const c of conversations) this.knownHeads.add(c);
+  }
+
+  /**
+   * The data keys of a batch's conversations, creating missing ones first in their own commit (an
+   * orphan key is harmless). Two nodes creating one at once: the first stored wins, both use it.
+   */
+  private async ensureDataKeys(conversations: readonly string[]): Promise<Map<string, KeyObject>> {
+    const keys = new Map<string, KeyObject>();
+    const missing = conversations.filter((c) => {
+      const cached = this.dataKeys.cached(c);
+      if (cached) keys.set(c, cached);
+      return !cached;
+    });
+    if (missing.length === 0) return keys;
+    let stored = await this.storedDataKeys(missing);
+    const absent = missing.filter((c) => !stored.has(c));
+    if (absent.length > 0) {
+      const { rows } = await this.pool.query<{ id: string }>(PG.selectTombstones.with([absent]));
+      if (rows.length > 0) throw destroyedError(rows[0].id);
+      const master = this.dataKeys.currentMaster();
+      const now = Date.now();
+      for (const c of absent) {
+        const { stored: wrapped } = newDataKey(master, c);
+        await this.pool.query(PG.insertDataKey.with([c, wrapped.masterKeyId, wrapped.wrapped, now]));
+      }
+      stored = new Map([...stored, ...(await this.storedDataKeys(absent))]);
+    }
+    for (const c of missing) {
+      const wrapped = stored.get(c);
+      if (!wrapped) throw missingDataKeyError(c);
+      keys.set(c, this.dataKeys.unwrap(c, wrapped));
+    }
+    return keys;
+  }
+
+  private async storedDataKeys(conversations: string[]): Promise<Map<string, WrappedDataKey>> {
+    const { rows } = await this.pool.query<DataKeyRow>(PG.selectDataKeys.with([conversations]));
+    return new Map(rows.map((r) => [r.conversation_id, { masterKeyId: r.master_key_id, wrapped: r.wrapped }]));
+  }
+
+  private async requireDataKey(conversation: string): Promise<KeyObject> {
+    const cached = this.dataKeys.cached(conversation);
+    if (cached) return cached;
+    const wrapped = (await this.storedDataKeys([conversation])).get(conversation);
+    if (!wrapped) throw missingDataKeyError(conversation);
+    return this.dataKeys.unwrap(conversation, wrapped);
   }
 
   /** Runs one store call: refused once closing, counted for close(), failures mapped to StoreError. */
@@ -296,9 +376,4 @@ async function writeEntries(client: pg.PoolClient, entries: readonly PlannedEntr
   if (result.rowCount !== heads.size) {
     throw new StoreError("internal", `moved ${result.rowCount} of ${heads.size} conversation heads`);
   }
-}
-
-async function payloadsAfter(client: pg.PoolClient, conversation: string, afterSeq: number): Promise<Uint8Array[]> {
-  const { rows } = await client.query<{ payload: Uint8Array }>(PG.selectPayloadsAfter.with([conversation, afterSeq]));
-  return rows.map((r) => r.payload);
 }

@@ -3,6 +3,7 @@
 // UNNEST, and the database clock. Each is a named prepared statement, parsed once per connection.
 
 import type pg from "pg";
+import { DATA_KEY } from "../keyring.ts";
 import { DESTROY, ENTRY, ENTRY_COLUMNS, HEAD, SNAPSHOT } from "../queries.ts";
 import { numberedPlaceholders } from "../sql-dialect.ts";
 
@@ -42,6 +43,12 @@ export const PG = {
   deleteEntries: prepared("parley_delete_entries", numberedPlaceholders(DESTROY.deleteEntries)),
   deleteSnapshots: prepared("parley_delete_snapshots", numberedPlaceholders(DESTROY.deleteSnapshots)),
   deleteHead: prepared("parley_delete_head", numberedPlaceholders(DESTROY.deleteHead)),
+  selectDataKeys: prepared(
+    "parley_select_data_keys",
+    "SELECT conversation_id, master_key_id, wrapped FROM data_keys WHERE conversation_id = ANY($1::text[])",
+  ),
+  insertDataKey: prepared("parley_insert_data_key", numberedPlaceholders(DATA_KEY.insert)),
+  deleteDataKey: prepared("parley_delete_data_key", numberedPlaceholders(DATA_KEY.delete)),
   insertTombstone: prepared("parley_insert_tombstone", numberedPlaceholders(DESTROY.insertTombstone)),
   /** $1 ids. The destroyed ones among them. */
   selectTombstones: prepared("parley_select_tombstones", "SELECT id FROM destroyed_conversations WHERE id = ANY($1::text[])"),

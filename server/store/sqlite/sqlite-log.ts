@@ -1,15 +1,19 @@
-// The store's operations, synchronously, over one better-sqlite3 connection. Runs inside the
+// The store's operations, synchronously, over one better-sqlite3 connection (plus one to the keyring file). Runs inside the
 // store worker thread (never on the event loop); the SQL and the chain planning are shared with
-// the Postgres store (../queries.ts, ../append-plan.ts), this module only runs them in SQLite.
+// the Postgres store (../queries.ts, ../append-plan.ts, ../envelope.ts), this module only runs them in SQLite.
 
 import type { KeyObject } from "node:crypto";
+import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import * as Y from "yjs";
+import type { MasterKeyring } from "../../auth/master-key.ts";
 import { importAuditKey } from "../../log/audit-chain.ts";
 import { type ConversationHead, conversationsOf, type PlannedEntry, planAppends, planSnapshot } from "../append-plan.ts";
+import { DataKeyring, missingDataKeyError, newDataKey, openEntries, openRecord, openUpdates, sealRecord, sealUpdates } from "../envelope.ts";
+import { DATA_KEY, type DataKeyRow, KEYRING_FILE, KEYRING_SCHEMA } from "../keyring.ts";
 import { DESTROY, ENTRY, type EntryValues, entryValues, HEAD, type HeadRow, headFromRow, SNAPSHOT, type SnapshotRow } from "../queries.ts";
 import { checkAfterSeq, checkAppendBatch, checkConversation, checkLimit } from "../request-checks.ts";
-import type { AppendRequest, CommittedAppend, CompactionResult, DocumentState, LogEntry } from "../store.ts";
+import type { AppendRequest, CommittedAppend, CompactionResult, ConversationChainHead, DocumentState, LogEntry } from "../store.ts";
 import { destroyedError } from "../store-error.ts";
 import { migrate } from "./migrate.ts";
 import type { SqliteOps } from "./worker-protocol.ts";
@@ -17,6 +21,10 @@ import type { SqliteOps } from "./worker-protocol.ts";
 export interface SqliteLogOptions {
   path: string;
   auditKey: Uint8Array;
+  /** Master keys wrapping the conversations' data keys (encryption at rest). */
+  masterKeys: MasterKeyring;
+  /** The wrapped data keys' own file (see ../keyring.ts). Default: keyring.db beside `path`. */
+  keyringPath?: string;
   /** 'full' syncs the WAL on every commit (durable across power loss); 'normal' only at checkpoints. */
   synchronous?: "full" | "normal";
   busyTimeoutMs?: number;
@@ -24,13 +32,29 @@ export interface SqliteLogOptions {
 
 /** Opens (creating if needed) and migrates a store database with the durability settings. */
 export function openSqliteLog(options: SqliteLogOptions): SqliteLog {
-  const db = new Database(options.path);
+  const db = openDatabase(options.path, options);
+  let keyringDb: Database.Database | null = null;
+  try {
+    migrate(db);
+    // The keyring always commits with synchronous = FULL: a data key must be durable before the
+    // first record that uses it lands in the other file.
+    keyringDb = openDatabase(options.keyringPath ?? join(dirname(options.path), KEYRING_FILE), { ...options, synchronous: "full" });
+    migrate(keyringDb, KEYRING_SCHEMA);
+    return new SqliteLog(db, keyringDb, options.auditKey, options.masterKeys);
+  } catch (err) {
+    keyringDb?.close();
+    db.close();
+    throw err;
+  }
+}
+
+function openDatabase(file: string, options: Pick<SqliteLogOptions, "synchronous" | "busyTimeoutMs">): Database.Database {
+  const db = new Database(file);
   try {
     db.pragma("journal_mode = WAL");
     db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
     db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(options.busyTimeoutMs ?? 5000))}`);
-    migrate(db);
-    return new SqliteLog(db, options.auditKey);
+    return db;
   } catch (err) {
     db.close();
     throw err;
@@ -45,22 +69,32 @@ export class SqliteLog implements SqliteOps {
   private readonly insertSnapshot;
   private readonly selectLatestSnapshot;
   private readonly selectUpdatesAfter;
-  private readonly selectUpdatePayloadsAfter;
   private readonly selectEntries;
   private readonly destroy;
+  private readonly keys: DataKeyring;
+  private readonly dataKeys;
 
   constructor(
     private readonly db: Database.Database,
+    private readonly keyringDb: Database.Database,
     auditKey: Uint8Array,
+    masterKeys: MasterKeyring,
   ) {
     this.key = importAuditKey(auditKey);
+    this.keys = new DataKeyring(masterKeys);
+    this.dataKeys = {
+      select: keyringDb.prepare<[string], DataKeyRow>(DATA_KEY.select),
+      insert: keyringDb.prepare<[string, string, Uint8Array, number]>(DATA_KEY.insert),
+      delete: keyringDb.prepare<[string]>(DATA_KEY.delete),
+    };
+    // Refuse to start on a keyring some other master key wrapped, naming that key's id.
+    this.keys.requireMasters(keyringDb.prepare<[], string>(DATA_KEY.masterIds).pluck().all());
     this.selectHead = db.prepare<[string], HeadRow>(HEAD.select);
     this.upsertHead = db.prepare<[string, number, number, Uint8Array, number]>(HEAD.upsert);
     this.insertEntry = db.prepare<EntryValues>(ENTRY.insert);
     this.insertSnapshot = db.prepare<[string, number, number, Uint8Array]>(SNAPSHOT.insert);
     this.selectLatestSnapshot = db.prepare<[string], SnapshotRow>(SNAPSHOT.selectLatest);
     this.selectUpdatesAfter = db.prepare<[string, number], { seq: number; payload: Uint8Array }>(ENTRY.selectUpdatesAfter);
-    this.selectUpdatePayloadsAfter = db.prepare<[string, number], Uint8Array>(ENTRY.selectPayloadsAfter).pluck();
     this.selectEntries = db.prepare<[string, number, number], LogEntry>(ENTRY.selectPage);
     this.destroy = {
       deleteEntries: db.prepare<[string]>(DESTROY.deleteEntries),
@@ -77,21 +111,70 @@ export class SqliteLog implements SqliteOps {
     // IMMEDIATE: take the write lock up front, so a second process can only make us wait
     // (busy_timeout), never fail a half-done batch on a lock upgrade. The write lock is what
     // makes reading the heads and writing after them atomic here (Postgres locks head rows).
-    return this.db.transaction(() => this.appendAll(requests)).immediate();
+    const conversations = conversationsOf(requests);
+    const keys = this.ensureDataKeys(conversations);
+    return this.db.transaction(() => this.appendAll(requests, conversations, keys)).immediate();
   }
 
-  private appendAll(requests: readonly AppendRequest[]): CommittedAppend[] {
+  private appendAll(requests: readonly AppendRequest[], conversations: string[], keys: ReadonlyMap<string, KeyObject>): CommittedAppend[] {
     const heads = new Map<string, ConversationHead>();
-    for (const conversation of conversationsOf(requests)) {
+    for (const conversation of conversations) {
       const row = this.selectHead.get(conversation);
       if (row) heads.set(conversation, headFromRow(row));
-      // Only a conversation without a head can have been destroyed (destruction deletes the head).
-      else if (this.destroy.selectTombstone.get(conversation) !== undefined) throw destroyedError(conversation);
     }
     const plan = planAppends(requests, heads, this.key, Date.now());
+    sealUpdates(plan.entries, keys);
     this.writeEntries(plan.entries);
     for (const [conversation, head] of plan.heads) this.writeHead(conversation, head);
     return plan.committed;
+  }
+
+  /**
+   * The data keys of a batch's conversations, creating the missing ones in the keyring file and
+   * committing them there first (an orphan key, if the batch then fails, is harmless).
+   */
+  private ensureDataKeys(conversations: readonly string[]): Map<string, KeyObject> {
+    const keys = new Map<string, KeyObject>();
+    const fresh: { conversation: string; made: ReturnType<typeof newDataKey> }[] = [];
+    for (const conversation of conversations) {
+      const key = this.dataKey(conversation);
+      if (key) {
+        keys.set(conversation, key);
+        continue;
+      }
+      // Only a conversation without a data key can have been destroyed (its key goes first).
+      if (this.destroy.selectTombstone.get(conversation) !== undefined) throw destroyedError(conversation);
+      if (this.selectHead.get(conversation)) throw missingDataKeyError(conversation);
+      const made = newDataKey(this.keys.currentMaster(), conversation);
+      fresh.push({ conversation, made });
+      keys.set(conversation, made.key);
+    }
+    if (fresh.length > 0) {
+      const now = Date.now();
+      this.keyringDb
+        .transaction(() => {
+          for (const { conversation, made } of fresh) {
+            this.dataKeys.insert.run(conversation, made.stored.masterKeyId, made.stored.wrapped, now);
+          }
+        })
+        .immediate();
+      for (const { conversation, made } of fresh) this.keys.remember(conversation, made.key);
+    }
+    return keys;
+  }
+
+  /** The conversation's data key, from the cache or unwrapped from the keyring; undefined when it has none. */
+  private dataKey(conversation: string): KeyObject | undefined {
+    const cached = this.keys.cached(conversation);
+    if (cached) return cached;
+    const row = this.dataKeys.select.get(conversation);
+    return row ? this.keys.unwrap(conversation, { masterKeyId: row.master_key_id, wrapped: row.wrapped }) : undefined;
+  }
+
+  private requireDataKey(conversation: string): KeyObject {
+    const key = this.dataKey(conversation);
+    if (!key) throw missingDataKeyError(conversation);
+    return key;
   }
 
   private writeEntries(entries: readonly PlannedEntry[]): void {
@@ -111,9 +194,11 @@ export class SqliteLog implements SqliteOps {
       if (!head) return { snapshot: null, snapshotCovers: 0, updates: [], updatesSinceSnapshot: 0, headSeq: 0 };
       const snapshot = this.selectLatestSnapshot.get(conversation);
       const covers = snapshot?.covers ?? 0;
-      const updates = this.selectUpdatePayloadsAfter.all(conversation, covers);
+      const rows = this.selectUpdatesAfter.all(conversation, covers);
+      const key = snapshot || rows.length > 0 ? this.requireDataKey(conversation) : undefined;
+      const updates = key ? openUpdates(key, conversation, rows).map((r) => r.payload) : [];
       return {
-        snapshot: snapshot?.state ?? null,
+        snapshot: snapshot && key ? openRecord(key, conversation, "snapshot", snapshot.seq, snapshot.state) : null,
         snapshotCovers: covers,
         updates,
         updatesSinceSnapshot: updates.length,
@@ -125,14 +210,16 @@ export class SqliteLog implements SqliteOps {
   readUpdatesSince(conversation: string, afterSeq: number): { seq: number; payload: Uint8Array }[] {
     checkConversation(conversation);
     checkAfterSeq(afterSeq);
-    return this.selectUpdatesAfter.all(conversation, afterSeq);
+    const rows = this.selectUpdatesAfter.all(conversation, afterSeq);
+    return rows.length === 0 ? rows : openUpdates(this.requireDataKey(conversation), conversation, rows);
   }
 
   readEntries(conversation: string, afterSeq: number, limit: number): LogEntry[] {
     checkConversation(conversation);
     checkAfterSeq(afterSeq);
     checkLimit(limit);
-    return this.selectEntries.all(conversation, afterSeq, limit);
+    const rows = this.selectEntries.all(conversation, afterSeq, limit);
+    return rows.length === 0 ? rows : openEntries(this.requireDataKey(conversation), conversation, rows);
   }
 
   compact(conversation: string): CompactionResult | null {
@@ -141,13 +228,16 @@ export class SqliteLog implements SqliteOps {
       const headRow = this.selectHead.get(conversation);
       if (!headRow) return null;
       const previous = this.selectLatestSnapshot.get(conversation);
-      const updates = this.selectUpdatePayloadsAfter.all(conversation, previous?.covers ?? 0);
-      if (updates.length === 0) return null;
-      const state = Y.mergeUpdates(previous ? [previous.state, ...updates] : updates);
+      const rows = this.selectUpdatesAfter.all(conversation, previous?.covers ?? 0);
+      if (rows.length === 0) return null;
+      const key = this.requireDataKey(conversation);
+      const updates = openUpdates(key, conversation, rows).map((r) => r.payload);
+      const merged = previous ? [openRecord(key, conversation, "snapshot", previous.seq, previous.state), ...updates] : updates;
+      const state = Y.mergeUpdates(merged);
       const { entry, head } = planSnapshot(conversation, headFromRow(headRow), state, this.key, Date.now());
       const covers = entry.seq - 1;
       this.writeEntries([entry]);
-      this.insertSnapshot.run(conversation, entry.seq, covers, state);
+      this.insertSnapshot.run(conversation, entry.seq, covers, sealRecord(key, conversation, "snapshot", entry.seq, state));
       this.writeHead(conversation, head);
       return { seq: entry.seq, covers, size: state.byteLength };
     }).immediate();
@@ -155,14 +245,22 @@ export class SqliteLog implements SqliteOps {
 
   destroyConversation(conversation: string): boolean {
     checkConversation(conversation);
+    // Shred first, in its own durable commit: from here on no copy of the records can be read,
+    // whatever happens to the row deletion below (a crash leaves undecryptable rows; a retry deletes them).
+    const shredded = this.dataKeys.delete.run(conversation).changes > 0;
+    this.keys.forget(conversation);
     return this.db.transaction((): boolean => {
-      const existed = this.selectHead.get(conversation) !== undefined;
+      const existed = shredded || this.selectHead.get(conversation) !== undefined;
       const d = this.destroy;
       const removed = d.deleteEntries.run(conversation).changes + d.deleteSnapshots.run(conversation).changes;
       d.deleteHead.run(conversation);
       d.insertTombstone.run(conversation, Date.now());
       return existed || removed > 0;
     }).immediate();
+  }
+
+  listChainHeads(sinceMs: number): ConversationChainHead[] {
+    return this.db.prepare<[number], ConversationChainHead>(HEAD.listChangedSince).all(sinceMs);
   }
 
   ping(): boolean {
@@ -174,5 +272,6 @@ export class SqliteLog implements SqliteOps {
 
   close(): void {
     if (this.db.open) this.db.close();
+    if (this.keyringDb.open) this.keyringDb.close();
   }
 }

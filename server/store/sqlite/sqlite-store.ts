@@ -3,13 +3,14 @@
 // in sqlite-log.ts, run by worker.ts. If the worker dies, every call fails fast, never hangs.
 
 import { Worker } from "node:worker_threads";
+import type { MasterKeyring } from "../../auth/master-key.ts";
 import type {
   AppendRequest,
   CommittedAppend,
-  CompactionResult,
+  CompactionResult,ConversationChainHead, 
   DocumentState,
   LogEntry,
-  Store,
+  Store
 } from "../store.ts";
 import { StoreError, toStoreErrorCode } from "../store-error.ts";
 import type { OpName, OpRequest, SqliteOps, SqliteWorkerData, WorkerMessage } from "./worker-protocol.ts";
@@ -19,6 +20,10 @@ export interface SqliteStoreOptions {
   path: string;
   /** Key for the content HMACs in the audit chain; at least 16 bytes (32 recommended). */
   auditKey: Uint8Array;
+  /** Master keys wrapping each conversation's data key (server/auth/master-key.ts). */
+  masterKeys: MasterKeyring;
+  /** File holding the wrapped data keys, apart from the data (../keyring.ts). Default: keyring.db beside `path`. */
+  keyringPath?: string;
   /** 'full' (default): every commit survives power loss. 'normal': faster, may lose the last commits on power loss (never on a process crash). */
   synchronous?: "full" | "normal";
   /** How long a write waits for another process holding the database lock. Default 5000. */
@@ -38,6 +43,8 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
   const workerData: SqliteWorkerData = {
     path: options.path,
     auditKey: options.auditKey,
+    masterKeys: options.masterKeys,
+    keyringPath: options.keyringPath,
     synchronous: options.synchronous ?? "full",
     busyTimeoutMs: options.busyTimeoutMs ?? 5000,
   };
@@ -124,6 +131,10 @@ export class SqliteStore implements Store {
 
   readEntries(conversation: string, afterSeq: number, limit: number): Promise<LogEntry[]> {
     return this.call("readEntries", [conversation, afterSeq, limit]);
+  }
+
+  listChainHeads(sinceMs: number): Promise<ConversationChainHead[]> {
+    return this.call("listChainHeads", [sinceMs]);
   }
 
   compact(conversation: string): Promise<CompactionResult | null> {

@@ -2,7 +2,8 @@
 // exist, what a request and a reply look like, and what the worker hands over at start-up.
 // Both sides import these types so an operation cannot drift between caller and executor.
 
-import type { AppendRequest, CommittedAppend, CompactionResult, DocumentState, LogEntry } from "../store.ts";
+import type { MasterKeyring } from "../../auth/master-key.ts";
+import type { AppendRequest, CommittedAppend, CompactionResult, ConversationChainHead, DocumentState, LogEntry } from "../store.ts";
 import type { StoreErrorCode } from "../store-error.ts";
 
 /** The operations the worker runs, synchronously, one at a time, in arrival order. */
@@ -11,6 +12,7 @@ export interface SqliteOps {
   loadDocument(conversation: string): DocumentState;
   readUpdatesSince(conversation: string, afterSeq: number): { seq: number; payload: Uint8Array }[];
   readEntries(conversation: string, afterSeq: number, limit: number): LogEntry[];
+  listChainHeads(sinceMs: number): ConversationChainHead[];
   compact(conversation: string): CompactionResult | null;
   destroyConversation(conversation: string): boolean;
   ping(): boolean;
@@ -24,6 +26,7 @@ export const OP_NAMES: ReadonlySet<string> = new Set<OpName>([
   "loadDocument",
   "readUpdatesSince",
   "readEntries",
+  "listChainHeads",
   "compact",
   "destroyConversation",
   "ping",
@@ -53,6 +56,8 @@ export type WorkerMessage =
 export interface SqliteWorkerData {
   path: string;
   auditKey: Uint8Array;
+  masterKeys: MasterKeyring;
+  keyringPath?: string;
   synchronous: "full" | "normal";
   busyTimeoutMs: number;
 }
