@@ -82,6 +82,24 @@ describe.skipIf(!redisUrl)("Redis bus", () => {
     expect(b.received[0]).toEqual({ kind: "updates", conversation: "conv", origin: `${prefix}a`, fromSeq: 7, updates: [update] });
   });
 
+  it("carries partner event stream heads to the other nodes on the node-wide channel, not back to itself", async () => {
+    const a = start("a");
+    const b = start("b");
+    const heardByA: [string, number][] = [];
+    const heardByB: [string, number][] = [];
+    a.bus.onEventHead((org, cursor) => heardByA.push([org, cursor]));
+    b.bus.onEventHead((org, cursor) => heardByB.push([org, cursor]));
+    a.bus.subscribe("conv");
+    b.bus.subscribe("conv");
+    await until(() => a.resynced("conv") && b.resynced("conv") && a.bus.health().state === "ok");
+    a.bus.publishEventHead("org-1", 2 ** 40);
+    await until(() => heardByB.length === 1);
+    expect(heardByB).toEqual([["org-1", 2 ** 40]]);
+    expect(b.received).toEqual([]);
+    await sleep(50);
+    expect(heardByA).toEqual([]);
+  });
+
   it("ignores its own messages", async () => {
     const a = start("a");
     const b = start("b");
