@@ -6,6 +6,7 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { CloseCode } from "../protocol/index.ts";
 import { type Audit, openAudit } from "./audit/audit-module.ts";
+import { auditRoutes } from "./audit/audit-routes.ts";
 import { loadOrCreateKeys, type ServerKeys } from "./auth/keys.ts";
 import { loadMasterKeys } from "./auth/master-key.ts";
 import type { Bus } from "./bus/bus.ts";
@@ -123,7 +124,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     compactAfterUpdates: config.store.compactAfterUpdates,
     onCompacted: (conversation, seq) => delivery.compacted(conversation, seq),
   });
-  const audit = await openAudit(config, { keys, logger, now: options.now });
+  const audit = await openAudit(config, { keys, logger, now: options.now, store });
   const identity = await openIdentity(config, { keys, logger, writePath, cache, now: options.now, partnerEvents: events.recorder, orgAudit: audit.recorder });
   // Deletion and retention. The ledger is replayed now, before the server accepts connections, so
   // nothing a restored backup brought back is ever served.
@@ -204,6 +205,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   registerYjsRoute(app, routeDeps);
   const routes: RouteDefinition[] = [
     ...identity.routes,
+    ...auditRoutes({ services: identity.services, store, audit }),
     ...historyRoutes({ services: identity.services, store }),
     ...lifecycle.routes,
     ...eventStreams.routes,

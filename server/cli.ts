@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
 import type { Role } from "../protocol/index.ts";
 import { startServer } from "./app.ts";
+import { openAudit } from "./audit/audit-module.ts";
 import { loadOrCreateKeys } from "./auth/keys.ts";
 import { issueSupportToken, mintToken } from "./auth/tokens.ts";
 import { BACKUP_USAGE, backupCommand, restoreCommand } from "./backup/backup-cli.ts";
@@ -110,10 +111,16 @@ async function support(args: string[]): Promise<void> {
   const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
   const config = loadConfig(env);
   const { directory, close } = await openDirectory({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
+  const audit = await openAudit(config, { keys: await loadOrCreateKeys(config.keysDir), logger: createLogger("warn") });
   try {
     if (action === "revoke") {
       if (!values.grant) throw new ConfigError("support revoke needs --grant");
       if (!(await directory.revokeSupportGrant(values.grant, Date.now()))) throw new ConfigError(`no live grant ${values.grant}`);
+      const revoked = await directory.getSupportGrant(values.grant);
+      if (revoked) {
+        const event = { action: "support.revoked", actor: `operator:${revoked.operator}`, target: revoked.id, details: { conversation: revoked.conversationId } } as const;
+        await audit.recorder.recordForConversationParties(directory, revoked.conversationId, event);
+      }
       process.stdout.write(`revoked ${values.grant}\n`);
       return;
     }
@@ -135,10 +142,17 @@ async function support(args: string[]): Promise<void> {
       expiresAt: Date.now() + ttlSeconds * 1000,
     };
     await directory.recordSupportGrant(grant);
+    await audit.recorder.recordForConversationParties(directory, grant.conversationId, {
+      action: "support.granted",
+      actor: `operator:${grant.operator}`,
+      target: grant.id,
+      details: { conversation: grant.conversationId, reason: grant.reason, expiresAt: grant.expiresAt },
+    });
     const jwt = await issueSupportToken(keys, config.tokens, { ...grant, ttlSeconds });
     process.stderr.write(`grant ${grant.id} recorded; expires ${new Date(grant.expiresAt).toISOString()}\n`);
     process.stdout.write(`${jwt}\n`);
   } finally {
+    await audit.close();
     await close();
   }
 }

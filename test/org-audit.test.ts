@@ -30,8 +30,9 @@ describe("organisation audit chain", () => {
     const api = apiClient(server.httpUrl);
     const signup = await api("POST", "/v1/signup", { body: { email: "olga@acme.example", password: PASSWORD, name: "Olga", organisation: "Acme" } });
     expect(signup.status).toBe(201);
-    const org = signup.body.organisation.id as string;
-    const userId = signup.body.user.id as string;
+    const { organisation, user } = signup.body as { organisation: { id: string }; user: { id: string } };
+    const org = organisation.id;
+    const userId = user.id;
     expect((await api("POST", "/v1/auth/login", { body: { email: "olga@acme.example", password: "wrong-password-123456" } })).status).toBe(401);
     const login = await api("POST", "/v1/auth/login", { body: { email: "olga@acme.example", password: PASSWORD } });
     expect(login.status).toBe(200);
@@ -63,6 +64,36 @@ describe("organisation audit chain", () => {
     const swapped = new OrgChainVerifier(org);
     for (const e of [entries[0], entries[2], entries[1]]) swapped.push(e);
     expect(swapped.result()).toMatchObject({ ok: false, seq: 2 });
+  });
+
+  it("records invitations sent and revoked and participant changes in both organisations' chains", async () => {
+    server = await startTestServer();
+    const api = apiClient(server.httpUrl);
+    const signUp = async (email: string, organisation: string) => {
+      const response = await api("POST", "/v1/signup", { body: { email, password: PASSWORD, name: "X", organisation } });
+      return response.body as { accessToken: string; organisation: { id: string } };
+    };
+    const buyer = await signUp("bea@buyer.example", "Buyer");
+    const seller = await signUp("sol@seller.example", "Seller");
+    const created = await api("POST", "/v1/conversations", {
+      token: buyer.accessToken,
+      body: { title: "Order 7", invitations: [{ email: "ivan@guest.example" }] },
+    });
+    expect(created.status).toBe(201);
+    const conversation = (created.body as { id: string }).id;
+    const invitations = await api("GET", `/v1/conversations/${conversation}/invitations`, { token: buyer.accessToken });
+    const invitation = (invitations.body as { items: { id: string }[] }).items[0].id;
+    expect((await api("DELETE", `/v1/invitations/${invitation}`, { token: buyer.accessToken })).status).toBe(204);
+    const add = await api("POST", `/v1/conversations/${conversation}/participants`, { token: buyer.accessToken, body: { organisation: seller.organisation.id } });
+    expect(add.status).toBe(200);
+    expect((await api("DELETE", `/v1/conversations/${conversation}/participants/${seller.organisation.id}`, { token: buyer.accessToken })).status).toBe(204);
+
+    const buyerChain = await orgChain(server, buyer.organisation.id);
+    expect(buyerChain.map((e) => e.action)).toEqual(["invitation.sent", "invitation.revoked", "participant.added", "participant.removed"]);
+    expect(buyerChain[0].details).toMatchObject({ conversation, role: "participant" });
+    expect(JSON.stringify(buyerChain)).not.toContain("ivan@");
+    const sellerChain = await orgChain(server, seller.organisation.id);
+    expect(sellerChain.map((e) => e.action)).toEqual(["participant.added", "participant.removed"]);
   });
 
   it("rejects details that would not encode canonically, and records nothing", async () => {

@@ -24,8 +24,8 @@ export interface AuditLog {
   orgAuditHead(org: string): Promise<ChainHeadRecord | null>;
   /** Org chain heads whose last entry is at or after `sinceMs`. */
   listOrgAuditHeads(sinceMs: number): Promise<ChainHeadRecord[]>;
-  /** Stores an interval's checkpoint unless one exists; true when this call stored it. */
-  insertAuditCheckpoint(checkpoint: StoredCheckpoint): Promise<boolean>;
+  /** Stores a checkpoint if the last stored is still `previousInterval` (null: none); true when this call stored it. */
+  insertAuditCheckpoint(checkpoint: StoredCheckpoint, previousInterval: number | null): Promise<boolean>;
   /** Checkpoints with interval > afterInterval, at most `limit`, in order. */
   listAuditCheckpoints(afterInterval: number, limit: number): Promise<StoredCheckpoint[]>;
   lastAuditCheckpoint(): Promise<StoredCheckpoint | null>;

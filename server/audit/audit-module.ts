@@ -5,7 +5,10 @@
 import type { ServerKeys } from "../auth/keys.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../logger.ts";
+import type { Store } from "../store/store.ts";
 import { type AuditLog, openAuditLog } from "./audit-log.ts";
+import { type CheckpointKey, loadOrCreateCheckpointKey } from "./checkpoint-key.ts";
+import { Checkpointer } from "./checkpointer.ts";
 import { OrgAuditRecorder } from "./org-recorder.ts";
 
 /** The audit trail as the rest of the server sees it. */
@@ -13,12 +16,39 @@ export interface Audit {
   log: AuditLog;
   /** `recorder.recordOrgEvent(org, {action, actor, target, details, personal})`. */
   recorder: OrgAuditRecorder;
+  /** Makes the signed checkpoint of each interval (tests call `tick()` after moving the clock). */
+  checkpointer: Checkpointer;
+  checkpointKey: CheckpointKey;
   close(): Promise<void>;
 }
 
-export async function openAudit(config: Config, deps: { keys: ServerKeys; logger: Logger; now?: () => number }): Promise<Audit> {
+/** Opens the audit log; with `store`, also starts making checkpoints (the server; the CLI passes none). */
+export async function openAudit(
+  config: Config,
+  deps: { keys: ServerKeys; logger: Logger; now?: () => number; store?: Pick<Store, "listChainHeads"> },
+): Promise<Audit> {
   const now = deps.now ?? Date.now;
   const handle = await openAuditLog({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
   const recorder = new OrgAuditRecorder({ log: handle.log, auditKey: deps.keys.auditKey, now, logger: deps.logger });
-  return { log: handle.log, recorder, close: () => handle.close() };
+  const checkpointKey = await loadOrCreateCheckpointKey(config.keysDir);
+  const noHeads = { listChainHeads: async () => [] };
+  const checkpointer = new Checkpointer({
+    log: handle.log,
+    store: deps.store ?? noHeads,
+    key: checkpointKey,
+    intervalSeconds: config.audit.checkpointIntervalSeconds,
+    now,
+    logger: deps.logger,
+  });
+  if (deps.store) checkpointer.start();
+  return {
+    log: handle.log,
+    recorder,
+    checkpointer,
+    checkpointKey,
+    close: async () => {
+      await checkpointer.stop();
+      await handle.close();
+    },
+  };
 }

@@ -31,6 +31,12 @@ export const AUDIT_SCHEMA: VersionedSchema = {
       PRIMARY KEY (org_id, seq)
     );
     CREATE INDEX IF NOT EXISTS org_audit_heads_by_time ON org_audit_heads(head_at);
+    -- The last checkpoint, locked while the next is inserted: of nodes racing to checkpoint, one
+    -- wins and each checkpoint links to the one stored before it (no fork).
+    CREATE TABLE IF NOT EXISTS audit_checkpoint_head (
+      id          INTEGER PRIMARY KEY,
+      interval_no ${d.int64} NOT NULL
+    );
     -- One signed checkpoint per interval; the primary key makes exactly one node's insert win.
     CREATE TABLE IF NOT EXISTS audit_checkpoints (
       interval_no ${d.int64} PRIMARY KEY,

@@ -4,6 +4,7 @@
 // hash under the audit key, so deleting a person removes nothing a chain's hashes cover.
 
 import { createHmac } from "node:crypto";
+import type { Directory } from "../directory/directory.ts";
 import type { Logger } from "../logger.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { detailsProblem, type OrgAuditAction, type OrgAuditDetail, type OrgAuditEntry } from "./org-chain.ts";
@@ -80,6 +81,25 @@ export class OrgAuditRecorder {
       this.keyUses.delete(keyId); // try again on the next use
       throw error;
     }
+  }
+
+  /** Records one event in several organisations' chains (each once), e.g. both sides of a participant change. */
+  async recordInOrgs(orgs: Iterable<string>, event: OrgEventInput): Promise<void> {
+    for (const org of new Set(orgs)) await this.recordOrgEvent(org, event);
+  }
+
+  /**
+   * Records an event about a conversation in the chain of every organisation taking part in it
+   * (support access, for instance, is each party's business).
+   */
+  async recordForConversationParties(
+    directory: Pick<Directory, "getConversation" | "listParticipants">,
+    conversationId: string,
+    event: OrgEventInput,
+  ): Promise<void> {
+    const conversation = await directory.getConversation(conversationId);
+    if (!conversation) return;
+    await this.recordInOrgs([conversation.orgId, ...(await directory.listParticipants(conversationId)).map((p) => p.orgId)], event);
   }
 
   /** A stable keyed hash of a personal value: equal values match within this deployment, nobody can reverse it. */

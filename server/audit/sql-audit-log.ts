@@ -85,13 +85,25 @@ export class SqlAuditLog {
     return rows.map((row) => ({ chain: `org:${String(row.org_id)}`, seq: Number(row.head_seq), hash: bytes(row.head_hash) }));
   }
 
-  /** Stores an interval's checkpoint unless one is there already; true when this call stored it. */
-  async insertAuditCheckpoint(checkpoint: StoredCheckpoint): Promise<boolean> {
-    const changed = await this.db.run(
-      "INSERT INTO audit_checkpoints (interval_no, body, hash, signature) VALUES (?, ?, ?, ?) ON CONFLICT (interval_no) DO NOTHING",
-      [checkpoint.interval, checkpoint.body, checkpoint.hash, checkpoint.signature],
-    );
-    return changed === 1;
+  /**
+   * Stores a checkpoint if the last one stored is still `previousInterval` (null: none yet), so
+   * it links to its real predecessor; true when this call stored it, false when another node got
+   * there first (compare-and-set on a locked one-row table).
+   */
+  insertAuditCheckpoint(checkpoint: StoredCheckpoint, previousInterval: number | null): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      await tx.run("INSERT INTO audit_checkpoint_head (id, interval_no) VALUES (1, -1) ON CONFLICT (id) DO NOTHING");
+      const head = await tx.get(`SELECT interval_no FROM audit_checkpoint_head WHERE id = 1${this.db.dialect.lockRows}`);
+      if (Number(head?.interval_no) !== (previousInterval ?? -1)) return false;
+      await tx.run("INSERT INTO audit_checkpoints (interval_no, body, hash, signature) VALUES (?, ?, ?, ?)", [
+        checkpoint.interval,
+        checkpoint.body,
+        checkpoint.hash,
+        checkpoint.signature,
+      ]);
+      await tx.run("UPDATE audit_checkpoint_head SET interval_no = ? WHERE id = 1", [checkpoint.interval]);
+      return true;
+    });
   }
 
   async listAuditCheckpoints(afterInterval: number, limit: number): Promise<StoredCheckpoint[]> {

@@ -35,6 +35,8 @@ export interface RouteResult {
   body?: unknown;
   /** An HTML page instead of JSON (the invitation landing page). */
   html?: string;
+  /** A body of another type, sent as is (JSON lines of audit exports). */
+  raw?: { contentType: string; body: string };
   headers?: [string, string][];
 }
 

@@ -260,6 +260,9 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
             if (result.html !== undefined) {
               res.writeHeader("Content-Type", "text/html; charset=utf-8");
               res.end(result.html);
+            } else if (result.raw !== undefined) {
+              res.writeHeader("Content-Type", result.raw.contentType);
+              res.end(result.raw.body);
             } else if (result.body === undefined) {
               res.end();
             } else {

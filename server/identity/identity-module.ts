@@ -113,6 +113,7 @@ export async function openIdentity(
     sessions,
     events,
     partnerEvents: deps.partnerEvents,
+    orgAudit: deps.orgAudit,
     codeLimiter: services.codeLimiter,
     secretsKey,
     publicUrl: config.identity.publicUrl,
@@ -138,6 +139,13 @@ export async function openIdentity(
       const grant = await liveSupportGrant(identity.supportGrant);
       if (!grant) throw new ParleyError(ErrorCode.InvalidToken, "this support grant was revoked or has expired");
       deps.logger.warn({ security: "support-access", grant: grant.id, operator: grant.operator, conversation: grant.conversationId, ip }, "support access");
+      await deps.orgAudit.recordForConversationParties(directory, grant.conversationId, {
+        action: "support.used",
+        actor: `operator:${grant.operator}`,
+        target: grant.id,
+        details: { conversation: grant.conversationId },
+        personal: { ip },
+      });
       return identity;
     }
     if (identity.scoped) return identity;

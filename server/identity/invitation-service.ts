@@ -5,11 +5,12 @@
 
 import { createHmac, randomBytes, randomInt } from "node:crypto";
 import { ErrorCode, type EventActor } from "../../protocol/index.ts";
+import type { OrgAuditRecorder } from "../audit/org-recorder.ts";
 import type { AttemptLimiter } from "../auth/attempt-limiter.ts";
 import type { Directory } from "../directory/directory.ts";
-import type { EventRecorder } from "../events/event-recorder.ts";
 import type { InvitationRecord, ParticipantRole } from "../directory/directory-types.ts";
 import { ParleyError } from "../errors.ts";
+import type { EventRecorder } from "../events/event-recorder.ts";
 import { secretHash } from "../http/principal.ts";
 import { HttpError } from "../http/router.ts";
 import type { Mailer } from "../mail/mailer.ts";
@@ -31,6 +32,8 @@ export interface InvitationSignIn extends TokenPair {
 
 /** Creates, revokes and redeems invitations. */
 export class InvitationService {
+  private readonly opened = new Set<string>();
+
   constructor(
     private readonly deps: {
       directory: Directory;
@@ -39,6 +42,8 @@ export class InvitationService {
       events: AccessEvents;
       /** Partner events; invitation events go to the starting organisation only (only it may see invitations). */
       partnerEvents: EventRecorder;
+      /** Org audit chain of the inviting organisation. */
+      orgAudit: OrgAuditRecorder;
       codeLimiter: AttemptLimiter;
       /** Keys the HMAC of the 6-digit codes, so a stolen table cannot be brute-forced offline. */
       secretsKey: Uint8Array;
@@ -78,6 +83,13 @@ export class InvitationService {
     const { id, email, role, expiresAt } = invitation;
     const actor = { id: request.invitedBy, org: request.invitedByOrg };
     await this.deps.partnerEvents.record("invitation.sent", request.conversationId, { invitation: id, email, role, expiresAt, actor }, { audience: "starting-org" });
+    await this.deps.orgAudit.recordOrgEvent(request.invitedByOrg, {
+      action: "invitation.sent",
+      actor: `user:${request.invitedBy}`,
+      target: id,
+      details: { conversation: request.conversationId, role },
+      personal: { email },
+    });
     return { ...invitation, revokedAt: null, userId: null, deviceHash: null };
   }
 
@@ -87,6 +99,12 @@ export class InvitationService {
     if (invitation.userId) await this.deps.directory.removePerson(invitation.conversationId, invitation.userId);
     this.deps.events.emit({ kind: "conversation-access-changed", conversationId: invitation.conversationId });
     await this.deps.partnerEvents.record("invitation.revoked", invitation.conversationId, { invitation: invitation.id, actor }, { audience: "starting-org" });
+    await this.deps.orgAudit.recordOrgEvent(invitation.invitedByOrg, {
+      action: "invitation.revoked",
+      actor: actor.id.startsWith("key:") ? `api-key:${actor.id.slice(4)}` : `user:${actor.id}`,
+      target: invitation.id,
+      details: { conversation: invitation.conversationId },
+    });
   }
 
   /** The live invitation behind a link token, or InvitationInvalid (unknown, expired, revoked). */
@@ -98,6 +116,18 @@ export class InvitationService {
     // Reported once, on whichever comes first: the landing page or a sign-in.
     const once = `invitation.opened:${invitation.id}`;
     await this.deps.partnerEvents.record("invitation.opened", invitation.conversationId, { invitation: invitation.id }, { audience: "starting-org", once });
+    // Once per invitation per node: the landing page may be reloaded many times, and each
+    // redemption looks the link up again; the first open is the fact worth a chain entry.
+    if (!this.opened.has(invitation.id)) {
+      await this.deps.orgAudit.recordOrgEvent(invitation.invitedByOrg, {
+        action: "invitation.opened",
+        actor: "invitee",
+        target: invitation.id,
+        details: { conversation: invitation.conversationId },
+      });
+      if (this.opened.size >= 10_000) this.opened.clear();
+      this.opened.add(invitation.id);
+    }
     return invitation;
   }
 
@@ -114,6 +144,12 @@ export class InvitationService {
       if (await directory.bindInvitation(invitation.id, user.id, secretHash(deviceToken), this.deps.now())) {
         this.deps.events.emit({ kind: "conversation-access-changed", conversationId: invitation.conversationId });
         await this.deps.partnerEvents.record("invitation.accepted", invitation.conversationId, { invitation: invitation.id, user: user.id }, { audience: "starting-org" });
+        await this.deps.orgAudit.recordOrgEvent(invitation.invitedByOrg, {
+          action: "invitation.used",
+          actor: `user:${user.id}`,
+          target: invitation.id,
+          details: { conversation: invitation.conversationId, user: user.id },
+        });
         return { ...(await this.signIn(user.id)), conversationId: invitation.conversationId, userId: user.id, deviceToken };
       }
       // Someone redeemed it at the same moment: treat this as a second device.

@@ -97,6 +97,11 @@ export interface ChainVerifierOptions {
    * rewrite attribution and recompute every later hash. Checkpoints are what catch that.
    */
   checkpoints?: readonly ChainHead[];
+  /**
+   * False for an exported chain (attribution and hashes, no payloads, no audit key): the links,
+   * hashes and checkpoints are checked, the content HMACs cannot be.
+   */
+  payloads?: boolean;
 }
 
 /**
@@ -106,6 +111,7 @@ export interface ChainVerifierOptions {
 export class ChainVerifier {
   private readonly key: KeyObject;
   private readonly checkpoints = new Map<number, Uint8Array>();
+  private readonly payloads: boolean;
   private prevHash: Uint8Array;
   private prevSeq = 0;
   private prevAt = Number.NEGATIVE_INFINITY;
@@ -119,6 +125,7 @@ export class ChainVerifier {
   ) {
     this.key = auditKey instanceof Uint8Array ? importAuditKey(auditKey) : auditKey;
     this.prevHash = genesisHash(conversation);
+    this.payloads = options.payloads ?? true;
     for (const c of options.checkpoints ?? []) this.checkpoints.set(c.seq, c.hash);
   }
 
@@ -160,9 +167,11 @@ export class ChainVerifier {
     if (!ENTRY_KINDS.has(e.kind)) return `unknown entry kind ${JSON.stringify(e.kind)}`;
     if (!Number.isSafeInteger(e.at) || e.at < this.prevAt) return "timestamp goes backwards";
     if (!bytesEqual(e.hash, entryHash(this.prevHash, e))) return "hash does not recompute from the entry";
-    if (!e.payload) return `${e.kind} payload is missing`;
-    if (e.payload.byteLength !== e.size) return `payload is ${e.payload.byteLength} bytes, entry says ${e.size}`;
-    if (!bytesEqual(e.contentHmac, contentHmac(this.key, e.payload))) return "contentHmac does not match the payload";
+    if (this.payloads) {
+      if (!e.payload) return `${e.kind} payload is missing`;
+      if (e.payload.byteLength !== e.size) return `payload is ${e.payload.byteLength} bytes, entry says ${e.size}`;
+      if (!bytesEqual(e.contentHmac, contentHmac(this.key, e.payload))) return "contentHmac does not match the payload";
+    }
     const checkpoint = this.checkpoints.get(e.seq);
     if (checkpoint && !bytesEqual(e.hash, checkpoint)) return "hash differs from the trusted checkpoint (chain rewritten at or before this seq)";
     return null;

@@ -1,17 +1,53 @@
-// Verifies one conversation's audit chain as stored: reads the log page by page through the
-// Store seam (any backend) and feeds the chain verifier, so memory stays flat on long logs.
+// Verifies one audit chain as stored: reads it page by page (a conversation's log through the
+// Store seam, any backend; an organisation's chain through the audit log) and feeds the chain
+// verifier, so memory stays flat on long logs. Also checks that the chain reaches the head the
+// store records, so entries cut off the end do not go unnoticed.
 
 import type { Store } from "../store/store.ts";
-import { ChainVerifier, type ChainVerification, type ChainVerifierOptions } from "./audit-chain.ts";
+import { type ChainHead, type ChainVerification, ChainVerifier, type ChainVerifierOptions } from "./audit-chain.ts";
 
 export interface VerifyConversationOptions extends ChainVerifierOptions {
   /** Entries read per store call. */
   pageSize?: number;
 }
 
+/** What walkChain needs of a verifier: both the conversation and the organisation verifiers fit. */
+export interface StreamingVerifier<E> {
+  push(entry: E): boolean;
+  fail(seq: number, reason: string): void;
+  readonly head: ChainHead;
+  result(): ChainVerification;
+}
+
 /**
- * Walks the whole chain from seq 1 and reports the first broken entry. Also checks that the
- * chain reaches the head the store records, so entries cut off the end do not go unnoticed.
+ * Walks a chain from seq 1, page by page, through `verifier`, then compares the seq reached with
+ * the head the store records (`headSeq`, read after the walk).
+ */
+export async function walkChain<E extends { seq: number }>(
+  verifier: StreamingVerifier<E>,
+  readPage: (afterSeq: number, limit: number) => Promise<E[]>,
+  headSeq: () => Promise<number>,
+  pageSize = 1000,
+): Promise<ChainVerification> {
+  let after = 0;
+  for (;;) {
+    const page = await readPage(after, pageSize);
+    for (const entry of page) {
+      if (!verifier.push(entry)) return verifier.result();
+    }
+    if (page.length < pageSize) break;
+    after = page[page.length - 1].seq;
+  }
+  const head = await headSeq();
+  const reached = verifier.head.seq;
+  if (head > reached) verifier.fail(reached + 1, `log ends at seq ${reached} but the chain head is seq ${head}`);
+  else if (head < reached) verifier.fail(head + 1, `entries after the chain head seq ${head}`);
+  return verifier.result();
+}
+
+/**
+ * Walks a conversation's whole chain from seq 1 and reports the first broken entry; with
+ * `checkpoints` (heads pinned by signed checkpoints) it also catches a chain recomputed after an edit.
  */
 export async function verifyConversation(
   store: Store,
@@ -19,20 +55,10 @@ export async function verifyConversation(
   auditKey: Uint8Array,
   options: VerifyConversationOptions = {},
 ): Promise<ChainVerification> {
-  const pageSize = options.pageSize ?? 1000;
-  const verifier = new ChainVerifier(conversation, auditKey, options);
-  let after = 0;
-  for (;;) {
-    const page = await store.readEntries(conversation, after, pageSize);
-    for (const entry of page) {
-      if (!verifier.push(entry)) return verifier.result();
-    }
-    if (page.length < pageSize) break;
-    after = page[page.length - 1].seq;
-  }
-  const { headSeq } = await store.loadDocument(conversation);
-  const reached = verifier.head.seq;
-  if (headSeq > reached) verifier.fail(reached + 1, `log ends at seq ${reached} but the conversation head is seq ${headSeq}`);
-  else if (headSeq < reached) verifier.fail(headSeq + 1, `entries after the conversation head seq ${headSeq}`);
-  return verifier.result();
+  return walkChain(
+    new ChainVerifier(conversation, auditKey, options),
+    (after, limit) => store.readEntries(conversation, after, limit),
+    async () => (await store.loadDocument(conversation)).headSeq,
+    options.pageSize,
+  );
 }

@@ -2,9 +2,10 @@
 // and read what you may see, close and reopen, manage participants and invitations, and post a
 // message through the same durable, audited write path as the sockets.
 
-import { z } from "zod";
 import * as Y from "yjs";
+import { z } from "zod";
 import { appendMessage, ErrorCode, readMessages } from "../../../protocol/index.ts";
+import { auditActor } from "../../audit/org-recorder.ts";
 import type { ConversationRecord } from "../../directory/directory-types.ts";
 import { ParleyError } from "../../errors.ts";
 import { eventActor } from "../../events/event-recorder.ts";
@@ -181,6 +182,12 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
         await directory.putParticipant(params.id, body.organisation, body.role, services.now());
         events.emit({ kind: "conversation-access-changed", conversationId: params.id });
         await partnerEvents.record("participant.added", params.id, { organisation: body.organisation, role: body.role, actor: eventActor(principal) });
+        await services.orgAudit.recordInOrgs([principal.orgId, body.organisation], {
+          action: "participant.added",
+          actor: auditActor(principal),
+          target: body.organisation,
+          details: { conversation: params.id, role: body.role },
+        });
         return { status: 200, body: await describe(conversation, principal) };
       },
     }),
@@ -197,6 +204,12 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
         events.emit({ kind: "conversation-access-changed", conversationId: params.id });
         // The removed organisation hears of it too (its last event about this conversation).
         await partnerEvents.record("participant.removed", params.id, { organisation: params.org, actor: eventActor(principal) }, { alsoTo: [params.org] });
+        await services.orgAudit.recordInOrgs([principal.orgId, params.org], {
+          action: "participant.removed",
+          actor: auditActor(principal),
+          target: params.org,
+          details: { conversation: params.id },
+        });
         return { status: 204 };
       },
     }),

@@ -20,7 +20,7 @@ function ownOrganisation(principal: Principal, orgId: string): void {
 }
 
 /** Throws unless the caller is a person with the admin or owner role in the organisation. */
-function requireAdmin(principal: Principal, orgId: string): void {
+export function requireAdmin(principal: Principal, orgId: string): void {
   ownOrganisation(principal, orgId);
   if (principal.kind !== "user" || (principal.role !== "admin" && principal.role !== "owner")) {
     throw new ParleyError(ErrorCode.InsufficientRole, "this needs the admin or owner role");
