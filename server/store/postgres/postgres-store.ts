@@ -15,9 +15,6 @@ import { checkAfterSeq, checkAppendBatch, checkConversation, checkLimit } from "
 import { numberedPlaceholders } from "../sql-dialect.ts";
 import type { AppendRequest, CommittedAppend, CompactionResult, ConversationChainHead, DocumentState, LogEntry, Store } from "../store.ts";
 import { destroyedError, StoreError } from "../store-error.ts";
-import { HEAD } from "../queries.ts";
-import { numberedPlaceholders } from "../sql-dialect.ts";
-import type { ConversationChainHead } from "../store.ts";
 import { migrate } from "./migrate.ts";
 import { toStoreError } from "./pg-errors.ts";
 import { SCHEMA_NAME, StorePool } from "./pool.ts";

@@ -12,7 +12,6 @@ import type {
   LogEntry,
   Store
 } from "../store.ts";
-import type { ConversationChainHead } from "../store.ts";
 import { StoreError, toStoreErrorCode } from "../store-error.ts";
 import type { OpName, OpRequest, SqliteOps, SqliteWorkerData, WorkerMessage } from "./worker-protocol.ts";
 
