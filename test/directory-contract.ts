@@ -488,6 +488,16 @@ export function runDirectoryContract(name: string, openBackend: () => Promise<Di
         expect(await d.listConversationIds("", 10)).toEqual([]);
       });
 
+      it("shares a deletion ledger: each destruction recorded once, listed oldest first", async () => {
+        await d.recordDeletion({ subject: "conversation", id: "c-9", reason: "retention", at: T0 + 2 });
+        await d.recordDeletion({ subject: "person", id: "u-9", reason: "person-deleted", at: T0 + 1 });
+        await d.recordDeletion({ subject: "conversation", id: "c-9", reason: "replay", at: T0 + 3 });
+        expect(await d.listDeletions()).toEqual([
+          { subject: "person", id: "u-9", reason: "person-deleted", at: T0 + 1 },
+          { subject: "conversation", id: "c-9", reason: "retention", at: T0 + 2 },
+        ]);
+      });
+
       it("erases a person's personal data but keeps their id, and refuses to orphan an organisation", async () => {
         await seed(d);
         await d.putMember("org-help", "u-sam", "member", T0);

@@ -151,5 +151,16 @@ export const DIRECTORY_SCHEMA: VersionedSchema = {
     );
     ALTER TABLE organisations ADD COLUMN retention_days INTEGER NOT NULL DEFAULT 365;
     `,
+    // What was destroyed, shared by every node of a cluster (each node also keeps the hash-chained
+    // deletion-ledger.jsonl in its data directory, which a database restore cannot roll back).
+    (d) => `
+    CREATE TABLE IF NOT EXISTS deletion_ledger (
+      subject     TEXT NOT NULL,
+      id          TEXT NOT NULL,
+      reason      TEXT NOT NULL,
+      recorded_at ${d.int64} NOT NULL,
+      PRIMARY KEY (subject, id)
+    );
+    `,
   ],
 };

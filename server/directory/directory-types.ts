@@ -154,3 +154,11 @@ export interface ErasedPerson {
   /** The organisations they were a member of. */
   orgs: string[];
 }
+
+/** A destruction as the shared deletion ledger (several nodes) records it. */
+export interface DeletionRecord {
+  subject: "conversation" | "person";
+  id: string;
+  reason: string;
+  at: number;
+}

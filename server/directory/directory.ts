@@ -11,6 +11,7 @@ import type {
   ConversationPerson,
   ConversationRecord,
   ConversationState,
+  DeletionRecord,
   ErasedPerson,
   InvitationRecord,
   LegalHold,
@@ -201,6 +202,10 @@ export interface Directory {
    * that has other members (ownership must pass on first).
    */
   erasePerson(userId: string, now: number): Promise<ErasedPerson>;
+  /** Records a destruction in the ledger every node shares (idempotent). */
+  recordDeletion(record: DeletionRecord): Promise<void>;
+  /** Every destruction recorded, oldest first. */
+  listDeletions(): Promise<DeletionRecord[]>;
 }
 
 /** Every operation of {@link Directory}, by name (what a worker thread or a wrapper forwards). */
@@ -263,6 +268,8 @@ export const DIRECTORY_OPERATIONS = [
   "removeConversationRecord",
   "listConversationIds",
   "erasePerson",
+  "recordDeletion",
+  "listDeletions",
 ] as const satisfies readonly (keyof Directory)[];
 
 // Compile-time check that the list names every operation: a new method must be added above.

@@ -2,7 +2,7 @@
 // out): each party's deleted side, legal holds, removing a destroyed conversation's record, and
 // erasing a person's personal data. Shared by both backends like directory-queries.ts.
 
-import type { ConversationParty, LegalHold } from "./directory-types.ts";
+import type { ConversationParty, DeletionRecord, LegalHold } from "./directory-types.ts";
 import type { SqlRow } from "./sql-runner.ts";
 
 /** The email an erased person's row keeps: unique (the column is) and about nobody. */
@@ -57,6 +57,10 @@ export const LIFECYCLE_STATEMENTS = {
     "DELETE FROM support_grants WHERE conversation_id = ?",
   ],
   removeConversationRecord: "DELETE FROM conversation_records WHERE id = ?",
+  sharedLedger: {
+    insert: "INSERT INTO deletion_ledger (subject, id, reason, recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT (subject, id) DO NOTHING",
+    list: "SELECT subject, id, reason, recorded_at FROM deletion_ledger ORDER BY recorded_at, subject, id",
+  },
   /** Parameters: after (exclusive), limit. */
   listConversationIds: "SELECT id FROM conversation_records WHERE id > ? ORDER BY id LIMIT ?",
   person: {
@@ -93,5 +97,14 @@ export function legalHoldFrom(row: SqlRow): LegalHold {
     setBy: row.set_by as string,
     reason: row.reason as string,
     setAt: Number(row.set_at),
+  };
+}
+
+export function deletionRecordFrom(row: SqlRow): DeletionRecord {
+  return {
+    subject: row.subject as DeletionRecord["subject"],
+    id: row.id as string,
+    reason: row.reason as string,
+    at: Number(row.recorded_at),
   };
 }

@@ -27,6 +27,7 @@ import type {
   ConversationPerson,
   ConversationRecord,
   ConversationState,
+  DeletionRecord,
   ErasedPerson,
   InvitationRecord,
   LegalHold,
@@ -39,7 +40,7 @@ import type {
   SupportGrant,
   User,
 } from "./directory-types.ts";
-import { erasedEmail, LIFECYCLE_STATEMENTS, legalHoldFrom, partyFrom } from "./lifecycle-queries.ts";
+import { deletionRecordFrom, erasedEmail, LIFECYCLE_STATEMENTS, legalHoldFrom, partyFrom } from "./lifecycle-queries.ts";
 import type { SqlRunner } from "./sql-runner.ts";
 
 /** API keys record their last use at most this often. */
@@ -491,6 +492,14 @@ export class SqlDirectory implements Directory {
     });
     await this.dropOldPageImages();
     return erased;
+  }
+
+  async recordDeletion(record: DeletionRecord): Promise<void> {
+    await this.db.run(LIFECYCLE_STATEMENTS.sharedLedger.insert, [record.subject, record.id, record.reason, record.at]);
+  }
+
+  async listDeletions(): Promise<DeletionRecord[]> {
+    return (await this.db.all(LIFECYCLE_STATEMENTS.sharedLedger.list)).map(deletionRecordFrom);
   }
 
   /**

@@ -9,7 +9,7 @@ import { isErasedEmail } from "../directory/lifecycle-queries.ts";
 import type { AccessEvents } from "../identity/access-events.ts";
 import type { Logger } from "../logger.ts";
 import type { Store } from "../store/store.ts";
-import type { DeletionLedger, DeletionReason } from "./deletion-ledger.ts";
+import type { DeletionLedger, DeletionReason, DeletionSubject } from "./deletion-ledger.ts";
 import type { LifecycleAudit } from "./lifecycle-audit.ts";
 
 /** What deleting a side led to. */
@@ -91,8 +91,8 @@ export class ConversationLifecycle {
    * crash half-way (or a later restore of a backup) is finished by the replay at the next start.
    */
   private async destroy(conversationId: string, reason: DeletionReason, parties: string[], actor: LifecycleActor): Promise<void> {
-    const { ledger, audit } = this.deps;
-    await ledger.append("conversation", conversationId, reason, this.deps.now());
+    const { audit } = this.deps;
+    await this.recordDestruction("conversation", conversationId, reason);
     await this.removeEverywhere(conversationId);
     for (const org of parties) {
       await audit(org, {
@@ -103,6 +103,32 @@ export class ConversationLifecycle {
       });
     }
     this.deps.logger.warn({ security: "deletion", conversation: conversationId, reason }, "conversation destroyed");
+  }
+
+  /**
+   * Records a destruction in this node's ledger file (durable first) and in the ledger the nodes
+   * share through the directory, so every node replays it at its next start.
+   */
+  private async recordDestruction(subject: DeletionSubject, id: string, reason: DeletionReason): Promise<void> {
+    const entry = await this.deps.ledger.append(subject, id, reason, this.deps.now());
+    await this.deps.directory.recordDeletion({ subject, id, reason, at: entry.at });
+  }
+
+  /**
+   * Brings this node's ledger file and the shared ledger level: lines other nodes recorded are
+   * appended to the file, and lines the shared table lost (a database restored to an earlier
+   * point) are recorded in it again.
+   */
+  private async syncLedgers(): Promise<void> {
+    const { ledger, directory } = this.deps;
+    const shared = await directory.listDeletions();
+    const known = new Set(shared.map((r) => `${r.subject}\0${r.id}`));
+    for (const record of shared) {
+      if (!ledger.has(record.subject, record.id)) await ledger.append(record.subject, record.id, record.reason as DeletionReason, record.at);
+    }
+    for (const entry of ledger.list()) {
+      if (!known.has(`${entry.subject}\0${entry.id}`)) await directory.recordDeletion({ subject: entry.subject, id: entry.id, reason: entry.reason, at: entry.at });
+    }
   }
 
   /** Store (data key and rows), directory record, cached state; then every socket on it is re-checked. */
@@ -121,9 +147,9 @@ export class ConversationLifecycle {
    * their sockets everywhere.
    */
   async erasePerson(userId: string, actor: LifecycleActor): Promise<void> {
-    const { directory, ledger, accessEvents, audit } = this.deps;
+    const { directory, accessEvents, audit } = this.deps;
     const erased = await directory.erasePerson(userId, this.deps.now());
-    await ledger.append("person", userId, "person-deleted", this.deps.now());
+    await this.recordDestruction("person", userId, "person-deleted");
     accessEvents.emit({ kind: "user-revoked", userId });
     for (const orgId of erased.orgs) {
       accessEvents.emit({ kind: "membership-changed", orgId, userId });
@@ -135,10 +161,12 @@ export class ConversationLifecycle {
   /**
    * Destroys again whatever the ledger names that exists again (after a restore of the data from
    * before its destruction). Runs at every start before the server accepts connections, and after
-   * `parley restore`.
+   * `parley restore` / `parley ledger replay`. First levels this node's file with the shared
+   * ledger (several nodes), so a destruction on any node is replayed on every node.
    */
   async replayDeletionLedger(): Promise<ReplayOutcome> {
     const { ledger, directory, logger } = this.deps;
+    await this.syncLedgers();
     const outcome: ReplayOutcome = { conversations: [], persons: [] };
     for (const entry of ledger.list()) {
       if (entry.subject === "conversation") {
