@@ -32,7 +32,7 @@ function vsRelay(row: CaseResult, relay: CaseResult | undefined): string {
     return relay.scenario === "cluster" ? `vs 1 node: ${versus}` : versus;
   }
   // A ratio to a figure lost in the noise would be noise too.
-  if (row.idle && relay.idle && relay.idle.bytesPerConnection > 2 * relay.idle.noiseBytesPerConnection) {
+  if (row.idle && relay.idle && row.idle.bytesPerConnection > 0 && relay.idle.bytesPerConnection > 2 * relay.idle.noiseBytesPerConnection) {
     return `mem/conn ${ratio(row.idle.bytesPerConnection, relay.idle.bytesPerConnection)}`;
   }
   return "";

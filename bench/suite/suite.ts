@@ -70,7 +70,7 @@ function expectedCaseMs(scenario: ScenarioName, server: ServerName, config: Suit
   if (scenario === "join-storm") return start + config.join.clients * (server === "parley" ? 200 : 60);
   if (scenario === "idle") return start + 15_000;
   // One node (migrations on a fresh schema), then a second node joins: two runs.
-  if (scenario === "cluster") return 2 * (8000 + 2000 + t.warmupMs + t.measureMs + t.drainMs);
+  if (scenario === "cluster") return 2 * (start + 2000 + t.warmupMs + t.measureMs + t.drainMs);
   return start + 2000 + t.warmupMs + t.measureMs + t.drainMs;
 }
 
