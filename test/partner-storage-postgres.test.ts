@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
+import { claimLockKey } from "../server/webhooks/delivery-claims.ts";
 import { openPartnerStorage, type PartnerStorage } from "../server/webhooks/partner-storage.ts";
 import { requirePostgres } from "./helpers/services.ts";
 import { runPartnerStorageContract } from "./partner-storage-contract.ts";
@@ -33,6 +34,11 @@ async function openNodes(url: string, count: number): Promise<{ handles: Partner
       await dropSchema(url, schema);
     },
   };
+}
+
+/** The low 32 bits of an endpoint's claim lock, as pg_locks shows them (objid). */
+function claimObjid(endpointId: string): number {
+  return Number(BigInt.asUintN(64, BigInt(claimLockKey(endpointId))) & 0xffffffffn);
 }
 
 if (!databaseUrl) {
@@ -67,9 +73,28 @@ if (!databaseUrl) {
       expect(await others[0]?.claims.claim("ep-1")).toBe(true);
       expect(await others[1]?.claims.claim("ep-1")).toBe(false);
 
+      // A node whose session is ended by the database gives its claims up before delivering.
+      expect(await others[1]?.claims.confirm("ep-1")).toBe(false);
+      expect(await others[0]?.claims.confirm("ep-1")).toBe(true);
+      const admin = new pg.Client({ connectionString: url });
+      await admin.connect();
+      try {
+        const ended = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1", [claimObjid("ep-1")]);
+        expect(ended.rowCount).toBe(1);
+      } finally {
+        await admin.end();
+      }
+      for (let tries = 0; await others[0]?.claims.confirm("ep-1"); tries++) {
+        if (tries > 100) throw new Error("the claim survived its session");
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(others[0]?.claims.holds("ep-2")).toBe(false);
+      expect(await others[1]?.claims.claim("ep-1")).toBe(true);
+      expect(await others[0]?.claims.claim("ep-1")).toBe(false);
+      expect(await others[0]?.claims.claim("ep-2")).toBe(true);
+
       // A node that stops (its session ends) frees what it held for the others.
       await others[0]?.claims.close();
-      expect(await others[1]?.claims.claim("ep-1")).toBe(true);
       expect(await others[1]?.claims.claim("ep-2")).toBe(true);
     });
   });

@@ -49,7 +49,8 @@ export class SqlEventStore implements Omit<EventStore, "close"> {
       takeNotesHash: `INSERT INTO derivation (conversation_id, notes_hash) VALUES (?, ?) ON CONFLICT (conversation_id)
         DO UPDATE SET notes_hash = excluded.notes_hash WHERE derivation.notes_hash IS DISTINCT FROM excluded.notes_hash`,
       stream: "SELECT head, pruned_through FROM streams WHERE org_id = ?",
-      pruneLimits: "SELECT org_id, MAX(cursor) AS through FROM stream_entries WHERE recorded_at < ? GROUP BY org_id",
+      // In organisation order, like append, so the two never lock stream rows in a cycle.
+      pruneLimits: "SELECT org_id, MAX(cursor) AS through FROM stream_entries WHERE recorded_at < ? GROUP BY org_id ORDER BY org_id",
       pruneEntries: "DELETE FROM stream_entries WHERE org_id = ? AND cursor <= ?",
       prunedThrough: `UPDATE streams SET pruned_through = ${greatest(d)}(pruned_through, ?) WHERE org_id = ?`,
       pruneEvents: "DELETE FROM events WHERE recorded_at < ? AND NOT EXISTS (SELECT 1 FROM stream_entries s WHERE s.event_seq = events.seq)",
@@ -154,8 +155,10 @@ export class SqlEventStore implements Omit<EventStore, "close"> {
    * crash only means one conversation is derived again, which reports nothing twice.
    */
   markDirty(entries: readonly [conversation: string, seq: number][]): Promise<void> {
+    // Sorted: two nodes marking the same conversations lock their rows in one order.
+    const sorted = [...entries].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
     return this.relaxed(async (tx) => {
-      for (const [conversation, seq] of entries) await tx.run(this.sql.markDirty, [conversation, seq]);
+      for (const [conversation, seq] of sorted) await tx.run(this.sql.markDirty, [conversation, seq]);
     });
   }
 

@@ -217,8 +217,9 @@ class EndpointDelivery {
   }
 
   private async attempt(item: HeadItem): Promise<void> {
-    // The claim went with its connection: another node may deliver this item now.
-    if (!this.claims.holds(this.endpoint.id)) return;
+    // The claim went with its connection (or the connection no longer answers): another node
+    // may deliver this item now. The loop tries to claim the endpoint again.
+    if (!(await this.claims.confirm(this.endpoint.id).catch(() => false))) return;
     const { clock, policy } = this.deps;
     const attemptNo = this.state.attempts + 1;
     const sentAt = clock.now();
