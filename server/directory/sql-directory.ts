@@ -456,7 +456,7 @@ export class SqlDirectory implements Directory {
       for (const statement of LIFECYCLE_STATEMENTS.removeConversation) await tx.run(statement, [conversationId]);
       return (await tx.run(LIFECYCLE_STATEMENTS.removeConversationRecord, [conversationId])) === 1;
     });
-    await this.dropOldPageImages();
+    if (removed) await this.dropOldPageImages();
     return removed;
   }
 

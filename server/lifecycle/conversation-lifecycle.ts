@@ -141,6 +141,16 @@ export class ConversationLifecycle {
     return hadData || hadRecord;
   }
 
+  /** True when a destroyed conversation has a directory record or log entries again (a restore). */
+  private async existsAgain(conversationId: string): Promise<boolean> {
+    if (await this.deps.directory.getConversation(conversationId)) return true;
+    // Rows whose data key is gone (shredded before the restore) cannot be read: they exist, and go.
+    return this.deps.store.readEntries(conversationId, 0, 1).then(
+      (entries) => entries.length > 0,
+      () => true,
+    );
+  }
+
   /**
    * Erases a person's personal data (see Directory.erasePerson), records it in the ledger (so a
    * restore does not bring it back) and in each of their organisations' audit chains, and closes
@@ -170,7 +180,11 @@ export class ConversationLifecycle {
     const outcome: ReplayOutcome = { conversations: [], persons: [] };
     for (const entry of ledger.list()) {
       if (entry.subject === "conversation") {
-        if (await this.removeEverywhere(entry.id)) outcome.conversations.push(entry.id);
+        // Looked up first: most lines name something long gone, and a start should stay quick.
+        if (await this.existsAgain(entry.id)) {
+          await this.removeEverywhere(entry.id);
+          outcome.conversations.push(entry.id);
+        }
         continue;
       }
       const user = await directory.getUser(entry.id);
