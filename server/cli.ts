@@ -8,6 +8,7 @@ import type { Role } from "../protocol/index.ts";
 import { startServer } from "./app.ts";
 import { openAudit } from "./audit/audit-module.ts";
 import { loadOrCreateKeys } from "./auth/keys.ts";
+import { KEYS_USAGE, keysCommand } from "./auth/master-key-cli.ts";
 import { issueSupportToken, mintToken } from "./auth/tokens.ts";
 import { BACKUP_USAGE, backupCommand, restoreCommand } from "./backup/backup-cli.ts";
 import { ConfigError, loadConfig } from "./config.ts";
@@ -26,7 +27,8 @@ const USAGE = `usage:
   parley support revoke --grant ID [--data-dir DIR]
                                     end a support grant now
 ${BACKUP_USAGE}
-${USER_USAGE}`;
+${USER_USAGE}
+${KEYS_USAGE}`;
 
 /** Parses a duration like 90, 90s, 15m, 1h or 7d into seconds. */
 export function parseDuration(text: string): number {
@@ -172,6 +174,8 @@ async function main(argv: string[]): Promise<void> {
       return restoreCommand(rest);
     case "user":
       return userCommand(rest);
+    case "keys":
+      return keysCommand(rest);
     case "help":
     case "--help":
     case "-h":

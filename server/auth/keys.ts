@@ -30,14 +30,7 @@ export async function readOrCreate(file: string, create: () => Buffer): Promise<
   // Write the whole file under a private name, then link it into place: link() fails with EEXIST
   // when another starter won the race (then we read theirs), and the file never appears
   // half-written. (Opening the final name with "wx" let a loser read it before it was written.)
-  const temp = `${file}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
-  const handle = await open(temp, "wx", 0o600);
-  try {
-    await handle.writeFile(content);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  const temp = await writePrivateTemp(file, content);
   try {
     await link(temp, file);
     return content;
@@ -47,6 +40,19 @@ export async function readOrCreate(file: string, create: () => Buffer): Promise<
   } finally {
     await unlink(temp).catch(() => undefined);
   }
+}
+
+/** Writes `content` to a new private (0600) file beside `file`, synced to disk; returns its name. */
+export async function writePrivateTemp(file: string, content: Uint8Array): Promise<string> {
+  const temp = `${file}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
+  const handle = await open(temp, "wx", 0o600);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  return temp;
 }
 
 /** Loads the keys from the keys directory (default `<dataDir>/keys`), generating any that are missing. */
