@@ -7,8 +7,8 @@
 import { createHash } from "node:crypto";
 import * as Y from "yjs";
 import { isConversationMessage, notesOf, readMessages } from "../../protocol/index.ts";
-import type { Logger } from "../logger.ts";
 import type { FanOut } from "../log/write-path.ts";
+import type { Logger } from "../logger.ts";
 import type { DocumentCache } from "../realtime/document-cache.ts";
 import type { EventRecorder } from "./event-recorder.ts";
 import type { EventStore } from "./event-store.ts";

@@ -7,8 +7,8 @@ import type { EventActor, EventData, EventType } from "../../protocol/index.ts";
 import type { Directory } from "../directory/directory.ts";
 import { actorId, type Principal } from "../http/principal.ts";
 import type { Logger } from "../logger.ts";
-import type { EventStore, NewEvent } from "./event-store.ts";
 import type { EventNotifier } from "./event-notifier.ts";
+import type { EventStore, NewEvent } from "./event-store.ts";
 
 /** Append requests written in one transaction at most. */
 const MAX_GROUP = 256;

@@ -12,7 +12,7 @@ import type { EventStore } from "../events/event-store.ts";
 import type { Principal } from "../http/principal.ts";
 import { type RouteDefinition, route } from "../http/route.ts";
 import { checkUrlShape, resolveTarget, type UrlPolicy, WebhookUrlError } from "./outbound-http.ts";
-import { REPLAY_WINDOW_SECONDS, newWebhookSecret } from "./signature.ts";
+import { newWebhookSecret, REPLAY_WINDOW_SECONDS } from "./signature.ts";
 import { secretAssociatedData, type WebhookDispatcher } from "./webhook-dispatcher.ts";
 import type { EndpointRecord, WebhookStore } from "./webhook-store.ts";
 
