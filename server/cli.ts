@@ -10,7 +10,7 @@ import { openAudit } from "./audit/audit-module.ts";
 import { loadOrCreateKeys } from "./auth/keys.ts";
 import { KEYS_USAGE, keysCommand } from "./auth/master-key-cli.ts";
 import { issueSupportToken, mintToken } from "./auth/tokens.ts";
-import { BACKUP_USAGE, backupCommand, restoreCommand } from "./backup/backup-cli.ts";
+import { BACKUP_USAGE, backupCommand, ledgerCommand, restoreCommand } from "./backup/backup-cli.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { openDirectory } from "./directory/open-directory.ts";
 import { USER_USAGE, userCommand } from "./lifecycle/person-cli.ts";
@@ -172,6 +172,8 @@ async function main(argv: string[]): Promise<void> {
       return backupCommand(rest);
     case "restore":
       return restoreCommand(rest);
+    case "ledger":
+      return ledgerCommand(rest);
     case "user":
       return userCommand(rest);
     case "keys":

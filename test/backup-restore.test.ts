@@ -2,29 +2,28 @@
 // takes writes, write more, stop, restore, start, compare documents, verify every audit chain),
 // and the refusals: a running server, a tampered, truncated, foreign or wrongly keyed file.
 
-import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, open, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
+import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import * as Y from "yjs";
 import type { DocFrame } from "../protocol/index.ts";
 import { loadOrCreateKeys } from "../server/auth/keys.ts";
+import { readKeyring } from "../server/auth/master-key.ts";
 import { BackupError, BackupFileWriter, CHUNK_BYTES, readBackupFile } from "../server/backup/backup-file.ts";
-import { loadMasterKeys } from "../server/backup/backup-hooks.ts";
+import { backupMasterKeys } from "../server/backup/backup-keys.ts";
 import { createBackup } from "../server/backup/create-backup.ts";
 import { restoreBackup, verifyBackup } from "../server/backup/restore-backup.ts";
+import { DELETION_LEDGER_FILE } from "../server/lifecycle/deletion-ledger.ts";
 import { verifyConversation } from "../server/log/verify-conversation.ts";
 import { openSqliteStore } from "../server/store/sqlite/sqlite-store.ts";
 import { childToken, startChildServer } from "./helpers/child-server.ts";
+import { runParley } from "./helpers/parley-cli.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { startTestServer } from "./helpers/server.ts";
 
-const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), "../bin/parley.js");
-const execFileAsync = promisify(execFile);
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -35,17 +34,6 @@ async function tempDir(prefix: string): Promise<string> {
   const dir = await mkdtemp(path.join(tmpdir(), prefix));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   return dir;
-}
-
-/** Runs `parley <args>` as the operator would; never throws, reports the exit code. */
-async function parley(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, timeout: 120_000 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
 }
 
 /** A client appending `<label:i>` to one conversation's text, each write acknowledged. */
@@ -133,10 +121,10 @@ describe("backup and restore", () => {
     const load = (async () => {
       for (let round = 0; backingUp; round++) await busy.append(`during${round}`, 5);
     })();
-    const backup = await parley(["backup", backupFile, "--data-dir", dataDir]);
+    const backup = await runParley(["backup", backupFile, "--data-dir", dataDir]);
     backingUp = false;
     await load;
-    expect(backup.stderr).toContain("NOT INCLUDED: the keyring of data keys and the key files");
+    expect(backup.stderr).toContain("NOT INCLUDED: the keyring of data keys (keyring.db) and the key files");
     expect(backup.code).toBe(0);
     expect(backup.stdout).toContain("parley.db");
     expect((await stat(backupFile)).mode & 0o777).toBe(0o600);
@@ -151,14 +139,17 @@ describe("backup and restore", () => {
     first.process.kill("SIGTERM");
     expect(await first.exited).toBe(0);
 
-    const verify = await parley(["backup", "verify", backupFile, "--data-dir", dataDir]);
+    const verify = await runParley(["backup", "verify", backupFile, "--data-dir", dataDir]);
     expect(verify.code).toBe(0);
     expect(verify.stdout).toContain("is intact");
-    const restore = await parley(["restore", backupFile, "--data-dir", dataDir]);
+    const restore = await runParley(["restore", backupFile, "--data-dir", dataDir]);
     expect(restore.stderr).toBe("");
     expect(restore.code).toBe(0);
     const aside = /previous databases are in (\S+)/.exec(restore.stdout)?.[1] ?? "";
     expect((await readdir(aside)).sort()).toEqual(expect.arrayContaining(["directory.db", "parley.db"]));
+    // The keyring stays where it is: a restore brings back data, never data keys.
+    expect(await readdir(aside)).not.toContain("keyring.db");
+    expect(await readdir(dataDir)).toContain("keyring.db");
 
     const second = await startChildServer(dataDir);
     cleanups.push(async () => second.process.kill("SIGKILL"));
@@ -173,7 +164,7 @@ describe("backup and restore", () => {
     expect(await second.exited).toBe(0);
 
     const { auditKey } = await loadOrCreateKeys(path.join(dataDir, "keys"));
-    const store = await openSqliteStore({ path: path.join(dataDir, "parley.db"), auditKey });
+    const store = await openSqliteStore({ path: path.join(dataDir, "parley.db"), auditKey, masterKeys: readKeyring(path.join(dataDir, "keys")) });
     try {
       for (const conversation of ["quiet", "busy"]) expect(await verifyConversation(store, conversation, auditKey)).toMatchObject({ ok: true });
     } finally {
@@ -186,17 +177,17 @@ describe("backup and restore", () => {
     const backupFile = path.join(await tempDir("parley-running-out-"), "b.parley-backup");
     const server = await startChildServer(dataDir);
     cleanups.push(async () => server.process.kill("SIGKILL"));
-    expect((await parley(["backup", backupFile, "--data-dir", dataDir])).code).toBe(0);
+    expect((await runParley(["backup", backupFile, "--data-dir", dataDir])).code).toBe(0);
     const before = (await readdir(dataDir)).sort();
 
-    const restore = await parley(["restore", backupFile, "--data-dir", dataDir]);
+    const restore = await runParley(["restore", backupFile, "--data-dir", dataDir]);
     expect(restore.code).toBe(1);
     expect(restore.stderr).toContain(`is running on ${dataDir}: stop it before restoring`);
     expect((await readdir(dataDir)).sort()).toEqual(before);
     server.process.kill("SIGTERM");
     expect(await server.exited).toBe(0);
     // Once stopped, the same restore goes through.
-    expect((await parley(["restore", backupFile, "--data-dir", dataDir])).code).toBe(0);
+    expect((await runParley(["restore", backupFile, "--data-dir", dataDir])).code).toBe(0);
   }, 120_000);
 
   it("refuses a tampered, truncated, foreign or wrongly keyed backup without touching the data directory", async () => {
@@ -206,7 +197,7 @@ describe("backup and restore", () => {
     const writer = await Writer.join(server.url, token, "kept");
     await writer.append("x", 20);
     writer.close();
-    const [masterKey] = (await loadMasterKeys({ keysDir: path.join(server.dataDir, "keys") }, { create: true })) as [Uint8Array];
+    const [masterKey] = (await backupMasterKeys(server.server.config)) as [Uint8Array];
     const out = await tempDir("parley-tamper-");
     const good = path.join(out, "good.parley-backup");
     await createBackup({ dataDir: server.dataDir, masterKey, out: good });
@@ -237,10 +228,20 @@ describe("backup and restore", () => {
 
     // The operator's view: a clear message, exit code 1, nothing restored.
     const truncatedFile = path.join(out, "cut-short.parley-backup");
-    const cli = await parley(["restore", truncatedFile, "--data-dir", server.dataDir]);
+    const cli = await runParley(["restore", truncatedFile, "--data-dir", server.dataDir]);
     expect(cli.code).toBe(1);
     expect(cli.stderr).toMatch(/^parley: backup file .*(truncated|authentication)/);
     expect(await fingerprint(server.dataDir)).toEqual(untouched);
+
+    // A damaged deletion ledger: the restore could not be followed by its replay, so it does not start.
+    const ledger = path.join(server.dataDir, DELETION_LEDGER_FILE);
+    await writeFile(ledger, '{"n":1,"not":"a ledger line"}\n');
+    const withLedger = await fingerprint(server.dataDir);
+    await expect(restoreBackup({ file: good, dataDir: server.dataDir, masterKeys: [masterKey], replayLedger: noLedger })).rejects.toThrow(
+      /deletion ledger .* changed nothing/,
+    );
+    expect(await fingerprint(server.dataDir)).toEqual(withLedger);
+    await rm(ledger);
 
     // And the intact file still restores.
     expect((await verifyBackup(good, [masterKey])).databases.map((d) => d.name)).toContain("parley.db");
@@ -279,11 +280,16 @@ describe("backup and restore", () => {
     }
   });
 
-  it("writes neither the key files nor anything but the listed databases into a backup", async () => {
+  it("writes neither the key files, nor the keyring of data keys, nor anything unlisted into a backup", async () => {
     const server = await startTestServer();
     cleanups.push(() => server.cleanup());
     const keysDir = path.join(server.dataDir, "keys");
-    const [masterKey] = (await loadMasterKeys({ keysDir }, { create: true })) as [Uint8Array];
+    // A conversation with data, so the keyring holds a wrapped data key.
+    const token = await server.token({ user: "cy", org: "o", conversations: { secret: "writer" } });
+    const writer = await Writer.join(server.url, token, "secret");
+    await writer.append("s", 3);
+    writer.close();
+    const [masterKey] = (await backupMasterKeys(server.server.config)) as [Uint8Array];
     const out = path.join(await tempDir("parley-keys-"), "b.parley-backup");
     const manifest = await createBackup({ dataDir: server.dataDir, masterKey, out });
     expect(manifest.databases.map((d) => d.name).sort()).toEqual(["directory.db", "events.db", "parley.db", "webhooks.db"]);
@@ -294,8 +300,14 @@ describe("backup and restore", () => {
       const key = await readFile(path.join(keysDir, name));
       expect(payload.includes(key), name).toBe(false);
     }
+    const keyring = new Database(path.join(server.dataDir, "keyring.db"), { readonly: true });
+    const wrapped = keyring.prepare("SELECT wrapped FROM data_keys").all() as { wrapped: Buffer }[];
+    keyring.close();
+    expect(wrapped.length).toBeGreaterThan(0);
+    for (const row of wrapped) expect(payload.includes(row.wrapped)).toBe(false);
     // Without the master key file, verify says what is missing instead of guessing a key.
-    await expect(loadMasterKeys({ keysDir: await tempDir("parley-nokey-") }, { create: false })).rejects.toThrow(/no master key/);
+    const noKeys = { keysDir: await tempDir("parley-nokey-"), masterKey: { value: null, file: null } };
+    await expect(backupMasterKeys(noKeys)).rejects.toThrow(/no master key/);
   });
 });
 

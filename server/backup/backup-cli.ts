@@ -1,15 +1,19 @@
-// The backup commands of `parley`: `backup <file>`, `backup verify <file>`, `restore <file>`.
-// They work on the embedded store only; with DATABASE_URL the data is in Postgres, whose own
-// tools (pg_dump, point-in-time recovery) are the route (README, "Backup and restore").
+// The backup commands of `parley`: `backup <file>`, `backup verify <file>`, `restore <file>`,
+// `ledger replay`. Backup and restore work on the embedded store only; with DATABASE_URL the data
+// is in Postgres, whose own tools (pg_dump, point-in-time recovery) are the route, followed by
+// `ledger replay` (README, "Backup and restore").
 
 import { parseArgs } from "node:util";
 import { type Config, ConfigError, loadConfig } from "../config.ts";
+import { createLogger } from "../logger.ts";
 import { BackupError } from "./backup-file.ts";
-import { loadMasterKeys, replayLedgerAfterRestore } from "./backup-hooks.ts";
+import { backupMasterKeys } from "./backup-keys.ts";
 import type { BackupManifest } from "./backup-manifest.ts";
 import { createBackup } from "./create-backup.ts";
 import { NOT_BACKED_UP } from "./embedded-databases.ts";
+import { describeReplay, replayLedgerOffline } from "./ledger-replay.ts";
 import { restoreBackup, verifyBackup } from "./restore-backup.ts";
+import { runningServer } from "./server-lock.ts";
 
 export const BACKUP_USAGE = `  parley backup FILE [--data-dir DIR]
                                     write an encrypted online backup of the embedded databases
@@ -18,17 +22,25 @@ export const BACKUP_USAGE = `  parley backup FILE [--data-dir DIR]
                                     check a backup (checksum, every chunk, manifest, databases)
   parley restore FILE [--data-dir DIR]
                                     restore a backup into a stopped server's data directory; the
-                                    current databases are moved aside, never deleted`;
+                                    current databases are moved aside, never deleted; then
+                                    replays the deletion ledger
+  parley ledger replay [--data-dir DIR]
+                                    destroy again what the deletion ledger records (after a
+                                    restore of Postgres from pg_dump or PITR); server stopped`;
+
+function parse(args: string[], files: number): { files: string[]; config: Config } {
+  const { values, positionals } = parseArgs({ args, options: { "data-dir": { type: "string" } }, allowPositionals: true, strict: true });
+  if (positionals.length !== files) throw new ConfigError(`expected ${files === 1 ? "one backup file" : "no argument"}\nusage:\n${BACKUP_USAGE}`);
+  const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
+  return { files: positionals, config: loadConfig(env) };
+}
 
 function configFor(args: string[]): { file: string; config: Config } {
-  const { values, positionals } = parseArgs({ args, options: { "data-dir": { type: "string" } }, allowPositionals: true, strict: true });
-  if (positionals.length !== 1) throw new ConfigError(`expected one backup file\nusage:\n${BACKUP_USAGE}`);
-  const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
-  const config = loadConfig(env);
+  const { files, config } = parse(args, 1);
   if (config.store.databaseUrl) {
     throw new ConfigError("DATABASE_URL is set: the data is in Postgres; back it up with pg_dump or point-in-time recovery (README, Backup and restore)");
   }
-  return { file: positionals[0] as string, config };
+  return { file: files[0] as string, config };
 }
 
 function describe(manifest: BackupManifest): string {
@@ -52,7 +64,7 @@ export function backupCommand(args: string[]): Promise<void> {
   return reported(async () => {
     const verifying = args[0] === "verify";
     const { file, config } = configFor(verifying ? args.slice(1) : args);
-    const masterKeys = await loadMasterKeys(config, { create: !verifying });
+    const masterKeys = await backupMasterKeys(config);
     if (verifying) {
       process.stdout.write(`OK: ${file} is intact\n${describe(await verifyBackup(file, masterKeys))}`);
       return;
@@ -67,9 +79,21 @@ export function backupCommand(args: string[]): Promise<void> {
 export function restoreCommand(args: string[]): Promise<void> {
   return reported(async () => {
     const { file, config } = configFor(args);
-    const masterKeys = await loadMasterKeys(config, { create: false });
-    const result = await restoreBackup({ file, dataDir: config.dataDir, masterKeys, replayLedger: replayLedgerAfterRestore });
+    const masterKeys = await backupMasterKeys(config);
+    const replayLedger = async () => describeReplay(await replayLedgerOffline(config, createLogger("silent")));
+    const result = await restoreBackup({ file, dataDir: config.dataDir, masterKeys, replayLedger });
     const aside = result.movedAsideTo ? `the previous databases are in ${result.movedAsideTo}` : "the data directory held no databases";
     process.stdout.write(`restored ${file} into ${config.dataDir}; ${aside}\n${describe(result.manifest)}${result.ledger}\n`);
+  });
+}
+
+/** `parley ledger replay`: the step after any restore of the data (the server also replays at start). */
+export function ledgerCommand(args: string[]): Promise<void> {
+  return reported(async () => {
+    if (args[0] !== "replay") throw new ConfigError(`usage:\n${BACKUP_USAGE}`);
+    const { config } = parse(args.slice(1), 0);
+    const server = await runningServer(config.dataDir);
+    if (server) throw new BackupError(`a Parley server (pid ${server.pid}) is running on ${config.dataDir}: it replayed the ledger when it started`);
+    process.stdout.write(`${describeReplay(await replayLedgerOffline(config, createLogger("silent")))}\n`);
   });
 }

@@ -33,7 +33,7 @@ export function embeddedDatabase(name: string): EmbeddedDatabase {
 
 /** What a backup never holds; printed by `parley backup` and written into every manifest. */
 export const NOT_BACKED_UP =
-  "the keyring of data keys and the key files (master key, signing, audit and secrets keys): keep them apart from data backups";
+  "the keyring of data keys (keyring.db) and the key files (master key, signing, audit and secrets keys): keep them apart from data backups";
 
 /** SQLite's companion files of a database, which travel with it when it is moved aside. */
 export function companionFiles(name: string): string[] {

@@ -10,6 +10,7 @@ import { createWriteStream, type WriteStream } from "node:fs";
 import { mkdir, mkdtemp, open, readdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { finished } from "node:stream/promises";
+import { DELETION_LEDGER_FILE, readLedgerFile } from "../lifecycle/deletion-ledger.ts";
 import { BackupError, readBackupFile } from "./backup-file.ts";
 import { type BackupManifest, checkManifestLength, decodeManifest } from "./backup-manifest.ts";
 import { companionFiles, EMBEDDED_DATABASES } from "./embedded-databases.ts";
@@ -126,7 +127,11 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     if (server) throw new BackupError(`a Parley server (pid ${server.pid}, started ${server.startedAt}) is running on ${dataDir}: stop it before restoring`);
   };
   await refuseIfRunning();
-  // Nothing in the data directory is touched until the whole file has proved intact.
+  // Nothing in the data directory is touched until the whole file has proved intact, and until the
+  // ledger that must follow the restore has proved readable (a damaged one could not be replayed).
+  await readLedgerFile(path.join(dataDir, DELETION_LEDGER_FILE)).catch((error: Error) => {
+    throw new BackupError(`${error.message}: the restore needs an intact deletion ledger and has changed nothing`);
+  });
   await verifyBackup(options.file, options.masterKeys);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const staging = await mkdtemp(path.join(dataDir, ".restore-"));

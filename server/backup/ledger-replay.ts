@@ -1,0 +1,49 @@
+// `parley ledger replay`, and the last step of `parley restore`: replays the deletion ledger over
+// restored databases while no server runs, through the same ConversationLifecycle the server
+// replays with at every start. Embedded or Postgres alike: after a pg_dump or PITR restore this is
+// the step that destroys again what the restored data brought back.
+
+import type { Config } from "../config.ts";
+import { openDirectory } from "../directory/open-directory.ts";
+import { AccessEvents } from "../identity/access-events.ts";
+import { ConversationLifecycle, type ReplayOutcome } from "../lifecycle/conversation-lifecycle.ts";
+import { DeletionLedger } from "../lifecycle/deletion-ledger.ts";
+import { lifecycleAudit } from "../lifecycle/lifecycle-audit.ts";
+import type { Logger } from "../logger.ts";
+import { openOfflineStore } from "./offline-store.ts";
+
+/** What a replay did, in a line for the operator. */
+export function describeReplay(outcome: ReplayOutcome): string {
+  const { conversations, persons } = outcome;
+  if (conversations.length + persons.length === 0) return "deletion ledger replayed: nothing destroyed had come back";
+  return `deletion ledger replayed: destroyed again ${conversations.length} conversation(s) [${conversations.join(", ")}] and erased again ${persons.length} person(s) [${persons.join(", ")}]`;
+}
+
+/** Replays the data directory's deletion ledger over the configured store and directory. */
+export async function replayLedgerOffline(config: Config, logger: Logger): Promise<ReplayOutcome> {
+  // Opened first: a damaged ledger stops the replay before any database is opened.
+  const ledger = await DeletionLedger.open(config.dataDir);
+  const store = await openOfflineStore(config);
+  try {
+    // Kept whole: the Postgres handle's close() needs its `this`.
+    const handle = await openDirectory({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
+    try {
+      const lifecycle = new ConversationLifecycle({
+        directory: handle.directory,
+        store,
+        ledger,
+        // No server runs: there are no sockets to close and no cache to drop.
+        accessEvents: new AccessEvents(),
+        evict: () => {},
+        audit: lifecycleAudit(null, logger),
+        logger,
+        now: Date.now,
+      });
+      return await lifecycle.replayDeletionLedger();
+    } finally {
+      await handle.close();
+    }
+  } finally {
+    await store.close();
+  }
+}
