@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import * as Y from "yjs";
-import { loadMasterKeys, type MasterKeyring, readKeyring } from "../server/auth/master-key.ts";
+import { loadMasterKeys, type MasterKeyring, readKeyring, readRetiredKeys } from "../server/auth/master-key.ts";
 import { openSqliteStore, type SqliteStore } from "../server/store/sqlite/sqlite-store.ts";
 import { alice, appendsOf, CONTRACT_AUDIT_KEY, loadText, textUpdates } from "./store-contract.ts";
 
@@ -96,6 +96,8 @@ it("re-wraps every data key under a new master key while a store runs, then reti
   expect(result.stdout).toContain(`master key ${oldId} -> ${newId}`);
   expect(result.stdout).toContain(`retired ${oldId}`);
   expect(await readdir(keysDir)).not.toContain(`master-${oldId}.key`);
+  // Retired out of the keyring, kept aside for the backups made with it.
+  expect(readRetiredKeys(keysDir).map((k) => k.id)).toEqual([oldId]);
   expect(new Set(wrappingIds())).toEqual(new Set([newId]));
 
   // The running store follows: a new conversation's key is wrapped by the new master key.

@@ -11,7 +11,8 @@ import { postgresKeyringTable, rotateMasterKey, sqliteKeyringTable } from "../st
 
 export const KEYS_USAGE = `  parley keys rotate-master [--data-dir DIR]
                                     new master key in <keysDir>/master.key; re-wraps every data
-                                    key (no data rewritten); retires the old key once unused`;
+                                    key (no data rewritten); once unused, the old key moves to
+                                    <keysDir>/retired-master-keys/ (kept for old backups)`;
 
 export async function keysCommand(args: string[]): Promise<void> {
   const [action, ...rest] = args;

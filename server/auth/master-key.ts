@@ -2,8 +2,8 @@
 // envelope.ts) and nothing else. From PARLEY_MASTER_KEY (base64 of 32 bytes), PARLEY_MASTER_KEY_FILE,
 // or <keysDir>/master.key, generated with mode 0600 on the first start. Every master key has a
 // short id stored beside each data key it wraps, so a store can tell which key it needs, and
-// rotation (`parley keys rotate-master`) keeps a retired key as <keysDir>/master-<id>.key until
-// no data key is wrapped by it any more.
+// rotation (`parley keys rotate-master`) keeps the old key as <keysDir>/master-<id>.key until no
+// data key is wrapped by it any more, then moves it to <keysDir>/retired-master-keys/ (backups).
 
 import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
@@ -57,8 +57,29 @@ export function parseMasterKey(content: Uint8Array, where: string): MasterKey {
 export const MASTER_KEY_FILE = "master.key";
 const RETIRED_FILE = /^master-([0-9a-f]{16})\.key$/;
 
+/** An old master key kept in the store's keyring while data keys are still wrapped by it (rotation). */
 export function retiredKeyFile(keysDir: string, id: string): string {
   return path.join(keysDir, `master-${id}.key`);
+}
+
+/**
+ * Where rotation moves an old master key once no data key uses it: out of the store's keyring,
+ * but kept for the backups made with it (their files are encrypted under it). Delete a key from
+ * here once no backup made with it is kept.
+ */
+export const RETIRED_DIR = "retired-master-keys";
+
+/** Master keys retired by rotation (see RETIRED_DIR), for opening old backups. */
+export function readRetiredKeys(keysDir: string): MasterKey[] {
+  const dir = path.join(keysDir, RETIRED_DIR);
+  let names: string[];
+  try {
+    names = readdirSync(dir).sort();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw error;
+  }
+  return names.filter((n) => RETIRED_FILE.test(n)).map((n) => parseMasterKey(readFileSync(path.join(dir, n)), path.join(dir, n)));
 }
 
 /** Where the master key comes from (the PARLEY_MASTER_KEY* settings; see config.ts). */

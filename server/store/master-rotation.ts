@@ -1,16 +1,17 @@
 // Master key rotation: a new <keysDir>/master.key, every data key re-wrapped under it (the data
 // itself is never rewritten), and the old key kept as master-<id>.key until no data key is
-// wrapped by it any more, then retired. A running server keeps working throughout: its keyring
-// accepts every id it finds in the key files, and it notices the new master.key within about a
-// second (see envelope.ts DataKeyring), after which it wraps new data keys with the new one.
+// wrapped by it any more, then retired: moved to <keysDir>/retired-master-keys/, out of the
+// store's keyring but kept for the backups encrypted under it. A running server keeps working
+// throughout: its keyring accepts every id it finds in the key files, and it notices the new
+// master.key within about a second (see envelope.ts DataKeyring), then wraps new data keys with it.
 
 import { randomBytes } from "node:crypto";
-import { rename, unlink } from "node:fs/promises";
+import { mkdir, rename } from "node:fs/promises";
 import path from "node:path";
 import Database from "better-sqlite3";
 import pg from "pg";
 import { readOrCreate, writePrivateTemp } from "../auth/keys.ts";
-import { MASTER_KEY_BYTES, MASTER_KEY_FILE, type MasterKey, masterKey, readKeyring, retiredKeyFile } from "../auth/master-key.ts";
+import { MASTER_KEY_BYTES, MASTER_KEY_FILE, type MasterKey, masterKey, RETIRED_DIR, readKeyring, retiredKeyFile } from "../auth/master-key.ts";
 import { unwrapDataKey, wrapDataKey } from "./envelope.ts";
 import { DATA_KEY, type DataKeyRow } from "./keyring.ts";
 import { numberedPlaceholders } from "./sql-dialect.ts";
@@ -57,7 +58,7 @@ export interface RotationResult {
   previousId: string;
   newId: string;
   rewrapped: number;
-  /** Ids of the old master keys whose files were deleted (no data key uses them any more). */
+  /** Ids of the old master keys moved out of the keyring to RETIRED_DIR (no data key uses them any more). */
   retired: string[];
 }
 
@@ -89,9 +90,13 @@ export async function rotateMasterKey(keysDir: string, table: KeyringTable, opti
   const retired: string[] = [];
   for (const key of ring.keys) {
     if (inUse.has(key.id)) continue;
-    await unlink(retiredKeyFile(keysDir, key.id)).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== "ENOENT") throw error;
-    });
+    // Out of the store's keyring; kept aside for the backups made with it (their files are encrypted under it).
+    await mkdir(path.join(keysDir, RETIRED_DIR), { recursive: true, mode: 0o700 });
+    await rename(retiredKeyFile(keysDir, key.id), path.join(keysDir, RETIRED_DIR, path.basename(retiredKeyFile(keysDir, key.id)))).catch(
+      (error: NodeJS.ErrnoException) => {
+        if (error.code !== "ENOENT") throw error;
+      },
+    );
     retired.push(key.id);
   }
   return { previousId: previous.id, newId: next.id, rewrapped, retired };
