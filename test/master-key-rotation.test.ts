@@ -4,15 +4,21 @@
 // new key alone. The old key alone is then refused, naming the key that is needed.
 
 import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import Database from "better-sqlite3";
+import pg from "pg";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import * as Y from "yjs";
 import { loadMasterKeys, type MasterKeyring, readKeyring, readRetiredKeys } from "../server/auth/master-key.ts";
+import { postgresKeyringTable, rotateMasterKey } from "../server/store/master-rotation.ts";
+import { openPostgresStore } from "../server/store/postgres/postgres-store.ts";
 import { openSqliteStore, type SqliteStore } from "../server/store/sqlite/sqlite-store.ts";
+import type { Store } from "../server/store/store.ts";
+import { requirePostgres } from "./helpers/services.ts";
 import { alice, appendsOf, CONTRACT_AUDIT_KEY, loadText, textUpdates } from "./store-contract.ts";
 
 const BIN = path.join(import.meta.dirname, "../bin/parley.js");
@@ -37,7 +43,7 @@ async function open(masterKeys: MasterKeyring): Promise<SqliteStore> {
   return store;
 }
 
-async function write(store: SqliteStore, conversation: string): Promise<string> {
+async function write(store: Store, conversation: string): Promise<string> {
   const doc = new Y.Doc();
   await store.appendBatch(appendsOf(conversation, alice, textUpdates(doc, 3, conversation)));
   await store.compact(conversation);
@@ -123,4 +129,35 @@ it("refuses to rotate a key given through PARLEY_MASTER_KEY, changing nothing", 
   const failed = await promisify(execFile)(process.execPath, [BIN, "keys", "rotate-master"], { env }).catch((e) => e as { code: number; stderr: string });
   expect(failed).toMatchObject({ code: 2, stderr: expect.stringContaining("PARLEY_MASTER_KEY") });
   expect((await readFile(path.join(keysDir, "master.key"))).equals(before)).toBe(true);
+});
+
+const databaseUrl = await requirePostgres();
+
+it.skipIf(!databaseUrl)("re-wraps the Postgres data_keys table; data reads with the new key alone", async () => {
+  const url = databaseUrl as string;
+  const schema = `parley_test_${randomBytes(6).toString("hex")}`;
+  const open = (masterKeys: MasterKeyring) =>
+    openPostgresStore({ connectionString: url, auditKey: CONTRACT_AUDIT_KEY, masterKeys, schema, poolSize: 2 });
+  const oldRing = readKeyring(keysDir);
+  const store = await open(readKeyring(keysDir));
+  const table = await postgresKeyringTable(url, schema);
+  try {
+    const texts = new Map<string, string>();
+    for (const c of ["pg-1", "pg-2"]) texts.set(c, await write(store, c));
+    const result = await rotateMasterKey(keysDir, table, { settleMs: 10 });
+    expect(result).toMatchObject({ previousId: oldRing.keys[0].id, rewrapped: 2, retired: [oldRing.keys[0].id] });
+    expect(await table.masterIds()).toEqual([result.newId]);
+    await store.close();
+    const reopened = await open({ keys: readKeyring(keysDir).keys });
+    for (const [conversation, text] of texts) expect(await loadText(reopened, conversation)).toBe(text);
+    await reopened.close();
+    await expect(open({ keys: oldRing.keys })).rejects.toMatchObject({ message: expect.stringContaining(`master key ${result.newId}`) });
+  } finally {
+    await store.close();
+    await table.close();
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await admin.end();
+  }
 });
