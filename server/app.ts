@@ -134,6 +134,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     accessEvents: identity.events,
     services: identity.services,
     evict: (conversation) => cache.evict(conversation),
+    forgetPartnerEvents: (conversation) => events.store.forgetConversation(conversation),
     recordOrgEvent: (org, event) => audit.recorder.recordOrgEvent(org, event),
     logger,
     now: options.now ?? Date.now,

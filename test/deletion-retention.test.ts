@@ -108,12 +108,20 @@ describe("deleting a side of a shared conversation", () => {
   it("destroys the conversation once both have deleted: no rows in the store, no record in the directory, a ledger line, audit entries", async () => {
     const { test, api, helpdesk, supplier, shared, goneEverywhere } = await setup();
     const id = await shared();
+    const partnerEventsOf = async (org: string) => {
+      const read = await test.server.events.store.read(org, 0, 1000);
+      return read.status === "ok" ? read.events.filter((e) => e.json.includes(id)) : [];
+    };
+    expect((await partnerEventsOf(supplier.organisation.id)).length).toBeGreaterThan(0);
     const helpdeskSocket = await joined(test.url, helpdesk.accessToken, id);
     expect((await api("DELETE", `/v1/conversations/${id}`, { token: helpdesk.accessToken })).body).toMatchObject({ destroyed: false });
     await helpdeskSocket.waitForControl("left", (m) => m.conversation === id);
     const last = await api("DELETE", `/v1/conversations/${id}`, { token: supplier.accessToken });
     expect(last.body).toEqual({ destroyed: true, remainingParties: [], legalHolds: [] });
     expect(await goneEverywhere(id)).toBe(true);
+    // Its partner events left every organisation's stream.
+    expect(await partnerEventsOf(supplier.organisation.id)).toEqual([]);
+    expect(await partnerEventsOf(helpdesk.organisation.id)).toEqual([]);
     const ledger = await readFile(path.join(test.dataDir, DELETION_LEDGER_FILE), "utf8");
     expect(ledger).toContain(id);
     for (const org of [helpdesk.organisation.id, supplier.organisation.id]) {

@@ -67,6 +67,8 @@ export interface EventStore {
   head(org: string): Promise<number>;
   /** Removes events recorded before `cutoff` (ms); returns how many stream entries went. */
   prune(cutoff: number): Promise<number>;
+  /** Removes every event of a destroyed conversation from every stream; returns how many events went. */
+  forgetConversation(conversation: string): Promise<number>;
   /** Notes that a conversation has commits up to `seq` whose events are not derived yet. */
   markDirty(entries: readonly [conversation: string, seq: number][]): Promise<void>;
   /** Events of the conversation are derived up to `seq`: its dirty mark is cleared if not newer. */
@@ -84,6 +86,7 @@ export function eventStoreOver(api: Omit<EventStore, "close">, close: () => Prom
     read: (org, after, limit, types) => api.read(org, after, limit, types),
     head: (org) => api.head(org),
     prune: (cutoff) => api.prune(cutoff),
+    forgetConversation: (conversation) => api.forgetConversation(conversation),
     markDirty: (entries) => api.markDirty(entries),
     markDerived: (conversation, seq) => api.markDerived(conversation, seq),
     listDirty: () => api.listDirty(),

@@ -21,7 +21,7 @@ import { greatest } from "./partner-sql.ts";
 type Row = Record<string, unknown>;
 
 /** Every operation of the store (what a worker serves). */
-export const EVENT_STORE_OPERATIONS = ["append", "read", "head", "prune", "markDirty", "markDerived", "listDirty", "derivationState"] as const;
+export const EVENT_STORE_OPERATIONS = ["append", "read", "head", "prune", "forgetConversation", "markDirty", "markDerived", "listDirty", "derivationState"] as const;
 
 /**
  * A transaction for bookkeeping that may skip the flush to disk (see markDirty): the backend
@@ -54,6 +54,13 @@ export class SqlEventStore implements Omit<EventStore, "close"> {
       pruneEntries: "DELETE FROM stream_entries WHERE org_id = ? AND cursor <= ?",
       prunedThrough: `UPDATE streams SET pruned_through = ${greatest(d)}(pruned_through, ?) WHERE org_id = ?`,
       pruneEvents: "DELETE FROM events WHERE recorded_at < ? AND NOT EXISTS (SELECT 1 FROM stream_entries s WHERE s.event_seq = events.seq)",
+      // A destroyed conversation (server/lifecycle/): its events leave every stream, whatever their age.
+      forget: [
+        "DELETE FROM stream_entries WHERE event_seq IN (SELECT seq FROM events WHERE conversation_id = ?)",
+        "DELETE FROM once_subjects WHERE conversation_id = ?",
+        "DELETE FROM derivation WHERE conversation_id = ?",
+      ],
+      forgetEvents: "DELETE FROM events WHERE conversation_id = ?",
       markDirty: `INSERT INTO derivation (conversation_id, dirty_seq) VALUES (?, ?) ON CONFLICT (conversation_id)
         DO UPDATE SET dirty_seq = ${greatest(d)}(COALESCE(derivation.dirty_seq, 0), excluded.dirty_seq)`,
       markDerived: `INSERT INTO derivation (conversation_id, derived_seq) VALUES (?, ?) ON CONFLICT (conversation_id) DO UPDATE SET
@@ -146,6 +153,13 @@ export class SqlEventStore implements Omit<EventStore, "close"> {
       }
       await tx.run(this.sql.pruneEvents, [cutoff]);
       return removed;
+    });
+  }
+
+  forgetConversation(conversation: string): Promise<number> {
+    return this.db.transaction(async (tx) => {
+      for (const statement of this.sql.forget) await tx.run(statement, [conversation]);
+      return tx.run(this.sql.forgetEvents, [conversation]);
     });
   }
 

@@ -36,6 +36,8 @@ export interface LifecycleDeps {
   accessEvents: AccessEvents;
   /** Drops a destroyed conversation's cached state. */
   evict(conversationId: string): void;
+  /** Removes a destroyed conversation's partner events from every organisation's stream (absent: no partner events here). */
+  forgetPartnerEvents?(conversationId: string): Promise<unknown>;
   audit: LifecycleAudit;
   logger: Logger;
   now: () => number;
@@ -136,6 +138,7 @@ export class ConversationLifecycle {
     const { store, directory } = this.deps;
     const hadData = await store.destroyConversation(conversationId);
     const hadRecord = await directory.removeConversationRecord(conversationId);
+    await this.deps.forgetPartnerEvents?.(conversationId);
     this.deps.evict(conversationId);
     this.deps.accessEvents.emit({ kind: "conversation-access-changed", conversationId });
     return hadData || hadRecord;

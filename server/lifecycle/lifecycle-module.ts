@@ -35,6 +35,7 @@ export interface LifecycleModuleDeps {
   accessEvents: AccessEvents;
   services: HttpServices;
   evict(conversationId: string): void;
+  forgetPartnerEvents(conversationId: string): Promise<unknown>;
   /** The org audit recorder's entry point, when there is one. */
   recordOrgEvent: ((org: string, event: LifecycleAuditEvent) => Promise<unknown>) | null;
   logger: Logger;
@@ -51,6 +52,7 @@ export async function openLifecycle(config: Config, deps: LifecycleModuleDeps): 
     ledger,
     accessEvents: deps.accessEvents,
     evict: deps.evict,
+    forgetPartnerEvents: deps.forgetPartnerEvents,
     audit,
     logger: deps.logger,
     now: deps.now,
