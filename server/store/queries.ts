@@ -45,10 +45,8 @@ export const ENTRY_COLUMNS = [
 
 export const ENTRY = {
   insert: `INSERT INTO entries (${ENTRY_COLUMNS.join(", ")}) VALUES (${ENTRY_COLUMNS.map(() => "?").join(", ")})`,
-  /** Update payloads after a seq, for catching up. */
+  /** Update payloads (ciphertext) after a seq with their seqs (the associated data needs them): catching up, rebuilding. */
   selectUpdatesAfter: "SELECT seq, payload FROM entries WHERE conversation_id = ? AND seq > ? AND kind = 'update' ORDER BY seq",
-  /** The same payloads alone, for rebuilding a document. */
-  selectPayloadsAfter: "SELECT payload FROM entries WHERE conversation_id = ? AND seq > ? AND kind = 'update' ORDER BY seq",
   /** Entries with their payloads (a snapshot entry's payload is its state), a page at a time. */
   selectPage: `SELECT e.conversation_id AS "conversation", e.seq AS "seq", e.at AS "at", e.user_id AS "user",
       e.org_id AS "org", e.session_id AS "session", e.kind AS "kind", e.size AS "size",

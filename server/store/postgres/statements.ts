@@ -36,7 +36,6 @@ export interface LockedHeadRow {
 export const PG = {
   selectHead: prepared("parley_select_head", numberedPlaceholders(HEAD.select)),
   selectUpdatesAfter: prepared("parley_select_updates_after", numberedPlaceholders(ENTRY.selectUpdatesAfter)),
-  selectPayloadsAfter: prepared("parley_select_payloads_after", numberedPlaceholders(ENTRY.selectPayloadsAfter)),
   selectEntries: prepared("parley_select_entries", numberedPlaceholders(ENTRY.selectPage)),
   selectLatestSnapshot: prepared("parley_select_latest_snapshot", numberedPlaceholders(SNAPSHOT.selectLatest)),
   insertSnapshot: prepared("parley_insert_snapshot", numberedPlaceholders(SNAPSHOT.insert)),
