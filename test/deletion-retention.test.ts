@@ -240,9 +240,21 @@ describe("deletion ledger replay", () => {
 
 describe("deleting a person", () => {
   it("erases their personal data from the directory file, ends their sessions, and every chain still verifies", async () => {
-    const { test, api, helpdesk, supplier, shared, signUp } = await setup();
+    const { test, api, helpdesk, supplier, shared, signUp, member } = await setup();
     const id = await shared();
     const victim = await signUp("vera.unique@private.example", "Vera Unique Org");
+    // A plain member of the same organisation may not delete a colleague.
+    const colleague = await member(victim, "carl.colleague@private.example");
+    const byMember = await api("DELETE", `/v1/users/${victim.user.id}`, { token: colleague });
+    expect([byMember.status, byMember.body.error?.code]).toEqual([403, ErrorCode.InsufficientRole]);
+    // The last owner of an organisation with other members is refused (ownership passes on first)…
+    const lastOwner = await api("DELETE", `/v1/users/${victim.user.id}`, { token: victim.accessToken });
+    expect([lastOwner.status, lastOwner.body.error?.message]).toEqual([400, expect.stringContaining("last owner")]);
+    // …and an admin may delete a member of their organisation.
+    const members = (await api("GET", `/v1/organisations/${victim.organisation.id}/members`, { token: victim.accessToken })).body.items as { userId: string; email: string }[];
+    const carl = members.find((m) => m.email === "carl.colleague@private.example")?.userId ?? "";
+    expect((await api("DELETE", `/v1/users/${carl}`, { token: victim.accessToken })).status).toBe(204);
+    expect((await api("GET", "/v1/me", { token: colleague })).status).toBe(401);
     await api("POST", `/v1/conversations/${id}/participants`, { token: helpdesk.accessToken, body: { organisation: victim.organisation.id } });
     expect((await api("POST", `/v1/conversations/${id}/messages`, { token: victim.accessToken, body: { text: "from vera" } })).status).toBe(201);
     const socket = await RawClient.authenticated(test.url, victim.accessToken);
