@@ -14,6 +14,7 @@ import { ParleyError } from "../errors.ts";
 import { actorId, type Principal, type UserPrincipal } from "../http/principal.ts";
 import { route } from "../http/route.ts";
 import type { HttpServices } from "../http/services.ts";
+import { accessorOf } from "../identity/access-control.ts";
 import type { ConversationLifecycle } from "./conversation-lifecycle.ts";
 import type { LifecycleAudit } from "./lifecycle-audit.ts";
 
@@ -46,7 +47,12 @@ export function lifecycleRoutes({ services, lifecycle, audit }: LifecycleRouteDe
   const requirePartyAdmin = async (principal: Principal, conversationId: string): Promise<{ party: ConversationParty; actor: string }> => {
     const parties = await directory.listConversationParties(conversationId);
     const party = parties.find((p) => p.orgId === principal.orgId);
-    if (!party) throw new ParleyError(ErrorCode.NotFound, "no such conversation");
+    if (!party) {
+      // Invited guests see the conversation but are no party to it: they get told, not a 404.
+      const role = await services.access.roleFor(accessorOf(principal), conversationId);
+      if (role) throw new ParleyError(ErrorCode.InsufficientRole, "only a participating organisation's admins may do this");
+      throw new ParleyError(ErrorCode.NotFound, "no such conversation");
+    }
     if (!isAdmin(principal)) throw new ParleyError(ErrorCode.InsufficientRole, "this needs the admin or owner role of a participating organisation");
     return { party, actor: userActor(principal) };
   };
