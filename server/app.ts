@@ -140,19 +140,6 @@ export async function startServer(config: Config, logger: Logger, options: Start
     now: options.now ?? Date.now,
   });
   await lifecycle.replayDeletionLedger();
-  // Deletion and retention. The ledger is replayed now, before the server accepts connections, so
-  // nothing a restored backup brought back is ever served.
-  const lifecycle = await openLifecycle(config, {
-    directory: identity.services.directory,
-    store,
-    accessEvents: identity.events,
-    services: identity.services,
-    evict: (conversation) => cache.evict(conversation),
-    recordOrgEvent: (org, event) => audit.recorder.recordOrgEvent(org, event),
-    logger,
-    now: options.now ?? Date.now,
-  });
-  await lifecycle.replayDeletionLedger();
   const principals = {
     keys,
     tokens: config.tokens,
