@@ -56,11 +56,20 @@ async function twoSharedConversations(server: TestServer) {
     expect((await api("DELETE", `/v1/conversations/${gone}`, { token: helpdesk.accessToken })).body).toMatchObject({ destroyed: false });
     expect((await api("DELETE", `/v1/conversations/${gone}`, { token: supplier.accessToken })).body).toMatchObject({ destroyed: true });
   };
-  /** What the running server has of a conversation: log entries and a directory record. */
-  const present = async (id: string) => ({
-    entries: (await server.server.store.readEntries(id, 0, 10)).length > 0,
-    record: (await server.server.identity.services.directory.getConversation(id)) !== null,
-  });
+  /** What the running server has of a conversation: log entries, a directory record, partner events. */
+  const present = async (id: string) => {
+    const events = await server.server.events.store.read(supplier.organisation.id, 0, 1000);
+    return {
+      entries: (await server.server.store.readEntries(id, 0, 10)).length > 0,
+      record: (await server.server.identity.services.directory.getConversation(id)) !== null,
+      partnerEvents: events.status === "ok" && events.events.some((e) => e.json.includes(id)),
+    };
+  };
+  // Partner events are derived from commits in the background: the backup must hold them too.
+  for (let tries = 0; !((await present(gone)).partnerEvents && (await present(kept)).partnerEvents); tries++) {
+    if (tries > 200) throw new Error("partner events were never derived");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
   return { gone, kept, destroyGone, present };
 }
 
@@ -76,7 +85,7 @@ describe("deletion ledger replay after a restore", () => {
     await createBackup({ dataDir: server.dataDir, masterKey, out: file });
 
     await destroyGone();
-    expect(await present(gone)).toEqual({ entries: false, record: false });
+    expect(await present(gone)).toEqual({ entries: false, record: false, partnerEvents: false });
     await server.stop();
 
     const restore = await runParley(["restore", file, "--data-dir", server.dataDir]);
@@ -86,8 +95,8 @@ describe("deletion ledger replay after a restore", () => {
     expect(restore.stdout).toContain(`destroyed again 1 conversation(s) [${gone}]`);
 
     await server.restart();
-    expect(await present(gone)).toEqual({ entries: false, record: false });
-    expect(await present(kept)).toEqual({ entries: true, record: true });
+    expect(await present(gone)).toEqual({ entries: false, record: false, partnerEvents: false });
+    expect(await present(kept)).toEqual({ entries: true, record: true, partnerEvents: true });
   }, 120_000);
 
   it("Postgres: a pg_dump restored with psql, then parley ledger replay, keeps destroyed data destroyed", async () => {
@@ -137,7 +146,7 @@ describe("deletion ledger replay after a restore", () => {
     expect(after.rows[0].n).toBe(0);
 
     await server.restart();
-    expect(await present(gone)).toEqual({ entries: false, record: false });
-    expect(await present(kept)).toEqual({ entries: true, record: true });
+    expect(await present(gone)).toEqual({ entries: false, record: false, partnerEvents: false });
+    expect(await present(kept)).toEqual({ entries: true, record: true, partnerEvents: true });
   }, 120_000);
 });

@@ -3,7 +3,7 @@
 // and the refusals: a running server, a tampered, truncated, foreign or wrongly keyed file.
 
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtemp, open, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
@@ -242,6 +242,16 @@ describe("backup and restore", () => {
     );
     expect(await fingerprint(server.dataDir)).toEqual(withLedger);
     await rm(ledger);
+
+    // No keyring: the restored data could not be decrypted, so the restore does not start.
+    const keyring = path.join(server.dataDir, "keyring.db");
+    await rename(keyring, `${keyring}.elsewhere`);
+    const withoutKeyring = await fingerprint(server.dataDir);
+    await expect(restoreBackup({ file: good, dataDir: server.dataDir, masterKeys: [masterKey], replayLedger: noLedger })).rejects.toThrow(
+      /no keyring.db in .*put back the keyring/,
+    );
+    expect(await fingerprint(server.dataDir)).toEqual(withoutKeyring);
+    await rename(`${keyring}.elsewhere`, keyring);
 
     // And the intact file still restores.
     expect((await verifyBackup(good, [masterKey])).databases.map((d) => d.name)).toContain("parley.db");

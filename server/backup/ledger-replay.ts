@@ -10,6 +10,7 @@ import { ConversationLifecycle, type ReplayOutcome } from "../lifecycle/conversa
 import { DeletionLedger } from "../lifecycle/deletion-ledger.ts";
 import { lifecycleAudit } from "../lifecycle/lifecycle-audit.ts";
 import type { Logger } from "../logger.ts";
+import { openPartnerStorage } from "../webhooks/partner-storage.ts";
 import { openOfflineStore } from "./offline-store.ts";
 
 /** What a replay did, in a line for the operator. */
@@ -19,31 +20,34 @@ export function describeReplay(outcome: ReplayOutcome): string {
   return `deletion ledger replayed: destroyed again ${conversations.length} conversation(s) [${conversations.join(", ")}] and erased again ${persons.length} person(s) [${persons.join(", ")}]`;
 }
 
-/** Replays the data directory's deletion ledger over the configured store and directory. */
+/** Replays the data directory's deletion ledger over the configured store, directory and partner events. */
 export async function replayLedgerOffline(config: Config, logger: Logger): Promise<ReplayOutcome> {
   // Opened first: a damaged ledger stops the replay before any database is opened.
   const ledger = await DeletionLedger.open(config.dataDir);
-  const store = await openOfflineStore(config);
+  const opened: { close(): Promise<void> }[] = [];
   try {
+    const store = await openOfflineStore(config);
+    opened.push(store);
+    const where = { dataDir: config.dataDir, databaseUrl: config.store.databaseUrl };
     // Kept whole: the Postgres handle's close() needs its `this`.
-    const handle = await openDirectory({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
-    try {
-      const lifecycle = new ConversationLifecycle({
-        directory: handle.directory,
-        store,
-        ledger,
-        // No server runs: there are no sockets to close and no cache to drop.
-        accessEvents: new AccessEvents(),
-        evict: () => {},
-        audit: lifecycleAudit(null, logger),
-        logger,
-        now: Date.now,
-      });
-      return await lifecycle.replayDeletionLedger();
-    } finally {
-      await handle.close();
-    }
+    const directory = await openDirectory(where);
+    opened.push(directory);
+    const partner = await openPartnerStorage(where);
+    opened.push(partner);
+    const lifecycle = new ConversationLifecycle({
+      directory: directory.directory,
+      store,
+      ledger,
+      // No server runs: there are no sockets to close and no cache to drop.
+      accessEvents: new AccessEvents(),
+      evict: () => {},
+      forgetPartnerEvents: (conversation) => partner.events.forgetConversation(conversation),
+      audit: lifecycleAudit(null, logger),
+      logger,
+      now: Date.now,
+    });
+    return await lifecycle.replayDeletionLedger();
   } finally {
-    await store.close();
+    for (const handle of opened.reverse()) await handle.close();
   }
 }

@@ -7,10 +7,11 @@
 
 import { createHash } from "node:crypto";
 import { createWriteStream, type WriteStream } from "node:fs";
-import { mkdir, mkdtemp, open, readdir, rename, rm } from "node:fs/promises";
+import { access, mkdir, mkdtemp, open, readdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { finished } from "node:stream/promises";
 import { DELETION_LEDGER_FILE, readLedgerFile } from "../lifecycle/deletion-ledger.ts";
+import { KEYRING_FILE } from "../store/keyring.ts";
 import { BackupError, readBackupFile } from "./backup-file.ts";
 import { type BackupManifest, checkManifestLength, decodeManifest } from "./backup-manifest.ts";
 import { companionFiles, EMBEDDED_DATABASES } from "./embedded-databases.ts";
@@ -132,6 +133,10 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   await readLedgerFile(path.join(dataDir, DELETION_LEDGER_FILE)).catch((error: Error) => {
     throw new BackupError(`${error.message}: the restore needs an intact deletion ledger and has changed nothing`);
   });
+  // Data without its keyring cannot be decrypted, and the ledger replay would start an empty one.
+  if (!(await access(path.join(dataDir, KEYRING_FILE)).then(() => true, () => false))) {
+    throw new BackupError(`no ${KEYRING_FILE} in ${dataDir}: put back the keyring of data keys (kept apart from data backups) before restoring`);
+  }
   await verifyBackup(options.file, options.masterKeys);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const staging = await mkdtemp(path.join(dataDir, ".restore-"));
