@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
 import type { Role } from "../protocol/index.ts";
 import { startServer } from "./app.ts";
+import { AUDIT_USAGE, auditCommand } from "./audit/audit-cli.ts";
 import { openAudit } from "./audit/audit-module.ts";
 import { loadOrCreateKeys } from "./auth/keys.ts";
 import { KEYS_USAGE, keysCommand } from "./auth/master-key-cli.ts";
@@ -26,6 +27,7 @@ const USAGE = `usage:
                                     print its token; the customer sees every grant
   parley support revoke --grant ID [--data-dir DIR]
                                     end a support grant now
+${AUDIT_USAGE}
 ${BACKUP_USAGE}
 ${USER_USAGE}
 ${KEYS_USAGE}`;
@@ -168,6 +170,9 @@ async function main(argv: string[]): Promise<void> {
       return token(rest);
     case "support":
       return support(rest);
+    case "audit":
+      process.exitCode = await auditCommand(rest);
+      return;
     case "backup":
       return backupCommand(rest);
     case "restore":
