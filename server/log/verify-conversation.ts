@@ -31,9 +31,13 @@ export async function walkChain<E extends { seq: number }>(
 ): Promise<ChainVerification> {
   let after = 0;
   for (;;) {
-    const page = await readPage(after, pageSize);
+    const { entries: page, broken } = await readPageOrBreak(readPage, after, pageSize);
     for (const entry of page) {
       if (!verifier.push(entry)) return verifier.result();
+    }
+    if (broken) {
+      verifier.fail(verifier.head.seq + 1, broken);
+      return verifier.result();
     }
     if (page.length < pageSize) break;
     after = page[page.length - 1].seq;
@@ -43,6 +47,37 @@ export async function walkChain<E extends { seq: number }>(
   if (head > reached) verifier.fail(reached + 1, `log ends at seq ${reached} but the chain head is seq ${head}`);
   else if (head < reached) verifier.fail(head + 1, `entries after the chain head seq ${head}`);
   return verifier.result();
+}
+
+/**
+ * A page of entries; when the store refuses it because a record fails authenticated decryption
+ * (a row edited, moved or copied on disk), the entries before that record one by one, and then
+ * why the next one cannot be read: so the break is still named at the first bad entry.
+ */
+async function readPageOrBreak<E extends { seq: number }>(
+  readPage: (afterSeq: number, limit: number) => Promise<E[]>,
+  after: number,
+  limit: number,
+): Promise<{ entries: E[]; broken?: string }> {
+  try {
+    return { entries: await readPage(after, limit) };
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== "undecryptable") throw error;
+  }
+  const entries: E[] = [];
+  for (let last = after; entries.length < limit; ) {
+    let one: E[];
+    try {
+      one = await readPage(last, 1);
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== "undecryptable") throw error;
+      return { entries, broken: (error as Error).message };
+    }
+    if (one.length === 0) break;
+    entries.push(one[0]);
+    last = one[0].seq;
+  }
+  return { entries };
 }
 
 /**
