@@ -2,13 +2,21 @@
 // organisation's chain; personal data appears only as keyed hashes; the chain verifies; and
 // concurrent writers (several recorders on one Postgres schema) leave one unbroken chain.
 
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import Database from "better-sqlite3";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { openAuditLog } from "../server/audit/audit-log.ts";
+import { exportCheckpoint, verifyCheckpoints } from "../server/audit/checkpoint.ts";
+import { loadOrCreateCheckpointKey } from "../server/audit/checkpoint-key.ts";
+import { Checkpointer } from "../server/audit/checkpointer.ts";
 import { type OrgAuditEntry, OrgChainVerifier } from "../server/audit/org-chain.ts";
 import { OrgAuditRecorder } from "../server/audit/org-recorder.ts";
 import { createLogger } from "../server/logger.ts";
 import { apiClient } from "./helpers/http-client.ts";
+import { runParley } from "./helpers/parley-cli.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { requirePostgres } from "./helpers/services.ts";
 
@@ -57,6 +65,18 @@ describe("organisation audit chain", () => {
     expect(text).not.toContain("127.0.0.1");
     expect(text).not.toContain("olga@");
     expect(entries[1].details.ipHash).toMatch(/^[0-9a-f]{64}$/);
+
+    const verdict = await api("GET", `/v1/organisations/${org}/audit/verify`, { token });
+    expect(verdict.body).toMatchObject({ ok: true, entries: 5, chain: `org:${org}` });
+
+    // An entry edited in the directory file is named by `parley audit verify --org`.
+    await server.stop();
+    const db = new Database(path.join(server.dataDir, "directory.db"));
+    db.prepare("UPDATE org_audit_entries SET actor = 'user:someone-else' WHERE org_id = ? AND seq = 2").run(org);
+    db.close();
+    const run = await runParley(["audit", "verify", "--org", org], { PARLEY_DATA_DIR: server.dataDir });
+    expect(run.stdout).toMatch(/BROKEN {2}org:\S+: first broken entry seq 2: hash does not recompute/);
+    expect(run.code).toBe(1);
 
     const verifier = new OrgChainVerifier(org);
     for (const e of entries) expect(verifier.push(e)).toBe(true);
@@ -124,6 +144,25 @@ describe("organisation audit chain on Postgres", () => {
       for (const e of entries) verifier.push(e);
       expect(verifier.result()).toMatchObject({ ok: true, entries: 60 });
       expect((await handles[0].log.orgAuditHead("org_busy"))?.seq).toBe(60);
+
+      // Three nodes checkpointing the same intervals at once: exactly one checkpoint per
+      // interval, each linked to the one before.
+      const dir = await mkdtemp(path.join(tmpdir(), "parley-ckpt-key-"));
+      const key = await loadOrCreateCheckpointKey(dir);
+      let clock = 1_800_000_000_000;
+      const checkpointers = handles.map(
+        (h) => new Checkpointer({ log: h.log, store: { listChainHeads: async () => [] }, key, intervalSeconds: 60, now: () => clock, logger }),
+      );
+      for (let i = 0; i < 3; i++) {
+        clock += 60_000;
+        const made = await Promise.all(checkpointers.map((c) => c.tick()));
+        expect(made.filter((m) => m !== null)).toHaveLength(1);
+      }
+      const stored = (await handles[1].log.listAuditCheckpoints(-1, 100)).map(exportCheckpoint);
+      expect(stored).toHaveLength(3);
+      expect(verifyCheckpoints(stored, key.publicKey, { fromStart: true })).toEqual({ ok: true, count: 3 });
+      expect(stored[0].body.heads.map((h) => h[0])).toContain("org:org_busy");
+      await rm(dir, { recursive: true, force: true });
     } finally {
       await Promise.all(handles.map((h) => h.close()));
       const client = new pg.Client({ connectionString: url });
