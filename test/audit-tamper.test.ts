@@ -135,11 +135,11 @@ function shiftSeqs(db: Database.Database, fromSeq: number, delta: number): void 
 
 /**
  * Payloads are encrypted at rest with their conversation, kind and seq bound in: an edited, moved
- * or swapped payload no longer decrypts, and reading it fails with an error naming the entry
- * (never garbage, never a silent pass).
+ * or swapped payload no longer decrypts; the store refuses to read it (never garbage) and the
+ * verifier names that entry as the first broken one (never a silent pass).
  */
 async function expectUndecryptable(seq: number, options: { checkpoints?: ChainHead[] } = {}): Promise<void> {
-  await expect(verify(options)).rejects.toMatchObject({ code: "undecryptable", message: expect.stringContaining(`at seq ${seq} `) });
+  await expect(verify(options)).resolves.toMatchObject({ ok: false, seq, reason: expect.stringContaining(`at seq ${seq} `) });
 }
 
 function flipByte(bytes: Buffer, index: number): Buffer {
