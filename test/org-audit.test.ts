@@ -9,7 +9,7 @@ import Database from "better-sqlite3";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { openAuditLog } from "../server/audit/audit-log.ts";
-import { exportCheckpoint, verifyCheckpoints } from "../server/audit/checkpoint.ts";
+import { chainRef, exportCheckpoint, verifyCheckpoints } from "../server/audit/checkpoint.ts";
 import { loadOrCreateCheckpointKey } from "../server/audit/checkpoint-key.ts";
 import { Checkpointer } from "../server/audit/checkpointer.ts";
 import { type OrgAuditEntry, OrgChainVerifier } from "../server/audit/org-chain.ts";
@@ -134,7 +134,8 @@ describe("organisation audit chain on Postgres", () => {
     const handles = await Promise.all([1, 2, 3].map(() => openAuditLog({ dataDir: "/nonexistent", databaseUrl: url, schema })));
     try {
       const logger = createLogger("silent");
-      const recorders = handles.map((h) => new OrgAuditRecorder({ log: h.log, auditKey: new Uint8Array(32).fill(7), now: Date.now, logger }));
+      const auditKey = new Uint8Array(32).fill(7);
+      const recorders = handles.map((h) => new OrgAuditRecorder({ log: h.log, auditKey, now: Date.now, logger }));
       await Promise.all(
         Array.from({ length: 60 }, (_, i) => recorders[i % 3].recordOrgEvent("org_busy", { action: "audit.exported", actor: "system", target: `c${i}` })),
       );
@@ -151,7 +152,7 @@ describe("organisation audit chain on Postgres", () => {
       const key = await loadOrCreateCheckpointKey(dir);
       let clock = 1_800_000_000_000;
       const checkpointers = handles.map(
-        (h) => new Checkpointer({ log: h.log, store: { listChainHeads: async () => [] }, key, intervalSeconds: 60, now: () => clock, logger }),
+        (h) => new Checkpointer({ log: h.log, store: { listChainHeads: async () => [] }, key, auditKey, intervalSeconds: 60, now: () => clock, logger }),
       );
       for (let i = 0; i < 3; i++) {
         clock += 60_000;
@@ -161,7 +162,7 @@ describe("organisation audit chain on Postgres", () => {
       const stored = (await handles[1].log.listAuditCheckpoints(-1, 100)).map(exportCheckpoint);
       expect(stored).toHaveLength(3);
       expect(verifyCheckpoints(stored, key.publicKey, { fromStart: true })).toEqual({ ok: true, count: 3 });
-      expect(stored[0].body.heads.map((h) => h[0])).toContain("org:org_busy");
+      expect(stored[0].body.heads.map((h) => h[0])).toContain(chainRef(auditKey, "org:org_busy"));
       await rm(dir, { recursive: true, force: true });
     } finally {
       await Promise.all(handles.map((h) => h.close()));

@@ -13,7 +13,7 @@ export const EXPORT_FORMAT = "parley/audit-export/v1";
 
 /** One line of an export. */
 export type ExportLine =
-  | { type: "export"; format: typeof EXPORT_FORMAT; chain: string; exportedAt: number }
+  | { type: "export"; format: typeof EXPORT_FORMAT; chain: string; /** How checkpoints name this chain (chainRef). */ chainRef: string; exportedAt: number }
   | { type: "key"; key: JsonWebKey & { kid: string } }
   | ({ type: "checkpoint" } & ExportedCheckpoint)
   | ({ type: "entry" } & Omit<AuditEntry, "contentHmac" | "prevHash" | "hash"> & { contentHmac: string; prevHash: string; hash: string });
@@ -78,13 +78,15 @@ export function verifyExport(lines: readonly ExportLine[], trustedKey?: JsonWebK
   const chain = header?.type === "export" ? header.chain : "";
   const checkpoints = checkpointsOf(lines);
   const fail = (reason: string) => ({ ok: false as const, seq: 0, reason, chain, checkpoints: checkpoints.length, pinned: 0 });
-  if (header?.type !== "export" || header.format !== EXPORT_FORMAT || !chain.startsWith("conversation:")) return fail("not a conversation audit export");
+  if (header?.type !== "export" || header.format !== EXPORT_FORMAT || !chain.startsWith("conversation:") || !/^[0-9a-f]{32}$/.test(String(header.chainRef))) {
+    return fail("not a conversation audit export");
+  }
   const jwk = trustedKey ?? (keyLine?.type === "key" ? keyLine.key : undefined);
   if (!jwk) return fail("the export carries no public key");
   const checked = verifyCheckpoints(checkpoints, checkpointPublicKey(jwk), { fromStart: true });
   if (!checked.ok) return fail(`checkpoint of interval ${checked.interval}: ${checked.reason}`);
   const conversation = chain.slice("conversation:".length);
-  const pins = pinnedHeads(checkpoints).get(chain) ?? [];
+  const pins = pinnedHeads(checkpoints).get(header.chainRef) ?? [];
   // No payloads in an export, so no audit key is needed: a zero key stands in.
   const verifier = new ChainVerifier(conversation, new Uint8Array(32), { checkpoints: pins, payloads: false });
   for (const line of lines) {

@@ -36,6 +36,7 @@ export async function openAudit(
     log: handle.log,
     store: deps.store ?? noHeads,
     key: checkpointKey,
+    auditKey: deps.keys.auditKey,
     intervalSeconds: config.audit.checkpointIntervalSeconds,
     now,
     logger: deps.logger,

@@ -10,6 +10,7 @@ import type { HttpServices } from "../http/services.ts";
 import type { Store } from "../store/store.ts";
 import { EXPORT_FORMAT, type ExportLine, entryLine, toJsonLines } from "./audit-export.ts";
 import type { Audit } from "./audit-module.ts";
+import { chainRef } from "./checkpoint.ts";
 import { auditActor } from "./org-recorder.ts";
 import { loadCheckpoints, verifyAuditChain } from "./verify-audit.ts";
 
@@ -86,7 +87,7 @@ export function auditRoutes(deps: { services: HttpServices; store: Store; audit:
         const chain = `conversation:${params.id}`;
         // Recorded first: an export that cannot be audited is not handed out.
         await services.orgAudit.recordOrgEvent(principal.orgId, { action: "audit.exported", actor: auditActor(principal), target: chain });
-        const lines: ExportLine[] = [{ type: "export", format: EXPORT_FORMAT, chain, exportedAt: services.now() }, keyLine()];
+        const lines: ExportLine[] = [{ type: "export", format: EXPORT_FORMAT, chain, chainRef: chainRef(services.keys.auditKey, chain), exportedAt: services.now() }, keyLine()];
         for (let after = 0; ; ) {
           const page = await store.readEntries(params.id, after, 1000);
           for (const e of page) lines.push(entryLine(e));

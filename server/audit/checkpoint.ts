@@ -3,7 +3,7 @@
 // signature, and the check of a run of checkpoints (signatures and links). A checkpoint kept
 // outside Parley pins every chain head it lists: a chain rewritten later no longer matches.
 
-import { createHash, type KeyObject, sign, verify } from "node:crypto";
+import { createHash, createHmac, type KeyObject, sign, verify } from "node:crypto";
 import { toHex } from "../log/audit-chain.ts";
 import type { ChainHeadRecord, StoredCheckpoint } from "./sql-audit-log.ts";
 
@@ -24,8 +24,19 @@ export interface CheckpointBody {
   prev: string;
   /** Id of the key that signed it. */
   kid: string;
-  /** [chain, seq, hash hex], sorted by chain: `conversation:<id>` or `org:<id>`. */
+  /** [chain reference, seq, hash hex], sorted by reference (see chainRef). */
   heads: [string, number, string][];
+}
+
+/**
+ * The name a chain goes by in checkpoints: a keyed hash (HMAC under the audit key) of
+ * `conversation:<id>` or `org:<id>`. Every customer may read every checkpoint (they are what a
+ * customer keeps outside Parley), so plain ids would tell one organisation which conversations
+ * and organisations exist and when they change. An export names its chain's reference, so the
+ * customer finds its own heads without the key; nobody can turn a reference back into an id.
+ */
+export function chainRef(auditKey: Uint8Array | KeyObject, chain: string): string {
+  return createHmac("sha256", auditKey).update(`parley/chain-ref/v1\0${chain}`, "utf8").digest("hex").slice(0, 32);
 }
 
 /** A checkpoint as exported: the body, its hash and signature (hex). */
@@ -49,7 +60,7 @@ export function checkpointText(body: CheckpointBody): string {
   });
 }
 
-/** Builds, hashes and signs a checkpoint. */
+/** Builds, hashes and signs a checkpoint (the heads already named by chainRef). */
 export function signCheckpoint(
   input: { interval: number; intervalSeconds: number; at: number; prev: string; heads: readonly ChainHeadRecord[] },
   key: { kid: string; privateKey: KeyObject },

@@ -6,7 +6,7 @@
 import type { Logger } from "../logger.ts";
 import type { Store } from "../store/store.ts";
 import type { AuditLog } from "./audit-log.ts";
-import { CHECKPOINT_GENESIS, type CheckpointBody, signCheckpoint } from "./checkpoint.ts";
+import { CHECKPOINT_GENESIS, type CheckpointBody, chainRef, signCheckpoint } from "./checkpoint.ts";
 import type { CheckpointKey } from "./checkpoint-key.ts";
 
 /**
@@ -25,6 +25,8 @@ export class Checkpointer {
       log: AuditLog;
       store: Pick<Store, "listChainHeads">;
       key: CheckpointKey;
+      /** Names chains in checkpoints by keyed hash (chainRef). */
+      auditKey: Uint8Array;
       intervalSeconds: number;
       now: () => number;
       logger: Logger;
@@ -66,7 +68,8 @@ export class Checkpointer {
     const lastBody = last ? (JSON.parse(last.body) as CheckpointBody) : null;
     const since = lastBody ? lastBody.at - HEAD_OVERLAP_MS : 0;
     const [conversations, orgs] = await Promise.all([store.listChainHeads(since), log.listOrgAuditHeads(since)]);
-    const heads = [...conversations.map((h) => ({ chain: `conversation:${h.conversation}`, seq: h.seq, hash: h.hash })), ...orgs];
+    const named = [...conversations.map((h) => ({ chain: `conversation:${h.conversation}`, seq: h.seq, hash: h.hash })), ...orgs];
+    const heads = named.map((h) => ({ ...h, chain: chainRef(this.deps.auditKey, h.chain) }));
     const prev = last ? Buffer.from(last.hash).toString("hex") : CHECKPOINT_GENESIS;
     const checkpoint = signCheckpoint({ interval, intervalSeconds, at: now, prev, heads }, key);
     return (await log.insertAuditCheckpoint(checkpoint, last?.interval ?? null)) ? interval : null;

@@ -8,7 +8,7 @@ import type { ChainVerification } from "../log/audit-chain.ts";
 import { verifyConversation, walkChain } from "../log/verify-conversation.ts";
 import type { Store } from "../store/store.ts";
 import type { AuditLog } from "./audit-log.ts";
-import { type ExportedCheckpoint, exportCheckpoint, pinnedHeads, verifyCheckpoints } from "./checkpoint.ts";
+import { chainRef, type ExportedCheckpoint, exportCheckpoint, pinnedHeads, verifyCheckpoints } from "./checkpoint.ts";
 import { OrgChainVerifier } from "./org-chain.ts";
 
 /** The outcome for one chain: the chain's verification plus how many checkpoints were checked and pinned it. */
@@ -46,7 +46,7 @@ export async function loadCheckpoints(log: AuditLog): Promise<ExportedCheckpoint
 export async function verifyAuditChain(sources: AuditSources, chain: string, external?: readonly ExportedCheckpoint[]): Promise<AuditVerification> {
   const checkpoints = external ?? (await loadCheckpoints(sources.log));
   const checked = verifyCheckpoints(checkpoints, sources.publicKey, { fromStart: external === undefined });
-  const pins = checked.ok ? (pinnedHeads(checkpoints).get(chain) ?? []) : [];
+  const pins = checked.ok ? (pinnedHeads(checkpoints).get(chainRef(sources.auditKey, chain)) ?? []) : [];
   const base = { chain, checkpoints: checkpoints.length, pinned: pins.length };
   if (!checked.ok) {
     return { ok: false, seq: 0, reason: `checkpoint of interval ${checked.interval}: ${checked.reason}`, ...base, checkpointFailure: checked };
