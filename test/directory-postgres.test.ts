@@ -115,10 +115,12 @@ if (!databaseUrl) {
       await admin(url, `CREATE SCHEMA "${schema}"`);
       const withPath = new URL(url);
       withPath.searchParams.set("options", `-c search_path=${schema}`);
-      const handle = await openDirectory({ dataDir: "/nonexistent", databaseUrl: withPath.toString() });
-      closers.push(() => handle.close());
-      await handle.directory.createOrganisationWithOwner({ id: "o", name: "O" }, { id: "u", email: "u@x.example", name: "U", passwordHash: "h" }, 1);
+      // Destructured as the CLI commands do: close must not depend on being called as a method.
+      const { directory, close } = await openDirectory({ dataDir: "/nonexistent", databaseUrl: withPath.toString() });
+      closers.push(close);
+      await directory.createOrganisationWithOwner({ id: "o", name: "O" }, { id: "u", email: "u@x.example", name: "U", passwordHash: "h" }, 1);
       expect(await admin(url, `SELECT id FROM "${schema}".organisations`)).toEqual([{ id: "o" }]);
+      await close();
     });
 
     it("fails to open, as unavailable, where nothing listens", async () => {

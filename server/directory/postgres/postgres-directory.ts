@@ -71,11 +71,11 @@ class PostgresDirectoryHandle implements DirectoryHandle {
     });
   }
 
-  alive(): boolean {
-    return this.status === "open";
-  }
+  // Arrow properties, not methods: callers destructure the handle (`const { close } = …`), as
+  // they may with the SQLite handle, a plain object.
+  readonly alive = (): boolean => this.status === "open";
 
-  close(): Promise<void> {
+  readonly close = (): Promise<void> => {
     this.closing ??= (async () => {
       this.status = "closing";
       if (this.active > 0) await new Promise<void>((resolve) => (this.drained = resolve));
@@ -83,7 +83,7 @@ class PostgresDirectoryHandle implements DirectoryHandle {
       await this.pool.end();
     })();
     return this.closing;
-  }
+  };
 }
 
 /** Postgres unreachable, restarting, out of connections: `unavailable` (nothing was changed). Others pass through. */
