@@ -37,7 +37,7 @@ export async function launchServer(spec: LaunchSpec, timeoutMs = 20_000): Promis
   const { command, args } = nodeCommand(spec.nodeArgs, spec.niceness ?? 0);
   const child: ChildProcess = spawn(command, args, {
     cwd: spec.cwd,
-    env: { ...process.env, ...spec.env, BENCH_PARENT_PID: String(process.pid) },
+    env: { ...serverEnvironment(), ...spec.env, BENCH_PARENT_PID: String(process.pid) },
     stdio: ["ignore", "pipe", "pipe"],
   });
   track(child);
@@ -87,4 +87,17 @@ function listeningPort(line: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The runner's environment without Parley's settings: a DATABASE_URL or PARLEY_* left in the
+ * shell must not quietly turn an "embedded defaults" server into another setup. Scenarios that
+ * want them (the cluster) pass them in `spec.env`.
+ */
+function serverEnvironment(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of Object.keys(env)) {
+    if (name === "DATABASE_URL" || name === "REDIS_URL" || name.startsWith("PARLEY_")) delete env[name];
+  }
+  return env;
 }
