@@ -85,7 +85,7 @@ export async function startServer(name: ServerName, niceness = 0): Promise<Serve
     await cp(await keyTemplate(), dataDir, { recursive: true });
     const running = await launchServer({
       name,
-      nodeArgs: [...PRELOAD, "server/cli.ts", "serve"],
+      nodeArgs: [...PRELOAD, ...cpuProfileArgs(), "server/cli.ts", "serve"],
       // Default settings (log level info: the "listening" line is an info log).
       env: { HOST: "127.0.0.1", PORT: String(await freePort()), PARLEY_DATA_DIR: dataDir },
       cwd: REPO_ROOT,
@@ -103,4 +103,14 @@ export async function startServer(name: ServerName, niceness = 0): Promise<Serve
     await rm(dataDir, { recursive: true, force: true });
     throw error;
   }
+}
+
+/**
+ * BENCH_CPU_PROF_DIR=<dir>: Parley runs under `node --cpu-prof`, one .cpuprofile per instance
+ * written at its (graceful) stop, to see where the hot path spends its time. Node refuses
+ * --cpu-prof in NODE_OPTIONS, hence this switch.
+ */
+function cpuProfileArgs(): string[] {
+  const dir = process.env.BENCH_CPU_PROF_DIR;
+  return dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
 }
