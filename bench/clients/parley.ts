@@ -19,7 +19,7 @@ function docIncoming(frame: DocFrame): Incoming {
 
 function session(room: string, auth: ClientAuth): ClientSession {
   return {
-    opening: () => [encodeControlFrame({ type: "auth", token: auth.token ?? "", protocol: PROTOCOL_VERSION })],
+    opening: () => [encodeControlFrame({ type: "auth", token: auth.tokensByRoom?.[room] ?? "", protocol: PROTOCOL_VERSION })],
     receive(bytes, reply) {
       const frame = decodeServerFrame(bytes);
       if (frame.kind === "doc") return docIncoming(frame);

@@ -17,7 +17,8 @@ export type Incoming =
 
 /** Credentials a client presents, where the protocol has any. */
 export interface ClientAuth {
-  token?: string;
+  /** Parley: the token for each room, covering that room only. */
+  tokensByRoom?: Record<string, string>;
 }
 
 /** One socket's view of the protocol: the handshake state lives here, one per connection. */

@@ -6,6 +6,9 @@ import { cp, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { loadOrCreateKeys } from "../../server/auth/keys.ts";
+import { mintToken } from "../../server/auth/tokens.ts";
+import { loadConfig } from "../../server/config.ts";
 import type { ServerName } from "../clients/index.ts";
 import type { ClientAuth } from "../clients/protocol-client.ts";
 import { freePort } from "./free-port.ts";
@@ -29,7 +32,7 @@ export function unavailable(name: ServerName): string | undefined {
 }
 
 let template: Promise<string> | undefined;
-const tokens = new Map<string, Promise<string>>();
+const tokens = new Map<string, Promise<Record<string, string>>>();
 
 /** A data directory holding only Parley's signing keys (the token command creates them). */
 function keyTemplate(): Promise<string> {
@@ -52,18 +55,31 @@ export async function parleyKeysDir(): Promise<string> {
 
 /** What a client of `name` presents to use `rooms` (a Parley token; nothing for the others). */
 export async function clientAuth(name: ServerName, rooms: string[]): Promise<ClientAuth> {
-  return name === "parley" ? { token: await parleyToken(rooms) } : {};
+  return name === "parley" ? { tokensByRoom: await parleyTokens(rooms) } : {};
 }
 
-function parleyToken(rooms: string[]): Promise<string> {
+/**
+ * One token per room, each covering only its room: what a host application would hand a
+ * browser for the conversation it opens. (One token listing every room of the run made each
+ * Parley connection carry a grant table for all of them, which the idle-memory figure counted.)
+ */
+function parleyTokens(rooms: string[]): Promise<Record<string, string>> {
   const key = rooms.join(",");
-  let token = tokens.get(key);
-  if (!token) {
-    token = keyTemplate().then((dir) => mintParleyToken(REPO_ROOT, dir, rooms));
-    tokens.set(key, token);
-    token.catch(() => tokens.delete(key));
+  let minted = tokens.get(key);
+  if (!minted) {
+    minted = (async () => {
+      const dir = await keyTemplate();
+      const keys = await loadOrCreateKeys(join(dir, "keys"));
+      const settings = loadConfig({ PARLEY_DATA_DIR: dir }).tokens;
+      const entries = await Promise.all(
+        rooms.map(async (room) => [room, await mintToken(keys, settings, { user: "bench-user", org: "bench-org", conversations: { [room]: "writer" }, ttlSeconds: 3600 })] as const),
+      );
+      return Object.fromEntries(entries);
+    })();
+    tokens.set(key, minted);
+    minted.catch(() => tokens.delete(key));
   }
-  return token;
+  return minted;
 }
 
 /** Starts a fresh instance of `name` on 127.0.0.1 (clients get in with clientAuth()). */
