@@ -3,6 +3,7 @@
 
 import { EVENT_STORE_OPERATIONS } from "../events/sql-event-store.ts";
 import { openSqliteEventStore } from "../events/sqlite-event-store.ts";
+import { serialService } from "../worker/serial-service.ts";
 import type { SyncService } from "../worker/worker-service.ts";
 import { WEBHOOK_STORE_OPERATIONS } from "./sql-webhook-store.ts";
 import { openSqliteWebhookStore } from "./sqlite-webhook-store.ts";
@@ -14,30 +15,14 @@ export type PartnerStorageWorker = SyncService & Record<string, unknown>;
 export function openService(options: { eventsPath: string; webhooksPath: string }): PartnerStorageWorker {
   const events = openSqliteEventStore(options.eventsPath);
   const webhooks = openSqliteWebhookStore(options.webhooksPath);
-  // Operations run strictly one after another: a transaction of one never interleaves with another.
-  let tail: Promise<unknown> = Promise.resolve();
-  const serially = <T>(work: () => Promise<T>): Promise<T> => {
-    const result = tail.then(work);
-    tail = result.catch(() => undefined);
-    return result;
-  };
-  const service: Record<string, unknown> = {};
-  const operations: string[] = ["close"];
-  const expose = (prefix: string, store: object, names: readonly string[]) => {
-    const methods = store as Record<string, (...args: unknown[]) => Promise<unknown>>;
-    for (const op of names) {
-      service[`${prefix}.${op}`] = (...args: unknown[]) => serially(() => methods[op].apply(store, args));
-      operations.push(`${prefix}.${op}`);
-    }
-  };
-  expose("events", events.store, EVENT_STORE_OPERATIONS);
-  expose("webhooks", webhooks.store, WEBHOOK_STORE_OPERATIONS);
-  return Object.assign(service, {
-    operations,
-    close: () =>
-      serially(async () => {
-        events.db.close();
-        webhooks.db.close();
-      }),
-  }) as unknown as PartnerStorageWorker;
+  return serialService(
+    [
+      { prefix: "events", target: events.store, operations: EVENT_STORE_OPERATIONS },
+      { prefix: "webhooks", target: webhooks.store, operations: WEBHOOK_STORE_OPERATIONS },
+    ],
+    () => {
+      events.db.close();
+      webhooks.db.close();
+    },
+  ) as PartnerStorageWorker;
 }

@@ -5,6 +5,7 @@
 import Database from "better-sqlite3";
 import { SqliteRunner } from "../../directory/sqlite/sqlite-runner.ts";
 import { migrate } from "../../store/sqlite/migrate.ts";
+import { serialService } from "../../worker/serial-service.ts";
 import type { SyncService } from "../../worker/worker-service.ts";
 import { AUDIT_LOG_OPERATIONS, type AuditLog } from "../audit-log.ts";
 import { AUDIT_SCHEMA } from "../audit-schema.ts";
@@ -21,20 +22,5 @@ export function openService(options: { path: string }): AuditWorker {
   db.pragma("busy_timeout = 5000");
   migrate(db, AUDIT_SCHEMA);
   const log = new SqlAuditLog(new SqliteRunner(db));
-  // One operation at a time: a transaction never interleaves with another.
-  let tail: Promise<unknown> = Promise.resolve();
-  const serially = <T>(work: () => Promise<T>): Promise<T> => {
-    const result = tail.then(work);
-    tail = result.catch(() => undefined);
-    return result;
-  };
-  const service: Record<string, unknown> = {
-    operations: [...AUDIT_LOG_OPERATIONS, "close"],
-    close: () => serially(async () => db.close()),
-  };
-  for (const op of AUDIT_LOG_OPERATIONS) {
-    const method = log[op] as (...args: unknown[]) => Promise<unknown>;
-    service[op] = (...args: unknown[]) => serially(() => method.apply(log, args));
-  }
-  return service as unknown as AuditWorker;
+  return serialService([{ prefix: "", target: log, operations: AUDIT_LOG_OPERATIONS }], () => db.close()) as unknown as AuditWorker;
 }

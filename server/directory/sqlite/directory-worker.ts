@@ -4,6 +4,7 @@
 
 import Database from "better-sqlite3";
 import { migrate } from "../../store/sqlite/migrate.ts";
+import { serialService } from "../../worker/serial-service.ts";
 import type { SyncService } from "../../worker/worker-service.ts";
 import { DIRECTORY_OPERATIONS, type Directory } from "../directory.ts";
 import { DIRECTORY_SCHEMA } from "../directory-schema.ts";
@@ -25,23 +26,7 @@ export function openService(options: { path: string }): DirectoryWorker {
   adoptUnversionedFile(db);
   migrate(db, DIRECTORY_SCHEMA);
   const directory = new SqlDirectory(new SqliteRunner(db));
-
-  // Operations run strictly one after another: a transaction of one never interleaves with another.
-  let tail: Promise<unknown> = Promise.resolve();
-  const serially = <T>(work: () => Promise<T>): Promise<T> => {
-    const result = tail.then(work);
-    tail = result.catch(() => undefined);
-    return result;
-  };
-  const service: Record<string, unknown> = {
-    operations: [...DIRECTORY_OPERATIONS, "close"],
-    close: () => serially(async () => db.close()),
-  };
-  for (const op of DIRECTORY_OPERATIONS) {
-    const method = directory[op] as (...args: unknown[]) => Promise<unknown>;
-    service[op] = (...args: unknown[]) => serially(() => method.apply(directory, args));
-  }
-  return service as unknown as DirectoryWorker;
+  return serialService([{ prefix: "", target: directory, operations: DIRECTORY_OPERATIONS }], () => db.close()) as unknown as DirectoryWorker;
 }
 
 /**
