@@ -6,11 +6,9 @@ import { CloseCode, ErrorCode } from "../protocol/index.ts";
 import { type Cluster, startCluster } from "./helpers/cluster.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { RawClient } from "./helpers/raw-client.ts";
-import { requirePostgres, requireRedis } from "./helpers/services.ts";
+import { requireClusterServices } from "./helpers/services.ts";
 
-const databaseUrl = await requirePostgres();
-const redisUrl = await requireRedis();
-const services = databaseUrl && redisUrl ? { databaseUrl, redisUrl } : null;
+const services = await requireClusterServices();
 const PASSWORD = "violet-harbour-tractor-91!";
 
 const cleanups: (() => Promise<void> | void)[] = [];

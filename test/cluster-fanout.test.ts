@@ -8,11 +8,9 @@ import { ParleyClient, type WebSocketConstructor } from "../client-sdk/index.ts"
 import { verifyConversation } from "../server/log/verify-conversation.ts";
 import { type Cluster, startCluster } from "./helpers/cluster.ts";
 import { DocClient } from "./helpers/doc-client.ts";
-import { requirePostgres, requireRedis } from "./helpers/services.ts";
+import { requireClusterServices } from "./helpers/services.ts";
 
-const databaseUrl = await requirePostgres();
-const redisUrl = await requireRedis();
-const services = databaseUrl && redisUrl ? { databaseUrl, redisUrl } : null;
+const services = await requireClusterServices();
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

@@ -8,13 +8,11 @@ import type { ParleyEvent } from "../protocol/index.ts";
 import { type Cluster, startCluster } from "./helpers/cluster.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { allEvents, signUpWithKey as signUp } from "./helpers/partner-orgs.ts";
-import { requirePostgres, requireRedis } from "./helpers/services.ts";
+import { requireClusterServices } from "./helpers/services.ts";
 import { followSse } from "./helpers/sse-client.ts";
 import { startWebhookReceiver } from "./helpers/webhook-receiver.ts";
 
-const databaseUrl = await requirePostgres();
-const redisUrl = await requireRedis();
-const services = databaseUrl && redisUrl ? { databaseUrl, redisUrl } : null;
+const services = await requireClusterServices();
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

@@ -10,12 +10,10 @@ import { readMessages } from "../protocol/index.ts";
 import { verifyConversation } from "../server/log/verify-conversation.ts";
 import { startCluster } from "./helpers/cluster.ts";
 import { apiClient } from "./helpers/http-client.ts";
-import { requirePostgres, requireRedis } from "./helpers/services.ts";
+import { requireClusterServices } from "./helpers/services.ts";
 import { signUp } from "./helpers/sign-up.ts";
 
-const databaseUrl = await requirePostgres();
-const redisUrl = await requireRedis();
-const services = databaseUrl && redisUrl ? { databaseUrl, redisUrl } : null;
+const services = await requireClusterServices();
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

@@ -92,3 +92,10 @@ function redact(url: string): string {
     return url;
   }
 }
+
+/** Both services the multi-node tests need, or null (after the warnings) when either is missing; throws in CI. */
+export async function requireClusterServices(): Promise<{ databaseUrl: string; redisUrl: string } | null> {
+  const databaseUrl = await requirePostgres();
+  const redisUrl = await requireRedis();
+  return databaseUrl && redisUrl ? { databaseUrl, redisUrl } : null;
+}
