@@ -20,7 +20,7 @@ import {
 } from "../server/log/audit-chain.ts";
 import { verifyConversation } from "../server/log/verify-conversation.ts";
 import { openSqliteStore } from "../server/store/sqlite/sqlite-store.ts";
-import type { EntryKind } from "../server/store/store.ts";
+import type { EntryRow } from "./helpers/entry-row.ts";
 import { alice, appendsOf, bob, CONTRACT_MASTER_KEYS, textUpdates } from "./store-contract.ts";
 
 const AUDIT_KEY = new Uint8Array(32).fill(0x5a);
@@ -30,20 +30,6 @@ const OTHER = "conv-neighbour";
 const SNAPSHOT_SEQ = 41;
 const HEAD_SEQ = 61;
 
-interface EntryRow {
-  conversation_id: string;
-  seq: number;
-  at: number;
-  user_id: string;
-  org_id: string;
-  session_id: string;
-  kind: EntryKind;
-  size: number;
-  content_hmac: Buffer;
-  prev_hash: Buffer;
-  hash: Buffer;
-  payload: Buffer | null;
-}
 
 let dir: string;
 let path: string;

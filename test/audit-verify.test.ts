@@ -11,7 +11,7 @@ import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as Y from "yjs";
 import { entryHash } from "../server/log/audit-chain.ts";
-import type { EntryKind } from "../server/store/store.ts";
+import type { EntryRow } from "./helpers/entry-row.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { runParley } from "./helpers/parley-cli.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
@@ -64,19 +64,6 @@ async function tamperedCopy(edit: (db: Database.Database) => void): Promise<stri
 
 const verifyCli = (dir: string, extra: string[] = []) => runParley(["audit", "verify", "--conversation", conversation, ...extra], { PARLEY_DATA_DIR: dir });
 
-interface Row {
-  conversation_id: string;
-  seq: number;
-  at: number;
-  user_id: string;
-  org_id: string;
-  session_id: string;
-  kind: EntryKind;
-  size: number;
-  content_hmac: Buffer;
-  prev_hash: Buffer;
-  hash: Buffer;
-}
 
 const TAMPERING: [string, (db: Database.Database) => void, RegExp][] = [
   ["an edited entry", (db) => db.prepare("UPDATE entries SET user_id = 'mallory' WHERE seq = 3").run(), /seq 3: hash does not recompute/],
@@ -107,7 +94,7 @@ const TAMPERING: [string, (db: Database.Database) => void, RegExp][] = [
 
 /** Edits seq 2's author and recomputes every hash after it and the head: a chain that verifies on its own. */
 function recompute(db: Database.Database): void {
-  const rows = db.prepare("SELECT * FROM entries ORDER BY seq").all() as Row[];
+  const rows = db.prepare("SELECT * FROM entries ORDER BY seq").all() as EntryRow[];
   let prev = rows[0].hash as Uint8Array;
   for (const row of rows.slice(1)) {
     const user = row.seq === 2 ? "mallory" : row.user_id;
