@@ -11,6 +11,7 @@ import { type PrincipalDeps, resolvePrincipal } from "../http/principal.ts";
 import { SECURITY_HEADERS } from "../http/respond.ts";
 import { statusFor } from "../http/router.ts";
 import type { Logger } from "../logger.ts";
+import { parseQueryString } from "../platform/url-decoding.ts";
 import type { UWS } from "../uws.ts";
 import { type EventAccess, type EventReader, readerOfPrincipal, requireEventReader } from "./event-access.ts";
 import { cursorError, EventFollower } from "./event-follower.ts";
@@ -135,7 +136,7 @@ export function registerEventStreamRoute(app: UWS.TemplatedApp, deps: EventStrea
     const origin = req.getHeader("origin");
     const lastEventId = req.getHeader("last-event-id");
     const forwardedFor = req.getHeader("x-forwarded-for");
-    const query = new URLSearchParams(req.getQuery() ?? "");
+    const rawQuery = req.getQuery() ?? "";
     const ip = deps.trustProxy && forwardedFor ? forwardedFor.split(",")[0].trim() : Buffer.from(res.getRemoteAddressAsText()).toString();
     const log = deps.logger.child({ requestId });
 
@@ -202,6 +203,7 @@ export function registerEventStreamRoute(app: UWS.TemplatedApp, deps: EventStrea
       if (open >= deps.maxStreamsPerOrg) {
         throw new ParleyError(ErrorCode.RateLimited, `at most ${deps.maxStreamsPerOrg} event streams per organisation at once`);
       }
+      const query = parseQueryString(rawQuery);
       const types = parseTypes(query.get("types"));
       // A reconnecting EventSource sends Last-Event-ID; it is newer than the URL's cursor.
       const given = parseCursor(lastEventId, "Last-Event-ID") ?? parseCursor(query.get("cursor") ?? query.get("after"), "cursor");

@@ -9,6 +9,7 @@ import { ErrorCode } from "../../protocol/index.ts";
 import { DirectoryError } from "../directory/directory.ts";
 import { describeError, ParleyError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import { decodeUrlComponent, parseQueryString } from "../platform/url-decoding.ts";
 import type { UWS } from "../uws.ts";
 import { WorkerCallError } from "../worker/worker-service.ts";
 import { type PrincipalDeps, resolvePrincipal } from "./principal.ts";
@@ -131,9 +132,7 @@ function paramNames(path: string): string[] {
 }
 
 function parseQuery(query: string): Record<string, string> {
-  const result: Record<string, string> = {};
-  for (const [key, value] of new URLSearchParams(query)) result[key] = value;
-  return result;
+  return Object.fromEntries(parseQueryString(query));
 }
 
 function clientIp(res: UWS.HttpResponse, forwardedFor: string, trustProxy: boolean): string {
@@ -192,10 +191,8 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
     register(definition.path, (res, req) => {
       const started = performance.now();
       const requestId = randomBytes(8).toString("base64url");
-      const params: Record<string, string> = {};
-      names.forEach((name, index) => {
-        params[name] = decodeURIComponent(req.getParameter(index) ?? "");
-      });
+      // Raw until run(): decoding may throw, and must become this request's error, not the process's.
+      const rawParams = names.map((_, index) => req.getParameter(index) ?? "");
       const query = req.getQuery() ?? "";
       const origin = req.getHeader("origin");
       const authorization = req.getHeader("authorization");
@@ -214,6 +211,10 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
 
       const run = async (): Promise<RouteResult> => {
         if (!originOk(origin)) throw new ParleyError(ErrorCode.OriginNotAllowed, "origin not allowed");
+        const params: Record<string, string> = {};
+        names.forEach((name, index) => {
+          params[name] = decodeUrlComponent(rawParams[index], `path parameter "${name}"`);
+        });
         const raw = await body;
         let parsedBody: unknown;
         if (definition.body) {

@@ -9,6 +9,7 @@ import type { TokenIdentity } from "../auth/tokens.ts";
 import type { Config } from "../config.ts";
 import { describeError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import { decodeUrlComponent, parseQueryString } from "../platform/url-decoding.ts";
 import type { UWS } from "../uws.ts";
 import { ClientSession, type SocketData } from "./client-session.ts";
 import { originAllowed } from "./origin.ts";
@@ -37,14 +38,6 @@ function permissionDenied(reason: string): Uint8Array {
   encoding.writeVarUint(encoder, 0);
   encoding.writeVarString(encoder, reason);
   return encoding.toUint8Array(encoder);
-}
-
-function tokenFromQuery(query: string): string {
-  for (const part of query.split("&")) {
-    const [key, value = ""] = part.split("=");
-    if (key === "token") return decodeURIComponent(value);
-  }
-  return "";
 }
 
 /** Registers the /yjs/:conversation route on the app. */
@@ -83,8 +76,8 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
       res.onAborted(() => {
         aborted = true;
       });
-      const conversation = decodeURIComponent(req.getUrl().slice("/yjs/".length));
-      const token = tokenFromQuery(req.getQuery() ?? "");
+      const rawConversation = req.getUrl().slice("/yjs/".length);
+      const rawQuery = req.getQuery() ?? "";
       const origin = req.getHeader("origin");
       const key = req.getHeader("sec-websocket-key");
       const protocol = req.getHeader("sec-websocket-protocol");
@@ -94,6 +87,14 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
         if (!aborted) res.cork(() => res.writeStatus(status).end(body));
       };
       if (!originAllowed(origin, deps.allowedOrigins)) return refuse("403 Forbidden", "origin not allowed");
+      let conversation: string;
+      let token: string;
+      try {
+        conversation = decodeUrlComponent(rawConversation, "the room name");
+        token = parseQueryString(rawQuery).get("token") ?? "";
+      } catch (error) {
+        return refuse("400 Bad Request", describeError(error).message);
+      }
       if (!isConversationId(conversation)) return refuse("400 Bad Request", "invalid conversation id");
       deps.authenticate(token, remote).then(
         (identity) => {
