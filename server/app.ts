@@ -125,7 +125,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     onCompacted: (conversation, seq) => delivery.compacted(conversation, seq),
   });
   const audit = await openAudit(config, { keys, logger, now: options.now, store });
-  const identity = await openIdentity(config, { keys, logger, writePath, cache, now: options.now, partnerEvents: events.recorder, orgAudit: audit.recorder });
+  const identity = await openIdentity(config, { keys, masterKeys: master.ring, logger, writePath, cache, now: options.now, partnerEvents: events.recorder, orgAudit: audit.recorder });
   // Deletion and retention. The ledger is replayed now, before the server accepts connections, so
   // nothing a restored backup brought back is ever served.
   const lifecycle = await openLifecycle(config, {

@@ -1,12 +1,12 @@
 // Secrets at rest: AES-256-GCM sealed, bound to their owner by associated data, refusing any
-// tampering; the key lives in <dataDir>/keys/secrets.key, created once with mode 0600.
+// tampering. Where the key itself lives (wrapped by the master key): secrets-key.test.ts.
 
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { loadOrCreateSecretsKey, openSecret, SecretBoxError, SecretKeyError, sealSecret } from "../server/auth/secret-box.ts";
+import { openSecret, SecretBoxError, SecretKeyError, sealSecret } from "../server/auth/secret-box.ts";
 
 const KEY = new Uint8Array(randomBytes(32));
 const SEED = new TextEncoder().encode("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP");
@@ -62,37 +62,5 @@ describe("sealSecret / openSecret", () => {
   it("refuses a key that is not 32 bytes", () => {
     expect(() => sealSecret(new Uint8Array(16), SEED, "x")).toThrow(SecretKeyError);
     expect(() => openSecret(new Uint8Array(31), new Uint8Array(40), "x")).toThrow(SecretKeyError);
-  });
-});
-
-describe("loadOrCreateSecretsKey", () => {
-  let dataDir: string | undefined;
-  afterEach(async () => {
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
-    dataDir = undefined;
-  });
-
-  it("creates 32 random bytes readable only by the server's user, then reuses them", async () => {
-    dataDir = await mkdtemp(path.join(tmpdir(), "parley-secrets-"));
-    const key = await loadOrCreateSecretsKey(path.join(dataDir, "keys"));
-    expect(key.length).toBe(32);
-    const file = path.join(dataDir, "keys", "secrets.key");
-    expect((await stat(file)).mode & 0o777).toBe(0o600);
-    expect(new Uint8Array(await readFile(file))).toEqual(key);
-    expect(await loadOrCreateSecretsKey(path.join(dataDir, "keys"))).toEqual(key);
-  });
-
-  it("gives every concurrent starter the same key", async () => {
-    dataDir = await mkdtemp(path.join(tmpdir(), "parley-secrets-"));
-    const dir = dataDir;
-    const keys = await Promise.all(Array.from({ length: 5 }, () => loadOrCreateSecretsKey(path.join(dir, "keys"))));
-    for (const key of keys) expect(key).toEqual(keys[0]);
-  });
-
-  it("refuses a key file of the wrong size instead of using it", async () => {
-    dataDir = await mkdtemp(path.join(tmpdir(), "parley-secrets-"));
-    await mkdir(path.join(dataDir, "keys"));
-    await writeFile(path.join(dataDir, "keys", "secrets.key"), randomBytes(16), { mode: 0o600 });
-    await expect(loadOrCreateSecretsKey(path.join(dataDir, "keys"))).rejects.toThrow(SecretKeyError);
   });
 });

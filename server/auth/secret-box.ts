@@ -1,11 +1,9 @@
-// Small secrets at rest (TOTP seeds, later webhook secrets) sealed with AES-256-GCM under the
-// server's secrets key. Associated data names what the secret belongs to (`totp:<userId>`), so
-// a sealed value copied into another row or another person's record no longer opens.
+// Small secrets at rest (TOTP seeds, webhook secrets) sealed with AES-256-GCM under the server's
+// secrets key (itself kept wrapped by the master key: secrets-key.ts). Associated data names what
+// the secret belongs to (`totp:<userId>`), so a sealed value copied into another row or another
+// person's record no longer opens.
 
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { mkdir } from "node:fs/promises";
-import path from "node:path";
-import { readOrCreate } from "./keys.ts";
 
 /** Format of a sealed value: version ‖ nonce ‖ ciphertext ‖ tag. Bump to change the layout. */
 const VERSION = 1;
@@ -64,17 +62,4 @@ export function openSecret(key32: Uint8Array, sealed: Uint8Array, associatedData
     // Node says only "Unsupported state or unable to authenticate data"; so do we.
     throw new SecretBoxError("sealed secret failed authentication (tampered, wrong key or wrong owner)");
   }
-}
-
-/**
- * Loads `<keysDir>/secrets.key` (32 random bytes), creating it with mode 0600 on first
- * start. Losing this file makes every sealed secret unreadable (people re-enrol their 2FA), so
- * it belongs in backups, kept apart from the database backups it protects.
- */
-export async function loadOrCreateSecretsKey(dir: string): Promise<Uint8Array> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const file = path.join(dir, "secrets.key");
-  const key = await readOrCreate(file, () => randomBytes(KEY_BYTES));
-  if (key.length !== KEY_BYTES) throw new SecretKeyError(`${file} must hold exactly ${KEY_BYTES} bytes, holds ${key.length}`);
-  return new Uint8Array(key);
 }

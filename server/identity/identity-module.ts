@@ -7,8 +7,9 @@ import { ErrorCode, type Role } from "../../protocol/index.ts";
 import { AttemptLimiter } from "../auth/attempt-limiter.ts";
 import type { OrgAuditRecorder } from "../audit/org-recorder.ts";
 import type { ServerKeys } from "../auth/keys.ts";
+import type { MasterKeyring } from "../auth/master-key.ts";
 import { PasswordHasher } from "../auth/passwords.ts";
-import { loadOrCreateSecretsKey } from "../auth/secret-box.ts";
+import { loadOrCreateSecretsKey } from "../auth/secrets-key.ts";
 import { type TokenIdentity, verifyToken } from "../auth/tokens.ts";
 import type { Config } from "../config.ts";
 import type { DirectoryHandle } from "../directory/directory.ts";
@@ -70,14 +71,18 @@ function createMailer(config: Config, logger: Logger): Mailer {
 /** Opens the directory and builds the identity services. */
 export async function openIdentity(
   config: Config,
-  deps: { keys: ServerKeys; logger: Logger; writePath: WritePath; cache: DocumentCache; now?: () => number; partnerEvents: EventRecorder; orgAudit: OrgAuditRecorder },
+  deps: {
+    keys: ServerKeys;
+    /** Unwraps the secrets key (secrets-key.ts). */
+    masterKeys: MasterKeyring;
+    logger: Logger; writePath: WritePath; cache: DocumentCache; now?: () => number; partnerEvents: EventRecorder; orgAudit: OrgAuditRecorder },
 ): Promise<Identity> {
   const now = deps.now ?? Date.now;
   const directoryHandle = await openDirectory({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
   const directory = directoryHandle.directory;
   const events = new AccessEvents();
   const access = new AccessControl(directory);
-  const secretsKey = await loadOrCreateSecretsKey(config.keysDir);
+  const secretsKey = await loadOrCreateSecretsKey(config.keysDir, deps.masterKeys);
   const sessions = new SessionService({
     directory,
     keys: deps.keys,

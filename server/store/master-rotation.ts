@@ -12,6 +12,7 @@ import Database from "better-sqlite3";
 import pg from "pg";
 import { readOrCreate, writePrivateTemp } from "../auth/keys.ts";
 import { MASTER_KEY_BYTES, MASTER_KEY_FILE, type MasterKey, masterKey, RETIRED_DIR, readKeyring, retiredKeyFile } from "../auth/master-key.ts";
+import { rewrapSecretsKey } from "../auth/secrets-key.ts";
 import { unwrapDataKey, wrapDataKey } from "./envelope.ts";
 import { DATA_KEY, type DataKeyRow } from "./keyring.ts";
 import { numberedPlaceholders } from "./sql-dialect.ts";
@@ -86,6 +87,8 @@ export async function rotateMasterKey(keysDir: string, table: KeyringTable, opti
   let rewrapped = await rewrapAll(table, byId, next);
   await new Promise((resolve) => setTimeout(resolve, options.settleMs ?? 2500));
   rewrapped += await rewrapAll(table, byId, next);
+  // Before any old key is retired: the secrets key must never be left wrapped by a retired key.
+  await rewrapSecretsKey(keysDir, ring.keys, next);
   const inUse = new Set(await table.masterIds());
   const retired: string[] = [];
   for (const key of ring.keys) {
