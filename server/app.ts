@@ -151,7 +151,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     directory: identity.services.directory,
     principals,
     allowedOrigins: config.allowedOrigins,
-    trustProxy: config.http.trustProxy,
+    proxyTrust: config.http.proxyTrust,
   });
   const webhooks = await openWebhooks(
     config,
@@ -196,7 +196,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       .catch((error: unknown) => logger.error({ err: error }, "access revalidation failed"));
   }, 2000);
   revalidator.unref();
-  const routeDeps = { hub, authenticate: identity.authenticate, limits: config.limits, allowedOrigins: config.allowedOrigins, logger };
+  const routeDeps = { hub, authenticate: identity.authenticate, limits: config.limits, allowedOrigins: config.allowedOrigins, proxyTrust: config.http.proxyTrust, logger };
   registerParleyRoute(app, {
     ...routeDeps,
     // Partner systems follow events over the socket with their API key.
@@ -216,7 +216,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   registerRoutes(app, routes, {
     allowedOrigins: config.allowedOrigins,
     maxBodyBytes: config.http.maxBodyBytes,
-    trustProxy: config.http.trustProxy,
+    proxyTrust: config.http.proxyTrust,
     logger,
     principals,
   });

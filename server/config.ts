@@ -2,6 +2,7 @@
 // else in the server reads process.env; the composition root hands each module its part.
 
 import path from "node:path";
+import { type ProxyTrust, parseProxyTrust } from "./platform/client-address.ts";
 
 /** Every setting the server runs with; defaults are the embedded single-node setup. */
 export interface Config {
@@ -81,8 +82,11 @@ export interface Config {
   http: {
     /** Largest request body accepted. */
     maxBodyBytes: number;
-    /** Take client addresses from X-Forwarded-For (set only behind a trusted proxy). */
-    trustProxy: boolean;
+    /**
+     * Which proxies may tell the client's address in X-Forwarded-For (PARLEY_TRUST_PROXY): none,
+     * a hop count, or their addresses; the client is the rightmost hop that is not one of them.
+     */
+    proxyTrust: ProxyTrust;
   };
   identity: {
     /** Base URL people reach this server at (invitation links). */
@@ -211,6 +215,15 @@ function eventsConfig(env: Env): Config["events"] {
   };
 }
 
+/** PARLEY_TRUST_PROXY: false | true (one proxy) | a hop count | proxy addresses and CIDR ranges, comma-separated. */
+function proxyTrustSetting(env: Env): ProxyTrust {
+  try {
+    return parseProxyTrust(env.PARLEY_TRUST_PROXY ?? "false");
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
+}
+
 function masterKeySetting(env: Env, cwd: string): Config["masterKey"] {
   const value = env.PARLEY_MASTER_KEY || null;
   const file = env.PARLEY_MASTER_KEY_FILE ? path.resolve(cwd, env.PARLEY_MASTER_KEY_FILE) : null;
@@ -277,7 +290,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     shutdownTimeoutMs: int(env, "PARLEY_SHUTDOWN_TIMEOUT_MS", 10_000, 100, 600_000),
     http: {
       maxBodyBytes: int(env, "PARLEY_MAX_BODY_BYTES", 64 * 1024, 1024, 16 * MiB),
-      trustProxy: oneOf(env, "PARLEY_TRUST_PROXY", "false", ["true", "false"]) === "true",
+      proxyTrust: proxyTrustSetting(env),
     },
     identity: identityConfig(env),
     events: eventsConfig(env),

@@ -11,6 +11,7 @@ import { type PrincipalDeps, resolvePrincipal } from "../http/principal.ts";
 import { SECURITY_HEADERS } from "../http/respond.ts";
 import { statusFor } from "../http/router.ts";
 import type { Logger } from "../logger.ts";
+import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";
 import { parseQueryString } from "../platform/url-decoding.ts";
 import type { UWS } from "../uws.ts";
 import { type EventAccess, type EventReader, readerOfPrincipal, requireEventReader } from "./event-access.ts";
@@ -25,7 +26,8 @@ export interface EventStreamRouteDeps {
   access: EventAccess;
   principals: PrincipalDeps;
   allowedOrigins: readonly string[];
-  trustProxy: boolean;
+  /** Which proxies may name the client (the same computation as every other entry point). */
+  proxyTrust: ProxyTrust;
   /** Interval of heartbeat comments. */
   heartbeatMs: number;
   /** How often a running stream's credentials are checked again. */
@@ -135,9 +137,9 @@ export function registerEventStreamRoute(app: UWS.TemplatedApp, deps: EventStrea
     const authorization = req.getHeader("authorization");
     const origin = req.getHeader("origin");
     const lastEventId = req.getHeader("last-event-id");
-    const forwardedFor = req.getHeader("x-forwarded-for");
+    const forwardedFor = forwardedForOf(req);
     const rawQuery = req.getQuery() ?? "";
-    const ip = deps.trustProxy && forwardedFor ? forwardedFor.split(",")[0].trim() : Buffer.from(res.getRemoteAddressAsText()).toString();
+    const ip = clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), forwardedFor, deps.proxyTrust);
     const log = deps.logger.child({ requestId });
 
     const stream: Stream = {

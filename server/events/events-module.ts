@@ -3,6 +3,7 @@
 // subscriptions, paging route) and retention. The composition root opens it before identity
 // (which records through it) and starts it once the directory exists.
 
+import type { ProxyTrust } from "../platform/client-address.ts";
 import type { Config } from "../config.ts";
 import type { Directory } from "../directory/directory.ts";
 import type { PrincipalDeps } from "../http/principal.ts";
@@ -30,7 +31,7 @@ export interface EventsStartDeps {
   directory: Directory;
   principals: PrincipalDeps;
   allowedOrigins: readonly string[];
-  trustProxy: boolean;
+  proxyTrust: ProxyTrust;
 }
 
 /** Partner events as the rest of the server sees them. */
@@ -89,7 +90,7 @@ export function openEvents(
         access,
         principals: start.principals,
         allowedOrigins: start.allowedOrigins,
-        trustProxy: start.trustProxy,
+        proxyTrust: start.proxyTrust,
         heartbeatMs: settings.heartbeatSeconds * 1000,
         recheckMs: RECHECK_MS,
         maxStalledMs: 60_000,

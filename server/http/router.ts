@@ -9,6 +9,7 @@ import { ErrorCode } from "../../protocol/index.ts";
 import { DirectoryError } from "../directory/directory.ts";
 import { describeError, ParleyError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";
 import { decodeUrlComponent, parseQueryString } from "../platform/url-decoding.ts";
 import type { UWS } from "../uws.ts";
 import { WorkerCallError } from "../worker/worker-service.ts";
@@ -20,8 +21,8 @@ import type { RouteDefinition, RouteResult } from "./route.ts";
 export interface RouterOptions {
   allowedOrigins: readonly string[];
   maxBodyBytes: number;
-  /** Take the client address from X-Forwarded-For (only behind a trusted proxy). */
-  trustProxy: boolean;
+  /** Which proxies may name the client in X-Forwarded-For (see platform/client-address.ts). */
+  proxyTrust: ProxyTrust;
   logger: Logger;
   principals: PrincipalDeps;
 }
@@ -135,11 +136,6 @@ function parseQuery(query: string): Record<string, string> {
   return Object.fromEntries(parseQueryString(query));
 }
 
-function clientIp(res: UWS.HttpResponse, forwardedFor: string, trustProxy: boolean): string {
-  if (trustProxy && forwardedFor) return forwardedFor.split(",")[0].trim();
-  return Buffer.from(res.getRemoteAddressAsText()).toString();
-}
-
 function readBody(res: UWS.HttpResponse, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -198,7 +194,7 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
       const authorization = req.getHeader("authorization");
       const contentType = req.getHeader("content-type");
       const headers = { cookie: req.getHeader("cookie"), userAgent: req.getHeader("user-agent"), accept: req.getHeader("accept") };
-      const ip = clientIp(res, req.getHeader("x-forwarded-for"), options.trustProxy);
+      const ip = clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), forwardedForOf(req), options.proxyTrust);
       let aborted = false;
       res.onAborted(() => {
         aborted = true;

@@ -153,16 +153,17 @@ export async function openIdentity(
       });
       return identity;
     }
+    // An organisation's IP allowlist holds for every token acting for it, capability tokens included.
+    const org = await directory.getOrganisation(identity.org);
+    if (org && !ipAllowed(ip, org.ipAllowlist)) {
+      throw new ParleyError(ErrorCode.IpNotAllowed, "this organisation does not allow access from your address");
+    }
     if (identity.scoped) return identity;
     if (identity.sessionFamily && (await directory.isFamilyRevoked(identity.sessionFamily))) {
       throw new ParleyError(ErrorCode.InvalidToken, "this session was signed out");
     }
     if (!(await directory.getMembership(identity.org, identity.user))) {
       throw new ParleyError(ErrorCode.InvalidToken, "no longer a member of this organisation");
-    }
-    const org = await directory.getOrganisation(identity.org);
-    if (org && !ipAllowed(ip, org.ipAllowlist)) {
-      throw new ParleyError(ErrorCode.IpNotAllowed, "this organisation does not allow access from your address");
     }
     if (org?.require2fa && !(await directory.getUser(identity.user))?.totpEnabled) {
       throw new ParleyError(ErrorCode.TwoFactorEnrolmentRequired, "your organisation requires two-factor authentication");

@@ -17,6 +17,7 @@ import type { Config } from "../config.ts";
 import { describeError } from "../errors.ts";
 import type { SocketEventStreams } from "../events/socket-event-streams.ts";
 import type { Logger } from "../logger.ts";
+import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";
 import type { UWS } from "../uws.ts";
 import { ClientSession, type SocketData } from "./client-session.ts";
 import { originAllowed } from "./origin.ts";
@@ -29,6 +30,8 @@ export interface ParleyRouteDeps {
   authenticate(token: string, ip: string): Promise<TokenIdentity>;
   limits: Config["limits"];
   allowedOrigins: readonly string[];
+  /** Which proxies may name the client (the same computation as HTTP; allowlists and limits use it). */
+  proxyTrust: ProxyTrust;
   logger: Logger;
   /** Event subscriptions (`subscribe-events`); without it such frames are refused. */
   events?: SocketEventStreams;
@@ -229,7 +232,7 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
         res.writeStatus("403 Forbidden").end("origin not allowed");
         return;
       }
-      const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
+      const remote = clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), forwardedForOf(req), deps.proxyTrust);
       const data: SocketData = { session: new ClientSession("parley", remote, limits.maxFramesPerSecond) };
       res.upgrade(
         data,

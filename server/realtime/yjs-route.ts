@@ -9,6 +9,7 @@ import type { TokenIdentity } from "../auth/tokens.ts";
 import type { Config } from "../config.ts";
 import { describeError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";
 import { decodeUrlComponent, parseQueryString } from "../platform/url-decoding.ts";
 import type { UWS } from "../uws.ts";
 import { ClientSession, type SocketData } from "./client-session.ts";
@@ -22,6 +23,8 @@ export interface YjsRouteDeps {
   authenticate(token: string, ip: string): Promise<TokenIdentity>;
   limits: Config["limits"];
   allowedOrigins: readonly string[];
+  /** Which proxies may name the client (the same computation as HTTP; allowlists and limits use it). */
+  proxyTrust: ProxyTrust;
   logger: Logger;
 }
 
@@ -82,7 +85,7 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
       const key = req.getHeader("sec-websocket-key");
       const protocol = req.getHeader("sec-websocket-protocol");
       const extensions = req.getHeader("sec-websocket-extensions");
-      const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
+      const remote = clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), forwardedForOf(req), deps.proxyTrust);
       const refuse = (status: string, body: string) => {
         if (!aborted) res.cork(() => res.writeStatus(status).end(body));
       };
