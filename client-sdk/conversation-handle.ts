@@ -195,11 +195,12 @@ export class ConversationChannel implements ConversationHandle {
   private outgoing: PendingWrite[] = [];
   private outgoingBytes = 0;
 
-  constructor(
-    readonly conversationId: string,
-    private readonly transport: ChannelTransport,
-    options: OpenOptions = {},
-  ) {
+  readonly conversationId: string;
+  private readonly transport: ChannelTransport;
+
+  constructor(conversationId: string, transport: ChannelTransport, options: OpenOptions = {}) {
+    this.conversationId = conversationId;
+    this.transport = transport;
     this.doc = options.doc ?? options.awareness?.doc ?? new Y.Doc();
     if (options.awareness !== undefined && options.awareness.doc !== this.doc) {
       throw new TypeError("options.awareness must belong to options.doc");

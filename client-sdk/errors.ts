@@ -4,11 +4,10 @@
 /** An error reported by the SDK; `code` is a protocol error code or a close code. */
 export class ParleyError extends Error {
   override readonly name = "ParleyError";
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
+  readonly code: number;
+  constructor(code: number, message: string) {
     super(message);
+    this.code = code;
   }
 }
 

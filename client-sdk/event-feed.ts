@@ -61,10 +61,12 @@ export class EventFeedChannel implements EventFeed {
   private done = false;
   private readonly highWater: number;
 
-  constructor(
-    private readonly options: EventFeedOptions,
-    private readonly transport: EventFeedTransport,
-  ) {
+  private readonly options: EventFeedOptions;
+  private readonly transport: EventFeedTransport;
+
+  constructor(options: EventFeedOptions, transport: EventFeedTransport) {
+    this.options = options;
+    this.transport = transport;
     if (options.after !== undefined && (!Number.isSafeInteger(options.after) || options.after < 0)) {
       throw new TypeError("options.after must be a non-negative integer cursor");
     }

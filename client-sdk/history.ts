@@ -85,10 +85,13 @@ function pointParams(point: HistoryPoint): { seq: number } | { at: string | numb
 
 /** The history endpoints, called with a bearer token. */
 export class HistoryApi {
-  constructor(
-    private readonly baseUrl: string,
-    private readonly token: () => string | Promise<string>,
-  ) {}
+  private readonly baseUrl: string;
+  private readonly token: () => string | Promise<string>;
+
+  constructor(baseUrl: string, token: () => string | Promise<string>) {
+    this.baseUrl = baseUrl;
+    this.token = token;
+  }
 
   /** The conversation as it was at `point`. */
   async history(conversationId: string, point: HistoryPoint): Promise<ConversationAtPoint> {

@@ -18,11 +18,14 @@ export class PresenceLink {
   private live = false;
 
   /** `origin` marks updates applied from the network, so they are not sent back. */
-  constructor(
-    readonly awareness: Awareness,
-    private readonly send: SendAwareness,
-    private readonly origin: object,
-  ) {
+  readonly awareness: Awareness;
+  private readonly send: SendAwareness;
+  private readonly origin: object;
+
+  constructor(awareness: Awareness, send: SendAwareness, origin: object) {
+    this.awareness = awareness;
+    this.send = send;
+    this.origin = origin;
     awareness.on("update", this.onUpdate);
   }
 

@@ -6,10 +6,9 @@ import type { ErrorCode } from "./codes.ts";
 /** A frame or message that does not follow the protocol; `code` is an {@link ErrorCode}. */
 export class ProtocolError extends Error {
   override readonly name = "ProtocolError";
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-  ) {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
     super(message);
+    this.code = code;
   }
 }
