@@ -29,6 +29,7 @@ import { WritePath } from "./log/write-path.ts";
 import type { Logger } from "./logger.ts";
 import { AccessEnforcer } from "./realtime/access-enforcer.ts";
 import { ClusterBroadcaster } from "./realtime/cluster-broadcaster.ts";
+import { ChannelRegistry } from "./realtime/conversation-channel.ts";
 import { DocumentCache } from "./realtime/document-cache.ts";
 import { registerParleyRoute } from "./realtime/parley-route.ts";
 import { RealtimeHub } from "./realtime/realtime-hub.ts";
@@ -104,7 +105,8 @@ export async function startServer(config: Config, logger: Logger, options: Start
   const committer = new GroupCommitter(store, { maxBatch: config.store.maxBatch, windowMs: config.store.commitWindowMs });
   const cache = new DocumentCache(store, config.cacheBytes);
   const bus = openBus(config.bus, logger);
-  const broadcaster = new ClusterBroadcaster(app, bus);
+  const channels = new ChannelRegistry();
+  const broadcaster = new ClusterBroadcaster(app, bus, channels);
   // Every commit, this node's or another's, reaches the cache and local subscribers in order here.
   const delivery = new RemoteDelivery({ bus, store, cache, broadcaster, logger, gapGraceMs: config.bus.gapGraceMs });
   // Partner events: opened before identity, which records through it.
@@ -167,6 +169,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     options.webhooks,
   );
   const hub = new RealtimeHub({
+    channels,
     resolveRole: identity.resolveRole,
     cache,
     writePath,

@@ -78,7 +78,7 @@ describe("session lifecycle", () => {
     await expect(fetch(`${server.httpUrl}/healthz`)).rejects.toThrow();
   });
 
-  it("disconnects a consumer that stops reading instead of buffering without bound", async () => {
+  it("disconnects a consumer that stops reading with 4508 instead of buffering without bound", async () => {
     server = await startTestServer({ env: { PARLEY_MAX_BACKPRESSURE_BYTES: "65536", PARLEY_MAX_FRAMES_PER_SECOND: "100000" } });
     const token = await server.token({ user: "u", org: "o", conversations: { flood: "writer" } });
     const writer = await RawClient.authenticated(server.url, token);
@@ -93,6 +93,9 @@ describe("session lifecycle", () => {
     for (let i = 0; i < 1500; i++) writer.doc("flood", { type: "update", update: textUpdate(doc, chunk) });
     await writer.waitForControl("ack", (m) => (m.seq as number) >= 1500, 20_000);
     expect(server.server.hub.sessions.size).toBe(1);
+    // Reading again, the reader gets what was buffered and then the documented close code.
+    (reader.socket as unknown as { _socket: { resume(): void } })._socket.resume();
+    expect(await reader.closed(20_000)).toBe(CloseCode.SlowConsumer);
     writer.close();
   });
 });

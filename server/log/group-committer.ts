@@ -1,9 +1,21 @@
 // Group commit: appends that arrive while a commit is in flight (or within the commit window)
 // ride together in the next transaction, so one fsync carries many updates. Callers get their
 // own sequence number back only after the transaction is durable; results come back in arrival
-// order, so fan-out after commit happens in sequence order per conversation.
+// order, so fan-out after commit happens in sequence order per conversation. One bad request
+// fails alone: a batch the store refused as a whole is retried in halves until the culprit is
+// isolated, so nobody else's update is refused because it shared a transaction with it.
 
 import type { AppendRequest, CommittedAppend, Store } from "../store/store.ts";
+import { StoreError } from "../store/store-error.ts";
+
+/**
+ * True when the store refused the batch in a rolled-back transaction because of what was in it
+ * (so a smaller batch may commit). Not when the store is down or closed, or the outcome is
+ * unknown: retrying then would fail again, or could record an update twice.
+ */
+function mayBeOneRequest(error: unknown): boolean {
+  return error instanceof StoreError && (error.code === "invalid_request" || error.code === "internal" || error.code === "undecryptable");
+}
 
 /** Tuning for the committer. */
 export interface GroupCommitterOptions {
@@ -71,20 +83,32 @@ export class GroupCommitter {
     if (this.inFlight || this.queue.length === 0) return;
     const batch = this.queue.length <= this.options.maxBatch ? this.queue : this.queue.slice(0, this.options.maxBatch);
     this.queue = batch === this.queue ? [] : this.queue.slice(batch.length);
-    this.inFlight = this.store.appendBatch(batch.map((p) => p.request)).then(
-      (results) => {
-        this.stats.appends += batch.length;
-        this.stats.batches += 1;
-        for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i]);
-      },
-      (error: unknown) => {
-        for (const pending of batch) pending.reject(error);
-      },
-    );
+    this.inFlight = this.commit(batch);
     void this.inFlight.finally(() => {
       this.inFlight = null;
       // Whatever arrived during the commit goes next, without waiting for the window again.
       if (this.queue.length > 0) this.commitNext();
     });
+  }
+
+  /** Commits a batch; when the store refuses it for its content, commits the halves on their own. */
+  private async commit(batch: Pending[]): Promise<void> {
+    let results: CommittedAppend[];
+    try {
+      results = await this.store.appendBatch(batch.map((p) => p.request));
+    } catch (error) {
+      if (batch.length === 1 || !mayBeOneRequest(error)) {
+        for (const pending of batch) pending.reject(error);
+        return;
+      }
+      // In arrival order, left half first: each conversation's appends keep their order.
+      const middle = Math.ceil(batch.length / 2);
+      await this.commit(batch.slice(0, middle));
+      await this.commit(batch.slice(middle));
+      return;
+    }
+    this.stats.appends += batch.length;
+    this.stats.batches += 1;
+    for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i]);
   }
 }

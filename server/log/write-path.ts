@@ -7,6 +7,7 @@ import { ParleyError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { DocumentCache } from "../realtime/document-cache.ts";
 import type { Actor, Store } from "../store/store.ts";
+import { StoreError } from "../store/store-error.ts";
 import type { GroupCommitter } from "./group-committer.ts";
 import { validateUpdate } from "./update-validator.ts";
 
@@ -73,6 +74,12 @@ export class WritePath {
     try {
       ({ seq } = await this.deps.committer.append({ conversation, kind: "update", actor, payload: update }));
     } catch (error) {
+      // A request the store refused for what it is (a destroyed conversation) fails for good;
+      // anything else is the store's trouble, and the client retries after reconnecting.
+      if (error instanceof StoreError && error.code === "invalid_request") {
+        this.deps.logger.info({ err: error, conversation }, "append refused by the store");
+        throw new ParleyError(ErrorCode.InvalidRequest, "the update was refused: the conversation cannot be written");
+      }
       this.deps.logger.error({ err: error, conversation }, "commit failed");
       throw new ParleyError(ErrorCode.StoreUnavailable, "the update could not be stored; retry");
     }

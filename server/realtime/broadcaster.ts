@@ -6,6 +6,7 @@ import type { DocMessage } from "../../protocol/index.ts";
 import { encodeDocFrame, encodeDocMessage } from "../../protocol/index.ts";
 import type { FanOut } from "../log/write-path.ts";
 import type { UWS } from "../uws.ts";
+import type { ChannelRegistry } from "./conversation-channel.ts";
 
 /** The two wire dialects a conversation's subscribers may speak. */
 export type Dialect = "parley" | "yjs";
@@ -28,7 +29,15 @@ function isOrigin(value: unknown): value is BroadcastOrigin {
 
 /** Publishes document messages to a conversation's local subscribers. */
 export class Broadcaster implements FanOut {
-  constructor(private readonly app: UWS.TemplatedApp) {}
+  /** Conversations published to since the last check of their members' send buffers. */
+  private readonly unchecked = new Set<string>();
+  private checkTimer: NodeJS.Timeout | null = null;
+
+  /** `channels`: whose members are checked for a full send buffer after publishing (4508). */
+  constructor(
+    private readonly app: UWS.TemplatedApp,
+    private readonly channels?: ChannelRegistry,
+  ) {}
 
   committedUpdate(conversation: string, update: Uint8Array, _seq: number, origin?: unknown, envelope?: Uint8Array): void {
     this.publish(conversation, { type: "update", update }, isOrigin(origin) ? origin : undefined, envelope);
@@ -44,6 +53,23 @@ export class Broadcaster implements FanOut {
     if (this.app.numSubscribers(yjsTopic) > 0) {
       this.send(yjsTopic, encodeDocMessage(message), origin?.dialect === "yjs" ? origin : undefined);
     }
+    this.checkBuffersSoon(conversation);
+  }
+
+  /**
+   * uWS hands topic messages to the sockets at the end of the loop iteration, not inside
+   * publish(): their buffers are checked on a timer after that, once per burst of publishes.
+   */
+  private checkBuffersSoon(conversation: string): void {
+    if (!this.channels) return;
+    this.unchecked.add(conversation);
+    if (this.checkTimer) return;
+    this.checkTimer = setTimeout(() => {
+      this.checkTimer = null;
+      const conversations = [...this.unchecked];
+      this.unchecked.clear();
+      for (const c of conversations) this.channels?.closeSlowMembers(c);
+    }, 0);
   }
 
   private send(topic: string, frame: Uint8Array, origin: BroadcastOrigin | undefined): void {

@@ -4,6 +4,7 @@
 
 import { randomBytes } from "node:crypto";
 import {
+  CloseCode,
   type ErrorCode,
   type ErrorMessage,
   encodeControlFrame,
@@ -16,6 +17,15 @@ import {
 import type { TokenIdentity } from "../auth/tokens.ts";
 import type { UWS } from "../uws.ts";
 import type { BroadcastOrigin, Dialect } from "./broadcaster.ts";
+
+/**
+ * The buffer size at which uWS itself drops frames and the connection (no close frame: 1006), for
+ * a soft limit at which the session closes itself with 4508. Far above it, because topic
+ * messages reach the buffers before the session's check runs (one burst of publishes).
+ */
+export function hardBackpressureLimit(softLimitBytes: number): number {
+  return softLimitBytes * 4 + 32 * 1024 * 1024;
+}
 
 /** Where a connection is in its life. */
 export type SessionPhase = "awaiting-auth" | "authenticating" | "ready" | "closed";
@@ -54,6 +64,8 @@ export class ClientSession implements BroadcastOrigin {
     readonly dialect: Dialect,
     readonly remoteAddress: string,
     private readonly framesPerSecond: number,
+    /** Send buffer this connection may fill before it is closed as a slow consumer. */
+    private readonly maxBufferedBytes: number = Number.POSITIVE_INFINITY,
   ) {
     this.tokens = framesPerSecond * 2;
   }
@@ -72,11 +84,26 @@ export class ClientSession implements BroadcastOrigin {
 
   /** Sends raw bytes if the socket is still open. */
   send(bytes: Uint8Array): void {
-    this.socket?.send(bytes, true);
+    if (!this.socket) return;
+    this.socket.send(bytes, true);
+    this.closeIfSlow();
   }
 
   sendControl(message: ServerControlMessage): void {
-    if (this.socket) this.socket.send(encodeControlFrame(message), true);
+    if (this.socket) this.send(encodeControlFrame(message));
+  }
+
+  /**
+   * Closes the connection with 4508 once more than the allowed bytes wait in its send buffer. The
+   * close frame queues behind what is buffered, so a client that reads again sees why it was
+   * dropped (and resyncs on reconnect). uWS's own limit must stay well above this one: past it,
+   * uWS drops every frame, the close frame included, and the client only sees 1006.
+   */
+  closeIfSlow(): boolean {
+    const socket = this.socket;
+    if (!socket || socket.getBufferedAmount() <= this.maxBufferedBytes) return false;
+    this.close(CloseCode.SlowConsumer, "send buffer full: read faster, then resync");
+    return true;
   }
 
   sendError(code: ErrorCode, message: string, extra: Pick<ErrorMessage, "conversation" | "request"> = {}): void {
@@ -90,7 +117,7 @@ export class ClientSession implements BroadcastOrigin {
 
   /** Sends a document message in this connection's dialect. */
   sendDoc(conversation: string, message: DocMessage): void {
-    if (this.socket) this.socket.send(this.encodeDoc(conversation, message), true);
+    if (this.socket) this.send(this.encodeDoc(conversation, message));
   }
 
   /** Closes with a code and a short reason (the socket handler's close callback cleans up). */

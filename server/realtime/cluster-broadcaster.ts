@@ -6,14 +6,16 @@ import type { DocMessage } from "../../protocol/index.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { UWS } from "../uws.ts";
 import { type BroadcastOrigin, Broadcaster } from "./broadcaster.ts";
+import type { ChannelRegistry } from "./conversation-channel.ts";
 
 /** A {@link Broadcaster} that also relays awareness to the other nodes. */
 export class ClusterBroadcaster extends Broadcaster {
   constructor(
     app: UWS.TemplatedApp,
     private readonly bus: Bus,
+    channels?: ChannelRegistry,
   ) {
-    super(app);
+    super(app, channels);
   }
 
   override publish(conversation: string, message: DocMessage, origin?: BroadcastOrigin, envelope?: Uint8Array): void {

@@ -3,10 +3,17 @@
 
 import { AwarenessRelay } from "./awareness-relay.ts";
 
+/** A local connection in a channel, as far as the channel needs to know it. */
+export interface ChannelMember {
+  /** Closes the connection if its send buffer is over its limit; true when it did. */
+  closeIfSlow(): boolean;
+}
+
 /** One conversation as seen by this node's connections. */
 export class ConversationChannel {
   readonly awareness = new AwarenessRelay();
-  members = 0;
+  /** The local connections that joined (each once). */
+  readonly members = new Set<ChannelMember>();
 
   constructor(readonly conversation: string) {}
 }
@@ -27,15 +34,15 @@ export class ChannelRegistry {
     this.observers.push(observer);
   }
 
-  /** The channel for a conversation, created on first use; counts one more member. */
-  acquire(conversation: string): ConversationChannel {
+  /** The channel for a conversation, created on first use, with `member` in it. */
+  acquire(conversation: string, member: ChannelMember): ConversationChannel {
     let channel = this.channels.get(conversation);
     if (!channel) {
       channel = new ConversationChannel(conversation);
       this.channels.set(conversation, channel);
       for (const observer of this.observers) observer.opened(conversation);
     }
-    channel.members++;
+    channel.members.add(member);
     return channel;
   }
 
@@ -43,14 +50,21 @@ export class ChannelRegistry {
     return this.channels.get(conversation);
   }
 
-  /** Counts one member fewer; the channel is dropped with its last member. */
-  release(conversation: string): void {
+  /** Takes `member` out; the channel is dropped with its last member. */
+  release(conversation: string, member: ChannelMember): void {
     const channel = this.channels.get(conversation);
     if (!channel) return;
-    if (--channel.members <= 0) {
+    channel.members.delete(member);
+    if (channel.members.size === 0) {
       this.channels.delete(conversation);
       for (const observer of this.observers) observer.closed(conversation);
     }
+  }
+
+  /** Closes the channel's connections whose send buffers are over their limit (after a publish). */
+  closeSlowMembers(conversation: string): void {
+    const channel = this.channels.get(conversation);
+    if (channel) for (const member of channel.members) member.closeIfSlow();
   }
 
   get size(): number {

@@ -19,7 +19,7 @@ import type { SocketEventStreams } from "../events/socket-event-streams.ts";
 import type { Logger } from "../logger.ts";
 import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";
 import type { UWS } from "../uws.ts";
-import { ClientSession, type SocketData } from "./client-session.ts";
+import { ClientSession, hardBackpressureLimit, type SocketData } from "./client-session.ts";
 import { originAllowed } from "./origin.ts";
 import type { RealtimeHub } from "./realtime-hub.ts";
 
@@ -222,7 +222,7 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
 
   app.ws<SocketData>("/ws", {
     maxPayloadLength: limits.maxFrameBytes * 2,
-    maxBackpressure: limits.maxBackpressureBytes,
+    maxBackpressure: hardBackpressureLimit(limits.maxBackpressureBytes),
     closeOnBackpressureLimit: 1, // typed as a number in this build; read as a boolean
     idleTimeout: limits.idleTimeoutSeconds,
     sendPingsAutomatically: true,
@@ -233,7 +233,7 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
         return;
       }
       const remote = clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), forwardedForOf(req), deps.proxyTrust);
-      const data: SocketData = { session: new ClientSession("parley", remote, limits.maxFramesPerSecond) };
+      const data: SocketData = { session: new ClientSession("parley", remote, limits.maxFramesPerSecond, limits.maxBackpressureBytes) };
       res.upgrade(
         data,
         req.getHeader("sec-websocket-key"),

@@ -22,6 +22,8 @@ export interface RealtimeHubDeps {
   maxAwarenessBytes: number;
   /** Size limit for a client's sync step 2 (its offline edits), larger than for one update. */
   maxCatchUpBytes: number;
+  /** The conversations' local channels, shared with the broadcaster (it checks their members' buffers). */
+  channels?: ChannelRegistry;
   /** The identity's current role in a conversation (null: it may not see it). */
   resolveRole(identity: TokenIdentity, conversation: string): Promise<Role | null>;
 }
@@ -29,10 +31,12 @@ export interface RealtimeHubDeps {
 /** The shared conversation logic behind every socket. */
 export class RealtimeHub {
   readonly sessions = new Set<ClientSession>();
-  readonly channels = new ChannelRegistry();
+  readonly channels: ChannelRegistry;
   private shuttingDown = false;
 
-  constructor(private readonly deps: RealtimeHubDeps) {}
+  constructor(private readonly deps: RealtimeHubDeps) {
+    this.channels = deps.channels ?? new ChannelRegistry();
+  }
 
   /**
    * Joins a conversation the session may see; resolves with the conversation's cached state once
@@ -69,7 +73,7 @@ export class RealtimeHub {
       }
       entry.role = role;
       roleKnown();
-      this.channels.acquire(conversation);
+      this.channels.acquire(conversation, session);
       session.socket?.subscribe(topicOf(session.dialect, conversation));
     } else {
       await joined.roleKnown;
@@ -156,7 +160,7 @@ export class RealtimeHub {
     const channel = this.channels.get(conversation);
     const removal = channel?.awareness.removeOwner(session);
     if (removal) this.deps.broadcaster.publish(conversation, { type: "awareness", update: removal });
-    this.channels.release(conversation);
+    this.channels.release(conversation, session);
     return true;
   }
 

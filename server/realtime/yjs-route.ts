@@ -12,7 +12,7 @@ import type { Logger } from "../logger.ts";
 import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";
 import { decodeUrlComponent, parseQueryString } from "../platform/url-decoding.ts";
 import type { UWS } from "../uws.ts";
-import { ClientSession, type SocketData } from "./client-session.ts";
+import { ClientSession, hardBackpressureLimit, type SocketData } from "./client-session.ts";
 import { originAllowed } from "./origin.ts";
 import type { RealtimeHub } from "./realtime-hub.ts";
 
@@ -70,7 +70,7 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
 
   app.ws<YjsSocketData>("/yjs/*", {
     maxPayloadLength: limits.maxFrameBytes,
-    maxBackpressure: limits.maxBackpressureBytes,
+    maxBackpressure: hardBackpressureLimit(limits.maxBackpressureBytes),
     closeOnBackpressureLimit: 1, // typed as a number in this build; read as a boolean
     idleTimeout: limits.idleTimeoutSeconds,
     sendPingsAutomatically: true,
@@ -104,7 +104,7 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
           const role = identity.grants.get(conversation);
           if (!role) return refuse("403 Forbidden", "no access to this conversation");
           if (aborted) return;
-          const session = new ClientSession("yjs", remote, limits.maxFramesPerSecond);
+          const session = new ClientSession("yjs", remote, limits.maxFramesPerSecond, limits.maxBackpressureBytes);
           session.identity = identity;
           session.phase = "ready";
           res.cork(() => res.upgrade<YjsSocketData>({ session, conversation, identity, role }, key, protocol, extensions, context));
