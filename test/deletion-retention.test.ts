@@ -337,6 +337,31 @@ describe("retention", () => {
   });
 });
 
+describe("retention sweep cost", () => {
+  it("finds inactive conversations by their stored last activity: no document loaded, recent ones not looked at", async () => {
+    let offset = 0;
+    const { test, shared } = await setup({ now: () => Date.now() + offset });
+    const ids = [await shared(), await shared()];
+    const store = test.server.store;
+    const loadDocument = store.loadDocument.bind(store);
+    let loads = 0;
+    store.loadDocument = (conversation) => {
+      loads++;
+      return loadDocument(conversation);
+    };
+    try {
+      expect(await test.server.lifecycle.sweep()).toEqual({ sidesDeleted: 0, destroyed: [], examined: 0 });
+      const lastActive = await store.lastActivity([...ids, "never-written"]);
+      expect([...lastActive.keys()].sort()).toEqual([...ids].sort());
+      offset = 8 * DAY; // past the shortest retention anyone may choose, before the default 365 days
+      expect(await test.server.lifecycle.sweep()).toEqual({ sidesDeleted: 0, destroyed: [], examined: 2 });
+      expect(loads).toBe(0);
+    } finally {
+      store.loadDocument = loadDocument;
+    }
+  });
+});
+
 /** Polls until `check` holds (the sweep runs on the server's own schedule). */
 async function until(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

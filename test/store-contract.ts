@@ -111,6 +111,18 @@ export function runStoreContract(
       expect(entries.map((e) => e.at)).toEqual(committed.map((c) => c.at));
     });
 
+    it("tells each conversation's last activity from its head, in one lookup, creating data keys for a batch of new conversations at once", async () => {
+      const ids = Array.from({ length: 30 }, (_, i) => `conv-active-${i}`);
+      const docs = ids.map(() => new Y.Doc());
+      // One batch, thirty conversations never seen: their data keys are created together.
+      const committed = await store.appendBatch(ids.flatMap((id, i) => appendsOf(id, alice, textUpdates(docs[i], 1))));
+      const activity = await store.lastActivity([...ids, "conv-never-written"]);
+      expect(activity.size).toBe(ids.length);
+      for (const [i, id] of ids.entries()) expect(activity.get(id)).toBe(committed[i].at);
+      for (const [i, id] of ids.entries()) expect(await loadText(store, id)).toBe(docs[i].getText("body").toString());
+      expect(await store.lastActivity([])).toEqual(new Map());
+    });
+
     it("loads an unknown conversation as empty", async () => {
       expect(await store.loadDocument("conv-nobody")).toEqual({
         snapshot: null,

@@ -9,6 +9,7 @@ import type { Directory } from "../directory/directory.ts";
 import type { Logger } from "../logger.ts";
 import type { Store } from "../store/store.ts";
 import type { ConversationLifecycle } from "./conversation-lifecycle.ts";
+import { RETENTION_BOUNDS } from "./lifecycle-routes.ts";
 
 const DAY_MS = 24 * 3_600_000;
 const PAGE = 100;
@@ -17,6 +18,8 @@ const PAGE = 100;
 export interface SweepOutcome {
   sidesDeleted: number;
   destroyed: string[];
+  /** Conversations inactive long enough to be looked at further (the rest were skipped on their head's time). */
+  examined: number;
 }
 
 export interface SweepDeps {
@@ -27,30 +30,34 @@ export interface SweepDeps {
 }
 
 /**
- * When a conversation was last active: its last log entry, or its creation when it has none.
- * Reads the conversation's head through the store (a sweep runs rarely; a per-conversation
- * "last activity" column would make this one lookup).
+ * The shortest retention period an organisation may choose. A conversation active more recently
+ * than this is due for nothing, so the sweep skips it on its head's time alone, without asking
+ * the directory about its parties or holds.
  */
-async function lastActivityAt(store: Store, conversationId: string, createdAt: number): Promise<number> {
-  const { headSeq } = await store.loadDocument(conversationId);
-  if (headSeq === 0) return createdAt;
-  const [last] = await store.readEntries(conversationId, headSeq - 1, 1);
-  return Math.max(createdAt, last?.at ?? 0);
-}
+const SHORTEST_RETENTION_MS = RETENTION_BOUNDS.min * DAY_MS;
 
-/** One pass over every conversation, at time `now`. */
+/**
+ * One pass over every conversation, at time `now`. Per page of conversation ids, one store
+ * lookup of their last activity (the head's commit time kept with each append): no document is
+ * loaded, and only conversations inactive at least the shortest retention period are looked at
+ * further.
+ */
 export async function sweepRetention(deps: SweepDeps, now: number): Promise<SweepOutcome> {
   const { directory, store, lifecycle } = deps;
-  const outcome: SweepOutcome = { sidesDeleted: 0, destroyed: [] };
+  const outcome: SweepOutcome = { sidesDeleted: 0, destroyed: [], examined: 0 };
   let after = "";
   for (;;) {
     const ids = await directory.listConversationIds(after, PAGE);
+    const lastActive = await store.lastActivity(ids);
     for (const id of ids) {
+      const active = lastActive.get(id);
+      if (active !== undefined && now - active <= SHORTEST_RETENTION_MS) continue;
+      outcome.examined++;
       if ((await directory.listLegalHolds(id)).length > 0) continue;
       const record = await directory.getConversation(id);
       if (!record) continue;
       const parties = await directory.listConversationParties(id);
-      const inactiveMs = now - (await lastActivityAt(store, id, record.createdAt));
+      const inactiveMs = now - Math.max(record.createdAt, active ?? 0);
       const due = parties.filter((p) => p.sideDeletedAt === null && inactiveMs > p.retentionDays * DAY_MS);
       let destroyed = false;
       for (const party of due) {
@@ -58,7 +65,8 @@ export async function sweepRetention(deps: SweepDeps, now: number): Promise<Swee
         outcome.sidesDeleted++;
         destroyed ||= result.destroyed;
       }
-      // Every side gone earlier while a hold (since lifted) waited: destroy now.
+      // Every side gone earlier while a hold (since lifted) waited: destroy now. (Lifting a hold
+      // reconsiders at once; this catches a lift interrupted before it could.)
       if (!destroyed && due.length === 0 && parties.length > 0 && parties.every((p) => p.sideDeletedAt !== null)) {
         destroyed = (await lifecycle.reconsider(id, "system")).destroyed;
       }

@@ -18,10 +18,18 @@ export interface SnapshotRow {
   state: Uint8Array;
 }
 
+/** Row shape of HEAD.lastActivityOf. */
+export interface LastActivityRow {
+  id: string;
+  head_at: number;
+}
+
 export const HEAD = {
   select: "SELECT head_seq, head_hash, head_at FROM conversations WHERE id = ?",
   /** Heads whose last entry is at or after a time (audit checkpoints). */
   listChangedSince: 'SELECT id AS "conversation", head_seq AS "seq", head_hash AS "hash" FROM conversations WHERE head_at >= ? ORDER BY id',
+  /** Row shape {@link LastActivityRow}; the id list is dialect-specific (json_each in SQLite, ANY in Postgres). */
+  lastActivityOf: (idList: string) => `SELECT id, head_at FROM conversations WHERE head_seq > 0 AND id IN (${idList})`,
   /** id, created_at, head_seq, head_hash, head_at. created_at is kept for a known conversation. */
   upsert: `INSERT INTO conversations (id, created_at, head_seq, head_hash, head_at) VALUES (?, ?, ?, ?, ?)
     ON CONFLICT (id) DO UPDATE SET head_seq = excluded.head_seq, head_hash = excluded.head_hash, head_at = excluded.head_at`,

@@ -113,6 +113,11 @@ export interface Store {
    * id: what an audit checkpoint signs. Reads the `conversations` table's head columns only.
    */
   listChainHeads(sinceMs: number): Promise<ConversationChainHead[]>;
+  /**
+   * When each of `conversations` last had an entry (its head's commit time), read from the heads
+   * alone: the retention sweep's one lookup per page. Conversations with no entry are absent.
+   */
+  lastActivity(conversations: readonly string[]): Promise<Map<string, number>>;
   /** True when the store can commit right now (for /readyz). */
   ping(): Promise<boolean>;
   /** Flushes and closes; later calls reject. */

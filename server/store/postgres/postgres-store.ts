@@ -10,7 +10,7 @@ import { genesisHash, importAuditKey } from "../../log/audit-chain.ts";
 import { type ConversationHead, conversationsOf, type PlannedEntry, planAppends, planSnapshot } from "../append-plan.ts";
 import { DataKeyring, missingDataKeyError, newDataKey, openEntries, openRecord, openUpdates, sealRecord, sealUpdates, type WrappedDataKey } from "../envelope.ts";
 import { DATA_KEY, type DataKeyRow, KEYRING_SCHEMA } from "../keyring.ts";
-import { entryValues, HEAD, type HeadRow, headFromRow, type SnapshotRow } from "../queries.ts";
+import { entryValues, HEAD, type HeadRow, headFromRow, type LastActivityRow, type SnapshotRow } from "../queries.ts";
 import { checkAfterSeq, checkAppendBatch, checkConversation, checkLimit } from "../request-checks.ts";
 import { numberedPlaceholders } from "../sql-dialect.ts";
 import type { AppendRequest, CommittedAppend, CompactionResult, ConversationChainHead, DocumentState, LogEntry, Store } from "../store.ts";
@@ -228,6 +228,13 @@ export class PostgresStore implements Store {
     });
   }
 
+  lastActivity(conversations: readonly string[]): Promise<Map<string, number>> {
+    return this.run("lastActivity", async () => {
+      const { rows } = await this.pool.query<LastActivityRow>(PG.selectLastActivity.with([conversations]));
+      return new Map(rows.map((row) => [row.id, Number(row.head_at)]));
+    });
+  }
+
   async ping(): Promise<boolean> {
     if (this.status !== "open") return false;
     let timer: NodeJS.Timeout | undefined;
@@ -287,10 +294,10 @@ export class PostgresStore implements Store {
       if (rows.length > 0) throw destroyedError(rows[0].id);
       const master = this.dataKeys.currentMaster();
       const now = Date.now();
-      for (const c of absent) {
-        const { stored: wrapped } = newDataKey(master, c);
-        await this.pool.query(PG.insertDataKey.with([c, wrapped.masterKeyId, wrapped.wrapped, now]));
-      }
+      const created = absent.map((c) => newDataKey(master, c).stored);
+      await this.pool.query(
+        PG.insertDataKeys.with([absent, created.map((w) => w.masterKeyId), created.map((w) => Buffer.from(w.wrapped)), absent.map(() => now)]),
+      );
       stored = new Map([...stored, ...(await this.storedDataKeys(absent))]);
     }
     for (const c of missing) {

@@ -46,7 +46,15 @@ export const PG = {
     "parley_select_data_keys",
     "SELECT conversation_id, master_key_id, wrapped FROM data_keys WHERE conversation_id = ANY($1::text[])",
   ),
-  insertDataKey: prepared("parley_insert_data_key", numberedPlaceholders(DATA_KEY.insert)),
+  /** $1 ids, $2 master key ids, $3 wrapped keys, $4 created_at: every new data key of a batch in one statement. */
+  insertDataKeys: prepared(
+    "parley_insert_data_keys",
+    `INSERT INTO data_keys (conversation_id, master_key_id, wrapped, created_at)
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::bigint[])
+     ON CONFLICT (conversation_id) DO NOTHING`,
+  ),
+  /** $1 ids. */
+  selectLastActivity: prepared("parley_select_last_activity", HEAD.lastActivityOf("SELECT UNNEST($1::text[])")),
   deleteDataKey: prepared("parley_delete_data_key", numberedPlaceholders(DATA_KEY.delete)),
   insertTombstone: prepared("parley_insert_tombstone", numberedPlaceholders(DESTROY.insertTombstone)),
   /** $1 ids. The destroyed ones among them. */

@@ -11,7 +11,7 @@ import { importAuditKey } from "../../log/audit-chain.ts";
 import { type ConversationHead, conversationsOf, type PlannedEntry, planAppends, planSnapshot } from "../append-plan.ts";
 import { DataKeyring, missingDataKeyError, newDataKey, openEntries, openRecord, openUpdates, sealRecord, sealUpdates } from "../envelope.ts";
 import { DATA_KEY, type DataKeyRow, KEYRING_FILE, KEYRING_SCHEMA } from "../keyring.ts";
-import { DESTROY, ENTRY, type EntryValues, entryValues, HEAD, type HeadRow, headFromRow, SNAPSHOT, type SnapshotRow } from "../queries.ts";
+import { DESTROY, ENTRY, type EntryValues, entryValues, HEAD, type HeadRow, headFromRow, type LastActivityRow, SNAPSHOT, type SnapshotRow } from "../queries.ts";
 import { checkAfterSeq, checkAppendBatch, checkConversation, checkLimit } from "../request-checks.ts";
 import type { AppendRequest, CommittedAppend, CompactionResult, ConversationChainHead, DocumentState, LogEntry } from "../store.ts";
 import { destroyedError } from "../store-error.ts";
@@ -261,6 +261,12 @@ export class SqliteLog implements SqliteOps {
 
   listChainHeads(sinceMs: number): ConversationChainHead[] {
     return this.db.prepare<[number], ConversationChainHead>(HEAD.listChangedSince).all(sinceMs);
+  }
+
+  lastActivity(conversations: readonly string[]): [string, number][] {
+    // One bound JSON array instead of a statement per list length.
+    const rows = this.db.prepare<[string], LastActivityRow>(HEAD.lastActivityOf("SELECT value FROM json_each(?)")).all(JSON.stringify(conversations));
+    return rows.map((row) => [row.id, Number(row.head_at)]);
   }
 
   ping(): boolean {

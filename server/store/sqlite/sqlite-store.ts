@@ -137,6 +137,10 @@ export class SqliteStore implements Store {
     return this.call("listChainHeads", [sinceMs]);
   }
 
+  async lastActivity(conversations: readonly string[]): Promise<Map<string, number>> {
+    return new Map(await this.call("lastActivity", [conversations]));
+  }
+
   compact(conversation: string): Promise<CompactionResult | null> {
     return this.call("compact", [conversation]);
   }

@@ -13,6 +13,7 @@ export interface SqliteOps {
   readUpdatesSince(conversation: string, afterSeq: number): { seq: number; payload: Uint8Array }[];
   readEntries(conversation: string, afterSeq: number, limit: number): LogEntry[];
   listChainHeads(sinceMs: number): ConversationChainHead[];
+  lastActivity(conversations: readonly string[]): [string, number][];
   compact(conversation: string): CompactionResult | null;
   destroyConversation(conversation: string): boolean;
   ping(): boolean;
@@ -27,6 +28,7 @@ export const OP_NAMES: ReadonlySet<string> = new Set<OpName>([
   "readUpdatesSince",
   "readEntries",
   "listChainHeads",
+  "lastActivity",
   "compact",
   "destroyConversation",
   "ping",
