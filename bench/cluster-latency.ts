@@ -22,6 +22,7 @@ import { decodeServerFrame, encodeControlFrame, encodeDocFrame, PROTOCOL_VERSION
 import { loadOrCreateKeys } from "../server/auth/keys.ts";
 import { mintToken } from "../server/auth/tokens.ts";
 import { launchServer, type RunningServer } from "./servers/launch.ts";
+import { ONE_ADDRESS_FOR_ALL_CLIENTS } from "./servers/bench-limits.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const { values: args } = parseArgs({
@@ -215,6 +216,7 @@ async function run(mode: "one node" | "two nodes") {
             PARLEY_LOG_LEVEL: "info",
             DATABASE_URL: dbUrl.toString(),
             PARLEY_MAX_FRAMES_PER_SECOND: "1000000",
+            ...ONE_ADDRESS_FOR_ALL_CLIENTS,
             ...(mode === "two nodes" ? { REDIS_URL: args["redis-url"], PARLEY_REDIS_PREFIX: `bench:${id}:`, PARLEY_NODE_ID: `${id}-${name}` } : {}),
           },
         }),

@@ -18,6 +18,7 @@ import { type ParleyServer, startServer } from "../server/app.ts";
 import { loadConfig } from "../server/config.ts";
 import { createLogger } from "../server/logger.ts";
 import { verifySignature } from "../server/webhooks/signature.ts";
+import { ONE_ADDRESS_FOR_ALL_CLIENTS } from "./servers/bench-limits.ts";
 
 const { values } = parseArgs({
   options: {
@@ -133,6 +134,7 @@ async function main(): Promise<void> {
     PARLEY_WEBHOOK_ALLOW_PRIVATE: "true",
     PARLEY_EVENT_DEBOUNCE_MS: String(settings.debounceMs),
     PARLEY_ARGON2_MEMORY_KIB: "19456",
+    ...ONE_ADDRESS_FOR_ALL_CLIENTS,
   });
   const server: ParleyServer = await startServer(config, createLogger("warn"));
   const base = `http://127.0.0.1:${server.port}`;

@@ -26,6 +26,9 @@ import { type Identity, openIdentity } from "./identity/identity-module.ts";
 import { type Lifecycle, openLifecycle } from "./lifecycle/lifecycle-module.ts";
 import { GroupCommitter } from "./log/group-committer.ts";
 import { WritePath } from "./log/write-path.ts";
+import { ConnectionLimits } from "./limits/connection-limits.ts";
+import { openLimiterBackend } from "./limits/limiter-backend.ts";
+import { RequestLimits } from "./limits/request-limits.ts";
 import type { Logger } from "./logger.ts";
 import { AccessEnforcer } from "./realtime/access-enforcer.ts";
 import { ClusterBroadcaster } from "./realtime/cluster-broadcaster.ts";
@@ -127,7 +130,22 @@ export async function startServer(config: Config, logger: Logger, options: Start
     onCompacted: (conversation, seq) => delivery.compacted(conversation, seq),
   });
   const audit = await openAudit(config, { keys, logger, now: options.now, store });
-  const identity = await openIdentity(config, { keys, masterKeys: master.ring, logger, writePath, cache, now: options.now, partnerEvents: events.recorder, orgAudit: audit.recorder });
+  // Abuse limits: rates count in Redis when the nodes share one (so they hold across nodes).
+  const limiters = openLimiterBackend({ redisUrl: config.bus.redisUrl, keyPrefix: config.bus.channelPrefix });
+  if (!(await limiters.ready(5000))) logger.warn({ security: "limits-degraded" }, "Redis did not answer: rate limits count per node until it does");
+  const requestLimits = new RequestLimits(limiters, config.rateLimits);
+  const connections = new ConnectionLimits(config.limits.maxConnectionsPerAddress);
+  const identity = await openIdentity(config, {
+    keys,
+    masterKeys: master.ring,
+    logger,
+    writePath,
+    cache,
+    now: options.now,
+    partnerEvents: events.recorder,
+    orgAudit: audit.recorder,
+    limiters,
+  });
   // Deletion and retention. The ledger is replayed now, before the server accepts connections, so
   // nothing a restored backup brought back is ever served.
   const lifecycle = await openLifecycle(config, {
@@ -154,6 +172,8 @@ export async function startServer(config: Config, logger: Logger, options: Start
     principals,
     allowedOrigins: config.allowedOrigins,
     proxyTrust: config.http.proxyTrust,
+    connections,
+    requestLimits,
   });
   const webhooks = await openWebhooks(
     config,
@@ -199,7 +219,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       .catch((error: unknown) => logger.error({ err: error }, "access revalidation failed"));
   }, 2000);
   revalidator.unref();
-  const routeDeps = { hub, authenticate: identity.authenticate, limits: config.limits, allowedOrigins: config.allowedOrigins, proxyTrust: config.http.proxyTrust, logger };
+  const routeDeps = { hub, authenticate: identity.authenticate, limits: config.limits, allowedOrigins: config.allowedOrigins, proxyTrust: config.http.proxyTrust, logger, connections };
   registerParleyRoute(app, {
     ...routeDeps,
     // Partner systems follow events over the socket with their API key.
@@ -222,6 +242,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     proxyTrust: config.http.proxyTrust,
     logger,
     principals,
+    requestLimits,
   });
   registerHealthRoutes(app, { store, directory: identity.directory, bus, isShuttingDown: () => shuttingDown });
 
@@ -264,6 +285,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       await events.close(); // derives what is pending: needs the log store and the directory
       await partnerStorage.close();
       await bus.close();
+      await limiters.close();
       await store.close();
       await identity.close();
       await audit.close();

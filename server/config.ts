@@ -47,7 +47,14 @@ export interface Config {
     maxFramesPerSecond: number;
     /** Seconds of silence before uWS pings, then closes, a socket. */
     idleTimeoutSeconds: number;
+    /** Open WebSockets and event streams per client address on one node (IPv6 counted per /64). */
+    maxConnectionsPerAddress: number;
   };
+  /**
+   * HTTP request rate limits (server/limits/): requests per window for each layer, counted in
+   * Redis when REDIS_URL is set (they hold across nodes), in memory otherwise.
+   */
+  rateLimits: { windowSeconds: number; perAddress: number; perAccount: number; perApiKey: number; perOrganisation: number };
   store: {
     /**
      * postgres:// URL of the database several nodes share (DATABASE_URL); null: one node, SQLite
@@ -271,6 +278,14 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       maxBackpressureBytes: int(env, "PARLEY_MAX_BACKPRESSURE_BYTES", 16 * MiB, 64 * 1024, 1024 * MiB),
       maxFramesPerSecond: int(env, "PARLEY_MAX_FRAMES_PER_SECOND", 500, 1, 1_000_000),
       idleTimeoutSeconds: int(env, "PARLEY_IDLE_TIMEOUT_SECONDS", 120, 8, 960),
+      maxConnectionsPerAddress: int(env, "PARLEY_MAX_CONNECTIONS_PER_ADDRESS", 500, 1, 10_000_000),
+    },
+    rateLimits: {
+      windowSeconds: int(env, "PARLEY_RATE_LIMIT_WINDOW_SECONDS", 60, 1, 86_400),
+      perAddress: int(env, "PARLEY_RATE_LIMIT_ADDRESS", 3000, 1, 100_000_000),
+      perAccount: int(env, "PARLEY_RATE_LIMIT_ACCOUNT", 1200, 1, 100_000_000),
+      perApiKey: int(env, "PARLEY_RATE_LIMIT_API_KEY", 3000, 1, 100_000_000),
+      perOrganisation: int(env, "PARLEY_RATE_LIMIT_ORGANISATION", 12_000, 1, 100_000_000),
     },
     store: {
       databaseUrl,

@@ -1,86 +1,113 @@
-// Guessing is throttled: too many failures lock a key out for a while, success forgets them,
-// and the limiter's memory stays bounded however many keys an attacker invents.
+// Guessing is throttled: too many failures lock a key out for a while, success forgets them, and
+// with Redis a lockout taken on one node holds on every other (the throttles count in the same
+// limiter backend as the HTTP rate limits).
 
-import { describe, expect, it } from "vitest";
+import { randomBytes } from "node:crypto";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { AttemptLimiter, AttemptLimiterConfigError } from "../server/auth/attempt-limiter.ts";
+import { type LimiterBackend, openLimiterBackend } from "../server/limits/limiter-backend.ts";
+import { requireRedis } from "./helpers/services.ts";
 
-const T0 = 1_000_000;
 const options = { maxAttempts: 3, windowMs: 60_000, lockoutMs: 300_000 };
+const memory = () => openLimiterBackend({ redisUrl: null, keyPrefix: "test:" });
 
-describe("AttemptLimiter", () => {
-  it("allows attempts until the limit, then locks the key out with a Retry-After", () => {
-    const limiter = new AttemptLimiter(options);
-    expect(limiter.check("alice", T0)).toEqual({ allowed: true });
-    expect(limiter.fail("alice", T0)).toEqual({ allowed: true });
-    expect(limiter.fail("alice", T0 + 1_000)).toEqual({ allowed: true });
-    expect(limiter.fail("alice", T0 + 2_000)).toEqual({ allowed: false, retryAfterMs: 300_000 });
-    expect(limiter.check("alice", T0 + 102_000)).toEqual({ allowed: false, retryAfterMs: 200_000 });
+describe("AttemptLimiter in memory", () => {
+  afterEach(() => {
+    vi.useRealTimers();
   });
 
-  it("refuses even the right answer during a lockout, and allows attempts again after it", () => {
-    const limiter = new AttemptLimiter(options);
-    for (let i = 0; i < 3; i++) limiter.fail("alice", T0);
-    expect(limiter.check("alice", T0 + 299_999).allowed).toBe(false);
-    expect(limiter.check("alice", T0 + 300_000)).toEqual({ allowed: true });
-    // A fresh run of attempts, not an immediate relock.
-    expect(limiter.fail("alice", T0 + 300_000)).toEqual({ allowed: true });
+  it("allows attempts until the limit, then locks the key out with a Retry-After", async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const limiter = new AttemptLimiter(memory(), "t", options);
+    expect(await limiter.check("alice")).toEqual({ allowed: true });
+    expect(await limiter.fail("alice")).toEqual({ allowed: true });
+    vi.advanceTimersByTime(1000);
+    expect(await limiter.fail("alice")).toEqual({ allowed: true });
+    vi.advanceTimersByTime(1000);
+    expect(await limiter.fail("alice")).toEqual({ allowed: false, retryAfterMs: 300_000 });
+    vi.advanceTimersByTime(100_000);
+    expect(await limiter.check("alice")).toEqual({ allowed: false, retryAfterMs: 200_000 });
   });
 
-  it("forgets failures older than the window", () => {
-    const limiter = new AttemptLimiter(options);
-    limiter.fail("alice", T0);
-    limiter.fail("alice", T0 + 1_000);
-    expect(limiter.fail("alice", T0 + 60_000)).toEqual({ allowed: true });
-    expect(limiter.fail("alice", T0 + 61_000)).toEqual({ allowed: true });
-    expect(limiter.fail("alice", T0 + 62_000).allowed).toBe(false);
+  it("refuses during a lockout, and allows a fresh run of attempts after it", async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const limiter = new AttemptLimiter(memory(), "t", options);
+    for (let i = 0; i < 3; i++) await limiter.fail("alice");
+    vi.advanceTimersByTime(299_999);
+    expect((await limiter.check("alice")).allowed).toBe(false);
+    expect((await limiter.fail("alice")).allowed).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect(await limiter.check("alice")).toEqual({ allowed: true });
+    expect(await limiter.fail("alice")).toEqual({ allowed: true });
   });
 
-  it("forgets failures after a success", () => {
-    const limiter = new AttemptLimiter(options);
-    limiter.fail("alice", T0);
-    limiter.fail("alice", T0);
-    limiter.succeed("alice");
-    expect(limiter.fail("alice", T0)).toEqual({ allowed: true });
-    expect(limiter.fail("alice", T0)).toEqual({ allowed: true });
+  it("forgets failures older than the window", async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const limiter = new AttemptLimiter(memory(), "t", options);
+    await limiter.fail("alice");
+    await limiter.fail("alice");
+    vi.advanceTimersByTime(60_000);
+    expect(await limiter.fail("alice")).toEqual({ allowed: true });
+    expect(await limiter.fail("alice")).toEqual({ allowed: true });
+    expect((await limiter.fail("alice")).allowed).toBe(false);
   });
 
-  it("keeps keys apart: one account's lockout does not lock another", () => {
-    const limiter = new AttemptLimiter(options);
-    for (let i = 0; i < 3; i++) limiter.fail("login:alice", T0);
-    expect(limiter.check("login:alice", T0).allowed).toBe(false);
-    expect(limiter.check("login:bob", T0)).toEqual({ allowed: true });
+  it("forgets failures after a success", async () => {
+    const limiter = new AttemptLimiter(memory(), "t", options);
+    await limiter.fail("alice");
+    await limiter.fail("alice");
+    await limiter.succeed("alice");
+    expect(await limiter.fail("alice")).toEqual({ allowed: true });
+    expect(await limiter.fail("alice")).toEqual({ allowed: true });
   });
 
-  it("does not remember keys that were only checked", () => {
-    const limiter = new AttemptLimiter(options);
-    for (let i = 0; i < 1_000; i++) limiter.check(`ip:${i}`, T0);
-    expect(limiter.size).toBe(0);
-  });
-
-  it("stays within its key cap when flooded with invented keys", () => {
-    const limiter = new AttemptLimiter({ ...options, maxKeys: 100 });
-    for (let i = 0; i < 10_000; i++) limiter.fail(`ip:${i}`, T0 + i);
-    expect(limiter.size).toBe(100);
-    // The most recent failures are the ones remembered.
-    limiter.fail("ip:9999", T0 + 10_000);
-    expect(limiter.fail("ip:9999", T0 + 10_001).allowed).toBe(false);
-  });
-
-  it("drops expired keys as new failures arrive", () => {
-    const limiter = new AttemptLimiter(options);
-    for (let i = 0; i < 50; i++) limiter.fail(`ip:${i}`, T0);
-    for (let i = 0; i < 3; i++) limiter.fail("locked", T0);
-    expect(limiter.size).toBe(51);
-    limiter.fail("later", T0 + 60_000);
-    // The 50 single failures expired with their window; the lockout is still remembered.
-    expect(limiter.size).toBe(2);
-    expect(limiter.check("locked", T0 + 60_000).allowed).toBe(false);
+  it("keeps keys and limiters apart: one account's lockout does not lock another", async () => {
+    const backend = memory();
+    const logins = new AttemptLimiter(backend, "login", options);
+    const codes = new AttemptLimiter(backend, "code", options);
+    for (let i = 0; i < 3; i++) await logins.fail("alice");
+    expect((await logins.check("alice")).allowed).toBe(false);
+    expect(await logins.check("bob")).toEqual({ allowed: true });
+    expect(await codes.check("alice")).toEqual({ allowed: true });
   });
 
   it("refuses nonsensical settings", () => {
-    expect(() => new AttemptLimiter({ ...options, maxAttempts: 0 })).toThrow(AttemptLimiterConfigError);
-    expect(() => new AttemptLimiter({ ...options, windowMs: 0 })).toThrow(AttemptLimiterConfigError);
-    expect(() => new AttemptLimiter({ ...options, lockoutMs: Number.NaN })).toThrow(AttemptLimiterConfigError);
-    expect(() => new AttemptLimiter({ ...options, maxKeys: 0 })).toThrow(AttemptLimiterConfigError);
+    const backend = memory();
+    expect(() => new AttemptLimiter(backend, "t", { ...options, maxAttempts: 0 })).toThrow(AttemptLimiterConfigError);
+    expect(() => new AttemptLimiter(backend, "t", { ...options, windowMs: 0 })).toThrow(AttemptLimiterConfigError);
+    expect(() => new AttemptLimiter(backend, "t", { ...options, lockoutMs: Number.NaN })).toThrow(AttemptLimiterConfigError);
+  });
+});
+
+describe("AttemptLimiter on Redis", () => {
+  let redisUrl: string | null = null;
+  const backends: LimiterBackend[] = [];
+  beforeAll(async () => {
+    redisUrl = await requireRedis();
+    return async () => {
+      for (const backend of backends) await backend.close();
+    };
+  });
+
+  it("holds a lockout taken on one node on another, and a success on either forgets it", async (context) => {
+    if (!redisUrl) return context.skip();
+    const keyPrefix = `parley-test:${randomBytes(5).toString("hex")}:`;
+    const nodeA = openLimiterBackend({ redisUrl, keyPrefix });
+    const nodeB = openLimiterBackend({ redisUrl, keyPrefix });
+    backends.push(nodeA, nodeB);
+    expect(await nodeA.ready(5000)).toBe(true);
+    expect(await nodeB.ready(5000)).toBe(true);
+    const onA = new AttemptLimiter(nodeA, "login", options);
+    const onB = new AttemptLimiter(nodeB, "login", options);
+    await onA.fail("alice");
+    await onB.fail("alice");
+    const locked = await onA.fail("alice");
+    expect(locked.allowed).toBe(false);
+    const seenOnB = await onB.check("alice");
+    expect(seenOnB.allowed).toBe(false);
+    if (!seenOnB.allowed) expect(seenOnB.retryAfterMs).toBeGreaterThan(290_000);
+    expect(await onB.check("bob")).toEqual({ allowed: true });
+    await onB.succeed("alice");
+    expect(await onA.check("alice")).toEqual({ allowed: true });
   });
 });

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import pg from "pg";
+import { ONE_ADDRESS_FOR_ALL_CLIENTS } from "./bench-limits.ts";
 import { freePort } from "./free-port.ts";
 import { launchServer } from "./launch.ts";
 import { PRELOAD, parleyKeysDir, REPO_ROOT, type ServerUnderTest } from "./registry.ts";
@@ -97,6 +98,7 @@ export async function openParleyCluster(services: ClusterServices, niceness = 0)
           REDIS_URL: services.redisUrl,
           PARLEY_REDIS_PREFIX: `parley-bench:${id}:`,
           PARLEY_NODE_ID: `${id}-${name}`,
+          ...ONE_ADDRESS_FOR_ALL_CLIENTS,
         },
         cwd: REPO_ROOT,
         niceness,

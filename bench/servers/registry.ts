@@ -11,6 +11,7 @@ import { mintToken } from "../../server/auth/tokens.ts";
 import { loadConfig } from "../../server/config.ts";
 import type { ServerName } from "../clients/index.ts";
 import type { ClientAuth } from "../clients/protocol-client.ts";
+import { ONE_ADDRESS_FOR_ALL_CLIENTS } from "./bench-limits.ts";
 import { freePort } from "./free-port.ts";
 import { launchServer, type RunningServer } from "./launch.ts";
 import { mintParleyToken } from "./parley-token.ts";
@@ -103,7 +104,7 @@ export async function startServer(name: ServerName, niceness = 0): Promise<Serve
       name,
       nodeArgs: [...PRELOAD, ...cpuProfileArgs(), "server/cli.ts", "serve"],
       // Default settings (log level info: the "listening" line is an info log).
-      env: { HOST: "127.0.0.1", PORT: String(await freePort()), PARLEY_DATA_DIR: dataDir },
+      env: { HOST: "127.0.0.1", PORT: String(await freePort()), PARLEY_DATA_DIR: dataDir, ...ONE_ADDRESS_FOR_ALL_CLIENTS },
       cwd: REPO_ROOT,
       niceness,
     });

@@ -10,6 +10,8 @@ import { describeError, ParleyError } from "../errors.ts";
 import { type PrincipalDeps, resolvePrincipal } from "../http/principal.ts";
 import { SECURITY_HEADERS } from "../http/respond.ts";
 import { statusFor } from "../http/router.ts";
+import type { ConnectionLimits } from "../limits/connection-limits.ts";
+import { RateLimitError, type RequestLimits } from "../limits/request-limits.ts";
 import type { Logger } from "../logger.ts";
 import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";
 import { parseQueryString } from "../platform/url-decoding.ts";
@@ -36,6 +38,10 @@ export interface EventStreamRouteDeps {
   maxStalledMs: number;
   /** Open streams one organisation may hold (more get 429). */
   maxStreamsPerOrg: number;
+  /** Per-address cap on open streams (shared with the sockets); none when absent. */
+  connections?: ConnectionLimits;
+  /** Request rate limits; opening a stream is a request. */
+  requestLimits?: RequestLimits;
   logger: Logger;
 }
 
@@ -141,6 +147,12 @@ export function registerEventStreamRoute(app: UWS.TemplatedApp, deps: EventStrea
     const rawQuery = req.getQuery() ?? "";
     const ip = clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), forwardedFor, deps.proxyTrust);
     const log = deps.logger.child({ requestId });
+    // A slot among the address's open connections, held until the stream is over however it ends.
+    let holdsSlot = deps.connections?.acquire(ip) ?? false;
+    const releaseSlot = () => {
+      if (holdsSlot) deps.connections?.release(ip);
+      holdsSlot = false;
+    };
 
     const stream: Stream = {
       res,
@@ -152,6 +164,7 @@ export function registerEventStreamRoute(app: UWS.TemplatedApp, deps: EventStrea
       ended: false,
       end(error?: unknown) {
         if (stream.ended) return;
+        releaseSlot();
         stream.follower?.stop();
         streams.delete(stream);
         if (error !== undefined) {
@@ -166,6 +179,7 @@ export function registerEventStreamRoute(app: UWS.TemplatedApp, deps: EventStrea
       },
     };
     res.onAborted(() => {
+      releaseSlot();
       stream.follower?.stop();
       stream.ended = true;
       streams.delete(stream);
@@ -177,6 +191,7 @@ export function registerEventStreamRoute(app: UWS.TemplatedApp, deps: EventStrea
     });
 
     const refuse = (error: unknown) => {
+      releaseSlot();
       stream.ended = true;
       const { code, message } = describeError(error);
       if (code === ErrorCode.Internal) log.error({ err: error }, "event stream failed to start");
@@ -184,6 +199,8 @@ export function registerEventStreamRoute(app: UWS.TemplatedApp, deps: EventStrea
       res.cork(() => {
         res.writeStatus(STATUS_TEXT[status] ?? `${status} Error`);
         for (const [name, value] of SECURITY_HEADERS) res.writeHeader(name, value);
+        const retryAfter = (error as { retryAfterSeconds?: unknown }).retryAfterSeconds;
+        if (typeof retryAfter === "number") res.writeHeader("Retry-After", String(Math.max(1, Math.ceil(retryAfter))));
         res.writeHeader("Content-Type", "application/json; charset=utf-8");
         res.writeHeader("X-Request-Id", requestId);
         res.end(JSON.stringify({ error: { code, message } }), closed);
@@ -194,7 +211,10 @@ export function registerEventStreamRoute(app: UWS.TemplatedApp, deps: EventStrea
     const open = async (): Promise<{ after: number; types: EventType[] | undefined; first: StoredEvent[] }> => {
       if (closed) throw new ParleyError(ErrorCode.ShuttingDown, "the server is shutting down; reconnect");
       if (!originOk(origin)) throw new ParleyError(ErrorCode.OriginNotAllowed, "origin not allowed");
+      if (deps.connections && !holdsSlot) throw new RateLimitError("connections", 5, `at most ${deps.connections.maxPerAddress} open connections per address`);
+      await deps.requestLimits?.admitAddress(ip);
       const principal = await resolvePrincipal(authorization, ip, deps.principals);
+      await deps.requestLimits?.admitCaller(principal);
       if ("mustEnrolTwoFactor" in principal && principal.mustEnrolTwoFactor === true) {
         throw new ParleyError(ErrorCode.TwoFactorEnrolmentRequired, "your organisation requires two-factor: enrol first");
       }

@@ -19,6 +19,8 @@ import { eventRoutes } from "./event-routes.ts";
 import type { EventStore } from "./event-store.ts";
 import { type EventStreams, registerEventStreamRoute } from "./event-stream-route.ts";
 import { SocketEventStreams } from "./socket-event-streams.ts";
+import type { ConnectionLimits } from "../limits/connection-limits.ts";
+import type { RequestLimits } from "../limits/request-limits.ts";
 
 /** How often retention runs. */
 const PRUNE_INTERVAL_MS = 3600_000;
@@ -32,6 +34,9 @@ export interface EventsStartDeps {
   principals: PrincipalDeps;
   allowedOrigins: readonly string[];
   proxyTrust: ProxyTrust;
+  /** Abuse limits: open streams per address, request rates per address and caller. */
+  connections?: ConnectionLimits;
+  requestLimits?: RequestLimits;
 }
 
 /** Partner events as the rest of the server sees them. */
@@ -95,6 +100,8 @@ export function openEvents(
         recheckMs: RECHECK_MS,
         maxStalledMs: 60_000,
         maxStreamsPerOrg: 20,
+        connections: start.connections,
+        requestLimits: start.requestLimits,
         logger,
       });
       sockets = new SocketEventStreams({

@@ -11,6 +11,7 @@ import { describeError, ParleyError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";
 import { decodeUrlComponent, parseQueryString } from "../platform/url-decoding.ts";
+import type { RequestLimits } from "../limits/request-limits.ts";
 import type { UWS } from "../uws.ts";
 import { WorkerCallError } from "../worker/worker-service.ts";
 import { type PrincipalDeps, resolvePrincipal } from "./principal.ts";
@@ -25,6 +26,8 @@ export interface RouterOptions {
   proxyTrust: ProxyTrust;
   logger: Logger;
   principals: PrincipalDeps;
+  /** Request rate limits per address, account, API key and organisation; none when absent. */
+  requestLimits?: RequestLimits;
 }
 
 const STATUS_TEXT: Record<number, string> = {
@@ -207,6 +210,7 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
 
       const run = async (): Promise<RouteResult> => {
         if (!originOk(origin)) throw new ParleyError(ErrorCode.OriginNotAllowed, "origin not allowed");
+        await options.requestLimits?.admitAddress(ip);
         const params: Record<string, string> = {};
         names.forEach((name, index) => {
           params[name] = decodeUrlComponent(rawParams[index], `path parameter "${name}"`);
@@ -228,6 +232,7 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
         }
         const parsedQuery = definition.query ? definition.query.parse(parseQuery(query)) : {};
         const principal = definition.auth === "public" ? (undefined as never) : await resolvePrincipal(authorization, ip, options.principals);
+        if (principal) await options.requestLimits?.admitCaller(principal);
         if (principal?.kind === "user" && principal.mustEnrolTwoFactor && !definition.allowBeforeTwoFactor) {
           throw new ParleyError(ErrorCode.TwoFactorEnrolmentRequired, "your organisation requires two-factor: enrol at /v1/auth/2fa/enrol first");
         }

@@ -22,6 +22,7 @@ import { conversationRoutes } from "../http/routes/conversation-routes.ts";
 import { invitationRoutes } from "../http/routes/invitation-routes.ts";
 import { organisationRoutes } from "../http/routes/organisation-routes.ts";
 import type { HttpServices } from "../http/services.ts";
+import type { LimiterBackend } from "../limits/limiter-backend.ts";
 import type { Logger } from "../logger.ts";
 import type { WritePath } from "../log/write-path.ts";
 import type { Mailer } from "../mail/mailer.ts";
@@ -75,7 +76,10 @@ export async function openIdentity(
     keys: ServerKeys;
     /** Unwraps the secrets key (secrets-key.ts). */
     masterKeys: MasterKeyring;
-    logger: Logger; writePath: WritePath; cache: DocumentCache; now?: () => number; partnerEvents: EventRecorder; orgAudit: OrgAuditRecorder },
+    logger: Logger; writePath: WritePath; cache: DocumentCache; now?: () => number; partnerEvents: EventRecorder; orgAudit: OrgAuditRecorder;
+    /** Where sign-in and code throttles count (shared between nodes with Redis). */
+    limiters: LimiterBackend;
+  },
 ): Promise<Identity> {
   const now = deps.now ?? Date.now;
   const directoryHandle = await openDirectory({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
@@ -103,8 +107,8 @@ export async function openIdentity(
     orgAudit: deps.orgAudit,
     hasher: new PasswordHasher({ ...config.identity.argon2, maxConcurrent: config.identity.maxConcurrentHashes }),
     passwordPolicy: { minimumScore: config.identity.passwordMinScore },
-    loginLimiter: new AttemptLimiter({ maxAttempts: 10, windowMs: 15 * 60_000, lockoutMs: 15 * 60_000 }),
-    codeLimiter: new AttemptLimiter({ maxAttempts: 5, windowMs: 10 * 60_000, lockoutMs: 10 * 60_000 }),
+    loginLimiter: new AttemptLimiter(deps.limiters, "login", { maxAttempts: 10, windowMs: 15 * 60_000, lockoutMs: 15 * 60_000 }),
+    codeLimiter: new AttemptLimiter(deps.limiters, "code", { maxAttempts: 5, windowMs: 10 * 60_000, lockoutMs: 10 * 60_000 }),
     secretsKey,
     mailer,
     writePath: deps.writePath,

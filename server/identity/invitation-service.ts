@@ -162,13 +162,13 @@ export class InvitationService {
     if (proof.code) {
       const key = `invitation:${invitation.id}`;
       const now = this.deps.now();
-      const gate = this.deps.codeLimiter.check(key, now);
+      const gate = await this.deps.codeLimiter.check(key);
       if (!gate.allowed) throw new HttpError(ErrorCode.RateLimited, "too many wrong codes; wait", {}, gate.retryAfterMs / 1000);
       if (await directory.consumeInvitationCode(invitation.id, this.codeHash(invitation.id, proof.code), now)) {
-        this.deps.codeLimiter.succeed(key);
+        await this.deps.codeLimiter.succeed(key);
         return { ...(await this.signIn(userId)), conversationId: invitation.conversationId, userId };
       }
-      this.deps.codeLimiter.fail(key, now);
+      await this.deps.codeLimiter.fail(key);
       throw new ParleyError(ErrorCode.InvalidTwoFactorCode, "the code is wrong, expired or already used");
     }
     await this.sendDeviceCode(invitation);

@@ -18,8 +18,10 @@ import { describeError } from "../errors.ts";
 import type { SocketEventStreams } from "../events/socket-event-streams.ts";
 import type { Logger } from "../logger.ts";
 import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";
+import type { ConnectionLimits } from "../limits/connection-limits.ts";
 import type { UWS } from "../uws.ts";
 import { ClientSession, hardBackpressureLimit, type SocketData } from "./client-session.ts";
+import { giveSlot, refuseWhenFull, takeSlot } from "./connection-slots.ts";
 import { originAllowed } from "./origin.ts";
 import type { RealtimeHub } from "./realtime-hub.ts";
 
@@ -33,6 +35,8 @@ export interface ParleyRouteDeps {
   /** Which proxies may name the client (the same computation as HTTP; allowlists and limits use it). */
   proxyTrust: ProxyTrust;
   logger: Logger;
+  /** Per-address cap on open sockets; none when absent. */
+  connections?: ConnectionLimits;
   /** Event subscriptions (`subscribe-events`); without it such frames are refused. */
   events?: SocketEventStreams;
 }
@@ -233,6 +237,7 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
         return;
       }
       const remote = clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), forwardedForOf(req), deps.proxyTrust);
+      if (refuseWhenFull(res, deps.connections, remote)) return;
       const data: SocketData = { session: new ClientSession("parley", remote, limits.maxFramesPerSecond, limits.maxBackpressureBytes) };
       res.upgrade(
         data,
@@ -246,6 +251,7 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
       const { session } = ws.getUserData();
       session.socket = ws;
       hub.opened(session);
+      takeSlot(session, deps.connections);
     },
     message: (ws, message, isBinary) => {
       const { session } = ws.getUserData();
@@ -296,6 +302,7 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
       void authenticate(session, frame.message.token, frame.message.protocol);
     },
     close: (ws) => {
+      giveSlot(ws.getUserData().session, deps.connections);
       deps.events?.closed(ws.getUserData().session);
       hub.closed(ws.getUserData().session);
     },

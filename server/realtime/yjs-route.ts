@@ -11,8 +11,10 @@ import { describeError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";
 import { decodeUrlComponent, parseQueryString } from "../platform/url-decoding.ts";
+import type { ConnectionLimits } from "../limits/connection-limits.ts";
 import type { UWS } from "../uws.ts";
 import { ClientSession, hardBackpressureLimit, type SocketData } from "./client-session.ts";
+import { giveSlot, refuseWhenFull, takeSlot } from "./connection-slots.ts";
 import { originAllowed } from "./origin.ts";
 import type { RealtimeHub } from "./realtime-hub.ts";
 
@@ -26,6 +28,8 @@ export interface YjsRouteDeps {
   /** Which proxies may name the client (the same computation as HTTP; allowlists and limits use it). */
   proxyTrust: ProxyTrust;
   logger: Logger;
+  /** Per-address cap on open sockets; none when absent. */
+  connections?: ConnectionLimits;
 }
 
 interface YjsSocketData extends SocketData {
@@ -90,6 +94,7 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
         if (!aborted) res.cork(() => res.writeStatus(status).end(body));
       };
       if (!originAllowed(origin, deps.allowedOrigins)) return refuse("403 Forbidden", "origin not allowed");
+      if (refuseWhenFull(res, deps.connections, remote)) return;
       let conversation: string;
       let token: string;
       try {
@@ -119,6 +124,8 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
       const { session, conversation } = ws.getUserData();
       session.socket = ws;
       hub.opened(session);
+      takeSlot(session, deps.connections);
+      if (!session.socket) return;
       start(session, conversation).catch((error: unknown) => {
         session.close(CloseCode.TryAgainLater, describeError(error).message);
       });
@@ -166,6 +173,7 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
       }
     },
     close: (ws) => {
+      giveSlot(ws.getUserData().session, deps.connections);
       hub.closed(ws.getUserData().session);
     },
   });

@@ -40,7 +40,7 @@ function assertAcceptable(services: HttpServices, password: string, context: str
 async function checkSecondFactor(services: HttpServices, user: User, code: { totp?: string; recoveryCode?: string }): Promise<void> {
   const key = `2fa:${user.id}`;
   const now = services.now();
-  const gate = services.codeLimiter.check(key, now);
+  const gate = await services.codeLimiter.check(key);
   if (!gate.allowed) throw new HttpError(ErrorCode.RateLimited, "too many wrong codes; wait", {}, gate.retryAfterMs / 1000);
   let ok = false;
   if (code.totp && user.totpSealed) {
@@ -53,10 +53,10 @@ async function checkSecondFactor(services: HttpServices, user: User, code: { tot
     if (ok) await recordInEveryOrg(services, user.id, { action: "2fa.recovery-code-used", actor: `user:${user.id}`, target: user.id });
   }
   if (!ok) {
-    services.codeLimiter.fail(key, now);
+    await services.codeLimiter.fail(key);
     throw new ParleyError(ErrorCode.InvalidTwoFactorCode, "the code is wrong, expired or already used");
   }
-  services.codeLimiter.succeed(key);
+  await services.codeLimiter.succeed(key);
 }
 
 /** Records an event about a person in the chain of every organisation they belong to (their account is each one's business). */
@@ -112,17 +112,15 @@ export function authRoutes(services: HttpServices) {
       response: { status: 200, description: "Signed in.", schema: TokenPair.extend({ user: UserView, organisation: OrganisationView }) },
       errors: [ErrorCode.InvalidCredentials, ErrorCode.TwoFactorRequired, ErrorCode.InvalidTwoFactorCode, ErrorCode.RateLimited],
       async handler({ body, ip, headers }) {
-        const now = services.now();
         const personal = { ip, userAgent: headers.userAgent };
         for (const key of [`login:${body.email}`, `login-ip:${ip}`]) {
-          const gate = services.loginLimiter.check(key, now);
+          const gate = await services.loginLimiter.check(key);
           if (!gate.allowed) throw new HttpError(ErrorCode.RateLimited, "too many failed sign-ins; wait", {}, gate.retryAfterMs / 1000);
         }
         const user = await directory.getUserByEmail(body.email);
         const verdict = user?.passwordHash ? await hasher.verify(user.passwordHash, body.password) : await hasher.dummyVerify();
         if (!user || !verdict.ok) {
-          services.loginLimiter.fail(`login:${body.email}`, now);
-          services.loginLimiter.fail(`login-ip:${ip}`, now);
+          await Promise.all([services.loginLimiter.fail(`login:${body.email}`), services.loginLimiter.fail(`login-ip:${ip}`)]);
           // A failed sign-in must not wait on (or fail because of) the audit write: recorded, or logged.
           if (user) {
             const event = { action: "login.failed", actor: `user:${user.id}`, target: user.id, details: { reason: "password" }, personal } as const;
@@ -143,7 +141,7 @@ export function authRoutes(services: HttpServices) {
             throw error;
           });
         }
-        services.loginLimiter.succeed(`login:${body.email}`);
+        await services.loginLimiter.succeed(`login:${body.email}`);
         await services.orgAudit.recordOrgEvent(membership.orgId, {
           action: "login.succeeded",
           actor: `user:${user.id}`,
