@@ -15,6 +15,7 @@ import { BACKUP_USAGE, backupCommand, ledgerCommand, restoreCommand } from "./ba
 import { ConfigError, loadConfig } from "./config.ts";
 import { openDirectory } from "./directory/open-directory.ts";
 import { USER_USAGE, userCommand } from "./lifecycle/person-cli.ts";
+import { MAIL_USAGE, mailCommand } from "./mail/mail-cli.ts";
 import { createLogger } from "./logger.ts";
 
 const USAGE = `usage:
@@ -30,7 +31,8 @@ const USAGE = `usage:
 ${AUDIT_USAGE}
 ${BACKUP_USAGE}
 ${USER_USAGE}
-${KEYS_USAGE}`;
+${KEYS_USAGE}
+${MAIL_USAGE}`;
 
 /** Parses a duration like 90, 90s, 15m, 1h or 7d into seconds. */
 export function parseDuration(text: string): number {
@@ -183,6 +185,8 @@ async function main(argv: string[]): Promise<void> {
       return userCommand(rest);
     case "keys":
       return keysCommand(rest);
+    case "mail":
+      return mailCommand(rest);
     case "help":
     case "--help":
     case "-h":

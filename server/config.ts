@@ -109,6 +109,11 @@ export interface Config {
     /** smtp(s)://user:pass@host:port; unset: mail goes to <dataDir>/outbox and the log. */
     smtpUrl: string | null;
     mailFrom: string;
+    /**
+     * DKIM signing of outgoing mail (PARLEY_DKIM_DOMAIN, PARLEY_DKIM_SELECTOR default "parley",
+     * PARLEY_DKIM_KEY_FILE default <keysDir>/dkim-<selector>.pem); null: unsigned.
+     */
+    dkim: { domain: string; selector: string; keyFile: string } | null;
   };
   /** Partner events (stream, paging) and webhooks. */
   events: {
@@ -176,7 +181,26 @@ function list(env: Env, name: string): string[] {
 
 const MiB = 1024 * 1024;
 
-function identityConfig(env: Env): Config["identity"] {
+function dkimConfig(env: Env, cwd: string, keysDir: string, mailFrom: string): Config["identity"]["dkim"] {
+  const domain = (env.PARLEY_DKIM_DOMAIN ?? "").trim().toLowerCase();
+  if (!domain) {
+    if (env.PARLEY_DKIM_KEY_FILE || env.PARLEY_DKIM_SELECTOR) throw new ConfigError("PARLEY_DKIM_KEY_FILE and PARLEY_DKIM_SELECTOR need PARLEY_DKIM_DOMAIN");
+    return null;
+  }
+  const selector = (env.PARLEY_DKIM_SELECTOR || "parley").trim();
+  const dnsName = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$/;
+  if (!dnsName.test(domain)) throw new ConfigError(`PARLEY_DKIM_DOMAIN must be a domain name (got "${domain}")`);
+  if (!dnsName.test(selector)) throw new ConfigError(`PARLEY_DKIM_SELECTOR must be a DNS label (got "${selector}")`);
+  // DMARC passes only when the signing domain aligns with the From address's domain.
+  const fromDomain = (/@([^>\s]+)>?\s*$/.exec(mailFrom)?.[1] ?? "").toLowerCase();
+  if (fromDomain !== domain && !fromDomain.endsWith(`.${domain}`)) {
+    throw new ConfigError(`PARLEY_DKIM_DOMAIN (${domain}) must be the domain of PARLEY_MAIL_FROM (${fromDomain || mailFrom}) or a parent of it`);
+  }
+  const keyFile = env.PARLEY_DKIM_KEY_FILE ? path.resolve(cwd, env.PARLEY_DKIM_KEY_FILE) : path.join(keysDir, `dkim-${selector}.pem`);
+  return { domain, selector, keyFile };
+}
+
+function identityConfig(env: Env, cwd: string, keysDir: string): Config["identity"] {
   const port = env.PORT || "8787";
   const publicUrl = (env.PARLEY_PUBLIC_URL || `http://${env.HOST || "127.0.0.1"}:${port}`).replace(/\/+$/, "");
   try {
@@ -186,6 +210,7 @@ function identityConfig(env: Env): Config["identity"] {
   }
   const smtpUrl = env.PARLEY_SMTP_URL || null;
   if (smtpUrl && !/^smtps?:\/\//.test(smtpUrl)) throw new ConfigError("PARLEY_SMTP_URL must start with smtp:// or smtps://");
+  const mailFrom = env.PARLEY_MAIL_FROM || "Parley <no-reply@parley.invalid>";
   return {
     publicUrl,
     accessTokenTtlSeconds: int(env, "PARLEY_ACCESS_TOKEN_TTL_SECONDS", 900, 30, 86_400),
@@ -198,7 +223,8 @@ function identityConfig(env: Env): Config["identity"] {
     maxConcurrentHashes: int(env, "PARLEY_MAX_CONCURRENT_HASHES", 4, 1, 64),
     passwordMinScore: int(env, "PARLEY_PASSWORD_MIN_SCORE", 3, 0, 4) as 0 | 1 | 2 | 3 | 4,
     smtpUrl,
-    mailFrom: env.PARLEY_MAIL_FROM || "Parley <no-reply@parley.invalid>",
+    mailFrom,
+    dkim: dkimConfig(env, cwd, keysDir, mailFrom),
   };
 }
 
@@ -255,11 +281,12 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     throw new ConfigError("REDIS_URL must be a redis:// or rediss:// URL");
   }
   const dataDir = path.resolve(cwd, env.PARLEY_DATA_DIR || "./data");
+  const keysDir = env.PARLEY_KEYS_DIR ? path.resolve(cwd, env.PARLEY_KEYS_DIR) : path.join(dataDir, "keys");
   return {
     host: env.HOST || "127.0.0.1",
     port: int(env, "PORT", 8787, 0, 65535),
     dataDir,
-    keysDir: env.PARLEY_KEYS_DIR ? path.resolve(cwd, env.PARLEY_KEYS_DIR) : path.join(dataDir, "keys"),
+    keysDir,
     audit: { checkpointIntervalSeconds: int(env, "PARLEY_CHECKPOINT_INTERVAL_SECONDS", 60, 1, 86_400) },
     masterKey: masterKeySetting(env, cwd),
     logLevel: oneOf(env, "PARLEY_LOG_LEVEL", "info", ["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
@@ -307,7 +334,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       maxBodyBytes: int(env, "PARLEY_MAX_BODY_BYTES", 64 * 1024, 1024, 16 * MiB),
       proxyTrust: proxyTrustSetting(env),
     },
-    identity: identityConfig(env),
+    identity: identityConfig(env, cwd, keysDir),
     events: eventsConfig(env),
     lifecycle: {
       retentionSweepMs: int(env, "PARLEY_RETENTION_SWEEP_MS", 3_600_000, 100, 7 * 24 * 3_600_000),

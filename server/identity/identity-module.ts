@@ -25,6 +25,7 @@ import type { HttpServices } from "../http/services.ts";
 import type { LimiterBackend } from "../limits/limiter-backend.ts";
 import type { Logger } from "../logger.ts";
 import type { WritePath } from "../log/write-path.ts";
+import { loadDkimSigning } from "../mail/dkim.ts";
 import type { Mailer } from "../mail/mailer.ts";
 import { OutboxMailer } from "../mail/outbox-mailer.ts";
 import { SmtpMailer } from "../mail/smtp-mailer.ts";
@@ -55,9 +56,10 @@ export interface Identity {
   close(): Promise<void>;
 }
 
-function createMailer(config: Config, logger: Logger): Mailer {
+async function createMailer(config: Config, logger: Logger): Promise<Mailer> {
+  const dkim = config.identity.dkim ? await loadDkimSigning(config.identity.dkim) : undefined;
   const smtp = config.identity.smtpUrl;
-  if (!smtp) return new OutboxMailer(path.join(config.dataDir, "outbox"), logger, { from: config.identity.mailFrom });
+  if (!smtp) return new OutboxMailer(path.join(config.dataDir, "outbox"), logger, { from: config.identity.mailFrom, dkim });
   const url = new URL(smtp);
   return new SmtpMailer({
     host: url.hostname,
@@ -66,6 +68,7 @@ function createMailer(config: Config, logger: Logger): Mailer {
     user: url.username ? decodeURIComponent(url.username) : undefined,
     pass: url.password ? decodeURIComponent(url.password) : undefined,
     from: config.identity.mailFrom,
+    dkim,
   });
 }
 
@@ -95,7 +98,7 @@ export async function openIdentity(
     events,
     now,
   });
-  const mailer = createMailer(config, deps.logger);
+  const mailer = await createMailer(config, deps.logger);
   const services: HttpServices = {
     config,
     keys: deps.keys,

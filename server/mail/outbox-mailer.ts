@@ -6,25 +6,22 @@ import { randomBytes } from "node:crypto";
 import { mkdir, open } from "node:fs/promises";
 import path from "node:path";
 import nodemailer from "nodemailer";
+import type { DkimSigning } from "./dkim.ts";
 import { assertSendable, assertSender, type MailLog, type Mailer, type MailMessage } from "./mailer.ts";
 
 /** Settings of an {@link OutboxMailer}. */
 export interface OutboxMailerOptions {
   /** The From header; default `Parley <parley@localhost>`. */
   from?: string;
+  /** Sign every message with this DKIM key, as the SMTP mailer would (the .eml shows the header). */
+  dkim?: DkimSigning;
 }
 
 /** Writes each message as `<time>-<random>.eml` (mode 0600) into `dir`. */
 export class OutboxMailer implements Mailer {
   private readonly from: string;
   // nodemailer's stream transport only composes the MIME text (encodings, folding, multipart).
-  private readonly composer = nodemailer.createTransport({
-    streamTransport: true,
-    buffer: true,
-    newline: "windows",
-    disableFileAccess: true,
-    disableUrlAccess: true,
-  });
+  private readonly composer: ReturnType<typeof nodemailer.createTransport>;
   private ready: Promise<unknown> | undefined;
 
   constructor(
@@ -34,6 +31,14 @@ export class OutboxMailer implements Mailer {
   ) {
     this.from = options.from ?? "Parley <parley@localhost>";
     assertSender(this.from);
+    this.composer = nodemailer.createTransport({
+      streamTransport: true,
+      buffer: true,
+      newline: "windows",
+      disableFileAccess: true,
+      disableUrlAccess: true,
+      dkim: options.dkim,
+    });
   }
 
   async send(message: MailMessage): Promise<void> {

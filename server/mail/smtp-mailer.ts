@@ -2,6 +2,7 @@
 // are short so a hung relay fails the request instead of holding it open.
 
 import nodemailer from "nodemailer";
+import type { DkimSigning } from "./dkim.ts";
 import { assertSendable, assertSender, MailDeliveryError, type Mailer, type MailMessage } from "./mailer.ts";
 
 /** Settings of an {@link SmtpMailer}. */
@@ -16,6 +17,8 @@ export interface SmtpMailerOptions {
   from: string;
   /** Refuse to send unless the relay upgrades with STARTTLS (when `secure` is false). Default false. */
   requireTls?: boolean;
+  /** Sign every message with this DKIM key (server/mail/dkim.ts). */
+  dkim?: DkimSigning;
   /** Milliseconds to connect, to get the greeting, and of socket inactivity. Default 10 s, 10 s, 30 s. */
   timeouts?: { connectMs?: number; greetingMs?: number; socketMs?: number };
 }
@@ -76,5 +79,6 @@ function createSmtpTransport(options: SmtpMailerOptions) {
     // Message content never points at files or URLs; refuse it if it ever does.
     disableFileAccess: true,
     disableUrlAccess: true,
+    dkim: options.dkim,
   });
 }
