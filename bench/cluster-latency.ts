@@ -214,6 +214,7 @@ async function run(mode: "one node" | "two nodes") {
             PARLEY_DATA_DIR: path.join(base, name),
             PARLEY_KEYS_DIR: path.join(base, "shared", "keys"),
             PARLEY_LOG_LEVEL: "info",
+            PARLEY_RUN_SOURCE: "1", // measure the code as it is, not an older dist/
             DATABASE_URL: dbUrl.toString(),
             PARLEY_MAX_FRAMES_PER_SECOND: "1000000",
             ...ONE_ADDRESS_FOR_ALL_CLIENTS,

@@ -83,7 +83,7 @@ const EVENT_POLL_MS = 1000;
 
 /** Starts a server with the given configuration. */
 export async function startServer(config: Config, logger: Logger, options: StartOptions = {}): Promise<ParleyServer> {
-  const uws = loadUws();
+  const { uws, module: uwsModule } = loadUws();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   // Announces this server in the data directory, so `parley restore` refuses to run under it.
   const serverLock = await holdServerLock(config.dataDir);
@@ -256,7 +256,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   const sweeper = setInterval(() => sweepSessions(hub, config.limits.authTimeoutMs, Date.now()), 1000);
   sweeper.unref();
   lifecycle.startSweep();
-  logger.info({ host: config.host, port, dataDir: config.dataDir }, "listening");
+  logger.info({ host: config.host, port, dataDir: config.dataDir, uws: uwsModule, node: process.versions.node }, "listening");
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {

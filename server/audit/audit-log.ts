@@ -13,6 +13,7 @@ import { AUDIT_SCHEMA } from "./audit-schema.ts";
 import type { OrgAuditEntry, OrgAuditEvent } from "./org-chain.ts";
 import { type ChainHeadRecord, SqlAuditLog, type StoredCheckpoint } from "./sql-audit-log.ts";
 import type { AuditWorker } from "./sqlite/audit-worker.ts";
+import { moduleBeside } from "../worker/module-url.ts";
 
 /** Every audit log operation, asynchronous, the same on both backends. */
 export interface AuditLog {
@@ -74,6 +75,6 @@ export async function openAuditLog(options: AuditLogOptions): Promise<AuditLogHa
     return { log: new SqlAuditLog(new PgRunner(pool)), close: () => pool.end() };
   }
   const file = path.join(options.dataDir, DIRECTORY_FILE);
-  const service = await WorkerService.start<AuditWorker>(new URL("./sqlite/audit-worker.ts", import.meta.url), { path: file });
+  const service = await WorkerService.start<AuditWorker>(moduleBeside(import.meta.url, "./sqlite/audit-worker"), { path: file });
   return { log: service.api as unknown as AuditLog, close: () => service.close() };
 }

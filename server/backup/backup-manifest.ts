@@ -31,8 +31,12 @@ export type BackedUpDatabase = z.infer<typeof databaseEntry>;
 
 /** This Parley's version (package.json), recorded in each manifest. */
 export async function parleyVersion(): Promise<string> {
-  const pkg = JSON.parse(await readFile(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
-  return pkg.version;
+  // server/backup/ from source, dist/server/backup/ compiled: the root is two or three levels up.
+  for (const relative of ["../../package.json", "../../../package.json"]) {
+    const pkg = JSON.parse(await readFile(new URL(relative, import.meta.url), "utf8").catch(() => "{}")) as { name?: string; version?: string };
+    if (pkg.name === "parley" && typeof pkg.version === "string") return pkg.version;
+  }
+  throw new Error("parley's package.json not found");
 }
 
 /** The manifest as the payload's first bytes. */

@@ -18,6 +18,7 @@ import type { PartnerStorageWorker } from "./partner-storage-worker.ts";
 import { SqlWebhookStore } from "./sql-webhook-store.ts";
 import { WEBHOOKS_SCHEMA } from "./webhook-schema.ts";
 import { type WebhookStore, webhookStoreOver } from "./webhook-store.ts";
+import { moduleBeside } from "../worker/module-url.ts";
 
 /** The two stores, who delivers which endpoint, and how to close them (together). */
 export interface PartnerStorage {
@@ -52,7 +53,7 @@ function prefixed<T>(api: Promised<PartnerStorageWorker>, prefix: "events" | "we
 }
 
 async function openSqlitePartnerStorage(dataDir: string): Promise<PartnerStorage> {
-  const service = await WorkerService.start<PartnerStorageWorker>(new URL("./partner-storage-worker.ts", import.meta.url), {
+  const service = await WorkerService.start<PartnerStorageWorker>(moduleBeside(import.meta.url, "./partner-storage-worker"), {
     eventsPath: path.join(dataDir, "events.db"),
     webhooksPath: path.join(dataDir, "webhooks.db"),
   });

@@ -1,14 +1,17 @@
-// Entry of a service worker thread. Node 20 ignores loader flags in a Worker's execArgv
-// (nodejs/node#47747), so tsx is registered here; then the service module named in workerData is
-// loaded and every request from the main thread is run against it, in order. A method may return
+// Entry of a service worker thread: the service module named in workerData is loaded and every
+// request from the main thread is run against it, in order. Compiled (dist/), that module is
+// JavaScript; from source it is TypeScript, and as Node 20 ignores loader flags in a Worker's
+// execArgv (nodejs/node#47747), tsx is registered here first. A method may return
 // a promise (the directory runs async code over its synchronous database); its reply goes out
 // once that settles.
 
 import { parentPort, workerData } from "node:worker_threads";
-import { register } from "tsx/esm/api";
 
-register();
 const { moduleUrl, options } = workerData;
+if (moduleUrl.endsWith(".ts")) {
+  const { register } = await import("tsx/esm/api");
+  register();
+}
 const port = parentPort;
 let service;
 try {

@@ -4,10 +4,11 @@
 import { WorkerCallError, WorkerService } from "../../worker/worker-service.ts";
 import { DirectoryError, type DirectoryHandle, forwardDirectory } from "../directory.ts";
 import type { DirectoryWorker } from "./directory-worker.ts";
+import { moduleBeside } from "../../worker/module-url.ts";
 
 /** Opens (creating or migrating) the directory in the SQLite file at `path`. */
 export async function openSqliteDirectory(path: string): Promise<DirectoryHandle> {
-  const service = await WorkerService.start<DirectoryWorker>(new URL("./directory-worker.ts", import.meta.url), { path });
+  const service = await WorkerService.start<DirectoryWorker>(moduleBeside(import.meta.url, "./directory-worker"), { path });
   const api = service.api as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
   const directory = forwardDirectory((op, args) => api[op](...args).catch((error: unknown) => Promise.reject(fromWorker(error))));
   return { directory, alive: () => service.alive, close: () => service.close() };

@@ -14,6 +14,7 @@ import type {
 } from "../store.ts";
 import { StoreError, toStoreErrorCode } from "../store-error.ts";
 import type { OpName, OpRequest, SqliteOps, SqliteWorkerData, WorkerMessage } from "./worker-protocol.ts";
+import { moduleBeside } from "../../worker/module-url.ts";
 
 export interface SqliteStoreOptions {
   /** Database file; created (with its WAL files beside it) when missing. */
@@ -32,8 +33,10 @@ export interface SqliteStoreOptions {
   pingTimeoutMs?: number;
 }
 
-// The entry is a small JavaScript bootstrap that makes the thread able to load worker.ts.
+// The entry is a small JavaScript bootstrap that makes the thread able to load worker.ts from
+// source (compiled, it loads worker.js directly).
 const WORKER_BOOTSTRAP = new URL("./worker-bootstrap.mjs", import.meta.url);
+const WORKER_MODULE = moduleBeside(import.meta.url, "./worker").href;
 
 /** Starts the worker, opens (creating and migrating if needed) the database, and resolves once it is ready. */
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
@@ -41,6 +44,7 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
     throw new StoreError("invalid_request", "auditKey must be at least 16 bytes");
   }
   const workerData: SqliteWorkerData = {
+    moduleUrl: WORKER_MODULE,
     path: options.path,
     auditKey: options.auditKey,
     masterKeys: options.masterKeys,

@@ -1,8 +1,11 @@
-// Starts the store worker thread. Node 20 ignores loader flags in a Worker's execArgv
-// (nodejs/node#47747), so `--import tsx` cannot be passed to the thread: this registers tsx
-// inside it, then loads the TypeScript entry. Works the same under vitest and `node --import tsx`.
+// Starts the store worker thread on the module sqlite-store.ts names (workerData.moduleUrl).
+// Compiled (dist/), that is JavaScript and loads as it is. From source it is worker.ts: Node 20
+// ignores loader flags in a Worker's execArgv (nodejs/node#47747), so tsx is registered here.
 
-import { register } from "tsx/esm/api";
+import { workerData } from "node:worker_threads";
 
-register();
-await import("./worker.ts");
+if (workerData.moduleUrl.endsWith(".ts")) {
+  const { register } = await import("tsx/esm/api");
+  register();
+}
+await import(workerData.moduleUrl);

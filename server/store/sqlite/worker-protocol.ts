@@ -56,6 +56,8 @@ export type WorkerMessage =
 
 /** Handed to the worker at spawn time. */
 export interface SqliteWorkerData {
+  /** The worker module (worker.ts from source, worker.js compiled) the bootstrap loads. */
+  moduleUrl: string;
   path: string;
   auditKey: Uint8Array;
   masterKeys: MasterKeyring;
