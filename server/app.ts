@@ -14,7 +14,6 @@ import type { Bus } from "./bus/bus.ts";
 import { openBus } from "./bus/open-bus.ts";
 import type { Config } from "./config.ts";
 import { withDocumentEvents } from "./events/document-events.ts";
-import { acceptApiKeysOnSockets } from "./events/event-access.ts";
 import { wakeAcrossNodes } from "./events/event-wake.ts";
 import { type Events, openEvents } from "./events/events-module.ts";
 import { historyRoutes } from "./history/history-routes.ts";
@@ -74,9 +73,6 @@ export interface StartOptions {
   /** Webhook transport and clock (tests); the real ones by default. */
   webhooks?: WebhookOptions;
 }
-
-/** How long a socket authenticated with an API key stays open before it must authenticate again. */
-const API_KEY_SOCKET_TTL_MS = 3600_000;
 
 /** With several nodes, how often followers of partner event streams look for other nodes' appends (the bus is faster). */
 const EVENT_POLL_MS = 1000;
@@ -163,6 +159,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   const principals = {
     keys,
     tokens: config.tokens,
+    hostTokens: identity.hostTokens,
     directory: identity.services.directory,
     recordApiKeyUse: (org: string, key: string) => audit.recorder.recordApiKeyUse(org, key),
   };
@@ -209,23 +206,28 @@ export async function startServer(config: Config, logger: Logger, options: Start
     bus.publishAccess(change);
   });
   bus.onAccess((change) => enforcer.apply(change));
-  // Safety nets for changes that emit no event here: support grants revoked by the CLI (checked
-  // every 2 s; they are few) and changes lost between nodes (every socket, every 30 s).
+  // Safety nets for changes that emit no event here: support grants revoked by the CLI and API
+  // keys revoked (checked every 2 s; they are few) and changes lost between nodes (every socket, every 30 s).
   let revalidations = 0;
   const revalidator = setInterval(() => {
     const everyone = ++revalidations % 15 === 0 && bus.shared;
     enforcer
-      .revalidate(identity.stillValid, everyone ? undefined : (who) => who.supportGrant !== null)
+      .revalidate(identity.stillValid, everyone ? undefined : (who) => who.supportGrant !== null || who.apiKey !== null)
       .catch((error: unknown) => logger.error({ err: error }, "access revalidation failed"));
   }, 2000);
   revalidator.unref();
-  const routeDeps = { hub, authenticate: identity.authenticate, limits: config.limits, allowedOrigins: config.allowedOrigins, proxyTrust: config.http.proxyTrust, logger, connections };
-  registerParleyRoute(app, {
-    ...routeDeps,
-    // Partner systems follow events over the socket with their API key.
-    authenticate: acceptApiKeysOnSockets(identity.authenticate, principals, API_KEY_SOCKET_TTL_MS),
-    events: eventStreams.sockets,
-  });
+  const routeDeps = {
+    hub,
+    authenticate: identity.authenticate,
+    resolveRole: identity.resolveRole,
+    limits: config.limits,
+    allowedOrigins: config.allowedOrigins,
+    proxyTrust: config.http.proxyTrust,
+    logger,
+    connections,
+  };
+  // Partner systems join conversations and follow events over the socket with their API key.
+  registerParleyRoute(app, { ...routeDeps, events: eventStreams.sockets });
   registerYjsRoute(app, routeDeps);
   const routes: RouteDefinition[] = [
     ...identity.routes,

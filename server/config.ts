@@ -4,6 +4,29 @@
 import path from "node:path";
 import { type ProxyTrust, parseProxyTrust } from "./platform/client-address.ts";
 
+/** Asymmetric JWS algorithms a host may sign with; HMAC and `none` are never accepted. */
+export const HOST_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"] as const;
+
+/** How host-application tokens are checked and mapped (from configuration). */
+export interface HostTokenSettings {
+  /** The host's JWKS endpoint (https:// in production), or null when `jwksFile` is used. */
+  jwksUrl: string | null;
+  /** A JWKS document on disk, re-read when it changes, or null. */
+  jwksFile: string | null;
+  issuer: string;
+  audience: string;
+  /** Accepted `alg` values, a subset of {@link HOST_TOKEN_ALGORITHMS}. */
+  algorithms: string[];
+  /** Claim holding the Parley person id (default `sub`). */
+  userClaim: string;
+  /** Claim holding the Parley organisation id (default `org`). */
+  orgClaim: string;
+  /** Least time between two JWKS fetches triggered by an unknown key id. */
+  jwksCooldownMs: number;
+  /** Longest a fetched JWKS is used before it is fetched again. */
+  jwksMaxAgeMs: number;
+}
+
 /** Every setting the server runs with; defaults are the embedded single-node setup. */
 export interface Config {
   host: string;
@@ -26,8 +49,21 @@ export interface Config {
     issuer: string;
     audience: string;
   };
-  /** Browser Origins allowed to open sockets; empty means any (tokens are still required). */
+  /**
+   * A host application whose own tokens are accepted (PARLEY_HOST_JWKS_URL or _FILE, with
+   * PARLEY_HOST_TOKEN_ISSUER and _AUDIENCE); null: only Parley's tokens and API keys.
+   */
+  hostTokens: HostTokenSettings | null;
+  /**
+   * Browser Origins that may call the HTTP API (CORS) and open sockets: one list for both
+   * (PARLEY_ALLOWED_ORIGINS); empty means any origin (credentials are bearer tokens, never cookies).
+   */
   allowedOrigins: string[];
+  /**
+   * GET /metrics (Prometheus): behind PARLEY_METRICS_TOKEN on the main port, and/or without a
+   * token on a separate PARLEY_METRICS_ADDRESS (host:port) meant to be reachable only privately.
+   */
+  metrics: { token: string | null; address: { host: string; port: number } | null };
   limits: {
     /** Largest WebSocket frame accepted; larger ones close the socket with 4413. */
     maxFrameBytes: number;
@@ -265,6 +301,57 @@ function masterKeySetting(env: Env, cwd: string): Config["masterKey"] {
   return { value, file };
 }
 
+function hostTokenConfig(env: Env, cwd: string, parleyIssuer: string): HostTokenSettings | null {
+  const jwksUrl = env.PARLEY_HOST_JWKS_URL || null;
+  const jwksFile = env.PARLEY_HOST_JWKS_FILE ? path.resolve(cwd, env.PARLEY_HOST_JWKS_FILE) : null;
+  if (!jwksUrl && !jwksFile) return null;
+  if (jwksUrl && jwksFile) throw new ConfigError("set PARLEY_HOST_JWKS_URL or PARLEY_HOST_JWKS_FILE, not both");
+  if (jwksUrl && !/^https?:\/\/./.test(jwksUrl)) throw new ConfigError("PARLEY_HOST_JWKS_URL must be an http(s):// URL");
+  const issuer = env.PARLEY_HOST_TOKEN_ISSUER ?? "";
+  const audience = env.PARLEY_HOST_TOKEN_AUDIENCE ?? "";
+  if (!issuer || !audience) throw new ConfigError("a host JWKS needs PARLEY_HOST_TOKEN_ISSUER and PARLEY_HOST_TOKEN_AUDIENCE");
+  if (issuer === parleyIssuer) throw new ConfigError("PARLEY_HOST_TOKEN_ISSUER must differ from PARLEY_TOKEN_ISSUER");
+  const algorithms = env.PARLEY_HOST_TOKEN_ALGORITHMS ? list(env, "PARLEY_HOST_TOKEN_ALGORITHMS") : ["RS256"];
+  for (const alg of algorithms) {
+    if (!(HOST_TOKEN_ALGORITHMS as readonly string[]).includes(alg)) {
+      throw new ConfigError(`PARLEY_HOST_TOKEN_ALGORITHMS: "${alg}" is not one of ${HOST_TOKEN_ALGORITHMS.join(", ")}`);
+    }
+  }
+  return {
+    jwksUrl,
+    jwksFile,
+    issuer,
+    audience,
+    algorithms,
+    userClaim: env.PARLEY_HOST_TOKEN_USER_CLAIM || "sub",
+    orgClaim: env.PARLEY_HOST_TOKEN_ORG_CLAIM || "org",
+    jwksCooldownMs: int(env, "PARLEY_HOST_JWKS_COOLDOWN_MS", 30_000, 0, 3_600_000),
+    jwksMaxAgeMs: int(env, "PARLEY_HOST_JWKS_MAX_AGE_SECONDS", 600, 1, 86_400) * 1000,
+  };
+}
+
+const ORIGIN = /^https?:\/\/[^/\s?#]+$/;
+
+function allowedOriginsConfig(env: Env): string[] {
+  const origins = list(env, "PARLEY_ALLOWED_ORIGINS");
+  if (origins.length === 1 && origins[0] === "*") return [];
+  for (const origin of origins) {
+    if (!ORIGIN.test(origin)) throw new ConfigError(`PARLEY_ALLOWED_ORIGINS: "${origin}" is not an origin like https://app.example.com (no path, no trailing slash)`);
+  }
+  return origins;
+}
+
+function metricsConfig(env: Env): Config["metrics"] {
+  const token = env.PARLEY_METRICS_TOKEN || null;
+  if (token !== null && token.length < 16) throw new ConfigError("PARLEY_METRICS_TOKEN must be at least 16 characters");
+  const raw = env.PARLEY_METRICS_ADDRESS || "";
+  if (!raw) return { token, address: null };
+  const match = /^(.+):(\d{1,5})$/.exec(raw);
+  const port = match ? Number(match[2]) : Number.NaN;
+  if (!match || port > 65535) throw new ConfigError(`PARLEY_METRICS_ADDRESS must be host:port, e.g. 127.0.0.1:9464 (got "${raw}")`);
+  return { token, address: { host: match[1].replace(/^\[(.*)\]$/, "$1"), port } };
+}
+
 /** Builds the configuration from environment variables (see README for the list). */
 export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
   const maxFrameBytes = int(env, "PARLEY_MAX_FRAME_BYTES", 2 * MiB, 1024, 256 * MiB);
@@ -282,6 +369,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
   }
   const dataDir = path.resolve(cwd, env.PARLEY_DATA_DIR || "./data");
   const keysDir = env.PARLEY_KEYS_DIR ? path.resolve(cwd, env.PARLEY_KEYS_DIR) : path.join(dataDir, "keys");
+  const issuer = env.PARLEY_TOKEN_ISSUER || "parley";
   return {
     host: env.HOST || "127.0.0.1",
     port: int(env, "PORT", 8787, 0, 65535),
@@ -291,10 +379,12 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     masterKey: masterKeySetting(env, cwd),
     logLevel: oneOf(env, "PARLEY_LOG_LEVEL", "info", ["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
     tokens: {
-      issuer: env.PARLEY_TOKEN_ISSUER || "parley",
+      issuer,
       audience: env.PARLEY_TOKEN_AUDIENCE || "parley",
     },
-    allowedOrigins: list(env, "PARLEY_ALLOWED_ORIGINS"),
+    hostTokens: hostTokenConfig(env, cwd, issuer),
+    allowedOrigins: allowedOriginsConfig(env),
+    metrics: metricsConfig(env),
     limits: {
       maxFrameBytes,
       maxUpdateBytes,

@@ -221,9 +221,11 @@ describe("partner events", () => {
     expect(subscribed).toMatchObject({ message: { subscription: "all", cursor: 0 } });
     const first = await raw.waitFor((f) => f.kind === "control" && f.message.type === "event");
     expect(first).toMatchObject({ message: { subscription: "all", event: { cursor: 1, type: "conversation.created" } } });
-    // An API key's socket can follow events but cannot open conversations.
+    // The same socket opens its organisation's conversations, as its scope allows.
     raw.control({ type: "join", conversation });
-    await raw.waitFor((f) => f.kind === "control" && f.message.type === "error" && f.message.code === ErrorCode.Forbidden);
+    const role = await server.server.identity.access.roleFor({ orgId: helpdesk.orgId }, conversation);
+    expect(role).not.toBeNull();
+    expect(await raw.waitForControl("joined")).toMatchObject({ conversation, role });
     raw.control({ type: "subscribe-events", subscription: "bad", after: 999_999 });
     const stale = await raw.waitFor((f) => f.kind === "control" && f.message.type === "events-error");
     expect(stale).toMatchObject({ message: { subscription: "bad", code: ErrorCode.EventCursorExpired } });

@@ -108,15 +108,25 @@ describe("y-websocket compatibility", () => {
     p.destroy();
   });
 
-  it("refuses the upgrade without a valid token or grant", async () => {
-    const status = (url: string) =>
-      new Promise<number>((resolve) => {
+  it("refuses a connection without a valid token or grant with a close code y-websocket does not retry", async () => {
+    const refusal = (url: string) =>
+      new Promise<{ code: number; reason: string; messages: number }>((resolve) => {
         const ws = new WebSocket(url);
-        ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
-        ws.on("open", () => resolve(101));
+        let messages = 0;
+        ws.on("message", () => messages++);
+        ws.on("close", (code, reason) => resolve({ code, reason: reason.toString(), messages }));
       });
-    expect(await status(`${server.yjsUrl}/secret?token=nonsense`)).toBe(401);
+    expect(await refusal(`${server.yjsUrl}/secret?token=nonsense`)).toMatchObject({ code: 4401, reason: "token is invalid", messages: 1 });
     const token = await server.token({ user: "u", org: "o", conversations: { other: "writer" } });
-    expect(await status(`${server.yjsUrl}/secret?token=${token}`)).toBe(403);
+    expect(await refusal(`${server.yjsUrl}/secret?token=${token}`)).toMatchObject({ code: 4403, messages: 1 });
+    expect(await refusal(`${server.yjsUrl}/${"x".repeat(300)}?token=${token}`)).toMatchObject({ code: 4400 });
+
+    // The unchanged provider stops reconnecting and says why.
+    const doc = new Y.Doc();
+    const p = provider("secret", token, doc);
+    const closed = await new Promise<{ code: number }>((resolve) => p.once("closed", (event) => resolve(event)));
+    expect(closed.code).toBe(4403);
+    expect(p.shouldConnect).toBe(false);
+    p.destroy();
   });
 });

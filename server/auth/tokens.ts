@@ -27,6 +27,11 @@ export interface TokenIdentity {
   scoped: boolean;
   /** Present on operator support tokens: the recorded grant they were issued for. */
   supportGrant: string | null;
+  /**
+   * Set when the socket authenticated with an organisation's API key (`user` is then `key:<id>`):
+   * its access is the organisation's, limited by the key's scopes, checked on every join.
+   */
+  apiKey: { keyId: string; scopes: readonly string[] } | null;
 }
 
 /** What a token is minted for. */
@@ -48,7 +53,8 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9._:@+_-]{0,127}$/;
 /** Ids in this namespace belong to the server itself (e.g. "parley:system" signs compactions). */
 const RESERVED = "parley:";
 
-function isIdentityId(id: unknown): id is string {
+/** True for a person or organisation id a token may carry (not in the server's reserved namespace). */
+export function isIdentityId(id: unknown): id is string {
   return typeof id === "string" && ID.test(id) && !id.startsWith(RESERVED);
 }
 
@@ -144,5 +150,6 @@ export async function verifyToken(keys: ServerKeys, settings: TokenSettings, tok
     sessionFamily: sid ?? null,
     scoped: conv !== undefined,
     supportGrant: sup ?? null,
+    apiKey: null,
   };
 }

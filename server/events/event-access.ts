@@ -1,23 +1,20 @@
 // Who may follow an organisation's events: its API keys (with a conversations scope) and its
 // admins and owners. Checked when a stream starts and again while it runs, from the directory as
 // it is now, so a revoked key or a demoted person stops receiving within one recheck interval.
-// API keys may also authenticate a socket (for the `subscribe-events` frame); such a socket can
-// join no conversation, because its identity is scoped with no grants.
+// API keys may also authenticate a socket (server/identity/identity-module.ts) and follow events
+// with the `subscribe-events` frame.
 
 import { ErrorCode } from "../../protocol/index.ts";
 import type { TokenIdentity } from "../auth/tokens.ts";
 import type { Directory } from "../directory/directory.ts";
 import { ParleyError } from "../errors.ts";
-import { API_KEY_PREFIX, type Principal, type PrincipalDeps, resolvePrincipal } from "../http/principal.ts";
+import type { Principal } from "../http/principal.ts";
 
 /** API key scopes that allow reading events (events show conversation content). */
 export const EVENT_READ_SCOPES: readonly string[] = ["conversations:read", "conversations:write"];
 
 /** Someone following an organisation's events. */
 export type EventReader = { kind: "apiKey"; keyId: string; orgId: string } | { kind: "user"; userId: string; orgId: string };
-
-/** The prefix of socket identities that are API keys (`key:<id>`, as in audit actors). */
-const KEY_IDENTITY_PREFIX = "key:";
 
 /** The reader behind an HTTP principal. */
 export function readerOfPrincipal(principal: Principal): EventReader {
@@ -28,8 +25,8 @@ export function readerOfPrincipal(principal: Principal): EventReader {
 
 /** The reader behind a socket identity. */
 export function readerOfIdentity(identity: TokenIdentity): EventReader {
-  return identity.user.startsWith(KEY_IDENTITY_PREFIX)
-    ? { kind: "apiKey", keyId: identity.user.slice(KEY_IDENTITY_PREFIX.length), orgId: identity.org }
+  return identity.apiKey
+    ? { kind: "apiKey", keyId: identity.apiKey.keyId, orgId: identity.org }
     : { kind: "user", userId: identity.user, orgId: identity.org };
 }
 
@@ -65,33 +62,4 @@ export class EventAccess {
       throw new ParleyError(ErrorCode.InsufficientRole, "following events needs an API key or the admin or owner role");
     }
   }
-}
-
-/**
- * Wraps socket authentication so an `auth` frame may carry an API key (`pk_…`) instead of an
- * access token. The identity lasts `ttlMs`: the socket is then closed with 4501 and the client
- * reconnects, presenting the key again, so a revoked key cannot keep a socket open.
- */
-export function acceptApiKeysOnSockets(
-  authenticate: (token: string, ip: string) => Promise<TokenIdentity>,
-  principals: PrincipalDeps,
-  ttlMs: number,
-  now: () => number = Date.now,
-): (token: string, ip: string) => Promise<TokenIdentity> {
-  return async (token, ip) => {
-    if (!token.startsWith(API_KEY_PREFIX)) return authenticate(token, ip);
-    const principal = await resolvePrincipal(`Bearer ${token}`, ip, principals);
-    if (principal.kind !== "apiKey") throw new ParleyError(ErrorCode.InvalidToken, "token is invalid");
-    const identity = {
-      user: `${KEY_IDENTITY_PREFIX}${principal.keyId}`,
-      org: principal.orgId,
-      grants: new Map(),
-      expiresAt: now() + ttlMs,
-      tokenId: `${KEY_IDENTITY_PREFIX}${principal.keyId}`,
-      sessionFamily: null,
-      scoped: true,
-      supportGrant: null,
-    };
-    return identity as TokenIdentity;
-  };
 }

@@ -20,6 +20,7 @@ import { type EventAccess, type EventReader, readerOfPrincipal, requireEventRead
 import { cursorError, EventFollower } from "./event-follower.ts";
 import type { EventNotifier } from "./event-notifier.ts";
 import type { EventStore, StoredEvent } from "./event-store.ts";
+import { corsResponseHeaders, originAllowed, originRefusal } from "../platform/origin-policy.ts";
 
 /** Dependencies of the SSE route. */
 export interface EventStreamRouteDeps {
@@ -104,7 +105,7 @@ interface Stream {
 export function registerEventStreamRoute(app: UWS.TemplatedApp, deps: EventStreamRouteDeps): EventStreams {
   const streams = new Set<Stream>();
   let closed = false;
-  const originOk = (origin: string) => origin === "" || deps.allowedOrigins.length === 0 || deps.allowedOrigins.includes(origin);
+  const originOk = (origin: string) => originAllowed(origin, deps.allowedOrigins);
 
   const write = (stream: Stream, chunk: string): boolean => {
     if (stream.ended) return false;
@@ -201,6 +202,7 @@ export function registerEventStreamRoute(app: UWS.TemplatedApp, deps: EventStrea
         for (const [name, value] of SECURITY_HEADERS) res.writeHeader(name, value);
         const retryAfter = (error as { retryAfterSeconds?: unknown }).retryAfterSeconds;
         if (typeof retryAfter === "number") res.writeHeader("Retry-After", String(Math.max(1, Math.ceil(retryAfter))));
+        for (const [name, value] of corsResponseHeaders(origin, deps.allowedOrigins)) res.writeHeader(name, value);
         res.writeHeader("Content-Type", "application/json; charset=utf-8");
         res.writeHeader("X-Request-Id", requestId);
         res.end(JSON.stringify({ error: { code, message } }), closed);
@@ -210,7 +212,7 @@ export function registerEventStreamRoute(app: UWS.TemplatedApp, deps: EventStrea
 
     const open = async (): Promise<{ after: number; types: EventType[] | undefined; first: StoredEvent[] }> => {
       if (closed) throw new ParleyError(ErrorCode.ShuttingDown, "the server is shutting down; reconnect");
-      if (!originOk(origin)) throw new ParleyError(ErrorCode.OriginNotAllowed, "origin not allowed");
+      if (!originOk(origin)) throw new ParleyError(ErrorCode.OriginNotAllowed, originRefusal(origin));
       if (deps.connections && !holdsSlot) throw new RateLimitError("connections", 5, `at most ${deps.connections.maxPerAddress} open connections per address`);
       await deps.requestLimits?.admitAddress(ip);
       const principal = await resolvePrincipal(authorization, ip, deps.principals);
@@ -246,10 +248,7 @@ export function registerEventStreamRoute(app: UWS.TemplatedApp, deps: EventStrea
         res.cork(() => {
           res.writeStatus("200 OK");
           for (const [name, value] of SECURITY_HEADERS) res.writeHeader(name, value);
-          if (origin && deps.allowedOrigins.includes(origin)) {
-            res.writeHeader("Access-Control-Allow-Origin", origin);
-            res.writeHeader("Vary", "Origin");
-          }
+          for (const [name, value] of corsResponseHeaders(origin, deps.allowedOrigins)) res.writeHeader(name, value);
           res.writeHeader("Content-Type", "text/event-stream; charset=utf-8");
           res.writeHeader("X-Accel-Buffering", "no");
           res.writeHeader("X-Request-Id", requestId);

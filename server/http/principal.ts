@@ -5,7 +5,8 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { ErrorCode } from "../../protocol/index.ts";
 import type { ServerKeys } from "../auth/keys.ts";
-import { type TokenSettings, verifyToken } from "../auth/tokens.ts";
+import { type HostTokenVerifier, verifyAnyToken } from "../auth/host-tokens.ts";
+import type { TokenSettings } from "../auth/tokens.ts";
 import type { Directory } from "../directory/directory.ts";
 import type { MemberRole } from "../directory/directory-types.ts";
 import { ParleyError } from "../errors.ts";
@@ -51,6 +52,8 @@ export function secretHash(secret: string): string {
 export interface PrincipalDeps {
   keys: ServerKeys;
   tokens: TokenSettings;
+  /** A host application's token verifier, when one is configured. */
+  hostTokens?: HostTokenVerifier | null;
   directory: Directory;
   /** Records an API key's use in its organisation's audit chain (deduplicated by the recorder); a failure fails the request. */
   recordApiKeyUse?: (orgId: string, keyId: string) => Promise<void>;
@@ -75,12 +78,20 @@ export async function resolvePrincipal(authorization: string, ip: string, deps: 
     await deps.recordApiKeyUse?.(key.orgId, key.id);
     principal = { kind: "apiKey", keyId: key.id, orgId: key.orgId, scopes: key.scopes };
   } else {
-    const identity = await verifyToken(deps.keys, deps.tokens, credential);
+    const identity = await verifyAnyToken(deps.keys, deps.tokens, deps.hostTokens, credential);
+    if (identity.scoped) {
+      // Development, capability and support tokens list their conversations; their holders are
+      // not members of an organisation, so the organisation-wide HTTP API is not theirs.
+      throw new ParleyError(
+        ErrorCode.InvalidToken,
+        "this token lists conversations (a development or support token): it opens sockets only; the HTTP API needs a sign-in access token, a host-application token or an API key",
+      );
+    }
     if (identity.sessionFamily && (await deps.directory.isFamilyRevoked(identity.sessionFamily))) {
       throw new ParleyError(ErrorCode.InvalidToken, "this session was signed out");
     }
     const role = await deps.directory.getMembership(identity.org, identity.user);
-    if (!role) throw new ParleyError(ErrorCode.InvalidToken, "no longer a member of this organisation");
+    if (!role) throw new ParleyError(ErrorCode.InvalidToken, "the token's person is not (or no longer) a member of its organisation");
     principal = { kind: "user", userId: identity.user, orgId: identity.org, role, sessionFamily: identity.sessionFamily, mustEnrolTwoFactor: false };
   }
   const org = await deps.directory.getOrganisation(principal.orgId);

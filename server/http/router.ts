@@ -10,6 +10,7 @@ import { DirectoryError } from "../directory/directory.ts";
 import { describeError, ParleyError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";
+import { corsPreflightHeaders, corsResponseHeaders, originAllowed, originRefusal } from "../platform/origin-policy.ts";
 import { decodeUrlComponent, parseQueryString } from "../platform/url-decoding.ts";
 import type { RequestLimits } from "../limits/request-limits.ts";
 import type { UWS } from "../uws.ts";
@@ -159,21 +160,22 @@ function readBody(res: UWS.HttpResponse, limit: number): Promise<Buffer> {
 /** Registers routes (and CORS preflight) on the app. */
 export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefinition[], options: RouterOptions): void {
   const { logger } = options;
-  const originOk = (origin: string) => origin === "" || options.allowedOrigins.length === 0 || options.allowedOrigins.includes(origin);
+  const originOk = (origin: string) => originAllowed(origin, options.allowedOrigins);
 
+  // A preflight is answered by the same policy as the request it announces.
   app.options("/*", (res, req) => {
     const origin = req.getHeader("origin");
     res.cork(() => {
-      if (!originOk(origin) || origin === "") {
-        res.writeStatus("403 Forbidden").end();
+      if (origin === "" || !originOk(origin)) {
+        const message = origin === "" ? "a CORS preflight needs an Origin header" : originRefusal(origin);
+        res.writeStatus(origin === "" ? "400 Bad Request" : "403 Forbidden");
+        for (const [name, value] of SECURITY_HEADERS) res.writeHeader(name, value);
+        res.writeHeader("Content-Type", "application/json; charset=utf-8");
+        res.end(JSON.stringify({ error: { code: origin === "" ? ErrorCode.InvalidRequest : ErrorCode.OriginNotAllowed, message } }));
         return;
       }
       res.writeStatus("204 No Content");
-      res.writeHeader("Access-Control-Allow-Origin", origin);
-      res.writeHeader("Vary", "Origin");
-      res.writeHeader("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE");
-      res.writeHeader("Access-Control-Allow-Headers", "authorization, content-type");
-      res.writeHeader("Access-Control-Max-Age", "600");
+      for (const [name, value] of corsPreflightHeaders(origin)) res.writeHeader(name, value);
       res.end();
     });
   });
@@ -209,7 +211,7 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
       const log = logger.child({ requestId });
 
       const run = async (): Promise<RouteResult> => {
-        if (!originOk(origin)) throw new ParleyError(ErrorCode.OriginNotAllowed, "origin not allowed");
+        if (!originOk(origin)) throw new ParleyError(ErrorCode.OriginNotAllowed, originRefusal(origin));
         await options.requestLimits?.admitAddress(ip);
         const params: Record<string, string> = {};
         names.forEach((name, index) => {
@@ -253,10 +255,7 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
           res.cork(() => {
             res.writeStatus(STATUS_TEXT[result.status] ?? `${result.status} Status`);
             for (const [name, value] of SECURITY_HEADERS) res.writeHeader(name, value);
-            if (origin && options.allowedOrigins.includes(origin)) {
-              res.writeHeader("Access-Control-Allow-Origin", origin);
-              res.writeHeader("Vary", "Origin");
-            }
+            for (const [name, value] of corsResponseHeaders(origin, options.allowedOrigins)) res.writeHeader(name, value);
             for (const [name, value] of result.headers ?? []) res.writeHeader(name, value);
             res.writeHeader("X-Request-Id", requestId);
             if (result.html !== undefined) {

@@ -10,12 +10,14 @@ import type { ServerKeys } from "../auth/keys.ts";
 import type { MasterKeyring } from "../auth/master-key.ts";
 import { PasswordHasher } from "../auth/passwords.ts";
 import { loadOrCreateSecretsKey } from "../auth/secrets-key.ts";
-import { type TokenIdentity, verifyToken } from "../auth/tokens.ts";
+import { type HostTokenVerifier, hostTokenVerifier, verifyAnyToken } from "../auth/host-tokens.ts";
+import type { TokenIdentity } from "../auth/tokens.ts";
 import type { Config } from "../config.ts";
 import type { DirectoryHandle } from "../directory/directory.ts";
 import { openDirectory } from "../directory/open-directory.ts";
 import { ParleyError } from "../errors.ts";
 import { ipAllowed } from "../http/ip-allowlist.ts";
+import { API_KEY_PREFIX, resolvePrincipal } from "../http/principal.ts";
 import type { RouteDefinition } from "../http/route.ts";
 import { authRoutes, newId } from "../http/routes/auth-routes.ts";
 import { conversationRoutes } from "../http/routes/conversation-routes.ts";
@@ -43,7 +45,12 @@ export interface Identity {
   events: AccessEvents;
   services: HttpServices;
   routes: RouteDefinition[];
-  /** Checks a socket's token now: signature, session not signed out, membership, IP allowlist, 2FA rule. */
+  /** The configured host application's token verifier (null: none configured). */
+  hostTokens: HostTokenVerifier | null;
+  /**
+   * Checks a socket's credential now: a Parley access token, a host-application token or an API
+   * key (`pk_…`); signature, session not signed out, membership, IP allowlist, 2FA rule.
+   */
   authenticate(token: string, ip: string): Promise<TokenIdentity>;
   /** The identity's role in a conversation now (token grants for scoped tokens, else the directory). */
   resolveRole(identity: TokenIdentity, conversation: string): Promise<Role | null>;
@@ -55,6 +62,13 @@ export interface Identity {
   stillValid(identity: TokenIdentity): Promise<boolean>;
   close(): Promise<void>;
 }
+
+/** How long a socket authenticated with an API key stays open before it must authenticate again. */
+const API_KEY_SOCKET_TTL_MS = 3600_000;
+
+/** The API key scopes that let a key read conversations, and the one that lets it write. */
+const READ_SCOPES: readonly string[] = ["conversations:read", "conversations:write"];
+const WRITE_SCOPE = "conversations:write";
 
 async function createMailer(config: Config, logger: Logger): Promise<Mailer> {
   const dkim = config.identity.dkim ? await loadDkimSigning(config.identity.dkim) : undefined;
@@ -145,8 +159,33 @@ export async function openIdentity(
     return grant && !grant.revokedAt && grant.expiresAt > now() ? grant : null;
   };
 
+  const hostTokens = config.hostTokens ? hostTokenVerifier(config.hostTokens) : null;
+
+  /** An API key on a socket: the organisation's access, limited by the key's scopes. */
+  const authenticateApiKey = async (key: string, ip: string): Promise<TokenIdentity> => {
+    const principal = await resolvePrincipal(`Bearer ${key}`, ip, {
+      keys: deps.keys,
+      tokens: config.tokens,
+      directory,
+      recordApiKeyUse: (org, id) => deps.orgAudit.recordApiKeyUse(org, id),
+    });
+    if (principal.kind !== "apiKey") throw new ParleyError(ErrorCode.InvalidToken, "token is invalid");
+    return {
+      user: `key:${principal.keyId}`,
+      org: principal.orgId,
+      grants: new Map(),
+      expiresAt: now() + API_KEY_SOCKET_TTL_MS,
+      tokenId: `key:${principal.keyId}`,
+      sessionFamily: null,
+      scoped: false,
+      supportGrant: null,
+      apiKey: { keyId: principal.keyId, scopes: principal.scopes },
+    };
+  };
+
   const authenticate = async (token: string, ip: string): Promise<TokenIdentity> => {
-    const identity = await verifyToken(deps.keys, config.tokens, token);
+    if (token.startsWith(API_KEY_PREFIX)) return authenticateApiKey(token, ip);
+    const identity = await verifyAnyToken(deps.keys, config.tokens, hostTokens, token);
     if (identity.supportGrant) {
       const grant = await liveSupportGrant(identity.supportGrant);
       if (!grant) throw new ParleyError(ErrorCode.InvalidToken, "this support grant was revoked or has expired");
@@ -170,7 +209,7 @@ export async function openIdentity(
       throw new ParleyError(ErrorCode.InvalidToken, "this session was signed out");
     }
     if (!(await directory.getMembership(identity.org, identity.user))) {
-      throw new ParleyError(ErrorCode.InvalidToken, "no longer a member of this organisation");
+      throw new ParleyError(ErrorCode.InvalidToken, "the token's person is not (or no longer) a member of its organisation");
     }
     if (org?.require2fa && !(await directory.getUser(identity.user))?.totpEnabled) {
       throw new ParleyError(ErrorCode.TwoFactorEnrolmentRequired, "your organisation requires two-factor authentication");
@@ -185,6 +224,12 @@ export async function openIdentity(
       return grant?.conversationId === conversation ? "observer" : null;
     }
     if (identity.scoped) return identity.grants.get(conversation) ?? null;
+    if (identity.apiKey) {
+      const { scopes } = identity.apiKey;
+      if (!scopes.some((scope) => READ_SCOPES.includes(scope))) return null;
+      const role = await access.roleFor({ orgId: identity.org }, conversation);
+      return role === "writer" && !scopes.includes(WRITE_SCOPE) ? "observer" : role;
+    }
     return access.roleFor({ orgId: identity.org, userId: identity.user }, conversation);
   };
 
@@ -194,11 +239,16 @@ export async function openIdentity(
     events,
     services,
     routes,
+    hostTokens,
     authenticate,
     resolveRole,
     async stillValid(identity) {
       if (identity.supportGrant) return (await liveSupportGrant(identity.supportGrant)) !== null;
       if (identity.scoped) return true;
+      if (identity.apiKey) {
+        const key = await directory.getApiKey(identity.apiKey.keyId);
+        return key !== null && key.revokedAt === null && key.orgId === identity.org;
+      }
       if (identity.sessionFamily && (await directory.isFamilyRevoked(identity.sessionFamily))) return false;
       return (await directory.getMembership(identity.org, identity.user)) !== null;
     },

@@ -83,6 +83,8 @@ export class AccessEnforcer {
         if (!role) {
           if (this.hub.leave(session, conversation)) {
             session.sendControl({ type: "left", conversation, code: ErrorCode.Forbidden, message: "access revoked" });
+            // A y-websocket connection carries one conversation: without it, the socket is done.
+            if (session.dialect === "yjs") session.close(CloseCode.Forbidden, "access revoked");
           }
         } else {
           // e.g. writer → observer when the conversation is closed: later writes get ReadOnly.
@@ -94,6 +96,7 @@ export class AccessEnforcer {
         this.logger.error({ err: error, conversation }, "access recheck failed");
         if (this.hub.leave(session, conversation)) {
           session.sendControl({ type: "left", conversation, code: ErrorCode.StoreUnavailable, message: "access could not be checked" });
+          if (session.dialect === "yjs") session.close(CloseCode.TryAgainLater, "access could not be checked");
         }
       },
     );

@@ -89,8 +89,9 @@ export class ClientSession implements BroadcastOrigin {
     this.closeIfSlow();
   }
 
+  /** Sends a control frame; y-websocket connections have no control frames, so nothing is sent there. */
   sendControl(message: ServerControlMessage): void {
-    if (this.socket) this.send(encodeControlFrame(message));
+    if (this.socket && this.dialect === "parley") this.send(encodeControlFrame(message));
   }
 
   /**

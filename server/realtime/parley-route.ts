@@ -17,12 +17,12 @@ import type { Config } from "../config.ts";
 import { describeError } from "../errors.ts";
 import type { SocketEventStreams } from "../events/socket-event-streams.ts";
 import type { Logger } from "../logger.ts";
-import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";
 import type { ConnectionLimits } from "../limits/connection-limits.ts";
+import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";
+import { originAllowed, originRefusal } from "../platform/origin-policy.ts";
 import type { UWS } from "../uws.ts";
 import { ClientSession, hardBackpressureLimit, type SocketData } from "./client-session.ts";
 import { giveSlot, refuseWhenFull, takeSlot } from "./connection-slots.ts";
-import { originAllowed } from "./origin.ts";
 import type { RealtimeHub } from "./realtime-hub.ts";
 
 /** Dependencies of the Parley socket route. */
@@ -118,7 +118,7 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
       }
       return;
     }
-    logger.debug({ session: session.id, user: identity.user, org: identity.org }, "authenticated");
+    logger.info({ session: session.id, user: identity.user, org: identity.org }, "socket authenticated");
     const queued = session.preAuthQueue ?? [];
     session.preAuthQueue = null;
     for (const frame of queued) {
@@ -131,6 +131,7 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
     const result = await hub.join(session, conversation);
     if (!result) return;
     const { doc, role } = result;
+    logger.info({ session: session.id, user: session.identity?.user, org: session.identity?.org, conversation, role }, "socket joined");
     session.sendControl({ type: "joined", conversation, role, seq: doc.headSeq });
     // Writers get the server's state vector so they can send what the server lacks (offline edits).
     if (role === "writer") session.sendDoc(conversation, { type: "sync-step1", stateVector: doc.stateVector() });
@@ -144,12 +145,15 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
         void authenticate(session, message.token, message.protocol);
         return;
       case "join":
-        join(session, message.conversation).catch((error: unknown) => fail(session, error, "join", message.conversation));
+        join(session, message.conversation).catch((error: unknown) => {
+          logger.info({ session: session.id, conversation: message.conversation, code: describeError(error).code }, "socket join refused");
+          fail(session, error, "join", message.conversation);
+        });
         return;
       case "leave": {
         // Answer after the acks of writes sent before the leave, so `left` is the last word.
         const earlierWrites = session.joined.get(message.conversation)?.lastWrite ?? Promise.resolve();
-        hub.leave(session, message.conversation);
+        if (hub.leave(session, message.conversation)) logger.info({ session: session.id, conversation: message.conversation }, "socket left");
         void earlierWrites.then(() => session.sendControl({ type: "left", conversation: message.conversation }));
         return;
       }
@@ -232,11 +236,12 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
     sendPingsAutomatically: true,
     upgrade: (res, req, context) => {
       const origin = req.getHeader("origin");
+      const remote = clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), forwardedForOf(req), deps.proxyTrust);
       if (!originAllowed(origin, deps.allowedOrigins)) {
-        res.writeStatus("403 Forbidden").end("origin not allowed");
+        logger.info({ remote, origin, status: 403 }, "socket origin refused");
+        res.writeStatus("403 Forbidden").end(originRefusal(origin));
         return;
       }
-      const remote = clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), forwardedForOf(req), deps.proxyTrust);
       if (refuseWhenFull(res, deps.connections, remote)) return;
       const data: SocketData = { session: new ClientSession("parley", remote, limits.maxFramesPerSecond, limits.maxBackpressureBytes) };
       res.upgrade(
@@ -252,6 +257,7 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
       session.socket = ws;
       hub.opened(session);
       takeSlot(session, deps.connections);
+      logger.info({ session: session.id, remote: session.remoteAddress }, "socket opened");
     },
     message: (ws, message, isBinary) => {
       const { session } = ws.getUserData();
@@ -301,10 +307,12 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
       }
       void authenticate(session, frame.message.token, frame.message.protocol);
     },
-    close: (ws) => {
-      giveSlot(ws.getUserData().session, deps.connections);
-      deps.events?.closed(ws.getUserData().session);
-      hub.closed(ws.getUserData().session);
+    close: (ws, code) => {
+      const { session } = ws.getUserData();
+      logger.info({ session: session.id, user: session.identity?.user, org: session.identity?.org, closeCode: code }, "socket closed");
+      giveSlot(session, deps.connections);
+      deps.events?.closed(session);
+      hub.closed(session);
     },
   });
 }

@@ -2,6 +2,9 @@
 // conversation per socket, so an existing app using y-websocket's WebsocketProvider works
 // unchanged. Same hub, same write path, same audit and permissions as the Parley route; the token
 // is checked before the upgrade because y-websocket clients start syncing as soon as they open.
+// A refusal is an upgrade closed at once with a 44xx code (after a y-protocols "permission
+// denied" message): y-websocket stops reconnecting on 4400-4499, while an HTTP 401/403 would
+// make it retry forever.
 
 import * as encoding from "lib0/encoding";
 import { CloseCode, decodeDocMessage, ErrorCode, isConversationId, type Role } from "../../protocol/index.ts";
@@ -9,13 +12,13 @@ import type { TokenIdentity } from "../auth/tokens.ts";
 import type { Config } from "../config.ts";
 import { describeError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";
-import { decodeUrlComponent, parseQueryString } from "../platform/url-decoding.ts";
 import type { ConnectionLimits } from "../limits/connection-limits.ts";
+import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";
+import { originAllowed, originRefusal } from "../platform/origin-policy.ts";
+import { decodeUrlComponent, parseQueryString } from "../platform/url-decoding.ts";
 import type { UWS } from "../uws.ts";
 import { ClientSession, hardBackpressureLimit, type SocketData } from "./client-session.ts";
 import { giveSlot, refuseWhenFull, takeSlot } from "./connection-slots.ts";
-import { originAllowed } from "./origin.ts";
 import type { RealtimeHub } from "./realtime-hub.ts";
 
 /** Dependencies of the y-websocket route. */
@@ -23,6 +26,8 @@ export interface YjsRouteDeps {
   hub: RealtimeHub;
   /** Verifies a token and checks the identity may connect from this address now. */
   authenticate(token: string, ip: string): Promise<TokenIdentity>;
+  /** The identity's role in a conversation now (null: it may not see it). */
+  resolveRole(identity: TokenIdentity, conversation: string): Promise<Role | null>;
   limits: Config["limits"];
   allowedOrigins: readonly string[];
   /** Which proxies may name the client (the same computation as HTTP; allowlists and limits use it). */
@@ -34,8 +39,8 @@ export interface YjsRouteDeps {
 
 interface YjsSocketData extends SocketData {
   conversation: string;
-  identity: TokenIdentity;
-  role: Role;
+  /** Set when the connection is refused: it is closed with this code right after opening. */
+  refusal: { code: number; reason: string } | null;
 }
 
 /** y-protocols "auth" message (type 2) saying permission denied: WebsocketProvider logs it. */
@@ -65,6 +70,7 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
   const start = async (session: ClientSession, conversation: string): Promise<void> => {
     const result = await hub.join(session, conversation);
     if (!result) return;
+    logger.info({ session: session.id, user: session.identity?.user, org: session.identity?.org, conversation, role: result.role }, "y-websocket joined");
     if (result.role === "writer") {
       session.sendDoc(conversation, { type: "sync-step1", stateVector: result.doc.stateVector() });
     }
@@ -90,38 +96,60 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
       const protocol = req.getHeader("sec-websocket-protocol");
       const extensions = req.getHeader("sec-websocket-extensions");
       const remote = clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), forwardedForOf(req), deps.proxyTrust);
-      const refuse = (status: string, body: string) => {
-        if (!aborted) res.cork(() => res.writeStatus(status).end(body));
-      };
-      if (!originAllowed(origin, deps.allowedOrigins)) return refuse("403 Forbidden", "origin not allowed");
       if (refuseWhenFull(res, deps.connections, remote)) return;
+      const session = new ClientSession("yjs", remote, limits.maxFramesPerSecond, limits.maxBackpressureBytes);
+      const accept = (conversation: string, refusal: YjsSocketData["refusal"]) => {
+        if (aborted) return;
+        res.cork(() => res.upgrade<YjsSocketData>({ session, conversation, refusal }, key, protocol, extensions, context));
+      };
+      const refuse = (code: number, reason: string) => accept("", { code, reason });
+      if (!originAllowed(origin, deps.allowedOrigins)) {
+        logger.info({ remote, origin, closeCode: CloseCode.Forbidden }, "y-websocket origin refused");
+        return refuse(CloseCode.Forbidden, originRefusal(origin));
+      }
       let conversation: string;
       let token: string;
       try {
         conversation = decodeUrlComponent(rawConversation, "the room name");
         token = parseQueryString(rawQuery).get("token") ?? "";
       } catch (error) {
-        return refuse("400 Bad Request", describeError(error).message);
+        return refuse(CloseCode.ProtocolViolation, describeError(error).message);
       }
-      if (!isConversationId(conversation)) return refuse("400 Bad Request", "invalid conversation id");
-      deps.authenticate(token, remote).then(
-        (identity) => {
-          const role = identity.grants.get(conversation);
-          if (!role) return refuse("403 Forbidden", "no access to this conversation");
-          if (aborted) return;
-          const session = new ClientSession("yjs", remote, limits.maxFramesPerSecond, limits.maxBackpressureBytes);
-          session.identity = identity;
-          session.phase = "ready";
-          res.cork(() => res.upgrade<YjsSocketData>({ session, conversation, identity, role }, key, protocol, extensions, context));
-        },
+      if (!isConversationId(conversation)) return refuse(CloseCode.ProtocolViolation, "invalid conversation id");
+      const authorise = async (): Promise<YjsSocketData["refusal"]> => {
+        let identity: TokenIdentity;
+        try {
+          identity = await deps.authenticate(token, remote);
+        } catch (error) {
+          const { code, message } = describeError(error);
+          logger.info({ session: session.id, code, remote, closeCode: CloseCode.AuthFailed }, "y-websocket authentication failed");
+          return { code: CloseCode.AuthFailed, reason: message };
+        }
+        const role = await deps.resolveRole(identity, conversation);
+        if (!role) {
+          logger.info({ session: session.id, user: identity.user, org: identity.org, conversation, closeCode: CloseCode.Forbidden }, "y-websocket join refused");
+          return { code: CloseCode.Forbidden, reason: "no access to this conversation" };
+        }
+        session.identity = identity;
+        session.phase = "ready";
+        logger.info({ session: session.id, user: identity.user, org: identity.org, conversation, role, remote }, "y-websocket authenticated");
+        return null;
+      };
+      authorise().then(
+        (refusal) => accept(conversation, refusal),
         (error: unknown) => {
-          logger.info({ code: describeError(error).code, remote }, "y-websocket authentication failed");
-          refuse("401 Unauthorized", describeError(error).message);
+          logger.error({ err: error, session: session.id }, "y-websocket access check failed");
+          accept(conversation, { code: CloseCode.TryAgainLater, reason: "access could not be checked; retry" });
         },
       );
     },
     open: (ws) => {
-      const { session, conversation } = ws.getUserData();
+      const { session, conversation, refusal } = ws.getUserData();
+      if (refusal) {
+        if (refusal.code !== CloseCode.TryAgainLater) ws.send(permissionDenied(refusal.reason), true);
+        ws.end(refusal.code, refusal.reason.slice(0, 120));
+        return;
+      }
       session.socket = ws;
       hub.opened(session);
       takeSlot(session, deps.connections);
@@ -172,9 +200,12 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
           return;
       }
     },
-    close: (ws) => {
-      giveSlot(ws.getUserData().session, deps.connections);
-      hub.closed(ws.getUserData().session);
+    close: (ws, code) => {
+      const { session, refusal, conversation } = ws.getUserData();
+      if (refusal) return;
+      giveSlot(session, deps.connections);
+      logger.info({ session: session.id, user: session.identity?.user, org: session.identity?.org, conversation, closeCode: code }, "y-websocket closed");
+      hub.closed(session);
     },
   });
 }
