@@ -18,6 +18,7 @@ import { verifyConversation } from "../server/log/verify-conversation.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
+import { joinOrganisation } from "./helpers/sign-up.ts";
 
 const PASSWORD = "violet-harbour-tractor-91!";
 const DAY = 24 * 3_600_000;
@@ -59,8 +60,8 @@ async function setup(options: { env?: Record<string, string>; now?: () => number
   };
   /** A member (not admin) of the organisation, signed in for it. */
   const member = async (org: Account, email: string): Promise<string> => {
-    await signUp(email, `${email} own`);
-    expect((await api("POST", `/v1/organisations/${org.organisation.id}/members`, { token: org.accessToken, body: { email } })).status).toBe(201);
+    const own = await signUp(email, `${email} own`);
+    await joinOrganisation(api, { orgId: org.organisation.id, adminToken: org.accessToken }, { email, token: own.accessToken });
     const login = await api("POST", "/v1/auth/login", { body: { email, password: PASSWORD, organisation: org.organisation.id } });
     return login.body.accessToken as string;
   };
@@ -250,10 +251,13 @@ describe("deleting a person", () => {
     // The last owner of an organisation with other members is refused (ownership passes on first)…
     const lastOwner = await api("DELETE", `/v1/users/${victim.user.id}`, { token: victim.accessToken });
     expect([lastOwner.status, lastOwner.body.error?.message]).toEqual([400, expect.stringContaining("last owner")]);
-    // …and an admin may delete a member of their organisation.
+    // …and an owner may not delete the account of a member who belongs elsewhere too (their
+    // account is theirs), only take them out of the organisation.
     const members = (await api("GET", `/v1/organisations/${victim.organisation.id}/members`, { token: victim.accessToken })).body.items as { userId: string; email: string }[];
     const carl = members.find((m) => m.email === "carl.colleague@private.example")?.userId ?? "";
-    expect((await api("DELETE", `/v1/users/${carl}`, { token: victim.accessToken })).status).toBe(204);
+    const elsewhere = await api("DELETE", `/v1/users/${carl}`, { token: victim.accessToken });
+    expect([elsewhere.status, elsewhere.body.error?.code]).toEqual([403, ErrorCode.InsufficientRole]);
+    expect((await api("DELETE", `/v1/organisations/${victim.organisation.id}/members/${carl}`, { token: victim.accessToken })).status).toBe(204);
     expect((await api("GET", "/v1/me", { token: colleague })).status).toBe(401);
     await api("POST", `/v1/conversations/${id}/participants`, { token: helpdesk.accessToken, body: { organisation: victim.organisation.id } });
     expect((await api("POST", `/v1/conversations/${id}/messages`, { token: victim.accessToken, body: { text: "from vera" } })).status).toBe(201);

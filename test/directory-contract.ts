@@ -385,7 +385,7 @@ export function runDirectoryContract(name: string, openBackend: () => Promise<Di
       it("rotates a token into its successor, and revokes the family when a spent token comes back", async () => {
         await seed(d);
         await d.insertRefreshToken(token("t1"), T0);
-        expect(await d.rotateRefreshToken("t1", "t2", T0 + DAY, T0 + 1)).toEqual({ status: "rotated", userId: "u-alice", orgId: "org-help", familyId: "fam-1" });
+        expect(await d.rotateRefreshToken("t1", "t2", T0 + DAY, T0 + 1)).toEqual({ status: "rotated", userId: "u-alice", orgId: "org-help", familyId: "fam-1", conversationScope: null });
         expect(await d.rotateRefreshToken("t2", "t3", T0 + DAY, T0 + 2)).toMatchObject({ status: "rotated" });
         expect(await d.isFamilyRevoked("fam-1")).toBe(false);
         // t1 again: stolen or replayed. The family ends, the live successor with it.
@@ -432,6 +432,75 @@ export function runDirectoryContract(name: string, openBackend: () => Promise<Di
         expect(await d.isFamilyRevoked("fam-b")).toBe(true);
         expect(await d.isFamilyRevoked("fam-s")).toBe(false);
         expect(await d.rotateRefreshToken("b1", "b2", T0 + DAY, T0 + 3)).toEqual({ status: "invalid" });
+      });
+    });
+
+    describe("membership invitations", () => {
+      const invitation = (id: string, orgId: string, email: string, role: "owner" | "admin" | "member" = "member") => ({
+        id,
+        orgId,
+        email,
+        role,
+        invitedBy: "u-alice",
+        createdAt: T0,
+        expiresAt: T0 + DAY,
+      });
+
+      it("adds a member only when the invited person accepts, once, while it is live", async () => {
+        await seed(d);
+        await d.createMemberInvitation(invitation("mi-1", "org-help", "Sam@Supp.example", "admin"));
+        expect(await d.getMembership("org-help", "u-sam")).toBeNull();
+        expect(await d.listMemberInvitations("org-help")).toMatchObject([{ id: "mi-1", email: "sam@supp.example", role: "admin" }]);
+        expect(await d.listMemberInvitationsForEmail("SAM@supp.example", T0)).toMatchObject([{ id: "mi-1", orgId: "org-help", orgName: "Helpdesk" }]);
+        // Someone else (another address) cannot accept it.
+        expect(await d.acceptMemberInvitation("mi-1", { id: "u-olga", email: "olga@out.example" }, T0 + 1)).toBeNull();
+        expect(await d.acceptMemberInvitation("mi-1", { id: "u-sam", email: "sam@supp.example" }, T0 + 1)).toEqual({ orgId: "org-help", role: "admin" });
+        expect(await d.getMembership("org-help", "u-sam")).toBe("admin");
+        expect(await d.acceptMemberInvitation("mi-1", { id: "u-sam", email: "sam@supp.example" }, T0 + 2)).toBeNull();
+        expect(await d.listMemberInvitations("org-help")).toEqual([]);
+        // Expired: refused and no longer offered.
+        await d.createMemberInvitation(invitation("mi-2", "org-help", "olga@out.example"));
+        expect(await d.listMemberInvitationsForEmail("olga@out.example", T0 + DAY)).toEqual([]);
+        expect(await d.acceptMemberInvitation("mi-2", { id: "u-olga", email: "olga@out.example" }, T0 + DAY)).toBeNull();
+      });
+
+      it("never changes an existing membership by accepting (an owner is not demoted)", async () => {
+        await seed(d);
+        await d.createMemberInvitation(invitation("mi-3", "org-help", "alice@help.example", "member"));
+        expect(await d.acceptMemberInvitation("mi-3", { id: "u-alice", email: "alice@help.example" }, T0 + 1)).toEqual({ orgId: "org-help", role: "owner" });
+        expect(await d.getMembership("org-help", "u-alice")).toBe("owner");
+      });
+
+      it("revokes only through the inviting organisation; the invited person may decline", async () => {
+        await seed(d);
+        await d.createMemberInvitation(invitation("mi-4", "org-help", "sam@supp.example"));
+        expect(await d.revokeMemberInvitation("org-out", "mi-4", T0 + 1)).toBe(false);
+        expect(await d.declineMemberInvitation("mi-4", "olga@out.example", T0 + 1)).toBe(false);
+        expect(await d.declineMemberInvitation("mi-4", "sam@supp.example", T0 + 1)).toBe(true);
+        expect(await d.revokeMemberInvitation("org-help", "mi-4", T0 + 2)).toBe(false);
+        await d.createMemberInvitation(invitation("mi-5", "org-help", "sam@supp.example"));
+        expect(await d.revokeMemberInvitation("org-help", "mi-5", T0 + 1)).toBe(true);
+        expect(await d.acceptMemberInvitation("mi-5", { id: "u-sam", email: "sam@supp.example" }, T0 + 2)).toBeNull();
+      });
+
+      it("accepts an invitation once when two nodes accept it at the same moment", async () => {
+        await seed(d);
+        const other = (await backend.open()).directory;
+        await d.createMemberInvitation(invitation("mi-6", "org-help", "sam@supp.example"));
+        const outcomes = await Promise.all([
+          d.acceptMemberInvitation("mi-6", { id: "u-sam", email: "sam@supp.example" }, T0 + 1),
+          other.acceptMemberInvitation("mi-6", { id: "u-sam", email: "sam@supp.example" }, T0 + 1),
+        ]);
+        expect(outcomes.filter((o) => o !== null)).toHaveLength(1);
+      });
+    });
+
+    describe("sessions scoped to one conversation", () => {
+      it("keeps a refresh family's conversation scope through every rotation", async () => {
+        await seed(d);
+        await d.insertRefreshToken({ tokenHash: "s1", familyId: "fam-s", userId: "u-ivan", orgId: "org-ivan", expiresAt: T0 + DAY, conversationScope: "c-1" }, T0);
+        expect(await d.rotateRefreshToken("s1", "s2", T0 + DAY, T0 + 1)).toMatchObject({ status: "rotated", conversationScope: "c-1" });
+        expect(await d.rotateRefreshToken("s2", "s3", T0 + DAY, T0 + 2)).toMatchObject({ status: "rotated", conversationScope: "c-1" });
       });
     });
 
@@ -513,6 +582,31 @@ export function runDirectoryContract(name: string, openBackend: () => Promise<Di
         expect(await d.listMemberships("u-sam")).toEqual([]);
         expect(await d.isFamilyRevoked("fam-1")).toBe(true);
         await expect(d.erasePerson("u-nobody", T0)).rejects.toMatchObject({ code: "not_found" });
+      });
+
+      it("erases on an organisation's behalf only when it is the person's one membership", async () => {
+        await seed(d);
+        await d.putMember("org-help", "u-sam", "member", T0);
+        // Sam belongs to the supplier as well: the helpdesk cannot erase the account.
+        await expect(d.erasePerson("u-sam", T0 + 1, { onlyMemberOf: "org-help" })).rejects.toMatchObject({ code: "not_found" });
+        await expect(d.erasePerson("u-sam", T0 + 1, { onlyMemberOf: "org-out" })).rejects.toMatchObject({ code: "not_found" });
+        expect((await d.getUser("u-sam"))?.email).toBe("sam@supp.example");
+        await d.putMember("org-help", "u-ivan", "member", T0);
+        await d.putMember("org-ivan", "u-olga", "owner", T0);
+        await d.removeMember("org-ivan", "u-ivan");
+        await d.createMemberInvitation({ id: "mi-e", orgId: "org-out", email: "ivan@free.example", role: "member", invitedBy: "u-olga", createdAt: T0, expiresAt: T0 + DAY });
+        expect((await d.erasePerson("u-ivan", T0 + 1, { onlyMemberOf: "org-help" })).orgs).toEqual(["org-help"]);
+        expect(await d.getUserByEmail("ivan@free.example")).toBeNull();
+        // Invitations addressed to the erased person are gone too.
+        expect(await d.listMemberInvitations("org-out")).toEqual([]);
+      });
+
+      it("refuses the last owner's erasure without naming the organisation", async () => {
+        await seed(d);
+        await d.putMember("org-help", "u-sam", "member", T0);
+        const refusal = await d.erasePerson("u-alice", T0).catch((error: unknown) => error as Error);
+        expect(refusal).toMatchObject({ code: "invalid" });
+        expect((refusal as Error).message).not.toContain("org-help");
       });
     });
 

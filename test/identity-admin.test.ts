@@ -13,6 +13,7 @@ import { parseArgon2Hash } from "../server/auth/passwords.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
+import { joinOrganisation } from "./helpers/sign-up.ts";
 
 const PASSWORD = "violet-harbour-tractor-91!";
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), "../bin/parley.js");
@@ -40,8 +41,7 @@ describe("identity administration", () => {
     const { api, signUp, server } = await setup();
     const owner = await signUp("olivia@acme.example", "Acme");
     const colleague = await signUp("carl@acme.example", "Carl's own");
-    const added = await api("POST", `/v1/organisations/${owner.organisation.id}/members`, { token: owner.accessToken, body: { email: "carl@acme.example" } });
-    expect(added.status).toBe(201);
+    await joinOrganisation(api, { orgId: owner.organisation.id, adminToken: owner.accessToken }, { email: "carl@acme.example", token: colleague.accessToken });
     const login = await api("POST", "/v1/auth/login", { body: { email: "carl@acme.example", password: PASSWORD, organisation: owner.organisation.id } });
     expect(login.status).toBe(200);
     const members = await api("GET", `/v1/organisations/${owner.organisation.id}/members`, { token: owner.accessToken });
@@ -72,8 +72,8 @@ describe("identity administration", () => {
     expect((await api("POST", "/v1/auth/2fa/verify", { token: admin.accessToken, body: { code: totp.generate() } })).status).toBe(200);
     expect((await api("PATCH", `/v1/organisations/${admin.organisation.id}`, { token: admin.accessToken, body: { require2fa: true } })).status).toBe(200);
 
-    await signUp("ben@strict.example", "Ben's");
-    await api("POST", `/v1/organisations/${admin.organisation.id}/members`, { token: admin.accessToken, body: { email: "ben@strict.example" } });
+    const benOwn = await signUp("ben@strict.example", "Ben's");
+    await joinOrganisation(api, { orgId: admin.organisation.id, adminToken: admin.accessToken }, { email: "ben@strict.example", token: benOwn.accessToken });
     const ben = await api("POST", "/v1/auth/login", { body: { email: "ben@strict.example", password: PASSWORD, organisation: admin.organisation.id } });
     const token = ben.body.accessToken as string;
     expect((await api("GET", "/v1/conversations", { token })).body.error?.code).toBe(ErrorCode.TwoFactorEnrolmentRequired);

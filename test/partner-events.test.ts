@@ -11,6 +11,7 @@ import { apiClient } from "./helpers/http-client.ts";
 import { allEvents as allEventsOf, PARTNER_PASSWORD, type PartnerOrg, signUpWithKey } from "./helpers/partner-orgs.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
+import { joinOrganisation } from "./helpers/sign-up.ts";
 import { followSse } from "./helpers/sse-client.ts";
 
 const PASSWORD = PARTNER_PASSWORD;
@@ -146,8 +147,7 @@ describe("partner events", () => {
 
   it("lets API keys and admins follow events, but not members or other organisations' keys", async () => {
     const member = await signUp("mo@helpdesk-staff.example", "Staff");
-    const joined = await api("POST", `/v1/organisations/${helpdesk.orgId}/members`, { token: helpdesk.token, body: { email: "mo@helpdesk-staff.example", role: "member" } });
-    expect(joined.status).toBe(201);
+    await joinOrganisation(api, { orgId: helpdesk.orgId, adminToken: helpdesk.token }, { email: "mo@helpdesk-staff.example", token: member.token });
     const login = await api("POST", "/v1/auth/login", { body: { email: "mo@helpdesk-staff.example", password: PASSWORD, organisation: helpdesk.orgId } });
     expect(login.status).toBe(200);
     const memberToken = login.body.accessToken as string;

@@ -38,6 +38,9 @@ export const ORG_AUDIT_ACTIONS = [
   "retention.destroyed",
   "legal-hold.placed",
   "legal-hold.lifted",
+  "member.invited",
+  "member.invitation-revoked",
+  "member.joined",
 ] as const;
 
 /** One kind of org event. */

@@ -10,6 +10,7 @@ import type {
   ConversationRecord,
   ConversationState,
   InvitationRecord,
+  MemberInvitation,
   MemberRole,
   Organisation,
   ParticipantRole,
@@ -113,8 +114,32 @@ export function directoryStatements(d: SqlDialect) {
         ON CONFLICT (invitation_id, code_hash) DO UPDATE SET expires_at = excluded.expires_at, used_at = NULL`,
       consume: "UPDATE invitation_codes SET used_at = ? WHERE invitation_id = ? AND code_hash = ? AND used_at IS NULL AND expires_at > ?",
     },
+    memberInvitation: {
+      insert: `INSERT INTO member_invitations (id, org_id, email, role, invited_by, created_at, expires_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      /** Pending: neither accepted nor revoked (expiry is the caller's clock). */
+      listByOrg: "SELECT * FROM member_invitations WHERE org_id = ? AND accepted_at IS NULL AND revoked_at IS NULL ORDER BY created_at, id",
+      /** Parameters: email, now. */
+      listByEmail: `SELECT i.*, o.name AS org_name FROM member_invitations i JOIN organisations o ON o.id = i.org_id
+        WHERE i.email = ? AND i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > ? ORDER BY i.created_at, i.id`,
+      /** Only the inviting organisation's: another's id changes nothing, like a missing one. Parameters: now, id, org. */
+      revoke: "UPDATE member_invitations SET revoked_at = ? WHERE id = ? AND org_id = ? AND accepted_at IS NULL AND revoked_at IS NULL",
+      /** Parameters: now, id, email. */
+      decline: "UPDATE member_invitations SET revoked_at = ? WHERE id = ? AND email = ? AND accepted_at IS NULL AND revoked_at IS NULL",
+      /**
+       * Conditional: an invitation is accepted once, by the person it was addressed to, while live.
+       * Parameters: now, user, id, email, now.
+       */
+      accept: `UPDATE member_invitations SET accepted_at = ?, accepted_by = ?
+        WHERE id = ? AND email = ? AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ?
+        RETURNING org_id, role`,
+      /** A person's membership starts as invited; an existing one is left as it is. */
+      insertMember: `INSERT INTO memberships (org_id, user_id, role, created_at) VALUES (?, ?, ?, ?)
+        ON CONFLICT (org_id, user_id) DO NOTHING`,
+    },
     refreshToken: {
-      insert: "INSERT INTO refresh_tokens (token_hash, family_id, user_id, org_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+      insert: `INSERT INTO refresh_tokens (token_hash, family_id, user_id, org_id, created_at, expires_at, conversation_scope)
+        VALUES (?, ?, ?, ?, ?, ?, ?)`,
       /**
        * Spends a live token of a live family, or changes nothing. Conditional, so of two nodes
        * presenting one token at once exactly one gets its row back. Parameters: now, hash, now.
@@ -122,7 +147,7 @@ export function directoryStatements(d: SqlDialect) {
       spend: `UPDATE refresh_tokens SET rotated_at = ?
         WHERE token_hash = ? AND rotated_at IS NULL AND expires_at > ?
           AND NOT EXISTS (SELECT 1 FROM revoked_families f WHERE f.family_id = refresh_tokens.family_id)
-        RETURNING family_id, user_id, org_id`,
+        RETURNING family_id, user_id, org_id, conversation_scope`,
       select: "SELECT family_id, user_id, rotated_at FROM refresh_tokens WHERE token_hash = ?",
       familiesOfUser: "SELECT DISTINCT family_id FROM refresh_tokens WHERE user_id = ? ORDER BY family_id",
     },
@@ -291,6 +316,19 @@ export function invitationFrom(row: SqlRow): InvitationRecord {
     revokedAt: optional<number>(row.revoked_at),
     userId: optional<string>(row.user_id),
     deviceHash: optional<string>(row.device_hash),
+  };
+}
+
+export function memberInvitationFrom(row: SqlRow): MemberInvitation {
+  return {
+    id: row.id as string,
+    orgId: row.org_id as string,
+    orgName: optional<string>(row.org_name),
+    email: row.email as string,
+    role: row.role as MemberRole,
+    invitedBy: row.invited_by as string,
+    createdAt: row.created_at as number,
+    expiresAt: row.expires_at as number,
   };
 }
 

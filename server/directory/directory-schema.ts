@@ -162,5 +162,25 @@ export const DIRECTORY_SCHEMA: VersionedSchema = {
       PRIMARY KEY (subject, id)
     );
     `,
+    // Consent to membership: an organisation invites an address, the person accepts while signed
+    // in (never a silent add). Sessions opened by a conversation invitation link are scoped to
+    // that conversation, and stay so when refreshed.
+    (d) => `
+    CREATE TABLE IF NOT EXISTS member_invitations (
+      id          TEXT PRIMARY KEY,
+      org_id      TEXT NOT NULL REFERENCES organisations(id),
+      email       TEXT NOT NULL,
+      role        TEXT NOT NULL,
+      invited_by  TEXT NOT NULL,
+      created_at  ${d.int64} NOT NULL,
+      expires_at  ${d.int64} NOT NULL,
+      accepted_at ${d.int64},
+      accepted_by TEXT,
+      revoked_at  ${d.int64}
+    );
+    CREATE INDEX IF NOT EXISTS member_invitations_by_email ON member_invitations(email);
+    CREATE INDEX IF NOT EXISTS member_invitations_by_org ON member_invitations(org_id);
+    ALTER TABLE refresh_tokens ADD COLUMN conversation_scope TEXT;
+    `,
   ],
 };

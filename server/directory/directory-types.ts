@@ -102,9 +102,22 @@ export interface InvitationRecord {
   deviceHash: string | null;
 }
 
+/** A pending invitation to become a member of an organisation (accepted by the person, signed in). */
+export interface MemberInvitation {
+  id: string;
+  orgId: string;
+  /** Set when listed for the invited person (they see who invites them). */
+  orgName: string | null;
+  email: string;
+  role: MemberRole;
+  invitedBy: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
 /** Outcome of presenting a refresh token. */
 export type RefreshOutcome =
-  | { status: "rotated"; userId: string; orgId: string; familyId: string }
+  | { status: "rotated"; userId: string; orgId: string; familyId: string; conversationScope: string | null }
   | { status: "reused"; familyId: string; userId: string }
   | { status: "invalid" };
 

@@ -15,6 +15,7 @@ import type {
   ErasedPerson,
   InvitationRecord,
   LegalHold,
+  MemberInvitation,
   MemberRole,
   Membership,
   Organisation,
@@ -151,10 +152,34 @@ export interface Directory {
   /** Uses an emailed code once, within its validity. */
   consumeInvitationCode(invitationId: string, codeHash: string, now: number): Promise<boolean>;
 
+  // ── membership invitations (joining an organisation needs the person's consent) ──────────
+
+  /** Stores a pending invitation of an address (stored lowercased) to become a member. */
+  createMemberInvitation(invitation: Omit<MemberInvitation, "orgName">): Promise<void>;
+  /** An organisation's pending invitations (expired ones included; the caller's clock decides). */
+  listMemberInvitations(orgId: string): Promise<MemberInvitation[]>;
+  /** The live invitations addressed to an email, with the inviting organisation's name. */
+  listMemberInvitationsForEmail(email: string, now: number): Promise<MemberInvitation[]>;
+  /** False when unknown, already used or revoked, or another organisation's (all alike). */
+  revokeMemberInvitation(orgId: string, id: string, now: number): Promise<boolean>;
+  /** The invited person says no; false when unknown, used, or addressed to someone else. */
+  declineMemberInvitation(id: string, email: string, now: number): Promise<boolean>;
+  /**
+   * The invited person accepts, once, while the invitation is live and addressed to their email:
+   * they become a member with its role (an existing membership is left as it is). Null otherwise.
+   */
+  acceptMemberInvitation(id: string, user: { id: string; email: string }, now: number): Promise<{ orgId: string; role: MemberRole } | null>;
+
   // ── refresh-token families ────────────────────────────────────────────────────────────────
 
-  /** Stores a refresh token (its hash) in a family (one sign-in). */
-  insertRefreshToken(token: { tokenHash: string; familyId: string; userId: string; orgId: string; expiresAt: number }, now: number): Promise<void>;
+  /**
+   * Stores a refresh token (its hash) in a family (one sign-in). `conversationScope`: the one
+   * conversation a session opened by an invitation link may reach (kept through rotation).
+   */
+  insertRefreshToken(
+    token: { tokenHash: string; familyId: string; userId: string; orgId: string; expiresAt: number; conversationScope?: string | null },
+    now: number,
+  ): Promise<void>;
   /**
    * Rotates a refresh token: the presented one is spent and `nextHash` issued in its family. A
    * token presented twice means it was stolen (or replayed): the whole family is revoked.
@@ -199,9 +224,12 @@ export interface Directory {
    * TOTP, recovery codes, sessions, memberships, API keys they created, invitations addressed to
    * them. The row and its id stay, so audit entries go on naming a stable, meaningless id.
    * `not_found` for an unknown person; `invalid` when they are the last owner of an organisation
-   * that has other members (ownership must pass on first).
+   * that has other members (ownership must pass on first; the refusal names no organisation).
+   * With `onlyMemberOf`, erases only when that organisation is the person's one membership,
+   * checked in the same transaction (`not_found` otherwise: nobody acts on an account through
+   * an organisation it is not in, and another organisation's hold on it is none of theirs).
    */
-  erasePerson(userId: string, now: number): Promise<ErasedPerson>;
+  erasePerson(userId: string, now: number, condition?: { onlyMemberOf: string }): Promise<ErasedPerson>;
   /** Records a destruction in the ledger every node shares (idempotent). */
   recordDeletion(record: DeletionRecord): Promise<void>;
   /** Every destruction recorded, oldest first. */
@@ -251,6 +279,12 @@ export const DIRECTORY_OPERATIONS = [
   "bindInvitation",
   "addInvitationCode",
   "consumeInvitationCode",
+  "createMemberInvitation",
+  "listMemberInvitations",
+  "listMemberInvitationsForEmail",
+  "revokeMemberInvitation",
+  "declineMemberInvitation",
+  "acceptMemberInvitation",
   "insertRefreshToken",
   "rotateRefreshToken",
   "revokeFamily",

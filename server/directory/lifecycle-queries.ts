@@ -73,6 +73,8 @@ export const LIFECYCLE_STATEMENTS = {
     deleteMemberships: "DELETE FROM memberships WHERE user_id = ?",
     deleteConversationPeople: "DELETE FROM conversation_people WHERE user_id = ?",
     deleteApiKeys: "DELETE FROM api_keys WHERE created_by = ?",
+    /** Membership invitations addressed to them go (nothing of history hangs off them). Parameters: old email. */
+    deleteMemberInvitations: "DELETE FROM member_invitations WHERE email = ?",
     /** Parameters: user, old email. */
     deleteInvitationCodes: `DELETE FROM invitation_codes WHERE invitation_id IN
       (SELECT id FROM invitations WHERE user_id = ? OR email = ?)`,

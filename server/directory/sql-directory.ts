@@ -12,6 +12,7 @@ import {
   type DirectoryStatements,
   directoryStatements,
   invitationFrom,
+  memberInvitationFrom,
   listConversationsQuery,
   organisationFrom,
   removesLastOwner,
@@ -31,6 +32,7 @@ import type {
   ErasedPerson,
   InvitationRecord,
   LegalHold,
+  MemberInvitation,
   MemberRole,
   Membership,
   Organisation,
@@ -350,10 +352,48 @@ export class SqlDirectory implements Directory {
     return (await this.db.run(this.sql.invitationCode.consume, [now, invitationId, codeHash, now])) === 1;
   }
 
+  // ── membership invitations ────────────────────────────────────────────────────────────────
+
+  async createMemberInvitation(invitation: Omit<MemberInvitation, "orgName">): Promise<void> {
+    const i = invitation;
+    await this.db.run(this.sql.memberInvitation.insert, [i.id, i.orgId, i.email.toLowerCase(), i.role, i.invitedBy, i.createdAt, i.expiresAt]);
+  }
+
+  async listMemberInvitations(orgId: string): Promise<MemberInvitation[]> {
+    return (await this.db.all(this.sql.memberInvitation.listByOrg, [orgId])).map(memberInvitationFrom);
+  }
+
+  async listMemberInvitationsForEmail(email: string, now: number): Promise<MemberInvitation[]> {
+    return (await this.db.all(this.sql.memberInvitation.listByEmail, [email.toLowerCase(), now])).map(memberInvitationFrom);
+  }
+
+  async revokeMemberInvitation(orgId: string, id: string, now: number): Promise<boolean> {
+    return (await this.db.run(this.sql.memberInvitation.revoke, [now, id, orgId])) === 1;
+  }
+
+  async declineMemberInvitation(id: string, email: string, now: number): Promise<boolean> {
+    return (await this.db.run(this.sql.memberInvitation.decline, [now, id, email.toLowerCase()])) === 1;
+  }
+
+  acceptMemberInvitation(id: string, user: { id: string; email: string }, now: number): Promise<{ orgId: string; role: MemberRole } | null> {
+    return this.db.transaction(async (tx) => {
+      const accepted = await tx.get(this.sql.memberInvitation.accept, [now, user.id, id, user.email.toLowerCase(), now]);
+      if (!accepted) return null;
+      const orgId = accepted.org_id as string;
+      await tx.get(this.sql.organisation.lock, [orgId]);
+      await tx.run(this.sql.memberInvitation.insertMember, [orgId, user.id, accepted.role as string, now]);
+      const role = (await this.membershipOf(tx, orgId, user.id)) ?? (accepted.role as MemberRole);
+      return { orgId, role };
+    });
+  }
+
   // ── refresh-token families ────────────────────────────────────────────────────────────────
 
-  async insertRefreshToken(token: { tokenHash: string; familyId: string; userId: string; orgId: string; expiresAt: number }, now: number): Promise<void> {
-    await this.db.run(this.sql.refreshToken.insert, [token.tokenHash, token.familyId, token.userId, token.orgId, now, token.expiresAt]);
+  async insertRefreshToken(
+    token: { tokenHash: string; familyId: string; userId: string; orgId: string; expiresAt: number; conversationScope?: string | null },
+    now: number,
+  ): Promise<void> {
+    await this.db.run(this.sql.refreshToken.insert, [token.tokenHash, token.familyId, token.userId, token.orgId, now, token.expiresAt, token.conversationScope ?? null]);
   }
 
   rotateRefreshToken(tokenHash: string, nextHash: string, nextExpiresAt: number, now: number): Promise<RefreshOutcome> {
@@ -363,8 +403,10 @@ export class SqlDirectory implements Directory {
         const familyId = spent.family_id as string;
         const userId = spent.user_id as string;
         const orgId = spent.org_id as string;
-        await tx.run(this.sql.refreshToken.insert, [nextHash, familyId, userId, orgId, now, nextExpiresAt]);
-        return { status: "rotated", userId, orgId, familyId };
+        // A scoped session stays scoped: the next token carries the same conversation.
+        const conversationScope = (spent.conversation_scope ?? null) as string | null;
+        await tx.run(this.sql.refreshToken.insert, [nextHash, familyId, userId, orgId, now, nextExpiresAt, conversationScope]);
+        return { status: "rotated", userId, orgId, familyId, conversationScope };
       }
       // Not spendable: find out why. Only a token already spent is a replay worth a revocation.
       const row = await tx.get(this.sql.refreshToken.select, [tokenHash]);
@@ -464,26 +506,31 @@ export class SqlDirectory implements Directory {
     return (await this.db.all(LIFECYCLE_STATEMENTS.listConversationIds, [after, limit])).map((r) => r.id as string);
   }
 
-  async erasePerson(userId: string, now: number): Promise<ErasedPerson> {
+  async erasePerson(userId: string, now: number, condition?: { onlyMemberOf: string }): Promise<ErasedPerson> {
     const sql = LIFECYCLE_STATEMENTS.person;
     const erased = await this.db.transaction(async (tx): Promise<ErasedPerson> => {
       const row = await tx.get(this.sql.user.select, [userId]);
       if (!row) throw new DirectoryError("not_found", "no such person");
       const email = row.email as string;
       const memberships = await tx.all(this.sql.membership.listByUser, [userId]);
+      if (condition && (memberships.length !== 1 || memberships[0].org_id !== condition.onlyMemberOf)) {
+        throw new DirectoryError("not_found", "no such person");
+      }
       for (const m of memberships) {
         if (m.role !== "owner") continue;
         await tx.get(this.sql.organisation.lock, [m.org_id as string]);
         const owners = Number((await tx.get(this.sql.membership.countOwners, [m.org_id as string]))?.n ?? 0);
         const members = Number((await tx.get(sql.countMembers, [m.org_id as string]))?.n ?? 0);
         if (owners <= 1 && members > 1) {
-          throw new DirectoryError("invalid", `the person is the last owner of organisation ${m.org_id as string}: make someone else owner first`);
+          // Which organisation stays unsaid: the caller may not be one of its members.
+          throw new DirectoryError("invalid", "the person is the last owner of an organisation with other members: make someone else owner first");
         }
       }
       const families = (await tx.all(this.sql.refreshToken.familiesOfUser, [userId])).map((r) => r.family_id as string);
       for (const family of families) await tx.run(this.sql.revokedFamily.insert, [family, userId, now, "person erased"]);
       await tx.run(sql.deleteInvitationCodes, [userId, email]);
       await tx.run(sql.scrubInvitations, [erasedEmail(userId), now, userId, email]);
+      await tx.run(sql.deleteMemberInvitations, [email]);
       for (const statement of [sql.deleteRecoveryCodes, sql.deleteRefreshTokens, sql.deleteMemberships, sql.deleteConversationPeople, sql.deleteApiKeys]) {
         await tx.run(statement, [userId]);
       }

@@ -22,6 +22,7 @@ import type { RouteDefinition } from "../http/route.ts";
 import { authRoutes, newId } from "../http/routes/auth-routes.ts";
 import { conversationRoutes } from "../http/routes/conversation-routes.ts";
 import { invitationRoutes } from "../http/routes/invitation-routes.ts";
+import { membershipRoutes } from "../http/routes/membership-routes.ts";
 import { organisationRoutes } from "../http/routes/organisation-routes.ts";
 import type { HttpServices } from "../http/services.ts";
 import type { LimiterBackend } from "../limits/limiter-backend.ts";
@@ -149,6 +150,7 @@ export async function openIdentity(
   const routes = [
     ...authRoutes(services),
     ...organisationRoutes(services),
+    ...membershipRoutes(services),
     ...conversationRoutes(services, invitations),
     ...invitationRoutes(services, invitations),
   ];

@@ -157,11 +157,11 @@ export class ConversationLifecycle {
   /**
    * Erases a person's personal data (see Directory.erasePerson), records it in the ledger (so a
    * restore does not bring it back) and in each of their organisations' audit chains, and closes
-   * their sockets everywhere.
+   * their sockets everywhere. `condition`: see Directory.erasePerson.
    */
-  async erasePerson(userId: string, actor: LifecycleActor): Promise<void> {
+  async erasePerson(userId: string, actor: LifecycleActor, condition?: { onlyMemberOf: string }): Promise<void> {
     const { directory, accessEvents, audit } = this.deps;
-    const erased = await directory.erasePerson(userId, this.deps.now());
+    const erased = await directory.erasePerson(userId, this.deps.now(), condition);
     await this.recordDestruction("person", userId, "person-deleted");
     accessEvents.emit({ kind: "user-revoked", userId });
     for (const orgId of erased.orgs) {

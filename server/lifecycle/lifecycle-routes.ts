@@ -125,19 +125,27 @@ export function lifecycleRoutes({ services, lifecycle, audit }: LifecycleRouteDe
       path: "/v1/users/:id",
       auth: "user",
       summary:
-        "Delete a person (themself, or an admin of one of their organisations): their personal data is erased, their sessions end; audit entries keep naming their (meaningless) id.",
+        "Delete a person: themself, or the owner of the organisation that is the person's only membership. Their personal data is erased, their sessions end; audit entries keep naming their (meaningless) id.",
       tags: ["deletion"],
       response: { status: 204, description: "Erased." },
       errors: [ErrorCode.NotFound, ErrorCode.InsufficientRole, ErrorCode.InvalidRequest],
       async handler({ params, principal }) {
         if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "people only");
-        if (params.id !== principal.userId) {
-          // Only people of the caller's own organisation are visible to it.
-          const role = await directory.getMembership(principal.orgId, params.id);
-          if (!role) throw new ParleyError(ErrorCode.NotFound, "no such person");
-          if (!isAdmin(principal)) throw new ParleyError(ErrorCode.InsufficientRole, "this needs the admin or owner role");
+        if (params.id === principal.userId) {
+          await lifecycle.erasePerson(params.id, userActor(principal));
+          return { status: 204 };
         }
-        await lifecycle.erasePerson(params.id, userActor(principal));
+        // Only people of the caller's own organisation are visible to it.
+        const role = await directory.getMembership(principal.orgId, params.id);
+        if (!role) throw new ParleyError(ErrorCode.NotFound, "no such person");
+        // An account belongs to its person: an organisation may delete it only when it is the
+        // account's one membership, and only its owners may (checked again inside the erasure).
+        if (principal.role !== "owner") throw new ParleyError(ErrorCode.InsufficientRole, "only an owner may delete a member's account");
+        const memberships = await directory.listMemberships(params.id);
+        if (memberships.length !== 1) {
+          throw new ParleyError(ErrorCode.InsufficientRole, "this account belongs to other organisations too: only its person may delete it (remove the member instead)");
+        }
+        await lifecycle.erasePerson(params.id, userActor(principal), { onlyMemberOf: principal.orgId });
         return { status: 204 };
       },
     }),

@@ -1,5 +1,5 @@
-// An organisation's own settings, members and API keys. Only people acting for the
-// organisation see it (others get 404); changing anything needs the admin or owner role.
+// An organisation's own settings and API keys (members: membership-routes.ts). Only people
+// acting for the organisation see it (others get 404); changing anything needs the admin or owner role.
 
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
@@ -12,10 +12,10 @@ import { API_KEY_PREFIX, type Principal, secretHash } from "../principal.ts";
 import { route } from "../route.ts";
 import type { HttpServices } from "../services.ts";
 import { newId } from "./auth-routes.ts";
-import { Email, MemberRole, Name } from "./schemas.ts";
+import { Name } from "./schemas.ts";
 
 /** The organisation in the path, if the caller acts for it (people and keys of others get 404). */
-function ownOrganisation(principal: Principal, orgId: string): void {
+export function ownOrganisation(principal: Principal, orgId: string): void {
   if (principal.orgId !== orgId) throw new ParleyError(ErrorCode.NotFound, "no such organisation");
 }
 
@@ -29,7 +29,7 @@ export function requireAdmin(principal: Principal, orgId: string): void {
 
 /** The organisation routes. */
 export function organisationRoutes(services: HttpServices) {
-  const { directory, events } = services;
+  const { directory } = services;
   return [
     route({
       method: "get",
@@ -69,54 +69,6 @@ export function organisationRoutes(services: HttpServices) {
         }
         await directory.updateOrganisation(params.org, body);
         return { status: 200, body: await directory.getOrganisation(params.org) };
-      },
-    }),
-    route({
-      method: "get",
-      path: "/v1/organisations/:org/members",
-      auth: "user",
-      summary: "The organisation's members and their roles.",
-      tags: ["organisations"],
-      response: { status: 200, description: "Members." },
-      async handler({ params, principal }) {
-        ownOrganisation(principal, params.org);
-        return { status: 200, body: { items: await directory.listMembers(params.org) } };
-      },
-    }),
-    route({
-      method: "post",
-      path: "/v1/organisations/:org/members",
-      auth: "user",
-      summary: "Add an existing account as a member (admins; only owners grant owner).",
-      tags: ["organisations"],
-      body: z.object({ email: Email, role: MemberRole.default("member") }),
-      response: { status: 201, description: "Added." },
-      async handler({ params, principal, body }) {
-        requireAdmin(principal, params.org);
-        if (body.role === "owner" && principal.kind === "user" && principal.role !== "owner") {
-          throw new ParleyError(ErrorCode.InsufficientRole, "only owners grant the owner role");
-        }
-        const user = await directory.getUserByEmail(body.email);
-        if (!user) throw new ParleyError(ErrorCode.NotFound, "no account with this email");
-        await directory.putMember(params.org, user.id, body.role, services.now());
-        await services.orgAudit.recordOrgEvent(params.org, { action: "member.role-changed", actor: auditActor(principal), target: user.id, details: { role: body.role } });
-        events.emit({ kind: "membership-changed", orgId: params.org, userId: user.id });
-        return { status: 201, body: { userId: user.id, email: user.email, role: body.role } };
-      },
-    }),
-    route({
-      method: "delete",
-      path: "/v1/organisations/:org/members/:user",
-      auth: "user",
-      summary: "Remove a member; their access ends at once, open sockets included.",
-      tags: ["organisations"],
-      response: { status: 204, description: "Removed." },
-      async handler({ params, principal }) {
-        requireAdmin(principal, params.org);
-        if (!(await directory.removeMember(params.org, params.user))) throw new ParleyError(ErrorCode.NotFound, "no such member");
-        await services.orgAudit.recordOrgEvent(params.org, { action: "member.removed", actor: auditActor(principal), target: params.user });
-        events.emit({ kind: "membership-changed", orgId: params.org, userId: params.user });
-        return { status: 204 };
       },
     }),
     route({
