@@ -36,6 +36,7 @@ import { DocumentCache } from "./realtime/document-cache.ts";
 import { registerParleyRoute } from "./realtime/parley-route.ts";
 import { RealtimeHub } from "./realtime/realtime-hub.ts";
 import { RemoteDelivery } from "./realtime/remote-delivery.ts";
+import { startBackgroundLoop } from "./platform/background-loop.ts";
 import { sweepSessions } from "./realtime/session-sweeper.ts";
 import { registerYjsRoute } from "./realtime/yjs-route.ts";
 import { openPostgresStore } from "./store/postgres/postgres-store.ts";
@@ -209,13 +210,15 @@ export async function startServer(config: Config, logger: Logger, options: Start
   // Safety nets for changes that emit no event here: support grants revoked by the CLI and API
   // keys revoked (checked every 2 s; they are few) and changes lost between nodes (every socket, every 30 s).
   let revalidations = 0;
-  const revalidator = setInterval(() => {
-    const everyone = ++revalidations % 15 === 0 && bus.shared;
-    enforcer
-      .revalidate(identity.stillValid, everyone ? undefined : (who) => who.supportGrant !== null || who.apiKey !== null)
-      .catch((error: unknown) => logger.error({ err: error }, "access revalidation failed"));
-  }, 2000);
-  revalidator.unref();
+  const revalidator = startBackgroundLoop({
+    name: "access revalidation",
+    everyMs: 2000,
+    logger,
+    run: () => {
+      const everyone = ++revalidations % 15 === 0 && bus.shared;
+      return enforcer.revalidate(identity.stillValid, everyone ? undefined : (who) => who.supportGrant !== null || who.apiKey !== null);
+    },
+  });
   const routeDeps = {
     hub,
     authenticate: identity.authenticate,
@@ -255,8 +258,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     });
   });
   const port = uws.us_socket_local_port(listenSocket);
-  const sweeper = setInterval(() => sweepSessions(hub, config.limits.authTimeoutMs, Date.now()), 1000);
-  sweeper.unref();
+  const sweeper = startBackgroundLoop({ name: "session sweep", everyMs: 1000, logger, run: () => sweepSessions(hub, config.limits.authTimeoutMs, Date.now()) });
   lifecycle.startSweep();
   logger.info({ host: config.host, port, dataDir: config.dataDir, uws: uwsModule, node: process.versions.node }, "listening");
 
@@ -265,8 +267,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     closing ??= (async () => {
       shuttingDown = true;
       uws.us_listen_socket_close(listenSocket);
-      clearInterval(sweeper);
-      clearInterval(revalidator);
+      await Promise.all([sweeper.stop(), revalidator.stop()]);
       lifecycle.stop();
       hub.stopWrites();
       // Commit what was accepted (its acks and fan-out still go out), then tell clients to reconnect.

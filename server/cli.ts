@@ -17,6 +17,7 @@ import { openDirectory } from "./directory/open-directory.ts";
 import { USER_USAGE, userCommand } from "./lifecycle/person-cli.ts";
 import { MAIL_USAGE, mailCommand } from "./mail/mail-cli.ts";
 import { createLogger } from "./logger.ts";
+import { installProcessPolicy } from "./platform/process-policy.ts";
 
 const USAGE = `usage:
   parley serve                      start the server (settings from the environment; see README)
@@ -45,7 +46,10 @@ export function parseDuration(text: string): number {
 async function serve(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel);
-  const server = await startServer(config, logger);
+  let server: Awaited<ReturnType<typeof startServer>> | null = null;
+  installProcessPolicy({ logger, shutdown: async () => server?.close(), shutdownTimeoutMs: config.shutdownTimeoutMs });
+  server = await startServer(config, logger);
+  const running = server;
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -56,7 +60,7 @@ async function serve(): Promise<void> {
       process.exit(1);
     }, config.shutdownTimeoutMs);
     deadline.unref();
-    server.close().then(
+    running.close().then(
       () => process.exit(0),
       (error: unknown) => {
         logger.error({ err: error }, "shutdown failed");

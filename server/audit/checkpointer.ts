@@ -4,6 +4,7 @@
 // lets exactly one node store each interval's checkpoint.
 
 import type { Logger } from "../logger.ts";
+import { type BackgroundLoop, startBackgroundLoop } from "../platform/background-loop.ts";
 import type { Store } from "../store/store.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { CHECKPOINT_GENESIS, type CheckpointBody, chainRef, signCheckpoint } from "./checkpoint.ts";
@@ -17,7 +18,7 @@ import type { CheckpointKey } from "./checkpoint-key.ts";
 const HEAD_OVERLAP_MS = 10_000;
 
 export class Checkpointer {
-  private timer: NodeJS.Timeout | null = null;
+  private loop: BackgroundLoop | null = null;
   private running: Promise<void> | null = null;
 
   constructor(
@@ -33,19 +34,19 @@ export class Checkpointer {
     },
   ) {}
 
-  /** Checks for a finished interval several times per interval (and at least every 5 s). */
+  /**
+   * Checks for a finished interval several times per interval (and at least every 5 s); while the
+   * store or the audit log is down, less and less often (background-loop.ts), never crashing.
+   */
   start(): void {
     const period = Math.min(5000, Math.max(250, (this.deps.intervalSeconds * 1000) / 4));
-    this.timer = setInterval(() => {
-      this.tick().catch((error: unknown) => this.deps.logger.error({ err: error }, "audit checkpoint failed"));
-    }, period);
-    this.timer.unref();
+    this.loop = startBackgroundLoop({ name: "audit checkpoint", everyMs: period, logger: this.deps.logger, run: () => this.tick() });
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await this.running?.catch(() => undefined);
+    await this.loop?.stop();
+    this.loop = null;
+    await this.running;
   }
 
   /**
@@ -54,7 +55,11 @@ export class Checkpointer {
    */
   tick(): Promise<number | null> {
     const work = (this.running ?? Promise.resolve()).catch(() => undefined).then(() => this.checkpointDue());
-    this.running = work.then(() => undefined);
+    // The chain of runs must never hold a rejection: the caller of this tick gets it, nobody else.
+    this.running = work.then(
+      () => undefined,
+      () => undefined,
+    );
     return work;
   }
 

@@ -7,6 +7,7 @@
 
 import type { Bus } from "../bus/bus.ts";
 import type { Logger } from "../logger.ts";
+import { startBackgroundLoop } from "../platform/background-loop.ts";
 import type { EventNotifier } from "./event-notifier.ts";
 import type { EventStore } from "./event-store.ts";
 
@@ -26,28 +27,18 @@ export function wakeAcrossNodes(deps: { notifier: EventNotifier; bus: Bus; store
     seen(org, cursor);
     notifier.publishedElsewhere(org, cursor);
   });
-  let polling = false;
   const poll = async () => {
-    if (polling) return;
-    polling = true;
-    try {
-      const followed = notifier.followed();
-      for (const org of known.keys()) if (!followed.includes(org)) known.delete(org);
-      for (const org of followed) {
-        const head = await deps.store.head(org);
-        const before = known.get(org);
-        seen(org, head);
-        // A stream polled for the first time wakes its followers too: an event may have landed
-        // between their read and this poll, with its bus message lost.
-        if (before === undefined || head > before) notifier.publishedElsewhere(org, head);
-      }
-    } catch (error) {
-      deps.logger.warn({ err: error }, "events: could not poll the stream heads; retrying");
-    } finally {
-      polling = false;
+    const followed = notifier.followed();
+    for (const org of known.keys()) if (!followed.includes(org)) known.delete(org);
+    for (const org of followed) {
+      const head = await deps.store.head(org);
+      const before = known.get(org);
+      seen(org, head);
+      // A stream polled for the first time wakes its followers too: an event may have landed
+      // between their read and this poll, with its bus message lost.
+      if (before === undefined || head > before) notifier.publishedElsewhere(org, head);
     }
   };
-  const timer = setInterval(() => void poll(), deps.pollMs);
-  timer.unref();
-  return () => clearInterval(timer);
+  const loop = startBackgroundLoop({ name: "event stream poll", everyMs: deps.pollMs, maxBackoffMs: Math.max(deps.pollMs, 5000), logger: deps.logger, run: poll });
+  return () => void loop.stop();
 }

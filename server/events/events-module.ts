@@ -3,6 +3,7 @@
 // subscriptions, paging route) and retention. The composition root opens it before identity
 // (which records through it) and starts it once the directory exists.
 
+import { type BackgroundLoop, startBackgroundLoop } from "../platform/background-loop.ts";
 import type { ProxyTrust } from "../platform/client-address.ts";
 import type { Config } from "../config.ts";
 import type { Directory } from "../directory/directory.ts";
@@ -77,7 +78,7 @@ export function openEvents(
     options: { debounceMs: settings.debounceMs, notesQuietMs: settings.notesQuietMs, notesMaxWaitMs: Math.max(30_000, settings.notesQuietMs) },
   });
   const retentionMs = settings.retentionDays * 86_400_000;
-  let pruneTimer: NodeJS.Timeout | null = null;
+  let pruneLoop: BackgroundLoop | null = null;
   let streams: EventStreams | null = null;
   let sockets: SocketEventStreams | null = null;
 
@@ -113,8 +114,7 @@ export function openEvents(
       });
       await documents.start();
       await events.prune();
-      pruneTimer = setInterval(() => void events.prune().catch((error: unknown) => logger.error({ err: error }, "event retention failed")), PRUNE_INTERVAL_MS);
-      pruneTimer.unref();
+      pruneLoop = startBackgroundLoop({ name: "event retention", everyMs: PRUNE_INTERVAL_MS, logger, run: () => events.prune() });
       return { routes: eventRoutes({ store }), sockets };
     },
     async prune() {
@@ -127,7 +127,7 @@ export function openEvents(
       sockets?.close();
     },
     async close() {
-      if (pruneTimer) clearInterval(pruneTimer);
+      await pruneLoop?.stop();
       events.stopStreams();
       await documents.flush();
     },

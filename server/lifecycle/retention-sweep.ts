@@ -7,6 +7,7 @@
 
 import type { Directory } from "../directory/directory.ts";
 import type { Logger } from "../logger.ts";
+import { startBackgroundLoop } from "../platform/background-loop.ts";
 import type { Store } from "../store/store.ts";
 import type { ConversationLifecycle } from "./conversation-lifecycle.ts";
 import { RETENTION_BOUNDS } from "./lifecycle-routes.ts";
@@ -79,18 +80,8 @@ export async function sweepRetention(deps: SweepDeps, now: number): Promise<Swee
   return outcome;
 }
 
-/** Runs the sweep every `intervalMs` (one at a time); returns a stop function. */
+/** Runs the sweep every `intervalMs` (one at a time, backing off while it fails); returns a stop function. */
 export function scheduleRetentionSweep(deps: SweepDeps, intervalMs: number, now: () => number): () => void {
-  let running = false;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = true;
-    sweepRetention(deps, now())
-      .catch((error: unknown) => deps.logger.error({ err: error }, "retention sweep failed"))
-      .finally(() => {
-        running = false;
-      });
-  }, intervalMs);
-  timer.unref();
-  return () => clearInterval(timer);
+  const loop = startBackgroundLoop({ name: "retention sweep", everyMs: intervalMs, logger: deps.logger, run: () => sweepRetention(deps, now()) });
+  return () => void loop.stop();
 }

@@ -160,7 +160,14 @@ class EndpointDelivery {
         await this.pause(wait, false);
         continue;
       }
-      await this.attempt(item);
+      try {
+        await this.attempt(item);
+      } catch (error) {
+        // Whatever broke (the claim store, the transport), the loop goes on after a pause: one
+        // failure must not end this endpoint's deliveries until the next restart.
+        this.deps.logger.warn({ err: error, endpoint: this.endpoint.id }, "webhook: delivery attempt failed; retrying");
+        await this.pause(STORE_RETRY_MS, false);
+      }
     }
   }
 

@@ -66,12 +66,18 @@ function withSearchPath(url: string, schema: string): string {
 }
 
 /**
- * Starts `count` nodes named a, b, c… . `env` adds settings for every node, `redisUrlFor` lets a
- * test put something (a proxy) between a node and Redis.
+ * Starts `count` nodes named a, b, c… . `env` adds settings for every node, `redisUrlFor` and
+ * `nodeDatabaseUrl` let a test put something (a proxy) between the nodes and Redis or Postgres.
  */
 export async function startCluster(
   services: ClusterServices,
-  options: { count: number; env?: Record<string, string>; redisUrlFor?: (name: string) => string },
+  options: {
+    count: number;
+    env?: Record<string, string>;
+    redisUrlFor?: (name: string) => string;
+    /** Where the nodes reach Postgres, when not directly (a proxy); the test's own connections stay direct. */
+    nodeDatabaseUrl?: string;
+  },
 ): Promise<Cluster> {
   const id = `t${randomBytes(5).toString("hex")}`;
   const schema = `parley_${id}`;
@@ -89,7 +95,7 @@ export async function startCluster(
   const balancer = await TcpProxy.start([]);
   const names = "abcdefgh".slice(0, options.count).split("");
   const envFor = (name: string): Record<string, string> => ({
-    DATABASE_URL: withSearchPath(services.databaseUrl, schema),
+    DATABASE_URL: withSearchPath(options.nodeDatabaseUrl ?? services.databaseUrl, schema),
     REDIS_URL: options.redisUrlFor?.(name) ?? services.redisUrl,
     PARLEY_REDIS_PREFIX: `parley-test:${id}:`,
     PARLEY_NODE_ID: `${id}-${name}`,
