@@ -21,6 +21,7 @@ import { registerHealthRoutes } from "./http/health-routes.ts";
 import type { RouteDefinition } from "./http/route.ts";
 import { registerRoutes } from "./http/router.ts";
 import { metaRoutes } from "./http/routes/meta-routes.ts";
+import { registerWebApp } from "./http/web-app-files.ts";
 import { type Identity, openIdentity } from "./identity/identity-module.ts";
 import { type Lifecycle, openLifecycle } from "./lifecycle/lifecycle-module.ts";
 import { GroupCommitter } from "./log/group-committer.ts";
@@ -249,6 +250,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     principals,
     requestLimits,
   });
+  registerWebApp(app, { dir: config.http.webAppDir });
   registerHealthRoutes(app, { store, directory: identity.directory, bus, isShuttingDown: () => shuttingDown });
 
   const listenSocket = await new Promise<NonNullable<Parameters<Parameters<typeof app.listen>[2]>[0]>>((resolve, reject) => {

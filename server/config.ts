@@ -2,6 +2,7 @@
 // else in the server reads process.env; the composition root hands each module its part.
 
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { type ProxyTrust, parseProxyTrust } from "./platform/client-address.ts";
 
 /** Asymmetric JWS algorithms a host may sign with; HMAC and `none` are never accepted. */
@@ -130,6 +131,8 @@ export interface Config {
      * a hop count, or their addresses; the client is the rightmost hop that is not one of them.
      */
     proxyTrust: ProxyTrust;
+    /** Folder of the built web app served at `/` (`npm run build:web` writes it). */
+    webAppDir: string;
   };
   identity: {
     /** Base URL people reach this server at (invitation links). */
@@ -216,6 +219,12 @@ function list(env: Env, name: string): string[] {
 }
 
 const MiB = 1024 * 1024;
+
+// `npm run build:web` writes the web app to dist/web-app at the package root, whatever the cwd;
+// this module runs from server/ (source) or dist/server/ (compiled).
+const CONFIG_DIR = path.dirname(fileURLToPath(import.meta.url));
+const PACKAGE_ROOT = path.basename(path.dirname(CONFIG_DIR)) === "dist" ? path.resolve(CONFIG_DIR, "../..") : path.resolve(CONFIG_DIR, "..");
+const DEFAULT_WEB_APP_DIR = path.join(PACKAGE_ROOT, "dist", "web-app");
 
 function dkimConfig(env: Env, cwd: string, keysDir: string, mailFrom: string): Config["identity"]["dkim"] {
   const domain = (env.PARLEY_DKIM_DOMAIN ?? "").trim().toLowerCase();
@@ -423,6 +432,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     http: {
       maxBodyBytes: int(env, "PARLEY_MAX_BODY_BYTES", 64 * 1024, 1024, 16 * MiB),
       proxyTrust: proxyTrustSetting(env),
+      webAppDir: env.PARLEY_WEB_APP_DIR ? path.resolve(cwd, env.PARLEY_WEB_APP_DIR) : DEFAULT_WEB_APP_DIR,
     },
     identity: identityConfig(env, cwd, keysDir),
     events: eventsConfig(env),

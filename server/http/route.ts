@@ -16,6 +16,18 @@ export type RouteAuth =
   /** A signed-in person or an API key. */
   | "principal";
 
+/** The request headers handlers may look at (read before the first await: uWS requests are short-lived). */
+export interface RequestHeaders {
+  cookie: string;
+  userAgent: string;
+  accept: string;
+  contentType: string;
+  origin: string;
+  host: string;
+  /** The CSRF token the web app echoes from its cookie (see session-cookies.ts). */
+  csrfToken: string;
+}
+
 /** What a handler sees of the request. */
 export interface RouteContext<B, Q> {
   params: Record<string, string>;
@@ -25,7 +37,7 @@ export interface RouteContext<B, Q> {
   principal: Principal;
   ip: string;
   requestId: string;
-  headers: { cookie: string; userAgent: string; accept: string };
+  headers: RequestHeaders;
   log: Logger;
 }
 

@@ -17,7 +17,8 @@ import type { UWS } from "../uws.ts";
 import { WorkerCallError } from "../worker/worker-service.ts";
 import { type PrincipalDeps, resolvePrincipal } from "./principal.ts";
 import { SECURITY_HEADERS } from "./respond.ts";
-import type { RouteDefinition, RouteResult } from "./route.ts";
+import type { RequestHeaders, RouteDefinition, RouteResult } from "./route.ts";
+import { CSRF_HEADER } from "./session-cookies.ts";
 
 /** Router settings, from configuration. */
 export interface RouterOptions {
@@ -35,6 +36,7 @@ const STATUS_TEXT: Record<number, string> = {
   200: "200 OK",
   201: "201 Created",
   204: "204 No Content",
+  303: "303 See Other",
   400: "400 Bad Request",
   401: "401 Unauthorized",
   403: "403 Forbidden",
@@ -198,7 +200,15 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
       const origin = req.getHeader("origin");
       const authorization = req.getHeader("authorization");
       const contentType = req.getHeader("content-type");
-      const headers = { cookie: req.getHeader("cookie"), userAgent: req.getHeader("user-agent"), accept: req.getHeader("accept") };
+      const headers: RequestHeaders = {
+        cookie: req.getHeader("cookie"),
+        userAgent: req.getHeader("user-agent"),
+        accept: req.getHeader("accept"),
+        contentType,
+        origin,
+        host: req.getHeader("host"),
+        csrfToken: req.getHeader(CSRF_HEADER),
+      };
       const ip = clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), forwardedForOf(req), options.proxyTrust);
       let aborted = false;
       res.onAborted(() => {

@@ -13,8 +13,10 @@ import type { User } from "../../directory/directory-types.ts";
 import { ParleyError } from "../../errors.ts";
 import { route } from "../route.ts";
 import { HttpError } from "../router.ts";
+import { clearedSessionCookies, refreshTokenFromCookie, sessionCookies } from "../session-cookies.ts";
 import type { HttpServices } from "../services.ts";
-import { Email, Name, OrganisationView, Password, TokenPair, UserView } from "./schemas.ts";
+import type { TokenPair as Tokens } from "../../identity/session-service.ts";
+import { Email, Name, OrganisationView, Password, RefreshCookie, TokenPair, UserView } from "./schemas.ts";
 
 /** Ids are random and prefixed by kind, so a leaked id says what it is and nothing else. */
 export function newId(prefix: string): string {
@@ -64,6 +66,17 @@ async function recordInEveryOrg(services: HttpServices, userId: string, event: O
   for (const m of await services.directory.listMemberships(userId)) await services.orgAudit.recordOrgEvent(m.orgId, event);
 }
 
+/**
+ * Tokens as the caller asked for them: both in the body, or (the web app, `refreshCookie: true`)
+ * the refresh token only in its HttpOnly cookie, out of reach of the page's script.
+ */
+export function deliverTokens(services: HttpServices, tokens: Tokens, refreshCookie: boolean | undefined) {
+  if (!refreshCookie) return { tokens: tokens as Omit<Tokens, "refreshToken"> & { refreshToken?: string }, headers: [] as [string, string][] };
+  const { refreshToken, ...rest } = tokens;
+  const { refreshTokenTtlSeconds, publicUrl } = services.config.identity;
+  return { tokens: rest as Omit<Tokens, "refreshToken"> & { refreshToken?: string }, headers: sessionCookies(refreshToken, refreshTokenTtlSeconds, publicUrl) };
+}
+
 /** The authentication routes. */
 export function authRoutes(services: HttpServices) {
   const { directory, hasher, sessions } = services;
@@ -75,7 +88,7 @@ export function authRoutes(services: HttpServices) {
       summary: "Create an organisation and its first member (the owner), and sign in.",
       tags: ["auth"],
       sensitive: true,
-      body: z.object({ email: Email, password: Password, name: Name, organisation: Name }),
+      body: z.object({ email: Email, password: Password, name: Name, organisation: Name, refreshCookie: RefreshCookie }),
       response: {
         status: 201,
         description: "Signed in; `passwordScore` is the zxcvbn strength (0-4).",
@@ -88,10 +101,11 @@ export function authRoutes(services: HttpServices) {
         const user = { id: newId("usr"), email: body.email, name: body.name, passwordHash };
         const organisation = { id: newId("org"), name: body.organisation };
         await directory.createOrganisationWithOwner(organisation, user, services.now());
-        const tokens = await sessions.start(user.id, organisation.id);
+        const { tokens, headers } = deliverTokens(services, await sessions.start(user.id, organisation.id), body.refreshCookie);
         return {
           status: 201,
           body: { ...tokens, user: { id: user.id, email: user.email, name: user.name }, organisation, passwordScore: score },
+          headers,
         };
       },
     }),
@@ -108,6 +122,7 @@ export function authRoutes(services: HttpServices) {
         organisation: z.string().optional().describe("organisation id to act for; default: the first membership"),
         totp: z.string().regex(/^\d{6}$/).optional(),
         recoveryCode: z.string().max(64).optional(),
+        refreshCookie: RefreshCookie,
       }),
       response: { status: 200, description: "Signed in.", schema: TokenPair.extend({ user: UserView, organisation: OrganisationView }) },
       errors: [ErrorCode.InvalidCredentials, ErrorCode.TwoFactorRequired, ErrorCode.InvalidTwoFactorCode, ErrorCode.RateLimited],
@@ -150,10 +165,11 @@ export function authRoutes(services: HttpServices) {
           personal,
         });
         if (verdict.needsRehash) await directory.setPasswordHash(user.id, await hasher.hash(body.password));
-        const tokens = await sessions.start(user.id, membership.orgId);
+        const { tokens, headers: cookies } = deliverTokens(services, await sessions.start(user.id, membership.orgId), body.refreshCookie);
         return {
           status: 200,
           body: { ...tokens, user: { id: user.id, email: user.email, name: user.name }, organisation: { id: membership.orgId, name: membership.orgName } },
+          headers: cookies,
         };
       },
     }),
@@ -161,14 +177,18 @@ export function authRoutes(services: HttpServices) {
       method: "post",
       path: "/v1/auth/refresh",
       auth: "public",
-      summary: "Exchange a refresh token for a new pair. Each refresh token works once; reuse revokes the session.",
+      summary:
+        "Exchange a refresh token for a new pair. Each refresh token works once; reuse revokes the session. Without `refreshToken` in the body, the refresh cookie is used (with the `X-Parley-CSRF` header matching the `parley_csrf` cookie) and renewed.",
       tags: ["auth"],
       sensitive: true,
-      body: z.object({ refreshToken: z.string().min(10).max(200) }),
-      response: { status: 200, description: "A new token pair.", schema: TokenPair },
-      errors: [ErrorCode.InvalidRefreshToken],
-      async handler({ body }) {
-        return { status: 200, body: await sessions.refresh(body.refreshToken) };
+      body: z.object({ refreshToken: z.string().min(10).max(200).optional() }),
+      response: { status: 200, description: "A new token pair (cookie mode: the refresh token only in its cookie).", schema: TokenPair },
+      errors: [ErrorCode.InvalidRefreshToken, ErrorCode.Forbidden],
+      async handler({ body, headers }) {
+        if (body.refreshToken) return { status: 200, body: await sessions.refresh(body.refreshToken) };
+        const presented = refreshTokenFromCookie(headers, services.config.identity.publicUrl);
+        const { tokens, headers: cookies } = deliverTokens(services, await sessions.refresh(presented), true);
+        return { status: 200, body: tokens, headers: cookies };
       },
     }),
     route({
@@ -184,7 +204,8 @@ export function authRoutes(services: HttpServices) {
         if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "people only");
         if (body.everywhere || !principal.sessionFamily) await sessions.signOutEverywhere(principal.userId);
         else await sessions.signOut(principal.sessionFamily, principal.userId);
-        return { status: 204 };
+        // A browser signed in through the web app also drops its session cookies.
+        return { status: 204, headers: clearedSessionCookies(services.config.identity.publicUrl) };
       },
     }),
     route({

@@ -121,7 +121,7 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
         cursor: z.string().max(200).optional(),
         externalRef: z.string().max(200).optional(),
       }),
-      response: { status: 200, description: "A page: `items` and `nextCursor` (absent on the last page)." },
+      response: { status: 200, description: "A page: `items` (each with its starting organisation's name and its participant organisations) and `nextCursor` (absent on the last page)." },
       async handler({ query, principal }) {
         const items = await directory.listConversations(accessorOf(principal), {
           limit: query.limit + 1,
@@ -130,7 +130,14 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
         });
         const page = items.slice(0, query.limit);
         const nextCursor = items.length > query.limit ? encodeCursor(page[page.length - 1]) : undefined;
-        return { status: 200, body: { items: page, nextCursor } };
+        // Each item names the organisations taking part, for lists that show who is in it.
+        const described = [];
+        const orgNames = new Map<string, string>();
+        for (const item of page) {
+          if (!orgNames.has(item.orgId)) orgNames.set(item.orgId, (await directory.getOrganisation(item.orgId))?.name ?? item.orgId);
+          described.push({ ...item, orgName: orgNames.get(item.orgId), participants: await directory.listParticipants(item.id) });
+        }
+        return { status: 200, body: { items: described, nextCursor } };
       },
     }),
     route({
@@ -226,6 +233,30 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
         const doc = new Y.Doc();
         Y.applyUpdate(doc, cached.state());
         return { status: 200, body: { items: readMessages(doc), seq: cached.headSeq } };
+      },
+    }),
+    route({
+      method: "get",
+      path: "/v1/conversations/:id/authors",
+      auth: "principal",
+      summary: "Display names of the people who wrote in the conversation, with their organisations' names (for showing messages).",
+      tags: ["messages"],
+      response: { status: 200, description: "`items`: `{ user, name, org, orgName }` per author." },
+      errors: [ErrorCode.NotFound],
+      async handler({ params, principal }) {
+        await access.require(principal, params.id, "read");
+        const doc = new Y.Doc();
+        Y.applyUpdate(doc, (await services.cache.get(params.id)).state());
+        const pairs = new Map<string, { user: string; org: string }>();
+        for (const m of readMessages(doc)) pairs.set(`${m.authorUser}\u0000${m.authorOrg}`, { user: m.authorUser, org: m.authorOrg });
+        const orgNames = new Map<string, string>();
+        const items = [];
+        for (const { user, org } of pairs.values()) {
+          if (!orgNames.has(org)) orgNames.set(org, (await directory.getOrganisation(org))?.name ?? org);
+          const person = await directory.getUser(user);
+          items.push({ user, name: person?.name ?? user, org, orgName: orgNames.get(org) ?? org });
+        }
+        return { status: 200, body: { items } };
       },
     }),
     route({

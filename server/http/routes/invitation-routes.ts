@@ -1,14 +1,38 @@
 // The invitation link itself. GET only shows a page with a button (mail scanners fetch links to
 // check them, and must not use them); the button POSTs, which redeems the invitation and signs
-// the person in. The device token comes back as a cookie and in the body.
+// the person in. The device token comes back as a cookie and in the body. A browser's form POST
+// is answered for a browser: the session cookies and a redirect into the web app's conversation
+// view, or the page asking for the emailed code (second device); API clients get JSON.
 
 import { z } from "zod";
 import { ErrorCode } from "../../../protocol/index.ts";
-import type { InvitationService } from "../../identity/invitation-service.ts";
-import { route } from "../route.ts";
+import { ParleyError } from "../../errors.ts";
+import type { InvitationService, InvitationSignIn } from "../../identity/invitation-service.ts";
+import { type RequestHeaders, type RouteResult, route } from "../route.ts";
+import { cookieValue } from "../session-cookies.ts";
 import type { HttpServices } from "../services.ts";
+import { deliverTokens } from "./auth-routes.ts";
+import { RefreshCookie } from "./schemas.ts";
 
 const DEVICE_COOKIE = "parley_device";
+
+/** A plain HTML form post from a browser (the invitation page's button), not an API call. */
+function isBrowserForm(headers: RequestHeaders): boolean {
+  return headers.contentType.startsWith("application/x-www-form-urlencoded") && headers.accept.includes("text/html");
+}
+
+/** The page that asks for the code mailed to the invited address (this link was used on another device). */
+function codePage(problem?: string): string {
+  return page(
+    "Parley invitation: enter the code",
+    `<h1>Enter the code we emailed you</h1>` +
+      `<p>This invitation was already opened on another device. We just emailed a 6-digit code to the invited address (valid 10 minutes).</p>` +
+      (problem ? `<p role="alert">${escapeHtml(problem)}</p>` : "") +
+      `<form method="post"><label for="code">Code</label> ` +
+      `<input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required autofocus> ` +
+      `<button type="submit">Open the conversation</button></form>`,
+  );
+}
 
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -17,14 +41,6 @@ function escapeHtml(text: string): string {
 function page(title: string, body: string): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">` +
     `<meta name="robots" content="noindex"><title>${escapeHtml(title)}</title></head><body>${body}</body></html>`;
-}
-
-function cookieValue(cookies: string, name: string): string | undefined {
-  for (const part of cookies.split(";")) {
-    const [key, ...rest] = part.trim().split("=");
-    if (key === name) return rest.join("=");
-  }
-  return undefined;
 }
 
 /** The invitation link routes. */
@@ -64,16 +80,51 @@ export function invitationRoutes(services: HttpServices, invitations: Invitation
         "Accept an invitation. First use signs in and returns `deviceToken`; another device gets 401 (code 2012) and an emailed code to send as `code`.",
       tags: ["invitations"],
       sensitive: true,
-      body: z.object({ code: z.string().regex(/^\d{6}$/).optional(), deviceToken: z.string().max(100).optional() }),
-      response: { status: 200, description: "Signed in, with the conversation to open." },
+      body: z.object({
+        code: z.string().regex(/^\d{6}$/).optional(),
+        deviceToken: z.string().max(100).optional(),
+        refreshCookie: RefreshCookie,
+      }),
+      response: {
+        status: 200,
+        description:
+          "Signed in, with the conversation to open. A browser form post (form-encoded, accepting HTML) gets 303 to the web app's conversation view with the session cookies instead, or the code page.",
+      },
       errors: [ErrorCode.InvitationInvalid, ErrorCode.DeviceCodeRequired, ErrorCode.InvalidTwoFactorCode, ErrorCode.RateLimited],
-      async handler({ params, body, headers }) {
+      async handler({ params, body, headers }): Promise<RouteResult> {
         const deviceToken = body.deviceToken ?? cookieValue(headers.cookie, DEVICE_COOKIE);
-        const signIn = await invitations.accept(params.token, { deviceToken, code: body.code });
-        const cookie: [string, string][] = signIn.deviceToken
-          ? [["Set-Cookie", `${DEVICE_COOKIE}=${signIn.deviceToken}; Path=/invite; Max-Age=1209600; HttpOnly; Secure; SameSite=Strict`]]
-          : [];
-        return { status: 200, body: signIn, headers: cookie };
+        const deviceCookie = (signIn: InvitationSignIn): [string, string][] =>
+          signIn.deviceToken
+            ? [["Set-Cookie", `${DEVICE_COOKIE}=${signIn.deviceToken}; Path=/invite; Max-Age=1209600; HttpOnly; Secure; SameSite=Strict`]]
+            : [];
+        if (!isBrowserForm(headers)) {
+          const signIn = await invitations.accept(params.token, { deviceToken, code: body.code });
+          const { conversationId, userId, deviceToken: device, ...pair } = signIn;
+          const { tokens, headers: cookies } = deliverTokens(services, pair, body.refreshCookie);
+          return { status: 200, body: { ...tokens, conversationId, userId, deviceToken: device }, headers: [...deviceCookie(signIn), ...cookies] };
+        }
+        try {
+          const signIn = await invitations.accept(params.token, { deviceToken, code: body.code });
+          const { headers: cookies } = deliverTokens(services, signIn, true);
+          return {
+            status: 303,
+            headers: [...deviceCookie(signIn), ...cookies, ["Location", `/#/conversations/${encodeURIComponent(signIn.conversationId)}`]],
+          };
+        } catch (error) {
+          if (!(error instanceof ParleyError)) throw error;
+          switch (error.code) {
+            case ErrorCode.DeviceCodeRequired:
+              return { status: 401, html: codePage() };
+            case ErrorCode.InvalidTwoFactorCode:
+              return { status: 401, html: codePage("That code is wrong, expired or already used. We can send a new one: open the link again.") };
+            case ErrorCode.RateLimited:
+              return { status: 429, html: codePage("Too many wrong codes: wait a few minutes, then open the link again.") };
+            case ErrorCode.InvitationInvalid:
+              return { status: 410, html: page("Invitation unavailable", "<h1>This invitation link is unknown, expired or revoked.</h1>") };
+            default:
+              throw error;
+          }
+        }
       },
     }),
   ];

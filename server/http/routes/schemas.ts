@@ -24,6 +24,9 @@ export const TokenPair = z.object({
   expiresIn: z.number().describe("access token lifetime in seconds"),
 });
 
+/** Asks for the refresh token in an HttpOnly cookie instead of the body (browser apps). */
+export const RefreshCookie = z.boolean().optional().describe("true: the refresh token is set as an HttpOnly cookie (with a CSRF cookie), not returned");
+
 export const UserView = z.object({ id: z.string(), email: z.string(), name: z.string() });
 export const OrganisationView = z.object({ id: z.string(), name: z.string() });
 export const ErrorBody = z.object({ error: z.object({ code: z.number(), message: z.string() }) });

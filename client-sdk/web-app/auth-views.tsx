@@ -1,0 +1,113 @@
+// Signing up (an organisation and its owner) and signing in, with the second step for people
+// who turned two-factor on: a code from their authenticator app, or one of their recovery codes.
+
+import { useState } from "preact/hooks";
+import { ApiError } from "./api.ts";
+import { ErrorCode } from "../index.ts";
+import { type Session, signIn, signUp } from "./session.ts";
+import { ErrorText, Field } from "./ui.tsx";
+
+/** The sign-up form. */
+export function SignUpView({ onSession }: { onSession: (session: Session) => void }) {
+  const [name, setName] = useState("");
+  const [organisation, setOrganisation] = useState("");
+  const [email, setEmail] = useState("");
+  const [password, setPassword] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      onSession(await signUp({ name, organisation, email, password }));
+    } catch (failure) {
+      setError(failure);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const suggestions = error instanceof ApiError && Array.isArray(error.details.suggestions) ? (error.details.suggestions as string[]) : [];
+  return (
+    <main class="auth">
+      <h1>Create your organisation on Parley</h1>
+      <form onSubmit={submit}>
+        <Field label="Name" value={name} onInput={setName} autocomplete="name" required />
+        <Field label="Organisation" value={organisation} onInput={setOrganisation} autocomplete="organization" required />
+        <Field label="Email" type="email" value={email} onInput={setEmail} autocomplete="email" required />
+        <Field label="Password" type="password" value={password} onInput={setPassword} autocomplete="new-password" required />
+        <p class="hint">At least 8 characters; a few unrelated words work well.</p>
+        <ErrorText error={error} />
+        {suggestions.length > 0 && (
+          <ul class="hint">
+            {suggestions.map((s) => (
+              <li key={s}>{s}</li>
+            ))}
+          </ul>
+        )}
+        <button type="submit" disabled={busy}>
+          Sign up
+        </button>
+      </form>
+      <p>
+        Already have an account? <a href="#/signin">Sign in</a>
+      </p>
+    </main>
+  );
+}
+
+/** The sign-in form; asks for a second factor when the account has one. */
+export function SignInView({ onSession }: { onSession: (session: Session) => void }) {
+  const [email, setEmail] = useState("");
+  const [password, setPassword] = useState("");
+  const [needsCode, setNeedsCode] = useState(false);
+  const [useRecovery, setUseRecovery] = useState(false);
+  const [code, setCode] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      const second = needsCode ? (useRecovery ? { recoveryCode: code.trim() } : { totp: code.trim() }) : {};
+      onSession(await signIn({ email, password, ...second }));
+    } catch (failure) {
+      if (failure instanceof ApiError && failure.code === ErrorCode.TwoFactorRequired) setNeedsCode(true);
+      else setError(failure);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <main class="auth">
+      <h1>Sign in to Parley</h1>
+      <form onSubmit={submit}>
+        <Field label="Email" type="email" value={email} onInput={setEmail} autocomplete="username" required />
+        <Field label="Password" type="password" value={password} onInput={setPassword} autocomplete="current-password" required />
+        {needsCode && (
+          <>
+            <Field
+              label={useRecovery ? "Recovery code" : "Authentication code"}
+              value={code}
+              onInput={setCode}
+              autocomplete="one-time-code"
+              inputMode={useRecovery ? "text" : "numeric"}
+              required
+            />
+            <button type="button" class="link" onClick={() => setUseRecovery(!useRecovery)}>
+              {useRecovery ? "Use a code from the authenticator app" : "Use a recovery code instead"}
+            </button>
+          </>
+        )}
+        <ErrorText error={error} />
+        <button type="submit" disabled={busy}>
+          Sign in
+        </button>
+      </form>
+      <p>
+        New here? <a href="#/signup">Sign up</a>
+      </p>
+    </main>
+  );
+}

@@ -1,0 +1,423 @@
+// Settings: the person's own two-factor (enrolment shows the otpauth URI as a QR code, then the
+// recovery codes once), and for owners and admins the organisation: members and roles, the
+// two-factor requirement, API keys and webhook secrets (shown once), webhook deliveries and dead
+// letters with replay, and the organisation's audit trail with its verification result.
+
+import QRCode from "qrcode";
+import { useEffect, useState } from "preact/hooks";
+import { api } from "./api.ts";
+import { reloadSession, type Session } from "./session.ts";
+import { ErrorText, Field, formatTime, Panel, useLoad } from "./ui.tsx";
+
+function TwoFactor({ session, onSession }: { session: Session; onSession: (s: Session) => void }) {
+  const [enrolment, setEnrolment] = useState<{ secret: string; uri: string } | null>(null);
+  const [qr, setQr] = useState("");
+  const [code, setCode] = useState("");
+  const [recoveryCodes, setRecoveryCodes] = useState<string[] | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => {
+    if (!enrolment) return;
+    QRCode.toString(enrolment.uri, { type: "svg", margin: 1, errorCorrectionLevel: "M" }).then(
+      (svg) => setQr(`data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`),
+      setError,
+    );
+  }, [enrolment]);
+  const run = (action: () => Promise<void>) => async (event?: Event) => {
+    event?.preventDefault();
+    setError(null);
+    try {
+      await action();
+    } catch (failure) {
+      setError(failure);
+    }
+  };
+  const start = run(async () => setEnrolment(await api("POST", "/v1/auth/2fa/enrol")));
+  const confirm = run(async () => {
+    const answer = await api<{ recoveryCodes: string[] }>("POST", "/v1/auth/2fa/verify", { code: code.trim() });
+    setRecoveryCodes(answer.recoveryCodes);
+    setEnrolment(null);
+    setCode("");
+    onSession(await reloadSession(session));
+  });
+  const disable = run(async () => {
+    const trimmed = code.trim();
+    await api("POST", "/v1/auth/2fa/disable", /^\d{6}$/.test(trimmed) ? { totp: trimmed } : { recoveryCode: trimmed });
+    setCode("");
+    setRecoveryCodes(null);
+    onSession(await reloadSession(session));
+  });
+  return (
+    <Panel title="Two-factor authentication">
+      {recoveryCodes && (
+        <section class="once" aria-label="Recovery codes">
+          <p>
+            <strong>Two-factor is on.</strong> Keep these recovery codes somewhere safe: each works once, if you lose your authenticator. They are shown only
+            now.
+          </p>
+          <ul class="codes">
+            {recoveryCodes.map((c) => (
+              <li key={c}>
+                <code>{c}</code>
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+      {!session.user.twoFactor && !enrolment && (
+        <>
+          <p>Two-factor is off. With it on, signing in also needs a code from an authenticator app.</p>
+          <button type="button" onClick={() => start()}>
+            Turn on two-factor
+          </button>
+        </>
+      )}
+      {enrolment && (
+        <form onSubmit={confirm}>
+          <p>Scan this code with your authenticator app, or type the secret, then enter the 6-digit code it shows.</p>
+          {qr && <img class="qr" src={qr} width={200} height={200} alt={`QR code for your authenticator app: ${enrolment.uri}`} />}
+          <p>
+            Secret: <code>{enrolment.secret}</code>
+          </p>
+          <Field label="Code" value={code} onInput={setCode} inputMode="numeric" autocomplete="one-time-code" required />
+          <button type="submit">Confirm</button>
+        </form>
+      )}
+      {session.user.twoFactor && !enrolment && (
+        <form onSubmit={disable}>
+          <p>Two-factor is on.</p>
+          <Field label="Code or recovery code" value={code} onInput={setCode} autocomplete="one-time-code" required />
+          <button type="submit" class="secondary">
+            Turn off two-factor
+          </button>
+        </form>
+      )}
+      <ErrorText error={error} />
+    </Panel>
+  );
+}
+
+interface Organisation {
+  id: string;
+  name: string;
+  require2fa: boolean;
+}
+
+function Members({ org, isOwner }: { org: string; isOwner: boolean }) {
+  const members = useLoad(() => api<{ items: { userId: string; email: string; name: string; role: string }[] }>("GET", `/v1/organisations/${org}/members`), [org]);
+  const [email, setEmail] = useState("");
+  const [role, setRole] = useState("member");
+  const [error, setError] = useState<unknown>(null);
+  const add = async (event: Event) => {
+    event.preventDefault();
+    setError(null);
+    try {
+      await api("POST", `/v1/organisations/${org}/members`, { email: email.trim(), role });
+      setEmail("");
+      members.reload();
+    } catch (failure) {
+      setError(failure);
+    }
+  };
+  const remove = async (userId: string) => {
+    setError(null);
+    try {
+      await api("DELETE", `/v1/organisations/${org}/members/${encodeURIComponent(userId)}`);
+      members.reload();
+    } catch (failure) {
+      setError(failure);
+    }
+  };
+  return (
+    <Panel title="Members" headingLevel={3}>
+      <ErrorText error={members.error} />
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col">Email</th>
+            <th scope="col">Role</th>
+            <th scope="col">
+              <span class="visually-hidden">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {members.data?.items.map((m) => (
+            <tr key={m.userId}>
+              <td>{m.name}</td>
+              <td>{m.email}</td>
+              <td>{m.role}</td>
+              <td>
+                <button type="button" class="small secondary" aria-label={`Remove ${m.email}`} onClick={() => remove(m.userId)}>
+                  Remove
+                </button>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <form class="inline" onSubmit={add}>
+        <Field label="Member's email" type="email" value={email} onInput={setEmail} required />
+        <div class="field">
+          <label for="member-role">Role</label>
+          <select id="member-role" value={role} onChange={(event) => setRole((event.currentTarget as HTMLSelectElement).value)}>
+            <option value="member">member</option>
+            <option value="admin">admin</option>
+            {isOwner && <option value="owner">owner</option>}
+          </select>
+        </div>
+        <button type="submit">Add member</button>
+      </form>
+      <p class="hint">Adds an existing Parley account; adding someone again with another role changes their role.</p>
+      <ErrorText error={error} />
+    </Panel>
+  );
+}
+
+function ApiKeys({ org }: { org: string }) {
+  const keys = useLoad(
+    () => api<{ items: { id: string; name: string; scopes: string[]; createdAt: number; lastUsedAt: number | null; revokedAt: number | null }[] }>("GET", `/v1/organisations/${org}/api-keys`),
+    [org],
+  );
+  const [name, setName] = useState("");
+  const [write, setWrite] = useState(false);
+  const [created, setCreated] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const create = async (event: Event) => {
+    event.preventDefault();
+    setError(null);
+    try {
+      const answer = await api<{ key: string }>("POST", `/v1/organisations/${org}/api-keys`, {
+        name: name.trim(),
+        scopes: write ? ["conversations:read", "conversations:write"] : ["conversations:read"],
+      });
+      setCreated(answer.key);
+      setName("");
+      keys.reload();
+    } catch (failure) {
+      setError(failure);
+    }
+  };
+  const revoke = async (id: string) => {
+    try {
+      await api("DELETE", `/v1/organisations/${org}/api-keys/${encodeURIComponent(id)}`);
+      keys.reload();
+    } catch (failure) {
+      setError(failure);
+    }
+  };
+  return (
+    <Panel title="API keys" headingLevel={3}>
+      {created && (
+        <section class="once" aria-label="New API key">
+          <p>Copy the key now: it is shown only once.</p>
+          <code class="secret">{created}</code>
+        </section>
+      )}
+      <ul class="plain">
+        {keys.data?.items.map((k) => (
+          <li key={k.id}>
+            {k.name} <span class="hint">({k.scopes.join(", ")}; {k.revokedAt ? "revoked" : k.lastUsedAt ? `last used ${formatTime(k.lastUsedAt)}` : "never used"})</span>{" "}
+            {!k.revokedAt && (
+              <button type="button" class="small secondary" aria-label={`Revoke API key ${k.name}`} onClick={() => revoke(k.id)}>
+                Revoke
+              </button>
+            )}
+          </li>
+        ))}
+      </ul>
+      <form class="inline" onSubmit={create}>
+        <Field label="Key name" value={name} onInput={setName} required />
+        <label class="check">
+          <input type="checkbox" checked={write} onChange={(event) => setWrite((event.currentTarget as HTMLInputElement).checked)} /> May write
+        </label>
+        <button type="submit">Create API key</button>
+      </form>
+      <ErrorText error={error ?? keys.error} />
+    </Panel>
+  );
+}
+
+interface Endpoint {
+  id: string;
+  url: string;
+  enabled: boolean;
+  events: string[];
+  consecutiveFailures?: number;
+  lastError?: string | null;
+}
+
+function WebhookDetails({ org, endpoint }: { org: string; endpoint: Endpoint }) {
+  const base = `/v1/organisations/${org}/webhooks/${encodeURIComponent(endpoint.id)}`;
+  const attempts = useLoad(() => api<{ items: { id?: string; at?: number; status?: number | null; error?: string | null }[] }>("GET", `${base}/attempts?limit=20`), [base]);
+  const dead = useLoad(() => api<{ items: { id: string; type?: string; failedAt?: number }[] }>("GET", `${base}/dead-letters`), [base]);
+  const [message, setMessage] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const replay = async () => {
+    setError(null);
+    try {
+      const answer = await api<{ queued: number }>("POST", `${base}/dead-letters/replay`, {});
+      setMessage(`${answer.queued} event(s) queued for delivery.`);
+      dead.reload();
+    } catch (failure) {
+      setError(failure);
+    }
+  };
+  return (
+    <div class="webhook-details">
+      <h4>Recent deliveries</h4>
+      {attempts.data?.items.length === 0 && <p class="hint">None yet.</p>}
+      <ul class="plain">
+        {attempts.data?.items.map((a, i) => (
+          <li key={a.id ?? i}>
+            {a.at ? formatTime(a.at) : ""} {a.status ?? "no answer"} {a.error ?? ""}
+          </li>
+        ))}
+      </ul>
+      <h4>Dead letters</h4>
+      {dead.data?.items.length === 0 && <p class="hint">None.</p>}
+      <ul class="plain">
+        {dead.data?.items.map((d) => (
+          <li key={d.id}>
+            {d.type ?? d.id} {d.failedAt ? formatTime(d.failedAt) : ""}
+          </li>
+        ))}
+      </ul>
+      {(dead.data?.items.length ?? 0) > 0 && (
+        <button type="button" onClick={replay}>
+          Replay dead letters
+        </button>
+      )}
+      {message && <p role="status">{message}</p>}
+      <ErrorText error={error ?? attempts.error ?? dead.error} />
+    </div>
+  );
+}
+
+function Webhooks({ org }: { org: string }) {
+  const hooks = useLoad(() => api<{ items: Endpoint[] }>("GET", `/v1/organisations/${org}/webhooks`), [org]);
+  const [url, setUrl] = useState("");
+  const [secret, setSecret] = useState<string | null>(null);
+  const [open, setOpen] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const create = async (event: Event) => {
+    event.preventDefault();
+    setError(null);
+    try {
+      const answer = await api<{ secret: string }>("POST", `/v1/organisations/${org}/webhooks`, { url: url.trim() });
+      setSecret(answer.secret);
+      setUrl("");
+      hooks.reload();
+    } catch (failure) {
+      setError(failure);
+    }
+  };
+  return (
+    <Panel title="Webhooks" headingLevel={3}>
+      {secret && (
+        <section class="once" aria-label="New webhook secret">
+          <p>The signing secret, shown only once:</p>
+          <code class="secret">{secret}</code>
+        </section>
+      )}
+      <ul class="plain">
+        {hooks.data?.items.map((h) => (
+          <li key={h.id}>
+            {h.url} <span class="hint">({h.enabled ? "enabled" : "disabled"})</span>{" "}
+            <button type="button" class="small secondary" aria-expanded={open === h.id} onClick={() => setOpen(open === h.id ? null : h.id)}>
+              Deliveries
+            </button>
+            {open === h.id && <WebhookDetails org={org} endpoint={h} />}
+          </li>
+        ))}
+      </ul>
+      <form class="inline" onSubmit={create}>
+        <Field label="Endpoint URL" type="url" value={url} onInput={setUrl} placeholder="https://…" required />
+        <button type="submit">Add webhook</button>
+      </form>
+      <ErrorText error={error ?? hooks.error} />
+    </Panel>
+  );
+}
+
+function AuditTrail({ org }: { org: string }) {
+  const verify = useLoad(() => api<{ ok: boolean; entries?: number; checked?: number; firstBroken?: unknown; reason?: string }>("GET", `/v1/organisations/${org}/audit/verify`), [org]);
+  const entries = useLoad(() => api<{ items: { seq: number; at: number; action: string; actor: string }[] }>("GET", `/v1/organisations/${org}/audit/entries?limit=1000`), [org]);
+  const items = entries.data?.items ?? [];
+  return (
+    <Panel title="Audit trail" headingLevel={3}>
+      {verify.data && (
+        <p role="status" class={verify.data.ok ? "ok" : "error"}>
+          {verify.data.ok ? "The audit chain verifies: no entry was changed, removed or inserted." : `The audit chain does not verify: ${verify.data.reason ?? JSON.stringify(verify.data.firstBroken)}`}
+        </p>
+      )}
+      <ErrorText error={verify.error ?? entries.error} />
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">#</th>
+            <th scope="col">When</th>
+            <th scope="col">What</th>
+            <th scope="col">Who</th>
+          </tr>
+        </thead>
+        <tbody>
+          {items
+            .slice(-100)
+            .reverse()
+            .map((e) => (
+              <tr key={e.seq}>
+                <td>{e.seq}</td>
+                <td>{formatTime(e.at)}</td>
+                <td>{e.action}</td>
+                <td>{e.actor}</td>
+              </tr>
+            ))}
+        </tbody>
+      </table>
+    </Panel>
+  );
+}
+
+function OrganisationSettings({ session }: { session: Session }) {
+  const org = session.organisation.id;
+  const details = useLoad(() => api<Organisation>("GET", `/v1/organisations/${org}`), [org]);
+  const [error, setError] = useState<unknown>(null);
+  const setRequire = async (require2fa: boolean) => {
+    setError(null);
+    try {
+      await api("PATCH", `/v1/organisations/${org}`, { require2fa });
+      details.reload();
+    } catch (failure) {
+      setError(failure);
+    }
+  };
+  return (
+    <Panel title={`Organisation: ${session.organisation.name}`}>
+      <label class="check">
+        <input type="checkbox" checked={details.data?.require2fa ?? false} disabled={!details.data} onChange={(event) => setRequire((event.currentTarget as HTMLInputElement).checked)} />{" "}
+        Require two-factor of every member
+      </label>
+      <ErrorText error={error ?? details.error} />
+      <Members org={org} isOwner={session.organisation.role === "owner"} />
+      <ApiKeys org={org} />
+      <Webhooks org={org} />
+      <AuditTrail org={org} />
+    </Panel>
+  );
+}
+
+/** The settings page. */
+export function SettingsView({ session, onSession }: { session: Session; onSession: (s: Session) => void }) {
+  const admin = session.organisation.role === "owner" || session.organisation.role === "admin";
+  return (
+    <main class="narrow settings">
+      <h1>Settings</h1>
+      <p>
+        Signed in as {session.user.name} ({session.user.email}), {session.organisation.role} of {session.organisation.name}.
+      </p>
+      <TwoFactor session={session} onSession={onSession} />
+      {admin && <OrganisationSettings session={session} />}
+    </main>
+  );
+}
