@@ -77,6 +77,6 @@ export async function textOf(locator: Locator): Promise<string> {
 }
 
 /** A field's value now (for expect.poll). */
-export function valueOf(locator: Locator): Promise<string> {
+export function fieldValue(locator: Locator): Promise<string> {
   return locator.inputValue();
 }
