@@ -233,9 +233,10 @@ function dkimConfig(env: Env, cwd: string, keysDir: string, mailFrom: string): C
     return null;
   }
   const selector = (env.PARLEY_DKIM_SELECTOR || "parley").trim();
-  const dnsName = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$/;
-  if (!dnsName.test(domain)) throw new ConfigError(`PARLEY_DKIM_DOMAIN must be a domain name (got "${domain}")`);
-  if (!dnsName.test(selector)) throw new ConfigError(`PARLEY_DKIM_SELECTOR must be a DNS label (got "${selector}")`);
+  const label = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
+  const isDnsName = (name: string) => name.length <= 253 && name.split(".").every((part) => label.test(part));
+  if (!isDnsName(domain)) throw new ConfigError(`PARLEY_DKIM_DOMAIN must be a domain name (got "${domain}")`);
+  if (!label.test(selector)) throw new ConfigError(`PARLEY_DKIM_SELECTOR must be a DNS label (got "${selector}")`);
   // DMARC passes only when the signing domain aligns with the From address's domain.
   const fromDomain = (/@([^>\s]+)>?\s*$/.exec(mailFrom)?.[1] ?? "").toLowerCase();
   if (fromDomain !== domain && !fromDomain.endsWith(`.${domain}`)) {
@@ -247,6 +248,7 @@ function dkimConfig(env: Env, cwd: string, keysDir: string, mailFrom: string): C
 
 function identityConfig(env: Env, cwd: string, keysDir: string): Config["identity"] {
   const port = env.PORT || "8787";
+  // eslint-disable-next-line @microsoft/sdl/no-insecure-url -- the development default (the listening address itself); deployments set an https PARLEY_PUBLIC_URL
   const publicUrl = (env.PARLEY_PUBLIC_URL || `http://${env.HOST || "127.0.0.1"}:${port}`).replace(/\/+$/, "");
   try {
     new URL(publicUrl);

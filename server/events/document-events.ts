@@ -191,9 +191,11 @@ export class DocumentEvents {
   /** Debounces a notes change: reported once the notes stay unchanged for a while. */
   private noticeNotes(conversation: string, entry: Tracked, text: string, seq: number): void {
     const hash = hashText(text);
+    // eslint-disable-next-line security/detect-possible-timing-attacks -- content hashes compared to detect a change, not a secret being guessed
     if (entry.notes?.hash === hash) return;
     const firstSeenAt = entry.notes?.firstSeenAt ?? Date.now();
     if (entry.notes) clearTimeout(entry.notes.timer);
+    // eslint-disable-next-line security/detect-possible-timing-attacks -- as above: change detection
     if (hash === entry.notesHash) {
       entry.notes = null; // changed back before it was reported
       return;

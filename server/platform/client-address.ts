@@ -57,8 +57,10 @@ function normaliseRange([address, bits]: [ipaddr.IPv4 | ipaddr.IPv6, number]): r
  */
 function parseHop(raw: string): ipaddr.IPv4 | ipaddr.IPv6 | null {
   let text = raw.trim();
+  // eslint-disable-next-line security/detect-unsafe-regex -- no nested unbounded repetition: linear in the input
   const bracketed = /^\[([^\]]+)\](?::\d{1,5})?$/.exec(text);
   if (bracketed) text = bracketed[1];
+  // eslint-disable-next-line security/detect-unsafe-regex -- bounded repetition only ({1,3}, {3}, {1,5})
   else if (/^\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}$/.test(text)) text = text.slice(0, text.lastIndexOf(":"));
   if (text.includes("%")) return null;
   if (text.includes(":")) {
