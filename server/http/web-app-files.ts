@@ -29,6 +29,7 @@ const CONTENT_TYPES: Record<string, string> = {
 
 // Asset names as the build writes them: one path segment, no dots at the start, a known type.
 // Anything else (encoded slashes, "..", odd bytes) is simply not a file here.
+// eslint-disable-next-line security/detect-unsafe-regex -- segments cannot contain dots, so each character has one way to match: linear
 const ASSET_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.(js|css|png|svg|ico|json|txt)$/;
 
 /** The headers of an app response: the API's security headers with the app's CSP and caching. */
@@ -62,6 +63,7 @@ export function registerWebApp(app: UWS.TemplatedApp, options: { dir: string }):
     res.onAborted(() => {
       aborted = true;
     });
+    // eslint-disable-next-line security/detect-non-literal-fs-filename -- `file` is index.html or a name that passed ASSET_NAME (one segment, no leading dot)
     readFile(path.join(options.dir, file)).then(
       (body) => {
         if (aborted) return;
