@@ -1,209 +1,56 @@
-// The `parley` command: `serve` runs the server on its embedded defaults (or the environment's
-// settings); `token` mints a development access token until real accounts exist. Exit codes:
-// 0 ok, 1 runtime failure, 2 bad usage or configuration.
+// The `parley` command: answers --help, checks the command, then loads only the module that
+// runs it (help and usage errors stay fast and touch nothing). Exit codes: 0 ok, 1 runtime
+// failure, 2 bad usage or configuration.
 
-import { randomUUID } from "node:crypto";
-import { parseArgs } from "node:util";
-import type { Role } from "../protocol/index.ts";
-import { startServer } from "./app.ts";
-import { AUDIT_USAGE, auditCommand } from "./audit/audit-cli.ts";
-import { openAudit } from "./audit/audit-module.ts";
-import { loadOrCreateKeys } from "./auth/keys.ts";
-import { KEYS_USAGE, keysCommand } from "./auth/master-key-cli.ts";
-import { issueSupportToken, mintToken } from "./auth/tokens.ts";
-import { BACKUP_USAGE, backupCommand, ledgerCommand, restoreCommand } from "./backup/backup-cli.ts";
-import { ConfigError, loadConfig } from "./config.ts";
-import { openDirectory } from "./directory/open-directory.ts";
-import { USER_USAGE, userCommand } from "./lifecycle/person-cli.ts";
-import { MAIL_USAGE, mailCommand } from "./mail/mail-cli.ts";
-import { createLogger } from "./logger.ts";
-import { installProcessPolicy } from "./platform/process-policy.ts";
-
-const USAGE = `usage:
-  parley serve                      start the server (settings from the environment; see README)
-  parley token --user U --org O --conversation C [--conversation C2 ...]
-               [--role writer|observer] [--ttl 1h] [--data-dir DIR]
-                                    print a development access token signed with the server's key
-  parley support grant --operator NAME --conversation C --reason TEXT [--ttl 1h] [--data-dir DIR]
-                                    record a read-only, time-limited support grant (max 8h) and
-                                    print its token; the customer sees every grant
-  parley support revoke --grant ID [--data-dir DIR]
-                                    end a support grant now
-${AUDIT_USAGE}
-${BACKUP_USAGE}
-${USER_USAGE}
-${KEYS_USAGE}
-${MAIL_USAGE}`;
-
-/** Parses a duration like 90, 90s, 15m, 1h or 7d into seconds. */
-export function parseDuration(text: string): number {
-  const match = /^(\d+)([smhd]?)$/.exec(text.trim());
-  if (!match) throw new ConfigError(`invalid duration "${text}" (use e.g. 90s, 15m, 1h, 7d)`);
-  const unit = { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[match[2] as "" | "s" | "m" | "h" | "d"];
-  return Number(match[1]) * unit;
-}
-
-async function serve(): Promise<void> {
-  const config = loadConfig();
-  const logger = createLogger(config.logLevel);
-  let server: Awaited<ReturnType<typeof startServer>> | null = null;
-  installProcessPolicy({ logger, shutdown: async () => server?.close(), shutdownTimeoutMs: config.shutdownTimeoutMs });
-  server = await startServer(config, logger);
-  const running = server;
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, "shutting down");
-    const deadline = setTimeout(() => {
-      logger.error("shutdown timed out; exiting");
-      process.exit(1);
-    }, config.shutdownTimeoutMs);
-    deadline.unref();
-    running.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
-}
-
-async function token(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      user: { type: "string" },
-      org: { type: "string" },
-      conversation: { type: "string", multiple: true },
-      role: { type: "string", default: "writer" },
-      ttl: { type: "string", default: "1h" },
-      "data-dir": { type: "string" },
-    },
-    strict: true,
-  });
-  if (!values.user || !values.org || !values.conversation?.length) {
-    throw new ConfigError("token needs --user, --org and at least one --conversation");
-  }
-  if (values.role !== "writer" && values.role !== "observer") throw new ConfigError("--role must be writer or observer");
-  const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
-  const config = loadConfig(env);
-  const keys = await loadOrCreateKeys(config.keysDir);
-  const conversations = Object.fromEntries(values.conversation.map((c) => [c, values.role as Role]));
-  const jwt = await mintToken(keys, config.tokens, {
-    user: values.user,
-    org: values.org,
-    conversations,
-    ttlSeconds: parseDuration(values.ttl),
-  });
-  process.stdout.write(`${jwt}\n`);
-}
-
-const MAX_SUPPORT_SECONDS = 8 * 3600;
-
-async function support(args: string[]): Promise<void> {
-  const [action, ...rest] = args;
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      operator: { type: "string" },
-      conversation: { type: "string" },
-      reason: { type: "string" },
-      ttl: { type: "string", default: "1h" },
-      grant: { type: "string" },
-      "data-dir": { type: "string" },
-    },
-    strict: true,
-  });
-  const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
-  const config = loadConfig(env);
-  const { directory, close } = await openDirectory({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
-  const audit = await openAudit(config, { keys: await loadOrCreateKeys(config.keysDir), logger: createLogger("warn") });
-  try {
-    if (action === "revoke") {
-      if (!values.grant) throw new ConfigError("support revoke needs --grant");
-      if (!(await directory.revokeSupportGrant(values.grant, Date.now()))) throw new ConfigError(`no live grant ${values.grant}`);
-      const revoked = await directory.getSupportGrant(values.grant);
-      if (revoked) {
-        const event = { action: "support.revoked", actor: `operator:${revoked.operator}`, target: revoked.id, details: { conversation: revoked.conversationId } } as const;
-        await audit.recorder.recordForConversationParties(directory, revoked.conversationId, event);
-      }
-      process.stdout.write(`revoked ${values.grant}\n`);
-      return;
-    }
-    if (action !== "grant") throw new ConfigError(`usage: parley support grant|revoke ...`);
-    if (!values.operator || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(values.operator)) {
-      throw new ConfigError("--operator must be 1-64 letters, digits, dots, dashes or underscores");
-    }
-    if (!values.conversation) throw new ConfigError("support grant needs --conversation");
-    if (!values.reason || values.reason.trim().length < 10) throw new ConfigError("--reason must say why (at least 10 characters)");
-    const ttlSeconds = parseDuration(values.ttl);
-    if (ttlSeconds < 1 || ttlSeconds > MAX_SUPPORT_SECONDS) throw new ConfigError("--ttl must be at most 8h");
-    const keys = await loadOrCreateKeys(config.keysDir);
-    const grant = {
-      id: `sup_${randomUUID().replaceAll("-", "")}`,
-      operator: values.operator,
-      conversationId: values.conversation,
-      reason: values.reason.trim(),
-      grantedAt: Date.now(),
-      expiresAt: Date.now() + ttlSeconds * 1000,
-    };
-    await directory.recordSupportGrant(grant);
-    await audit.recorder.recordForConversationParties(directory, grant.conversationId, {
-      action: "support.granted",
-      actor: `operator:${grant.operator}`,
-      target: grant.id,
-      details: { conversation: grant.conversationId, reason: grant.reason, expiresAt: grant.expiresAt },
-    });
-    const jwt = await issueSupportToken(keys, config.tokens, { ...grant, ttlSeconds });
-    process.stderr.write(`grant ${grant.id} recorded; expires ${new Date(grant.expiresAt).toISOString()}\n`);
-    process.stdout.write(`${jwt}\n`);
-  } finally {
-    await audit.close();
-    await close();
-  }
-}
+import { COMMAND_NAMES, commandHelp, isCommand, overviewHelp, usageErrorLine, wantsHelp } from "./cli-help.ts";
+import { ConfigError } from "./config.ts";
 
 async function main(argv: string[]): Promise<void> {
   const [command = "serve", ...rest] = argv;
+  if (command === "help" || command === "--help" || command === "-h") {
+    const topic = rest[0];
+    if (topic !== undefined && !isCommand(topic)) throw new ConfigError(`unknown command "${topic}" (commands: ${COMMAND_NAMES.join(", ")})`);
+    process.stdout.write(topic === undefined ? overviewHelp() : commandHelp(topic));
+    return;
+  }
+  if (!isCommand(command)) throw new ConfigError(`unknown command or option "${command}" (see parley --help)`);
+  // Help before anything runs: `parley serve --help` must not start a server.
+  if (wantsHelp(rest)) {
+    process.stdout.write(commandHelp(command));
+    return;
+  }
   switch (command) {
     case "serve":
-      return serve();
+      return (await import("./cli-commands.ts")).serve(rest);
     case "token":
-      return token(rest);
+      return (await import("./cli-commands.ts")).token(rest);
     case "support":
-      return support(rest);
+      return (await import("./cli-commands.ts")).support(rest);
     case "audit":
-      process.exitCode = await auditCommand(rest);
+      process.exitCode = await (await import("./audit/audit-cli.ts")).auditCommand(rest);
       return;
     case "backup":
-      return backupCommand(rest);
+      return (await import("./backup/backup-cli.ts")).backupCommand(rest);
     case "restore":
-      return restoreCommand(rest);
+      return (await import("./backup/backup-cli.ts")).restoreCommand(rest);
     case "ledger":
-      return ledgerCommand(rest);
+      return (await import("./backup/backup-cli.ts")).ledgerCommand(rest);
     case "user":
-      return userCommand(rest);
+      return (await import("./lifecycle/person-cli.ts")).userCommand(rest);
     case "keys":
-      return keysCommand(rest);
+      return (await import("./auth/master-key-cli.ts")).keysCommand(rest);
     case "mail":
-      return mailCommand(rest);
-    case "help":
-    case "--help":
-    case "-h":
-      process.stdout.write(`${USAGE}\n`);
-      return;
+      return (await import("./mail/mail-cli.ts")).mailCommand(rest);
     default:
-      throw new ConfigError(`unknown command "${command}"\n${USAGE}`);
+      throw new ConfigError(`"${command}" has help but no implementation`);
   }
 }
 
-main(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof ConfigError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
-    process.stderr.write(`parley: ${(error as Error).message}\n`);
+const argv = process.argv.slice(2);
+main(argv).catch((error: unknown) => {
+  const usage = usageErrorLine(argv[0] ?? "serve", error);
+  if (usage !== null || error instanceof ConfigError) {
+    process.stderr.write(`${usage ?? `parley: ${(error as Error).message}`}\n`);
     process.exit(2);
   }
   process.stderr.write(`parley: ${(error as Error).stack ?? String(error)}\n`);

@@ -1,0 +1,149 @@
+// The commands `parley` implements itself: `serve` runs the server on its embedded defaults (or
+// the environment's settings), `token` mints a development access token, `support` grants and
+// revokes operator support access. server/cli.ts loads this module only when one of them runs.
+
+import { randomUUID } from "node:crypto";
+import { parseArgs } from "node:util";
+import type { Role } from "../protocol/index.ts";
+import { startServer } from "./app.ts";
+import { openAudit } from "./audit/audit-module.ts";
+import { loadOrCreateKeys } from "./auth/keys.ts";
+import { issueSupportToken, mintToken } from "./auth/tokens.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+import { openDirectory } from "./directory/open-directory.ts";
+import { createLogger } from "./logger.ts";
+import { installProcessPolicy } from "./platform/process-policy.ts";
+
+/** Parses a duration like 90, 90s, 15m, 1h or 7d into seconds. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+)([smhd]?)$/.exec(text.trim());
+  if (!match) throw new ConfigError(`invalid duration "${text}" (use e.g. 90s, 15m, 1h, 7d)`);
+  const unit = { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[match[2] as "" | "s" | "m" | "h" | "d"];
+  return Number(match[1]) * unit;
+}
+
+export async function serve(args: string[]): Promise<void> {
+  // No options: every setting comes from the environment. Anything given is a mistake, not ignored.
+  parseArgs({ args, options: {}, strict: true, allowPositionals: false });
+  const config = loadConfig();
+  const logger = createLogger(config.logLevel);
+  let server: Awaited<ReturnType<typeof startServer>> | null = null;
+  installProcessPolicy({ logger, shutdown: async () => server?.close(), shutdownTimeoutMs: config.shutdownTimeoutMs });
+  server = await startServer(config, logger);
+  const running = server;
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    const deadline = setTimeout(() => {
+      logger.error("shutdown timed out; exiting");
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    deadline.unref();
+    running.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+export async function token(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      user: { type: "string" },
+      org: { type: "string" },
+      conversation: { type: "string", multiple: true },
+      role: { type: "string", default: "writer" },
+      ttl: { type: "string", default: "1h" },
+      "data-dir": { type: "string" },
+    },
+    strict: true,
+  });
+  if (!values.user || !values.org || !values.conversation?.length) {
+    throw new ConfigError("token needs --user, --org and at least one --conversation");
+  }
+  if (values.role !== "writer" && values.role !== "observer") throw new ConfigError("--role must be writer or observer");
+  const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
+  const config = loadConfig(env);
+  const keys = await loadOrCreateKeys(config.keysDir);
+  const conversations = Object.fromEntries(values.conversation.map((c) => [c, values.role as Role]));
+  const jwt = await mintToken(keys, config.tokens, {
+    user: values.user,
+    org: values.org,
+    conversations,
+    ttlSeconds: parseDuration(values.ttl),
+  });
+  process.stdout.write(`${jwt}\n`);
+}
+
+const MAX_SUPPORT_SECONDS = 8 * 3600;
+
+export async function support(args: string[]): Promise<void> {
+  const [action, ...rest] = args;
+  if (action !== "grant" && action !== "revoke") throw new ConfigError("usage: parley support grant|revoke ... (see parley support --help)");
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      operator: { type: "string" },
+      conversation: { type: "string" },
+      reason: { type: "string" },
+      ttl: { type: "string", default: "1h" },
+      grant: { type: "string" },
+      "data-dir": { type: "string" },
+    },
+    strict: true,
+  });
+  const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
+  const config = loadConfig(env);
+  const { directory, close } = await openDirectory({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
+  const audit = await openAudit(config, { keys: await loadOrCreateKeys(config.keysDir), logger: createLogger("warn") });
+  try {
+    if (action === "revoke") {
+      if (!values.grant) throw new ConfigError("support revoke needs --grant");
+      if (!(await directory.revokeSupportGrant(values.grant, Date.now()))) throw new ConfigError(`no live grant ${values.grant}`);
+      const revoked = await directory.getSupportGrant(values.grant);
+      if (revoked) {
+        const event = { action: "support.revoked", actor: `operator:${revoked.operator}`, target: revoked.id, details: { conversation: revoked.conversationId } } as const;
+        await audit.recorder.recordForConversationParties(directory, revoked.conversationId, event);
+      }
+      process.stdout.write(`revoked ${values.grant}\n`);
+      return;
+    }
+    if (!values.operator || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(values.operator)) {
+      throw new ConfigError("--operator must be 1-64 letters, digits, dots, dashes or underscores");
+    }
+    if (!values.conversation) throw new ConfigError("support grant needs --conversation");
+    if (!values.reason || values.reason.trim().length < 10) throw new ConfigError("--reason must say why (at least 10 characters)");
+    const ttlSeconds = parseDuration(values.ttl);
+    if (ttlSeconds < 1 || ttlSeconds > MAX_SUPPORT_SECONDS) throw new ConfigError("--ttl must be at most 8h");
+    const keys = await loadOrCreateKeys(config.keysDir);
+    const grant = {
+      id: `sup_${randomUUID().replaceAll("-", "")}`,
+      operator: values.operator,
+      conversationId: values.conversation,
+      reason: values.reason.trim(),
+      grantedAt: Date.now(),
+      expiresAt: Date.now() + ttlSeconds * 1000,
+    };
+    await directory.recordSupportGrant(grant);
+    await audit.recorder.recordForConversationParties(directory, grant.conversationId, {
+      action: "support.granted",
+      actor: `operator:${grant.operator}`,
+      target: grant.id,
+      details: { conversation: grant.conversationId, reason: grant.reason, expiresAt: grant.expiresAt },
+    });
+    const jwt = await issueSupportToken(keys, config.tokens, { ...grant, ttlSeconds });
+    process.stderr.write(`grant ${grant.id} recorded; expires ${new Date(grant.expiresAt).toISOString()}\n`);
+    process.stdout.write(`${jwt}\n`);
+  } finally {
+    await audit.close();
+    await close();
+  }
+}
