@@ -63,10 +63,24 @@ export const ErrorCode = {
    * Resynchronise through the REST API, then follow the stream from now (no cursor).
    */
   EventCursorExpired: 3010,
-  /** The Yjs update could not be decoded, or claims an author other than its sender. */
+  /** The Yjs update could not be decoded. */
   InvalidUpdate: 4001,
   /** The Yjs update exceeds the configured maximum update size. */
   UpdateTooLarge: 4002,
+  /**
+   * The update adds to, changes or deletes from `messages` what the rules forbid: anything but a
+   * plain message or retraction entry authored by the sender, appended; or deletes an entry.
+   */
+  InvalidMessage: 4003,
+  /** The update writes under a Yjs client id another writer in this conversation already uses. */
+  ClientIdTaken: 4004,
+  /** The document would exceed its nesting depth, item count or size limit. */
+  DocumentLimit: 4005,
+  /**
+   * The update would not merge or apply cleanly for every client (an empty delete range, a gap,
+   * a reference to content that does not exist, rewriting stored content).
+   */
+  UnmergeableUpdate: 4006,
   /** Unexpected server failure; nothing was stored. Safe to retry. */
   Internal: 5001,
   /** The store could not commit; nothing was acknowledged. Safe to retry. */

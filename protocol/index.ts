@@ -28,16 +28,18 @@ export type { EventActor, EventData, EventType, ParleyEvent } from "./events.ts"
 export { EVENT_TYPES, isEventType, isParleyEvent } from "./events.ts";
 export type { ClientFrame, DocFrame, ServerFrame } from "./frames.ts";
 export { decodeClientFrame, decodeServerFrame, encodeControlFrame, encodeDocFrame, FrameType } from "./frames.ts";
-export type { ConversationMessage, ConversationStatus } from "./schema.ts";
+export type { ConversationEntry, ConversationMessage, ConversationRetraction, ConversationStatus, ReadMessage } from "./schema.ts";
 export {
   appendMessage,
+  appendRetraction,
+  applyRetractions,
   DocKeys,
   isConversationMessage,
+  isConversationRetraction,
+  MessageLimits,
   messagesOf,
   notesOf,
   readMessages,
-  readStatus,
-  setStatus,
 } from "./schema.ts";
 export { PROTOCOL_VERSION } from "./version.ts";
 export type { DocMessage } from "./ymessages.ts";

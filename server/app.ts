@@ -124,6 +124,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     fanOut: withDocumentEvents(delivery, events.documents),
     logger,
     maxUpdateBytes: config.limits.maxUpdateBytes,
+    documentLimits: config.limits.document,
     compactAfterUpdates: config.store.compactAfterUpdates,
     onCompacted: (conversation, seq) => delivery.compacted(conversation, seq),
   });

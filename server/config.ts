@@ -86,6 +86,13 @@ export interface Config {
     idleTimeoutSeconds: number;
     /** Open WebSockets and event streams per client address on one node (IPv6 counted per /64). */
     maxConnectionsPerAddress: number;
+    /**
+     * Bounds of a conversation document, refused at write time (server/log/update-validator.ts):
+     * PARLEY_MAX_DOC_DEPTH nesting of shared types and values below a root (default 64),
+     * PARLEY_MAX_DOC_ITEMS clock units ever inserted, deleted ones included (default 10 000 000),
+     * PARLEY_MAX_DOC_MB size of the merged state (default 64 MiB).
+     */
+    document: { maxDepth: number; maxItems: number; maxBytes: number };
   };
   /**
    * HTTP request rate limits (server/limits/): requests per window for each layer, counted in
@@ -407,6 +414,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       maxFramesPerSecond: int(env, "PARLEY_MAX_FRAMES_PER_SECOND", 500, 1, 1_000_000),
       idleTimeoutSeconds: int(env, "PARLEY_IDLE_TIMEOUT_SECONDS", 120, 8, 960),
       maxConnectionsPerAddress: int(env, "PARLEY_MAX_CONNECTIONS_PER_ADDRESS", 500, 1, 10_000_000),
+      document: {
+        maxDepth: int(env, "PARLEY_MAX_DOC_DEPTH", 64, 1, 10_000),
+        maxItems: int(env, "PARLEY_MAX_DOC_ITEMS", 10_000_000, 1000, 1_000_000_000),
+        maxBytes: int(env, "PARLEY_MAX_DOC_MB", 64, 1, 64 * 1024) * MiB,
+      },
     },
     rateLimits: {
       windowSeconds: int(env, "PARLEY_RATE_LIMIT_WINDOW_SECONDS", 60, 1, 86_400),

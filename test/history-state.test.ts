@@ -1,7 +1,8 @@
 // Rebuilding past states from a real store's log (the server's own SQLite store): every sampled
 // seq equals the document replayed from scratch up to it, also when the snapshot before it lies
 // several read pages back; moments map to the last change committed by then. And the restore edit
-// on plain Yjs documents: formatting, meta, reordered messages and concurrent edits.
+// on plain Yjs documents: formatting, meta, lost messages re-added (never removed) and concurrent
+// edits. (The log here is written to the store directly, as servers before the document rules did.)
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as Y from "yjs";
@@ -99,7 +100,9 @@ describe("the restore edit", () => {
     return { current, past };
   }
   const meta = (doc: Y.Doc) => doc.getMap<unknown>("meta");
-  const message = (id: string) => ({ id, authorUser: "u", authorOrg: "o", text: id, createdAt: 1 });
+  const message = (id: string, authorUser = "u") => ({ id, authorUser, authorOrg: "o", text: id, createdAt: 1 });
+  // Every client id was first used by u of o.
+  const owner = () => ({ user: "u", org: "o" });
 
   it("brings back formatted notes and meta values, and removes keys added since", () => {
     const { current, past } = fork((doc) => {
@@ -110,22 +113,23 @@ describe("the restore edit", () => {
     notesOf(current).delete(0, 7);
     meta(current).set("status", "open");
     meta(current).set("extra", { nested: true });
-    const update = restoreEdit(current, past);
-    expect(update).not.toBeNull();
+    const edit = restoreEdit(current, past, owner);
+    expect(edit).not.toBeNull();
     expect(notesOf(current).toDelta()).toEqual(notesOf(past).toDelta());
     expect(renderConversation(current)).toEqual(renderConversation(past));
-    expect(restoreEdit(current, past)).toBeNull();
+    expect(restoreEdit(current, past, owner)).toBeNull();
   });
 
-  it("restores the exact message order even when a hand-made update moved a message", () => {
-    const { current, past } = fork((doc) => messagesOf(doc).push([message("a"), message("b"), message("c")]));
-    // A copy of "c" inserted first and the original removed: the shared ids now disagree on order.
-    messagesOf(current).insert(0, [message("c")]);
-    messagesOf(current).delete(3, 1);
+  it("re-adds lost entries after the entry they followed, and never removes or moves one", () => {
+    const { current, past } = fork((doc) => messagesOf(doc).push([message("a"), message("b"), message("c"), message("x", "someone-else")]));
+    // "b" and the forged "x" lost (by a delete stored before the rules), "d" added since.
+    messagesOf(current).delete(1, 1);
+    messagesOf(current).delete(2, 1);
     messagesOf(current).push([message("d")]);
-    expect(readMessages(current).map((m) => m.id)).toEqual(["c", "a", "b", "d"]);
-    restoreEdit(current, past);
-    expect(readMessages(current)).toEqual(readMessages(past));
+    const edit = restoreEdit(current, past, owner);
+    expect(readMessages(current).map((m) => m.id)).toEqual(["a", "b", "c", "d"]);
+    // Only "b" may name its author; "x" never named its writer, so it is not brought back.
+    expect([...(edit?.reAdded ?? [])]).toEqual([JSON.stringify(message("b"))]);
   });
 
   it("converges with a replica that edited concurrently, keeping that edit", () => {
@@ -141,9 +145,9 @@ describe("the restore edit", () => {
     const concurrent = recorder(other);
     appendMessage(other, message("z"));
 
-    const update = restoreEdit(current, past);
-    if (!update) throw new Error("expected a restore update");
-    Y.applyUpdate(other, update);
+    const edit = restoreEdit(current, past, owner);
+    if (!edit) throw new Error("expected a restore update");
+    Y.applyUpdate(other, edit.update);
     for (const u of concurrent) Y.applyUpdate(current, u);
     expect(renderConversation(other)).toEqual(renderConversation(current));
     expect(readMessages(current).map((m) => m.id)).toEqual(["a", "b", "z"]);

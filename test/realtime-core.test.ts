@@ -95,7 +95,7 @@ describe("realtime core", () => {
     appendMessage(doc, { id: "m1", authorUser: "alice", authorOrg: "helpdesk", text: "pay me", createdAt: Date.now() });
     mallory.doc("c-authors", { type: "update", update });
     const error = await mallory.waitForControl("error");
-    expect(error).toMatchObject({ code: ErrorCode.InvalidUpdate, request: "write" });
+    expect(error).toMatchObject({ code: ErrorCode.InvalidMessage, request: "write" });
     expect(await server.server.store.readEntries("c-authors", 0, 10)).toEqual([]);
 
     const own = new Y.Doc();

@@ -55,10 +55,19 @@ describe.skipIf(!services)("time travel across nodes", { timeout: 120_000 }, () 
       expect((past.body.items as { text: string }[]).map((m) => m.text)).toEqual(seqs.slice(0, index + 1).map((_, i) => `m${i + 1}`));
     }
 
-    // Restored on node a; the client on node b converges to the first five messages.
+    // Notes written on node b, restored away on node a; the client on node b converges to the
+    // notes as they were, and keeps every message (a restore never takes back messages).
+    live.doc.getText("notes").insert(0, "draft");
+    await live.whenSaved();
+    // The restore is computed on node a from what node a has: wait until it has the notes.
+    const onA = new ParleyClient({ url: cluster.nodes[0].url, token: async () => owner.token, WebSocket: WebSocket as unknown as WebSocketConstructor });
+    cleanups.push(() => onA.close());
+    const watcherOnA = onA.open(conversation);
+    await vi.waitFor(() => expect(watcherOnA.doc.getText("notes").toString()).toBe("draft"), { timeout: 10_000 });
     const restored = await a("POST", `/v1/conversations/${conversation}/restore`, { token: owner.token, body: { seq: seqs[4] } });
     expect(restored.body).toMatchObject({ changed: true, restoredTo: { seq: seqs[4] } });
-    await vi.waitFor(() => expect(readMessages(live.doc).map((m) => m.text)).toEqual(["m1", "m2", "m3", "m4", "m5"]));
+    await vi.waitFor(() => expect(live.doc.getText("notes").toString()).toBe(""));
+    expect(readMessages(live.doc)).toHaveLength(15);
     const timeline = await b("GET", `/v1/conversations/${conversation}/changes?after=${(restored.body.seq as number) - 1}`, { token: owner.token });
     expect(timeline.body.items).toEqual([expect.objectContaining({ seq: restored.body.seq, restore: true })]);
 

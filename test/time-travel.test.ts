@@ -1,7 +1,7 @@
 // Time travel against a real server (SQLite in a temp dir, compaction every 10 updates): a
 // conversation read at every past seq and moment equals what it was then, across snapshots;
-// a restore is one new attributed change that brings deleted messages back and removes later
-// ones, live SDK clients converge to it and the audit chain still verifies; hostile points and
+// a restore is one new attributed change that brings the notes back and keeps every message
+// (the list is append-only), live SDK clients converge to it and the audit chain verifies; hostile points and
 // foreign organisations get clear errors and change nothing.
 
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -9,7 +9,7 @@ import WebSocket from "ws";
 import * as Y from "yjs";
 import { apiUrlFor } from "../client-sdk/history.ts";
 import { type ConversationHandle, ParleyClient, ParleyError, type WebSocketConstructor } from "../client-sdk/index.ts";
-import { appendMessage, type ConversationMessage, ErrorCode, messagesOf, notesOf, readMessages } from "../protocol/index.ts";
+import { appendMessage, type ConversationMessage, ErrorCode, notesOf, readMessages } from "../protocol/index.ts";
 import { verifyConversation } from "../server/log/verify-conversation.ts";
 import { type ApiResponse, apiClient } from "./helpers/http-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
@@ -143,15 +143,14 @@ describe("time travel", { timeout: 30_000 }, () => {
     await vi.waitFor(() => expect(readMessages(samDoc.doc)).toHaveLength(2));
     const past = await ann.history(conversation, { seq: good });
 
-    // Then things go wrong: a message deleted, one added, the notes rewritten.
+    // Then things go wrong: the notes rewritten, a message added.
     samDoc.doc.transact(() => {
-      messagesOf(samDoc.doc).delete(0, 1);
       notesOf(samDoc.doc).delete(8, 5);
       notesOf(samDoc.doc).insert(0, "NOT ");
     });
     appendMessage(samDoc.doc, { id: "msg-late", authorUser: supplier.userId, authorOrg: supplier.orgId, text: "Actually, Friday.", createdAt: clock });
     await samDoc.whenSaved();
-    await vi.waitFor(() => expect(texts(readMessages(annDoc.doc))).toEqual(["We will come on Monday.", "Actually, Friday."]));
+    await vi.waitFor(() => expect(texts(readMessages(annDoc.doc))).toEqual(["Boiler in room 4 is broken.", "We will come on Monday.", "Actually, Friday."]));
 
     // The observer may look back but not restore; nothing is written.
     const headBefore = (await ann.changes(conversation, { limit: 200 })).items.at(-1)?.seq;
@@ -162,20 +161,22 @@ describe("time travel", { timeout: 30_000 }, () => {
     expect(restored).toMatchObject({ changed: true, restoredTo: { seq: good } });
     expect(restored.seq).toBeGreaterThan(headBefore as number);
 
-    // Both live documents converge to the past content: the deleted message is back (in its
-    // author's name), the late one gone, the notes as they were.
+    // Both live documents converge: the notes as they were, and every message kept (the message
+    // list is append-only: a restore never takes back anybody's message, the supplier's late one
+    // included).
+    const all = [...past.items, expect.objectContaining({ id: "msg-late", authorUser: supplier.userId, text: "Actually, Friday." })];
     for (const handle of [annDoc, samDoc]) {
       await vi.waitFor(() => {
-        expect(readMessages(handle.doc)).toEqual(past.items);
+        expect(readMessages(handle.doc)).toEqual(all);
         expect(notes(handle)).toBe("Agreed: replace the valve on Monday.");
       });
     }
     const now = await api("GET", `/v1/conversations/${conversation}/messages`, { token: supplier.token });
-    expect(now.body.items).toEqual(past.items);
+    expect(now.body.items).toEqual(all);
 
     // History was not rewritten: the bad state is still readable, and the restore is on the timeline.
     const bad = await sam.history(conversation, { seq: restored.seq - 1 });
-    expect(texts(bad.items)).toEqual(["We will come on Monday.", "Actually, Friday."]);
+    expect(texts(bad.items)).toEqual(["Boiler in room 4 is broken.", "We will come on Monday.", "Actually, Friday."]);
     const changes = await sam.changes(conversation, { after: restored.seq - 1 });
     expect(changes.items).toEqual([expect.objectContaining({ seq: restored.seq, restore: true, actor: { user: helpdesk.userId, org: helpdesk.orgId } })]);
     expect(changes.hasMore).toBe(false);

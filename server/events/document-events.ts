@@ -6,7 +6,8 @@
 
 import { createHash } from "node:crypto";
 import * as Y from "yjs";
-import { isConversationMessage, notesOf, readMessages } from "../../protocol/index.ts";
+import { notesOf } from "../../protocol/index.ts";
+import { attributedMessages } from "../documents/attributed-messages.ts";
 import type { FanOut } from "../log/write-path.ts";
 import type { Logger } from "../logger.ts";
 import type { DocumentCache } from "../realtime/document-cache.ts";
@@ -57,7 +58,7 @@ export class DocumentEvents {
 
   constructor(
     private readonly deps: {
-      cache: Pick<DocumentCache, "get" | "peek">;
+      cache: Pick<DocumentCache, "get" | "peek" | "withIndex">;
       store: EventStore;
       recorder: EventRecorder;
       logger: Logger;
@@ -158,7 +159,7 @@ export class DocumentEvents {
       if (cachedSeq !== undefined) await this.deps.store.markDerived(conversation, cachedSeq);
       return;
     }
-    const cached = await this.deps.cache.get(conversation);
+    const { doc: cached, index } = await this.deps.cache.withIndex(conversation);
     const seq = cached.headSeq;
     const doc = new Y.Doc();
     try {
@@ -169,7 +170,8 @@ export class DocumentEvents {
         entry.notesHash = state.notesHash ?? EMPTY_NOTES_HASH;
       }
       const subjects = entry.subjects;
-      const fresh = readMessages(doc).filter((m) => isConversationMessage(m) && !subjects.has(`message:${m.id}`));
+      // Authors from the log (the writer of each entry), never from the entries' own fields.
+      const fresh = attributedMessages(doc, (client) => index.ownerOf(client)).filter((m) => !subjects.has(`message:${m.id}`));
       await this.deps.recorder.recordDerived(
         conversation,
         fresh.map((m) => ({

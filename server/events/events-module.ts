@@ -63,7 +63,7 @@ export interface Events {
 /** Builds the recorder and deriver over `store`. */
 export function openEvents(
   config: Config,
-  deps: { store: EventStore; cache: Pick<DocumentCache, "get" | "peek">; logger: Logger; now: () => number },
+  deps: { store: EventStore; cache: Pick<DocumentCache, "get" | "peek" | "withIndex">; logger: Logger; now: () => number },
 ): Events {
   const settings = config.events;
   const logger = deps.logger.child({ component: "events" });

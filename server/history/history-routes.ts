@@ -4,7 +4,9 @@
 
 import * as Y from "yjs";
 import { z } from "zod";
-import { ErrorCode, readStatus } from "../../protocol/index.ts";
+import { ErrorCode } from "../../protocol/index.ts";
+import { attributedMessages } from "../documents/attributed-messages.ts";
+import { RESTORE_SESSION } from "../documents/client-owners.ts";
 import { auditActor } from "../audit/org-recorder.ts";
 import type { ConversationRecord } from "../directory/directory-types.ts";
 import { ParleyError } from "../errors.ts";
@@ -22,8 +24,6 @@ export interface HistoryDeps {
   store: Store;
 }
 
-// Audit entries of restores carry this session prefix, so a timeline can tell them apart.
-const RESTORE_SESSION = "restore:";
 
 const SeqParam = z
   .string()
@@ -82,16 +82,24 @@ export function historyRoutes({ services, store }: HistoryDeps) {
       query: PointQuery,
       response: {
         status: 200,
-        description: "`items` (messages), `notes` and `status` as they were, the Yjs `state` (base64), the `seq` and `at` it reflects, and today's `headSeq`.",
+        description:
+          "`items` (messages, attributed to their writers, retractions applied) and `notes` as they were, the conversation's `status` (from the directory), the Yjs `state` (base64), the `seq` and `at` it reflects, and today's `headSeq`.",
       },
       errors: [ErrorCode.NotFound, ErrorCode.InvalidRequest],
       async handler({ params, principal, query }) {
         const { conversation } = await access.require(principal, params.id, "read");
         const past = await pastState(conversation, pointOf(query));
+        const { index } = await cache.withIndex(conversation.id);
         const doc = docOf(past.state);
-        const { items, notes } = renderConversation(doc);
-        const state = Buffer.from(past.state).toString("base64");
-        return { status: 200, body: { seq: past.seq, at: past.at, headSeq: past.headSeq, items, notes, status: readStatus(doc), state } };
+        try {
+          // Authors from the log, status from the directory: never from the document's content.
+          const items = attributedMessages(doc, (client) => index.ownerOf(client));
+          const { notes } = renderConversation(doc);
+          const state = Buffer.from(past.state).toString("base64");
+          return { status: 200, body: { seq: past.seq, at: past.at, headSeq: past.headSeq, items, notes, status: conversation.status, state } };
+        } finally {
+          doc.destroy();
+        }
       },
     }),
     route({
@@ -129,7 +137,7 @@ export function historyRoutes({ services, store }: HistoryDeps) {
       path: "/v1/conversations/:id/restore",
       auth: "principal",
       summary:
-        "Restore the conversation to a past `seq` or moment `at`: one new change, attributed to you and audited, that brings back what was deleted since and removes what was added since.",
+        "Restore the conversation to a past `seq` or moment `at`: one new change, attributed to you and audited, that sets the notes and meta to what they were and brings back past messages missing now. It never removes or changes a message.",
       tags: ["history"],
       body: PointBody,
       response: { status: 200, description: "`seq` of the committed change (the current one when nothing differed), `changed`, and `restoredTo` {seq, at}." },
@@ -137,14 +145,16 @@ export function historyRoutes({ services, store }: HistoryDeps) {
       async handler({ params, principal, body, requestId }) {
         const { conversation } = await access.require(principal, params.id, "write");
         const past = await pastState(conversation, pointOf(body));
-        const current = docOf((await cache.get(params.id)).state());
-        const update = restoreEdit(current, docOf(past.state));
+        const { doc: cached, index } = await cache.withIndex(params.id);
+        const current = docOf(cached.state());
+        const edit = restoreEdit(current, docOf(past.state), (client) => index.ownerOf(client));
         const restoredTo = { seq: past.seq, at: past.at };
-        if (!update) return { status: 200, body: { seq: past.headSeq, changed: false, restoredTo } };
+        if (!edit) return { status: 200, body: { seq: past.headSeq, changed: false, restoredTo } };
         const actor = { user: actorId(principal), org: principal.orgId, session: `${RESTORE_SESSION}${requestId}` };
         // A restore may bring back a lot at once: it gets the catch-up size limit, not a keystroke's.
-        const seq = await services.writePath.submit(params.id, update, actor, {
-          restoresPastContent: true,
+        // The same rules as a client's update; only the entries re-added may name their authors.
+        const seq = await services.writePath.submit(params.id, edit.update, actor, {
+          reAddable: edit.reAdded,
           maxBytes: services.config.limits.maxFrameBytes,
         });
         // Recorded in the restoring organisation's audit chain and, when another, the starting one's.

@@ -1,45 +1,61 @@
-// Turns the current conversation document into a past one by editing it, so a restore is a new
-// change on top of history. Yjs cannot undelete: a fresh document holding the past content merged
-// into the current one would keep everything added since and bring nothing deleted back. Instead
-// each root type of the schema is edited to match its past value, in one transaction, and the
-// transaction's update is what gets committed.
+// Turns the current conversation document back towards a past one by editing it, so a restore is
+// a new change on top of history. Yjs cannot undelete: a fresh document holding the past content
+// merged into the current one would bring nothing deleted back. Instead the notes and meta are
+// edited to match their past values and past message entries missing now are re-added, in one
+// transaction, whose update is committed through the same document rules as a client's. The
+// message list is append-only: a restore never removes or changes an entry, anybody's.
 
 import * as Y from "yjs";
-import { type ConversationMessage, DocKeys, messagesOf, notesOf } from "../../protocol/index.ts";
+import {
+  type ConversationEntry,
+  DocKeys,
+  isConversationMessage,
+  isConversationRetraction,
+  messagesOf,
+  notesOf,
+  type ReadMessage,
+  readMessages,
+} from "../../protocol/index.ts";
+import type { ClientOwner } from "../documents/document-index.ts";
 
 /** What the past content looks like once rendered, for checking an edit and for responses. */
 export interface RenderedConversation {
-  items: ConversationMessage[];
+  items: ReadMessage[];
   notes: string;
   meta: Record<string, unknown>;
 }
 
 /** Renders a document's schema types as plain data. */
 export function renderConversation(doc: Y.Doc): RenderedConversation {
-  return { items: messagesOf(doc).toArray(), notes: notesOf(doc).toString(), meta: doc.getMap<unknown>(DocKeys.meta).toJSON() };
+  return { items: readMessages(doc), notes: notesOf(doc).toString(), meta: doc.getMap<unknown>(DocKeys.meta).toJSON() };
 }
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
+/** An entry's identity for comparing lists and for the validator's re-add allowance. */
+export const entryKey = (entry: unknown): string => JSON.stringify(entry);
+
 /**
- * Edits the message list to equal `past`: messages are immutable and never move in a Y.Array, so
- * the ones both lists share keep their order; the others are deleted or (re)inserted around them.
+ * Brings back past entries the list no longer has (lost before the message list became
+ * append-only), each after the past entry it followed, when that one is still there. Never deletes
+ * or moves anything: a restore cannot take back anybody's message. Returns the keys of the entries
+ * it re-added, which the validator lets through in their original authors' names.
  */
-function matchMessages(current: Y.Array<ConversationMessage>, past: ConversationMessage[]): void {
-  const pastIds = new Set(past.map((message) => message.id));
-  for (let index = current.length - 1; index >= 0; index--) {
-    if (!pastIds.has(current.get(index).id)) current.delete(index, 1);
-  }
-  let index = 0;
-  for (const message of past) {
-    if (index < current.length && same(current.get(index), message)) {
-      index++;
-      continue;
+function reAddMessages(current: Y.Array<ConversationEntry>, past: readonly ConversationEntry[]): Set<string> {
+  const present = new Set(current.toArray().map(entryKey));
+  const reAdded = new Set<string>();
+  let previous: string | null = null;
+  for (const entry of past) {
+    const key = entryKey(entry);
+    if (!present.has(key)) {
+      const after = previous === null ? -1 : current.toArray().map(entryKey).indexOf(previous);
+      current.insert(previous === null ? 0 : after >= 0 ? after + 1 : current.length, [{ ...entry }]);
+      present.add(key);
+      reAdded.add(key);
     }
-    current.insert(index, [{ ...message }]);
-    index++;
+    previous = key;
   }
-  if (index < current.length) current.delete(index, current.length - index);
+  return reAdded;
 }
 
 /** Edits the notes to equal `past`: only the span between the common prefix and suffix changes. */
@@ -71,36 +87,44 @@ function matchMeta(current: Y.Map<unknown>, past: Record<string, unknown>): void
   }
 }
 
+/** A restore's edit: the update that makes it, and the entries it re-adds in others' names. */
+export interface RestoreEdit {
+  update: Uint8Array;
+  reAdded: Set<string>;
+}
+
 /**
- * Edits `current` in one transaction so its schema content equals `past`'s; returns the update
- * that does it, or null when they already match.
+ * Edits `current` in one transaction so its notes and meta equal `past`'s and every past entry
+ * of the message list written by its own author is there again; returns the update that does it,
+ * or null when nothing differs. `ownerOf` names the writer of each client id (from the log).
  */
-export function restoreEdit(current: Y.Doc, past: Y.Doc): Uint8Array | null {
-  const target = renderConversation(past);
-  const edit = (replaceMessages: boolean) => {
-    let update: Uint8Array | null = null;
-    const capture = (u: Uint8Array) => {
-      update = update ? Y.mergeUpdates([update, u]) : u;
-    };
-    current.on("update", capture);
-    current.transact(() => {
-      const messages = messagesOf(current);
-      if (replaceMessages) {
-        messages.delete(0, messages.length);
-        messages.insert(0, target.items.map((message) => ({ ...message })));
-      } else {
-        matchMessages(messages, target.items);
-      }
-      matchNotes(notesOf(current), notesOf(past));
-      matchMeta(current.getMap<unknown>(DocKeys.meta), target.meta);
-    });
-    current.off("update", capture);
-    return update as Uint8Array | null;
+export function restoreEdit(current: Y.Doc, past: Y.Doc, ownerOf: (client: number) => ClientOwner | undefined): RestoreEdit | null {
+  const pastEntries = attributableEntries(past, ownerOf);
+  let update: Uint8Array | null = null;
+  const capture = (u: Uint8Array) => {
+    update = update ? Y.mergeUpdates([update, u]) : u;
   };
-  const update = edit(false);
-  // Messages that moved or repeat an id (only a hand-made update can do that) defeat the ordered
-  // match; replacing the whole list then is still correct, only larger.
-  if (same(renderConversation(current).items, target.items)) return update;
-  const fallback = edit(true);
-  return update && fallback ? Y.mergeUpdates([update, fallback]) : (fallback ?? update);
+  let reAdded = new Set<string>();
+  current.on("update", capture);
+  current.transact(() => {
+    reAdded = reAddMessages(messagesOf(current), pastEntries);
+    matchNotes(notesOf(current), notesOf(past));
+    matchMeta(current.getMap<unknown>(DocKeys.meta), renderConversation(past).meta);
+  });
+  current.off("update", capture);
+  return update ? { update, reAdded } : null;
+}
+
+/** The past list's entries that are well formed and name their own writer (others are never re-added). */
+function attributableEntries(past: Y.Doc, ownerOf: (client: number) => ClientOwner | undefined): ConversationEntry[] {
+  const entries: ConversationEntry[] = [];
+  for (let item = messagesOf(past)._start; item !== null; item = item.right) {
+    if (item.deleted || !(item.content instanceof Y.ContentAny)) continue;
+    const owner = ownerOf(item.id.client);
+    for (const value of item.content.arr) {
+      if (!isConversationMessage(value) && !isConversationRetraction(value)) continue;
+      if (owner && value.authorUser === owner.user && value.authorOrg === owner.org) entries.push(value);
+    }
+  }
+  return entries;
 }

@@ -84,6 +84,10 @@ export function statusFor(code: ErrorCode): number {
       return 413;
     case ErrorCode.WeakPassword:
     case ErrorCode.InvalidUpdate:
+    case ErrorCode.InvalidMessage:
+    case ErrorCode.ClientIdTaken:
+    case ErrorCode.DocumentLimit:
+    case ErrorCode.UnmergeableUpdate:
       return 422;
     case ErrorCode.RateLimited:
       return 429;

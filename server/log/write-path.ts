@@ -9,7 +9,7 @@ import type { DocumentCache } from "../realtime/document-cache.ts";
 import type { Actor, Store } from "../store/store.ts";
 import { StoreError } from "../store/store-error.ts";
 import type { GroupCommitter } from "./group-committer.ts";
-import { validateUpdate } from "./update-validator.ts";
+import { type DocumentLimits, validateUpdate } from "./update-validator.ts";
 
 /** Where committed updates go: the cache and local subscribers (in sequence order), and other nodes. */
 export interface FanOut {
@@ -32,11 +32,10 @@ export interface SubmitOptions {
   /** Size limit for this update, when not the default (a client's catch-up after being offline). */
   maxBytes?: number;
   /**
-   * The server built this update from the conversation's own past content (a restore): its
-   * messages keep their original authors, so the authorship check does not apply. Never set for
-   * an update that came from a client.
+   * The server built this update from the conversation's own past content (a restore): entries
+   * (by JSON) it may re-add in their original authors' names. Never set for a client's update.
    */
-  restoresPastContent?: boolean;
+  reAddable?: ReadonlySet<string>;
 }
 
 /** Dependencies of the write path, wired by the composition root. */
@@ -47,6 +46,8 @@ export interface WritePathDeps {
   fanOut: FanOut;
   logger: Logger;
   maxUpdateBytes: number;
+  /** Bounds of every conversation document. */
+  documentLimits: DocumentLimits;
   compactAfterUpdates: number;
   /** Told the seq a compaction's snapshot entry took (ordered delivery steps over it). */
   onCompacted?: (conversation: string, seq: number) => void;
@@ -65,15 +66,37 @@ export class WritePath {
    * `update` must not be mutated afterwards (it is kept in the cache and published).
    */
   async submit(conversation: string, update: Uint8Array, actor: Actor, options: SubmitOptions = {}): Promise<number> {
-    const { empty } = validateUpdate(update, options.restoresPastContent ? null : actor, options.maxBytes ?? this.deps.maxUpdateBytes);
-    if (empty) {
-      await options.previousWrite;
-      return (await this.deps.cache.get(conversation)).headSeq;
+    const maxUpdateBytes = options.maxBytes ?? this.deps.maxUpdateBytes;
+    if (update.length > maxUpdateBytes) throw new ParleyError(ErrorCode.UpdateTooLarge, `update of ${update.length} bytes exceeds ${maxUpdateBytes}`);
+    let doc: Awaited<ReturnType<DocumentCache["withIndex"]>>["doc"];
+    let index: Awaited<ReturnType<DocumentCache["withIndex"]>>["index"];
+    try {
+      ({ doc, index } = await this.deps.cache.withIndex(conversation));
+    } catch (error) {
+      this.deps.logger.error({ err: error, conversation }, "document could not be loaded for validation");
+      throw new ParleyError(ErrorCode.StoreUnavailable, "the conversation could not be loaded; retry");
     }
+    const limits = this.deps.documentLimits;
+    // The size limit is checked against the merged state, not an unmerged tail of updates.
+    if (doc.bytes + update.length > limits.maxBytes) doc.state();
+    // From here to recording the result, nothing awaits: validations of one conversation run one
+    // after another against an index that already holds every update accepted before.
+    const verdict = validateUpdate(update, { index, author: actor, limits, maxUpdateBytes, documentBytes: doc.bytes, reAddable: options.reAddable });
+    if (verdict.empty) {
+      await options.previousWrite;
+      return doc.headSeq;
+    }
+    // Recorded before the commit, so the sender's next update may build on this one at once.
+    index.record(verdict.effects);
+    for (const client of verdict.claims) index.setOwner(client, { ...actor, restore: options.reAddable !== undefined });
+    const payload = verdict.update;
+    doc.recordedIn(payload, index);
     let seq: number;
     try {
-      ({ seq } = await this.deps.committer.append({ conversation, kind: "update", actor, payload: update }));
+      ({ seq } = await this.deps.committer.append({ conversation, kind: "update", actor, payload }));
     } catch (error) {
+      // The index holds what never committed: rebuild it (and the state) from the store.
+      this.deps.cache.evict(conversation);
       // A request the store refused for what it is (a destroyed conversation) fails for good;
       // anything else is the store's trouble, and the client retries after reconnecting.
       if (error instanceof StoreError && error.code === "invalid_request") {
@@ -83,7 +106,9 @@ export class WritePath {
       this.deps.logger.error({ err: error, conversation }, "commit failed");
       throw new ParleyError(ErrorCode.StoreUnavailable, "the update could not be stored; retry");
     }
-    this.deps.fanOut.committedUpdate(conversation, update, seq, options.origin, options.envelope);
+    // The envelope carries the bytes as sent; when validation trimmed them, it is re-encoded.
+    const envelope = payload === update ? options.envelope : undefined;
+    this.deps.fanOut.committedUpdate(conversation, payload, seq, options.origin, envelope);
     this.maybeCompact(conversation);
     return seq;
   }

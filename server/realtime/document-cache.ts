@@ -3,6 +3,9 @@
 // least recently used conversations are evicted first and reloaded from the store on demand.
 
 import * as Y from "yjs";
+import { clientOwnersFromLog, type LogOwners } from "../documents/client-owners.ts";
+import { DocumentIndex } from "../documents/document-index.ts";
+import { effectsOf, readUpdate } from "../documents/update-structs.ts";
 import type { Store } from "../store/store.ts";
 
 /** The cached state of one conversation. */
@@ -14,6 +17,14 @@ export class CachedDocument {
   private vector: Uint8Array | null = null;
   /** Values derived from the current state (e.g. encoded full-state frames), dropped on change. */
   private readonly derived = new Map<string, unknown>();
+  /** The document rules' index (null until a write needs it, or after it could not follow). */
+  index: DocumentIndex | null = null;
+  /** The index being built, or its owners being brought up to date. */
+  indexing: Promise<DocumentIndex> | null = null;
+  /** Client-id owners read from the log so far (the log position they reflect). */
+  owners: LogOwners | null = null;
+  /** Updates already recorded in an index by the write path's validation, and in which one. */
+  private readonly recorded = new WeakMap<Uint8Array, DocumentIndex>();
 
   constructor(
     readonly conversation: string,
@@ -33,6 +44,7 @@ export class CachedDocument {
 
   /** Adds a committed update. Duplicates are harmless: Yjs merging is idempotent. */
   add(update: Uint8Array, seq: number): void {
+    this.follow(update);
     this.pending.push(update);
     this.pendingBytes += update.length;
     this.vector = null;
@@ -41,6 +53,23 @@ export class CachedDocument {
     this.updatesSinceSnapshot++;
     // Bound the pending list so a room nobody joins does not grow an unmerged tail forever.
     if (this.pending.length >= 1000) this.state();
+  }
+
+  /** Marks `update` as recorded in `index` already (by validation, before its commit). */
+  recordedIn(update: Uint8Array, index: DocumentIndex): void {
+    this.recorded.set(update, index);
+  }
+
+  /** Keeps the index up to date with a committed update this node did not validate (another node's). */
+  private follow(update: Uint8Array): void {
+    const index = this.index;
+    if (!index || this.recorded.get(update) === index) return;
+    try {
+      index.record(effectsOf(readUpdate(update, index, { tolerant: true })));
+    } catch {
+      // Rebuilt from the merged state when next needed.
+      this.index = null;
+    }
   }
 
   /** The merged state as one update. */
@@ -107,6 +136,39 @@ export class DocumentCache {
     const entry = { promise: this.load(conversation), backlog: [] as [Uint8Array, number][] };
     this.loading.set(conversation, entry);
     return entry.promise;
+  }
+
+  /**
+   * The conversation's cached state with its document-rules index, built from the merged state
+   * and the log's client-id owners on first use.
+   */
+  async withIndex(conversation: string): Promise<{ doc: CachedDocument; index: DocumentIndex }> {
+    const doc = await this.get(conversation);
+    // Another node's commits reach the index through add() without their writers: those are
+    // read from the log's tail when a client id without an owner shows up.
+    if (doc.index && !(doc.owners && doc.headSeq > doc.owners.seq && doc.index.unownedClients().length > 0)) return { doc, index: doc.index };
+    doc.indexing ??= this.buildIndex(conversation, doc).finally(() => {
+      doc.indexing = null;
+    });
+    return { doc, index: await doc.indexing };
+  }
+
+  private async buildIndex(conversation: string, doc: CachedDocument): Promise<DocumentIndex> {
+    let read = await clientOwnersFromLog(this.store, conversation, doc.index ? (doc.owners ?? undefined) : undefined);
+    let index = doc.index;
+    if (!index) {
+      // Built from the state in one turn, so every later commit reaches the index through add().
+      index = new DocumentIndex();
+      index.record(effectsOf(readUpdate(doc.state(), index, { tolerant: true })));
+      doc.index = index;
+    }
+    for (let attempt = 0; ; attempt++) {
+      for (const [client, owner] of read.owners) index.setOwner(client, owner);
+      doc.owners = read;
+      // Commits that landed while the log was read: their owners are in the log's tail.
+      if (index.unownedClients().length === 0 || attempt === 2) return index;
+      read = await clientOwnersFromLog(this.store, conversation, read);
+    }
   }
 
   /** The cached state if present, without loading or touching it. */

@@ -11,6 +11,7 @@ import { CloseCode, decodeDocMessage, ErrorCode, isConversationId, type Role } f
 import type { TokenIdentity } from "../auth/tokens.ts";
 import type { Config } from "../config.ts";
 import { describeError } from "../errors.ts";
+import { REFUSED_UPDATE_CODES } from "../log/update-validator.ts";
 import type { Logger } from "../logger.ts";
 import type { ConnectionLimits } from "../limits/connection-limits.ts";
 import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";
@@ -59,7 +60,7 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
   const dropWrite = (session: ClientSession, error: unknown, conversation: string): void => {
     const { code, message } = describeError(error);
     logger.info({ session: session.id, conversation, code }, "y-websocket write refused");
-    if (code === ErrorCode.ReadOnly || code === ErrorCode.InvalidUpdate || code === ErrorCode.UpdateTooLarge) {
+    if (code === ErrorCode.ReadOnly || REFUSED_UPDATE_CODES.has(code)) {
       session.send(permissionDenied(message));
     } else {
       // Store trouble or shutdown: make the provider reconnect and resync, so nothing is lost.

@@ -4,7 +4,8 @@
 
 import * as Y from "yjs";
 import { z } from "zod";
-import { appendMessage, ErrorCode, readMessages } from "../../../protocol/index.ts";
+import { appendMessage, ErrorCode } from "../../../protocol/index.ts";
+import { attributedMessages } from "../../documents/attributed-messages.ts";
 import { auditActor } from "../../audit/org-recorder.ts";
 import type { ConversationRecord } from "../../directory/directory-types.ts";
 import { ParleyError } from "../../errors.ts";
@@ -229,10 +230,16 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
       response: { status: 200, description: "Messages and the sequence number they reflect." },
       async handler({ params, principal }) {
         await access.require(principal, params.id, "read");
-        const cached = await services.cache.get(params.id);
+        const { doc: cached, index } = await services.cache.withIndex(params.id);
+        const seq = cached.headSeq;
         const doc = new Y.Doc();
-        Y.applyUpdate(doc, cached.state());
-        return { status: 200, body: { items: readMessages(doc), seq: cached.headSeq } };
+        try {
+          Y.applyUpdate(doc, cached.state());
+          // Authors come from the log (who wrote each entry), never from the entries' own fields.
+          return { status: 200, body: { items: attributedMessages(doc, (client) => index.ownerOf(client)), seq } };
+        } finally {
+          doc.destroy();
+        }
       },
     }),
     route({
