@@ -79,7 +79,8 @@ describe("session lifecycle", () => {
   });
 
   it("disconnects a consumer that stops reading with 4508 instead of buffering without bound", async () => {
-    server = await startTestServer({ env: { PARLEY_MAX_BACKPRESSURE_BYTES: "65536", PARLEY_MAX_FRAMES_PER_SECOND: "100000" } });
+    // 24 million characters in one document: above the default item limit, which is not under test here.
+    server = await startTestServer({ env: { PARLEY_MAX_BACKPRESSURE_BYTES: "65536", PARLEY_MAX_FRAMES_PER_SECOND: "100000", PARLEY_MAX_DOC_ITEMS: "100000000" } });
     const token = await server.token({ user: "u", org: "o", conversations: { flood: "writer" } });
     const writer = await RawClient.authenticated(server.url, token);
     const reader = await RawClient.authenticated(server.url, token);
