@@ -34,5 +34,15 @@ export type {
   WebSocketMessageEventLike,
 } from "./websocket.ts";
 // Re-exported so apps need not import the protocol package for codes and the document schema.
-export type { ConversationMessage, EventActor, EventData, EventType, ParleyEvent, Role } from "../protocol/index.ts";
-export { appendMessage, CloseCode, ErrorCode, EVENT_TYPES, messagesOf, notesOf, readMessages } from "../protocol/index.ts";
+export type {
+  ConversationEntry,
+  ConversationMessage,
+  ConversationRetraction,
+  EventActor,
+  EventData,
+  EventType,
+  ParleyEvent,
+  ReadMessage,
+  Role,
+} from "../protocol/index.ts";
+export { appendMessage, appendRetraction, CloseCode, ErrorCode, EVENT_TYPES, messagesOf, notesOf, readMessages } from "../protocol/index.ts";

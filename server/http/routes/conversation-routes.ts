@@ -252,10 +252,13 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
       errors: [ErrorCode.NotFound],
       async handler({ params, principal }) {
         await access.require(principal, params.id, "read");
+        const { doc: cached, index } = await services.cache.withIndex(params.id);
         const doc = new Y.Doc();
-        Y.applyUpdate(doc, (await services.cache.get(params.id)).state());
+        Y.applyUpdate(doc, cached.state());
         const pairs = new Map<string, { user: string; org: string }>();
-        for (const m of readMessages(doc)) pairs.set(`${m.authorUser}\u0000${m.authorOrg}`, { user: m.authorUser, org: m.authorOrg });
+        // The writers of the entries (from the log), as GET …/messages reports them.
+        for (const m of attributedMessages(doc, (client) => index.ownerOf(client))) pairs.set(`${m.authorUser}\u0000${m.authorOrg}`, { user: m.authorUser, org: m.authorOrg });
+        doc.destroy();
         const orgNames = new Map<string, string>();
         const items = [];
         for (const { user, org } of pairs.values()) {
