@@ -2,9 +2,11 @@
 // an organisation needs the person's consent; nobody acts on an account through an organisation
 // it is not in; only owners manage owners; no refusal names another organisation.
 
+import * as OTPAuth from "otpauth";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "../protocol/index.ts";
 import { apiClient } from "./helpers/http-client.ts";
+import { RawClient } from "./helpers/raw-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { joinOrganisation, type SignedUp, signUp, TEST_PASSWORD } from "./helpers/sign-up.ts";
 import { type SmtpSink, startSmtpSink } from "./helpers/smtp-sink.ts";
@@ -134,5 +136,93 @@ describe("finding 7: only owners grant, change or remove the owner role", () => 
     // An owner may hand ownership on; then the former owner may step down.
     expect((await api("PATCH", `/v1/organisations/${owner.orgId}/members/${admin.userId}`, { token: owner.token, body: { role: "owner" } })).status).toBe(200);
     expect((await api("PATCH", `/v1/organisations/${owner.orgId}/members/${owner.userId}`, { token: owner.token, body: { role: "admin" } })).status).toBe(200);
+  });
+});
+
+describe("finding 8: an invitation link proves control of a mailbox, nothing more", () => {
+  let helpdesk: SignedUp;
+  let conversation: string;
+  beforeAll(async () => {
+    helpdesk = await signUp(api, "desk@helpdesk8.example", "Helpdesk 8");
+    const created = await api("POST", "/v1/conversations", { token: helpdesk.token, body: { title: "Pump 8" } });
+    conversation = created.body.id as string;
+  });
+
+  const invite = async (email: string): Promise<string> => {
+    const sent = await api("POST", `/v1/conversations/${conversation}/invitations`, { token: helpdesk.token, body: { email } });
+    expect(sent.status).toBe(201);
+    const mail = await sink.waitFor((m) => m.to.includes(email) && m.subject.includes("Pump 8"));
+    const match = /(http:\/\/\S+\/invite\/[A-Za-z0-9_-]+)/.exec(mail.text);
+    if (!match) throw new Error(`no link in: ${mail.text}`);
+    return new URL(match[1]).pathname;
+  };
+
+  it("for an account with a password and two-factor, opens the invited conversation and nothing of the account", async () => {
+    const owner = await signUp(api, "tara@totp-owner.example", "Tara Corp");
+    const enrol = await api("POST", "/v1/auth/2fa/enrol", { token: owner.token });
+    const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(enrol.body.secret as string) });
+    expect((await api("POST", "/v1/auth/2fa/verify", { token: owner.token, body: { code: totp.generate() } })).status).toBe(200);
+    const own = await api("POST", "/v1/conversations", { token: owner.token, body: { title: "Tara internal" } });
+    const ownConversation = own.body.id as string;
+
+    const link = await invite("tara@totp-owner.example");
+    const opened = await api("POST", link, { body: {} });
+    expect(opened.status).toBe(200);
+    expect(opened.body.scope).toBe("conversation");
+    const token = opened.body.accessToken as string;
+
+    // Nothing of the account's own organisation: no API keys, no members, no settings, no events.
+    const key = await api("POST", `/v1/organisations/${owner.orgId}/api-keys`, { token, body: { name: "stolen", scopes: ["conversations:write"] } });
+    expect([key.status, key.body.error?.code]).toEqual([403, ErrorCode.InsufficientRole]);
+    expect((await api("GET", `/v1/organisations/${owner.orgId}/members`, { token })).status).toBe(403);
+    expect((await api("PATCH", `/v1/organisations/${owner.orgId}`, { token, body: { name: "Owned" } })).status).toBe(403);
+    expect((await api("GET", "/v1/conversations", { token })).status).toBe(403);
+    expect((await api("GET", `/v1/conversations/${ownConversation}`, { token })).status).toBe(404);
+    expect((await api("POST", "/v1/auth/2fa/disable", { token, body: {} })).status).toBe(403);
+    const me = await api("GET", "/v1/me", { token });
+    expect(me.body).not.toHaveProperty("memberships");
+    const stream = await fetch(`${server.httpUrl}/v1/events/stream`, { headers: { authorization: `Bearer ${token}` } });
+    expect(stream.status).toBe(403);
+    await stream.body?.cancel();
+
+    // The invited conversation works, over HTTP and on the socket; the account's own does not.
+    expect((await api("POST", `/v1/conversations/${conversation}/messages`, { token, body: { text: "on my way" } })).status).toBe(201);
+    expect((await api("GET", `/v1/conversations/${conversation}/messages`, { token })).status).toBe(200);
+    const socket = await RawClient.authenticated(server.url, token);
+    socket.control({ type: "join", conversation });
+    await socket.waitForControl("joined");
+    socket.control({ type: "join", conversation: ownConversation });
+    expect(await socket.waitForControl("error", (m) => m.conversation === ownConversation)).toMatchObject({ code: ErrorCode.Forbidden });
+    socket.close();
+
+    // Refreshing keeps the scope.
+    const refreshed = await api("POST", "/v1/auth/refresh", { body: { refreshToken: opened.body.refreshToken } });
+    expect(refreshed.status).toBe(200);
+    const again = await api("POST", `/v1/organisations/${owner.orgId}/api-keys`, { token: refreshed.body.accessToken as string, body: { name: "x", scopes: ["conversations:read"] } });
+    expect(again.status).toBe(403);
+    // The account itself still needs its password and second factor.
+    expect((await login("tara@totp-owner.example")).body.error?.code).toBe(ErrorCode.TwoFactorRequired);
+  });
+
+  it("for an address with no account, creates one and signs it in as before", async () => {
+    const link = await invite("new.supplier@fresh8.example");
+    const opened = await api("POST", link, { body: {} });
+    expect([opened.status, opened.body.scope]).toEqual([200, "account"]);
+    const me = await api("GET", "/v1/me", { token: opened.body.accessToken as string });
+    expect((me.body.memberships as unknown[]).length).toBe(1);
+  });
+
+  it("replaying a used link does not flood the mailbox with device codes", async () => {
+    const link = await invite("flood@victim8.example");
+    expect((await api("POST", link, { body: {} })).status).toBe(200);
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) statuses.push((await api("POST", link, { body: {} })).status);
+    expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(3);
+    expect(statuses.at(-1)).toBe(429);
+    // A barrier: one more mail to the same address proves the sink has seen everything before it.
+    await api("POST", `/v1/organisations/${helpdesk.orgId}/members`, { token: helpdesk.token, body: { email: "flood@victim8.example" } });
+    await sink.waitFor((m) => m.to.includes("flood@victim8.example") && m.subject.includes("join"));
+    const codes = sink.messages.filter((m) => m.to.includes("flood@victim8.example") && m.subject.includes("sign-in code"));
+    expect(codes.length).toBeLessThanOrEqual(3);
   });
 });

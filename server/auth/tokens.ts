@@ -32,6 +32,11 @@ export interface TokenIdentity {
    * its access is the organisation's, limited by the key's scopes, checked on every join.
    */
   apiKey: { keyId: string; scopes: readonly string[] } | null;
+  /**
+   * Set on sessions opened by an invitation link for an account that has other credentials
+   * (`cscope` claim): the one conversation the session may reach, and nothing of the account.
+   */
+  conversationScope?: string | null;
 }
 
 /** What a token is minted for. */
@@ -85,9 +90,11 @@ function signToken(keys: ServerKeys, settings: TokenSettings, subject: string, c
 export async function issueAccessToken(
   keys: ServerKeys,
   settings: TokenSettings,
-  request: { user: string; org: string; sessionFamily: string; ttlSeconds: number },
+  request: { user: string; org: string; sessionFamily: string; ttlSeconds: number; conversationScope?: string | null },
 ): Promise<string> {
-  return signToken(keys, settings, request.user, { org: request.org, sid: request.sessionFamily }, request.ttlSeconds);
+  const claims: Record<string, unknown> = { org: request.org, sid: request.sessionFamily };
+  if (request.conversationScope) claims.cscope = request.conversationScope;
+  return signToken(keys, settings, request.user, claims, request.ttlSeconds);
 }
 
 /** Issues an operator support token: read-only on one conversation, tied to a recorded grant. */
@@ -115,7 +122,7 @@ export async function verifyToken(keys: ServerKeys, settings: TokenSettings, tok
     if (error instanceof joseErrors.JWTExpired) throw new ParleyError(ErrorCode.TokenExpired, "token has expired");
     throw new ParleyError(ErrorCode.InvalidToken, "token is invalid");
   }
-  const { sub, org, conv, exp, jti, sid, sup } = payload as {
+  const { sub, org, conv, exp, jti, sid, sup, cscope } = payload as {
     sub: string;
     org?: unknown;
     conv?: unknown;
@@ -123,6 +130,7 @@ export async function verifyToken(keys: ServerKeys, settings: TokenSettings, tok
     jti: string;
     sid?: unknown;
     sup?: unknown;
+    cscope?: unknown;
   };
   if (!isIdentityId(sub) || !isIdentityId(org)) {
     throw new ParleyError(ErrorCode.InvalidToken, "token has an invalid subject or organisation");
@@ -141,6 +149,7 @@ export async function verifyToken(keys: ServerKeys, settings: TokenSettings, tok
   }
   if (sid !== undefined && typeof sid !== "string") throw new ParleyError(ErrorCode.InvalidToken, "token has an invalid session");
   if (sup !== undefined && typeof sup !== "string") throw new ParleyError(ErrorCode.InvalidToken, "token has an invalid support grant");
+  if (cscope !== undefined && !isConversationId(cscope)) throw new ParleyError(ErrorCode.InvalidToken, "token has an invalid conversation scope");
   return {
     user: sub,
     org,
@@ -151,5 +160,6 @@ export async function verifyToken(keys: ServerKeys, settings: TokenSettings, tok
     scoped: conv !== undefined,
     supportGrant: sup ?? null,
     apiKey: null,
+    conversationScope: (cscope as string | undefined) ?? null,
   };
 }

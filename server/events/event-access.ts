@@ -14,7 +14,10 @@ import type { Principal } from "../http/principal.ts";
 export const EVENT_READ_SCOPES: readonly string[] = ["conversations:read", "conversations:write"];
 
 /** Someone following an organisation's events. */
-export type EventReader = { kind: "apiKey"; keyId: string; orgId: string } | { kind: "user"; userId: string; orgId: string };
+export type EventReader =
+  | { kind: "apiKey"; keyId: string; orgId: string }
+  /** `conversationScope`: a session from an invitation link, which follows no organisation's events. */
+  | { kind: "user"; userId: string; orgId: string; conversationScope?: string | null };
 
 /** The reader behind an HTTP principal. */
 export function readerOfPrincipal(principal: Principal): EventReader {
@@ -27,7 +30,7 @@ export function readerOfPrincipal(principal: Principal): EventReader {
 export function readerOfIdentity(identity: TokenIdentity): EventReader {
   return identity.apiKey
     ? { kind: "apiKey", keyId: identity.apiKey.keyId, orgId: identity.org }
-    : { kind: "user", userId: identity.user, orgId: identity.org };
+    : { kind: "user", userId: identity.user, orgId: identity.org, conversationScope: identity.conversationScope ?? null };
 }
 
 /** Throws unless a freshly resolved principal may read its organisation's events. */
@@ -57,7 +60,7 @@ export class EventAccess {
       }
       return;
     }
-    const role = await this.directory.getMembership(reader.orgId, reader.userId);
+    const role = reader.conversationScope ? null : await this.directory.getMembership(reader.orgId, reader.userId);
     if (role !== "admin" && role !== "owner") {
       throw new ParleyError(ErrorCode.InsufficientRole, "following events needs an API key or the admin or owner role");
     }

@@ -77,6 +77,7 @@ export function historyRoutes({ services, store }: HistoryDeps) {
       method: "get",
       path: "/v1/conversations/:id/history",
       auth: "principal",
+      openToConversationSessions: true,
       summary: "The conversation as it was at a past sequence number (`seq`) or moment (`at`), rebuilt from its log.",
       tags: ["history"],
       query: PointQuery,
@@ -106,6 +107,7 @@ export function historyRoutes({ services, store }: HistoryDeps) {
       method: "get",
       path: "/v1/conversations/:id/changes",
       auth: "principal",
+      openToConversationSessions: true,
       summary: "The conversation's change points (seq, time, author), oldest first, paged with `after`, for a timeline.",
       tags: ["history"],
       query: z.object({

@@ -22,6 +22,12 @@ export interface UserPrincipal {
   sessionFamily: string | null;
   /** The organisation requires two-factor and this person has not enrolled: only enrolment is open. */
   mustEnrolTwoFactor: boolean;
+  /**
+   * A session opened by an invitation link for an account with other credentials: it reaches
+   * this conversation only (the router refuses every route not open to such sessions, and acts
+   * with the `member` role whatever the account's role is).
+   */
+  conversationScope: string | null;
 }
 
 /** An organisation's API key (a partner system). */
@@ -92,7 +98,16 @@ export async function resolvePrincipal(authorization: string, ip: string, deps: 
     }
     const role = await deps.directory.getMembership(identity.org, identity.user);
     if (!role) throw new ParleyError(ErrorCode.InvalidToken, "the token's person is not (or no longer) a member of its organisation");
-    principal = { kind: "user", userId: identity.user, orgId: identity.org, role, sessionFamily: identity.sessionFamily, mustEnrolTwoFactor: false };
+    const conversationScope = identity.conversationScope ?? null;
+    principal = {
+      kind: "user",
+      userId: identity.user,
+      orgId: identity.org,
+      role: conversationScope ? "member" : role,
+      sessionFamily: identity.sessionFamily,
+      mustEnrolTwoFactor: false,
+      conversationScope,
+    };
   }
   const org = await deps.directory.getOrganisation(principal.orgId);
   if (principal.kind === "user" && org?.require2fa) {

@@ -70,6 +70,12 @@ export interface RouteDefinition<B = unknown, Q = unknown> {
   sensitive?: boolean;
   /** Open to people whose organisation requires two-factor before they enrolled (enrolment itself). */
   allowBeforeTwoFactor?: boolean;
+  /**
+   * Open to sessions opened by an invitation link that are scoped to one conversation: routes
+   * about one conversation (which must check it through AccessControl, which enforces the scope)
+   * and about the session itself. Everything else refuses them.
+   */
+  openToConversationSessions?: boolean;
   handler(context: RouteContext<B, Q>): Promise<RouteResult>;
 }
 

@@ -255,6 +255,12 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
         if (definition.auth === "user" && principal.kind !== "user") {
           throw new ParleyError(ErrorCode.InsufficientRole, "this action needs a signed-in person, not an API key");
         }
+        if (principal?.kind === "user" && principal.conversationScope && !definition.openToConversationSessions) {
+          throw new ParleyError(
+            ErrorCode.InsufficientRole,
+            "this session came from an invitation link and reaches only its conversation: sign in with your password (and second factor) for anything else",
+          );
+        }
         return definition.handler({ params, query: parsedQuery, body: parsedBody, principal, ip, requestId, headers, log });
       };
 

@@ -38,6 +38,10 @@ export class AccessControl {
         throw new ParleyError(ErrorCode.Forbidden, `this API key lacks the ${scope} scope`);
       }
     }
+    // A session from an invitation link reaches its one conversation; any other does not exist for it.
+    if (principal.kind === "user" && principal.conversationScope && principal.conversationScope !== conversationId) {
+      throw new ParleyError(ErrorCode.NotFound, "no such conversation");
+    }
     const role = await this.roleFor(accessorOf(principal), conversationId);
     const conversation = role ? await this.directory.getConversation(conversationId) : null;
     if (!role || !conversation) throw new ParleyError(ErrorCode.NotFound, "no such conversation");

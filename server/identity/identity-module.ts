@@ -142,6 +142,12 @@ export async function openIdentity(
     partnerEvents: deps.partnerEvents,
     orgAudit: deps.orgAudit,
     codeLimiter: services.codeLimiter,
+    // Three code mails per invitation and five per address in ten minutes: enough for a person
+    // with a few devices, too few to flood a mailbox by replaying a used link.
+    codeMailLimiters: {
+      perInvitation: new AttemptLimiter(deps.limiters, "code-mail-invitation", { maxAttempts: 3, windowMs: 10 * 60_000, lockoutMs: 10 * 60_000 }),
+      perAddress: new AttemptLimiter(deps.limiters, "code-mail-address", { maxAttempts: 5, windowMs: 10 * 60_000, lockoutMs: 10 * 60_000 }),
+    },
     secretsKey,
     publicUrl: config.identity.publicUrl,
     now,
@@ -226,6 +232,7 @@ export async function openIdentity(
       return grant?.conversationId === conversation ? "observer" : null;
     }
     if (identity.scoped) return identity.grants.get(conversation) ?? null;
+    if (identity.conversationScope && identity.conversationScope !== conversation) return null;
     if (identity.apiKey) {
       const { scopes } = identity.apiKey;
       if (!scopes.some((scope) => READ_SCOPES.includes(scope))) return null;

@@ -26,6 +26,11 @@ export const DEVICE_CODE_TTL_MS = 10 * 60 * 1000;
 export interface InvitationSignIn extends TokenPair {
   conversationId: string;
   userId: string;
+  /**
+   * `conversation`: the account has a password or second factor (or other organisations), so
+   * this session reaches the invited conversation only; `account`: a full sign-in.
+   */
+  scope: "account" | "conversation";
   /** Present on first use: keep it (cookie or storage) to come back without a code. */
   deviceToken?: string;
 }
@@ -45,6 +50,8 @@ export class InvitationService {
       /** Org audit chain of the inviting organisation. */
       orgAudit: OrgAuditRecorder;
       codeLimiter: AttemptLimiter;
+      /** Device-code mails sent (counted as "attempts"), per invitation and per invited address. */
+      codeMailLimiters: { perInvitation: AttemptLimiter; perAddress: AttemptLimiter };
       /** Keys the HMAC of the 6-digit codes, so a stolen table cannot be brute-forced offline. */
       secretsKey: Uint8Array;
       publicUrl: string;
@@ -150,14 +157,14 @@ export class InvitationService {
           target: invitation.id,
           details: { conversation: invitation.conversationId, user: user.id },
         });
-        return { ...(await this.signIn(user.id)), conversationId: invitation.conversationId, userId: user.id, deviceToken };
+        return { ...(await this.signIn(user.id, invitation.conversationId)), conversationId: invitation.conversationId, userId: user.id, deviceToken };
       }
       // Someone redeemed it at the same moment: treat this as a second device.
       return this.accept(token, proof);
     }
     const userId = invitation.userId;
     if (proof.deviceToken && invitation.deviceHash === secretHash(proof.deviceToken)) {
-      return { ...(await this.signIn(userId)), conversationId: invitation.conversationId, userId };
+      return { ...(await this.signIn(userId, invitation.conversationId)), conversationId: invitation.conversationId, userId };
     }
     if (proof.code) {
       const key = `invitation:${invitation.id}`;
@@ -166,7 +173,7 @@ export class InvitationService {
       if (!gate.allowed) throw new HttpError(ErrorCode.RateLimited, "too many wrong codes; wait", {}, gate.retryAfterMs / 1000);
       if (await directory.consumeInvitationCode(invitation.id, this.codeHash(invitation.id, proof.code), now)) {
         await this.deps.codeLimiter.succeed(key);
-        return { ...(await this.signIn(userId)), conversationId: invitation.conversationId, userId };
+        return { ...(await this.signIn(userId, invitation.conversationId)), conversationId: invitation.conversationId, userId };
       }
       await this.deps.codeLimiter.fail(key);
       throw new ParleyError(ErrorCode.InvalidTwoFactorCode, "the code is wrong, expired or already used");
@@ -175,7 +182,24 @@ export class InvitationService {
     throw new ParleyError(ErrorCode.DeviceCodeRequired, "this link was already used on another device: enter the code we just emailed");
   }
 
+  /**
+   * A code mail costs the link's holder nothing but fills the invited mailbox: a few per
+   * invitation and per address in a window, then 429 until it passes (the code sent is still good).
+   */
+  private async admitCodeMail(invitation: InvitationRecord): Promise<void> {
+    const keys = [
+      [this.deps.codeMailLimiters.perInvitation, `invitation:${invitation.id}`],
+      [this.deps.codeMailLimiters.perAddress, `address:${invitation.email.toLowerCase()}`],
+    ] as const;
+    for (const [limiter, key] of keys) {
+      const gate = await limiter.check(key);
+      if (!gate.allowed) throw new HttpError(ErrorCode.RateLimited, "a code was e-mailed a moment ago: use it, or wait before asking for another", {}, gate.retryAfterMs / 1000);
+    }
+    for (const [limiter, key] of keys) await limiter.fail(key);
+  }
+
   private async sendDeviceCode(invitation: InvitationRecord): Promise<void> {
+    await this.admitCodeMail(invitation);
     const code = String(randomInt(0, 1_000_000)).padStart(6, "0");
     await this.deps.directory.addInvitationCode(invitation.id, this.codeHash(invitation.id, code), this.deps.now() + DEVICE_CODE_TTL_MS);
     await this.deps.mailer.send({
@@ -196,9 +220,19 @@ export class InvitationService {
     return { id };
   }
 
-  private async signIn(userId: string): Promise<TokenPair> {
-    const [membership] = await this.deps.directory.listMemberships(userId);
-    if (!membership) throw new ParleyError(ErrorCode.InvalidCredentials, "this account has no organisation");
-    return this.deps.sessions.start(userId, membership.orgId);
+  /**
+   * The session a link gives: proof of the mailbox, nothing more. Where the mailbox is all the
+   * account has (no password, no second factor, no organisation but its own personal one: an
+   * account an invitation link created), that is a full sign-in as before. Any other account is
+   * reached only through its password and second factor: the link opens the invited
+   * conversation alone (a session scoped to it, which stays scoped when refreshed).
+   */
+  private async signIn(userId: string, conversationId: string): Promise<TokenPair & { scope: "account" | "conversation" }> {
+    const [user, memberships] = await Promise.all([this.deps.directory.getUser(userId), this.deps.directory.listMemberships(userId)]);
+    const [membership] = memberships;
+    if (!user || !membership) throw new ParleyError(ErrorCode.InvalidCredentials, "this account has no organisation");
+    const mailboxOnly = user.passwordHash === null && !user.totpEnabled && memberships.length === 1 && membership.role === "owner";
+    if (mailboxOnly) return { ...(await this.deps.sessions.start(userId, membership.orgId)), scope: "account" };
+    return { ...(await this.deps.sessions.start(userId, membership.orgId, { conversationScope: conversationId })), scope: "conversation" };
   }
 }

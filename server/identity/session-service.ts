@@ -39,16 +39,21 @@ export class SessionService {
     },
   ) {}
 
-  /** Starts a new session (a new refresh-token family) for a person in an organisation. */
-  async start(userId: string, orgId: string): Promise<TokenPair> {
+  /**
+   * Starts a new session (a new refresh-token family) for a person in an organisation.
+   * `conversationScope`: the session reaches that conversation only (an invitation link's
+   * session for an account with other credentials); refreshing keeps the scope.
+   */
+  async start(userId: string, orgId: string, options: { conversationScope?: string } = {}): Promise<TokenPair> {
     const family = randomUUID();
     const refreshToken = `rt_${randomBytes(32).toString("base64url")}`;
     const now = this.deps.now();
+    const conversationScope = options.conversationScope ?? null;
     await this.deps.directory.insertRefreshToken(
-      { tokenHash: secretHash(refreshToken), familyId: family, userId, orgId, expiresAt: now + this.deps.settings.refreshTtlSeconds * 1000 },
+      { tokenHash: secretHash(refreshToken), familyId: family, userId, orgId, expiresAt: now + this.deps.settings.refreshTtlSeconds * 1000, conversationScope },
       now,
     );
-    return this.pair(userId, orgId, family, refreshToken);
+    return this.pair(userId, orgId, family, refreshToken, conversationScope);
   }
 
   /** Rotates a refresh token; a reused one revokes its family and fails. */
@@ -69,7 +74,7 @@ export class SessionService {
     if (!(await this.deps.directory.getMembership(outcome.orgId, outcome.userId))) {
       throw new ParleyError(ErrorCode.InvalidRefreshToken, "no longer a member of this organisation");
     }
-    return this.pair(outcome.userId, outcome.orgId, outcome.familyId, next);
+    return this.pair(outcome.userId, outcome.orgId, outcome.familyId, next, outcome.conversationScope);
   }
 
   /** Ends one session; its sockets close. */
@@ -84,9 +89,9 @@ export class SessionService {
     this.deps.events.emit({ kind: "user-revoked", userId });
   }
 
-  private async pair(userId: string, orgId: string, family: string, refreshToken: string): Promise<TokenPair> {
+  private async pair(userId: string, orgId: string, family: string, refreshToken: string, conversationScope: string | null): Promise<TokenPair> {
     const ttl = this.deps.settings.accessTtlSeconds;
-    const accessToken = await issueAccessToken(this.deps.keys, this.deps.tokens, { user: userId, org: orgId, sessionFamily: family, ttlSeconds: ttl });
+    const accessToken = await issueAccessToken(this.deps.keys, this.deps.tokens, { user: userId, org: orgId, sessionFamily: family, ttlSeconds: ttl, conversationScope });
     return { accessToken, refreshToken, tokenType: "Bearer", expiresIn: ttl };
   }
 }

@@ -195,6 +195,7 @@ export function authRoutes(services: HttpServices) {
       method: "post",
       path: "/v1/auth/logout",
       auth: "user",
+      openToConversationSessions: true,
       allowBeforeTwoFactor: true,
       summary: "Sign out this session (or every session); its sockets close within a second.",
       tags: ["auth"],
@@ -212,6 +213,7 @@ export function authRoutes(services: HttpServices) {
       method: "get",
       path: "/v1/me",
       auth: "user",
+      openToConversationSessions: true,
       allowBeforeTwoFactor: true,
       summary: "The signed-in person, the organisation they act for, and their memberships.",
       tags: ["auth"],
@@ -220,6 +222,10 @@ export function authRoutes(services: HttpServices) {
         if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "people only");
         const user = await directory.getUser(principal.userId);
         if (!user) throw new ParleyError(ErrorCode.NotFound, "no such user");
+        if (principal.conversationScope) {
+          // A session from an invitation link shows nothing of the account beyond who it is.
+          return { status: 200, body: { user: { id: user.id, email: user.email, name: user.name }, conversationScope: principal.conversationScope } };
+        }
         return {
           status: 200,
           body: {
