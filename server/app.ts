@@ -18,6 +18,8 @@ import { wakeAcrossNodes } from "./events/event-wake.ts";
 import { type Events, openEvents } from "./events/events-module.ts";
 import { historyRoutes } from "./history/history-routes.ts";
 import { registerHealthRoutes } from "./http/health-routes.ts";
+import { listenForMetrics, registerMetricsRoute } from "./http/metrics-route.ts";
+import { ServerMetrics } from "./platform/metrics.ts";
 import type { RouteDefinition } from "./http/route.ts";
 import { registerRoutes } from "./http/router.ts";
 import { metaRoutes } from "./http/routes/meta-routes.ts";
@@ -51,6 +53,10 @@ import { openWebhooks, type WebhookOptions, type Webhooks } from "./webhooks/web
 export interface ParleyServer {
   /** The port actually listened on (useful with PORT=0). */
   readonly port: number;
+  /** The port of the separate metrics listener (PARLEY_METRICS_ADDRESS), or null. */
+  readonly metricsPort: number | null;
+  /** Prometheus metrics (GET /metrics). */
+  readonly metrics: ServerMetrics;
   readonly config: Config;
   readonly keys: ServerKeys;
   readonly store: Store;
@@ -103,13 +109,18 @@ export async function startServer(config: Config, logger: Logger, options: Start
   });
 
   const app = uws.App();
-  const committer = new GroupCommitter(store, { maxBatch: config.store.maxBatch, windowMs: config.store.commitWindowMs });
+  const metrics = new ServerMetrics();
+  const committer = new GroupCommitter(store, {
+    maxBatch: config.store.maxBatch,
+    windowMs: config.store.commitWindowMs,
+    observer: metrics.commitObserver,
+  });
   const cache = new DocumentCache(store, config.cacheBytes);
-  const bus = openBus(config.bus, logger);
+  const bus = openBus(config.bus, logger, (kind) => metrics.busErrors.inc({ kind }));
   const channels = new ChannelRegistry();
-  const broadcaster = new ClusterBroadcaster(app, bus, channels);
+  const broadcaster = new ClusterBroadcaster(app, bus, channels, metrics.traffic);
   // Every commit, this node's or another's, reaches the cache and local subscribers in order here.
-  const delivery = new RemoteDelivery({ bus, store, cache, broadcaster, logger, gapGraceMs: config.bus.gapGraceMs });
+  const delivery = new RemoteDelivery({ bus, store, cache, broadcaster, logger, gapGraceMs: config.bus.gapGraceMs, observer: metrics.deliveryObserver });
   // Partner events: opened before identity, which records through it.
   const partnerStorage = await openPartnerStorage({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
   const events = openEvents(config, { store: partnerStorage.events, cache, logger, now: options.now ?? Date.now });
@@ -185,6 +196,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       logger,
       now: options.now ?? Date.now,
       claims: partnerStorage.shared ? partnerStorage.claims : undefined,
+      onOutcome: (outcome) => metrics.webhookDeliveries.inc({ outcome }),
     },
     options.webhooks,
   );
@@ -230,6 +242,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     proxyTrust: config.http.proxyTrust,
     logger,
     connections,
+    traffic: metrics.traffic,
   };
   // Partner systems join conversations and follow events over the socket with their API key.
   registerParleyRoute(app, { ...routeDeps, events: eventStreams.sockets });
@@ -250,7 +263,25 @@ export async function startServer(config: Config, logger: Logger, options: Start
     logger,
     principals,
     requestLimits,
+    onResponse: (route, status, code) => {
+      if (route.path === "/v1/auth/login" && status >= 400) metrics.signInFailures.inc({ reason: code === undefined ? String(status) : String(code) });
+    },
   });
+  metrics.observe({
+    connections: () => {
+      let parley = 0;
+      let authenticated = 0;
+      for (const session of hub.sessions) {
+        if (session.dialect === "parley") parley++;
+        if (session.phase === "ready") authenticated++;
+      }
+      return { parley, yjs: hub.sessions.size - parley, authenticated };
+    },
+    openConversations: () => channels.size,
+    webhookBacklog: async () => webhooks.dispatcher.backlog(),
+  });
+  registerMetricsRoute(app, { metrics, token: config.metrics.token, logger });
+  const metricsListener = config.metrics.address ? await listenForMetrics(config.metrics.address, metrics, logger) : null;
   registerWebApp(app, { dir: config.http.webAppDir });
   registerHealthRoutes(app, { store, directory: identity.directory, bus, isShuttingDown: () => shuttingDown });
 
@@ -287,6 +318,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       await new Promise((resolve) => setTimeout(resolve, 50));
       (app as unknown as { close(): void }).close();
       await webhooks.close();
+      await metricsListener?.close();
       stopEventWake();
       await events.close(); // derives what is pending: needs the log store and the directory
       await partnerStorage.close();
@@ -300,5 +332,5 @@ export async function startServer(config: Config, logger: Logger, options: Start
     })();
     return closing;
   };
-  return { port, config, keys, store, bus, hub, identity, audit, events, lifecycle, webhooks, close };
+  return { port, metricsPort: metricsListener?.port ?? null, metrics, config, keys, store, bus, hub, identity, audit, events, lifecycle, webhooks, close };
 }

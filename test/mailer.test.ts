@@ -74,12 +74,14 @@ describe("OutboxMailer", () => {
     expect(eml.replace(/\r\n/g, "")).not.toMatch(/\n/);
   });
 
-  it("logs one line with recipient and subject, never the body with its sign-in link", async () => {
+  it("logs one line naming the file, never the recipient's address, the subject or the body with its sign-in link", async () => {
     const { logger, lines } = captureLog();
     await new OutboxMailer(path.join(dir, "outbox"), logger).send(INVITATION);
     expect(lines).toHaveLength(1);
     const entry = JSON.parse(lines[0]) as Record<string, unknown>;
-    expect(entry).toMatchObject({ to: INVITATION.to, subject: INVITATION.subject, msg: "mail written to outbox" });
+    expect(entry).toMatchObject({ file: expect.stringMatching(/\.eml$/), msg: "mail written to outbox" });
+    expect(lines[0]).not.toContain(INVITATION.to);
+    expect(lines[0]).not.toContain(INVITATION.subject);
     expect(lines[0]).not.toContain("invitations/");
     expect(lines[0]).not.toContain("14 days");
   });

@@ -17,6 +17,8 @@ export interface RedisBusOptions {
   channelPrefix: string;
   sharded: boolean;
   logger: Logger;
+  /** Told of connection losses, failed publishes and undecodable messages (metrics). */
+  onError?: (kind: "connection-lost" | "publish-failed" | "message-dropped") => void;
 }
 
 /** Updates coalesced into one message stay below this size (Redis handles far more; keep frames modest). */
@@ -63,7 +65,9 @@ export class RedisBus implements Bus {
       // Without an "error" listener ioredis stays quiet; log the state changes instead of every retry.
       connection.on("error", () => {});
       connection.on("close", () => {
-        if (!this.closed) options.logger.warn({ bus: "redis", connection: role }, "bus connection lost; reconnecting");
+        if (this.closed) return;
+        options.onError?.("connection-lost");
+        options.logger.warn({ bus: "redis", connection: role }, "bus connection lost; reconnecting");
       });
       connection.on("ready", () => options.logger.info({ bus: "redis", connection: role }, "bus connected"));
     }
@@ -191,7 +195,10 @@ export class RedisBus implements Bus {
   private sendBatch(conversation: string, batch: OutgoingBatch): void {
     const lastSeq = batch.fromSeq + batch.updates.length - 1;
     const message: BusMessage = { kind: "updates", conversation, origin: this.nodeId, fromSeq: batch.fromSeq, updates: batch.updates };
-    this.send(conversation, message).catch(() => this.markUnsent(conversation, lastSeq));
+    this.send(conversation, message).catch(() => {
+      this.options.onError?.("publish-failed");
+      this.markUnsent(conversation, lastSeq);
+    });
   }
 
   private send(conversation: string, message: BusMessage): Promise<unknown> {
@@ -234,6 +241,7 @@ export class RedisBus implements Bus {
     try {
       message = decodeBusMessage(payload);
     } catch (error) {
+      this.options.onError?.("message-dropped");
       this.options.logger.warn({ err: error, bus: "redis" }, "bus message dropped");
       return;
     }

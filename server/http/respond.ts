@@ -14,13 +14,24 @@ export const SECURITY_HEADERS: readonly [string, string][] = [
   ["Cache-Control", "no-store"],
 ];
 
+/**
+ * JSON for HTTP bodies: bytes (hashes, HMACs) become lowercase hex, never `{"0":100,…}` (what
+ * JSON.stringify makes of a Uint8Array) or `{"type":"Buffer",…}`.
+ */
+export function toJson(body: unknown): string {
+  return JSON.stringify(body, function bytesAsHex(this: Record<string, unknown>, key: string, value: unknown) {
+    const raw = this[key];
+    return raw instanceof Uint8Array ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("hex") : value;
+  });
+}
+
 /** Sends a JSON response (corked: one syscall). */
 export function sendJson(res: UWS.HttpResponse, status: string, body: unknown): void {
   res.cork(() => {
     res.writeStatus(status);
     for (const [name, value] of SECURITY_HEADERS) res.writeHeader(name, value);
     res.writeHeader("Content-Type", "application/json; charset=utf-8");
-    res.end(JSON.stringify(body));
+    res.end(toJson(body));
   });
 }
 

@@ -15,8 +15,8 @@ import { decodeUrlComponent, parseQueryString } from "../platform/url-decoding.t
 import type { RequestLimits } from "../limits/request-limits.ts";
 import type { UWS } from "../uws.ts";
 import { WorkerCallError } from "../worker/worker-service.ts";
-import { type PrincipalDeps, resolvePrincipal } from "./principal.ts";
-import { SECURITY_HEADERS } from "./respond.ts";
+import { actorId, type Principal, type PrincipalDeps, resolvePrincipal } from "./principal.ts";
+import { SECURITY_HEADERS, toJson } from "./respond.ts";
 import type { RequestHeaders, RouteDefinition, RouteResult } from "./route.ts";
 import { CSRF_HEADER } from "./session-cookies.ts";
 
@@ -28,6 +28,8 @@ export interface RouterOptions {
   proxyTrust: ProxyTrust;
   logger: Logger;
   principals: PrincipalDeps;
+  /** Told every response's route, status and error code (metrics). */
+  onResponse?: (route: RouteDefinition, status: number, code: number | undefined) => void;
   /** Request rate limits per address, account, API key and organisation; none when absent. */
   requestLimits?: RequestLimits;
 }
@@ -224,6 +226,7 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
       body.catch(() => undefined);
       const log = logger.child({ requestId });
 
+      let caller: Principal | undefined;
       const run = async (): Promise<RouteResult> => {
         if (!originOk(origin)) throw new ParleyError(ErrorCode.OriginNotAllowed, originRefusal(origin));
         await options.requestLimits?.admitAddress(ip);
@@ -248,6 +251,7 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
         }
         const parsedQuery = definition.query ? definition.query.parse(parseQuery(query)) : {};
         const principal = definition.auth === "public" ? (undefined as never) : await resolvePrincipal(authorization, ip, options.principals);
+        caller = principal;
         if (principal) await options.requestLimits?.admitCaller(principal);
         if (principal?.kind === "user" && principal.mustEnrolTwoFactor && !definition.allowBeforeTwoFactor) {
           throw new ParleyError(ErrorCode.TwoFactorEnrolmentRequired, "your organisation requires two-factor: enrol at /v1/auth/2fa/enrol first");
@@ -288,13 +292,25 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
               res.end();
             } else {
               res.writeHeader("Content-Type", "application/json; charset=utf-8");
-              res.end(JSON.stringify(result.body));
+              res.end(toJson(result.body));
             }
           });
+          const code = (result.body as { error?: { code?: unknown } } | undefined)?.error?.code;
+          const errorCode = typeof code === "number" ? code : undefined;
           log.info(
-            { method: definition.method.toUpperCase(), route: definition.path, status: result.status, ms: Math.round(performance.now() - started), ip },
+            {
+              method: definition.method.toUpperCase(),
+              route: definition.path,
+              status: result.status,
+              code: errorCode,
+              ms: Math.round(performance.now() - started),
+              ip,
+              user: caller ? actorId(caller) : undefined,
+              org: caller?.orgId,
+            },
             "http",
           );
+          options.onResponse?.(definition, result.status, errorCode);
         });
     });
   }

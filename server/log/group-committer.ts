@@ -5,6 +5,7 @@
 // fails alone: a batch the store refused as a whole is retried in halves until the culprit is
 // isolated, so nobody else's update is refused because it shared a transaction with it.
 
+import type { CommitObserver } from "../platform/metrics.ts";
 import type { AppendRequest, CommittedAppend, Store } from "../store/store.ts";
 import { StoreError } from "../store/store-error.ts";
 
@@ -23,6 +24,8 @@ export interface GroupCommitterOptions {
   maxBatch: number;
   /** Extra wait before committing, to gather more appends (0: commit on the next tick). */
   windowMs: number;
+  /** Told every transaction's size and duration (metrics). */
+  observer?: CommitObserver;
 }
 
 interface Pending {
@@ -94,9 +97,12 @@ export class GroupCommitter {
   /** Commits a batch; when the store refuses it for its content, commits the halves on their own. */
   private async commit(batch: Pending[]): Promise<void> {
     let results: CommittedAppend[];
+    const started = performance.now();
     try {
       results = await this.store.appendBatch(batch.map((p) => p.request));
+      this.options.observer?.committed(batch.length, (performance.now() - started) / 1000);
     } catch (error) {
+      this.options.observer?.failed(batch.length);
       if (batch.length === 1 || !mayBeOneRequest(error)) {
         for (const pending of batch) pending.reject(error);
         return;

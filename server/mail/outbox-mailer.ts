@@ -62,6 +62,7 @@ export class OutboxMailer implements Mailer {
     } finally {
       await handle.close();
     }
-    this.logger.info({ to: message.to, subject: message.subject, file: name }, "mail written to outbox");
+    // Only the file: the recipient's address and the subject (names, titles) are personal data.
+    this.logger.info({ file: name }, "mail written to outbox");
   }
 }

@@ -5,6 +5,7 @@
 import type { DocMessage } from "../../protocol/index.ts";
 import { encodeDocFrame, encodeDocMessage } from "../../protocol/index.ts";
 import type { FanOut } from "../log/write-path.ts";
+import type { SocketTraffic } from "../platform/metrics.ts";
 import type { UWS } from "../uws.ts";
 import type { ChannelRegistry } from "./conversation-channel.ts";
 
@@ -37,6 +38,8 @@ export class Broadcaster implements FanOut {
   constructor(
     private readonly app: UWS.TemplatedApp,
     private readonly channels?: ChannelRegistry,
+    /** Counts frames sent, once per subscriber (metrics). */
+    private readonly traffic?: SocketTraffic,
   ) {}
 
   committedUpdate(conversation: string, update: Uint8Array, _seq: number, origin?: unknown, envelope?: Uint8Array): void {
@@ -46,11 +49,15 @@ export class Broadcaster implements FanOut {
   /** Publishes a message to both dialects' subscribers, skipping `origin`. */
   publish(conversation: string, message: DocMessage, origin?: BroadcastOrigin, envelope?: Uint8Array): void {
     const parleyTopic = topicOf("parley", conversation);
-    if (this.app.numSubscribers(parleyTopic) > 0) {
+    const parleySubscribers = this.app.numSubscribers(parleyTopic);
+    if (parleySubscribers > 0) {
+      this.traffic?.sent("parley", origin?.dialect === "parley" && origin.socket ? parleySubscribers - 1 : parleySubscribers);
       this.send(parleyTopic, envelope ?? encodeDocFrame(conversation, message), origin?.dialect === "parley" ? origin : undefined);
     }
     const yjsTopic = topicOf("yjs", conversation);
-    if (this.app.numSubscribers(yjsTopic) > 0) {
+    const yjsSubscribers = this.app.numSubscribers(yjsTopic);
+    if (yjsSubscribers > 0) {
+      this.traffic?.sent("yjs", origin?.dialect === "yjs" && origin.socket ? yjsSubscribers - 1 : yjsSubscribers);
       this.send(yjsTopic, encodeDocMessage(message), origin?.dialect === "yjs" ? origin : undefined);
     }
     this.checkBuffersSoon(conversation);

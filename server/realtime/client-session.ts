@@ -15,6 +15,7 @@ import {
   type ServerControlMessage,
 } from "../../protocol/index.ts";
 import type { TokenIdentity } from "../auth/tokens.ts";
+import type { SocketTraffic } from "../platform/metrics.ts";
 import type { UWS } from "../uws.ts";
 import type { BroadcastOrigin, Dialect } from "./broadcaster.ts";
 
@@ -66,6 +67,8 @@ export class ClientSession implements BroadcastOrigin {
     private readonly framesPerSecond: number,
     /** Send buffer this connection may fill before it is closed as a slow consumer. */
     private readonly maxBufferedBytes: number = Number.POSITIVE_INFINITY,
+    /** Counts frames sent (metrics). */
+    private readonly traffic?: SocketTraffic,
   ) {
     this.tokens = framesPerSecond * 2;
   }
@@ -86,6 +89,7 @@ export class ClientSession implements BroadcastOrigin {
   send(bytes: Uint8Array): void {
     if (!this.socket) return;
     this.socket.send(bytes, true);
+    this.traffic?.sent(this.dialect, 1);
     this.closeIfSlow();
   }
 

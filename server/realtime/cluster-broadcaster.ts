@@ -4,6 +4,7 @@
 
 import type { DocMessage } from "../../protocol/index.ts";
 import type { Bus } from "../bus/bus.ts";
+import type { SocketTraffic } from "../platform/metrics.ts";
 import type { UWS } from "../uws.ts";
 import { type BroadcastOrigin, Broadcaster } from "./broadcaster.ts";
 import type { ChannelRegistry } from "./conversation-channel.ts";
@@ -14,8 +15,9 @@ export class ClusterBroadcaster extends Broadcaster {
     app: UWS.TemplatedApp,
     private readonly bus: Bus,
     channels?: ChannelRegistry,
+    traffic?: SocketTraffic,
   ) {
-    super(app, channels);
+    super(app, channels, traffic);
   }
 
   override publish(conversation: string, message: DocMessage, origin?: BroadcastOrigin, envelope?: Uint8Array): void {

@@ -20,6 +20,7 @@ import type { Logger } from "../logger.ts";
 import type { ConnectionLimits } from "../limits/connection-limits.ts";
 import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";
 import { originAllowed, originRefusal } from "../platform/origin-policy.ts";
+import type { SocketTraffic } from "../platform/metrics.ts";
 import type { UWS } from "../uws.ts";
 import { ClientSession, hardBackpressureLimit, type SocketData } from "./client-session.ts";
 import { giveSlot, refuseWhenFull, takeSlot } from "./connection-slots.ts";
@@ -37,6 +38,8 @@ export interface ParleyRouteDeps {
   logger: Logger;
   /** Per-address cap on open sockets; none when absent. */
   connections?: ConnectionLimits;
+  /** Counts frames in and out (metrics). */
+  traffic?: SocketTraffic;
   /** Event subscriptions (`subscribe-events`); without it such frames are refused. */
   events?: SocketEventStreams;
 }
@@ -243,7 +246,7 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
         return;
       }
       if (refuseWhenFull(res, deps.connections, remote)) return;
-      const data: SocketData = { session: new ClientSession("parley", remote, limits.maxFramesPerSecond, limits.maxBackpressureBytes) };
+      const data: SocketData = { session: new ClientSession("parley", remote, limits.maxFramesPerSecond, limits.maxBackpressureBytes, deps.traffic) };
       res.upgrade(
         data,
         req.getHeader("sec-websocket-key"),
@@ -262,6 +265,7 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
     message: (ws, message, isBinary) => {
       const { session } = ws.getUserData();
       if (!session.socket) return;
+      deps.traffic?.received("parley");
       const bytes = new Uint8Array(message);
       if (!isBinary) {
         session.sendError(ErrorCode.MalformedFrame, "text frames are not part of the protocol", { request: "frame" });

@@ -5,6 +5,7 @@
 
 import type { Bus, BusHandler, BusMessage } from "../bus/bus.ts";
 import type { Logger } from "../logger.ts";
+import type { DeliveryObserver } from "../platform/metrics.ts";
 import type { FanOut } from "../log/write-path.ts";
 import type { Store } from "../store/store.ts";
 import type { ClusterBroadcaster } from "./cluster-broadcaster.ts";
@@ -22,6 +23,8 @@ export interface RemoteDeliveryDeps {
   logger: Logger;
   /** How long a sequence gap may wait for a late bus message before the store is read. */
   gapGraceMs: number;
+  /** Told of delivery lag and of updates recovered from the store (metrics). */
+  observer?: DeliveryObserver;
 }
 
 /** The node's fan-out: bus publish plus ordered local delivery of its own and other nodes' commits. */
@@ -38,6 +41,7 @@ export class RemoteDelivery implements FanOut, BusHandler, ChannelObserver {
       gapGraceMs: deps.bus.shared ? deps.gapGraceMs : 0, // alone, a gap is a snapshot's seq: nothing to wait for
       retryMs: 1000,
       logger: deps.logger,
+      observer: deps.observer,
     });
     deps.bus.setHandler(this);
   }

@@ -3,6 +3,7 @@
 // the bus may have missed something, is filled from the store before anything newer goes out.
 
 import type { Logger } from "../logger.ts";
+import type { DeliveryObserver } from "../platform/metrics.ts";
 
 /** How a local commit arrived, kept so its fan-out can skip the sender and reuse its frame. */
 export interface LocalOrigin {
@@ -23,6 +24,8 @@ export interface SequencedDeliveryDeps {
   deliver(conversation: string, seq: number, update: Uint8Array, local: LocalOrigin | undefined): void;
   /** How long a gap may wait for the missing message on the bus before the store is read (0: read at once). */
   gapGraceMs: number;
+  /** Told of delivery lag and of updates recovered from the store (metrics). */
+  observer?: DeliveryObserver;
   /** Wait before retrying a failed store read. */
   retryMs: number;
   logger: Logger;
@@ -32,6 +35,8 @@ interface Item {
   /** Null for a snapshot entry's seq: stepped over, nothing delivered. */
   update: Uint8Array | null;
   local: LocalOrigin | undefined;
+  /** When it was offered, if it had to wait behind a gap (performance.now()). */
+  offeredAt?: number;
 }
 
 /** One tracked conversation. */
@@ -111,7 +116,7 @@ export class SequencedDelivery {
       return true;
     }
     if (stream.pending.size >= MAX_PENDING) stream.pending.clear();
-    stream.pending.set(seq, { update, local });
+    stream.pending.set(seq, { update, local, offeredAt: performance.now() });
     stream.known = Math.max(stream.known, seq);
     this.drain(stream);
     return true;
@@ -230,6 +235,7 @@ export class SequencedDelivery {
       if (row.seq <= stream.last) continue;
       const buffered = stream.pending.get(row.seq);
       stream.pending.delete(row.seq);
+      if (!buffered) this.deps.observer?.recovered(1);
       // A buffered local commit keeps its origin (skipped by the fan-out) and its encoded frame.
       this.deliverOne(stream, row.seq, buffered?.update ? buffered : { update: row.payload, local: undefined });
     }
@@ -246,6 +252,7 @@ export class SequencedDelivery {
   private deliverOne(stream: Stream, seq: number, item: Item): void {
     stream.last = seq;
     if (!item.update) return;
+    this.deps.observer?.delivered(item.offeredAt === undefined ? 0 : performance.now() - item.offeredAt);
     try {
       this.deps.deliver(stream.conversation, seq, item.update, item.local);
     } catch (error) {

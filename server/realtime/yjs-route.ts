@@ -17,6 +17,7 @@ import type { ConnectionLimits } from "../limits/connection-limits.ts";
 import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";
 import { originAllowed, originRefusal } from "../platform/origin-policy.ts";
 import { decodeUrlComponent, parseQueryString } from "../platform/url-decoding.ts";
+import type { SocketTraffic } from "../platform/metrics.ts";
 import type { UWS } from "../uws.ts";
 import { ClientSession, hardBackpressureLimit, type SocketData } from "./client-session.ts";
 import { giveSlot, refuseWhenFull, takeSlot } from "./connection-slots.ts";
@@ -36,6 +37,8 @@ export interface YjsRouteDeps {
   logger: Logger;
   /** Per-address cap on open sockets; none when absent. */
   connections?: ConnectionLimits;
+  /** Counts frames in and out (metrics). */
+  traffic?: SocketTraffic;
 }
 
 interface YjsSocketData extends SocketData {
@@ -98,7 +101,7 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
       const extensions = req.getHeader("sec-websocket-extensions");
       const remote = clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), forwardedForOf(req), deps.proxyTrust);
       if (refuseWhenFull(res, deps.connections, remote)) return;
-      const session = new ClientSession("yjs", remote, limits.maxFramesPerSecond, limits.maxBackpressureBytes);
+      const session = new ClientSession("yjs", remote, limits.maxFramesPerSecond, limits.maxBackpressureBytes, deps.traffic);
       const accept = (conversation: string, refusal: YjsSocketData["refusal"]) => {
         if (aborted) return;
         res.cork(() => res.upgrade<YjsSocketData>({ session, conversation, refusal }, key, protocol, extensions, context));
@@ -162,6 +165,7 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
     message: (ws, message) => {
       const { session, conversation } = ws.getUserData();
       if (!session.socket) return;
+      deps.traffic?.received("yjs");
       if (!session.takeFrameBudget(Date.now())) {
         session.close(CloseCode.RateLimited, "rate limited");
         return;

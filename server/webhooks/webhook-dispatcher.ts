@@ -49,6 +49,8 @@ export interface WebhookDispatcherDeps {
   claims?: DeliveryClaims;
   /** With several nodes: how often to re-read the enabled endpoints (changes made through other nodes). */
   refreshMs?: number;
+  /** Told each attempt's outcome (metrics): delivered, failed (will retry), parked, and disabled endpoints. */
+  onOutcome?: (outcome: "delivered" | "failed" | "parked" | "disabled") => void;
 }
 
 /** The item at an endpoint's head: the next event, or a dead letter being replayed. */
@@ -65,6 +67,10 @@ interface HeadItem {
 class EndpointDelivery {
   private state: DeliveryState;
   private secret: string;
+  /** Events read ahead and not yet delivered (at most READ_AHEAD). */
+  get waiting(): number {
+    return this.buffer.length;
+  }
   private readonly claims: DeliveryClaims;
   private buffer: StoredEvent[] = [];
   private replaysPending = true;
@@ -293,6 +299,8 @@ class EndpointDelivery {
       this.deps.logger.error({ err: error, endpoint: this.endpoint.id }, "webhook: could not record a delivery attempt");
     }
     this.state = outcome.state;
+    this.deps.onOutcome?.(result.ok ? "delivered" : outcome.park ? "parked" : "failed");
+    if (outcome.disable) this.deps.onOutcome?.("disabled");
     if (item.deadLetter === null && (result.ok || outcome.park)) this.buffer.shift();
     if (item.deadLetter !== null && (result.ok || outcome.park)) this.replaysPending = true;
     if (outcome.park) {
@@ -318,6 +326,13 @@ export class WebhookDispatcher {
   private closed = false;
 
   constructor(private readonly deps: WebhookDispatcherDeps) {}
+
+  /** Events waiting in this node's delivery loops (read ahead: at most 50 per endpoint). */
+  backlog(): number {
+    let waiting = 0;
+    for (const delivery of this.deliveries.values()) waiting += delivery.waiting;
+    return waiting;
+  }
 
   /** Starts the loops of every enabled endpoint. */
   async start(): Promise<void> {

@@ -9,7 +9,7 @@ import type { Logger } from "../logger.ts";
 import type { DeliveryClaims } from "./delivery-claims.ts";
 import { SafeHttpTransport, type WebhookTransport } from "./outbound-http.ts";
 import { type Clock, systemClock } from "./retry-schedule.ts";
-import { WebhookDispatcher } from "./webhook-dispatcher.ts";
+import { WebhookDispatcher, type WebhookDispatcherDeps } from "./webhook-dispatcher.ts";
 import { webhookRoutes } from "./webhook-routes.ts";
 import type { WebhookStore } from "./webhook-store.ts";
 
@@ -43,6 +43,8 @@ export async function openWebhooks(
     now: () => number;
     /** Several nodes: who delivers which endpoint. Absent: this node delivers them all. */
     claims?: DeliveryClaims;
+    /** Told each delivery attempt's outcome (metrics). */
+    onOutcome?: WebhookDispatcherDeps["onOutcome"];
   },
   options: WebhookOptions = {},
 ): Promise<Webhooks> {
@@ -68,6 +70,7 @@ export async function openWebhooks(
     logger,
     claims: deps.claims,
     refreshMs: deps.claims ? SHARED_REFRESH_MS : undefined,
+    onOutcome: deps.onOutcome,
   });
   await dispatcher.start();
   const routes = webhookRoutes({ store, events: deps.events, dispatcher, secretsKey: deps.secretsKey, urlPolicy, now: deps.now });

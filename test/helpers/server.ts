@@ -52,9 +52,18 @@ export function freePort(): Promise<number> {
 }
 
 /** Starts a server; `env` overrides settings as environment variables would. */
-export async function startTestServer(options: { env?: Record<string, string>; dataDir?: string; now?: () => number } = {}): Promise<TestServer> {
+export async function startTestServer(
+  options: {
+    env?: Record<string, string>;
+    dataDir?: string;
+    now?: () => number;
+    /** Receives every log line at info level and above (tests that read the logs). */
+    logLines?: (line: string) => void;
+  } = {},
+): Promise<TestServer> {
   const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), "parley-test-")));
-  const logger = createLogger(process.env.PARLEY_TEST_LOG ?? "silent");
+  const capture = options.logLines;
+  const logger = capture ? createLogger("info", { write: (line: string) => capture(line) }) : createLogger(process.env.PARLEY_TEST_LOG ?? "silent");
   const configFor = (port: number) => loadConfig({ HOST: "127.0.0.1", PORT: String(port), PARLEY_DATA_DIR: dataDir, ...options.env });
   // An explicit port, not 0: uSockets sets SO_REUSEADDR only on explicit ports, and restart()
   // must bind the same port again while the old connections sit in TIME_WAIT.

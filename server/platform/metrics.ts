@@ -1,0 +1,148 @@
+// The server's Prometheus metrics (prom-client), in one registry per server instance so several
+// servers in one process (tests) do not mix. Modules get small hooks (a counter to increment, a
+// function to call), never this whole object; gauges of state that already exists (connections,
+// open conversations, webhook backlog) are read at scrape time instead of being kept in step.
+
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+/** Hooks the socket routes call for every frame. */
+export interface SocketTraffic {
+  received(dialect: string): void;
+  sent(dialect: string, frames: number): void;
+}
+
+/** Hooks the group committer calls for every transaction. */
+export interface CommitObserver {
+  committed(batchSize: number, seconds: number): void;
+  failed(batchSize: number): void;
+}
+
+/** Hooks the ordered delivery calls. */
+export interface DeliveryObserver {
+  /** An update reached local subscribers `lagMs` after it was offered (0 unless it waited for a gap). */
+  delivered(lagMs: number): void;
+  /** A gap was filled from the store with this many updates. */
+  recovered(updates: number): void;
+}
+
+/** What the scrape reads from the running server. */
+export interface MetricsSources {
+  connections(): { parley: number; yjs: number; authenticated: number };
+  openConversations(): number;
+  webhookBacklog?(): Promise<number>;
+}
+
+/** Every metric the server exposes. */
+export class ServerMetrics {
+  readonly registry = new Registry();
+  private sources: MetricsSources | null = null;
+
+  readonly framesIn = new Counter({ name: "parley_frames_received_total", help: "WebSocket frames received", labelNames: ["dialect"], registers: [this.registry] });
+  readonly framesOut = new Counter({
+    name: "parley_frames_sent_total",
+    help: "WebSocket frames sent (a broadcast counts once per subscriber)",
+    labelNames: ["dialect"],
+    registers: [this.registry],
+  });
+  readonly commits = new Counter({ name: "parley_commits_total", help: "Group-commit transactions", labelNames: ["outcome"], registers: [this.registry] });
+  readonly committedUpdates = new Counter({ name: "parley_committed_updates_total", help: "Updates made durable", registers: [this.registry] });
+  readonly commitSeconds = new Histogram({
+    name: "parley_commit_duration_seconds",
+    help: "Time one group-commit transaction took",
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly batchSize = new Histogram({
+    name: "parley_group_commit_batch_size",
+    help: "Updates carried by one group-commit transaction",
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+    registers: [this.registry],
+  });
+  readonly fanOutLag = new Histogram({
+    name: "parley_fanout_lag_seconds",
+    help: "Time a committed update waited (behind a sequence gap) before it reached local subscribers",
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+    registers: [this.registry],
+  });
+  readonly busGapsRecovered = new Counter({ name: "parley_bus_gap_updates_recovered_total", help: "Updates missing from the bus and read from the store", registers: [this.registry] });
+  readonly storeErrors = new Counter({ name: "parley_store_errors_total", help: "Store operations that failed", labelNames: ["operation"], registers: [this.registry] });
+  readonly busErrors = new Counter({ name: "parley_bus_errors_total", help: "Bus connection losses and dropped bus messages", labelNames: ["kind"], registers: [this.registry] });
+  readonly webhookDeliveries = new Counter({ name: "parley_webhook_deliveries_total", help: "Webhook delivery attempts by outcome", labelNames: ["outcome"], registers: [this.registry] });
+  readonly signInFailures = new Counter({ name: "parley_sign_in_failures_total", help: "Refused sign-ins by reason", labelNames: ["reason"], registers: [this.registry] });
+  readonly socketAuthFailures = new Counter({ name: "parley_socket_auth_failures_total", help: "Socket authentications refused", labelNames: ["dialect"], registers: [this.registry] });
+
+  constructor() {
+    const sources = () => this.sources;
+    new Gauge({
+      name: "parley_connections",
+      help: "Open WebSocket connections",
+      labelNames: ["dialect"],
+      registers: [this.registry],
+      collect() {
+        const counts = sources()?.connections();
+        this.set({ dialect: "parley" }, counts?.parley ?? 0);
+        this.set({ dialect: "yjs" }, counts?.yjs ?? 0);
+      },
+    });
+    new Gauge({
+      name: "parley_authenticated_sessions",
+      help: "Open connections that completed authentication",
+      registers: [this.registry],
+      collect() {
+        this.set(sources()?.connections().authenticated ?? 0);
+      },
+    });
+    new Gauge({
+      name: "parley_open_conversations",
+      help: "Conversations with at least one local member",
+      registers: [this.registry],
+      collect() {
+        this.set(sources()?.openConversations() ?? 0);
+      },
+    });
+    new Gauge({
+      name: "parley_webhook_backlog",
+      help: "Webhook deliveries waiting (due or scheduled for retry)",
+      registers: [this.registry],
+      async collect() {
+        const backlog = sources()?.webhookBacklog;
+        this.set(backlog ? await backlog().catch(() => Number.NaN) : 0);
+      },
+    });
+    // Event-loop lag (nodejs_eventloop_lag_*), heap, GC, handles, CPU: prom-client's defaults.
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 20 });
+  }
+
+  /** Wires the scrape-time readings (once the parts they read exist). */
+  observe(sources: MetricsSources): void {
+    this.sources = sources;
+  }
+
+  readonly traffic: SocketTraffic = {
+    received: (dialect) => this.framesIn.inc({ dialect }),
+    sent: (dialect, frames) => this.framesOut.inc({ dialect }, frames),
+  };
+
+  readonly commitObserver: CommitObserver = {
+    committed: (batchSize, seconds) => {
+      this.commits.inc({ outcome: "committed" });
+      this.committedUpdates.inc(batchSize);
+      this.batchSize.observe(batchSize);
+      this.commitSeconds.observe(seconds);
+    },
+    failed: () => {
+      this.commits.inc({ outcome: "failed" });
+      this.storeErrors.inc({ operation: "commit" });
+    },
+  };
+
+  readonly deliveryObserver: DeliveryObserver = {
+    delivered: (lagMs) => this.fanOutLag.observe(lagMs / 1000),
+    recovered: (updates) => this.busGapsRecovered.inc(updates),
+  };
+
+  /** The Prometheus text exposition. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
