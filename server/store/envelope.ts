@@ -6,7 +6,7 @@
 // (crypto-shredding) makes every copy of the records, backups included, unreadable.
 // Pure crypto and an in-memory cache; where wrapped keys live is keyring.ts.
 
-import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes, randomFillSync } from "node:crypto";
 import { statSync } from "node:fs";
 import path from "node:path";
 import { MASTER_KEY_FILE, type MasterKey, type MasterKeyring, readKeyring } from "../auth/master-key.ts";
@@ -28,26 +28,40 @@ const KIND_BYTE: Record<EntryKind, number> = { update: 1, snapshot: 2 };
  * conversation id (length-prefixed so no two tuples encode alike).
  */
 function recordAad(conversation: string, kind: EntryKind, seq: number): Buffer {
-  const id = Buffer.from(conversation, "utf8");
-  const head = Buffer.alloc(16 + 1 + 1 + 8 + 4);
-  head.write("parley/record/v1", 0, "latin1");
-  head.writeUInt8(FORMAT, 16);
-  head.writeUInt8(KIND_BYTE[kind], 17);
-  head.writeBigUInt64BE(BigInt(seq), 18);
-  head.writeUInt32BE(id.byteLength, 26);
-  return Buffer.concat([head, id]);
+  // One allocation, the id written in place (this runs once per record on the commit path).
+  const idBytes = Buffer.byteLength(conversation, "utf8");
+  const aad = Buffer.allocUnsafe(AAD_HEAD_BYTES + idBytes);
+  aad.write("parley/record/v1", 0, "latin1");
+  aad[16] = FORMAT;
+  aad[17] = KIND_BYTE[kind];
+  aad.writeUInt32BE(Math.floor(seq / 2 ** 32), 18);
+  aad.writeUInt32BE(seq >>> 0, 22);
+  aad.writeUInt32BE(idBytes, 26);
+  aad.write(conversation, AAD_HEAD_BYTES, "utf8");
+  return aad;
 }
+
+/** Label (16), format (1), kind (1), seq (8), id length (4). */
+const AAD_HEAD_BYTES = 16 + 1 + 1 + 8 + 4;
 
 function wrapAad(conversation: string): Buffer {
   return Buffer.concat([Buffer.from("parley/data-key/v1", "latin1"), Buffer.of(FORMAT), Buffer.from(conversation, "utf8")]);
 }
 
-function seal(key: KeyObject | Uint8Array, plaintext: Uint8Array, aad: Buffer): Uint8Array {
-  const nonce = randomBytes(NONCE_BYTES);
+/** `nonce`: NONCE_BYTES fresh random bytes (a batch draws all of its nonces with one random fill). */
+function seal(key: KeyObject | Uint8Array, plaintext: Uint8Array, aad: Buffer, nonce: Uint8Array = randomBytes(NONCE_BYTES)): Uint8Array {
   const cipher = createCipheriv("aes-256-gcm", key, nonce, { authTagLength: TAG_BYTES });
   cipher.setAAD(aad);
-  const out = Buffer.concat([Buffer.of(FORMAT), nonce, cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
-  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  // Written into one buffer of the final size: version ‖ nonce ‖ ciphertext ‖ tag.
+  const out = new Uint8Array(HEADER_BYTES + plaintext.byteLength + TAG_BYTES);
+  out[0] = FORMAT;
+  out.set(nonce, 1);
+  const body = cipher.update(plaintext);
+  out.set(body, HEADER_BYTES);
+  const rest = cipher.final();
+  if (rest.byteLength > 0) out.set(rest, HEADER_BYTES + body.byteLength);
+  out.set(cipher.getAuthTag(), HEADER_BYTES + plaintext.byteLength);
+  return out;
 }
 
 /** Null when the sealed bytes do not authenticate (tampered, moved, wrong key). */
@@ -203,13 +217,20 @@ export class DataKeyring {
   }
 }
 
-/** Replaces each planned update payload with its ciphertext (the HMAC was taken over the plaintext). */
+/**
+ * Replaces each planned update payload with its ciphertext (the HMAC was taken over the
+ * plaintext). The batch's nonces come from one random fill (a call per record cost more than the
+ * cipher itself); each record still gets its own 96 random bits.
+ */
 export function sealUpdates(entries: { conversation: string; seq: number; payload: Uint8Array | null }[], keys: ReadonlyMap<string, KeyObject>): void {
-  for (const entry of entries) {
+  const nonces = randomFillSync(Buffer.allocUnsafe(entries.length * NONCE_BYTES));
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i];
     if (!entry.payload) continue;
     const key = keys.get(entry.conversation);
     if (!key) throw new StoreError("internal", `no data key for conversation ${JSON.stringify(entry.conversation)}`);
-    entry.payload = sealRecord(key, entry.conversation, "update", entry.seq, entry.payload);
+    const nonce = nonces.subarray(i * NONCE_BYTES, (i + 1) * NONCE_BYTES);
+    entry.payload = seal(key, entry.payload, recordAad(entry.conversation, "update", entry.seq), nonce);
   }
 }
 
