@@ -25,6 +25,7 @@ import { registerRoutes } from "./http/router.ts";
 import { metaRoutes } from "./http/routes/meta-routes.ts";
 import { registerWebApp } from "./http/web-app-files.ts";
 import { type Identity, openIdentity } from "./identity/identity-module.ts";
+import type { AccessChange } from "./identity/access-events.ts";
 import { type Lifecycle, openLifecycle } from "./lifecycle/lifecycle-module.ts";
 import { GroupCommitter } from "./log/group-committer.ts";
 import { WritePath } from "./log/write-path.ts";
@@ -123,7 +124,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   const delivery = new RemoteDelivery({ bus, store, cache, broadcaster, logger, gapGraceMs: config.bus.gapGraceMs, observer: metrics.deliveryObserver });
   // Partner events: opened before identity, which records through it.
   const partnerStorage = await openPartnerStorage({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
-  const events = openEvents(config, { store: partnerStorage.events, cache, logger, now: options.now ?? Date.now });
+  const events = openEvents(config, { store: partnerStorage.events, log: store, cache, logger, now: options.now ?? Date.now });
   // Several nodes append to one event store: followers here must hear of other nodes' appends.
   const stopEventWake = partnerStorage.shared
     ? wakeAcrossNodes({ notifier: events.notifier, bus, store: partnerStorage.events, pollMs: EVENT_POLL_MS, logger })
@@ -216,11 +217,19 @@ export async function startServer(config: Config, logger: Logger, options: Start
   const isMember = async (orgId: string, userId: string) => (await identity.services.directory.getMembership(orgId, userId)) !== null;
   const enforcer = new AccessEnforcer(hub, identity.resolveRole, isMember, logger);
   // Access changes act on this node's sockets at once and travel to the other nodes' too.
+  // Partner events go to whoever takes part: the deriver's cached audience goes with any change.
+  const forgetAudience = (change: AccessChange) => {
+    if (change.kind === "conversation-access-changed") events.recorder.forgetAudience(change.conversationId);
+  };
   identity.events.on((change) => {
     enforcer.apply(change);
+    forgetAudience(change);
     bus.publishAccess(change);
   });
-  bus.onAccess((change) => enforcer.apply(change));
+  bus.onAccess((change) => {
+    enforcer.apply(change);
+    forgetAudience(change);
+  });
   // Safety nets for changes that emit no event here: support grants revoked by the CLI and API
   // keys revoked (checked every 2 s; they are few) and changes lost between nodes (every socket, every 30 s).
   let revalidations = 0;

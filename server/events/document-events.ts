@@ -1,8 +1,11 @@
 // Events hidden in conversation documents: a new entry in the `messages` array, a change to the
-// notes. After a commit (never on the write path itself) a conversation is marked dirty and, a
-// short debounce later, its merged state is materialised from the cache and compared with what
-// was already reported. Message events are keyed (conversation, message id) in the event store,
-// so a restart, a repeated derivation or a second node never reports a message twice.
+// notes. After a commit (never on the write path itself), a short debounce later, the
+// conversation's merged state is materialised from the cache and compared with what was already
+// reported. Commits cost no write of their own here: the log's sequence numbers say what exists,
+// and a per-conversation watermark (derived up to seq N, written in batches) says what was
+// derived, so a restart re-derives every conversation whose log head is past its watermark.
+// Message events are keyed (conversation, message id) in the event store, so a restart, a
+// repeated derivation or a second node never reports a message twice.
 
 import { createHash } from "node:crypto";
 import * as Y from "yjs";
@@ -11,6 +14,7 @@ import { attributedMessages } from "../documents/attributed-messages.ts";
 import type { FanOut } from "../log/write-path.ts";
 import type { Logger } from "../logger.ts";
 import type { DocumentCache } from "../realtime/document-cache.ts";
+import type { Store } from "../store/store.ts";
 import type { EventRecorder } from "./event-recorder.ts";
 import type { EventStore } from "./event-store.ts";
 
@@ -20,6 +24,12 @@ export const NOTES_TEXT_CAP = 20_000;
 const REMEMBERED_CONVERSATIONS = 1000;
 /** Wait before retrying a derivation that failed (store or directory unavailable). */
 const RETRY_MS = 1000;
+/**
+ * Watermarks are written together at most this often: one bookkeeping write a second, not one
+ * per derivation. Losing the latest ones (a crash) only means those conversations are derived
+ * again after the restart, which reports nothing twice.
+ */
+const WATERMARK_FLUSH_MS = 1000;
 
 /** Settings of {@link DocumentEvents}. */
 export interface DocumentEventsOptions {
@@ -51,43 +61,45 @@ const EMPTY_NOTES_HASH = hashText("");
 /** Derives message and notes events from committed document state. */
 export class DocumentEvents {
   private readonly tracked = new Map<string, Tracked>();
-  /** Dirty marks not yet written (written together, off the commit's continuation). */
-  private readonly marks = new Map<string, number>();
-  private marking = false;
+  /** Watermarks not yet written (derived up to seq), flushed together. */
+  private readonly watermarks = new Map<string, number>();
+  private watermarkTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
   constructor(
     private readonly deps: {
       cache: Pick<DocumentCache, "get" | "peek" | "withIndex">;
       store: EventStore;
+      /** The log: its chain heads say which conversations have commits past their watermark. */
+      log: Pick<Store, "listChainHeads">;
       recorder: EventRecorder;
       logger: Logger;
       options: DocumentEventsOptions;
     },
   ) {}
 
-  /** Derives what an earlier run left undone (commits marked dirty, then the process stopped). */
+  /**
+   * Derives what an earlier run left undone: every conversation whose log head is past its
+   * watermark (and any dirty mark an older version of Parley left).
+   */
   async start(): Promise<void> {
-    const dirty = await this.deps.store.listDirty();
-    for (const { conversation } of dirty) this.schedule(conversation, 0);
-    if (dirty.length > 0) this.deps.logger.info({ conversations: dirty.length }, "deriving events left from the previous run");
+    const [heads, derived, dirty] = await Promise.all([this.deps.log.listChainHeads(0), this.deps.store.listDerived(), this.deps.store.listDirty()]);
+    const watermark = new Map(derived.map((d) => [d.conversation, d.seq]));
+    const behind = new Set(heads.filter((head) => head.seq > (watermark.get(head.conversation) ?? 0)).map((head) => head.conversation));
+    for (const { conversation } of dirty) behind.add(conversation);
+    for (const conversation of behind) this.schedule(conversation, 0);
+    if (behind.size > 0) this.deps.logger.info({ conversations: behind.size }, "deriving events left from the previous run");
   }
 
-  /** A commit of this node: derive the conversation's events soon. Cheap; never throws. */
-  committed(conversation: string, seq: number): void {
+  /** A commit of this node: derive the conversation's events soon. Cheap (no I/O); never throws. */
+  committed(conversation: string, _seq: number): void {
     if (this.closed) return;
-    this.marks.set(conversation, Math.max(this.marks.get(conversation) ?? 0, seq));
-    if (!this.marking) {
-      this.marking = true;
-      setImmediate(() => void this.writeMarks());
-    }
     this.schedule(conversation, this.deps.options.debounceMs);
   }
 
   /** Derives everything pending now (shutdown), notes included, and stops taking commits. */
   async flush(): Promise<void> {
     this.closed = true;
-    await this.writeMarks();
     for (const [conversation, entry] of this.tracked) {
       if (entry.timer) {
         clearTimeout(entry.timer);
@@ -97,6 +109,7 @@ export class DocumentEvents {
     }
     await Promise.all([...this.tracked.values()].map((entry) => entry.running));
     await Promise.all([...this.tracked.entries()].map(([conversation, entry]) => this.reportNotes(conversation, entry)));
+    await this.writeWatermarks();
   }
 
   private entry(conversation: string): Tracked {
@@ -123,16 +136,26 @@ export class DocumentEvents {
     entry.timer.unref();
   }
 
-  private async writeMarks(): Promise<void> {
-    this.marking = false;
-    if (this.marks.size === 0) return;
-    const entries = [...this.marks];
-    this.marks.clear();
+  /** The conversation's events are derived up to `seq`: its watermark moves there with the next flush. */
+  private markDerived(conversation: string, seq: number): void {
+    this.watermarks.set(conversation, Math.max(this.watermarks.get(conversation) ?? 0, seq));
+    if (this.watermarkTimer || this.closed) return;
+    this.watermarkTimer = setTimeout(() => void this.writeWatermarks(), WATERMARK_FLUSH_MS);
+    this.watermarkTimer.unref();
+  }
+
+  private async writeWatermarks(): Promise<void> {
+    if (this.watermarkTimer) clearTimeout(this.watermarkTimer);
+    this.watermarkTimer = null;
+    if (this.watermarks.size === 0) return;
+    // Sorted: two nodes moving the same watermarks lock their rows in one order.
+    const entries = [...this.watermarks].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+    this.watermarks.clear();
     try {
-      await this.deps.store.markDirty(entries);
+      for (const [conversation, seq] of entries) await this.deps.store.markDerived(conversation, seq);
     } catch (error) {
-      // Only crash recovery needs the marks; the derivation itself is already scheduled.
-      this.deps.logger.warn({ err: error }, "could not mark conversations for event derivation");
+      // Only a restart needs the watermarks; one not written means a harmless second derivation.
+      this.deps.logger.warn({ err: error }, "could not record event derivation watermarks");
     }
   }
 
@@ -156,7 +179,7 @@ export class DocumentEvents {
     const orgs = await this.deps.recorder.takingPart(conversation);
     if (orgs.length === 0) {
       const cachedSeq = this.deps.cache.peek(conversation)?.headSeq;
-      if (cachedSeq !== undefined) await this.deps.store.markDerived(conversation, cachedSeq);
+      if (cachedSeq !== undefined) this.markDerived(conversation, cachedSeq);
       return;
     }
     const { doc: cached, index } = await this.deps.cache.withIndex(conversation);
@@ -184,7 +207,7 @@ export class DocumentEvents {
       for (const m of fresh) subjects.add(`message:${m.id}`);
       this.noticeNotes(conversation, entry, notesOf(doc).toString(), seq);
       // With a notes change still waiting, the conversation stays dirty until it is reported.
-      if (!entry.notes) await this.deps.store.markDerived(conversation, seq);
+      if (!entry.notes) this.markDerived(conversation, seq);
     } finally {
       doc.destroy();
     }
@@ -224,7 +247,7 @@ export class DocumentEvents {
         },
       ]);
       entry.notesHash = notes.hash;
-      if (!entry.notes) await this.deps.store.markDerived(conversation, notes.seq);
+      if (!entry.notes) this.markDerived(conversation, notes.seq);
     } catch (error) {
       this.deps.logger.warn({ err: error, conversation }, "notes event not recorded; retrying");
       if (entry.notes || this.closed) return;

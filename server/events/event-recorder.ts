@@ -12,6 +12,14 @@ import type { EventStore, NewEvent } from "./event-store.ts";
 
 /** Append requests written in one transaction at most. */
 const MAX_GROUP = 256;
+/**
+ * How long the deriver's view of who takes part in a conversation is kept. Access changes drop
+ * it at once (this node's, and other nodes' through the bus); the expiry is the safety net for a
+ * change that reached this node by no event. Derivation asks on every commit burst, so without
+ * it each burst cost two directory look-ups.
+ */
+const AUDIENCE_TTL_MS = 5000;
+const AUDIENCE_CACHE_LIMIT = 10_000;
 
 /** Who receives an event about a conversation. */
 export type Audience =
@@ -56,6 +64,8 @@ export class EventRecorder {
   private directory: AudienceDirectory | null = null;
   private readonly queue: { events: NewEvent[]; resolve: () => void; reject: (error: unknown) => void }[] = [];
   private writing = false;
+  /** takingPart answers by conversation, with when they were looked up. */
+  private readonly audiences = new Map<string, { orgs: Promise<string[]>; at: number }>();
 
   constructor(private readonly deps: EventRecorderDeps) {}
 
@@ -83,9 +93,27 @@ export class EventRecorder {
     }
   }
 
-  /** The organisations taking part in a conversation now (none: not a directory conversation). */
-  takingPart(conversation: string): Promise<string[]> {
-    return this.audience(conversation, "taking-part");
+  /**
+   * The organisations taking part in a conversation now (none: not a directory conversation),
+   * looked up once per conversation and kept until its access changes (see AUDIENCE_TTL_MS).
+   */
+  async takingPart(conversation: string): Promise<string[]> {
+    const now = this.deps.now();
+    const cached = this.audiences.get(conversation);
+    if (cached && now - cached.at < AUDIENCE_TTL_MS) return [...(await cached.orgs)];
+    const orgs = this.audience(conversation, "taking-part");
+    if (this.audiences.size >= AUDIENCE_CACHE_LIMIT) this.audiences.clear();
+    const entry = { orgs, at: now };
+    this.audiences.set(conversation, entry);
+    orgs.catch(() => {
+      if (this.audiences.get(conversation) === entry) this.audiences.delete(conversation);
+    });
+    return [...(await orgs)];
+  }
+
+  /** Who may access the conversation changed (here or on another node): look its audience up again. */
+  forgetAudience(conversation: string): void {
+    this.audiences.delete(conversation);
   }
 
   /**

@@ -73,8 +73,10 @@ export interface EventStore {
   markDirty(entries: readonly [conversation: string, seq: number][]): Promise<void>;
   /** Events of the conversation are derived up to `seq`: its dirty mark is cleared if not newer. */
   markDerived(conversation: string, seq: number): Promise<void>;
-  /** Conversations with commits not derived yet (after a crash). */
+  /** Conversations with commits not derived yet (dirty marks; older versions wrote them per commit). */
   listDirty(): Promise<{ conversation: string; seq: number }[]>;
+  /** Every conversation's derivation watermark: its events are derived up to `seq`. */
+  listDerived(): Promise<{ conversation: string; seq: number }[]>;
   derivationState(conversation: string): Promise<DerivationState>;
   close(): Promise<void>;
 }
@@ -90,6 +92,7 @@ export function eventStoreOver(api: Omit<EventStore, "close">, close: () => Prom
     markDirty: (entries) => api.markDirty(entries),
     markDerived: (conversation, seq) => api.markDerived(conversation, seq),
     listDirty: () => api.listDirty(),
+    listDerived: () => api.listDerived(),
     derivationState: (conversation) => api.derivationState(conversation),
     close,
   };

@@ -12,6 +12,7 @@ import type { RouteDefinition } from "../http/route.ts";
 import type { Logger } from "../logger.ts";
 import type { DocumentCache } from "../realtime/document-cache.ts";
 import type { UWS } from "../uws.ts";
+import type { Store } from "../store/store.ts";
 import { DocumentEvents } from "./document-events.ts";
 import { EventAccess } from "./event-access.ts";
 import { EventNotifier } from "./event-notifier.ts";
@@ -63,7 +64,7 @@ export interface Events {
 /** Builds the recorder and deriver over `store`. */
 export function openEvents(
   config: Config,
-  deps: { store: EventStore; cache: Pick<DocumentCache, "get" | "peek" | "withIndex">; logger: Logger; now: () => number },
+  deps: { store: EventStore; log: Pick<Store, "listChainHeads">; cache: Pick<DocumentCache, "get" | "peek" | "withIndex">; logger: Logger; now: () => number },
 ): Events {
   const settings = config.events;
   const logger = deps.logger.child({ component: "events" });
@@ -73,6 +74,7 @@ export function openEvents(
   const documents = new DocumentEvents({
     cache: deps.cache,
     store,
+    log: deps.log,
     recorder,
     logger,
     options: { debounceMs: settings.debounceMs, notesQuietMs: settings.notesQuietMs, notesMaxWaitMs: Math.max(30_000, settings.notesQuietMs) },

@@ -21,7 +21,7 @@ import { greatest } from "./partner-sql.ts";
 type Row = Record<string, unknown>;
 
 /** Every operation of the store (what a worker serves). */
-export const EVENT_STORE_OPERATIONS = ["append", "read", "head", "prune", "forgetConversation", "markDirty", "markDerived", "listDirty", "derivationState"] as const;
+export const EVENT_STORE_OPERATIONS = ["append", "read", "head", "prune", "forgetConversation", "markDirty", "markDerived", "listDirty", "listDerived", "derivationState"] as const;
 
 /**
  * A transaction for bookkeeping that may skip the flush to disk (see markDirty): the backend
@@ -67,6 +67,7 @@ export class SqlEventStore implements Omit<EventStore, "close"> {
         derived_seq = ${greatest(d)}(derivation.derived_seq, excluded.derived_seq),
         dirty_seq = CASE WHEN derivation.dirty_seq <= excluded.derived_seq THEN NULL ELSE derivation.dirty_seq END`,
       listDirty: "SELECT conversation_id, dirty_seq FROM derivation WHERE dirty_seq IS NOT NULL",
+      listDerived: "SELECT conversation_id, derived_seq FROM derivation WHERE derived_seq > 0",
       subjects: "SELECT subject FROM once_subjects WHERE conversation_id = ?",
       notesHash: "SELECT notes_hash FROM derivation WHERE conversation_id = ?",
     };
@@ -185,6 +186,11 @@ export class SqlEventStore implements Omit<EventStore, "close"> {
   async listDirty(): Promise<{ conversation: string; seq: number }[]> {
     const rows = await this.db.all(this.sql.listDirty);
     return rows.map((r) => ({ conversation: r.conversation_id as string, seq: Number(r.dirty_seq) }));
+  }
+
+  async listDerived(): Promise<{ conversation: string; seq: number }[]> {
+    const rows = await this.db.all(this.sql.listDerived);
+    return rows.map((r) => ({ conversation: r.conversation_id as string, seq: Number(r.derived_seq) }));
   }
 
   async derivationState(conversation: string): Promise<DerivationState> {
