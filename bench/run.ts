@@ -2,6 +2,7 @@
 // against every server, results to bench/results/latest.{json,md}, the table printed at the end.
 // Options: --servers a,b  --scenarios x,y  --out DIR  --smoke (toy sizes, for tests)
 // --priority (the benchmark at nice -5, ahead of other work on a shared machine).
+// --steps 10,20 (step mode's chatty rates per writer; "none": no step mode) --no-http.
 
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -33,12 +34,22 @@ async function main(): Promise<void> {
       scenarios: { type: "string" },
       out: { type: "string" },
       priority: { type: "boolean", default: false },
+      steps: { type: "string" },
+      "no-http": { type: "boolean", default: false },
     },
     strict: true,
   });
   const servers = pick<ServerName>(values.servers, SERVER_NAMES, "server");
   const scenarios = pick<ScenarioName>(values.scenarios, SCENARIO_NAMES, "scenario");
   const config = values.smoke ? smokeConfig() : suiteConfig(values.full ? "full" : "quick");
+  if (values.steps !== undefined) {
+    config.stepRates = values.steps === "none" ? [] : values.steps.split(",").map((rate) => {
+      const value = Number(rate);
+      if (!(value > 0)) throw new Error(`--steps: not a rate: ${rate}`);
+      return value;
+    });
+  }
+  if (values["no-http"]) config.httpSeconds = 0;
   // On a machine busy with other work, run the benchmark ahead of it (needs root).
   if (values.priority) {
     config.niceness = PRIORITY_NICENESS;

@@ -31,8 +31,8 @@ export interface ClientSession {
 
 /** A server's protocol, as the load generator uses it. */
 export interface ProtocolClient {
-  /** The WebSocket URL a client of `room` connects to. */
-  url(port: number, room: string): string;
+  /** The WebSocket URL a client of `room` connects to (Parley's carries the room's token). */
+  url(port: number, room: string, auth?: ClientAuth): string;
   /** A fresh per-connection session that joins `room`. */
   session(room: string, auth: ClientAuth): ClientSession;
   /** Wraps a Yjs update in this protocol's update frame (called before the clock starts). */

@@ -25,7 +25,7 @@ export class BenchClient {
 
   constructor(protocol: ProtocolClient, port: number, room: string, auth: ClientAuth, timeoutMs = 30_000) {
     const session = protocol.session(room, auth);
-    this.ws = new WebSocket(protocol.url(port, room), { perMessageDeflate: false, maxPayload: 512 * 1024 * 1024 });
+    this.ws = new WebSocket(protocol.url(port, room, auth), { perMessageDeflate: false, maxPayload: 512 * 1024 * 1024 });
     const ws = this.ws;
     const reply = (frame: Uint8Array) => ws.send(frame);
     this.synced = new Promise<number>((resolve, reject) => {

@@ -27,6 +27,11 @@ export interface FanoutThreadResult {
   sendLags: Float64Array;
   ackLatencies: Float64Array;
   errors: string[];
+  /** Joiners of this thread (plan.joinersPerRoom): attempted, failed, latest sync (ms after join start), sync times. */
+  joinAttempted: number;
+  joinFailed: number;
+  joinLastSyncedMs: number;
+  joinSyncTimes: Float64Array;
 }
 
 interface Receiver {
@@ -53,6 +58,8 @@ export class FanoutThread {
   private readonly updates: WriterUpdates;
   private readonly catalog: UpdateCatalog;
   private readonly receivers: Receiver[] = [];
+  private readonly joiners: BenchClient[] = [];
+  private joinStats = { attempted: 0, failed: 0, lastSyncedMs: 0, times: new SampleBuffer() };
   private readonly writerClients = new Map<number, BenchClient>();
   private readonly frames = new Map<number, Uint8Array[]>();
   private readonly ackQueues = new Map<number, { times: Float64Array; head: number; tail: number }>();
@@ -186,7 +193,9 @@ export class FanoutThread {
   async run(t0: number): Promise<FanoutThreadResult> {
     this.running = true;
     const schedule = this.buildSchedule();
+    const joining = this.joinDuringLoad(t0 + this.plan.warmupMs);
     await this.sendAll(t0, schedule);
+    await joining;
     await this.drain(t0 + this.plan.warmupMs + this.plan.measureMs + this.plan.drainMs);
     this.running = false;
     return {
@@ -197,7 +206,43 @@ export class FanoutThread {
       sendLags: this.sendLags.toArray(),
       ackLatencies: this.ackLatencies.toArray(),
       errors: this.errors,
+      joinAttempted: this.joinStats.attempted,
+      joinFailed: this.joinStats.failed,
+      joinLastSyncedMs: this.joinStats.lastSyncedMs,
+      joinSyncTimes: this.joinStats.times.toArray(),
     };
+  }
+
+  /**
+   * Joins under load: at `at` (the measured window's start) this thread's share of the joiners
+   * open their sockets all at once, each into its room; each one's open → synced time is kept.
+   */
+  private async joinDuringLoad(at: number): Promise<void> {
+    const perRoom = this.plan.joinersPerRoom ?? 0;
+    if (perRoom <= 0) return;
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, at - now())));
+    const mine: number[] = [];
+    for (let g = this.thread.index; g < this.plan.rooms * perRoom; g += this.thread.count) mine.push(g);
+    const started = now();
+    this.joinStats.attempted = mine.length;
+    await Promise.all(
+      mine.map(async (g) => {
+        const room = Math.floor(g / perRoom);
+        const port = this.plan.ports ? this.plan.ports[g % this.plan.ports.length] : this.plan.port;
+        const opened = now();
+        const client = new BenchClient(this.protocol, port, roomName(this.plan, room), this.plan.auth, 20_000);
+        this.joiners.push(client);
+        try {
+          await client.synced;
+          const syncedAt = now();
+          this.joinStats.times.push(syncedAt - opened);
+          this.joinStats.lastSyncedMs = Math.max(this.joinStats.lastSyncedMs, syncedAt - started);
+        } catch (error) {
+          this.joinStats.failed++;
+          this.error(`join under load: ${(error as Error).message}`);
+        }
+      }),
+    );
   }
 
   /** Every send of this thread's writers, ordered by scheduled offset from t0. */
@@ -262,7 +307,7 @@ export class FanoutThread {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.receivers.map((r) => r.client.close()));
+    await Promise.all([...this.receivers.map((r) => r.client.close()), ...this.joiners.map((client) => client.close())]);
   }
 
   private error(message: string): void {

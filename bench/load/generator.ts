@@ -61,6 +61,16 @@ async function runFanout(plan: FanoutPlan, pool: ThreadPool): Promise<FanoutResu
     connectFailures: ready.reduce((n, r) => n + r.failures, 0),
     closedDuringRun: sum("closedDuringRun"),
     errors: parts.flatMap((p) => p.errors).slice(0, 10),
+    joins:
+      (plan.joinersPerRoom ?? 0) > 0
+        ? {
+            attempted: sum("joinAttempted"),
+            failed: sum("joinFailed"),
+            synced: sum("joinAttempted") - sum("joinFailed"),
+            allSyncedMs: Math.max(...parts.map((p) => p.joinLastSyncedMs)),
+            syncTime: summarize(parts.map((p) => p.joinSyncTimes)),
+          }
+        : null,
   };
 }
 

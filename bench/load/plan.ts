@@ -36,6 +36,11 @@ export interface FanoutPlan extends PlanBase {
    * most deliveries cross from one node to another. Absent: every client uses `port`.
    */
   ports?: number[];
+  /**
+   * Joins under load: this many more clients per room connect and sync once the measured window
+   * starts (they receive, but are not counted as receivers); the time each takes to sync is reported.
+   */
+  joinersPerRoom?: number;
 }
 
 /** Clients that join a room, sync, and then stay silent. */
@@ -81,6 +86,19 @@ export interface FanoutResult {
   /** Sockets the server closed during the run. */
   closedDuringRun: number;
   errors: string[];
+  /** Joins under load (plan.joinersPerRoom), null when the plan has none. */
+  joins: JoinsUnderLoad | null;
+}
+
+/** Clients that joined while the load ran: how long each took to sync, and the last one. */
+export interface JoinsUnderLoad {
+  attempted: number;
+  synced: number;
+  failed: number;
+  /** Join start → the last client synced, milliseconds. */
+  allSyncedMs: number;
+  /** Per-client open → sync step 2, milliseconds. */
+  syncTime: Summary;
 }
 
 /** Result of an idle run. */

@@ -38,7 +38,7 @@ async function handle(message: ToWorker): Promise<void> {
     case "start":
       if (thread instanceof FanoutThread) {
         const result = await thread.run(message.t0);
-        post({ type: "result", result }, [result.latencies.buffer, result.sendLags.buffer, result.ackLatencies.buffer] as ArrayBuffer[]);
+        post({ type: "result", result }, [result.latencies.buffer, result.sendLags.buffer, result.ackLatencies.buffer, result.joinSyncTimes.buffer] as ArrayBuffer[]);
       } else if (thread instanceof JoinThread) {
         const result = await thread.storm();
         post({ type: "result", result }, [result.syncTimes.buffer as ArrayBuffer]);

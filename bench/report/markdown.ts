@@ -55,6 +55,16 @@ function note(row: CaseResult): string {
     const perNode = row.node_usage.map((u, i) => `node ${"abcdefgh"[i]} CPU ${num(u.cpuPercent)}%, RSS ${num(u.rssPeakBytes / MiB)} MiB`);
     parts.push(`${perNode.join(", ")} (CPU and RSS columns: the sum)`);
   }
+  if (row.services) {
+    const sv = row.services;
+    const commands = Object.entries(sv.redisByCommand)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 4)
+      .map(([command, calls]) => `${command} ${num(calls, 2)}`);
+    parts.push(
+      `per update: Redis ${num(sv.redisPerUpdate, 2)} calls (${commands.join(", ")}), Postgres ${num(sv.pgCommitsPerUpdate, 2)} commits, ${num(sv.pgRowsWrittenPerUpdate, 2)} rows written, ${num(sv.pgIndexScansPerUpdate, 2)} index scans`,
+    );
+  }
   if (row.note) parts.push(row.note.replace(/\|/g, "/"));
   return parts.join("; ");
 }

@@ -58,7 +58,63 @@ export async function servicesUnavailable(services: ClusterServices): Promise<st
 export interface ParleyCluster {
   readonly nodes: ServerUnderTest[];
   addNode(): Promise<ServerUnderTest>;
+  /** Redis and Postgres operation counters now (diff two readings for a window). */
+  counters(): Promise<ServiceCounters>;
   stop(): Promise<void>;
+}
+
+/**
+ * What the shared services did, as cumulative counters. Redis's are server-wide (other users of
+ * the same Redis count too: take a baseline over an idle window); Postgres's transactions are
+ * database-wide (likewise), its row and index counters are the run's own schema only.
+ */
+export interface ServiceCounters {
+  /** Calls by Redis command (INFO commandstats). */
+  redis: Record<string, number>;
+  /** Database-wide committed transactions (pg_stat_database.xact_commit). */
+  pgCommits: number;
+  /** The run's schema: rows inserted, rows updated, index scans, sequential scans. */
+  pgRowsInserted: number;
+  pgRowsUpdated: number;
+  pgIndexScans: number;
+  pgSeqScans: number;
+}
+
+/** Counters after − counters before. */
+export function counterDelta(after: ServiceCounters, before: ServiceCounters): ServiceCounters {
+  const redis: Record<string, number> = {};
+  for (const [command, calls] of Object.entries(after.redis)) {
+    const delta = calls - (before.redis[command] ?? 0);
+    if (delta > 0) redis[command] = delta;
+  }
+  return {
+    redis,
+    pgCommits: after.pgCommits - before.pgCommits,
+    pgRowsInserted: after.pgRowsInserted - before.pgRowsInserted,
+    pgRowsUpdated: after.pgRowsUpdated - before.pgRowsUpdated,
+    pgIndexScans: after.pgIndexScans - before.pgIndexScans,
+    pgSeqScans: after.pgSeqScans - before.pgSeqScans,
+  };
+}
+
+async function readCounters(redis: Redis, admin: pg.Client, schema: string): Promise<ServiceCounters> {
+  const stats = await redis.info("commandstats");
+  const calls: Record<string, number> = {};
+  for (const match of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls[match[1]] = Number(match[2]);
+  const db = await admin.query<{ xact_commit: string }>("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()");
+  const tables = await admin.query<{ ins: string | null; upd: string | null; idx: string | null; seq: string | null }>(
+    "SELECT SUM(n_tup_ins) AS ins, SUM(n_tup_upd) AS upd, SUM(COALESCE(idx_scan, 0)) AS idx, SUM(seq_scan) AS seq FROM pg_stat_user_tables WHERE schemaname = $1",
+    [schema],
+  );
+  const t = tables.rows[0];
+  return {
+    redis: calls,
+    pgCommits: Number(db.rows[0]?.xact_commit ?? 0),
+    pgRowsInserted: Number(t?.ins ?? 0),
+    pgRowsUpdated: Number(t?.upd ?? 0),
+    pgIndexScans: Number(t?.idx ?? 0),
+    pgSeqScans: Number(t?.seq ?? 0),
+  };
 }
 
 function withSearchPath(url: string, schema: string): string {
@@ -82,8 +138,16 @@ export async function openParleyCluster(services: ClusterServices, niceness = 0)
   const base = await mkdtemp(join(tmpdir(), `parley-bench-cluster-${id}-`));
   const keysDir = await parleyKeysDir();
   const nodes: ServerUnderTest[] = [];
+  const redis = new Redis(services.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  redis.on("error", () => {});
+  await redis.connect();
   return {
     nodes,
+    async counters() {
+      // Statistics reach pg_stat_* when a backend reports them: ask for a fresh snapshot.
+      await admin.query("SELECT pg_stat_clear_snapshot()");
+      return readCounters(redis, admin, schema);
+    },
     async addNode() {
       const name = "abcdefgh"[nodes.length];
       const running = await launchServer({
@@ -111,6 +175,7 @@ export async function openParleyCluster(services: ClusterServices, niceness = 0)
       await Promise.all(nodes.map((node) => node.stop()));
       await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
       await admin.end().catch(() => {});
+      redis.disconnect();
       await rm(base, { recursive: true, force: true });
     },
   };

@@ -15,6 +15,19 @@ export interface IdleMeasurement extends IdleResult {
   noiseBytesPerConnection: number;
 }
 
+/** What the shared services did per committed update (cluster scenario). */
+export interface ServicesPerUpdate {
+  /** Redis calls per update by command, and in all. */
+  redisByCommand: Record<string, number>;
+  redisPerUpdate: number;
+  /** Postgres transactions (database-wide, less the baseline), rows written and index scans (the run's schema) per update. */
+  pgCommitsPerUpdate: number;
+  pgRowsWrittenPerUpdate: number;
+  pgIndexScansPerUpdate: number;
+  /** Updates committed in the window (what the figures are divided by). */
+  updates: number;
+}
+
 export interface CaseResult {
   scenario: ScenarioName | `step:${number}`;
   server: ServerName;
@@ -28,6 +41,8 @@ export interface CaseResult {
   join?: JoinResult;
   /** Parley nodes serving the case (cluster scenario only: 1 = the one-node reference). */
   nodes?: number;
+  /** Cluster scenario: Redis and Postgres operations per committed update over the measured window, less an idle baseline. */
+  services?: ServicesPerUpdate;
   /** Summed over the nodes when there are several (CPU added, RSS added); each node in node_usage. */
   server_usage?: ProcessUsage;
   node_usage?: ProcessUsage[];

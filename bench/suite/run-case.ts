@@ -7,10 +7,17 @@ import type { ClientAuth } from "../clients/protocol-client.ts";
 import { type FanoutPlan, type IdlePlan, type JoinPlan, planRooms } from "../load/plan.ts";
 import { rssBytes } from "../measure/proc.ts";
 import { ProcessSampler, type ProcessUsage } from "../measure/sampler.ts";
-import { clusterServices, openParleyCluster, type ParleyCluster, servicesUnavailable } from "../servers/parley-cluster.ts";
+import {
+  clusterServices,
+  counterDelta,
+  openParleyCluster,
+  type ParleyCluster,
+  type ServiceCounters,
+  servicesUnavailable,
+} from "../servers/parley-cluster.ts";
 import { clientAuth, type ServerUnderTest, unavailable } from "../servers/registry.ts";
 import { runLoad } from "./load-process.ts";
-import type { CaseResult } from "./result.ts";
+import type { CaseResult, ServicesPerUpdate } from "./result.ts";
 import { describeFanout, describeLoad, type FanoutScenario, type SuiteConfig, type Timing } from "./scenarios.ts";
 import type { ServerPool } from "./server-pool.ts";
 
@@ -72,6 +79,8 @@ async function withServer(
   } catch (error) {
     markFailed(row, error, server ? [server] : []);
   } finally {
+    // BENCH_SERVER_LOG=1: the server's last log lines after every case (to see what it refused).
+    if (server && process.env.BENCH_SERVER_LOG) process.stderr.write(`[bench] ${server.name} log tail:\n${server.stderrTail()}\n`);
     if (server) await context.pool.release(server, clean(row));
     row.durationMs = performance.now() - started;
   }
@@ -97,7 +106,8 @@ export function runFanoutCase(
     roomPrefix: scenario.replace(":", ""),
     workers: context.config.generatorThreads,
     ...timing,
-    acks: server === "parley",
+    // Parley is measured through its y-websocket route, which has no acks.
+    acks: false,
   };
   return withServer({ scenario, server, load }, planRooms(plan), context, (srv, auth, row) =>
     measureFanout({ ...plan, port: srv.port, auth }, [srv.pid], context, row),
@@ -105,7 +115,13 @@ export function runFanoutCase(
 }
 
 /** Runs a fan-out plan against running server processes and fills the row in (usage summed over them). */
-async function measureFanout(plan: FanoutPlan, pids: number[], context: CaseContext, row: CaseResult): Promise<void> {
+async function measureFanout(
+  plan: FanoutPlan,
+  pids: number[],
+  context: CaseContext,
+  row: CaseResult,
+  onMark?: (name: "measure-start" | "measure-end") => void,
+): Promise<void> {
   const samplers = pids.map((pid) => new ProcessSampler(pid));
   let usage: ProcessUsage[] = [];
   const outcome = await runLoad(
@@ -114,6 +130,7 @@ async function measureFanout(plan: FanoutPlan, pids: number[], context: CaseCont
       mark: (name) => {
         if (name === "measure-start") for (const sampler of samplers) sampler.start();
         else usage = samplers.map((sampler) => sampler.stop());
+        onMark?.(name);
       },
     },
     60_000 + plan.warmupMs + plan.measureMs + plan.drainMs,
@@ -168,13 +185,25 @@ export async function runClusterCases(context: CaseContext): Promise<CaseResult[
         roomPrefix: `cluster${row.nodes}`,
         workers: context.config.generatorThreads,
         ...context.config.timing,
-        acks: true,
+        acks: false,
       };
       try {
         const auth = await clientAuth("parley", planRooms(plan));
         while (cluster.nodes.length < row.nodes!) await cluster.addNode();
         const ports = cluster.nodes.map((node) => node.port);
-        await measureFanout({ ...plan, port: ports[0], ports, auth }, cluster.nodes.map((node) => node.pid), context, row);
+        // The services' counters over an idle window as long as the measured one (others using
+        // the same Redis and Postgres), then over the measured window.
+        const open = cluster;
+        const idleBefore = await open.counters();
+        await sleep(plan.measureMs);
+        const idle = counterDelta(await open.counters(), idleBefore);
+        let before: Promise<ServiceCounters> | undefined;
+        let after: Promise<ServiceCounters> | undefined;
+        await measureFanout({ ...plan, port: ports[0], ports, auth }, cluster.nodes.map((node) => node.pid), context, row, (name) => {
+          if (name === "measure-start") before = open.counters();
+          else after = open.counters();
+        });
+        if (before && after && row.fanout) row.services = servicesPerUpdate(counterDelta(await after, await before), idle, row.fanout.offeredUpdatesPerSec * (plan.measureMs / 1000));
       } catch (error) {
         markFailed(row, error, cluster.nodes);
       }
@@ -188,6 +217,27 @@ export async function runClusterCases(context: CaseContext): Promise<CaseResult[
   return rows;
 }
 
+/** The measured window's service operations, less the idle baseline, per committed update. */
+function servicesPerUpdate(window: ServiceCounters, idle: ServiceCounters, updates: number): ServicesPerUpdate {
+  const per = (value: number) => (updates > 0 ? Math.max(0, value) / updates : Number.NaN);
+  const redisByCommand: Record<string, number> = {};
+  let redis = 0;
+  for (const [command, calls] of Object.entries(window.redis)) {
+    const net = calls - (idle.redis[command] ?? 0);
+    if (net <= 0 || command === "info") continue;
+    redisByCommand[command] = per(net);
+    redis += net;
+  }
+  return {
+    redisByCommand,
+    redisPerUpdate: per(redis),
+    pgCommitsPerUpdate: per(window.pgCommits - idle.pgCommits),
+    pgRowsWrittenPerUpdate: per(window.pgRowsInserted + window.pgRowsUpdated),
+    pgIndexScansPerUpdate: per(window.pgIndexScans),
+    updates,
+  };
+}
+
 /** True when the generator fell behind because server and generator used up both cores. */
 export function generatorBound(row: CaseResult): boolean {
   const together = (row.server_usage?.cpuPercent ?? 0) + (row.generator_usage?.cpuPercent ?? 0);
@@ -197,6 +247,14 @@ export function generatorBound(row: CaseResult): boolean {
 function fanoutNote(row: CaseResult): string {
   const r = row.fanout!;
   const notes: string[] = [];
+  if (r.joins) {
+    const j = r.joins;
+    notes.push(
+      j.failed > 0
+        ? `**${j.failed} of ${j.attempted} joiners did not sync**`
+        : `**all ${j.attempted} joiners synced in ${(j.allSyncedMs / 1000).toFixed(2)} s** (per client p50 ${j.syncTime.p50.toFixed(0)} ms, p99 ${j.syncTime.p99.toFixed(0)} ms)`,
+    );
+  }
   if (r.connectFailures > 0) notes.push(`${r.connectFailures} clients failed to connect`);
   if (r.closedDuringRun > 0) notes.push(`${r.closedDuringRun} sockets closed by server`);
   if (r.unknown > 0) notes.push(`${r.unknown} unrecognised updates`);

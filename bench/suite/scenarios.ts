@@ -3,8 +3,8 @@
 // no loss and p99 in single-digit milliseconds on the 2-core reference machine.
 
 /** Scenario names, in report order. */
-export type ScenarioName = "broadcast" | "chatty" | "big-room" | "idle" | "join-storm" | "cluster";
-export const SCENARIO_NAMES: readonly ScenarioName[] = ["broadcast", "chatty", "big-room", "idle", "join-storm", "cluster"];
+export type ScenarioName = "broadcast" | "chatty" | "big-room" | "join-load" | "idle" | "join-storm" | "cluster";
+export const SCENARIO_NAMES: readonly ScenarioName[] = ["broadcast", "chatty", "big-room", "join-load", "idle", "join-storm", "cluster"];
 
 /** Rooms of clients with a few writers each, open loop at a fixed rate. */
 export interface FanoutScenario {
@@ -13,6 +13,8 @@ export interface FanoutScenario {
   clientsPerRoom: number;
   writersPerRoom: number;
   ratePerWriter: number;
+  /** Joins under load: this many more clients per room connect once the measured window starts. */
+  joinersPerRoom?: number;
 }
 
 /** Timing of every fan-out run in a suite. */
@@ -25,12 +27,12 @@ export interface Timing {
 export interface SuiteConfig {
   mode: "quick" | "full";
   timing: Timing;
-  fanout: Record<"broadcast" | "chatty" | "big-room", FanoutScenario>;
+  fanout: Record<"broadcast" | "chatty" | "big-room" | "join-load", FanoutScenario>;
   idle: { rooms: number; clientsPerRoom: number; warmClients: number };
   join: { clients: number; seedBytes: number; timeoutMs: number };
   /** Cluster scenario: this load on two Parley nodes sharing Postgres and Redis, then on one node. */
   cluster: FanoutScenario;
-  /** HTTP benchmarks: seconds per route (autocannon's duration). */
+  /** HTTP benchmarks: seconds per route (autocannon's duration); 0 = not run. */
   httpSeconds: number;
   /** Chatty scenario, rate per writer to try in turn (--full only); empty = no step mode. */
   stepRates: number[];
@@ -55,35 +57,41 @@ const fanout = (rooms: number, clientsPerRoom: number, writersPerRoom: number, r
   ratePerWriter,
 });
 
+// The rates of issue 12, the load of a busy helpdesk on one node.
 const SCENARIOS = {
-  // 10 writers × 20/s = 200 updates/s → 19,800 deliveries/s.
-  broadcast: fanout(10, 100, 1, 20),
-  // 500 writers × 2/s = 1,000 updates/s → 9,000 deliveries/s.
-  chatty: fanout(50, 10, 10, 2),
-  // 1 writer × 20/s = 20 updates/s → 19,980 deliveries/s.
-  "big-room": fanout(1, 1000, 1, 20),
+  // 10 writers × 200/s = 2,000 updates/s → 198,000 deliveries/s.
+  broadcast: fanout(10, 100, 1, 200),
+  // 500 writers × 40/s = 20,000 updates/s → 180,000 deliveries/s.
+  chatty: fanout(50, 10, 10, 40),
+  // 1 writer × 100/s = 100 updates/s → 99,900 deliveries/s.
+  "big-room": fanout(1, 1000, 1, 100),
+  // The chatty load, and 500 more clients (10 per room) joining at once while it runs.
+  "join-load": { ...fanout(50, 10, 10, 40), joinersPerRoom: 10 },
 };
 
 export function suiteConfig(mode: "quick" | "full"): SuiteConfig {
   const quick = mode === "quick";
   return {
     mode,
-    timing: quick ? { warmupMs: 500, measureMs: 2000, drainMs: 1500 } : { warmupMs: 1000, measureMs: 10_000, drainMs: 3000 },
+    timing: quick ? { warmupMs: 1000, measureMs: 2500, drainMs: 1500 } : { warmupMs: 2000, measureMs: 6000, drainMs: 3000 },
     fanout: SCENARIOS,
-    // 2000 idle clients measured on top of 200 warm-up ones (10 rooms' worth).
-    idle: { rooms: 110, clientsPerRoom: 20, warmClients: 200 },
+    // 5000 idle clients in 100 rooms, measured on top of 250 warm-up ones (5 rooms' worth).
+    idle: { rooms: 105, clientsPerRoom: 50, warmClients: 250 },
     // 500 joiners of a 5 MiB document take Parley ~50 s alone: the quick suite storms with 50.
     join: { clients: quick ? 50 : 500, seedBytes: 5 * 1024 * 1024, timeoutMs: quick ? 40_000 : 120_000 },
-    // The chatty load (every client writes), so nearly every room's deliveries cross nodes.
-    cluster: SCENARIOS.chatty,
+    // The chatty shape (every client writes, so nearly every room's deliveries cross nodes) at
+    // 5/s per writer: two nodes, Postgres and Redis share this machine's two cores, and the
+    // figures this row is for (CPU and service operations per update) need a load they carry.
+    cluster: fanout(50, 10, 10, 5),
     httpSeconds: quick ? 2 : 10,
-    stepRates: quick ? [] : [1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24],
-    stepTiming: { warmupMs: 1000, measureMs: 5000, drainMs: 2000 },
+    // Quick: the rates the issue names (10, 20, 40 per writer); full: finer steps, further up.
+    stepRates: quick ? [10, 20, 40] : [5, 10, 15, 20, 30, 40, 60, 80],
+    stepTiming: quick ? { warmupMs: 1000, measureMs: 2000, drainMs: 1500 } : { warmupMs: 2000, measureMs: 6000, drainMs: 3000 },
     shareServers: quick,
     niceness: 0,
     priority: "",
     generatorThreads: 2,
-    budgetMs: quick ? 175_000 : 40 * 60_000,
+    budgetMs: quick ? 290_000 : 40 * 60_000,
   };
 }
 
@@ -92,7 +100,12 @@ export function smokeConfig(): SuiteConfig {
   return {
     mode: "quick",
     timing: { warmupMs: 100, measureMs: 400, drainMs: 500 },
-    fanout: { broadcast: fanout(2, 5, 1, 20), chatty: fanout(2, 4, 4, 5), "big-room": fanout(1, 10, 1, 20) },
+    fanout: {
+      broadcast: fanout(2, 5, 1, 20),
+      chatty: fanout(2, 4, 4, 5),
+      "big-room": fanout(1, 10, 1, 20),
+      "join-load": { ...fanout(2, 4, 4, 5), joinersPerRoom: 2 },
+    },
     idle: { rooms: 3, clientsPerRoom: 5, warmClients: 5 },
     join: { clients: 5, seedBytes: 64 * 1024, timeoutMs: 10_000 },
     cluster: fanout(2, 4, 4, 5),
@@ -121,6 +134,10 @@ export function describeLoad(scenario: ScenarioName, config: SuiteConfig): strin
     case "chatty":
     case "big-room":
       return describeFanout(config.fanout[scenario]);
+    case "join-load": {
+      const f = config.fanout[scenario];
+      return `${describeFanout(f)}; ${f.rooms * (f.joinersPerRoom ?? 0)} join during it`;
+    }
     case "idle": {
       const { rooms, clientsPerRoom, warmClients } = config.idle;
       return `${rooms * clientsPerRoom - warmClients} idle clients in ${rooms - warmClients / clientsPerRoom} rooms (after ${warmClients} warm-up)`;

@@ -41,6 +41,7 @@ function runScenario(scenario: ScenarioName, server: ServerName, context: CaseCo
     case "broadcast":
     case "chatty":
     case "big-room":
+    case "join-load":
       return runFanoutCase(scenario, server, config.fanout[scenario], config.timing, context);
     case "idle":
       return runIdleCase(server, context);
@@ -61,14 +62,14 @@ const CLUSTER_NA: Record<ServerName, string> = {
 
 // Idle first, on a fresh server: after other scenarios, new sockets reuse memory their clients
 // left behind and the per-connection cost comes out far too low. The 5 MiB document comes last.
-const RUN_ORDER: readonly ScenarioName[] = ["idle", "broadcast", "chatty", "big-room", "join-storm", "cluster"];
+const RUN_ORDER: readonly ScenarioName[] = ["idle", "broadcast", "chatty", "big-room", "join-load", "join-storm", "cluster"];
 
 /** A case's usual duration on the reference machine (Parley starts slower and joins slower). */
 function expectedCaseMs(scenario: ScenarioName, server: ServerName, config: SuiteConfig): number {
   const t = config.timing;
   const start = server === "parley" ? 4000 : 1000;
   if (scenario === "join-storm") return start + config.join.clients * (server === "parley" ? 200 : 60);
-  if (scenario === "idle") return start + 15_000;
+  if (scenario === "idle") return start + 20_000;
   // One node (migrations on a fresh schema), then a second node joins: two runs.
   if (scenario === "cluster") return 2 * (start + 2000 + t.warmupMs + t.measureMs + t.drainMs);
   return start + 2000 + t.warmupMs + t.measureMs + t.drainMs;
@@ -84,7 +85,8 @@ function describe(row: CaseResult): string {
   if (row.status !== "ok") return `${row.note} (${seconds})`;
   if (row.fanout) {
     const f = row.fanout;
-    return `${f.deliveriesPerSec.toFixed(0)} deliveries/s, loss ${f.loss}, p99 ${f.latency.p99.toFixed(1)} ms (${seconds})`;
+    const joins = f.joins ? `, ${f.joins.synced}/${f.joins.attempted} joined in ${(f.joins.allSyncedMs / 1000).toFixed(2)} s` : "";
+    return `${f.deliveriesPerSec.toFixed(0)} deliveries/s, loss ${f.loss}, p99 ${f.latency.p99?.toFixed(1) ?? "—"} ms${joins} (${seconds})`;
   }
   if (row.idle) {
     const { bytesPerConnection, noiseBytesPerConnection } = row.idle;
@@ -118,7 +120,7 @@ export async function runSuite(
   const overBudget = () => performance.now() - started > config.budgetMs;
   // Start a case only if its usual duration still fits: the budget is a promise, not a hope.
   // The cluster and HTTP runs come last: the cases before them leave their time free.
-  const httpReserve = servers.includes("parley") ? expectedHttpMs(config) : 0;
+  const httpReserve = servers.includes("parley") && config.httpSeconds > 0 ? expectedHttpMs(config) : 0;
   const clusterReserve = servers.includes("parley") && scenarios.includes("cluster") ? expectedCaseMs("cluster", "parley", config) : 0;
   const fitsBudget = (scenario: ScenarioName, server: ServerName, reserveMs: number) =>
     performance.now() - started + expectedCaseMs(scenario, server, config) + reserveMs <= config.budgetMs;
@@ -158,6 +160,8 @@ export async function runSuite(
   async function runHttp(): Promise<void> {
     if (!servers.includes("parley")) {
       report.http = httpNotRun("skipped: parley is not among the selected servers");
+    } else if (config.httpSeconds <= 0) {
+      report.http = httpNotRun("skipped: --no-http");
     } else if (performance.now() - started + expectedHttpMs(config) > config.budgetMs) {
       report.http = httpNotRun("skipped: suite time budget used up");
     } else {
@@ -183,7 +187,8 @@ export async function runSuite(
     if (scenarios.includes("cluster")) await runClusterRows();
     await runHttp();
     if (config.stepRates.length > 0 && scenarios.includes("chatty")) {
-      for (const server of ordered) {
+      // The relay's chatty row is already its ceiling: step mode is for the servers compared with it.
+      for (const server of ordered.filter((name) => name !== "relay")) {
         if (overBudget()) break;
         report.steps.push(await findSustainedRate(server, context, log));
       }
