@@ -2,6 +2,7 @@
 // the initial sync is done, then hands every update and ack to the caller with its receive time
 // (taken before any parsing).
 
+import { threadId } from "node:worker_threads";
 import WebSocket from "ws";
 import type { ClientAuth, ProtocolClient } from "../clients/protocol-client.ts";
 import { now } from "./clock.ts";
@@ -16,6 +17,17 @@ export interface ClientEvents {
 
 const IGNORE: ClientEvents = { update() {}, ack() {}, error() {}, closed() {} };
 
+/**
+ * Each client connects from its own loopback address (127.<thread>.<n>.<m>, cycling over 10,000
+ * per thread): the people of a helpdesk come from many addresses, and a server that caps open
+ * sockets per address (Parley: 500 by default) must not see the whole load as one address.
+ */
+let clientsOpened = 0;
+function nextLocalAddress(): string {
+  const n = clientsOpened++ % 10_000;
+  return `127.${1 + (threadId % 250)}.${1 + Math.floor(n / 250)}.${1 + (n % 250)}`;
+}
+
 export class BenchClient {
   readonly ws: WebSocket;
   /** Resolves with the bytes of document state received in the initial sync. */
@@ -25,7 +37,7 @@ export class BenchClient {
 
   constructor(protocol: ProtocolClient, port: number, room: string, auth: ClientAuth, timeoutMs = 30_000) {
     const session = protocol.session(room, auth);
-    this.ws = new WebSocket(protocol.url(port, room, auth), { perMessageDeflate: false, maxPayload: 512 * 1024 * 1024 });
+    this.ws = new WebSocket(protocol.url(port, room, auth), { perMessageDeflate: false, maxPayload: 512 * 1024 * 1024, localAddress: nextLocalAddress() });
     const ws = this.ws;
     const reply = (frame: Uint8Array) => ws.send(frame);
     this.synced = new Promise<number>((resolve, reject) => {
