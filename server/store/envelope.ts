@@ -30,7 +30,7 @@ const KIND_BYTE: Record<EntryKind, number> = { update: 1, snapshot: 2 };
 function recordAad(conversation: string, kind: EntryKind, seq: number): Buffer {
   // One allocation, the id written in place (this runs once per record on the commit path).
   const idBytes = Buffer.byteLength(conversation, "utf8");
-  const aad = Buffer.allocUnsafe(AAD_HEAD_BYTES + idBytes);
+  const aad = Buffer.alloc(AAD_HEAD_BYTES + idBytes);
   aad.write("parley/record/v1", 0, "latin1");
   aad[16] = FORMAT;
   aad[17] = KIND_BYTE[kind];
@@ -223,7 +223,7 @@ export class DataKeyring {
  * cipher itself); each record still gets its own 96 random bits.
  */
 export function sealUpdates(entries: { conversation: string; seq: number; payload: Uint8Array | null }[], keys: ReadonlyMap<string, KeyObject>): void {
-  const nonces = randomFillSync(Buffer.allocUnsafe(entries.length * NONCE_BYTES));
+  const nonces = randomFillSync(Buffer.alloc(entries.length * NONCE_BYTES));
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i];
     if (!entry.payload) continue;
