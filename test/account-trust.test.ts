@@ -4,6 +4,8 @@
 
 import * as OTPAuth from "otpauth";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate } from "y-protocols/awareness";
+import * as Y from "yjs";
 import { ErrorCode } from "../protocol/index.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { RawClient } from "./helpers/raw-client.ts";
@@ -224,5 +226,71 @@ describe("finding 8: an invitation link proves control of a mailbox, nothing mor
     await sink.waitFor((m) => m.to.includes("flood@victim8.example") && m.subject.includes("join"));
     const codes = sink.messages.filter((m) => m.to.includes("flood@victim8.example") && m.subject.includes("sign-in code"));
     expect(codes.length).toBeLessThanOrEqual(3);
+  });
+});
+
+describe("finding 10: no enumeration", () => {
+  it("another organisation's invitation id answers exactly like a missing one", async () => {
+    const starter = await signUp(api, "sy@starter10.example", "Starter 10");
+    const outsider = await signUp(api, "oz@outsider10.example", "Outsider 10");
+    const partner = await signUp(api, "pia@partner10.example", "Partner 10");
+    const created = await api("POST", "/v1/conversations", { token: starter.token, body: { title: "Ten", participants: [{ organisation: partner.orgId }] } });
+    const sent = await api("POST", `/v1/conversations/${created.body.id as string}/invitations`, { token: starter.token, body: { email: "guest@ten.example" } });
+    const id = sent.body.id as string;
+    const key = await api("POST", `/v1/organisations/${outsider.orgId}/api-keys`, { token: outsider.token, body: { name: "ro", scopes: ["conversations:read"] } });
+    for (const token of [outsider.token, partner.token, key.body.key as string]) {
+      const foreign = await api("DELETE", `/v1/invitations/${id}`, { token });
+      const missing = await api("DELETE", "/v1/invitations/inv_0123456789abcdef0123456789abcdef", { token });
+      expect([foreign.status, foreign.body]).toEqual([missing.status, missing.body]);
+      expect(foreign.status).toBe(404);
+    }
+    expect((await api("DELETE", `/v1/invitations/${id}`, { token: starter.token })).status).toBe(204);
+  });
+});
+
+describe("finding 10: awareness ids belong to their owner beyond a disconnect", () => {
+  const room = "c-aware-ten";
+  const join = async (user: string, org: string) => {
+    const token = await server.token({ user, org, conversations: { [room]: "writer" } });
+    const client = await RawClient.authenticated(server.url, token);
+    client.control({ type: "join", conversation: room });
+    await client.waitForControl("joined");
+    return client;
+  };
+  const stateOf = (update: Uint8Array, clientId: number) => {
+    const view = new Awareness(new Y.Doc());
+    applyAwarenessUpdate(view, update, "test");
+    return view.getStates().get(clientId);
+  };
+  const isAwareness = (frame: { kind: string; message?: { type: string } }) => frame.kind === "doc" && frame.message?.type === "awareness";
+
+  it("nobody claims a disconnected owner's id, and the owner gets it back", async () => {
+    const watcher = await join("wat", "org-watch-ten");
+    const ownerDoc = new Y.Doc();
+    const ownerAwareness = new Awareness(ownerDoc);
+    const id = ownerDoc.clientID;
+    const alice = await join("alice", "org-a-ten");
+    ownerAwareness.setLocalState({ name: "alice" });
+    alice.doc(room, { type: "awareness", update: encodeAwarenessUpdate(ownerAwareness, [id]) });
+    await watcher.waitFor((f) => isAwareness(f) && stateOf((f as { message: { update: Uint8Array } }).message.update, id)?.name === "alice");
+    alice.close();
+    await watcher.waitFor((f) => isAwareness(f) && stateOf((f as { message: { update: Uint8Array } }).message.update, id) === undefined);
+
+    // Mallory, another identity, announces alice's id while alice is away: refused, not relayed.
+    const mallory = await join("mallory", "org-m-ten");
+    const squat = new Awareness(new Y.Doc());
+    squat.clientID = id;
+    squat.setLocalState({ name: "mallory" });
+    mallory.doc(room, { type: "awareness", update: encodeAwarenessUpdate(squat, [id]) });
+    expect(await mallory.waitForControl("error")).toMatchObject({ code: ErrorCode.Forbidden, request: "awareness" });
+
+    // Alice comes back with the same id: her state goes through.
+    const again = await join("alice", "org-a-ten");
+    ownerAwareness.setLocalState({ name: "alice again" });
+    again.doc(room, { type: "awareness", update: encodeAwarenessUpdate(ownerAwareness, [id]) });
+    await watcher.waitFor((f) => isAwareness(f) && stateOf((f as { message: { update: Uint8Array } }).message.update, id)?.name === "alice again");
+    const seen = watcher.frames.filter(isAwareness).map((f) => stateOf((f as { message: { update: Uint8Array } }).message.update, id)?.name);
+    expect(seen).not.toContain("mallory");
+    for (const client of [watcher, mallory, again]) client.close();
   });
 });

@@ -1,18 +1,23 @@
 // Awareness (presence, cursors) per conversation, relayed as bytes. Each awareness client id is
-// bound to the socket that first announced it, so nobody can set or remove another's state; the
-// latest state of each client is kept for joiners, and a socket's states are removed when it
-// leaves. Awareness is ephemeral: never stored, never audited.
+// bound to the connection that holds it for the life of that connection, and to the identity
+// that first announced it beyond that (awareness-claims.ts): nobody can set or remove another's
+// state, claim an id another live connection holds, or squat a disconnected owner's id. The
+// latest state of each client is kept for joiners, and a connection's states are removed when
+// it leaves. Awareness is ephemeral: never stored, never audited.
 
 import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
 import { ErrorCode } from "../../protocol/index.ts";
 import { ParleyError } from "../errors.ts";
+import { AwarenessClaims } from "./awareness-claims.ts";
 
 /** Awareness client ids one socket may own in one conversation. */
 const MAX_CLIENTS_PER_OWNER = 4;
 
 interface AwarenessEntry {
   owner: object;
+  /** The identity behind `owner` (organisation and person). */
+  who: string;
   clock: number;
   /** JSON of the state, or "null" once removed. */
   state: string;
@@ -63,14 +68,22 @@ function encodeEntries(entries: Iterable<[number, { clock: number; state: string
 export class AwarenessRelay {
   private readonly entries = new Map<number, AwarenessEntry>();
 
+  /** `claims` outlives this relay (a channel is dropped with its last connection; claims are not). */
+  constructor(
+    private readonly conversation = "",
+    private readonly claims = new AwarenessClaims(),
+  ) {}
+
   /**
-   * Records the entries of an update from `owner` and returns what to relay. Entries for client
-   * ids owned by another connection are dropped, not relayed: y-websocket providers echo their
-   * peers' states, and nobody may set another's. `update` is the bytes to relay (the original
-   * when nothing was dropped), or null when nothing changed; `foreign` counts dropped entries.
-   * Throws {@link ParleyError} when the update is malformed or claims too many client ids.
+   * Records the entries of an update from `owner` (a connection of identity `who`) and returns
+   * what to relay. Entries for client ids held by a live connection of another identity, or first
+   * claimed by another identity, are dropped, not relayed: y-websocket providers echo their peers'
+   * states, and nobody may set another's. The same identity on a new connection takes its ids
+   * over (a reconnect the server has not yet noticed). `update` is the bytes to relay (the
+   * original when nothing was dropped), or null when nothing changed; `foreign` counts dropped
+   * entries. Throws {@link ParleyError} when the update is malformed or claims too many ids.
    */
-  accept(owner: object, update: Uint8Array): { update: Uint8Array | null; foreign: number } {
+  accept(owner: object, update: Uint8Array, who = ""): { update: Uint8Array | null; foreign: number } {
     const decoded = decodeAwarenessUpdate(update);
     let owned = 0;
     for (const entry of this.entries.values()) if (entry.owner === owner) owned++;
@@ -78,16 +91,17 @@ export class AwarenessRelay {
     let foreign = 0;
     for (const entry of decoded) {
       const existing = this.entries.get(entry.clientId);
-      if (existing && existing.owner !== owner) {
+      if ((existing && existing.who !== who) || !this.claims.claim(this.conversation, entry.clientId, who)) {
         foreign++;
         continue;
       }
-      if (!existing && ++owned > MAX_CLIENTS_PER_OWNER) {
+      const mine = existing?.owner === owner;
+      if (!mine && ++owned > MAX_CLIENTS_PER_OWNER) {
         throw new ParleyError(ErrorCode.Forbidden, "too many awareness client ids for one connection");
       }
       // A stale clock is ignored by y-protocols too; do not relay it.
       if (existing && existing.clock > entry.clock) continue;
-      this.entries.set(entry.clientId, { owner, clock: entry.clock, state: entry.state });
+      this.entries.set(entry.clientId, { owner, who, clock: entry.clock, state: entry.state });
       accepted.push(entry);
     }
     if (accepted.length === 0) return { update: null, foreign };

@@ -1,6 +1,7 @@
 // The per-conversation state shared by this node's connections: who is in it (for cleanup) and
 // the awareness relay. Channels exist while at least one local connection has joined.
 
+import { AwarenessClaims } from "./awareness-claims.ts";
 import { AwarenessRelay } from "./awareness-relay.ts";
 
 /** A local connection in a channel, as far as the channel needs to know it. */
@@ -11,11 +12,16 @@ export interface ChannelMember {
 
 /** One conversation as seen by this node's connections. */
 export class ConversationChannel {
-  readonly awareness = new AwarenessRelay();
+  readonly awareness: AwarenessRelay;
   /** The local connections that joined (each once). */
   readonly members = new Set<ChannelMember>();
 
-  constructor(readonly conversation: string) {}
+  constructor(
+    readonly conversation: string,
+    claims = new AwarenessClaims(),
+  ) {
+    this.awareness = new AwarenessRelay(conversation, claims);
+  }
 }
 
 /** Told when a conversation gains its first local member and loses its last (bus subscription, ordered delivery). */
@@ -28,6 +34,8 @@ export interface ChannelObserver {
 export class ChannelRegistry {
   private readonly channels = new Map<string, ConversationChannel>();
   private readonly observers: ChannelObserver[] = [];
+  /** Awareness client ids' first claimants, kept while channels come and go. */
+  private readonly awarenessClaims = new AwarenessClaims();
 
   /** Adds an observer of channels opening and closing (wired once by the composition root). */
   observe(observer: ChannelObserver): void {
@@ -38,7 +46,7 @@ export class ChannelRegistry {
   acquire(conversation: string, member: ChannelMember): ConversationChannel {
     let channel = this.channels.get(conversation);
     if (!channel) {
-      channel = new ConversationChannel(conversation);
+      channel = new ConversationChannel(conversation, this.awarenessClaims);
       this.channels.set(conversation, channel);
       for (const observer of this.observers) observer.opened(conversation);
     }

@@ -139,7 +139,9 @@ export class RealtimeHub {
       throw new ParleyError(ErrorCode.FrameTooLarge, "awareness update too large");
     }
     const channel = this.channels.get(conversation);
-    const result = channel?.awareness.accept(session, update);
+    // Bound to the identity too, so a reconnecting owner takes its ids back and nobody else can.
+    const who = session.identity ? `${session.identity.org}\u0000${session.identity.user}` : `session:${session.id}`;
+    const result = channel?.awareness.accept(session, update, who);
     if (result?.update) {
       // The prebuilt envelope only fits when nothing was dropped from the update.
       const frame = result.update === update ? envelope : undefined;

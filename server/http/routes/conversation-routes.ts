@@ -346,7 +346,9 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
       response: { status: 204, description: "Revoked." },
       async handler({ params, principal }) {
         const invitation = await directory.getInvitation(params.id);
-        if (!invitation) throw new ParleyError(ErrorCode.NotFound, "no such invitation");
+        // Another organisation's invitation answers exactly like a missing one (same status, code
+        // and message, asked before any check that could tell them apart).
+        if (!invitation || invitation.invitedByOrg !== principal.orgId) throw new ParleyError(ErrorCode.NotFound, "no such invitation");
         await access.requireOwner(principal, invitation.conversationId);
         await invitations.revoke(invitation, eventActor(principal));
         return { status: 204 };
