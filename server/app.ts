@@ -152,6 +152,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     logger,
     writePath,
     cache,
+    lastActivity: (conversations) => store.lastActivity(conversations),
     now: options.now,
     partnerEvents: events.recorder,
     orgAudit: audit.recorder,

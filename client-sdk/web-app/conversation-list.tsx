@@ -14,6 +14,7 @@ interface ConversationSummary {
   externalRef: string | null;
   status: "open" | "closed";
   createdAt: number;
+  lastActivityAt: number;
   participants: { orgId: string; orgName: string; role: string }[];
 }
 
@@ -65,7 +66,7 @@ export function ConversationList() {
               <th scope="col">Title</th>
               <th scope="col">External reference</th>
               <th scope="col">Organisations</th>
-              <th scope="col">Started</th>
+              <th scope="col">Last activity</th>
               <th scope="col">Status</th>
             </tr>
           </thead>
@@ -77,7 +78,7 @@ export function ConversationList() {
                 </td>
                 <td>{c.externalRef ?? "—"}</td>
                 <td>{[c.orgName, ...c.participants.map((p) => p.orgName)].join(", ")}</td>
-                <td>{formatTime(c.createdAt)}</td>
+                <td>{formatTime(c.lastActivityAt)}</td>
                 <td>
                   <span class={`badge ${c.status}`}>{c.status}</span>
                 </td>

@@ -358,7 +358,7 @@ export function ConversationView({ session, id }: { session: Session; id: string
       </header>
       <ErrorText error={error} />
       <section class="presence" aria-label="Here now">
-        <h2 class="visually-hidden">Here now</h2>
+        <h2 class="presence-label">Here now</h2>
         <ul class="plain inline-list">
           {present.map((p) => (
             <li key={p.id} class="person">

@@ -346,6 +346,16 @@ function AuditTrail({ org }: { org: string }) {
   const items = entries.data?.items ?? [];
   return (
     <Panel title="Audit trail" headingLevel={3}>
+      <button
+        type="button"
+        class="small secondary"
+        onClick={() => {
+          verify.reload();
+          entries.reload();
+        }}
+      >
+        Refresh the audit trail
+      </button>
       {verify.data && (
         <p role="status" class={verify.data.ok ? "ok" : "error"}>
           {verify.data.ok ? "The audit chain verifies: no entry was changed, removed or inserted." : `The audit chain does not verify: ${verify.data.reason ?? JSON.stringify(verify.data.firstBroken)}`}

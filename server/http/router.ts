@@ -278,7 +278,9 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
           if (aborted) return;
           res.cork(() => {
             res.writeStatus(STATUS_TEXT[result.status] ?? `${result.status} Status`);
-            for (const [name, value] of SECURITY_HEADERS) res.writeHeader(name, value);
+            // A route may replace a security header with its own (an HTML page's CSP), never drop one.
+            const own = new Set((result.headers ?? []).map(([name]) => name.toLowerCase()));
+            for (const [name, value] of SECURITY_HEADERS) if (!own.has(name.toLowerCase())) res.writeHeader(name, value);
             for (const [name, value] of corsResponseHeaders(origin, options.allowedOrigins)) res.writeHeader(name, value);
             for (const [name, value] of result.headers ?? []) res.writeHeader(name, value);
             res.writeHeader("X-Request-Id", requestId);

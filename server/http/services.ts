@@ -39,6 +39,8 @@ export interface HttpServices {
   mailer: Mailer;
   writePath: WritePath;
   cache: DocumentCache;
+  /** When each of these conversations last had a change (ms since the epoch); absent: none yet. */
+  lastActivity(conversations: readonly string[]): Promise<Map<string, number>>;
   logger: Logger;
   /** The clock (injectable so expiry can be tested). */
   now: () => number;

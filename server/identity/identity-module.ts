@@ -95,6 +95,8 @@ export async function openIdentity(
     /** Unwraps the secrets key (secrets-key.ts). */
     masterKeys: MasterKeyring;
     logger: Logger; writePath: WritePath; cache: DocumentCache; now?: () => number; partnerEvents: EventRecorder; orgAudit: OrgAuditRecorder;
+    /** When each conversation last changed (the store's log heads), for conversation lists. */
+    lastActivity: HttpServices["lastActivity"];
     /** Where sign-in and code throttles count (shared between nodes with Redis). */
     limiters: LimiterBackend;
   },
@@ -131,6 +133,7 @@ export async function openIdentity(
     mailer,
     writePath: deps.writePath,
     cache: deps.cache,
+    lastActivity: deps.lastActivity,
     logger: deps.logger,
     now,
   };

@@ -122,7 +122,7 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
         cursor: z.string().max(200).optional(),
         externalRef: z.string().max(200).optional(),
       }),
-      response: { status: 200, description: "A page: `items` (each with its starting organisation's name and its participant organisations) and `nextCursor` (absent on the last page)." },
+      response: { status: 200, description: "A page: `items` (each with its starting organisation's name, its participant organisations and `lastActivityAt`, the time of its last change or else its creation) and `nextCursor` (absent on the last page)." },
       async handler({ query, principal }) {
         const items = await directory.listConversations(accessorOf(principal), {
           limit: query.limit + 1,
@@ -134,9 +134,15 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
         // Each item names the organisations taking part, for lists that show who is in it.
         const described = [];
         const orgNames = new Map<string, string>();
+        const activity = await services.lastActivity(page.map((item) => item.id));
         for (const item of page) {
           if (!orgNames.has(item.orgId)) orgNames.set(item.orgId, (await directory.getOrganisation(item.orgId))?.name ?? item.orgId);
-          described.push({ ...item, orgName: orgNames.get(item.orgId), participants: await directory.listParticipants(item.id) });
+          described.push({
+            ...item,
+            orgName: orgNames.get(item.orgId),
+            participants: await directory.listParticipants(item.id),
+            lastActivityAt: activity.get(item.id) ?? item.createdAt,
+          });
         }
         return { status: 200, body: { items: described, nextCursor } };
       },

@@ -4,6 +4,7 @@
 // is answered for a browser: the session cookies and a redirect into the web app's conversation
 // view, or the page asking for the emailed code (second device); API clients get JSON.
 
+import { createHash } from "node:crypto";
 import { z } from "zod";
 import { ErrorCode } from "../../../protocol/index.ts";
 import { ParleyError } from "../../errors.ts";
@@ -38,9 +39,27 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+// The pages' only style, allowed by its hash: still no inline script, no other source of anything.
+const PAGE_STYLE =
+  "body{font-family:system-ui,sans-serif;color:#1d2330;background:#f4f6fa;margin:0;line-height:1.45}" +
+  "main{max-width:460px;margin:4rem auto;background:#fff;border:1px solid #d9dee7;border-radius:8px;padding:1.5rem}" +
+  "h1{font-size:1.35rem;margin:0 0 .75rem}label{display:block;font-weight:600;margin:.5rem 0 .25rem}" +
+  "input{font:inherit;padding:.45rem .55rem;border:1px solid #aab3c2;border-radius:5px;width:10rem;letter-spacing:.2em}" +
+  "button{font:inherit;cursor:pointer;margin-top:.75rem;padding:.5rem 1rem;border-radius:5px;border:1px solid #2b59c3;background:#2b59c3;color:#fff}" +
+  "[role=alert]{color:#b3261e}.brand{font-weight:700;color:#2b59c3}";
+
+/** The invitation pages' CSP: the API's, plus their one stylesheet and posting their form here. */
+export const INVITATION_PAGE_CSP = `default-src 'none'; style-src 'sha256-${createHash("sha256").update(PAGE_STYLE).digest("base64")}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`;
+
 function page(title: string, body: string): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">` +
-    `<meta name="robots" content="noindex"><title>${escapeHtml(title)}</title></head><body>${body}</body></html>`;
+    `<meta name="robots" content="noindex"><title>${escapeHtml(title)}</title><style>${PAGE_STYLE}</style></head>` +
+    `<body><main><p class="brand">Parley</p>${body}</main></body></html>`;
+}
+
+/** An HTML page answer with the pages' CSP. */
+function htmlPage(status: number, html: string): RouteResult {
+  return { status, html, headers: [["Content-Security-Policy", INVITATION_PAGE_CSP]] };
 }
 
 /** The invitation link routes. */
@@ -57,18 +76,17 @@ export function invitationRoutes(services: HttpServices, invitations: Invitation
         try {
           const invitation = await invitations.lookup(params.token);
           const conversation = await services.directory.getConversation(invitation.conversationId);
-          return {
-            status: 200,
-            headers: [["Referrer-Policy", "no-referrer"]],
-            html: page(
+          return htmlPage(
+            200,
+            page(
               "Parley invitation",
               `<h1>You are invited to “${escapeHtml(conversation?.title ?? "a conversation")}”</h1>` +
                 `<p>Invitation for ${escapeHtml(invitation.email)}.</p>` +
                 `<form method="post"><button type="submit">Open the conversation</button></form>`,
             ),
-          };
+          );
         } catch {
-          return { status: 410, html: page("Invitation unavailable", "<h1>This invitation link is unknown, expired or revoked.</h1>") };
+          return htmlPage(410, page("Invitation unavailable", "<h1>This invitation link is unknown, expired or revoked.</h1>"));
         }
       },
     }),
@@ -114,13 +132,13 @@ export function invitationRoutes(services: HttpServices, invitations: Invitation
           if (!(error instanceof ParleyError)) throw error;
           switch (error.code) {
             case ErrorCode.DeviceCodeRequired:
-              return { status: 401, html: codePage() };
+              return htmlPage(401, codePage());
             case ErrorCode.InvalidTwoFactorCode:
-              return { status: 401, html: codePage("That code is wrong, expired or already used. We can send a new one: open the link again.") };
+              return htmlPage(401, codePage("That code is wrong, expired or already used. We can send a new one: open the link again."));
             case ErrorCode.RateLimited:
-              return { status: 429, html: codePage("Too many wrong codes: wait a few minutes, then open the link again.") };
+              return htmlPage(429, codePage("Too many wrong codes: wait a few minutes, then open the link again."));
             case ErrorCode.InvitationInvalid:
-              return { status: 410, html: page("Invitation unavailable", "<h1>This invitation link is unknown, expired or revoked.</h1>") };
+              return htmlPage(410, page("Invitation unavailable", "<h1>This invitation link is unknown, expired or revoked.</h1>"));
             default:
               throw error;
           }
