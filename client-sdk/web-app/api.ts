@@ -79,9 +79,19 @@ async function parse<T>(response: Response): Promise<T> {
   return parsed;
 }
 
+/**
+ * Runs `task` while holding the origin-wide refresh lock (Web Locks): two tabs share the cookie,
+ * and two refreshes sending the same refresh token at once would look like reuse and end the
+ * session. Under the lock, the later tab sends the cookie the earlier one already rotated.
+ */
+function underRefreshLock<T>(task: () => Promise<T>): Promise<T> {
+  const locks = (navigator as Navigator & { locks?: LockManager }).locks;
+  return locks ? (locks.request("parley-refresh", task) as Promise<T>) : task();
+}
+
 /** Exchanges the refresh cookie for a new access token; false when there is no session (any more). */
 export function refreshSession(): Promise<boolean> {
-  refreshing ??= (async () => {
+  refreshing ??= underRefreshLock(async () => {
     try {
       const response = await send("POST", "/v1/auth/refresh", {}, { "x-parley-csrf": csrfToken() });
       if (response.status === 401 || response.status === 403) {
@@ -94,7 +104,7 @@ export function refreshSession(): Promise<boolean> {
     } finally {
       refreshing = null;
     }
-  })();
+  });
   return refreshing;
 }
 

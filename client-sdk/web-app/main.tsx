@@ -61,6 +61,10 @@ function App() {
   const path = useHashPath();
   const [session, setSession] = useState<Session | null | undefined>(undefined);
   const [error, setError] = useState<unknown>(null);
+  // Marks when the first real screen is up (the load-time measurement reads it).
+  useEffect(() => {
+    if (session !== undefined && performance.getEntriesByName("parley-ready").length === 0) performance.mark("parley-ready");
+  }, [session]);
   useEffect(() => {
     restoreSession().then(setSession, (failure: unknown) => {
       setError(failure);
