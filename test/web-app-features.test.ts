@@ -132,7 +132,13 @@ describe.skipIf(!available)("the web app's accounts, settings and history in Chr
     await page.getByLabel("Key name").fill("Ticketing system");
     await page.getByRole("button", { name: "Create API key" }).click();
     await expect.poll(() => textOf(page.getByRole("region", { name: "New API key" })), { timeout: 20_000 }).toMatch(/pk_/);
-    await expect.poll(() => textOf(page.getByRole("region", { name: "Members" })), { timeout: 20_000 }).toContain("olga@owners.example");
+    const members = page.getByRole("region", { name: "Members" });
+    await expect.poll(() => textOf(members), { timeout: 20_000 }).toContain("olga@owners.example");
+    await page.getByLabel("Member's email").fill("mo@owners.example");
+    await page.getByLabel("Role", { exact: true }).selectOption("admin");
+    await page.getByRole("button", { name: "Invite member" }).click();
+    await expect.poll(() => textOf(members), { timeout: 20_000 }).toContain("mo@owners.example (admin");
+    await visible(page.getByRole("button", { name: "Revoke membership invitation for mo@owners.example" }));
     await page.getByRole("button", { name: "Refresh the audit trail" }).click();
     await expect.poll(() => textOf(page.getByRole("region", { name: "Audit trail" })), { timeout: 20_000 }).toContain("The audit chain verifies");
     await expect.poll(() => textOf(page.getByRole("region", { name: "Audit trail" }))).toContain("2fa.enabled");

@@ -102,30 +102,49 @@ interface Organisation {
   require2fa: boolean;
 }
 
+interface MemberInvitation {
+  id: string;
+  email: string;
+  role: string;
+  expiresAt: number;
+}
+
+function RoleSelect(props: { id: string; label: string; value: string; isOwner: boolean; onChange: (role: string) => void }) {
+  return (
+    <select id={props.id} aria-label={props.label} value={props.value} onChange={(event) => props.onChange((event.currentTarget as HTMLSelectElement).value)}>
+      <option value="member">member</option>
+      <option value="admin">admin</option>
+      {(props.isOwner || props.value === "owner") && <option value="owner">owner</option>}
+    </select>
+  );
+}
+
 function Members({ org, isOwner }: { org: string; isOwner: boolean }) {
   const members = useLoad(() => api<{ items: { userId: string; email: string; name: string; role: string }[] }>("GET", `/v1/organisations/${org}/members`), [org]);
+  const pending = useLoad(() => api<{ items: MemberInvitation[] }>("GET", `/v1/organisations/${org}/member-invitations`), [org]);
   const [email, setEmail] = useState("");
   const [role, setRole] = useState("member");
+  const [message, setMessage] = useState("");
   const [error, setError] = useState<unknown>(null);
-  const add = async (event: Event) => {
-    event.preventDefault();
+  const act = async (action: () => Promise<unknown>, done?: string) => {
     setError(null);
+    setMessage("");
     try {
-      await api("POST", `/v1/organisations/${org}/members`, { email: email.trim(), role });
-      setEmail("");
+      await action();
+      if (done) setMessage(done);
       members.reload();
+      pending.reload();
     } catch (failure) {
       setError(failure);
     }
   };
-  const remove = async (userId: string) => {
-    setError(null);
-    try {
-      await api("DELETE", `/v1/organisations/${org}/members/${encodeURIComponent(userId)}`);
-      members.reload();
-    } catch (failure) {
-      setError(failure);
-    }
+  const invite = (event: Event) => {
+    event.preventDefault();
+    const address = email.trim();
+    void act(async () => {
+      await api("POST", `/v1/organisations/${org}/members`, { email: address, role });
+      setEmail("");
+    }, `Invited ${address}: they join when they accept, signed in.`);
   };
   return (
     <Panel title="Members" headingLevel={3}>
@@ -146,9 +165,22 @@ function Members({ org, isOwner }: { org: string; isOwner: boolean }) {
             <tr key={m.userId}>
               <td>{m.name}</td>
               <td>{m.email}</td>
-              <td>{m.role}</td>
               <td>
-                <button type="button" class="small secondary" aria-label={`Remove ${m.email}`} onClick={() => remove(m.userId)}>
+                <RoleSelect
+                  id={`role-${m.userId}`}
+                  label={`Role of ${m.email}`}
+                  value={m.role}
+                  isOwner={isOwner}
+                  onChange={(next) => void act(() => api("PATCH", `/v1/organisations/${org}/members/${encodeURIComponent(m.userId)}`, { role: next }))}
+                />
+              </td>
+              <td>
+                <button
+                  type="button"
+                  class="small secondary"
+                  aria-label={`Remove ${m.email}`}
+                  onClick={() => void act(() => api("DELETE", `/v1/organisations/${org}/members/${encodeURIComponent(m.userId)}`))}
+                >
                   Remove
                 </button>
               </td>
@@ -156,19 +188,73 @@ function Members({ org, isOwner }: { org: string; isOwner: boolean }) {
           ))}
         </tbody>
       </table>
-      <form class="inline" onSubmit={add}>
+      {(pending.data?.items.length ?? 0) > 0 && (
+        <>
+          <h4>Invited, not yet accepted</h4>
+          <ul class="plain">
+            {pending.data?.items.map((i) => (
+              <li key={i.id}>
+                {i.email} <span class="hint">({i.role}, until {formatTime(i.expiresAt)})</span>{" "}
+                <button
+                  type="button"
+                  class="small secondary"
+                  aria-label={`Revoke membership invitation for ${i.email}`}
+                  onClick={() => void act(() => api("DELETE", `/v1/organisations/${org}/member-invitations/${encodeURIComponent(i.id)}`))}
+                >
+                  Revoke
+                </button>
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+      <form class="inline" onSubmit={invite}>
         <Field label="Member's email" type="email" value={email} onInput={setEmail} required />
         <div class="field">
           <label for="member-role">Role</label>
-          <select id="member-role" value={role} onChange={(event) => setRole((event.currentTarget as HTMLSelectElement).value)}>
-            <option value="member">member</option>
-            <option value="admin">admin</option>
-            {isOwner && <option value="owner">owner</option>}
-          </select>
+          <RoleSelect id="member-role" label="Role" value={role} isOwner={isOwner} onChange={setRole} />
         </div>
-        <button type="submit">Add member</button>
+        <button type="submit">Invite member</button>
       </form>
-      <p class="hint">Adds an existing Parley account; adding someone again with another role changes their role.</p>
+      <p class="hint">They get an e-mail and join when they accept, signed in to their own account.</p>
+      {message && <p role="status">{message}</p>}
+      <ErrorText error={error} />
+    </Panel>
+  );
+}
+
+/** Invitations to join an organisation, addressed to the signed-in person. */
+function MyInvitations() {
+  const mine = useLoad(() => api<{ items: { id: string; organisation: { id: string; name: string }; role: string }[] }>("GET", "/v1/me/member-invitations"), []);
+  const [message, setMessage] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const answer = async (id: string, verb: "accept" | "decline", name: string) => {
+    setError(null);
+    try {
+      await api("POST", `/v1/me/member-invitations/${encodeURIComponent(id)}/${verb}`, {});
+      setMessage(verb === "accept" ? `You are now a member of ${name}: sign in again to act for it.` : `Declined the invitation from ${name}.`);
+      mine.reload();
+    } catch (failure) {
+      setError(failure);
+    }
+  };
+  if (!mine.data?.items.length && !message && !error) return null;
+  return (
+    <Panel title="Invitations to join an organisation">
+      <ul class="plain">
+        {mine.data?.items.map((i) => (
+          <li key={i.id}>
+            {i.organisation.name} <span class="hint">(as {i.role})</span>{" "}
+            <button type="button" class="small" onClick={() => answer(i.id, "accept", i.organisation.name)}>
+              Accept
+            </button>{" "}
+            <button type="button" class="small secondary" onClick={() => answer(i.id, "decline", i.organisation.name)}>
+              Decline
+            </button>
+          </li>
+        ))}
+      </ul>
+      {message && <p role="status">{message}</p>}
       <ErrorText error={error} />
     </Panel>
   );
@@ -249,8 +335,14 @@ interface Endpoint {
 
 function WebhookDetails({ org, endpoint }: { org: string; endpoint: Endpoint }) {
   const base = `/v1/organisations/${org}/webhooks/${encodeURIComponent(endpoint.id)}`;
-  const attempts = useLoad(() => api<{ items: { id?: string; at?: number; status?: number | null; error?: string | null }[] }>("GET", `${base}/attempts?limit=20`), [base]);
-  const dead = useLoad(() => api<{ items: { id: string; type?: string; failedAt?: number }[] }>("GET", `${base}/dead-letters`), [base]);
+  const attempts = useLoad(
+    () => api<{ items: { at: number; eventId: string; attempt: number; ok: boolean; status: number | null; error: string | null; durationMs: number }[] }>("GET", `${base}/attempts?limit=20`),
+    [base],
+  );
+  const dead = useLoad(
+    () => api<{ items: { id: string; eventType: string; parkedAt: number; attempts: number; lastError: string | null; replayRequestedAt: number | null }[] }>("GET", `${base}/dead-letters`),
+    [base],
+  );
   const [message, setMessage] = useState("");
   const [error, setError] = useState<unknown>(null);
   const replay = async () => {
@@ -268,9 +360,10 @@ function WebhookDetails({ org, endpoint }: { org: string; endpoint: Endpoint }) 
       <h4>Recent deliveries</h4>
       {attempts.data?.items.length === 0 && <p class="hint">None yet.</p>}
       <ul class="plain">
-        {attempts.data?.items.map((a, i) => (
-          <li key={a.id ?? i}>
-            {a.at ? formatTime(a.at) : ""} {a.status ?? "no answer"} {a.error ?? ""}
+        {attempts.data?.items.map((a) => (
+          <li key={`${a.eventId}-${a.attempt}-${a.at}`}>
+            {formatTime(a.at)} <span class={a.ok ? "ok" : "error"}>{a.ok ? "delivered" : "failed"}</span> ({a.status ?? "no answer"}, {a.durationMs} ms
+            {a.error ? `, ${a.error}` : ""}){a.attempt > 1 ? ` — try ${a.attempt}` : ""}
           </li>
         ))}
       </ul>
@@ -279,7 +372,8 @@ function WebhookDetails({ org, endpoint }: { org: string; endpoint: Endpoint }) 
       <ul class="plain">
         {dead.data?.items.map((d) => (
           <li key={d.id}>
-            {d.type ?? d.id} {d.failedAt ? formatTime(d.failedAt) : ""}
+            {d.eventType}, parked {formatTime(d.parkedAt)} after {d.attempts} tries{d.lastError ? ` (${d.lastError})` : ""}
+            {d.replayRequestedAt ? " — replay queued" : ""}
           </li>
         ))}
       </ul>
@@ -427,6 +521,7 @@ export function SettingsView({ session, onSession }: { session: Session; onSessi
         Signed in as {session.user.name} ({session.user.email}), {session.organisation.role} of {session.organisation.name}.
       </p>
       <TwoFactor session={session} onSession={onSession} />
+      <MyInvitations />
       {admin && <OrganisationSettings session={session} />}
     </main>
   );

@@ -3,7 +3,8 @@
 
 import type { ComponentChildren } from "preact";
 import { useCallback, useEffect, useState } from "preact/hooks";
-import { describeError } from "./api.ts";
+import { ErrorCode } from "../index.ts";
+import { ApiError, describeError } from "./api.ts";
 
 /** A labelled input: the label is the field's accessible name. */
 export function Field(props: {
@@ -38,6 +39,14 @@ export function Field(props: {
 /** An error message announced to assistive technology. */
 export function ErrorText({ error }: { error: unknown }) {
   if (!error) return null;
+  // An organisation that requires two-factor lets members who have not enrolled do only that.
+  if (error instanceof ApiError && error.code === ErrorCode.TwoFactorEnrolmentRequired) {
+    return (
+      <p class="error" role="alert">
+        Your organisation requires two-factor authentication: <a href="#/settings">turn it on in Settings</a> first.
+      </p>
+    );
+  }
   return (
     <p class="error" role="alert">
       {describeError(error)}
