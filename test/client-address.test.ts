@@ -160,4 +160,14 @@ describe("client address behind a proxy (PARLEY_TRUST_PROXY=true: one proxy)", (
     }
     expect(last).toBe(429);
   });
+
+  it("counts an IPv6 client's sign-in failures per /64, not per address it invents", async () => {
+    let last = 0;
+    for (let i = 0; i < 11; i++) {
+      const headers = { "x-forwarded-for": `2001:db8:77:1::${(i + 1).toString(16)}` };
+      const attempt = await api("POST", "/v1/auth/login", { headers, body: { email: `v6-${i}@proxied.example`, password: "wrong-password-123" } });
+      last = attempt.status;
+    }
+    expect(last).toBe(429);
+  });
 });

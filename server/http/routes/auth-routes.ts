@@ -10,6 +10,7 @@ import { checkPassword } from "../../auth/passwords.ts";
 import { openSecret, sealSecret } from "../../auth/secret-box.ts";
 import { createTotpEnrolment, generateRecoveryCodes, hashRecoveryCode, verifyTotp } from "../../auth/totp.ts";
 import type { User } from "../../directory/directory-types.ts";
+import { addressKey } from "../../limits/address-key.ts";
 import { ParleyError } from "../../errors.ts";
 import { route } from "../route.ts";
 import { HttpError } from "../router.ts";
@@ -128,14 +129,16 @@ export function authRoutes(services: HttpServices) {
       errors: [ErrorCode.InvalidCredentials, ErrorCode.TwoFactorRequired, ErrorCode.InvalidTwoFactorCode, ErrorCode.RateLimited],
       async handler({ body, ip, headers }) {
         const personal = { ip, userAgent: headers.userAgent };
-        for (const key of [`login:${body.email}`, `login-ip:${ip}`]) {
+        // Per address as the request limits count it: an IPv6 /64 is one subscriber, not 2^64 fresh tries.
+        const byAddress = `login-ip:${addressKey(ip)}`;
+        for (const key of [`login:${body.email}`, byAddress]) {
           const gate = await services.loginLimiter.check(key);
           if (!gate.allowed) throw new HttpError(ErrorCode.RateLimited, "too many failed sign-ins; wait", {}, gate.retryAfterMs / 1000);
         }
         const user = await directory.getUserByEmail(body.email);
         const verdict = user?.passwordHash ? await hasher.verify(user.passwordHash, body.password) : await hasher.dummyVerify();
         if (!user || !verdict.ok) {
-          await Promise.all([services.loginLimiter.fail(`login:${body.email}`), services.loginLimiter.fail(`login-ip:${ip}`)]);
+          await Promise.all([services.loginLimiter.fail(`login:${body.email}`), services.loginLimiter.fail(byAddress)]);
           // A failed sign-in must not wait on (or fail because of) the audit write: recorded, or logged.
           if (user) {
             const event = { action: "login.failed", actor: `user:${user.id}`, target: user.id, details: { reason: "password" }, personal } as const;
