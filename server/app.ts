@@ -47,7 +47,7 @@ import { openPostgresStore } from "./store/postgres/postgres-store.ts";
 import { openSqliteStore } from "./store/sqlite/sqlite-store.ts";
 import type { Store } from "./store/store.ts";
 import { loadUws } from "./uws.ts";
-import { openPartnerStorage } from "./webhooks/partner-storage.ts";
+import { forgetPartnerCopies, openPartnerStorage } from "./webhooks/partner-storage.ts";
 import { openWebhooks, type WebhookOptions, type Webhooks } from "./webhooks/webhooks-module.ts";
 
 /** A running server. */
@@ -166,7 +166,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     accessEvents: identity.events,
     services: identity.services,
     evict: (conversation) => cache.evict(conversation),
-    forgetPartnerEvents: (conversation) => events.store.forgetConversation(conversation),
+    forgetPartnerEvents: (conversation, org) => forgetPartnerCopies(partnerStorage, conversation, org),
     recordOrgEvent: (org, event) => audit.recorder.recordOrgEvent(org, event),
     logger,
     now: options.now ?? Date.now,

@@ -10,7 +10,7 @@ import { ConversationLifecycle, type ReplayOutcome } from "../lifecycle/conversa
 import { DeletionLedger } from "../lifecycle/deletion-ledger.ts";
 import { lifecycleAudit } from "../lifecycle/lifecycle-audit.ts";
 import type { Logger } from "../logger.ts";
-import { openPartnerStorage } from "../webhooks/partner-storage.ts";
+import { forgetPartnerCopies, openPartnerStorage } from "../webhooks/partner-storage.ts";
 import { openOfflineStore } from "./offline-store.ts";
 
 /** What a replay did, in a line for the operator. */
@@ -41,7 +41,7 @@ export async function replayLedgerOffline(config: Config, logger: Logger): Promi
       // No server runs: there are no sockets to close and no cache to drop.
       accessEvents: new AccessEvents(),
       evict: () => {},
-      forgetPartnerEvents: (conversation) => partner.events.forgetConversation(conversation),
+      forgetPartnerEvents: (conversation, org) => forgetPartnerCopies(partner, conversation, org),
       audit: lifecycleAudit(null, logger),
       logger,
       now: Date.now,

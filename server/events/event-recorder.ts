@@ -23,7 +23,7 @@ const AUDIENCE_CACHE_LIMIT = 10_000;
 
 /** Who receives an event about a conversation. */
 export type Audience =
-  /** The starting organisation and every participant organisation (the default). */
+  /** The starting organisation and every participant organisation whose side is not deleted (the default). */
   | "taking-part"
   /** Only the starting organisation (invitations: only it may see them). */
   | "starting-org";
@@ -49,7 +49,7 @@ export function newEventId(): string {
 }
 
 /** What the recorder asks the directory: who takes part in a conversation. */
-export type AudienceDirectory = Pick<Directory, "getConversation" | "listParticipants">;
+export type AudienceDirectory = Pick<Directory, "getConversation" | "listConversationParties">;
 
 /** Dependencies of {@link EventRecorder}. */
 export interface EventRecorderDeps {
@@ -162,13 +162,13 @@ export class EventRecorder {
     this.writing = false;
   }
 
+  /** Parties whose side is deleted receive nothing more about the conversation (their copies went with the side). */
   private async audience(conversationId: string, audience: Audience): Promise<string[]> {
     const directory = this.directory;
     if (!directory) throw new Error("event recorder used before the directory was connected");
+    const parties = (await directory.listConversationParties(conversationId)).filter((p) => p.sideDeletedAt === null).map((p) => p.orgId);
+    if (audience === "taking-part" || parties.length === 0) return parties;
     const conversation = await directory.getConversation(conversationId);
-    if (!conversation) return [];
-    if (audience === "starting-org") return [conversation.orgId];
-    const participants = await directory.listParticipants(conversationId);
-    return [conversation.orgId, ...participants.map((p) => p.orgId)];
+    return conversation && parties.includes(conversation.orgId) ? [conversation.orgId] : [];
   }
 }

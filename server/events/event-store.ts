@@ -69,6 +69,13 @@ export interface EventStore {
   prune(cutoff: number): Promise<number>;
   /** Removes every event of a destroyed conversation from every stream; returns how many events went. */
   forgetConversation(conversation: string): Promise<number>;
+  /**
+   * An organisation deleted its side of a conversation: the conversation's events leave that
+   * organisation's stream (events no stream refers to any more go too); returns how many entries went.
+   */
+  forgetConversationFor(org: string, conversation: string): Promise<number>;
+  /** Ids of every event recorded about a conversation (to remove their copies elsewhere, e.g. webhook dead letters). */
+  conversationEventIds(conversation: string): Promise<string[]>;
   /** Notes that a conversation has commits up to `seq` whose events are not derived yet. */
   markDirty(entries: readonly [conversation: string, seq: number][]): Promise<void>;
   /** Events of the conversation are derived up to `seq`: its dirty mark is cleared if not newer. */
@@ -89,6 +96,8 @@ export function eventStoreOver(api: Omit<EventStore, "close">, close: () => Prom
     head: (org) => api.head(org),
     prune: (cutoff) => api.prune(cutoff),
     forgetConversation: (conversation) => api.forgetConversation(conversation),
+    forgetConversationFor: (org, conversation) => api.forgetConversationFor(org, conversation),
+    conversationEventIds: (conversation) => api.conversationEventIds(conversation),
     markDirty: (entries) => api.markDirty(entries),
     markDerived: (conversation, seq) => api.markDerived(conversation, seq),
     listDirty: () => api.listDirty(),

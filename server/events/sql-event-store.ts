@@ -21,7 +21,20 @@ import { greatest } from "./partner-sql.ts";
 type Row = Record<string, unknown>;
 
 /** Every operation of the store (what a worker serves). */
-export const EVENT_STORE_OPERATIONS = ["append", "read", "head", "prune", "forgetConversation", "markDirty", "markDerived", "listDirty", "listDerived", "derivationState"] as const;
+export const EVENT_STORE_OPERATIONS = [
+  "append",
+  "read",
+  "head",
+  "prune",
+  "forgetConversation",
+  "forgetConversationFor",
+  "conversationEventIds",
+  "markDirty",
+  "markDerived",
+  "listDirty",
+  "listDerived",
+  "derivationState",
+] as const;
 
 /**
  * A transaction for bookkeeping that may skip the flush to disk (see markDirty): the backend
@@ -61,6 +74,11 @@ export class SqlEventStore implements Omit<EventStore, "close"> {
         "DELETE FROM derivation WHERE conversation_id = ?",
       ],
       forgetEvents: "DELETE FROM events WHERE conversation_id = ?",
+      // One organisation's side deleted: its entries go; an event no other stream holds goes with them.
+      forgetEntriesOf: "DELETE FROM stream_entries WHERE org_id = ? AND event_seq IN (SELECT seq FROM events WHERE conversation_id = ?)",
+      forgetUnreferencedOf:
+        "DELETE FROM events WHERE conversation_id = ? AND NOT EXISTS (SELECT 1 FROM stream_entries s WHERE s.event_seq = events.seq)",
+      eventIds: "SELECT id FROM events WHERE conversation_id = ?",
       markDirty: `INSERT INTO derivation (conversation_id, dirty_seq) VALUES (?, ?) ON CONFLICT (conversation_id)
         DO UPDATE SET dirty_seq = ${greatest(d)}(COALESCE(derivation.dirty_seq, 0), excluded.dirty_seq)`,
       markDerived: `INSERT INTO derivation (conversation_id, derived_seq) VALUES (?, ?) ON CONFLICT (conversation_id) DO UPDATE SET
@@ -155,6 +173,18 @@ export class SqlEventStore implements Omit<EventStore, "close"> {
       await tx.run(this.sql.pruneEvents, [cutoff]);
       return removed;
     });
+  }
+
+  forgetConversationFor(org: string, conversation: string): Promise<number> {
+    return this.db.transaction(async (tx) => {
+      const removed = await tx.run(this.sql.forgetEntriesOf, [org, conversation]);
+      await tx.run(this.sql.forgetUnreferencedOf, [conversation]);
+      return removed;
+    });
+  }
+
+  async conversationEventIds(conversation: string): Promise<string[]> {
+    return (await this.db.all(this.sql.eventIds, [conversation])).map((row) => row.id as string);
   }
 
   forgetConversation(conversation: string): Promise<number> {

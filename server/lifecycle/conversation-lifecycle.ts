@@ -36,8 +36,11 @@ export interface LifecycleDeps {
   accessEvents: AccessEvents;
   /** Drops a destroyed conversation's cached state. */
   evict(conversationId: string): void;
-  /** Removes a destroyed conversation's partner events from every organisation's stream (absent: no partner events here). */
-  forgetPartnerEvents?(conversationId: string): Promise<unknown>;
+  /**
+   * Removes the conversation's partner events and their webhook copies: from every organisation
+   * (destroyed), or from `orgId` alone (its side deleted). Absent: no partner events here.
+   */
+  forgetPartnerEvents?(conversationId: string, orgId?: string): Promise<unknown>;
   audit: LifecycleAudit;
   logger: Logger;
   now: () => number;
@@ -56,7 +59,9 @@ export class ConversationLifecycle {
   async deleteSide(conversationId: string, orgId: string, actor: LifecycleActor, reason: "deleted" | "retention"): Promise<SideDeletion> {
     const { directory, accessEvents, audit } = this.deps;
     const parties = await directory.deleteConversationSide(conversationId, orgId, actor, reason, this.deps.now());
+    // Its people leave at once (sockets, streams); its copies of the conversation's events go too.
     accessEvents.emit({ kind: "conversation-access-changed", conversationId });
+    await this.deps.forgetPartnerEvents?.(conversationId, orgId);
     await audit(orgId, {
       action: reason === "retention" ? "retention.destroyed" : "conversation.deleted",
       actor,
@@ -133,12 +138,16 @@ export class ConversationLifecycle {
     }
   }
 
-  /** Store (data key and rows), directory record, cached state; then every socket on it is re-checked. */
+  /**
+   * Partner events and their webhook copies, store (data key and rows), directory record, cached
+   * state; then every socket on it is re-checked. The directory record goes last: while it is
+   * there, the ledger replay sees the conversation as existing and runs all of this again.
+   */
   private async removeEverywhere(conversationId: string): Promise<boolean> {
     const { store, directory } = this.deps;
+    await this.deps.forgetPartnerEvents?.(conversationId);
     const hadData = await store.destroyConversation(conversationId);
     const hadRecord = await directory.removeConversationRecord(conversationId);
-    await this.deps.forgetPartnerEvents?.(conversationId);
     this.deps.evict(conversationId);
     this.deps.accessEvents.emit({ kind: "conversation-access-changed", conversationId });
     return hadData || hadRecord;

@@ -35,7 +35,8 @@ export interface LifecycleModuleDeps {
   accessEvents: AccessEvents;
   services: HttpServices;
   evict(conversationId: string): void;
-  forgetPartnerEvents(conversationId: string): Promise<unknown>;
+  /** See LifecycleDeps.forgetPartnerEvents. */
+  forgetPartnerEvents(conversationId: string, orgId?: string): Promise<unknown>;
   /** The org audit recorder's entry point, when there is one. */
   recordOrgEvent: ((org: string, event: LifecycleAuditEvent) => Promise<unknown>) | null;
   logger: Logger;

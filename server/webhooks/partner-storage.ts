@@ -39,6 +39,19 @@ export interface PartnerStorageOptions {
   schema?: string;
 }
 
+/**
+ * Removes a conversation's partner events and every webhook copy of them (attempts, dead
+ * letters): from every organisation when it is destroyed, from `org` alone when that
+ * organisation deleted its side.
+ */
+export async function forgetPartnerCopies(storage: Pick<PartnerStorage, "events" | "webhooks">, conversation: string, org?: string): Promise<void> {
+  // Webhook copies first: they are found through the events' ids.
+  const ids = await storage.events.conversationEventIds(conversation);
+  await storage.webhooks.forgetEvents(ids, org ?? null);
+  if (org === undefined) await storage.events.forgetConversation(conversation);
+  else await storage.events.forgetConversationFor(org, conversation);
+}
+
 /** Opens (creating and migrating when needed) the storage the options select. */
 export function openPartnerStorage(options: PartnerStorageOptions): Promise<PartnerStorage> {
   return options.databaseUrl ? openPostgresPartnerStorage(options.databaseUrl, options.schema) : openSqlitePartnerStorage(options.dataDir);

@@ -24,7 +24,11 @@ export const WEBHOOK_STORE_OPERATIONS = [
   "listDeadLetters",
   "requestReplay",
   "nextReplay",
+  "forgetEvents",
 ] as const;
+
+/** Ids per statement when removing many events' copies (well under every backend's parameter limit). */
+const FORGET_CHUNK = 500;
 
 type Row = Record<string, unknown>;
 
@@ -214,5 +218,21 @@ export class SqlWebhookStore implements Omit<WebhookStore, "close"> {
       [endpointId],
     );
     return row ? deadLetterFrom(row) : null;
+  }
+
+  forgetEvents(eventIds: readonly string[], orgId: string | null): Promise<number> {
+    if (eventIds.length === 0) return Promise.resolve(0);
+    const ofOrg = orgId === null ? "" : " AND endpoint_id IN (SELECT id FROM endpoints WHERE org_id = ?)";
+    return this.db.transaction(async (tx) => {
+      let removed = 0;
+      for (let i = 0; i < eventIds.length; i += FORGET_CHUNK) {
+        const chunk = eventIds.slice(i, i + FORGET_CHUNK);
+        const params = orgId === null ? chunk : [...chunk, orgId];
+        const list = chunk.map(() => "?").join(", ");
+        removed += await tx.run(`DELETE FROM dead_letters WHERE event_id IN (${list})${ofOrg}`, params);
+        removed += await tx.run(`DELETE FROM attempts WHERE event_id IN (${list})${ofOrg}`, params);
+      }
+      return removed;
+    });
   }
 }

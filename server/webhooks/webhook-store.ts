@@ -106,6 +106,11 @@ export interface WebhookStore {
   requestReplay(endpointId: string, ids: string[] | null, now: number): Promise<number>;
   /** The oldest dead letter waiting to be replayed. */
   nextReplay(endpointId: string): Promise<DeadLetter | null>;
+  /**
+   * Removes the delivery attempts and dead letters of these events (a conversation destroyed, or
+   * one organisation's side of it deleted: then only at that organisation's endpoints); returns how many rows went.
+   */
+  forgetEvents(eventIds: readonly string[], orgId: string | null): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -124,6 +129,7 @@ export function webhookStoreOver(api: Omit<WebhookStore, "close">, close: () => 
     listDeadLetters: (endpointId, limit) => api.listDeadLetters(endpointId, limit),
     requestReplay: (endpointId, ids, now) => api.requestReplay(endpointId, ids, now),
     nextReplay: (endpointId) => api.nextReplay(endpointId),
+    forgetEvents: (eventIds, orgId) => api.forgetEvents(eventIds, orgId),
     close,
   };
 }
