@@ -229,10 +229,31 @@ class EndpointDelivery {
     return { key: `event:${next.cursor}`, cursor: next.cursor, eventId: next.id, type: next.type, json: next.json, deadLetter: null };
   }
 
+  /**
+   * False when a stream event left the organisation's stream after it was read ahead (its side of
+   * the conversation deleted, or the conversation destroyed): it must not be sent, nor a copy kept.
+   */
+  private async stillInStream(item: HeadItem): Promise<boolean> {
+    if (item.deadLetter !== null) return true;
+    // Unreadable now (store trouble): go on as if present; the next read of the stream decides.
+    const read = await this.deps.events.read(this.endpoint.orgId, item.cursor - 1, 1).catch(() => null);
+    return read === null || read.status !== "ok" || read.events[0]?.id === item.eventId;
+  }
+
+  /** Drops a head item that left the stream: the next one is after it, and nothing of it stays. */
+  private async forgetGone(item: HeadItem): Promise<void> {
+    this.buffer.shift();
+    this.state = { ...this.state, cursor: Math.max(this.state.cursor, item.cursor), headKey: null, attempts: 0, firstFailureAt: null, nextAttemptAt: null };
+    await this.deps.store.forgetEvents([item.eventId], this.endpoint.orgId).catch((error: unknown) => {
+      this.deps.logger.error({ err: error, endpoint: this.endpoint.id }, "webhook: could not remove the copies of a deleted event");
+    });
+  }
+
   private async attempt(item: HeadItem): Promise<void> {
     // The claim went with its connection (or the connection no longer answers): another node
     // may deliver this item now. The loop tries to claim the endpoint again.
     if (!(await this.claims.confirm(this.endpoint.id).catch(() => false))) return;
+    if (!(await this.stillInStream(item))) return this.forgetGone(item);
     const { clock, policy } = this.deps;
     const attemptNo = this.state.attempts + 1;
     const sentAt = clock.now();
@@ -298,6 +319,8 @@ class EndpointDelivery {
       // before the next successful write may send this item again: receivers deduplicate on id).
       this.deps.logger.error({ err: error, endpoint: this.endpoint.id }, "webhook: could not record a delivery attempt");
     }
+    // Deleted while it was in flight: the record just written must not outlive the deletion.
+    if (!(await this.stillInStream(item))) return this.forgetGone(item);
     this.state = outcome.state;
     this.deps.onOutcome?.(result.ok ? "delivered" : outcome.park ? "parked" : "failed");
     if (outcome.disable) this.deps.onOutcome?.("disabled");
