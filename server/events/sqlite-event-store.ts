@@ -14,6 +14,8 @@ export function openSqliteEventStore(path: string): { store: SqlEventStore; db: 
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = FULL");
   db.pragma("busy_timeout = 5000");
+  // Events of a destroyed conversation (or a deleted side) are overwritten, not left in free pages.
+  db.pragma("secure_delete = ON");
   migrate(db, EVENTS_SCHEMA);
   const runner = new SqliteRunner(db);
   // synchronous=NORMAL in WAL mode still survives a process crash; it is set outside the

@@ -16,6 +16,8 @@ export function openSqliteWebhookStore(path: string): { store: SqlWebhookStore; 
   // FULL would cost an fsync per delivery and cap an endpoint at a few hundred a second.
   db.pragma("synchronous = NORMAL");
   db.pragma("busy_timeout = 5000");
+  // Dead letters and attempts of deleted events are overwritten, not left in free pages.
+  db.pragma("secure_delete = ON");
   migrate(db, WEBHOOKS_SCHEMA);
   return { store: new SqlWebhookStore(new SqliteRunner(db)), db };
 }

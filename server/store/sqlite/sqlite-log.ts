@@ -54,6 +54,9 @@ function openDatabase(file: string, options: Pick<SqliteLogOptions, "synchronous
     db.pragma("journal_mode = WAL");
     db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
     db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(options.busyTimeoutMs ?? 5000))}`);
+    // A destroyed conversation's rows, and above all its shredded data key (keyring.db), are
+    // overwritten on delete: left in a free page, a wrapped key would still open with the master key.
+    db.pragma("secure_delete = ON");
     return db;
   } catch (err) {
     db.close();
