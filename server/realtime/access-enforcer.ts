@@ -81,11 +81,6 @@ export class AccessEnforcer {
         const joined = session.joined.get(conversation);
         if (!joined || joined.role === null) return;
         if (!role) {
-          // A y-websocket socket carries this one conversation and knows no "left" frame: it closes.
-          if (session.dialect === "yjs") {
-            session.close(CloseCode.Forbidden, "access revoked");
-            return;
-          }
           if (this.hub.leave(session, conversation)) {
             session.sendControl({ type: "left", conversation, code: ErrorCode.Forbidden, message: "access revoked" });
             // A y-websocket connection carries one conversation: without it, the socket is done.
