@@ -155,6 +155,8 @@ export interface Config {
     /** smtp(s)://user:pass@host:port; unset: mail goes to <dataDir>/outbox and the log. */
     smtpUrl: string | null;
     mailFrom: string;
+    /** How long the outbox (no SMTP) keeps a written message before the retention sweep removes it. */
+    outboxRetentionDays: number;
     /**
      * DKIM signing of outgoing mail (PARLEY_DKIM_DOMAIN, PARLEY_DKIM_SELECTOR default "parley",
      * PARLEY_DKIM_KEY_FILE default <keysDir>/dkim-<selector>.pem); null: unsigned.
@@ -278,6 +280,7 @@ function identityConfig(env: Env, cwd: string, keysDir: string): Config["identit
     passwordMinScore: int(env, "PARLEY_PASSWORD_MIN_SCORE", 3, 0, 4) as 0 | 1 | 2 | 3 | 4,
     smtpUrl,
     mailFrom,
+    outboxRetentionDays: int(env, "PARLEY_OUTBOX_RETENTION_DAYS", 30, 1, 3650),
     dkim: dkimConfig(env, cwd, keysDir, mailFrom),
   };
 }

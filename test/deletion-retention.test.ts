@@ -354,11 +354,11 @@ describe("retention sweep cost", () => {
       return loadDocument(conversation);
     };
     try {
-      expect(await test.server.lifecycle.sweep()).toEqual({ sidesDeleted: 0, destroyed: [], examined: 0 });
+      expect(await test.server.lifecycle.sweep()).toEqual({ sidesDeleted: 0, destroyed: [], examined: 0, mailRemoved: 0 });
       const lastActive = await store.lastActivity([...ids, "never-written"]);
       expect([...lastActive.keys()].sort()).toEqual([...ids].sort());
       offset = 8 * DAY; // past the shortest retention anyone may choose, before the default 365 days
-      expect(await test.server.lifecycle.sweep()).toEqual({ sidesDeleted: 0, destroyed: [], examined: 2 });
+      expect(await test.server.lifecycle.sweep()).toEqual({ sidesDeleted: 0, destroyed: [], examined: 2, mailRemoved: 0 });
       expect(loads).toBe(0);
     } finally {
       store.loadDocument = loadDocument;

@@ -110,6 +110,26 @@ describe("OutboxMailer", () => {
     expect(lines).toHaveLength(0);
   });
 
+  it("keeps copies no longer than its retention, and none of a destroyed conversation's mail", async () => {
+    const { logger } = captureLog();
+    const outbox = path.join(dir, "outbox");
+    const mailer = new OutboxMailer(outbox, logger, { retentionMs: 3_600_000 });
+    const about = (conversationId: string | undefined, subject: string): MailMessage => ({ to: "sam@supplier.example", subject, text: "a link", conversationId });
+    await mailer.send(about("conv-doomed", "doomed invitation"));
+    await mailer.send(about("conv-kept", "kept invitation"));
+    await mailer.send(about(undefined, "sign-in code"));
+    const names = await readdir(outbox);
+    expect(names.join(" ")).not.toContain("conv-");
+    expect(await mailer.forgetConversation("conv-doomed")).toBe(1);
+    const left = await Promise.all((await readdir(outbox)).map((n) => readFile(path.join(outbox, n), "utf8")));
+    expect(left.some((m) => m.includes("doomed invitation"))).toBe(false);
+    expect(left).toHaveLength(2);
+    // An hour later nothing is old enough; two hours later everything is.
+    expect(await mailer.prune(Date.now() + 1000)).toBe(0);
+    expect(await mailer.prune(Date.now() + 2 * 3_600_000)).toBe(2);
+    expect(await readdir(outbox)).toEqual([]);
+  });
+
   it("refuses a sender with a line break at construction", () => {
     const { logger } = captureLog();
     expect(() => new OutboxMailer(dir, logger, { from: "Parley <a@b.example>\r\nBcc: x@evil.example" })).toThrow(

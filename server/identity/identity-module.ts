@@ -74,7 +74,13 @@ const WRITE_SCOPE = "conversations:write";
 async function createMailer(config: Config, logger: Logger): Promise<Mailer> {
   const dkim = config.identity.dkim ? await loadDkimSigning(config.identity.dkim) : undefined;
   const smtp = config.identity.smtpUrl;
-  if (!smtp) return new OutboxMailer(path.join(config.dataDir, "outbox"), logger, { from: config.identity.mailFrom, dkim });
+  if (!smtp) {
+    return new OutboxMailer(path.join(config.dataDir, "outbox"), logger, {
+      from: config.identity.mailFrom,
+      dkim,
+      retentionMs: config.identity.outboxRetentionDays * 24 * 3_600_000,
+    });
+  }
   const url = new URL(smtp);
   return new SmtpMailer({
     host: url.hostname,

@@ -79,6 +79,7 @@ export class InvitationService {
     await this.deps.mailer.send({
       to: request.email,
       subject: `${request.inviterName} invited you to "${request.conversationTitle}" on Parley`,
+      conversationId: request.conversationId,
       text: [
         `${request.inviterName} invited you to the conversation "${request.conversationTitle}".`,
         "",

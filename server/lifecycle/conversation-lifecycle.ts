@@ -41,6 +41,8 @@ export interface LifecycleDeps {
    * (destroyed), or from `orgId` alone (its side deleted). Absent: no partner events here.
    */
   forgetPartnerEvents?(conversationId: string, orgId?: string): Promise<unknown>;
+  /** Removes kept copies of mail about a destroyed conversation (the outbox's invitation mails). */
+  forgetMail?(conversationId: string): Promise<unknown>;
   audit: LifecycleAudit;
   logger: Logger;
   now: () => number;
@@ -146,6 +148,7 @@ export class ConversationLifecycle {
   private async removeEverywhere(conversationId: string): Promise<boolean> {
     const { store, directory } = this.deps;
     await this.deps.forgetPartnerEvents?.(conversationId);
+    await this.deps.forgetMail?.(conversationId);
     const hadData = await store.destroyConversation(conversationId);
     const hadRecord = await directory.removeConversationRecord(conversationId);
     this.deps.evict(conversationId);

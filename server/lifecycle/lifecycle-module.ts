@@ -54,11 +54,12 @@ export async function openLifecycle(config: Config, deps: LifecycleModuleDeps): 
     accessEvents: deps.accessEvents,
     evict: deps.evict,
     forgetPartnerEvents: deps.forgetPartnerEvents,
+    forgetMail: (conversation) => deps.services.mailer.forgetConversation?.(conversation) ?? Promise.resolve(0),
     audit,
     logger: deps.logger,
     now: deps.now,
   });
-  const sweepDeps = { directory: deps.directory, store: deps.store, lifecycle: conversations, logger: deps.logger };
+  const sweepDeps = { directory: deps.directory, store: deps.store, lifecycle: conversations, mailer: deps.services.mailer, logger: deps.logger };
   let stopSweep: (() => void) | null = null;
   return {
     ledger,

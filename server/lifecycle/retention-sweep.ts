@@ -7,6 +7,7 @@
 
 import type { Directory } from "../directory/directory.ts";
 import type { Logger } from "../logger.ts";
+import type { Mailer } from "../mail/mailer.ts";
 import { startBackgroundLoop } from "../platform/background-loop.ts";
 import type { Store } from "../store/store.ts";
 import type { ConversationLifecycle } from "./conversation-lifecycle.ts";
@@ -21,12 +22,16 @@ export interface SweepOutcome {
   destroyed: string[];
   /** Conversations inactive long enough to be looked at further (the rest were skipped on their head's time). */
   examined: number;
+  /** Outbox messages removed as older than the mail retention. */
+  mailRemoved: number;
 }
 
 export interface SweepDeps {
   directory: Directory;
   store: Store;
   lifecycle: ConversationLifecycle;
+  /** Kept mail past its retention goes with each sweep too. */
+  mailer?: Pick<Mailer, "prune">;
   logger: Logger;
 }
 
@@ -45,7 +50,7 @@ const SHORTEST_RETENTION_MS = RETENTION_BOUNDS.min * DAY_MS;
  */
 export async function sweepRetention(deps: SweepDeps, now: number): Promise<SweepOutcome> {
   const { directory, store, lifecycle } = deps;
-  const outcome: SweepOutcome = { sidesDeleted: 0, destroyed: [], examined: 0 };
+  const outcome: SweepOutcome = { sidesDeleted: 0, destroyed: [], examined: 0, mailRemoved: 0 };
   let after = "";
   for (;;) {
     const ids = await directory.listConversationIds(after, PAGE);
@@ -76,7 +81,8 @@ export async function sweepRetention(deps: SweepDeps, now: number): Promise<Swee
     if (ids.length < PAGE) break;
     after = ids[ids.length - 1];
   }
-  if (outcome.sidesDeleted > 0 || outcome.destroyed.length > 0) deps.logger.info({ retention: outcome }, "retention sweep");
+  outcome.mailRemoved = (await deps.mailer?.prune?.(now)) ?? 0;
+  if (outcome.sidesDeleted > 0 || outcome.destroyed.length > 0 || outcome.mailRemoved > 0) deps.logger.info({ retention: outcome }, "retention sweep");
   return outcome;
 }
 

@@ -8,11 +8,17 @@ export interface MailMessage {
   subject: string;
   text: string;
   html?: string;
+  /** The conversation the message is about (an invitation): a kept copy goes when it is destroyed. */
+  conversationId?: string;
 }
 
 /** Sends email; resolves once the message is handed off (written or accepted by the relay). */
 export interface Mailer {
   send(message: MailMessage): Promise<void>;
+  /** Removes kept copies of messages about a destroyed conversation (mailers that keep none omit it). */
+  forgetConversation?(conversationId: string): Promise<number>;
+  /** Removes kept copies older than the mail retention (mailers that keep none omit it). */
+  prune?(now: number): Promise<number>;
 }
 
 /** What a mailer logs with: a pino logger fits. */

@@ -2,8 +2,8 @@
 // (readable only by the server's user) and one log line says who it is for and what about, so an
 // operator without SMTP can still hand out invitation links. The body is never logged.
 
-import { randomBytes } from "node:crypto";
-import { mkdir, open } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir, open, readdir, stat, unlink } from "node:fs/promises";
 import path from "node:path";
 import nodemailer from "nodemailer";
 import type { DkimSigning } from "./dkim.ts";
@@ -15,11 +15,24 @@ export interface OutboxMailerOptions {
   from?: string;
   /** Sign every message with this DKIM key, as the SMTP mailer would (the .eml shows the header). */
   dkim?: DkimSigning;
+  /** How long a message stays in the outbox (ms); default 30 days. */
+  retentionMs?: number;
+}
+
+const DEFAULT_RETENTION_MS = 30 * 24 * 3_600_000;
+
+/**
+ * The tag a message about a conversation carries in its file name: a hash, so the outbox's
+ * listing does not name conversations, and the copies of a destroyed one can still be found.
+ */
+function conversationTag(conversationId: string): string {
+  return createHash("sha256").update(`parley-outbox:${conversationId}`).digest("hex").slice(0, 16);
 }
 
 /** Writes each message as `<time>-<random>.eml` (mode 0600) into `dir`. */
 export class OutboxMailer implements Mailer {
   private readonly from: string;
+  private readonly retentionMs: number;
   // nodemailer's stream transport only composes the MIME text (encodings, folding, multipart).
   private readonly composer: ReturnType<typeof nodemailer.createTransport>;
   private ready: Promise<unknown> | undefined;
@@ -30,6 +43,7 @@ export class OutboxMailer implements Mailer {
     options: OutboxMailerOptions = {},
   ) {
     this.from = options.from ?? "Parley <parley@localhost>";
+    this.retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
     assertSender(this.from);
     this.composer = nodemailer.createTransport({
       streamTransport: true,
@@ -55,7 +69,8 @@ export class OutboxMailer implements Mailer {
     const content = info.message;
     if (!Buffer.isBuffer(content)) throw new Error("nodemailer did not return the composed message");
     const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-    const name = `${stamp}-${randomBytes(6).toString("hex")}.eml`;
+    const tag = message.conversationId === undefined ? "" : `.c${conversationTag(message.conversationId)}`;
+    const name = `${stamp}-${randomBytes(6).toString("hex")}${tag}.eml`;
     const handle = await open(path.join(this.dir, name), "wx", 0o600);
     try {
       await handle.writeFile(content);
@@ -64,5 +79,45 @@ export class OutboxMailer implements Mailer {
     }
     // Only the file: the recipient's address and the subject (names, titles) are personal data.
     this.logger.info({ file: name }, "mail written to outbox");
+  }
+
+  async forgetConversation(conversationId: string): Promise<number> {
+    const tag = `.c${conversationTag(conversationId)}.eml`;
+    return this.removeWhere((name) => name.endsWith(tag));
+  }
+
+  async prune(now: number): Promise<number> {
+    let removed = 0;
+    for (const name of await this.names()) {
+      const file = path.join(this.dir, name);
+      const modified = await stat(file).then((s) => s.mtimeMs, () => null);
+      if (modified !== null && now - modified > this.retentionMs && (await this.remove(file))) removed++;
+    }
+    return removed;
+  }
+
+  private async names(): Promise<string[]> {
+    try {
+      return (await readdir(this.dir)).filter((name) => name.endsWith(".eml"));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw error;
+    }
+  }
+
+  private async removeWhere(matches: (name: string) => boolean): Promise<number> {
+    let removed = 0;
+    for (const name of (await this.names()).filter(matches)) if (await this.remove(path.join(this.dir, name))) removed++;
+    return removed;
+  }
+
+  private async remove(file: string): Promise<boolean> {
+    return unlink(file).then(
+      () => true,
+      (error: NodeJS.ErrnoException) => {
+        if (error.code === "ENOENT") return false;
+        throw error;
+      },
+    );
   }
 }
