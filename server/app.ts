@@ -166,7 +166,10 @@ export async function startServer(config: Config, logger: Logger, options: Start
     accessEvents: identity.events,
     services: identity.services,
     evict: (conversation) => cache.evict(conversation),
-    forgetPartnerEvents: (conversation, org) => forgetPartnerCopies(partnerStorage, conversation, org),
+    forgetPartnerEvents: async (conversation, org) => {
+      if (org === undefined) await events.documents.forget(conversation);
+      await forgetPartnerCopies(partnerStorage, conversation, org);
+    },
     recordOrgEvent: (org, event) => audit.recorder.recordOrgEvent(org, event),
     logger,
     now: options.now ?? Date.now,

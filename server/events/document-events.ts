@@ -65,6 +65,12 @@ export class DocumentEvents {
   private readonly watermarks = new Map<string, number>();
   private watermarkTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /**
+   * Conversations destroyed while this node ran: a derivation already under way must not write
+   * their watermark (or anything) back after the destruction removed it. Bounded; a destroyed
+   * conversation gets no commits again (the store's tombstone refuses them).
+   */
+  private readonly destroyed = new Set<string>();
 
   constructor(
     private readonly deps: {
@@ -93,8 +99,23 @@ export class DocumentEvents {
 
   /** A commit of this node: derive the conversation's events soon. Cheap (no I/O); never throws. */
   committed(conversation: string, _seq: number): void {
-    if (this.closed) return;
+    if (this.closed || this.destroyed.has(conversation)) return;
     this.schedule(conversation, this.deps.options.debounceMs);
+  }
+
+  /**
+   * The conversation is being destroyed: drop what is pending for it, wait for a derivation under
+   * way (so nothing it writes lands after the caller removes the events), and never write for it again.
+   */
+  async forget(conversation: string): Promise<void> {
+    if (this.destroyed.size >= REMEMBERED_CONVERSATIONS) this.destroyed.clear();
+    this.destroyed.add(conversation);
+    const entry = this.tracked.get(conversation);
+    if (entry?.timer) clearTimeout(entry.timer);
+    if (entry?.notes) clearTimeout(entry.notes.timer);
+    await entry?.running;
+    this.tracked.delete(conversation);
+    this.watermarks.delete(conversation);
   }
 
   /** Derives everything pending now (shutdown), notes included, and stops taking commits. */
@@ -138,6 +159,7 @@ export class DocumentEvents {
 
   /** The conversation's events are derived up to `seq`: its watermark moves there with the next flush. */
   private markDerived(conversation: string, seq: number): void {
+    if (this.destroyed.has(conversation)) return;
     this.watermarks.set(conversation, Math.max(this.watermarks.get(conversation) ?? 0, seq));
     if (this.watermarkTimer || this.closed) return;
     this.watermarkTimer = setTimeout(() => void this.writeWatermarks(), WATERMARK_FLUSH_MS);
@@ -195,6 +217,7 @@ export class DocumentEvents {
       const subjects = entry.subjects;
       // Authors from the log (the writer of each entry), never from the entries' own fields.
       const fresh = attributedMessages(doc, (client) => index.ownerOf(client)).filter((m) => !subjects.has(`message:${m.id}`));
+      if (this.destroyed.has(conversation)) return;
       await this.deps.recorder.recordDerived(
         conversation,
         fresh.map((m) => ({
