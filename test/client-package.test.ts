@@ -30,8 +30,8 @@ function plainNodeEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return env;
 }
 
-async function runNode(cwd: string, script: string, env: Record<string, string>): Promise<string> {
-  const { stdout } = await execFileAsync(process.execPath, [script], { cwd, env: plainNodeEnv(env), timeout: 60_000 });
+async function runNode(cwd: string, script: string, env: Record<string, string>, nodeFlags: string[] = []): Promise<string> {
+  const { stdout } = await execFileAsync(process.execPath, [...nodeFlags, script], { cwd, env: plainNodeEnv(env), timeout: 60_000 });
   return stdout;
 }
 
@@ -124,6 +124,27 @@ a.close(); b.close();
     const out = await runNode(consumer, "quickstart.mjs", { PARLEY_URL: server.url, PARLEY_TOKEN: token });
     expect(out).toContain("Hi!");
     expect(out).toMatch(/synced 0 [1-9]/);
+  });
+
+  it("uses Node's own global WebSocket when there is one (Node >= 22; Node 20 behind --experimental-websocket)", async () => {
+    await writeFile(
+      path.join(consumer, "global-websocket.mjs"),
+      `import { ParleyClient, appendMessage } from "parley-client";
+if (typeof globalThis.WebSocket !== "function") throw new Error("no global WebSocket");
+const client = new ParleyClient({ url: process.env.PARLEY_URL, token: () => process.env.PARLEY_TOKEN });
+const conversation = client.open("global-ws");
+await conversation.whenSynced();
+appendMessage(conversation.doc, { id: "g-1", authorUser: "gil", authorOrg: "helpdesk", text: "global", createdAt: Date.now() });
+await conversation.whenSaved();
+console.log(JSON.stringify({ seq: conversation.status.lastSavedSeq }));
+client.close();
+`,
+    );
+    const token = await server.token({ user: "gil", org: "helpdesk", conversations: { "global-ws": "writer" } });
+    const major = Number(process.versions.node.split(".")[0]);
+    const flags = major < 22 ? ["--experimental-websocket", "--no-warnings"] : [];
+    const out = JSON.parse(await runNode(consumer, "global-websocket.mjs", { PARLEY_URL: server.url, PARLEY_TOKEN: token }, flags));
+    expect(out.seq).toBeGreaterThan(0);
   });
 
   it("bundles for the browser with esbuild (no Node built-in) and runs there with the global WebSocket", async (context) => {
