@@ -9,6 +9,7 @@ import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import Database from "better-sqlite3";
 import pg from "pg";
+import WebSocket from "ws";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { apiClient } from "./helpers/http-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
@@ -197,7 +198,15 @@ describe.each([sqlite, postgres])("on $name", (backend) => {
     const { test, api, helpdesk, supplier, id, endpointId, eventsOf, post } = await setup(backend);
     const before = (await eventsOf(helpdesk.orgId)).length;
     const eventIds = new Set((await eventsOf(supplier.orgId)).map((e) => e.id));
+    // A y-websocket app of the supplier's, open on the conversation with a person's token.
+    const yjs = new WebSocket(`${test.yjsUrl}/${id}?token=${supplier.token}`);
+    const yjsClosed = new Promise<number>((resolve) => yjs.once("close", (code) => resolve(code)));
+    await new Promise<void>((resolve, reject) => {
+      yjs.once("message", () => resolve());
+      yjs.once("error", reject);
+    });
     expect((await api("DELETE", `/v1/conversations/${id}`, { token: supplier.token })).status).toBe(200);
+    expect(await yjsClosed).toBe(4403);
     expect(await eventsOf(supplier.orgId)).toEqual([]);
     expect(await test.server.webhooks.store.listDeadLetters(endpointId, 100)).toEqual([]);
     const attempts = await test.server.webhooks.store.listAttempts(endpointId, 1000);
