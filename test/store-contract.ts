@@ -269,6 +269,38 @@ export function runStoreContract(
       expect(await loadText(store, "conv-x")).toBe(doc.getText("body").toString());
     });
 
+    it("records the first claim of a client id and refuses another actor's, alone, also when batches race", async () => {
+      const [first, second] = textUpdates(new Y.Doc(), 2);
+      // In one batch: bob's claim after alice's is refused, the rest of the batch commits.
+      const mixed = await store.appendBatch([
+        { conversation: "conv-ids", kind: "update", actor: alice, payload: first, claims: [7] },
+        { conversation: "conv-ids", kind: "update", actor: bob, payload: second, claims: [7, 8] },
+        { conversation: "conv-ids", kind: "update", actor: bob, payload: second, claims: [8] },
+      ]);
+      expect(mixed.map((c) => [c.seq, c.refused])).toEqual([
+        [1, undefined],
+        [0, "client_id_taken"],
+        [2, undefined],
+      ]);
+      // Later batches see the recorded owners; the owner itself may claim again.
+      const later = await store.appendBatch([
+        { conversation: "conv-ids", kind: "update", actor: alice, payload: second, claims: [8] },
+        { conversation: "conv-ids", kind: "update", actor: alice, payload: second, claims: [7] },
+      ]);
+      expect(later.map((c) => c.refused ?? c.seq)).toEqual(["client_id_taken", 3]);
+      // Racing batches (several connections on Postgres) claiming one fresh id: exactly one wins.
+      const racing = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          store.appendBatch([{ conversation: "conv-race", kind: "update", actor: i % 2 ? bob : alice, payload: first, claims: [99] }]),
+        ),
+      );
+      const winners = racing.flat().filter((c) => !c.refused);
+      expect(new Set(winners.map((_, i) => (racing.flat().indexOf(winners[i]) % 2 ? "bob" : "alice"))).size).toBe(1);
+      expect(await verifyConversation(store, "conv-race", CONTRACT_AUDIT_KEY)).toMatchObject({ ok: true, entries: winners.length });
+      // Destroying the conversation forgets its owners with it.
+      await store.destroyConversation("conv-ids");
+    });
+
     it("rejects a batch as a whole when one request is invalid", async () => {
       const doc = new Y.Doc();
       await store.appendBatch(appendsOf("conv-bad", alice, textUpdates(doc, 2)));

@@ -92,8 +92,12 @@ export class WritePath {
     const payload = verdict.update;
     doc.recordedIn(payload, index);
     let seq: number;
+    let refused: string | undefined;
     try {
-      ({ seq } = await this.deps.committer.append({ conversation, kind: "update", actor, payload }));
+      // Client ids new to this node are claimed in the append's own transaction: with several
+      // nodes, the store decides who was first.
+      const claims = verdict.claims.length > 0 ? verdict.claims : undefined;
+      ({ seq, refused } = await this.deps.committer.append({ conversation, kind: "update", actor, payload, claims }));
     } catch (error) {
       // The index holds what never committed: rebuild it (and the state) from the store.
       this.deps.cache.evict(conversation);
@@ -105,6 +109,11 @@ export class WritePath {
       }
       this.deps.logger.error({ err: error, conversation }, "commit failed");
       throw new ParleyError(ErrorCode.StoreUnavailable, "the update could not be stored; retry");
+    }
+    if (refused) {
+      // Another node's writer claimed one of these client ids first: nothing was stored.
+      this.deps.cache.evict(conversation);
+      throw new ParleyError(ErrorCode.ClientIdTaken, "a Yjs client id in this update belongs to another writer in this conversation; use your own");
     }
     // The envelope carries the bytes as sent; when validation trimmed them, it is re-encoded.
     const envelope = payload === update ? options.envelope : undefined;

@@ -72,7 +72,16 @@ export const SNAPSHOT = {
 } as const;
 
 /** Destruction: rows go, the id stays as a tombstone so later appends are refused. */
+/** Owners of Yjs client ids (see ./client-claims.ts). */
+export const CLIENT_ID = {
+  /** conversation_id, client_id. */
+  select: "SELECT user_id, org_id FROM client_ids WHERE conversation_id = ? AND client_id = ?",
+  /** conversation_id, client_id, user_id, org_id. */
+  insert: "INSERT INTO client_ids (conversation_id, client_id, user_id, org_id) VALUES (?, ?, ?, ?) ON CONFLICT (conversation_id, client_id) DO NOTHING",
+} as const;
+
 export const DESTROY = {
+  deleteClientIds: "DELETE FROM client_ids WHERE conversation_id = ?",
   deleteEntries: "DELETE FROM entries WHERE conversation_id = ?",
   deleteSnapshots: "DELETE FROM snapshots WHERE conversation_id = ?",
   deleteHead: "DELETE FROM conversations WHERE id = ?",

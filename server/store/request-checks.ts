@@ -34,6 +34,9 @@ function checkAppend(r: AppendRequest): void {
   checkConversation(r?.conversation);
   if (r.kind !== "update") throw new StoreError("invalid_request", `cannot append an entry of kind ${JSON.stringify(r.kind)}`);
   if (!(r.payload instanceof Uint8Array)) throw new StoreError("invalid_request", "payload must be a Uint8Array");
+  if (r.claims !== undefined && (!Array.isArray(r.claims) || !r.claims.every((c) => Number.isSafeInteger(c) && c >= 0))) {
+    throw new StoreError("invalid_request", "claims must be client ids (non-negative integers)");
+  }
   const a = r.actor;
   if (!a || typeof a.user !== "string" || typeof a.org !== "string" || typeof a.session !== "string" || a.user === "") {
     throw new StoreError("invalid_request", "actor must name a user, an org and a session");

@@ -52,6 +52,18 @@ const MIGRATIONS: readonly ((d: SqlDialect) => string)[] = [
     destroyed_at ${d.int64} NOT NULL
   )${d.smallRowTable};
   `,
+  // Which actor first used each Yjs client id in a conversation (the document rules): written in
+  // the same transaction as the append that first uses it, after the conversation's head is
+  // locked, so two nodes racing on a first use cannot both win.
+  (d) => `
+  CREATE TABLE IF NOT EXISTS client_ids (
+    conversation_id TEXT NOT NULL,
+    client_id       ${d.int64} NOT NULL,
+    user_id         TEXT NOT NULL,
+    org_id          TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, client_id)
+  )${d.smallRowTable};
+  `,
 ];
 
 /** The store's schema: its tables and the table recording their version. */

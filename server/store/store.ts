@@ -20,12 +20,20 @@ export interface AppendRequest {
   actor: Actor;
   /** The Yjs update bytes, already validated. */
   payload: Uint8Array;
+  /**
+   * Yjs client ids the update uses whose owner the validating node does not know: the actor
+   * claims them. The store refuses the append (`refused`) when another actor owns one already.
+   */
+  claims?: readonly number[];
 }
 
 /** What the store reports back for each committed append, in request order. */
 export interface CommittedAppend {
   conversation: string;
+  /** 0 when refused. */
   seq: number;
+  /** Set when the append was not written: a client id it claims belongs to another actor. */
+  refused?: "client_id_taken";
   /** Commit time, milliseconds since the epoch (UTC), never earlier than the previous entry's. */
   at: number;
 }
@@ -86,7 +94,8 @@ export interface Store {
   /**
    * Appends every request in ONE durable transaction (group commit): assigns each the
    * conversation's next sequence number, writes its audit entry with the hash-chain link, and
-   * resolves only once the transaction is durable. Rejects as a whole if anything fails.
+   * resolves only once the transaction is durable. Rejects as a whole if anything fails; an
+   * append whose claims another actor owns is left out alone, reported `refused`.
    */
   appendBatch(requests: readonly AppendRequest[]): Promise<CommittedAppend[]>;
   /** Latest snapshot plus later updates of a conversation (empty state when unknown). */

@@ -7,6 +7,7 @@ import type pg from "pg";
 import * as Y from "yjs";
 import type { MasterKeyring } from "../../auth/master-key.ts";
 import { genesisHash, importAuditKey } from "../../log/audit-chain.ts";
+import { type ClaimedId, type ClientIdOwner, claimedIds, claimKey, decideClaims, withRefusals } from "../client-claims.ts";
 import { type ConversationHead, conversationsOf, type PlannedEntry, planAppends, planSnapshot } from "../append-plan.ts";
 import { DataKeyring, missingDataKeyError, newDataKey, openEntries, openRecord, openUpdates, sealRecord, sealUpdates, type WrappedDataKey } from "../envelope.ts";
 import { DATA_KEY, type DataKeyRow, KEYRING_SCHEMA } from "../keyring.ts";
@@ -124,10 +125,17 @@ export class PostgresStore implements Store {
           }
           throw new StoreError("internal", `found ${heads.size} of ${conversations.length} conversation heads; retry creates them`);
         }
-        const plan = planAppends(requests, heads, this.key, now);
+        // The heads are locked: owners recorded by another node's earlier commit are visible.
+        const owners = await selectClientOwners(client, claimedIds(requests));
+        const { refused, fresh } = decideClaims(requests, owners);
+        const accepted = refused.size === 0 ? requests : requests.filter((_, i) => !refused.has(i));
+        const plan = planAppends(accepted, heads, this.key, now);
         sealUpdates(plan.entries, keys);
-        await writeEntries(client, plan.entries, plan.heads);
-        return plan.committed;
+        if (plan.entries.length > 0) await writeEntries(client, plan.entries, plan.heads);
+        if (fresh.length > 0) {
+          await client.query(PG.insertClientIds.with([fresh.map((c) => c.conversation), fresh.map((c) => c.client), fresh.map((c) => c.user), fresh.map((c) => c.org)]));
+        }
+        return withRefusals(requests, refused, plan.committed);
       });
       this.rememberHeads(conversations);
       return committed;
@@ -211,6 +219,7 @@ export class PostgresStore implements Store {
         const shredded = await client.query(PG.deleteDataKey.with([conversation]));
         const entries = await client.query(PG.deleteEntries.with([conversation]));
         const snapshots = await client.query(PG.deleteSnapshots.with([conversation]));
+        await client.query(PG.deleteClientIds.with([conversation]));
         await client.query(PG.deleteHead.with([conversation]));
         await client.query(PG.insertTombstone.with([conversation, Date.now()]));
         return heads.size > 0 || (shredded.rowCount ?? 0) + (entries.rowCount ?? 0) + (snapshots.rowCount ?? 0) > 0;
@@ -354,6 +363,17 @@ async function lockHeads(
     now = Math.max(now, row.now);
   }
   return { heads, now };
+}
+
+/** The recorded owners of the claimed client ids, keyed by claimKey. */
+async function selectClientOwners(client: pg.PoolClient, claimed: readonly ClaimedId[]): Promise<Map<string, ClientIdOwner>> {
+  const owners = new Map<string, ClientIdOwner>();
+  if (claimed.length === 0) return owners;
+  const { rows } = await client.query<{ conversation_id: string; client_id: string; user_id: string; org_id: string }>(
+    PG.selectClientIds.with([claimed.map((c) => c.conversation), claimed.map((c) => c.client)]),
+  );
+  for (const row of rows) owners.set(claimKey(row.conversation_id, row.client_id), { user: row.user_id, org: row.org_id });
+  return owners;
 }
 
 /** Refuses the batch when any of its conversations was destroyed (rolling back heads it created). */

@@ -42,6 +42,21 @@ export const PG = {
   deleteEntries: prepared("parley_delete_entries", numberedPlaceholders(DESTROY.deleteEntries)),
   deleteSnapshots: prepared("parley_delete_snapshots", numberedPlaceholders(DESTROY.deleteSnapshots)),
   deleteHead: prepared("parley_delete_head", numberedPlaceholders(DESTROY.deleteHead)),
+  deleteClientIds: prepared("parley_delete_client_ids", numberedPlaceholders(DESTROY.deleteClientIds)),
+  /** $1 conversation ids, $2 client ids (pairwise). */
+  selectClientIds: prepared(
+    "parley_select_client_ids",
+    `SELECT c.conversation_id, c.client_id, c.user_id, c.org_id FROM client_ids c
+     JOIN UNNEST($1::text[], $2::bigint[]) AS t(conversation_id, client_id)
+       ON c.conversation_id = t.conversation_id AND c.client_id = t.client_id`,
+  ),
+  /** $1 conversation ids, $2 client ids, $3 user ids, $4 org ids. */
+  insertClientIds: prepared(
+    "parley_insert_client_ids",
+    `INSERT INTO client_ids (conversation_id, client_id, user_id, org_id)
+     SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[])
+     ON CONFLICT (conversation_id, client_id) DO NOTHING`,
+  ),
   selectDataKeys: prepared(
     "parley_select_data_keys",
     "SELECT conversation_id, master_key_id, wrapped FROM data_keys WHERE conversation_id = ANY($1::text[])",

@@ -11,7 +11,8 @@ import { importAuditKey } from "../../log/audit-chain.ts";
 import { type ConversationHead, conversationsOf, type PlannedEntry, planAppends, planSnapshot } from "../append-plan.ts";
 import { DataKeyring, missingDataKeyError, newDataKey, openEntries, openRecord, openUpdates, sealRecord, sealUpdates } from "../envelope.ts";
 import { DATA_KEY, type DataKeyRow, KEYRING_FILE, KEYRING_SCHEMA } from "../keyring.ts";
-import { DESTROY, ENTRY, type EntryValues, entryValues, HEAD, type HeadRow, headFromRow, type LastActivityRow, SNAPSHOT, type SnapshotRow } from "../queries.ts";
+import { CLIENT_ID, DESTROY, ENTRY, type EntryValues, entryValues, HEAD, type HeadRow, headFromRow, type LastActivityRow, SNAPSHOT, type SnapshotRow } from "../queries.ts";
+import { type ClientIdOwner, claimedIds, claimKey, decideClaims, withRefusals } from "../client-claims.ts";
 import { checkAfterSeq, checkAppendBatch, checkConversation, checkLimit } from "../request-checks.ts";
 import type { AppendRequest, CommittedAppend, CompactionResult, ConversationChainHead, DocumentState, LogEntry } from "../store.ts";
 import { destroyedError } from "../store-error.ts";
@@ -74,6 +75,7 @@ export class SqliteLog implements SqliteOps {
   private readonly selectUpdatesAfter;
   private readonly selectEntries;
   private readonly destroy;
+  private readonly clientIds;
   private readonly keys: DataKeyring;
   private readonly dataKeys;
 
@@ -99,7 +101,12 @@ export class SqliteLog implements SqliteOps {
     this.selectLatestSnapshot = db.prepare<[string], SnapshotRow>(SNAPSHOT.selectLatest);
     this.selectUpdatesAfter = db.prepare<[string, number], { seq: number; payload: Uint8Array }>(ENTRY.selectUpdatesAfter);
     this.selectEntries = db.prepare<[string, number, number], LogEntry>(ENTRY.selectPage);
+    this.clientIds = {
+      select: db.prepare<[string, number], { user_id: string; org_id: string }>(CLIENT_ID.select),
+      insert: db.prepare<[string, number, string, string]>(CLIENT_ID.insert),
+    };
     this.destroy = {
+      deleteClientIds: db.prepare<[string]>(DESTROY.deleteClientIds),
       deleteEntries: db.prepare<[string]>(DESTROY.deleteEntries),
       deleteSnapshots: db.prepare<[string]>(DESTROY.deleteSnapshots),
       deleteHead: db.prepare<[string]>(DESTROY.deleteHead),
@@ -125,11 +132,20 @@ export class SqliteLog implements SqliteOps {
       const row = this.selectHead.get(conversation);
       if (row) heads.set(conversation, headFromRow(row));
     }
-    const plan = planAppends(requests, heads, this.key, Date.now());
+    // The write lock is held: owners recorded by any earlier transaction are visible.
+    const owners = new Map<string, ClientIdOwner>();
+    for (const { conversation, client } of claimedIds(requests)) {
+      const row = this.clientIds.select.get(conversation, client);
+      if (row) owners.set(claimKey(conversation, client), { user: row.user_id, org: row.org_id });
+    }
+    const { refused, fresh } = decideClaims(requests, owners);
+    const accepted = refused.size === 0 ? requests : requests.filter((_, i) => !refused.has(i));
+    const plan = planAppends(accepted, heads, this.key, Date.now());
     sealUpdates(plan.entries, keys);
     this.writeEntries(plan.entries);
     for (const [conversation, head] of plan.heads) this.writeHead(conversation, head);
-    return plan.committed;
+    for (const claim of fresh) this.clientIds.insert.run(claim.conversation, claim.client, claim.user, claim.org);
+    return withRefusals(requests, refused, plan.committed);
   }
 
   /**
@@ -256,6 +272,7 @@ export class SqliteLog implements SqliteOps {
       const existed = shredded || this.selectHead.get(conversation) !== undefined;
       const d = this.destroy;
       const removed = d.deleteEntries.run(conversation).changes + d.deleteSnapshots.run(conversation).changes;
+      d.deleteClientIds.run(conversation);
       d.deleteHead.run(conversation);
       d.insertTombstone.run(conversation, Date.now());
       return existed || removed > 0;

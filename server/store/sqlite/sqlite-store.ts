@@ -285,7 +285,7 @@ function packPayloads(requests: readonly AppendRequest[]): { requests: AppendReq
     const payload = new Uint8Array(buffer, offset, length);
     offset += length;
     const { user, org, session } = r.actor;
-    return { conversation: r.conversation, kind: r.kind, actor: { user, org, session }, payload };
+    return { conversation: r.conversation, kind: r.kind, actor: { user, org, session }, payload, ...(r.claims ? { claims: r.claims } : {}) };
   });
   return { requests: packed, buffer };
 }
