@@ -62,7 +62,7 @@ function note(row: CaseResult): string {
       .slice(0, 4)
       .map(([command, calls]) => `${command} ${num(calls, 2)}`);
     parts.push(
-      `per update: Redis ${num(sv.redisPerUpdate, 2)} calls (${commands.join(", ")}), Postgres ${num(sv.pgCommitsPerUpdate, 2)} commits, ${num(sv.pgRowsWrittenPerUpdate, 2)} rows written, ${num(sv.pgIndexScansPerUpdate, 2)} index scans`,
+      `per committed update (${sv.updates} in the window): ${num(sv.commitsPerUpdate, 3)} group commits (Postgres transactions); Redis ${num(sv.redisPerUpdate, 2)} calls (${commands.join(", ")}); Postgres stats (flushed late, lower bounds): ${num(sv.pgCommitsPerUpdate, 2)} commits, ${num(sv.pgRowsWrittenPerUpdate, 2)} rows written, ${num(sv.pgIndexScansPerUpdate, 2)} index scans`,
     );
   }
   if (row.note) parts.push(row.note.replace(/\|/g, "/"));

@@ -78,6 +78,9 @@ export interface ServiceCounters {
   pgRowsUpdated: number;
   pgIndexScans: number;
   pgSeqScans: number;
+  /** Parley's own counters summed over the nodes (GET /metrics): group commits (= Postgres transactions for appends) and committed updates. */
+  parleyCommits: number;
+  parleyUpdates: number;
 }
 
 /** Counters after − counters before. */
@@ -94,10 +97,35 @@ export function counterDelta(after: ServiceCounters, before: ServiceCounters): S
     pgRowsUpdated: after.pgRowsUpdated - before.pgRowsUpdated,
     pgIndexScans: after.pgIndexScans - before.pgIndexScans,
     pgSeqScans: after.pgSeqScans - before.pgSeqScans,
+    parleyCommits: after.parleyCommits - before.parleyCommits,
+    parleyUpdates: after.parleyUpdates - before.parleyUpdates,
   };
 }
 
-async function readCounters(redis: Redis, admin: pg.Client, schema: string): Promise<ServiceCounters> {
+/** The benchmark's own token for the nodes' GET /metrics (a random one per run). */
+const METRICS_TOKEN = randomBytes(18).toString("base64url");
+
+/** A Prometheus counter's value (summed over its label sets) from a /metrics text. */
+function counterValue(text: string, name: string): number {
+  let sum = 0;
+  for (const match of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, "gm"))) sum += Number(match[1]);
+  return sum;
+}
+
+async function parleyCounters(nodes: readonly ServerUnderTest[]): Promise<{ commits: number; updates: number }> {
+  let commits = 0;
+  let updates = 0;
+  for (const node of nodes) {
+    const response = await fetch(`http://127.0.0.1:${node.port}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+    const text = await response.text();
+    commits += counterValue(text, "parley_commits_total");
+    updates += counterValue(text, "parley_committed_updates_total");
+  }
+  return { commits, updates };
+}
+
+async function readCounters(redis: Redis, admin: pg.Client, schema: string, nodes: readonly ServerUnderTest[]): Promise<ServiceCounters> {
+  const parley = await parleyCounters(nodes);
   const stats = await redis.info("commandstats");
   const calls: Record<string, number> = {};
   for (const match of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls[match[1]] = Number(match[2]);
@@ -114,6 +142,8 @@ async function readCounters(redis: Redis, admin: pg.Client, schema: string): Pro
     pgRowsUpdated: Number(t?.upd ?? 0),
     pgIndexScans: Number(t?.idx ?? 0),
     pgSeqScans: Number(t?.seq ?? 0),
+    parleyCommits: parley.commits,
+    parleyUpdates: parley.updates,
   };
 }
 
@@ -146,7 +176,7 @@ export async function openParleyCluster(services: ClusterServices, niceness = 0)
     async counters() {
       // Statistics reach pg_stat_* when a backend reports them: ask for a fresh snapshot.
       await admin.query("SELECT pg_stat_clear_snapshot()");
-      return readCounters(redis, admin, schema);
+      return readCounters(redis, admin, schema, nodes);
     },
     async addNode() {
       const name = "abcdefgh"[nodes.length];
@@ -162,6 +192,8 @@ export async function openParleyCluster(services: ClusterServices, niceness = 0)
           REDIS_URL: services.redisUrl,
           PARLEY_REDIS_PREFIX: `parley-bench:${id}:`,
           PARLEY_NODE_ID: `${id}-${name}`,
+          // Only so the bench can read the nodes' commit counters; changes nothing else.
+          PARLEY_METRICS_TOKEN: METRICS_TOKEN,
           ...ONE_ADDRESS_FOR_ALL_CLIENTS,
         },
         cwd: REPO_ROOT,

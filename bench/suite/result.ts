@@ -24,7 +24,9 @@ export interface ServicesPerUpdate {
   pgCommitsPerUpdate: number;
   pgRowsWrittenPerUpdate: number;
   pgIndexScansPerUpdate: number;
-  /** Updates committed in the window (what the figures are divided by). */
+  /** Group commits per update, from Parley's own counters (each is one Postgres transaction). */
+  commitsPerUpdate: number;
+  /** Updates committed in the window (Parley's counters; what the figures are divided by). */
   updates: number;
 }
 

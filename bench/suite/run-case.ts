@@ -203,7 +203,7 @@ export async function runClusterCases(context: CaseContext): Promise<CaseResult[
           if (name === "measure-start") before = open.counters();
           else after = open.counters();
         });
-        if (before && after && row.fanout) row.services = servicesPerUpdate(counterDelta(await after, await before), idle, row.fanout.offeredUpdatesPerSec * (plan.measureMs / 1000));
+        if (before && after && row.fanout) row.services = servicesPerUpdate(counterDelta(await after, await before), idle);
       } catch (error) {
         markFailed(row, error, cluster.nodes);
       }
@@ -218,7 +218,8 @@ export async function runClusterCases(context: CaseContext): Promise<CaseResult[
 }
 
 /** The measured window's service operations, less the idle baseline, per committed update. */
-function servicesPerUpdate(window: ServiceCounters, idle: ServiceCounters, updates: number): ServicesPerUpdate {
+function servicesPerUpdate(window: ServiceCounters, idle: ServiceCounters): ServicesPerUpdate {
+  const updates = window.parleyUpdates;
   const per = (value: number) => (updates > 0 ? Math.max(0, value) / updates : Number.NaN);
   const redisByCommand: Record<string, number> = {};
   let redis = 0;
@@ -234,6 +235,7 @@ function servicesPerUpdate(window: ServiceCounters, idle: ServiceCounters, updat
     pgCommitsPerUpdate: per(window.pgCommits - idle.pgCommits),
     pgRowsWrittenPerUpdate: per(window.pgRowsInserted + window.pgRowsUpdated),
     pgIndexScansPerUpdate: per(window.pgIndexScans),
+    commitsPerUpdate: per(window.parleyCommits),
     updates,
   };
 }
