@@ -89,6 +89,12 @@ export const ErrorCode = {
   ShuttingDown: 5003,
   /** Too many messages or bytes in a short time. Slow down. */
   RateLimited: 5004,
+  /**
+   * The stored conversation content is nested deeper or is larger than the server reads or
+   * serialises (content an older server accepted): this read fails, nothing changed, the server
+   * keeps serving. Restoring the conversation to an earlier point repairs it.
+   */
+  ContentTooComplex: 5005,
 } as const;
 /** One of the numeric values of {@link ErrorCode}. */
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -206,7 +206,7 @@ export class DocumentEvents {
     }
     const { doc: cached, index } = await this.deps.cache.withIndex(conversation);
     const seq = cached.headSeq;
-    const doc = new Y.Doc();
+    const doc = new Y.Doc({ gc: false }); // see materialise() in bounded-content.ts
     try {
       Y.applyUpdate(doc, cached.state());
       if (entry.subjects === null) {

@@ -2,7 +2,7 @@
 // its change points for a timeline, and restore it to a past point as a new, attributed change
 // through the normal write path (history is never rewritten).
 
-import * as Y from "yjs";
+import { materialise } from "../platform/bounded-content.ts";
 import { z } from "zod";
 import { ErrorCode } from "../../protocol/index.ts";
 import { attributedMessages } from "../documents/attributed-messages.ts";
@@ -66,11 +66,7 @@ export function historyRoutes({ services, store }: HistoryDeps) {
     return { ...past, headSeq };
   };
 
-  const docOf = (state: Uint8Array) => {
-    const doc = new Y.Doc();
-    Y.applyUpdate(doc, state);
-    return doc;
-  };
+  const docOf = (state: Uint8Array) => materialise(state);
 
   return [
     route({

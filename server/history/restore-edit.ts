@@ -17,6 +17,7 @@ import {
   readMessages,
 } from "../../protocol/index.ts";
 import type { ClientOwner } from "../documents/document-index.ts";
+import { toPlainContent } from "../platform/bounded-content.ts";
 
 /** What the past content looks like once rendered, for checking an edit and for responses. */
 export interface RenderedConversation {
@@ -25,12 +26,22 @@ export interface RenderedConversation {
   meta: Record<string, unknown>;
 }
 
-/** Renders a document's schema types as plain data. */
+/**
+ * Renders a document's schema types as plain data, within the read limits (bounded-content.ts):
+ * content nested too deep is a ContentTooComplex error for this request, never a stack overflow.
+ */
 export function renderConversation(doc: Y.Doc): RenderedConversation {
-  return { items: readMessages(doc), notes: notesOf(doc).toString(), meta: doc.getMap<unknown>(DocKeys.meta).toJSON() };
+  return { items: readMessages(doc), notes: notesOf(doc).toString(), meta: toPlainContent(doc.getMap<unknown>(DocKeys.meta)) as Record<string, unknown> };
 }
 
-const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+/** Equal as plain data; a value too complex to compare counts as different (so it is replaced). */
+function same(a: unknown, b: unknown): boolean {
+  try {
+    return JSON.stringify(toPlainContent(a)) === JSON.stringify(toPlainContent(b));
+  } catch {
+    return false;
+  }
+}
 
 /** An entry's identity for comparing lists and for the validator's re-add allowance. */
 export const entryKey = (entry: unknown): string => JSON.stringify(entry);
@@ -83,7 +94,7 @@ function matchMeta(current: Y.Map<unknown>, past: Record<string, unknown>): void
   for (const key of [...current.keys()]) if (!(key in past)) current.delete(key);
   for (const [key, value] of Object.entries(past)) {
     const now = current.get(key);
-    if (!same(now instanceof Y.AbstractType ? now.toJSON() : now, value)) current.set(key, value);
+    if (!same(now, value)) current.set(key, value);
   }
 }
 

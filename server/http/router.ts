@@ -11,6 +11,7 @@ import { describeError, ParleyError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";
 import { corsPreflightHeaders, corsResponseHeaders, originAllowed, originRefusal } from "../platform/origin-policy.ts";
+import { assertWithinLimits } from "../platform/bounded-content.ts";
 import { decodeUrlComponent, parseQueryString } from "../platform/url-decoding.ts";
 import type { RequestLimits } from "../limits/request-limits.ts";
 import type { UWS } from "../uws.ts";
@@ -114,6 +115,11 @@ export class HttpError extends ParleyError {
 }
 
 function errorResult(error: unknown): RouteResult {
+  // A stack overflow while handling one request comes from content nested too deep (Yjs walks
+  // shared types by recursion): that request's error, with the code that says so.
+  if (error instanceof RangeError && /call stack/i.test(error.message)) {
+    return errorResult(new ParleyError(ErrorCode.ContentTooComplex, "the stored content is nested deeper than this server can process; nothing was changed"));
+  }
   if (error instanceof z.ZodError) {
     const issue = error.issues[0];
     const where = issue?.path.length ? `${issue.path.join(".")}: ` : "";
@@ -197,7 +203,7 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
       patch: app.patch.bind(app),
       delete: app.del.bind(app),
     }[definition.method];
-    register(definition.path, (res, req) => {
+    const handle = (res: UWS.HttpResponse, req: UWS.HttpRequest) => {
       const started = performance.now();
       const requestId = randomBytes(8).toString("base64url");
       // Raw until run(): decoding may throw, and must become this request's error, not the process's.
@@ -276,34 +282,25 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
         })
         .then((result) => {
           if (aborted) return;
+          const body = serialiseResult(result, (error) => log.error({ err: error, route: definition.path }, "response could not be serialised"));
           res.cork(() => {
-            res.writeStatus(STATUS_TEXT[result.status] ?? `${result.status} Status`);
+            res.writeStatus(STATUS_TEXT[body.status] ?? `${body.status} Status`);
             // A route may replace a security header with its own (an HTML page's CSP), never drop one.
-            const own = new Set((result.headers ?? []).map(([name]) => name.toLowerCase()));
+            const own = new Set(body.headers.map(([name]) => name.toLowerCase()));
             for (const [name, value] of SECURITY_HEADERS) if (!own.has(name.toLowerCase())) res.writeHeader(name, value);
             for (const [name, value] of corsResponseHeaders(origin, options.allowedOrigins)) res.writeHeader(name, value);
-            for (const [name, value] of result.headers ?? []) res.writeHeader(name, value);
+            for (const [name, value] of body.headers) res.writeHeader(name, value);
             res.writeHeader("X-Request-Id", requestId);
-            if (result.html !== undefined) {
-              res.writeHeader("Content-Type", "text/html; charset=utf-8");
-              res.end(result.html);
-            } else if (result.raw !== undefined) {
-              res.writeHeader("Content-Type", result.raw.contentType);
-              res.end(result.raw.body);
-            } else if (result.body === undefined) {
-              res.end();
-            } else {
-              res.writeHeader("Content-Type", "application/json; charset=utf-8");
-              res.end(toJson(result.body));
-            }
+            if (body.contentType) res.writeHeader("Content-Type", body.contentType);
+            res.end(body.content);
           });
-          const code = (result.body as { error?: { code?: unknown } } | undefined)?.error?.code;
+          const code = (body.errorBody as { error?: { code?: unknown } } | undefined)?.error?.code;
           const errorCode = typeof code === "number" ? code : undefined;
           log.info(
             {
               method: definition.method.toUpperCase(),
               route: definition.path,
-              status: result.status,
+              status: body.status,
               code: errorCode,
               ms: Math.round(performance.now() - started),
               ip,
@@ -312,8 +309,63 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
             },
             "http",
           );
-          options.onResponse?.(definition, result.status, errorCode);
-        });
+          options.onResponse?.(definition, body.status, errorCode);
+        })
+        // Writing the response failed (the connection went meanwhile): this request only.
+        .catch((error: unknown) => log.warn({ err: error, route: definition.path }, "response not written"));
+    };
+    // Whatever throws before the request's own error handling takes over is this request's 500.
+    register(definition.path, (res, req) => {
+      try {
+        handle(res, req);
+      } catch (error) {
+        logger.error({ err: error, route: definition.path }, "request handler failed");
+        writeInternalError(res);
+      }
     });
+  }
+}
+
+/** Answers 500 with the JSON error shape, unless the response was already ended or aborted. */
+export function writeInternalError(res: UWS.HttpResponse): void {
+  try {
+    res.cork(() => {
+      res.writeStatus("500 Internal Server Error");
+      for (const [name, value] of SECURITY_HEADERS) res.writeHeader(name, value);
+      res.writeHeader("Content-Type", "application/json; charset=utf-8");
+      res.end(JSON.stringify({ error: { code: ErrorCode.Internal, message: "internal error" } }));
+    });
+  } catch {
+    // Already answered or aborted: nothing more to say on this connection.
+  }
+}
+
+/** A response ready to write: status, headers, content type and bytes. */
+interface SerialisedResult {
+  status: number;
+  headers: readonly (readonly [string, string])[];
+  contentType: string | null;
+  content: string | Uint8Array;
+  /** The JSON body as sent (for logging its error code). */
+  errorBody?: unknown;
+}
+
+/**
+ * Serialises a route's result before anything is written, so a body that cannot be turned into
+ * JSON (content nested too deep: JSON.stringify overflows the stack) becomes this request's error
+ * (ContentTooComplex, or Internal) instead of an exception inside res.cork.
+ */
+function serialiseResult(result: RouteResult, report: (error: unknown) => void): SerialisedResult {
+  const headers = result.headers ?? [];
+  if (result.html !== undefined) return { status: result.status, headers, contentType: "text/html; charset=utf-8", content: result.html };
+  if (result.raw !== undefined) return { status: result.status, headers, contentType: result.raw.contentType, content: result.raw.body };
+  if (result.body === undefined) return { status: result.status, headers, contentType: null, content: "" };
+  try {
+    assertWithinLimits(result.body);
+    return { status: result.status, headers, contentType: "application/json; charset=utf-8", content: toJson(result.body), errorBody: result.body };
+  } catch (error) {
+    report(error);
+    const failed = errorResult(error instanceof ParleyError ? error : new ParleyError(ErrorCode.Internal, "internal error"));
+    return { status: failed.status, headers: failed.headers ?? [], contentType: "application/json; charset=utf-8", content: toJson(failed.body), errorBody: failed.body };
   }
 }
