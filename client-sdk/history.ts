@@ -2,7 +2,7 @@
 // page its change points for a timeline, and restore it to a past point. These go over the HTTP
 // API (history is not on the socket), with the same token the socket uses.
 
-import type { ConversationMessage, ConversationStatus } from "../protocol/index.ts";
+import type { ConversationStatus, ReadMessage } from "../protocol/index.ts";
 import { ParleyError } from "./errors.ts";
 
 /** A point in a conversation's history: a sequence number, or a moment (Date, ISO 8601 string or ms since the epoch). */
@@ -16,11 +16,11 @@ export interface ConversationAtPoint {
   at: number | null;
   /** The conversation's latest sequence number now. */
   headSeq: number;
-  /** Messages as they were, oldest first. */
-  items: ConversationMessage[];
+  /** Messages as they were, oldest first, attributed to their writers, retractions applied. */
+  items: ReadMessage[];
   /** The shared notes as they were. */
   notes: string;
-  /** The document's status as it was. */
+  /** The conversation's status now, from the server's directory (never from the document). */
   status: ConversationStatus;
   /** The Yjs state as it was (apply it to an empty Y.Doc to inspect it). */
   state: Uint8Array;

@@ -139,7 +139,7 @@ export function historyRoutes({ services, store }: HistoryDeps) {
       tags: ["history"],
       body: PointBody,
       response: { status: 200, description: "`seq` of the committed change (the current one when nothing differed), `changed`, and `restoredTo` {seq, at}." },
-      errors: [ErrorCode.NotFound, ErrorCode.ReadOnly, ErrorCode.InvalidRequest, ErrorCode.UpdateTooLarge],
+      errors: [ErrorCode.NotFound, ErrorCode.ReadOnly, ErrorCode.InvalidRequest, ErrorCode.UpdateTooLarge, ErrorCode.DocumentLimit, ErrorCode.UnmergeableUpdate],
       async handler({ params, principal, body, requestId }) {
         const { conversation } = await access.require(principal, params.id, "write");
         const past = await pastState(conversation, pointOf(body));

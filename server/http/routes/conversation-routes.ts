@@ -287,7 +287,7 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
       tags: ["messages"],
       body: z.object({ text: z.string().min(1).max(20_000) }),
       response: { status: 201, description: "The message and its sequence number." },
-      errors: [ErrorCode.NotFound, ErrorCode.ReadOnly],
+      errors: [ErrorCode.NotFound, ErrorCode.ReadOnly, ErrorCode.DocumentLimit],
       async handler({ params, principal, body, requestId }) {
         await access.require(principal, params.id, "write");
         // Materialise the document (off the hot path: HTTP posts are rare next to socket updates)
