@@ -15,7 +15,14 @@ export const EVENT_TYPES = [
   "invitation.revoked",
   "message.created",
   "notes.changed",
+  "security.notice",
 ] as const;
+/**
+ * Types delivered only to readers that ask for them by name (a `types` filter, a webhook endpoint
+ * subscribed to them): security notices concern the organisation's accounts, not its conversations,
+ * so a partner system following conversation events is not handed them unasked.
+ */
+export const OPT_IN_EVENT_TYPES: readonly string[] = ["security.notice"];
 /** One event type name. */
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -49,6 +56,23 @@ export interface EventData {
   };
   /** The shared notes changed (debounced: one event after edits pause); `text` is capped. */
   "notes.changed": { text: string; length: number; truncated: boolean; seq: number };
+  /**
+   * Something an organisation's owners and admins must know about (also e-mailed to them); the
+   * event's `conversation` is "". `notice` is the kind (README › Security notices).
+   */
+  "security.notice": {
+    notice: string;
+    /** What happened, in a sentence. */
+    summary: string;
+    /** What to do about it. */
+    advice: string;
+    /** When it happened, ms since the epoch. */
+    at: number;
+    /** Where it came from, when known. */
+    from: { ip: string | null; userAgent: string | null };
+    /** Who or what it concerns (a user, key or member id), or "". */
+    subject: string;
+  };
 }
 
 /** One event as an organisation receives it. */

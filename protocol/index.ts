@@ -25,7 +25,7 @@ export type {
 export { isConversationId, packControl, unpackClientControl, unpackServerControl } from "./control.ts";
 export { ProtocolError } from "./errors.ts";
 export type { EventActor, EventData, EventType, ParleyEvent } from "./events.ts";
-export { EVENT_TYPES, isEventType, isParleyEvent } from "./events.ts";
+export { EVENT_TYPES, isEventType, isParleyEvent, OPT_IN_EVENT_TYPES } from "./events.ts";
 export type { ClientFrame, DocFrame, ServerFrame } from "./frames.ts";
 export { decodeClientFrame, decodeServerFrame, encodeControlFrame, encodeDocFrame, FrameType } from "./frames.ts";
 export type { ConversationEntry, ConversationMessage, ConversationRetraction, ConversationStatus, ReadMessage } from "./schema.ts";

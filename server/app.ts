@@ -9,6 +9,8 @@ import { type Audit, openAudit } from "./audit/audit-module.ts";
 import { auditRoutes } from "./audit/audit-routes.ts";
 import { loadOrCreateKeys, type ServerKeys } from "./auth/keys.ts";
 import { loadMasterKeys } from "./auth/master-key.ts";
+import { backupMasterKeys } from "./backup/backup-keys.ts";
+import { BackupScheduler } from "./backup/backup-scheduler.ts";
 import { holdServerLock } from "./backup/server-lock.ts";
 import type { Bus } from "./bus/bus.ts";
 import { openBus } from "./bus/open-bus.ts";
@@ -33,6 +35,9 @@ import { ConnectionLimits } from "./limits/connection-limits.ts";
 import { openLimiterBackend } from "./limits/limiter-backend.ts";
 import { RequestLimits } from "./limits/request-limits.ts";
 import type { Logger } from "./logger.ts";
+import { backupFailureNotice } from "./notices/notice-policy.ts";
+import { noticeRoutes } from "./notices/notice-routes.ts";
+import { SecurityNotices } from "./notices/security-notices.ts";
 import { AccessEnforcer } from "./realtime/access-enforcer.ts";
 import { ClusterBroadcaster } from "./realtime/cluster-broadcaster.ts";
 import { ChannelRegistry } from "./realtime/conversation-channel.ts";
@@ -49,6 +54,9 @@ import type { Store } from "./store/store.ts";
 import { loadUws } from "./uws.ts";
 import { forgetPartnerCopies, openPartnerStorage } from "./webhooks/partner-storage.ts";
 import { openWebhooks, type WebhookOptions, type Webhooks } from "./webhooks/webhooks-module.ts";
+
+/** The audit chain of server-wide events (scheduled backups and drills): `parley audit verify --org parley-system`. */
+export const SYSTEM_AUDIT_CHAIN = "parley-system";
 
 /** A running server. */
 export interface ParleyServer {
@@ -71,6 +79,8 @@ export interface ParleyServer {
   /** Deletion (ledger, replay), legal holds and the retention sweep. */
   readonly lifecycle: Lifecycle;
   readonly webhooks: Webhooks;
+  /** Scheduled backups and drills (null unless PARLEY_BACKUP_DIR is set). */
+  readonly backups: BackupScheduler | null;
   /** Graceful shutdown: stop accepting, flush commits, close sockets with 1012, close the store. */
   close(): Promise<void>;
 }
@@ -175,6 +185,20 @@ export async function startServer(config: Config, logger: Logger, options: Start
     now: options.now ?? Date.now,
   });
   await lifecycle.replayDeletionLedger();
+  // Security notices: raised from the organisation audit events as they are recorded, kept once
+  // each as `security.notice` partner events, e-mailed to owners and admins.
+  const notices = new SecurityNotices({
+    store: events.store,
+    notifier: events.notifier,
+    directory: identity.services.directory,
+    mailer: identity.services.mailer,
+    logger,
+    now: options.now ?? Date.now,
+    fingerprintKey: keys.auditKey,
+    onRaised: (notice) => metrics.securityNotices.inc({ notice }),
+  });
+  audit.recorder.observe((org, event) => notices.observe(org, event));
+  identity.services.notices = notices;
   const principals = {
     keys,
     tokens: config.tokens,
@@ -267,6 +291,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     ...lifecycle.routes,
     ...eventStreams.routes,
     ...webhooks.routes,
+    ...noticeRoutes(notices),
     ...metaRoutes(keys, () => routes),
   ];
   registerRoutes(app, routes, {
@@ -296,7 +321,39 @@ export async function startServer(config: Config, logger: Logger, options: Start
   registerMetricsRoute(app, { metrics, token: config.metrics.token, logger });
   const metricsListener = config.metrics.address ? await listenForMetrics(config.metrics.address, metrics, logger) : null;
   registerWebApp(app, { dir: config.http.webAppDir });
-  registerHealthRoutes(app, { store, directory: identity.directory, bus, isShuttingDown: () => shuttingDown });
+  // Scheduled backups with rotation and restore drills (embedded store only): results to the
+  // system audit chain, the log, /readyz detail, and a security notice to every organisation on failure.
+  const backups = config.backups
+    ? new BackupScheduler({
+        config,
+        settings: config.backups,
+        masterKeys: async () => backupMasterKeys(config),
+        auditKey: keys.auditKey,
+        logger,
+        now: options.now ?? Date.now,
+        onResult: async (result) => {
+          metrics.backupRuns.inc({ kind: result.kind, outcome: result.ok ? "ok" : "failed" });
+          const action = result.kind === "backup" ? (result.ok ? "backup.verified" : "backup.failed") : result.ok ? "drill.passed" : "drill.failed";
+          await audit.recorder.recordOrgEvent(SYSTEM_AUDIT_CHAIN, {
+            action,
+            actor: "system",
+            target: path.basename(result.file),
+            details: { error: result.error ?? null, chainsVerified: result.chainsVerified ?? null, removed: result.removed?.length ?? null },
+          });
+          if (result.ok) return;
+          for (const org of await identity.services.directory.listOrganisationIds()) {
+            await notices.raise(org, backupFailureNotice(org, result.kind, result.error ?? "unknown error", result.at));
+          }
+        },
+      })
+    : null;
+  registerHealthRoutes(app, {
+    store,
+    directory: identity.directory,
+    bus,
+    isShuttingDown: () => shuttingDown,
+    backups: backups ? () => ({ ...backups.latest, totals: backups.totals }) : undefined,
+  });
 
   const listenSocket = await new Promise<NonNullable<Parameters<Parameters<typeof app.listen>[2]>[0]>>((resolve, reject) => {
     app.listen(config.host, config.port, (socket) => {
@@ -307,6 +364,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   const port = uws.us_socket_local_port(listenSocket);
   const sweeper = startBackgroundLoop({ name: "session sweep", everyMs: 1000, logger, run: () => sweepSessions(hub, config.limits.authTimeoutMs, Date.now()) });
   lifecycle.startSweep();
+  backups?.start();
   logger.info({ host: config.host, port, dataDir: config.dataDir, uws: uwsModule, node: process.versions.node }, "listening");
 
   let closing: Promise<void> | null = null;
@@ -316,6 +374,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       uws.us_listen_socket_close(listenSocket);
       await Promise.all([sweeper.stop(), revalidator.stop()]);
       lifecycle.stop();
+      await backups?.stop();
       hub.stopWrites();
       // Commit what was accepted (its acks and fan-out still go out), then tell clients to reconnect.
       await committer.flush();
@@ -345,5 +404,5 @@ export async function startServer(config: Config, logger: Logger, options: Start
     })();
     return closing;
   };
-  return { port, metricsPort: metricsListener?.port ?? null, metrics, config, keys, store, bus, hub, identity, audit, events, lifecycle, webhooks, close };
+  return { port, metricsPort: metricsListener?.port ?? null, metrics, config, keys, store, bus, hub, identity, audit, events, lifecycle, webhooks, backups, close };
 }

@@ -187,6 +187,11 @@ export interface Config {
       disableAfterHours: number;
     };
   };
+  /**
+   * Scheduled backups (server/backup/backup-scheduler.ts), on the embedded store: PARLEY_BACKUP_DIR
+   * enables them; null: none (take them with `parley backup`, or on Postgres with pg_dump and PITR).
+   */
+  backups: { dir: string; everyMinutes: number; keep: { daily: number; weekly: number; monthly: number }; drillEvery: number } | null;
   /** Deletion and retention (server/lifecycle/). */
   lifecycle: {
     /** How often the retention sweep looks for conversations inactive past their parties' retention. */
@@ -373,6 +378,21 @@ function metricsConfig(env: Env): Config["metrics"] {
   return { token, address: { host: match[1].replace(/^\[(.*)\]$/, "$1"), port } };
 }
 
+function backupsConfig(env: Env, cwd: string, databaseUrl: string | null): Config["backups"] {
+  if (!env.PARLEY_BACKUP_DIR) return null;
+  if (databaseUrl) throw new ConfigError("PARLEY_BACKUP_DIR backs up the embedded store; with DATABASE_URL use pg_dump and point-in-time recovery (README › Backup and restore)");
+  return {
+    dir: path.resolve(cwd, env.PARLEY_BACKUP_DIR),
+    everyMinutes: int(env, "PARLEY_BACKUP_EVERY_MINUTES", 1440, 1, 7 * 1440),
+    keep: {
+      daily: int(env, "PARLEY_BACKUP_KEEP_DAILY", 7, 1, 366),
+      weekly: int(env, "PARLEY_BACKUP_KEEP_WEEKLY", 4, 0, 520),
+      monthly: int(env, "PARLEY_BACKUP_KEEP_MONTHLY", 12, 0, 1200),
+    },
+    drillEvery: int(env, "PARLEY_BACKUP_DRILL_EVERY", 7, 1, 1000),
+  };
+}
+
 /** Builds the configuration from environment variables (see README for the list). */
 export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
   const maxFrameBytes = int(env, "PARLEY_MAX_FRAME_BYTES", 2 * MiB, 1024, 256 * MiB);
@@ -453,6 +473,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     },
     identity: identityConfig(env, cwd, keysDir),
     events: eventsConfig(env),
+    backups: backupsConfig(env, cwd, databaseUrl),
     lifecycle: {
       retentionSweepMs: int(env, "PARLEY_RETENTION_SWEEP_MS", 3_600_000, 100, 7 * 24 * 3_600_000),
     },

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { route } from "../http/route.ts";
 import { requireAdmin } from "../http/routes/organisation-routes.ts";
 import type { HttpServices } from "../http/services.ts";
+import { auditFailureNotice } from "../notices/notice-policy.ts";
 import type { Store } from "../store/store.ts";
 import { EXPORT_FORMAT, type ExportLine, entryLine, toJsonLines } from "./audit-export.ts";
 import type { Audit } from "./audit-module.ts";
@@ -45,6 +46,7 @@ export function auditRoutes(deps: { services: HttpServices; store: Store; audit:
       async handler({ params, principal }) {
         await services.access.require(principal, params.id, "read");
         const result = await verifyAuditChain(sources, `conversation:${params.id}`);
+        if (!result.ok) await services.notices?.raise(principal.orgId, auditFailureNotice(principal.orgId, result.chain, `seq ${result.seq}: ${result.reason}`, services.now()));
         return { status: 200, body: result };
       },
     }),
@@ -57,7 +59,9 @@ export function auditRoutes(deps: { services: HttpServices; store: Store; audit:
       response: { status: 200, description: "`ok`, or the first broken `seq` and why." },
       async handler({ params, principal }) {
         requireAdmin(principal, params.org);
-        return { status: 200, body: await verifyAuditChain(sources, `org:${params.org}`) };
+        const result = await verifyAuditChain(sources, `org:${params.org}`);
+        if (!result.ok) await services.notices?.raise(params.org, auditFailureNotice(params.org, result.chain, `seq ${result.seq}: ${result.reason}`, services.now()));
+        return { status: 200, body: result };
       },
     }),
     route({

@@ -41,6 +41,10 @@ export const ORG_AUDIT_ACTIONS = [
   "member.invited",
   "member.invitation-revoked",
   "member.joined",
+  "backup.verified",
+  "backup.failed",
+  "drill.passed",
+  "drill.failed",
 ] as const;
 
 /** One kind of org event. */

@@ -36,8 +36,12 @@ const API_KEY_USE_WINDOW_MS = 3600_000;
 /** At most this many keys remembered for use deduplication (a bounded map; forgetting only re-records). */
 const MAX_REMEMBERED_KEYS = 10_000;
 
+/** Told of every event once it is durable in its chain (security notices listen here). */
+export type OrgEventListener = (org: string, event: OrgEventInput) => void;
+
 export class OrgAuditRecorder {
   private readonly keyUses = new Map<string, number>();
+  private readonly listeners: OrgEventListener[] = [];
 
   constructor(
     private readonly deps: { log: AuditLog; auditKey: Uint8Array; now: () => number; logger: Logger },
@@ -54,7 +58,20 @@ export class OrgAuditRecorder {
     }
     const problem = detailsProblem(details);
     if (problem) throw new TypeError(problem);
-    return this.deps.log.appendOrgAuditEvent(org, { action: event.action, actor: event.actor, target: event.target ?? "", details }, this.deps.now());
+    const entry = await this.deps.log.appendOrgAuditEvent(org, { action: event.action, actor: event.actor, target: event.target ?? "", details }, this.deps.now());
+    for (const listener of this.listeners) {
+      try {
+        listener(org, event);
+      } catch (error) {
+        this.deps.logger.error({ err: error, org, action: event.action }, "org audit listener failed");
+      }
+    }
+    return entry;
+  }
+
+  /** Adds a listener told of every recorded event (with its personal data, which the chain only hashes). */
+  observe(listener: OrgEventListener): void {
+    this.listeners.push(listener);
   }
 
   /**

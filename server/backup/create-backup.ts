@@ -24,6 +24,8 @@ export interface BackupOptions {
   masterKey: Uint8Array;
   /** The backup file to write (replaced atomically if it exists). */
   out: string;
+  /** Called with each database's consistent copy before it is encrypted (the scheduler counts its rows). */
+  inspectSnapshot?: (name: string, file: string) => void;
 }
 
 const exists = (file: string) => access(file).then(
@@ -62,6 +64,7 @@ export async function createBackup(options: BackupOptions): Promise<BackupManife
     for (const database of present) {
       const copy = path.join(work, database.name);
       await snapshot(path.join(options.dataDir, database.name), copy);
+      options.inspectSnapshot?.(database.name, copy);
       const schemaVersion = readSchemaVersion(copy, database);
       databases.push({ name: database.name, schemaVersion, ...(await hashFile(copy)) });
     }

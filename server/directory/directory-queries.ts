@@ -25,6 +25,7 @@ export function directoryStatements(d: SqlDialect) {
     organisation: {
       insert: "INSERT INTO organisations (id, name, created_at) VALUES (?, ?, ?)",
       select: "SELECT * FROM organisations WHERE id = ?",
+      listIds: "SELECT id FROM organisations ORDER BY id",
       /** Locks the organisation's row: membership changes of one organisation take turns (the last-owner rule). */
       lock: `SELECT id FROM organisations WHERE id = ?${d.lockRows}`,
       /** The row, locked until the transaction ends (read-modify-write of its settings). */

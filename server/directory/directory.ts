@@ -85,6 +85,8 @@ export interface Directory {
   /** A person's role in an organisation, or null when not a member. */
   getMembership(orgId: string, userId: string): Promise<MemberRole | null>;
   listMembers(orgId: string): Promise<OrganisationMember[]>;
+  /** Every organisation's id (server-wide notices: a failed backup concerns everyone). */
+  listOrganisationIds(): Promise<string[]>;
   /** Adds a member or changes their role. `invalid` when that would demote the last owner. */
   putMember(orgId: string, userId: string, role: MemberRole, now: number): Promise<void>;
   /** Removes a member; false when not a member. `invalid` for the last owner: an organisation keeps one. */
@@ -304,6 +306,7 @@ export const DIRECTORY_OPERATIONS = [
   "erasePerson",
   "recordDeletion",
   "listDeletions",
+  "listOrganisationIds",
 ] as const satisfies readonly (keyof Directory)[];
 
 // Compile-time check that the list names every operation: a new method must be added above.

@@ -129,6 +129,10 @@ export class SqlDirectory implements Directory {
     return (await this.db.run(this.sql.recoveryCode.consume, [now, userId, hash])) === 1;
   }
 
+  async listOrganisationIds(): Promise<string[]> {
+    return (await this.db.all(this.sql.organisation.listIds, [])).map((row) => String((row as { id: unknown }).id));
+  }
+
   async getOrganisation(id: string): Promise<Organisation | null> {
     const row = await this.db.get(this.sql.organisation.select, [id]);
     return row ? organisationFrom(row) : null;

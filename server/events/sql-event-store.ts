@@ -13,7 +13,7 @@
 // node) and needs no clock or timeout to decide when a hole is final. Rows are locked in sorted
 // organisation order so two writers never wait on each other in a cycle.
 
-import type { EventType } from "../../protocol/index.ts";
+import { type EventType, OPT_IN_EVENT_TYPES } from "../../protocol/index.ts";
 import type { SqlRunner } from "../directory/sql-runner.ts";
 import type { AppendedEvent, DerivationState, EventRead, EventStore, NewEvent, StoredEvent } from "./event-store.ts";
 import { greatest } from "./partner-sql.ts";
@@ -133,8 +133,10 @@ export class SqlEventStore implements Omit<EventStore, "close"> {
     if (after < prunedThrough) return { status: "expired", prunedThrough, head };
     if (after > head) return { status: "ahead", head };
     if (limit <= 0 || after === head) return { status: "ok", events: [], head };
-    const filtered = types && types.length > 0 ? types : [];
-    const typeFilter = filtered.length > 0 ? `AND s.type IN (${filtered.map(() => "?").join(", ")})` : "";
+    // No filter: every type but the opt-in ones (security notices), which only a reader naming them gets.
+    const named = types && types.length > 0;
+    const filtered: readonly string[] = named ? types : OPT_IN_EVENT_TYPES;
+    const typeFilter = `AND s.type ${named ? "" : "NOT "}IN (${filtered.map(() => "?").join(", ")})`;
     const rows = await this.db.all(
       `SELECT s.cursor, e.id, e.type, e.conversation_id, e.occurred_at, e.data FROM stream_entries s
        JOIN events e ON e.seq = s.event_seq

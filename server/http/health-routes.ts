@@ -38,7 +38,14 @@ export async function directoryAnswers(handle: Pick<DirectoryHandle, "alive" | "
 /** Registers /healthz, /readyz and the JSON 404 for everything else. */
 export function registerHealthRoutes(
   app: UWS.TemplatedApp,
-  deps: { store: Store; directory?: Pick<DirectoryHandle, "alive" | "directory">; bus?: Pick<Bus, "health">; isShuttingDown: () => boolean },
+  deps: {
+    store: Store;
+    directory?: Pick<DirectoryHandle, "alive" | "directory">;
+    bus?: Pick<Bus, "health">;
+    isShuttingDown: () => boolean;
+    /** The latest scheduled backup and drill (detail only: a failed backup does not make a node unready). */
+    backups?: () => unknown;
+  },
 ): void {
   app.get("/healthz", (res) => sendJson(res, "200 OK", { status: "ok" }));
   app.get("/readyz", (res) => {
@@ -57,6 +64,7 @@ export function registerHealthRoutes(
         directory: directoryOk ? "ok" : "down",
         bus,
         shuttingDown: deps.isShuttingDown(),
+        ...(deps.backups ? { backups: deps.backups() } : {}),
       });
     });
   });

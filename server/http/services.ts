@@ -14,6 +14,7 @@ import type { SessionService } from "../identity/session-service.ts";
 import type { Logger } from "../logger.ts";
 import type { WritePath } from "../log/write-path.ts";
 import type { Mailer } from "../mail/mailer.ts";
+import type { SecurityNotices } from "../notices/security-notices.ts";
 import type { DocumentCache } from "../realtime/document-cache.ts";
 
 /** The services behind the HTTP API. */
@@ -44,4 +45,6 @@ export interface HttpServices {
   logger: Logger;
   /** The clock (injectable so expiry can be tested). */
   now: () => number;
+  /** Security notices to owners and admins (set by the composition root once events are open). */
+  notices?: SecurityNotices;
 }

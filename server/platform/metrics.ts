@@ -69,6 +69,13 @@ export class ServerMetrics {
   readonly busErrors = new Counter({ name: "parley_bus_errors_total", help: "Bus connection losses and dropped bus messages", labelNames: ["kind"], registers: [this.registry] });
   readonly webhookDeliveries = new Counter({ name: "parley_webhook_deliveries_total", help: "Webhook delivery attempts by outcome", labelNames: ["outcome"], registers: [this.registry] });
   readonly signInFailures = new Counter({ name: "parley_sign_in_failures_total", help: "Refused sign-ins by reason", labelNames: ["reason"], registers: [this.registry] });
+  readonly backupRuns = new Counter({
+    name: "parley_scheduled_backups_total",
+    help: "Scheduled backups and restore drills by kind (backup, drill) and outcome (ok, failed)",
+    labelNames: ["kind", "outcome"],
+    registers: [this.registry],
+  });
+  readonly securityNotices = new Counter({ name: "parley_security_notices_total", help: "Security notices raised, by kind", labelNames: ["notice"], registers: [this.registry] });
   readonly socketAuthFailures = new Counter({ name: "parley_socket_auth_failures_total", help: "Socket authentications refused", labelNames: ["dialect"], registers: [this.registry] });
 
   constructor() {

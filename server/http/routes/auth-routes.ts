@@ -12,6 +12,7 @@ import { createTotpEnrolment, generateRecoveryCodes, hashRecoveryCode, verifyTot
 import type { User } from "../../directory/directory-types.ts";
 import { addressKey } from "../../limits/address-key.ts";
 import { ParleyError } from "../../errors.ts";
+import { repeatedFailuresNotice } from "../../notices/notice-policy.ts";
 import { route } from "../route.ts";
 import { HttpError } from "../router.ts";
 import { clearedSessionCookies, refreshTokenFromCookie, sessionCookies } from "../session-cookies.ts";
@@ -96,12 +97,14 @@ export function authRoutes(services: HttpServices) {
         schema: TokenPair.extend({ user: UserView, organisation: OrganisationView, passwordScore: z.number() }),
       },
       errors: [ErrorCode.WeakPassword, ErrorCode.Conflict, ErrorCode.RateLimited],
-      async handler({ body }) {
+      async handler({ body, ip, headers: request }) {
         const score = assertAcceptable(services, body.password, [body.email, body.name, body.organisation]);
         const passwordHash = await hasher.hash(body.password);
         const user = { id: newId("usr"), email: body.email, name: body.name, passwordHash };
         const organisation = { id: newId("org"), name: body.organisation };
         await directory.createOrganisationWithOwner(organisation, user, services.now());
+        // The device signed up from is known: signing in from it later is no "new device".
+        await services.notices?.rememberDevice(organisation.id, user.id, { ip, userAgent: request.userAgent });
         const { tokens, headers } = deliverTokens(services, await sessions.start(user.id, organisation.id), body.refreshCookie);
         return {
           status: 201,
@@ -138,7 +141,14 @@ export function authRoutes(services: HttpServices) {
         const user = await directory.getUserByEmail(body.email);
         const verdict = user?.passwordHash ? await hasher.verify(user.passwordHash, body.password) : await hasher.dummyVerify();
         if (!user || !verdict.ok) {
-          await Promise.all([services.loginLimiter.fail(`login:${body.email}`), services.loginLimiter.fail(byAddress)]);
+          const [account] = await Promise.all([services.loginLimiter.fail(`login:${body.email}`), services.loginLimiter.fail(byAddress)]);
+          // The failure that locks an existing account is a security notice for its organisations.
+          if (user && !account.allowed && services.notices) {
+            const window = Math.floor(services.now() / 900_000);
+            for (const m of await directory.listMemberships(user.id)) {
+              void services.notices.raise(m.orgId, repeatedFailuresNotice(m.orgId, user.id, { ip, userAgent: headers.userAgent }, window));
+            }
+          }
           // A failed sign-in must not wait on (or fail because of) the audit write: recorded, or logged.
           if (user) {
             const event = { action: "login.failed", actor: `user:${user.id}`, target: user.id, details: { reason: "password" }, personal } as const;
