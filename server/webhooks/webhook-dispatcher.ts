@@ -14,6 +14,7 @@
 // through another node.
 
 import { randomUUID } from "node:crypto";
+import { EVENT_TYPES } from "../../protocol/index.ts";
 import { openSecret } from "../auth/secret-box.ts";
 import type { EventNotifier } from "../events/event-notifier.ts";
 import type { EventStore, StoredEvent } from "../events/event-store.ts";
@@ -236,7 +237,8 @@ class EndpointDelivery {
   private async stillInStream(item: HeadItem): Promise<boolean> {
     if (item.deadLetter !== null) return true;
     // Unreadable now (store trouble): go on as if present; the next read of the stream decides.
-    const read = await this.deps.events.read(this.endpoint.orgId, item.cursor - 1, 1).catch(() => null);
+    // Every type named, opt-in ones (security notices) included: the item is whatever was read ahead.
+    const read = await this.deps.events.read(this.endpoint.orgId, item.cursor - 1, 1, EVENT_TYPES).catch(() => null);
     return read === null || read.status !== "ok" || read.events[0]?.id === item.eventId;
   }
 
