@@ -53,7 +53,9 @@ afterEach(async (context) => {
 });
 
 async function signIn(email: string, second?: { totp?: string; recoveryCode?: string }) {
-  await page.getByLabel("Email").fill(email);
+  // Signing out takes a round trip: wait for the sign-in form before typing into it.
+  await visible(page.getByRole("button", { name: "Sign in" }));
+  await page.getByLabel("Email", { exact: true }).fill(email);
   await page.getByLabel("Password").fill(TEST_PASSWORD);
   await page.getByRole("button", { name: "Sign in" }).click();
   if (!second) return;
@@ -198,6 +200,17 @@ describe.skipIf(!available)("the web app's accounts, settings and history in Chr
     await page.getByRole("button", { name: "Reopen the conversation" }).click();
     await visible(page.getByRole("button", { name: "Close the conversation" }));
     await expect.poll(() => page.getByLabel("Message").isDisabled(), { timeout: 20_000 }).toBe(false);
+  });
+
+  it("works from the keyboard: Tab reaches the composer, Enter sends", async () => {
+    await page.getByRole("tab", { name: "Notes" }).focus();
+    // Backwards from the tabs: the composer (Send is disabled while it is empty, so not in the order).
+    await page.keyboard.press("Shift+Tab");
+    expect(await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { id: string } | null } }).document.activeElement?.id)).toBe("composer");
+    await page.keyboard.type("Sent with the keyboard");
+    await page.keyboard.press("Enter");
+    await visible(page.getByRole("list", { name: "Thread" }).getByRole("listitem").filter({ hasText: "Sent with the keyboard" }));
+    await expect.poll(() => textOf(page.getByRole("status")), { timeout: 20_000 }).toBe("Saved");
   });
 
   it("keeps two tabs signed in when both refresh at once (refreshes take turns across tabs)", async () => {

@@ -55,13 +55,14 @@ function csrfToken(): string {
   return "";
 }
 
-async function send(method: string, path: string, body: unknown, headers: Record<string, string>): Promise<Response> {
+async function send(method: string, path: string, body: unknown, headers: Record<string, string>, keepalive = false): Promise<Response> {
   try {
     return await fetch(path, {
       method,
       headers: body === undefined ? headers : { ...headers, "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
       credentials: "same-origin",
+      keepalive,
     });
   } catch {
     throw new NetworkError("the server cannot be reached");
@@ -93,7 +94,9 @@ function underRefreshLock<T>(task: () => Promise<T>): Promise<T> {
 export function refreshSession(): Promise<boolean> {
   refreshing ??= underRefreshLock(async () => {
     try {
-      const response = await send("POST", "/v1/auth/refresh", {}, { "x-parley-csrf": csrfToken() });
+      // keepalive: a reload or navigation must not cut the answer off after the server rotated the
+      // token, or the browser would keep the spent cookie and its next refresh would end the session.
+      const response = await send("POST", "/v1/auth/refresh", {}, { "x-parley-csrf": csrfToken() }, true);
       if (response.status === 401 || response.status === 403) {
         access = null;
         return false;
@@ -123,14 +126,20 @@ export async function publicApi<T>(method: string, path: string, body?: unknown)
   return parse<T>(await send(method, path, body, {}));
 }
 
-/** Calls the API as the signed-in person (one retry after a refresh when the token was refused). */
+/**
+ * Calls the API as the signed-in person. When the access token itself was refused (expired, or
+ * the server's clock ran ahead), one retry after a refresh; any other 401 (a wrong two-factor
+ * code) is the answer, never sent twice.
+ */
 export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
   const response = await send(method, path, body, { authorization: `Bearer ${await accessToken()}` });
-  if (response.status === 401) {
+  try {
+    return await parse<T>(response);
+  } catch (error) {
+    if (!(error instanceof ApiError) || (error.code !== ErrorCode.InvalidToken && error.code !== ErrorCode.TokenExpired)) throw error;
     access = null;
     return parse<T>(await send(method, path, body, { authorization: `Bearer ${await accessToken()}` }));
   }
-  return parse<T>(response);
 }
 
 /** A message for people from any error. */

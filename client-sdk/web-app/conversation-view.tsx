@@ -80,8 +80,8 @@ function useConversation(session: Session, id: string): ConversationHandle | nul
   return handle;
 }
 
-function useMessages(handle: ConversationHandle | null): ConversationMessage[] {
-  const [messages, setMessages] = useState<ConversationMessage[]>([]);
+function useMessages(handle: ConversationHandle | null): ShownMessage[] {
+  const [messages, setMessages] = useState<ShownMessage[]>([]);
   useEffect(() => {
     if (!handle) return;
     const list = messagesOf(handle.doc);
@@ -120,8 +120,11 @@ function usePresence(handle: ConversationHandle | null): { id: number; state: Pr
   return present;
 }
 
-/** The messages, each with its author, organisation and time. */
-export function MessageList({ messages, authors }: { messages: ConversationMessage[]; authors: AuthorNames }) {
+/** A message as the list shows it: marked when its author took it back (a retraction entry). */
+export type ShownMessage = ConversationMessage & { retracted?: { id: string; createdAt: number } };
+
+/** The messages, each with its author, organisation and time; retracted ones shown as such. */
+export function MessageList({ messages, authors }: { messages: ShownMessage[]; authors: AuthorNames }) {
   const end = useRef<HTMLLIElement>(null);
   useEffect(() => end.current?.scrollIntoView?.({ block: "end" }), [messages.length]);
   if (messages.length === 0) return <p class="empty">No messages yet.</p>;
@@ -132,12 +135,16 @@ export function MessageList({ messages, authors }: { messages: ConversationMessa
       {messages.map((m, i) => {
         const author = authors.get(m.authorUser);
         return (
-          <li key={m.id} ref={i === messages.length - 1 ? end : undefined}>
+          <li key={m.id} ref={i === messages.length - 1 ? end : undefined} class={m.retracted ? "retracted" : undefined}>
             <div class="meta">
               <strong>{author?.name ?? "Someone"}</strong> <span class="org">{author?.orgName ?? m.authorOrg}</span>{" "}
               <time dateTime={new Date(m.createdAt).toISOString()}>{formatTime(m.createdAt)}</time>
             </div>
-            <p class="text">{m.text}</p>
+            {m.retracted ? (
+              <p class="text">Retracted by its author on {formatTime(m.retracted.createdAt)} (history and the audit trail keep the original).</p>
+            ) : (
+              <p class="text">{m.text}</p>
+            )}
           </li>
         );
       })}

@@ -487,19 +487,23 @@ function OrganisationSettings({ session }: { session: Session }) {
   const org = session.organisation.id;
   const details = useLoad(() => api<Organisation>("GET", `/v1/organisations/${org}`), [org]);
   const [error, setError] = useState<unknown>(null);
+  // The box shows the choice at once; it goes back if the server refuses it.
+  const [chosen, setChosen] = useState<boolean | null>(null);
   const setRequire = async (require2fa: boolean) => {
     setError(null);
+    setChosen(require2fa);
     try {
       await api("PATCH", `/v1/organisations/${org}`, { require2fa });
       details.reload();
     } catch (failure) {
+      setChosen(null);
       setError(failure);
     }
   };
   return (
     <Panel title={`Organisation: ${session.organisation.name}`}>
       <label class="check">
-        <input type="checkbox" checked={details.data?.require2fa ?? false} disabled={!details.data} onChange={(event) => setRequire((event.currentTarget as HTMLInputElement).checked)} />{" "}
+        <input type="checkbox" checked={chosen ?? details.data?.require2fa ?? false} disabled={!details.data} onChange={(event) => setRequire((event.currentTarget as HTMLInputElement).checked)} />{" "}
         Require two-factor of every member
       </label>
       <ErrorText error={error ?? details.error} />
