@@ -62,17 +62,22 @@ const COMMANDS: Record<string, CommandHelp> = {
     ],
   },
   audit: {
-    summary: "verify audit chains against the signed checkpoints, or an export offline",
-    usage: ["audit verify [--conversation ID | --org ID | --all] [--checkpoints FILE] [--data-dir DIR]", "audit verify --file EXPORT"],
+    summary: "verify audit chains against the signed checkpoints, or an export offline; export an organisation's chain",
+    usage: [
+      "audit verify [--conversation ID | --org ID | --all] [--checkpoints FILE] [--data-dir DIR]",
+      "audit verify --file EXPORT",
+      "audit export --org ID [--out FILE] [--data-dir DIR]",
+    ],
     options: [
       ["--conversation ID", "verify one conversation's chain"],
       ["--org ID", "verify one organisation's chain"],
       ["--all", "verify every chain"],
       ["--checkpoints FILE", "checkpoints kept outside Parley (GET /v1/audit/checkpoints) instead of the stored ones"],
-      ["--file EXPORT", "a conversation export (GET /v1/conversations/:id/audit/export), checked offline"],
+      ["--file EXPORT", "a conversation or organisation export (GET .../audit/export, parley audit export), checked offline"],
+      ["--out FILE", "export: where to write the organisation's chain (default: standard output)"],
       DATA_DIR,
     ],
-    examples: ["parley audit verify --all --checkpoints kept.jsonl", "parley audit verify --file export.jsonl"],
+    examples: ["parley audit verify --all --checkpoints kept.jsonl", "parley audit verify --file export.jsonl", "parley audit export --org org_123 --out org.jsonl"],
     notes: ["Exit code 0 when every chain verifies, 1 when one is broken (the first broken entry is named)."],
   },
   backup: {

@@ -1,10 +1,11 @@
 // `parley audit verify`: checks audit chains against the signed checkpoints and names the first
 // broken entry. Against the installation's databases (one conversation, one organisation, or every
 // chain; optionally with checkpoints the customer kept, exported from GET /v1/audit/checkpoints),
-// or offline against an export file (GET /v1/conversations/:id/audit/export). Exit 0: all hold;
-// 1: something is broken; 2: bad usage.
+// or offline against an export file (GET /v1/conversations/:id/audit/export or
+// /v1/organisations/:org/audit/export). Exit 0: all hold; 1: something is broken; 2: bad usage.
+// `parley audit export --org ID` writes an organisation's export from the installation's databases.
 
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { loadOrCreateKeys } from "../auth/keys.ts";
@@ -13,16 +14,20 @@ import { ConfigError, loadConfig } from "../config.ts";
 import { openPostgresStore } from "../store/postgres/postgres-store.ts";
 import { openSqliteStore } from "../store/sqlite/sqlite-store.ts";
 import type { Store } from "../store/store.ts";
-import { checkpointsOf, type ExportLine, parseJsonLines, verifyExport } from "./audit-export.ts";
+import { checkpointsOf, type ExportLine, parseJsonLines, toJsonLines, verifyExport } from "./audit-export.ts";
 import { openAuditLog } from "./audit-log.ts";
 import type { ExportedCheckpoint } from "./checkpoint.ts";
 import { loadOrCreateCheckpointKey } from "./checkpoint-key.ts";
+import { orgExportLines } from "./org-export.ts";
 import { type AuditVerification, verifyAuditChain } from "./verify-audit.ts";
 
 export const AUDIT_USAGE = `  parley audit verify [--conversation ID | --org ID | --all] [--checkpoints FILE] [--data-dir DIR]
                                     verify audit chains against the signed checkpoints (the stored
                                     ones, or those kept in FILE from GET /v1/audit/checkpoints)
-  parley audit verify --file EXPORT  verify a conversation export (GET .../audit/export) offline`;
+  parley audit verify --file EXPORT  verify a conversation or organisation export (GET .../audit/export) offline
+  parley audit export --org ID [--out FILE] [--data-dir DIR]
+                                    write the organisation's audit chain with its verification
+                                    material (JSON lines) to FILE or standard output`;
 
 /** One chain's outcome as a line for the operator. */
 function describe(r: { chain: string; ok: boolean; checkpoints: number; pinned: number } & ({ ok: true; entries: number } | { ok: false; seq: number; reason: string })): string {
@@ -44,6 +49,7 @@ async function readLines(file: string): Promise<ExportLine[]> {
 /** Runs `parley audit <args>`; resolves with the exit code. */
 export async function auditCommand(args: string[]): Promise<number> {
   const [action, ...rest] = args;
+  if (action === "export") return exportCommand(rest);
   if (action !== "verify") throw new ConfigError(`usage:\n${AUDIT_USAGE}`);
   const { values } = parseArgs({
     args: rest,
@@ -98,5 +104,28 @@ export async function auditCommand(args: string[]): Promise<number> {
     }
   } finally {
     await store.close();
+  }
+}
+
+/** `parley audit export --org ID [--out FILE]`: the organisation's export, read from the databases. */
+async function exportCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { org: { type: "string" }, out: { type: "string" }, "data-dir": { type: "string" } }, strict: true });
+  if (!values.org) throw new ConfigError("audit export needs --org ID");
+  const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
+  const config = loadConfig(env);
+  const keys = await loadOrCreateKeys(config.keysDir);
+  const checkpointKey = await loadOrCreateCheckpointKey(config.keysDir);
+  const audit = await openAuditLog({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
+  try {
+    if (!(await audit.log.orgAuditHead(values.org))) throw new ConfigError(`no audit chain for organisation ${values.org}`);
+    const lines = await orgExportLines({ log: audit.log, auditKey: keys.auditKey, jwk: checkpointKey.jwk, now: Date.now() }, values.org);
+    const text = toJsonLines(lines);
+    if (values.out) await writeFile(values.out, text, { mode: 0o600 });
+    else process.stdout.write(text);
+    const entries = lines.filter((l) => l.type === "org-entry").length;
+    if (values.out) process.stderr.write(`wrote ${entries} entries of org:${values.org} to ${values.out}\n`);
+    return 0;
+  } finally {
+    await audit.close();
   }
 }

@@ -1,6 +1,6 @@
 // The audit trail over HTTP: the signed checkpoints (for customers to keep outside Parley), a
 // conversation's chain verified against them (its participants) or exported as JSON lines with
-// its verification material, and an organisation's own chain verified (its admins). Every
+// its verification material, and an organisation's own chain verified or exported (its admins). Every
 // export is itself recorded in the exporting organisation's chain.
 
 import { z } from "zod";
@@ -12,6 +12,7 @@ import type { Store } from "../store/store.ts";
 import { EXPORT_FORMAT, type ExportLine, entryLine, toJsonLines } from "./audit-export.ts";
 import type { Audit } from "./audit-module.ts";
 import { chainRef } from "./checkpoint.ts";
+import { orgExportLines } from "./org-export.ts";
 import { auditActor } from "./org-recorder.ts";
 import { loadCheckpoints, verifyAuditChain } from "./verify-audit.ts";
 
@@ -77,6 +78,22 @@ export function auditRoutes(deps: { services: HttpServices; store: Store; audit:
         const entries = await audit.log.readOrgAuditEntries(params.org, query.after, query.limit);
         const items = entries.map((e) => ({ ...e, prevHash: Buffer.from(e.prevHash).toString("hex"), hash: Buffer.from(e.hash).toString("hex") }));
         return { status: 200, body: { items } };
+      },
+    }),
+    route({
+      method: "get",
+      path: "/v1/organisations/:org/audit/export",
+      auth: "user",
+      summary: "Export the organisation's audit chain as JSON lines: every entry (action, actor, target, details, hashes), the signed checkpoints and the public key (admins).",
+      tags: ["audit"],
+      response: { status: 200, description: "JSON lines; verify offline with `parley audit verify --file`." },
+      async handler({ params, principal }) {
+        requireAdmin(principal, params.org);
+        const chain = `org:${params.org}`;
+        // Recorded first, so the export carries its own entry: an export that cannot be audited is not handed out.
+        await services.orgAudit.recordOrgEvent(params.org, { action: "audit.exported", actor: auditActor(principal), target: chain });
+        const lines = await orgExportLines({ log: audit.log, auditKey: services.keys.auditKey, jwk: audit.checkpointKey.jwk, now: services.now() }, params.org);
+        return { status: 200, raw: { contentType: JSON_LINES, body: toJsonLines(lines) } };
       },
     }),
     route({
