@@ -46,6 +46,7 @@ import { registerParleyRoute } from "./realtime/parley-route.ts";
 import { RealtimeHub } from "./realtime/realtime-hub.ts";
 import { RemoteDelivery } from "./realtime/remote-delivery.ts";
 import { startBackgroundLoop } from "./platform/background-loop.ts";
+import { StartupRefusal } from "./platform/startup-refusal.ts";
 import { sweepSessions } from "./realtime/session-sweeper.ts";
 import { registerYjsRoute } from "./realtime/yjs-route.ts";
 import { openPostgresStore } from "./store/postgres/postgres-store.ts";
@@ -356,9 +357,12 @@ export async function startServer(config: Config, logger: Logger, options: Start
   });
 
   const listenSocket = await new Promise<NonNullable<Parameters<Parameters<typeof app.listen>[2]>[0]>>((resolve, reject) => {
-    app.listen(config.host, config.port, (socket) => {
-      if (socket) resolve(socket);
-      else reject(new Error(`could not listen on ${config.host}:${config.port}`));
+    // Exclusive: without it uSockets sets SO_REUSEPORT, and a second server on a taken port would
+    // "listen" too, the kernel splitting connections between two processes.
+    const listen = app.listen as unknown as (host: string, port: number, options: number, cb: (socket: unknown) => void) => void;
+    listen.call(app, config.host, config.port, 1 /* LIBUS_LISTEN_EXCLUSIVE_PORT */, (socket) => {
+      if (socket) resolve(socket as NonNullable<Parameters<Parameters<typeof app.listen>[2]>[0]>);
+      else reject(new StartupRefusal(`cannot listen on ${config.host}:${config.port}: the port is in use (another server?) or not allowed`));
     });
   });
   const port = uws.us_socket_local_port(listenSocket);

@@ -13,6 +13,8 @@ import { ConfigError, loadConfig } from "./config.ts";
 import { openDirectory } from "./directory/open-directory.ts";
 import { createLogger } from "./logger.ts";
 import { installProcessPolicy } from "./platform/process-policy.ts";
+import { STARTUP_REFUSED_EXIT_CODE, StartupRefusal } from "./platform/startup-refusal.ts";
+import { StoreError } from "./store/store-error.ts";
 
 /** Parses a duration like 90, 90s, 15m, 1h or 7d into seconds. */
 export function parseDuration(text: string): number {
@@ -29,7 +31,18 @@ export async function serve(args: string[]): Promise<void> {
   const logger = createLogger(config.logLevel);
   let server: Awaited<ReturnType<typeof startServer>> | null = null;
   installProcessPolicy({ logger, shutdown: async () => server?.close(), shutdownTimeoutMs: config.shutdownTimeoutMs });
-  server = await startServer(config, logger);
+  try {
+    server = await startServer(config, logger);
+  } catch (error) {
+    // A reason not to start (data directory or port in use, keyring missing) is said plainly,
+    // with its own exit code; anything else is a failure with its stack (exit 1).
+    if (error instanceof StartupRefusal || (error instanceof StoreError && error.code === "unavailable")) {
+      logger.fatal({ err: error }, "refusing to start");
+      process.stderr.write(`parley: refusing to start: ${error.message}\n`);
+      process.exit(STARTUP_REFUSED_EXIT_CODE);
+    }
+    throw error;
+  }
   const running = server;
   let stopping = false;
   const stop = (signal: string) => {

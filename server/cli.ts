@@ -1,6 +1,7 @@
 // The `parley` command: answers --help, checks the command, then loads only the module that
 // runs it (help and usage errors stay fast and touch nothing). Exit codes: 0 ok, 1 runtime
-// failure, 2 bad usage or configuration.
+// failure, 2 bad usage or configuration, 3 `serve` refused to start (data directory or port in
+// use, keyring missing).
 
 import { COMMAND_NAMES, commandHelp, isCommand, overviewHelp, usageErrorLine, wantsHelp } from "./cli-help.ts";
 import { ConfigError } from "./config.ts";

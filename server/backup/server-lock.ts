@@ -1,11 +1,13 @@
 // A running server announces itself in `<dataDir>/server.pid`, so `parley restore` can refuse to
-// swap databases under it. The file says who holds the data directory; it does not stop a second
-// server from starting (several test and cluster setups reuse a directory after a crash), and a
-// file left by a crashed server is recognised as stale because its process is gone.
+// swap databases under it and a second server on the same data directory refuses to start (two
+// processes writing one database split its clients: neither sees the other's writes). The file
+// is created exclusively (link(2) of a complete temporary file); one left by a crashed server is
+// recognised as stale because its process is gone, and replaced.
 
 import { randomBytes } from "node:crypto";
-import { readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { link, readFile, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { StartupRefusal } from "../platform/startup-refusal.ts";
 
 export const SERVER_LOCK_FILE = "server.pid";
 
@@ -26,15 +28,38 @@ function processAlive(pid: number): boolean {
   }
 }
 
-/** Records this process as the data directory's server; `release()` removes the record if still ours. */
+/**
+ * Records this process as the data directory's server; `release()` removes the record if still
+ * ours. Refuses (StartupRefusal) while another live process holds the directory.
+ */
 export async function holdServerLock(dataDir: string): Promise<{ release(): Promise<void> }> {
   const file = path.join(dataDir, SERVER_LOCK_FILE);
   const lock: ServerLock = { pid: process.pid, startedAt: new Date().toISOString() };
   const content = `${JSON.stringify(lock)}\n`;
-  // Written whole then renamed in, so a reader never sees half a record.
+  // Written whole, then linked in: creation is atomic and exclusive, and never half a record.
   const temp = `${file}.${randomBytes(6).toString("hex")}.tmp`;
   await writeFile(temp, content, { mode: 0o600 });
-  await rename(temp, file);
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await link(temp, file);
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 0) throw error;
+      }
+      const holder = await runningServer(dataDir);
+      if (holder && holder.pid !== process.pid) {
+        throw new StartupRefusal(
+          `the data directory ${dataDir} is in use by a running server (pid ${holder.pid}, started ${holder.startedAt}); ` +
+            "stop it first, or give this server its own PARLEY_DATA_DIR",
+        );
+      }
+      // Left by a crashed server (or by this process before): take it over.
+      await unlink(file).catch(() => undefined);
+    }
+  } finally {
+    await unlink(temp).catch(() => undefined);
+  }
   return {
     async release() {
       const now = await readFile(file, "utf8").catch(() => null);

@@ -3,6 +3,7 @@
 // the Postgres store (../queries.ts, ../append-plan.ts, ../envelope.ts), this module only runs them in SQLite.
 
 import type { KeyObject } from "node:crypto";
+import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import * as Y from "yjs";
@@ -15,7 +16,7 @@ import { CLIENT_ID, DESTROY, ENTRY, type EntryValues, entryValues, HEAD, type He
 import { type ClientIdOwner, claimedIds, claimKey, decideClaims, withRefusals } from "../client-claims.ts";
 import { checkAfterSeq, checkAppendBatch, checkConversation, checkLimit } from "../request-checks.ts";
 import type { AppendRequest, CommittedAppend, CompactionResult, ConversationChainHead, DocumentState, LogEntry } from "../store.ts";
-import { destroyedError } from "../store-error.ts";
+import { destroyedError, StoreError } from "../store-error.ts";
 import { migrate } from "./migrate.ts";
 import type { SqliteOps } from "./worker-protocol.ts";
 
@@ -39,7 +40,20 @@ export function openSqliteLog(options: SqliteLogOptions): SqliteLog {
     migrate(db);
     // The keyring always commits with synchronous = FULL: a data key must be durable before the
     // first record that uses it lands in the other file.
-    keyringDb = openDatabase(options.keyringPath ?? join(dirname(options.path), KEYRING_FILE), { ...options, synchronous: "full" });
+    const keyringPath = options.keyringPath ?? join(dirname(options.path), KEYRING_FILE);
+    // Without its keyring, every stored conversation is unreadable: every join would answer
+    // "retry" forever. Refuse to start instead, naming the file (a new one would hold no keys).
+    if (!existsSync(keyringPath)) {
+      const stored = (db.prepare("SELECT count(*) AS n FROM conversations").get() as { n: number }).n;
+      if (stored > 0) {
+        throw new StoreError(
+          "unavailable",
+          `${keyringPath} is missing but ${options.path} holds ${stored} conversation(s) whose data keys were in it: ` +
+            "restore keyring.db (it is in every backup) before starting; a new keyring could not decrypt them",
+        );
+      }
+    }
+    keyringDb = openDatabase(keyringPath, { ...options, synchronous: "full" });
     migrate(keyringDb, KEYRING_SCHEMA);
     return new SqliteLog(db, keyringDb, options.auditKey, options.masterKeys);
   } catch (err) {
