@@ -213,6 +213,20 @@ describe.skipIf(!available)("the web app's accounts, settings and history in Chr
     await expect.poll(() => textOf(page.getByRole("status")), { timeout: 20_000 }).toBe("Saved");
   });
 
+  it("takes one's own message back: shown as retracted, live, while history keeps the original", async () => {
+    await page.getByRole("button", { name: "Retract “First point”" }).click();
+    const first = page.getByRole("list", { name: "Thread" }).getByRole("listitem").first();
+    await expect.poll(() => textOf(first), { timeout: 20_000 }).toContain("Retracted by its author");
+    expect(await textOf(first)).not.toContain("First point");
+    await expect.poll(() => textOf(page.getByRole("status")), { timeout: 20_000 }).toBe("Saved");
+    await page.getByRole("tab", { name: "History" }).click();
+    await page.getByRole("button", { name: "View at change 1" }).click();
+    await expect.poll(() => textOf(page.getByRole("region", { name: "The conversation at change 1" })), { timeout: 20_000 }).toContain("First point");
+    await screenshot(page, "27-retracted");
+    await page.getByRole("button", { name: "Back to the timeline" }).click();
+    await page.getByRole("tab", { name: "Notes" }).click();
+  });
+
   it("keeps two tabs signed in when both refresh at once (refreshes take turns across tabs)", async () => {
     const other = await context.newPage();
     await Promise.all([page.goto(`${base()}/`), other.goto(`${base()}/`)]);

@@ -5,11 +5,12 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import {
   appendMessage,
+  appendRetraction,
   type ConversationHandle,
-  type ConversationMessage,
   type ConversationStatusInfo,
   messagesOf,
   notesOf,
+  type ReadMessage,
   readMessages,
 } from "../index.ts";
 import { api } from "./api.ts";
@@ -121,10 +122,11 @@ function usePresence(handle: ConversationHandle | null): { id: number; state: Pr
 }
 
 /** A message as the list shows it: marked when its author took it back (a retraction entry). */
-export type ShownMessage = ConversationMessage & { retracted?: { id: string; createdAt: number } };
+export type ShownMessage = ReadMessage;
 
-/** The messages, each with its author, organisation and time; retracted ones shown as such. */
-export function MessageList({ messages, authors }: { messages: ShownMessage[]; authors: AuthorNames }) {
+/** The messages, each with its author, organisation and time; retracted ones shown as such. `onRetract` offers taking back one's own. */
+export function MessageList(props: { messages: ShownMessage[]; authors: AuthorNames; ownUser?: string; onRetract?: (m: ShownMessage) => void }) {
+  const { messages, authors, ownUser, onRetract } = props;
   const end = useRef<HTMLLIElement>(null);
   useEffect(() => end.current?.scrollIntoView?.({ block: "end" }), [messages.length]);
   if (messages.length === 0) return <p class="empty">No messages yet.</p>;
@@ -144,6 +146,11 @@ export function MessageList({ messages, authors }: { messages: ShownMessage[]; a
               <p class="text">Retracted by its author on {formatTime(m.retracted.createdAt)} (history and the audit trail keep the original).</p>
             ) : (
               <p class="text">{m.text}</p>
+            )}
+            {onRetract && !m.retracted && m.authorUser === ownUser && (
+              <button type="button" class="small secondary" aria-label={`Retract “${m.text.slice(0, 40)}”`} onClick={() => onRetract(m)}>
+                Retract
+              </button>
             )}
           </li>
         );
@@ -332,6 +339,17 @@ export function ConversationView({ session, id }: { session: Session; id: string
       createdAt: Date.now(),
     });
   };
+  // Taking a message back appends a retraction naming it; the message itself stays in history.
+  const retract = (message: ShownMessage) => {
+    if (!handle || message.authorUser !== session.user.id) return;
+    appendRetraction(handle.doc, {
+      id: crypto.randomUUID(),
+      authorUser: session.user.id,
+      authorOrg: session.organisation.id,
+      retracts: message.id,
+      createdAt: Date.now(),
+    });
+  };
   const setOpen = async (open: boolean) => {
     setError(null);
     try {
@@ -379,7 +397,7 @@ export function ConversationView({ session, id }: { session: Session; id: string
       </section>
       <div class="conversation-body">
         <section class="thread">
-          <MessageList messages={messages} authors={shownAuthors} />
+          <MessageList messages={messages} authors={shownAuthors} ownUser={session.user.id} onRetract={readOnly ? undefined : retract} />
           {closed && <p class="hint">This conversation is closed: it is read-only until it is reopened.</p>}
           <Composer disabled={!handle || readOnly} onSend={send} />
         </section>
