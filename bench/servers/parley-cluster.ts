@@ -12,7 +12,8 @@ import pg from "pg";
 import { ONE_ADDRESS_FOR_ALL_CLIENTS } from "./bench-limits.ts";
 import { freePort } from "./free-port.ts";
 import { launchServer } from "./launch.ts";
-import { PRELOAD, parleyKeysDir, REPO_ROOT, type ServerUnderTest } from "./registry.ts";
+import { ensureParleyBuild, parleyEntry } from "./parley-build.ts";
+import { PARLEY_PRELOAD, parleyKeysDir, REPO_ROOT, type ServerUnderTest } from "./registry.ts";
 
 /** Where the cluster's services are (BENCH_DATABASE_URL / BENCH_REDIS_URL, else the local defaults). */
 export interface ClusterServices {
@@ -179,10 +180,11 @@ export async function openParleyCluster(services: ClusterServices, niceness = 0)
       return readCounters(redis, admin, schema, nodes);
     },
     async addNode() {
+      await ensureParleyBuild(REPO_ROOT);
       const name = "abcdefgh"[nodes.length];
       const running = await launchServer({
         name: `parley-${name}`,
-        nodeArgs: [...PRELOAD, "server/cli.ts", "serve"],
+        nodeArgs: [...PARLEY_PRELOAD, ...parleyEntry(REPO_ROOT), "serve"],
         env: {
           HOST: "127.0.0.1",
           PORT: String(await freePort()),

@@ -14,12 +14,15 @@ import type { ClientAuth } from "../clients/protocol-client.ts";
 import { ONE_ADDRESS_FOR_ALL_CLIENTS } from "./bench-limits.ts";
 import { freePort } from "./free-port.ts";
 import { launchServer, type RunningServer } from "./launch.ts";
+import { ensureParleyBuild, parleyEntry } from "./parley-build.ts";
 import { mintParleyToken } from "./parley-token.ts";
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const GUARD = join(REPO_ROOT, "bench/servers/guard.mjs");
 // --expose-gc lets the guard collect garbage on SIGUSR2 before a memory measurement.
 export const PRELOAD = ["--expose-gc", "--import", "tsx", "--import", GUARD];
+/** Parley's preload: the guard only (it runs compiled, see parley-build.ts; the sources bring tsx themselves). */
+export const PARLEY_PRELOAD = ["--expose-gc", "--import", GUARD];
 
 /** A started server. */
 export interface ServerUnderTest extends RunningServer {
@@ -97,12 +100,13 @@ export async function startServer(name: ServerName, niceness = 0): Promise<Serve
   }
   // Every instance gets a fresh data directory holding a copy of one set of keys, so a token
   // minted once per room set is valid for all of them.
+  await ensureParleyBuild(REPO_ROOT);
   const dataDir = await mkdtemp(join(tmpdir(), "parley-bench-"));
   try {
     await cp(await keyTemplate(), dataDir, { recursive: true });
     const running = await launchServer({
       name,
-      nodeArgs: [...PRELOAD, ...cpuProfileArgs(), "server/cli.ts", "serve"],
+      nodeArgs: [...PARLEY_PRELOAD, ...cpuProfileArgs(), ...parleyEntry(REPO_ROOT), "serve"],
       // Default settings (log level info: the "listening" line is an info log).
       env: { HOST: "127.0.0.1", PORT: String(await freePort()), PARLEY_DATA_DIR: dataDir, ...ONE_ADDRESS_FOR_ALL_CLIENTS },
       cwd: REPO_ROOT,

@@ -97,13 +97,15 @@ export function runFanoutCase(
   shape: FanoutScenario,
   timing: Timing,
   context: CaseContext,
+  /** Rooms of their own (a retry must not resend the same updates into the same rooms: a server may rightly drop them as already applied). */
+  roomPrefix = scenario.replace(":", ""),
 ): Promise<CaseResult> {
   const load = describeFanout(shape);
   const plan: Omit<FanoutPlan, "port" | "auth"> = {
     ...shape,
     kind: "fanout",
     server,
-    roomPrefix: scenario.replace(":", ""),
+    roomPrefix,
     workers: context.config.generatorThreads,
     ...timing,
     // Parley is measured through its y-websocket route, which has no acks.

@@ -45,7 +45,11 @@ export async function findSustainedRate(server: ServerName, context: CaseContext
   };
   const chatty = config.fanout.chatty;
   for (const rate of config.stepRates) {
-    const attempt = () => runFanoutCase(`step:${rate}`, server, { ...chatty, ratePerWriter: rate }, config.stepTiming, context);
+    // Each attempt in rooms of its own: the generator's updates are the same every time, and a
+    // server that already has them (Parley) applies, stores and forwards nothing the second time.
+    let attempts = 0;
+    const attempt = () =>
+      runFanoutCase(`step:${rate}`, server, { ...chatty, ratePerWriter: rate }, config.stepTiming, context, `step${rate}`.replace(".", "_") + `a${++attempts}`);
     let row = await attempt();
     // A latency miss may be a stall caused by something else on the machine: it gets one retry.
     if (row.fanout && row.fanout.loss === 0 && stepFailure(row).startsWith("p99")) {

@@ -5,6 +5,7 @@ import { execFileSync } from "node:child_process";
 import { cpus, loadavg, totalmem } from "node:os";
 import type { ServerName } from "../clients/index.ts";
 import { type HttpBenchResult, httpNotRun, runHttpBenchmarks } from "../http/autocannon.ts";
+import { ensureParleyBuild } from "../servers/parley-build.ts";
 import { REPO_ROOT } from "../servers/registry.ts";
 import { stopGenerator } from "./load-process.ts";
 import type { CaseResult } from "./result.ts";
@@ -124,6 +125,8 @@ export async function runSuite(
   const clusterReserve = servers.includes("parley") && scenarios.includes("cluster") ? expectedCaseMs("cluster", "parley", config) : 0;
   const fitsBudget = (scenario: ScenarioName, server: ServerName, reserveMs: number) =>
     performance.now() - started + expectedCaseMs(scenario, server, config) + reserveMs <= config.budgetMs;
+  // Parley runs compiled, as npm start runs it: built before the clock of any case starts.
+  if (servers.includes("parley")) await ensureParleyBuild(REPO_ROOT, log);
   const context: CaseContext = { config, pool: new ServerPool(config.shareServers, config.niceness) };
   const runOrder = [...scenarios].sort((a, b) => RUN_ORDER.indexOf(a) - RUN_ORDER.indexOf(b));
   try {
