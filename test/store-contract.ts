@@ -297,8 +297,14 @@ export function runStoreContract(
       const winners = racing.flat().filter((c) => !c.refused);
       expect(new Set(winners.map((_, i) => (racing.flat().indexOf(winners[i]) % 2 ? "bob" : "alice"))).size).toBe(1);
       expect(await verifyConversation(store, "conv-race", CONTRACT_AUDIT_KEY)).toMatchObject({ ok: true, entries: winners.length });
-      // Destroying the conversation forgets its owners with it.
+      // The owners are listed with the claiming session; destroying the conversation forgets them.
+      const owners = (await store.listClientIds("conv-ids")).sort((x, y) => x.client - y.client);
+      expect(owners).toEqual([
+        { client: 7, user: alice.user, org: alice.org, session: alice.session },
+        { client: 8, user: bob.user, org: bob.org, session: bob.session },
+      ]);
       await store.destroyConversation("conv-ids");
+      expect(await store.listClientIds("conv-ids")).toEqual([]);
     });
 
     it("rejects a batch as a whole when one request is invalid", async () => {

@@ -3,7 +3,7 @@
 // least recently used conversations are evicted first and reloaded from the store on demand.
 
 import * as Y from "yjs";
-import { clientOwnersFromLog, type LogOwners } from "../documents/client-owners.ts";
+import { clientOwnersFromLog, RESTORE_SESSION } from "../documents/client-owners.ts";
 import { DocumentIndex } from "../documents/document-index.ts";
 import { effectsOf, readUpdate } from "../documents/update-structs.ts";
 import type { Store } from "../store/store.ts";
@@ -21,8 +21,10 @@ export class CachedDocument {
   index: DocumentIndex | null = null;
   /** The index being built, or its owners being brought up to date. */
   indexing: Promise<DocumentIndex> | null = null;
-  /** Client-id owners read from the log so far (the log position they reflect). */
-  owners: LogOwners | null = null;
+  /** The head the recorded client-id owners were last read at. */
+  ownersAt = -1;
+  /** The log was read once for owners recorded before the store kept them. */
+  logScanned = false;
   /** Updates already recorded in an index by the write path's validation, and in which one. */
   private readonly recorded = new WeakMap<Uint8Array, DocumentIndex>();
 
@@ -140,13 +142,13 @@ export class DocumentCache {
 
   /**
    * The conversation's cached state with its document-rules index, built from the merged state
-   * and the log's client-id owners on first use.
+   * and the store's client-id owners on first use.
    */
   async withIndex(conversation: string): Promise<{ doc: CachedDocument; index: DocumentIndex }> {
     const doc = await this.get(conversation);
     // Another node's commits reach the index through add() without their writers: those are
-    // read from the log's tail when a client id without an owner shows up.
-    if (doc.index && !(doc.owners && doc.headSeq > doc.owners.seq && doc.index.unownedClients().length > 0)) return { doc, index: doc.index };
+    // read again from the store when a client id without an owner shows up.
+    if (doc.index && (doc.ownersAt >= doc.headSeq || doc.index.unownedClients().length === 0)) return { doc, index: doc.index };
     doc.indexing ??= this.buildIndex(conversation, doc).finally(() => {
       doc.indexing = null;
     });
@@ -154,7 +156,10 @@ export class DocumentCache {
   }
 
   private async buildIndex(conversation: string, doc: CachedDocument): Promise<DocumentIndex> {
-    let read = await clientOwnersFromLog(this.store, conversation, doc.index ? (doc.owners ?? undefined) : undefined);
+    // Owners first, then the state: a commit landing in between is in the state and in add(),
+    // and its owner is read on the next call (headSeq has moved past ownersAt).
+    const ownersAt = doc.headSeq;
+    const recorded = await this.store.listClientIds(conversation);
     let index = doc.index;
     if (!index) {
       // Built from the state in one turn, so every later commit reaches the index through add().
@@ -162,13 +167,15 @@ export class DocumentCache {
       index.record(effectsOf(readUpdate(doc.state(), index, { tolerant: true })));
       doc.index = index;
     }
-    for (let attempt = 0; ; attempt++) {
-      for (const [client, owner] of read.owners) index.setOwner(client, owner);
-      doc.owners = read;
-      // Commits that landed while the log was read: their owners are in the log's tail.
-      if (index.unownedClients().length === 0 || attempt === 2) return index;
-      read = await clientOwnersFromLog(this.store, conversation, read);
+    for (const { client, user, org, session } of recorded) index.setOwner(client, { user, org, restore: session.startsWith(RESTORE_SESSION) });
+    if (index.unownedClients().length > 0 && !doc.logScanned) {
+      // Written before owners were recorded: the first writer of each id is in the log.
+      doc.logScanned = true;
+      const { owners } = await clientOwnersFromLog(this.store, conversation);
+      for (const [client, owner] of owners) index.setOwner(client, owner);
     }
+    doc.ownersAt = Math.max(doc.ownersAt, ownersAt);
+    return index;
   }
 
   /** The cached state if present, without loading or touching it. */

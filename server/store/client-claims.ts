@@ -32,14 +32,14 @@ export function claimedIds(requests: readonly AppendRequest[]): ClaimedId[] {
 /** What the claims decide: appends refused (by index) and owners to record. */
 export interface ClaimDecision {
   refused: Set<number>;
-  fresh: (ClaimedId & ClientIdOwner)[];
+  fresh: (ClaimedId & ClientIdOwner & { session: string })[];
 }
 
 /** Decides the batch's claims in request order: the first actor to claim an id owns it. */
 export function decideClaims(requests: readonly AppendRequest[], owners: ReadonlyMap<string, ClientIdOwner>): ClaimDecision {
   const known = new Map(owners);
   const refused = new Set<number>();
-  const fresh: (ClaimedId & ClientIdOwner)[] = [];
+  const fresh: ClaimDecision["fresh"] = [];
   for (let i = 0; i < requests.length; i++) {
     const { conversation, claims, actor } = requests[i];
     if (!claims || claims.length === 0) continue;
@@ -55,7 +55,7 @@ export function decideClaims(requests: readonly AppendRequest[], owners: Readonl
       const key = claimKey(conversation, client);
       if (known.has(key)) continue;
       known.set(key, { user: actor.user, org: actor.org });
-      fresh.push({ conversation, client, user: actor.user, org: actor.org });
+      fresh.push({ conversation, client, user: actor.user, org: actor.org, session: actor.session });
     }
   }
   return { refused, fresh };

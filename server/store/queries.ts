@@ -76,8 +76,11 @@ export const SNAPSHOT = {
 export const CLIENT_ID = {
   /** conversation_id, client_id. */
   select: "SELECT user_id, org_id FROM client_ids WHERE conversation_id = ? AND client_id = ?",
-  /** conversation_id, client_id, user_id, org_id. */
-  insert: "INSERT INTO client_ids (conversation_id, client_id, user_id, org_id) VALUES (?, ?, ?, ?) ON CONFLICT (conversation_id, client_id) DO NOTHING",
+  /** conversation_id, client_id, user_id, org_id, session_id. */
+  insert:
+    "INSERT INTO client_ids (conversation_id, client_id, user_id, org_id, session_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT (conversation_id, client_id) DO NOTHING",
+  /** conversation_id. Every owner recorded for the conversation. */
+  selectAll: "SELECT client_id, user_id, org_id, session_id FROM client_ids WHERE conversation_id = ?",
 } as const;
 
 export const DESTROY = {

@@ -64,6 +64,11 @@ const MIGRATIONS: readonly ((d: SqlDialect) => string)[] = [
     PRIMARY KEY (conversation_id, client_id)
   )${d.smallRowTable};
   `,
+  // The session of the claiming append: a restore's ids are told apart by it (their entries are
+  // attributed to the authors they name, which the restore checked).
+  () => `
+  ALTER TABLE client_ids ADD COLUMN session_id TEXT NOT NULL DEFAULT '';
+  `,
 ];
 
 /** The store's schema: its tables and the table recording their version. */

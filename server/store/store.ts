@@ -67,6 +67,15 @@ export interface ConversationChainHead {
   hash: Uint8Array;
 }
 
+/** The recorded first writer of one Yjs client id in a conversation. */
+export interface ClientIdRecord {
+  client: number;
+  user: string;
+  org: string;
+  /** Session of the append that first used it (restores: `restore:…`). */
+  session: string;
+}
+
 /** What a reader needs to rebuild a conversation: latest snapshot plus the updates after it. */
 export interface DocumentState {
   /** Merged state of every update with seq <= snapshotCovers, or null when never compacted. */
@@ -127,6 +136,8 @@ export interface Store {
    * alone: the retention sweep's one lookup per page. Conversations with no entry are absent.
    */
   lastActivity(conversations: readonly string[]): Promise<Map<string, number>>;
+  /** Every client-id owner recorded for a conversation (claims of committed appends). */
+  listClientIds(conversation: string): Promise<ClientIdRecord[]>;
   /** True when the store can commit right now (for /readyz). */
   ping(): Promise<boolean>;
   /** Flushes and closes; later calls reject. */

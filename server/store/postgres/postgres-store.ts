@@ -14,7 +14,7 @@ import { DATA_KEY, type DataKeyRow, KEYRING_SCHEMA } from "../keyring.ts";
 import { entryValues, HEAD, type HeadRow, headFromRow, type LastActivityRow, type SnapshotRow } from "../queries.ts";
 import { checkAfterSeq, checkAppendBatch, checkConversation, checkLimit } from "../request-checks.ts";
 import { numberedPlaceholders } from "../sql-dialect.ts";
-import type { AppendRequest, CommittedAppend, CompactionResult, ConversationChainHead, DocumentState, LogEntry, Store } from "../store.ts";
+import type { AppendRequest, ClientIdRecord, CommittedAppend, CompactionResult, ConversationChainHead, DocumentState, LogEntry, Store } from "../store.ts";
 import { destroyedError, StoreError } from "../store-error.ts";
 import { migrate } from "./migrate.ts";
 import { toStoreError } from "./pg-errors.ts";
@@ -133,7 +133,9 @@ export class PostgresStore implements Store {
         sealUpdates(plan.entries, keys);
         if (plan.entries.length > 0) await writeEntries(client, plan.entries, plan.heads);
         if (fresh.length > 0) {
-          await client.query(PG.insertClientIds.with([fresh.map((c) => c.conversation), fresh.map((c) => c.client), fresh.map((c) => c.user), fresh.map((c) => c.org)]));
+          await client.query(
+            PG.insertClientIds.with([fresh.map((c) => c.conversation), fresh.map((c) => c.client), fresh.map((c) => c.user), fresh.map((c) => c.org), fresh.map((c) => c.session)]),
+          );
         }
         return withRefusals(requests, refused, plan.committed);
       });
@@ -227,6 +229,14 @@ export class PostgresStore implements Store {
       this.knownHeads.delete(conversation);
       this.dataKeys.forget(conversation);
       return existed;
+    });
+  }
+
+  listClientIds(conversation: string): Promise<ClientIdRecord[]> {
+    return this.run("listClientIds", async () => {
+      checkConversation(conversation);
+      const { rows } = await this.pool.query<{ client_id: string; user_id: string; org_id: string; session_id: string }>(PG.selectAllClientIds.with([conversation]));
+      return rows.map((row) => ({ client: Number(row.client_id), user: row.user_id, org: row.org_id, session: row.session_id }));
     });
   }
 

@@ -4,7 +4,7 @@
 
 import type pg from "pg";
 import { DATA_KEY } from "../keyring.ts";
-import { DESTROY, ENTRY, ENTRY_COLUMNS, HEAD, SNAPSHOT } from "../queries.ts";
+import { CLIENT_ID, DESTROY, ENTRY, ENTRY_COLUMNS, HEAD, SNAPSHOT } from "../queries.ts";
 import { numberedPlaceholders } from "../sql-dialect.ts";
 
 /** A named statement: `with(values)` makes the query config for one call. */
@@ -50,11 +50,12 @@ export const PG = {
      JOIN UNNEST($1::text[], $2::bigint[]) AS t(conversation_id, client_id)
        ON c.conversation_id = t.conversation_id AND c.client_id = t.client_id`,
   ),
-  /** $1 conversation ids, $2 client ids, $3 user ids, $4 org ids. */
+  selectAllClientIds: prepared("parley_select_all_client_ids", numberedPlaceholders(CLIENT_ID.selectAll)),
+  /** $1 conversation ids, $2 client ids, $3 user ids, $4 org ids, $5 session ids. */
   insertClientIds: prepared(
     "parley_insert_client_ids",
-    `INSERT INTO client_ids (conversation_id, client_id, user_id, org_id)
-     SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[])
+    `INSERT INTO client_ids (conversation_id, client_id, user_id, org_id, session_id)
+     SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[])
      ON CONFLICT (conversation_id, client_id) DO NOTHING`,
   ),
   selectDataKeys: prepared(

@@ -15,7 +15,7 @@ import { DATA_KEY, type DataKeyRow, KEYRING_FILE, KEYRING_SCHEMA } from "../keyr
 import { CLIENT_ID, DESTROY, ENTRY, type EntryValues, entryValues, HEAD, type HeadRow, headFromRow, type LastActivityRow, SNAPSHOT, type SnapshotRow } from "../queries.ts";
 import { type ClientIdOwner, claimedIds, claimKey, decideClaims, withRefusals } from "../client-claims.ts";
 import { checkAfterSeq, checkAppendBatch, checkConversation, checkLimit } from "../request-checks.ts";
-import type { AppendRequest, CommittedAppend, CompactionResult, ConversationChainHead, DocumentState, LogEntry } from "../store.ts";
+import type { AppendRequest, ClientIdRecord, CommittedAppend, CompactionResult, ConversationChainHead, DocumentState, LogEntry } from "../store.ts";
 import { destroyedError, StoreError } from "../store-error.ts";
 import { migrate } from "./migrate.ts";
 import type { SqliteOps } from "./worker-protocol.ts";
@@ -117,7 +117,8 @@ export class SqliteLog implements SqliteOps {
     this.selectEntries = db.prepare<[string, number, number], LogEntry>(ENTRY.selectPage);
     this.clientIds = {
       select: db.prepare<[string, number], { user_id: string; org_id: string }>(CLIENT_ID.select),
-      insert: db.prepare<[string, number, string, string]>(CLIENT_ID.insert),
+      insert: db.prepare<[string, number, string, string, string]>(CLIENT_ID.insert),
+      selectAll: db.prepare<[string], { client_id: number; user_id: string; org_id: string; session_id: string }>(CLIENT_ID.selectAll),
     };
     this.destroy = {
       deleteClientIds: db.prepare<[string]>(DESTROY.deleteClientIds),
@@ -158,7 +159,7 @@ export class SqliteLog implements SqliteOps {
     sealUpdates(plan.entries, keys);
     this.writeEntries(plan.entries);
     for (const [conversation, head] of plan.heads) this.writeHead(conversation, head);
-    for (const claim of fresh) this.clientIds.insert.run(claim.conversation, claim.client, claim.user, claim.org);
+    for (const claim of fresh) this.clientIds.insert.run(claim.conversation, claim.client, claim.user, claim.org, claim.session);
     return withRefusals(requests, refused, plan.committed);
   }
 
@@ -291,6 +292,11 @@ export class SqliteLog implements SqliteOps {
       d.insertTombstone.run(conversation, Date.now());
       return existed || removed > 0;
     }).immediate();
+  }
+
+  listClientIds(conversation: string): ClientIdRecord[] {
+    checkConversation(conversation);
+    return this.clientIds.selectAll.all(conversation).map((row) => ({ client: row.client_id, user: row.user_id, org: row.org_id, session: row.session_id }));
   }
 
   listChainHeads(sinceMs: number): ConversationChainHead[] {

@@ -5,7 +5,7 @@
 import { Worker } from "node:worker_threads";
 import type { MasterKeyring } from "../../auth/master-key.ts";
 import type {
-  AppendRequest,
+  AppendRequest, ClientIdRecord,
   CommittedAppend,
   CompactionResult,ConversationChainHead, 
   DocumentState,
@@ -139,6 +139,10 @@ export class SqliteStore implements Store {
 
   listChainHeads(sinceMs: number): Promise<ConversationChainHead[]> {
     return this.call("listChainHeads", [sinceMs]);
+  }
+
+  listClientIds(conversation: string): Promise<ClientIdRecord[]> {
+    return this.call("listClientIds", [conversation]);
   }
 
   async lastActivity(conversations: readonly string[]): Promise<Map<string, number>> {

@@ -3,7 +3,7 @@
 // Both sides import these types so an operation cannot drift between caller and executor.
 
 import type { MasterKeyring } from "../../auth/master-key.ts";
-import type { AppendRequest, CommittedAppend, CompactionResult, ConversationChainHead, DocumentState, LogEntry } from "../store.ts";
+import type { AppendRequest, ClientIdRecord, CommittedAppend, CompactionResult, ConversationChainHead, DocumentState, LogEntry } from "../store.ts";
 import type { StoreErrorCode } from "../store-error.ts";
 
 /** The operations the worker runs, synchronously, one at a time, in arrival order. */
@@ -13,6 +13,7 @@ export interface SqliteOps {
   readUpdatesSince(conversation: string, afterSeq: number): { seq: number; payload: Uint8Array }[];
   readEntries(conversation: string, afterSeq: number, limit: number): LogEntry[];
   listChainHeads(sinceMs: number): ConversationChainHead[];
+  listClientIds(conversation: string): ClientIdRecord[];
   lastActivity(conversations: readonly string[]): [string, number][];
   compact(conversation: string): CompactionResult | null;
   destroyConversation(conversation: string): boolean;
@@ -28,6 +29,7 @@ export const OP_NAMES: ReadonlySet<string> = new Set<OpName>([
   "readUpdatesSince",
   "readEntries",
   "listChainHeads",
+  "listClientIds",
   "lastActivity",
   "compact",
   "destroyConversation",
