@@ -293,7 +293,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     ...eventStreams.routes,
     ...webhooks.routes,
     ...noticeRoutes(notices),
-    ...metaRoutes(keys, () => routes),
+    ...metaRoutes(keys, () => routes, config.identity.publicUrl),
   ];
   registerRoutes(app, routes, {
     allowedOrigins: config.allowedOrigins,

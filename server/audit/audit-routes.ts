@@ -15,6 +15,7 @@ import { chainRef } from "./checkpoint.ts";
 import { orgExportLines } from "./org-export.ts";
 import { auditActor } from "./org-recorder.ts";
 import { loadCheckpoints, verifyAuditChain } from "./verify-audit.ts";
+import { AuditVerificationView, ItemsOf } from "../http/routes/response-schemas.ts";
 
 const JSON_LINES = "application/x-ndjson; charset=utf-8";
 
@@ -30,7 +31,7 @@ export function auditRoutes(deps: { services: HttpServices; store: Store; audit:
       auth: "principal",
       summary: "Every signed audit checkpoint as JSON lines, after the public key (JWK) that verifies them. Keep them outside Parley.",
       tags: ["audit"],
-      response: { status: 200, description: "JSON lines: one `key` line, then `checkpoint` lines in interval order." },
+      response: { status: 200, description: "JSON lines: one `key` line, then `checkpoint` lines in interval order.", contentType: JSON_LINES },
       async handler() {
         const checkpoints = await loadCheckpoints(audit.log);
         const lines: ExportLine[] = [keyLine(), ...checkpoints.map((c) => ({ type: "checkpoint" as const, ...c }))];
@@ -43,7 +44,7 @@ export function auditRoutes(deps: { services: HttpServices; store: Store; audit:
       auth: "principal",
       summary: "Verify the conversation's audit chain against the signed checkpoints; names the first broken entry.",
       tags: ["audit"],
-      response: { status: 200, description: "`ok`, or the first broken `seq` and why." },
+      response: { status: 200, description: "`ok`, or the first broken `seq` and why.", schema: AuditVerificationView },
       async handler({ params, principal }) {
         await services.access.require(principal, params.id, "read");
         const result = await verifyAuditChain(sources, `conversation:${params.id}`);
@@ -57,7 +58,7 @@ export function auditRoutes(deps: { services: HttpServices; store: Store; audit:
       auth: "user",
       summary: "Verify the organisation's own audit chain (account and access events) against the signed checkpoints (admins).",
       tags: ["audit"],
-      response: { status: 200, description: "`ok`, or the first broken `seq` and why." },
+      response: { status: 200, description: "`ok`, or the first broken `seq` and why.", schema: AuditVerificationView },
       async handler({ params, principal }) {
         requireAdmin(principal, params.org);
         const result = await verifyAuditChain(sources, `org:${params.org}`);
@@ -72,7 +73,7 @@ export function auditRoutes(deps: { services: HttpServices; store: Store; audit:
       summary: "The organisation's audit chain entries, in order (admins).",
       tags: ["audit"],
       query: z.object({ after: z.coerce.number().int().min(0).default(0), limit: z.coerce.number().int().min(1).max(1000).default(100) }),
-      response: { status: 200, description: "Entries." },
+      response: { status: 200, description: "Entries.", schema: ItemsOf() },
       async handler({ params, principal, query }) {
         requireAdmin(principal, params.org);
         const entries = await audit.log.readOrgAuditEntries(params.org, query.after, query.limit);
@@ -102,7 +103,7 @@ export function auditRoutes(deps: { services: HttpServices; store: Store; audit:
       auth: "principal",
       summary: "Export the conversation's audit trail as JSON lines: every entry (attribution, content HMAC, hashes), the signed checkpoints and the public key.",
       tags: ["audit"],
-      response: { status: 200, description: "JSON lines; verify offline with `parley audit verify --file`." },
+      response: { status: 200, description: "JSON lines; verify offline with `parley audit verify --file`.", contentType: JSON_LINES },
       async handler({ params, principal }) {
         await services.access.require(principal, params.id, "read");
         const chain = `conversation:${params.id}`;

@@ -1,50 +1,135 @@
-// Builds the OpenAPI 3.1 document from the route declarations: paths, bodies (zod → JSON
-// Schema), success responses and the documented error codes, so the description is never
-// written by hand and cannot drift from what the router enforces.
+// Builds the OpenAPI 3.1 document from the route declarations: paths, bodies and responses (the
+// same zod schemas the router validates with, converted by z.toJSONSchema), one shared error
+// schema, operationIds and servers, plus the routes outside the router (health, readiness, the
+// SSE stream, the two WebSocket upgrades) from their own declarations below. Written by no hand,
+// so it cannot drift from what the server does; a test validates the document with
+// @redocly/openapi-core and every response the tests receive against it.
 
 import { z } from "zod";
+import { ErrorCode } from "../../protocol/index.ts";
 import type { RouteDefinition } from "./route.ts";
 import { statusFor } from "./router.ts";
 
-function jsonSchema(schema: z.ZodType, io: "input" | "output"): unknown {
-  return z.toJSONSchema(schema, { io, unrepresentable: "any" });
+type Json = Record<string, unknown>;
+
+function jsonSchema(schema: z.ZodType, io: "input" | "output"): Json {
+  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: "any" }) as Json;
+  return rest;
+}
+
+/** The body of every error response, HTTP and (as fields of an error frame) socket alike. */
+export const ErrorBody = z
+  .object({
+    error: z
+      .looseObject({
+        code: z.number().int().describe("numeric error code (protocol/codes.ts), stable across versions"),
+        message: z.string().describe("what went wrong, for people"),
+      })
+      .describe("extra fields (e.g. passwordScore) appear for some codes"),
+  })
+  .describe("An error.");
+
+const ERROR_REF = { $ref: "#/components/schemas/Error" };
+
+/** Errors any route may answer with, besides those it declares. */
+function commonErrors(route: Pick<RouteDefinition, "auth" | "body">): ErrorCode[] {
+  const codes: ErrorCode[] = [ErrorCode.InvalidRequest, ErrorCode.RateLimited, ErrorCode.OriginNotAllowed, ErrorCode.Internal];
+  if (route.auth !== "public") codes.push(ErrorCode.InvalidCredentials, ErrorCode.IpNotAllowed);
+  if (route.body) codes.push(ErrorCode.FrameTooLarge);
+  return codes;
+}
+
+const CODE_NAMES = new Map<number, string>(Object.entries(ErrorCode).map(([name, code]) => [code as number, name]));
+
+/** A stable operationId from method and path: GET /v1/conversations/:id/messages → getConversationsByIdMessages. */
+export function operationIdOf(method: string, path: string): string {
+  const words = path
+    .split("/")
+    .filter((part) => part && part !== "v1")
+    .flatMap((part) => (part.startsWith(":") ? ["by", part.slice(1)] : part.replace(/^\./, "").split(/[-_.]/)));
+  return method.toLowerCase() + words.map((word) => word.charAt(0).toUpperCase() + word.slice(1)).join("");
+}
+
+/** A route the router does not serve, described for the document (health, SSE, sockets). */
+export interface ExtraOperation {
+  method: "get";
+  /** OpenAPI path, e.g. `/yjs/{conversationId}`. */
+  path: string;
+  operationId: string;
+  summary: string;
+  description?: string;
+  tags: string[];
+  public: boolean;
+  parameters?: Json[];
+  responses: Json;
+}
+
+function errorResponses(codes: readonly ErrorCode[]): Json {
+  const byStatus = new Map<number, string[]>();
+  for (const code of codes) {
+    const status = statusFor(code);
+    byStatus.set(status, [...(byStatus.get(status) ?? []), `${code} ${CODE_NAMES.get(code) ?? ""}`.trim()]);
+  }
+  const responses: Json = {};
+  for (const [status, names] of [...byStatus].sort(([a], [b]) => a - b)) {
+    responses[String(status)] = { description: `Error: ${[...new Set(names)].join(", ")}`, content: { "application/json": { schema: ERROR_REF } } };
+  }
+  return responses;
+}
+
+function successResponse(r: RouteDefinition): Json {
+  const { status, schema, description, html, contentType } = r.response;
+  if (html) return { [status]: { description, content: { "text/html": { schema: { type: "string" } } } } };
+  if (contentType) return { [status]: { description, content: { [contentType]: { schema: { type: "string" } } } } };
+  if (!schema) return { [status]: { description } };
+  return { [status]: { description, content: { "application/json": { schema: jsonSchema(schema, "output") } } } };
 }
 
 /** The OpenAPI document for a set of routes. */
-export function buildOpenApi(routes: readonly RouteDefinition[]): Record<string, unknown> {
-  const paths: Record<string, Record<string, unknown>> = {};
+export function buildOpenApi(routes: readonly RouteDefinition[], options: { serverUrl: string; extra?: readonly ExtraOperation[] }): Json {
+  const paths: Record<string, Json> = {};
   for (const r of routes) {
     const path = r.path.replace(/:([A-Za-z]+)/g, "{$1}");
-    const parameters = [...r.path.matchAll(/:([A-Za-z]+)/g)].map((m) => ({ name: m[1], in: "path", required: true, schema: { type: "string" } }));
+    const parameters: Json[] = [...r.path.matchAll(/:([A-Za-z]+)/g)].map((m) => ({ name: m[1], in: "path", required: true, schema: { type: "string" } }));
     if (r.query) {
       const schema = jsonSchema(r.query, "input") as { properties?: Record<string, unknown>; required?: string[] };
       for (const [name, property] of Object.entries(schema.properties ?? {})) {
-        parameters.push({ name, in: "query", required: schema.required?.includes(name) ?? false, schema: property as { type: string } });
+        parameters.push({ name, in: "query", required: schema.required?.includes(name) ?? false, schema: property });
       }
     }
-    const responses: Record<string, unknown> = {
-      [r.response.status]: {
-        description: r.response.description,
-        ...(r.response.html
-          ? { content: { "text/html": { schema: { type: "string" } } } }
-          : r.response.schema
-            ? { content: { "application/json": { schema: jsonSchema(r.response.schema, "output") } } }
-            : {}),
-      },
-    };
-    for (const code of r.errors ?? []) {
-      const status = String(statusFor(code));
-      const existing = responses[status] as { description: string } | undefined;
-      responses[status] = { description: `${existing ? `${existing.description}, ` : "Error "}code ${code}` };
-    }
+    const codes = [...commonErrors(r), ...(r.errors ?? [])];
+    const responses: Json = { ...errorResponses(codes), ...successResponse(r) };
     paths[path] ??= {};
     paths[path][r.method] = {
+      operationId: r.operationId ?? operationIdOf(r.method, r.path),
       summary: r.summary,
       tags: r.tags,
       ...(parameters.length ? { parameters } : {}),
-      ...(r.body ? { requestBody: { required: true, content: { "application/json": { schema: jsonSchema(r.body, "input") } } } } : {}),
+      ...(r.body
+        ? {
+            requestBody: {
+              required: true,
+              content: {
+                "application/json": { schema: jsonSchema(r.body, "input") },
+                "application/x-www-form-urlencoded": { schema: jsonSchema(r.body, "input") },
+              },
+            },
+          }
+        : {}),
       responses,
       ...(r.auth === "public" ? { security: [] } : {}),
+    };
+  }
+  for (const extra of options.extra ?? []) {
+    paths[extra.path] ??= {};
+    paths[extra.path][extra.method] = {
+      operationId: extra.operationId,
+      summary: extra.summary,
+      ...(extra.description ? { description: extra.description } : {}),
+      tags: extra.tags,
+      ...(extra.parameters ? { parameters: extra.parameters } : {}),
+      responses: extra.responses,
+      ...(extra.public ? { security: [] } : {}),
     };
   }
   return {
@@ -53,12 +138,19 @@ export function buildOpenApi(routes: readonly RouteDefinition[]): Record<string,
       title: "Parley",
       version: "1",
       description:
-        "Conversations between organisations. Errors are `{ error: { code, message } }` with the numeric codes of protocol/codes.ts.",
+        "Conversations between organisations. Errors are `{ error: { code, message } }` (components/schemas/Error) with the numeric codes of protocol/codes.ts. The realtime protocol runs over the WebSocket upgrades `/ws` and `/yjs/{conversationId}`.",
     },
+    servers: [{ url: options.serverUrl }],
     components: {
-      securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "An access token (JWT) or an API key (pk_…)." } },
+      securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "An access token (JWT: Parley's or a configured host application's) or an API key (pk_…)." } },
+      schemas: { Error: jsonSchema(ErrorBody, "output") },
     },
     security: [{ bearer: [] }],
     paths,
   };
+}
+
+/** Error response entries for hand-declared operations. */
+export function documentedErrors(codes: readonly ErrorCode[]): Json {
+  return errorResponses(codes);
 }

@@ -62,8 +62,14 @@ export interface RouteDefinition<B = unknown, Q = unknown> {
   tags: string[];
   body?: z.ZodType<B>;
   query?: z.ZodType<Q>;
-  /** Success status and response schema, for the OpenAPI document. */
-  response: { status: number; schema?: z.ZodType; description: string; html?: boolean };
+  /** Names the operation in the OpenAPI document (default: derived from method and path). */
+  operationId?: string;
+  /**
+   * Success status and response body, for the OpenAPI document and the tests that check every
+   * response against it: a zod schema for JSON, `html` for a page, `contentType` for another
+   * text type, `schema: null` for no body.
+   */
+  response: { status: number; schema?: z.ZodType | null; description: string; html?: boolean; contentType?: string };
   /** Error codes this route may answer with (documented). */
   errors?: ErrorCode[];
   /** Responses carry credentials: never cached, never logged. */

@@ -15,6 +15,7 @@ import { checkUrlShape, resolveTarget, type UrlPolicy, WebhookUrlError } from ".
 import { newWebhookSecret, REPLAY_WINDOW_SECONDS } from "./signature.ts";
 import { secretAssociatedData, type WebhookDispatcher } from "./webhook-dispatcher.ts";
 import type { EndpointRecord, WebhookStore } from "./webhook-store.ts";
+import { ItemsOf } from "../http/routes/response-schemas.ts";
 
 /** Endpoints one organisation may register. */
 export const MAX_ENDPOINTS_PER_ORG = 20;
@@ -77,7 +78,7 @@ export function webhookRoutes(deps: WebhookRouteDeps): RouteDefinition[] {
       tags: ["webhooks"],
       sensitive: true,
       body: z.object({ url: z.string().max(2048), events: EventTypes.default([]), description: Description.optional() }),
-      response: { status: 201, description: "The endpoint and its `secret` (store it now: it cannot be shown again)." },
+      response: { status: 201, description: "The endpoint and its `secret` (store it now: it cannot be shown again).", schema: z.looseObject({ id: z.string(), secret: z.string() }) },
       errors: [ErrorCode.InvalidRequest, ErrorCode.InsufficientRole, ErrorCode.Conflict],
       async handler({ params, principal, body }) {
         requireAdmin(principal, params.org);
@@ -122,7 +123,7 @@ export function webhookRoutes(deps: WebhookRouteDeps): RouteDefinition[] {
       auth: "user",
       summary: "The organisation's webhook endpoints with their delivery state (never their secrets).",
       tags: ["webhooks"],
-      response: { status: 200, description: "Endpoints." },
+      response: { status: 200, description: "Endpoints.", schema: ItemsOf(z.looseObject({ id: z.string() })) },
       async handler({ params, principal }) {
         requireAdmin(principal, params.org);
         return { status: 200, body: { items: (await store.listEndpoints(params.org)).map(view) } };
@@ -134,7 +135,7 @@ export function webhookRoutes(deps: WebhookRouteDeps): RouteDefinition[] {
       auth: "user",
       summary: "One endpoint with its delivery state: cursor, failures, next attempt, last error.",
       tags: ["webhooks"],
-      response: { status: 200, description: "The endpoint." },
+      response: { status: 200, description: "The endpoint.", schema: z.looseObject({ id: z.string() }) },
       async handler({ params, principal }) {
         return { status: 200, body: view(await endpointOf(principal, params.org, params.id)) };
       },
@@ -146,7 +147,7 @@ export function webhookRoutes(deps: WebhookRouteDeps): RouteDefinition[] {
       summary: "Change the URL, event types or description; `enabled: true` re-enables a disabled endpoint (delivery resumes where it stopped).",
       tags: ["webhooks"],
       body: z.object({ url: z.string().max(2048).optional(), events: EventTypes.optional(), description: Description.nullable().optional(), enabled: z.boolean().optional() }),
-      response: { status: 200, description: "The endpoint." },
+      response: { status: 200, description: "The endpoint.", schema: z.looseObject({ id: z.string() }) },
       async handler({ params, principal, body }) {
         const endpoint = await endpointOf(principal, params.org, params.id);
         const url = body.url === undefined ? undefined : await checkUrl(body.url, deps.urlPolicy);
@@ -180,7 +181,7 @@ export function webhookRoutes(deps: WebhookRouteDeps): RouteDefinition[] {
       summary: "Replace the signing secret; the new one is shown once and signs every delivery from now on.",
       tags: ["webhooks"],
       sensitive: true,
-      response: { status: 200, description: "`secret`: the new signing secret." },
+      response: { status: 200, description: "`secret`: the new signing secret.", schema: z.looseObject({ id: z.string(), secret: z.string() }) },
       async handler({ params, principal }) {
         const endpoint = await endpointOf(principal, params.org, params.id);
         const secret = newWebhookSecret();
@@ -196,7 +197,7 @@ export function webhookRoutes(deps: WebhookRouteDeps): RouteDefinition[] {
       summary: "Recent delivery attempts, newest first: status, error, duration and a short excerpt of the response.",
       tags: ["webhooks"],
       query: z.object({ limit: z.coerce.number().int().min(1).max(200).default(50) }),
-      response: { status: 200, description: "Attempts." },
+      response: { status: 200, description: "Attempts.", schema: ItemsOf() },
       async handler({ params, principal, query }) {
         const endpoint = await endpointOf(principal, params.org, params.id);
         return { status: 200, body: { items: await store.listAttempts(endpoint.id, query.limit) } };
@@ -209,7 +210,7 @@ export function webhookRoutes(deps: WebhookRouteDeps): RouteDefinition[] {
       summary: "Events given up on after the retry window, oldest first (kept beyond event retention, for replay).",
       tags: ["webhooks"],
       query: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }),
-      response: { status: 200, description: "Dead letters." },
+      response: { status: 200, description: "Dead letters.", schema: ItemsOf() },
       async handler({ params, principal, query }) {
         const endpoint = await endpointOf(principal, params.org, params.id);
         const items = (await store.listDeadLetters(endpoint.id, query.limit)).map(({ eventJson, ...letter }) => ({ ...letter, event: JSON.parse(eventJson) as unknown }));
@@ -223,7 +224,7 @@ export function webhookRoutes(deps: WebhookRouteDeps): RouteDefinition[] {
       summary: "Deliver parked events again (all not yet replayed, or `ids`), before the endpoint's next new event.",
       tags: ["webhooks"],
       body: z.object({ ids: z.array(z.string().max(64)).max(1000).optional() }),
-      response: { status: 200, description: "`queued`: how many dead letters will be delivered again." },
+      response: { status: 200, description: "`queued`: how many dead letters will be delivered again.", schema: z.looseObject({ queued: z.number() }) },
       async handler({ params, principal, body }) {
         const endpoint = await endpointOf(principal, params.org, params.id);
         const queued = await store.requestReplay(endpoint.id, body.ids ?? null, deps.now());

@@ -230,7 +230,7 @@ export function authRoutes(services: HttpServices) {
       allowBeforeTwoFactor: true,
       summary: "The signed-in person, the organisation they act for, and their memberships.",
       tags: ["auth"],
-      response: { status: 200, description: "Who you are." },
+      response: { status: 200, description: "Who you are.", schema: z.looseObject({ user: z.looseObject({ id: z.string(), email: z.string(), name: z.string() }) }) },
       async handler({ principal }) {
         if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "people only");
         const user = await directory.getUser(principal.userId);

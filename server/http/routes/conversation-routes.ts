@@ -17,6 +17,16 @@ import { actorId, type Principal } from "../principal.ts";
 import { route } from "../route.ts";
 import type { HttpServices } from "../services.ts";
 import { newId } from "./auth-routes.ts";
+import {
+  AuthorsPage,
+  ConversationCreated,
+  ConversationPage,
+  ConversationView,
+  InvitationSent,
+  ItemsOf,
+  MessagePosted,
+  MessagesPage,
+} from "./response-schemas.ts";
 import { Email, Id, Name, ParticipantRole } from "./schemas.ts";
 
 const Invitee = z.object({ email: Email, role: ParticipantRole.default("participant") });
@@ -87,7 +97,7 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
         participants: z.array(Participant).max(50).default([]),
         invitations: z.array(Invitee).max(50).default([]),
       }),
-      response: { status: 201, description: "The conversation, with the invitations sent." },
+      response: { status: 201, description: "The conversation, with the invitations sent.", schema: ConversationCreated },
       errors: [ErrorCode.NotFound],
       async handler({ body, principal }) {
         if (principal.kind === "apiKey" && !principal.scopes.includes("conversations:write")) {
@@ -123,7 +133,7 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
         cursor: z.string().max(200).optional(),
         externalRef: z.string().max(200).optional(),
       }),
-      response: { status: 200, description: "A page: `items` (each with its starting organisation's name, its participant organisations and `lastActivityAt`, the time of its last change or else its creation) and `nextCursor` (absent on the last page)." },
+      response: { status: 200, description: "A page: `items` (each with its starting organisation's name, its participant organisations and `lastActivityAt`, the time of its last change or else its creation) and `nextCursor` (absent on the last page).", schema: ConversationPage },
       async handler({ query, principal }) {
         const items = await directory.listConversations(accessorOf(principal), {
           limit: query.limit + 1,
@@ -155,7 +165,7 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
       openToConversationSessions: true,
       summary: "One conversation with its participants, people and your role.",
       tags: ["conversations"],
-      response: { status: 200, description: "The conversation." },
+      response: { status: 200, description: "The conversation.", schema: ConversationView },
       errors: [ErrorCode.NotFound],
       async handler({ params, principal }) {
         const { conversation } = await access.require(principal, params.id, "read");
@@ -169,7 +179,7 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
         auth: "principal",
         summary: action === "close" ? "Close a conversation: it becomes read-only for everyone." : "Reopen a closed conversation.",
         tags: ["conversations"],
-        response: { status: 200, description: "The conversation." },
+        response: { status: 200, description: "The conversation.", schema: ConversationView },
         async handler({ params, principal }) {
           // A closed conversation is read-only, so reopening checks ownership through the directory.
           const conversation = await directory.getConversation(params.id);
@@ -191,7 +201,7 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
       summary: "Add (or change the role of) a participant organisation.",
       tags: ["conversations"],
       body: Participant,
-      response: { status: 200, description: "The conversation." },
+      response: { status: 200, description: "The conversation.", schema: ConversationView },
       async handler({ params, principal, body }) {
         const conversation = await access.requireOwner(principal, params.id);
         if (body.organisation === conversation.orgId) throw new ParleyError(ErrorCode.InvalidRequest, "the starting organisation always takes part");
@@ -236,7 +246,7 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
       openToConversationSessions: true,
       summary: "The conversation's messages, oldest first.",
       tags: ["messages"],
-      response: { status: 200, description: "Messages and the sequence number they reflect." },
+      response: { status: 200, description: "Messages and the sequence number they reflect.", schema: MessagesPage },
       async handler({ params, principal }) {
         await access.require(principal, params.id, "read");
         const { doc: cached, index } = await services.cache.withIndex(params.id);
@@ -257,7 +267,7 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
       auth: "principal",
       summary: "Display names of the people who wrote in the conversation, with their organisations' names (for showing messages).",
       tags: ["messages"],
-      response: { status: 200, description: "`items`: `{ user, name, org, orgName }` per author." },
+      response: { status: 200, description: "`items`: `{ user, name, org, orgName }` per author.", schema: AuthorsPage },
       errors: [ErrorCode.NotFound],
       async handler({ params, principal }) {
         await access.require(principal, params.id, "read");
@@ -286,7 +296,7 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
       summary: "Post a message; answered once it is durable and audited, with its sequence number.",
       tags: ["messages"],
       body: z.object({ text: z.string().min(1).max(20_000) }),
-      response: { status: 201, description: "The message and its sequence number." },
+      response: { status: 201, description: "The message and its sequence number.", schema: MessagePosted },
       errors: [ErrorCode.NotFound, ErrorCode.ReadOnly, ErrorCode.DocumentLimit],
       async handler({ params, principal, body, requestId }) {
         await access.require(principal, params.id, "write");
@@ -311,7 +321,7 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
       auth: "principal",
       summary: "Every time Parley support was given read-only access to this conversation: who, why, until when.",
       tags: ["conversations"],
-      response: { status: 200, description: "Support grants, oldest first." },
+      response: { status: 200, description: "Support grants, oldest first.", schema: ItemsOf() },
       async handler({ params, principal }) {
         await access.require(principal, params.id, "read");
         return { status: 200, body: { items: await directory.listSupportGrants(params.id) } };
@@ -324,7 +334,7 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
       summary: "Invite a person by email; they get a link valid 14 days.",
       tags: ["invitations"],
       body: Invitee,
-      response: { status: 201, description: "The invitation (the link goes only to the invited address)." },
+      response: { status: 201, description: "The invitation (the link goes only to the invited address).", schema: InvitationSent },
       async handler({ params, principal, body }) {
         const conversation = await access.requireOwner(principal, params.id);
         const [sent] = await inviteAll(conversation, principal, [body]);
@@ -337,7 +347,7 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
       auth: "principal",
       summary: "The conversation's invitations (never their links).",
       tags: ["invitations"],
-      response: { status: 200, description: "Invitations." },
+      response: { status: 200, description: "Invitations.", schema: ItemsOf(InvitationSent) },
       async handler({ params, principal }) {
         await access.requireOwner(principal, params.id);
         const items = (await directory.listInvitations(params.id)).map(({ deviceHash: _hidden, ...invitation }) => invitation);

@@ -14,6 +14,7 @@ import { cookieValue } from "../session-cookies.ts";
 import type { HttpServices } from "../services.ts";
 import { deliverTokens } from "./auth-routes.ts";
 import { RefreshCookie } from "./schemas.ts";
+import { JsonObject } from "./response-schemas.ts";
 
 const DEVICE_COOKIE = "parley_device";
 
@@ -72,6 +73,7 @@ export function invitationRoutes(services: HttpServices, invitations: Invitation
       summary: "The page an invitation link opens: a button to accept (nothing is used by this GET).",
       tags: ["invitations"],
       response: { status: 200, description: "An HTML page with a form that POSTs to the same address.", html: true },
+      errors: [ErrorCode.InvitationInvalid], // answered as an HTML page too
       async handler({ params }) {
         try {
           const invitation = await invitations.lookup(params.token);
@@ -107,6 +109,7 @@ export function invitationRoutes(services: HttpServices, invitations: Invitation
         status: 200,
         description:
           "Signed in, with the conversation to open. A browser form post (form-encoded, accepting HTML) gets 303 to the web app's conversation view with the session cookies instead, or the code page.",
+        schema: JsonObject,
       },
       errors: [ErrorCode.InvitationInvalid, ErrorCode.DeviceCodeRequired, ErrorCode.InvalidTwoFactorCode, ErrorCode.RateLimited],
       async handler({ params, body, headers }): Promise<RouteResult> {

@@ -15,6 +15,7 @@ import type { HttpServices } from "../services.ts";
 import { newId } from "./auth-routes.ts";
 import { ownOrganisation, requireAdmin } from "./organisation-routes.ts";
 import { Email, Id, MemberRole as MemberRoleSchema } from "./schemas.ts";
+import { ItemsOf } from "./response-schemas.ts";
 
 /** How long a membership invitation may be accepted. */
 export const MEMBER_INVITATION_TTL_MS = 14 * 24 * 3600 * 1000;
@@ -71,7 +72,7 @@ export function membershipRoutes(services: HttpServices) {
       auth: "user",
       summary: "The organisation's members and their roles.",
       tags: ["organisations"],
-      response: { status: 200, description: "Members." },
+      response: { status: 200, description: "Members.", schema: ItemsOf() },
       async handler({ params, principal }) {
         ownOrganisation(principal, params.org);
         return { status: 200, body: { items: await directory.listMembers(params.org) } };
@@ -118,7 +119,7 @@ export function membershipRoutes(services: HttpServices) {
       summary: "Change a member's role (admins; only owners grant, change or remove the owner role; the last owner stays owner).",
       tags: ["organisations"],
       body: z.object({ role: MemberRoleSchema }),
-      response: { status: 200, description: "The member with their new role." },
+      response: { status: 200, description: "The member with their new role.", schema: z.looseObject({ userId: z.string(), role: z.string() }) },
       errors: [ErrorCode.InsufficientRole, ErrorCode.NotFound, ErrorCode.InvalidRequest],
       async handler({ params, principal, body }) {
         requireAdmin(principal, params.org);
@@ -151,7 +152,7 @@ export function membershipRoutes(services: HttpServices) {
       auth: "user",
       summary: "The organisation's pending membership invitations (admins).",
       tags: ["organisations"],
-      response: { status: 200, description: "Invitations not yet accepted, declined or revoked." },
+      response: { status: 200, description: "Invitations not yet accepted, declined or revoked.", schema: ItemsOf(z.looseObject({ id: z.string(), email: z.string(), role: z.string(), expiresAt: z.number() })) },
       async handler({ params, principal }) {
         requireAdmin(principal, params.org);
         const items = await directory.listMemberInvitations(params.org);
@@ -181,7 +182,7 @@ export function membershipRoutes(services: HttpServices) {
       allowBeforeTwoFactor: true,
       summary: "The invitations to join an organisation addressed to you.",
       tags: ["organisations"],
-      response: { status: 200, description: "Live invitations, with the inviting organisation." },
+      response: { status: 200, description: "Live invitations, with the inviting organisation.", schema: ItemsOf(z.looseObject({ id: z.string(), organisation: z.looseObject({ id: z.string(), name: z.string() }), role: z.string(), expiresAt: z.number() })) },
       async handler({ principal }) {
         const me = await directory.getUser(signedInPerson(principal).userId);
         const items = me ? await directory.listMemberInvitationsForEmail(me.email, services.now()) : [];
@@ -195,7 +196,7 @@ export function membershipRoutes(services: HttpServices) {
       allowBeforeTwoFactor: true,
       summary: "Accept an invitation addressed to you: you become a member with its role (sign in for that organisation next).",
       tags: ["organisations"],
-      response: { status: 200, description: "The membership." },
+      response: { status: 200, description: "The membership.", schema: z.looseObject({ organisation: z.looseObject({ id: z.string() }), role: z.string() }) },
       errors: [ErrorCode.NotFound],
       async handler({ params, principal }) {
         const person = signedInPerson(principal);
