@@ -87,7 +87,7 @@ export function auditRoutes(deps: { services: HttpServices; store: Store; audit:
       auth: "user",
       summary: "Export the organisation's audit chain as JSON lines: every entry (action, actor, target, details, hashes), the signed checkpoints and the public key (admins).",
       tags: ["audit"],
-      response: { status: 200, description: "JSON lines; verify offline with `parley audit verify --file`." },
+      response: { status: 200, description: "JSON lines; verify offline with `parley audit verify --file`.", contentType: JSON_LINES },
       async handler({ params, principal }) {
         requireAdmin(principal, params.org);
         const chain = `org:${params.org}`;
