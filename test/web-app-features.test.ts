@@ -114,9 +114,11 @@ describe.skipIf(!available)("the web app's accounts, settings and history in Chr
     const qr = page.getByRole("img", { name: /QR code for your authenticator app: otpauth:\/\/totp\// });
     await visible(qr);
     expect(await qr.evaluate((img) => (img as unknown as { complete: boolean; naturalWidth: number }).naturalWidth > 0)).toBe(true);
-    const shown = await textOf(page.locator("code").first());
-    expect(shown).toMatch(/^[A-Z2-7]+=*$/);
-    secret = shown;
+    // The secret as the QR code carries it (its text alternative is the otpauth URI), and as typed.
+    const uri = (await qr.getAttribute("alt")) ?? "";
+    secret = new URL(uri.slice(uri.indexOf("otpauth://"))).searchParams.get("secret") ?? "";
+    expect(secret).toMatch(/^[A-Z2-7]+=*$/);
+    await visible(page.getByText(`Secret: ${secret}`));
     await screenshot(page, "20-two-factor-qr");
     const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret) });
     await page.getByLabel("Code", { exact: true }).fill(totp.generate({ timestamp: Date.now() + clockOffset }));
@@ -184,7 +186,7 @@ describe.skipIf(!available)("the web app's accounts, settings and history in Chr
     await page.getByRole("button", { name: "Back to the timeline" }).click();
   });
 
-  it("adds and revokes an invitation, and closes and reopens the conversation", async () => {
+  it("adds and revokes an invitation, adds and removes a participant organisation, and closes and reopens the conversation", async () => {
     await page.getByRole("tab", { name: "Participants" }).click();
     await page.getByLabel("Invite by email").fill("guest@elsewhere.example");
     await page.getByRole("button", { name: "Invite", exact: true }).click();
@@ -192,7 +194,19 @@ describe.skipIf(!available)("the web app's accounts, settings and history in Chr
     await expect.poll(() => textOf(participants), { timeout: 20_000 }).toContain("guest@elsewhere.example (pending)");
     await page.getByRole("button", { name: "Revoke invitation for guest@elsewhere.example" }).click();
     await expect.poll(() => textOf(participants), { timeout: 20_000 }).toContain("guest@elsewhere.example (revoked)");
+    // A partner organisation, added by its id and removed again.
+    const partner = await fetch(`${base()}/v1/signup`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: "pat@partner.example", password: TEST_PASSWORD, name: "Pat", organisation: "Partner Plumbing" }),
+    });
+    const partnerOrg = ((await partner.json()) as { organisation: { id: string } }).organisation.id;
+    await page.getByLabel("Add an organisation by its id").fill(partnerOrg);
+    await page.getByRole("button", { name: "Add organisation" }).click();
+    await expect.poll(() => textOf(participants), { timeout: 20_000 }).toContain("Partner Plumbing (participant)");
     await screenshot(page, "25-invitations");
+    await page.getByRole("button", { name: "Remove Partner Plumbing from the conversation" }).click();
+    await expect.poll(() => textOf(participants), { timeout: 20_000 }).not.toContain("Partner Plumbing");
     await page.getByRole("button", { name: "Close the conversation" }).click();
     await visible(page.getByRole("button", { name: "Reopen the conversation" }));
     await expect.poll(() => page.getByLabel("Message").isDisabled(), { timeout: 20_000 }).toBe(true);

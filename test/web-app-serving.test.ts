@@ -261,6 +261,14 @@ describe("the invitation button in a browser", () => {
         return link;
       })
       .toMatch(/^\/invite\//);
+    // The invitation page: no script at all, its one style allowed by hash, forms post only here.
+    const landing = await fetch(`${base}${link}`);
+    const landingCsp = landing.headers.get("content-security-policy") ?? "";
+    expect(landingCsp).toMatch(/^default-src 'none'; style-src 'sha256-[A-Za-z0-9+/=]+'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'$/);
+    expect(landing.headers.getSetCookie()).toEqual([]);
+    const landingHtml = await landing.text();
+    expect(landingHtml).not.toMatch(/<script/i);
+    expect(landingHtml).toContain("Open the conversation");
     const form = { "content-type": "application/x-www-form-urlencoded", accept: "text/html,application/xhtml+xml,*/*;q=0.8" };
     const first = await fetch(`${base}${link}`, { method: "POST", headers: form, body: "", redirect: "manual" });
     expect(first.status).toBe(303);

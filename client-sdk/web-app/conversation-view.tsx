@@ -213,7 +213,24 @@ function Participants({ info, isOwner, onChanged }: { info: ConversationInfo; is
     [info.id, isOwner],
   );
   const [email, setEmail] = useState("");
+  const [orgId, setOrgId] = useState("");
   const [error, setError] = useState<unknown>(null);
+  const changeOrganisation = async (action: () => Promise<unknown>) => {
+    setError(null);
+    try {
+      await action();
+      onChanged();
+    } catch (failure) {
+      setError(failure);
+    }
+  };
+  const addOrganisation = (event: Event) => {
+    event.preventDefault();
+    void changeOrganisation(async () => {
+      await api("POST", `/v1/conversations/${encodeURIComponent(info.id)}/participants`, { organisation: orgId.trim() });
+      setOrgId("");
+    });
+  };
   const invite = async (event: Event) => {
     event.preventDefault();
     setError(null);
@@ -242,7 +259,17 @@ function Participants({ info, isOwner, onChanged }: { info: ConversationInfo; is
       <ul class="plain">
         {info.participants.map((p) => (
           <li key={p.orgId}>
-            {p.orgName} <span class="hint">({p.role})</span>
+            {p.orgName} <span class="hint">({p.role})</span>{" "}
+            {isOwner && (
+              <button
+                type="button"
+                class="small secondary"
+                aria-label={`Remove ${p.orgName} from the conversation`}
+                onClick={() => void changeOrganisation(() => api("DELETE", `/v1/conversations/${encodeURIComponent(info.id)}/participants/${encodeURIComponent(p.orgId)}`))}
+              >
+                Remove
+              </button>
+            )}
           </li>
         ))}
         {info.people.map((p) => (
@@ -274,6 +301,11 @@ function Participants({ info, isOwner, onChanged }: { info: ConversationInfo; is
             <Field label="Invite by email" type="email" value={email} onInput={setEmail} required />
             <button type="submit">Invite</button>
           </form>
+          <form onSubmit={addOrganisation} class="inline">
+            <Field label="Add an organisation by its id" value={orgId} onInput={setOrgId} placeholder="org_…" required />
+            <button type="submit">Add organisation</button>
+          </form>
+          <p class="hint">Its people then take part as participants; its id is on its Settings page.</p>
           <ErrorText error={error} />
         </>
       )}

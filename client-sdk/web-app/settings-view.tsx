@@ -522,7 +522,8 @@ export function SettingsView({ session, onSession }: { session: Session; onSessi
     <main class="narrow settings">
       <h1>Settings</h1>
       <p>
-        Signed in as {session.user.name} ({session.user.email}), {session.organisation.role} of {session.organisation.name}.
+        Signed in as {session.user.name} ({session.user.email}), {session.organisation.role} of {session.organisation.name} (organisation id{" "}
+        <code>{session.organisation.id}</code>: give it to a partner who wants to add you to a conversation).
       </p>
       <TwoFactor session={session} onSession={onSession} />
       <MyInvitations />
