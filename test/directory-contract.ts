@@ -70,10 +70,10 @@ export function runDirectoryContract(name: string, openBackend: () => Promise<Di
 
       it("stores organisation settings, booleans and lists included, changing only what is given", async () => {
         await seed(d);
-        expect(await d.getOrganisation("org-help")).toEqual({ id: "org-help", name: "Helpdesk", createdAt: T0, require2fa: false, ipAllowlist: [], retentionDays: 365 });
+        expect(await d.getOrganisation("org-help")).toEqual({ id: "org-help", name: "Helpdesk", createdAt: T0, require2fa: false, requireSecurityKey: false, ipAllowlist: [], retentionDays: 365 });
         await d.updateOrganisation("org-help", { require2fa: true, ipAllowlist: ["10.0.0.0/8"] });
         await d.updateOrganisation("org-help", { name: "Help Desk" });
-        expect(await d.getOrganisation("org-help")).toEqual({ id: "org-help", name: "Help Desk", createdAt: T0, require2fa: true, ipAllowlist: ["10.0.0.0/8"], retentionDays: 365 });
+        expect(await d.getOrganisation("org-help")).toEqual({ id: "org-help", name: "Help Desk", createdAt: T0, require2fa: true, requireSecurityKey: false, ipAllowlist: ["10.0.0.0/8"], retentionDays: 365 });
         await d.updateOrganisation("org-help", { retentionDays: 30 });
         expect((await d.getOrganisation("org-help"))?.retentionDays).toBe(30);
         await d.updateOrganisation("org-help", { require2fa: false });

@@ -45,6 +45,10 @@ export const ORG_AUDIT_ACTIONS = [
   "backup.failed",
   "drill.passed",
   "drill.failed",
+  "webauthn.registered",
+  "webauthn.used",
+  "webauthn.renamed",
+  "webauthn.removed",
 ] as const;
 
 /** One kind of org event. */

@@ -30,7 +30,7 @@ export function directoryStatements(d: SqlDialect) {
       lock: `SELECT id FROM organisations WHERE id = ?${d.lockRows}`,
       /** The row, locked until the transaction ends (read-modify-write of its settings). */
       selectForUpdate: `SELECT * FROM organisations WHERE id = ?${d.lockRows}`,
-      update: "UPDATE organisations SET name = ?, require_2fa = ?, ip_allowlist = ?, retention_days = ? WHERE id = ?",
+      update: "UPDATE organisations SET name = ?, require_2fa = ?, ip_allowlist = ?, retention_days = ?, require_security_key = ? WHERE id = ?",
     },
     user: {
       insert: "INSERT INTO users (id, email, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -41,6 +41,15 @@ export function directoryStatements(d: SqlDialect) {
       enableTotp: "UPDATE users SET totp_enabled = TRUE WHERE id = ? AND totp_sealed IS NOT NULL",
       /** Conditional, so of two concurrent uses of one step exactly one changes the row. */
       consumeTotpStep: "UPDATE users SET totp_last_step = ? WHERE id = ? AND (totp_last_step IS NULL OR totp_last_step < ?)",
+    },
+    webauthn: {
+      insert: "INSERT INTO webauthn_credentials (id, user_id, name, public_key, counter, transports, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      listByUser: "SELECT * FROM webauthn_credentials WHERE user_id = ? ORDER BY created_at, id",
+      select: "SELECT * FROM webauthn_credentials WHERE id = ?",
+      /** Counters only move forward: a cloned key replaying an old counter changes nothing. */
+      use: "UPDATE webauthn_credentials SET counter = ?, last_used_at = ? WHERE id = ? AND (counter < ? OR ? = 0)",
+      rename: "UPDATE webauthn_credentials SET name = ? WHERE id = ? AND user_id = ?",
+      remove: "DELETE FROM webauthn_credentials WHERE id = ? AND user_id = ?",
     },
     recoveryCode: {
       deleteAll: "DELETE FROM recovery_codes WHERE user_id = ?",
@@ -260,6 +269,7 @@ export function organisationFrom(row: SqlRow): Organisation {
     name: row.name as string,
     createdAt: row.created_at as number,
     require2fa: bool(row.require_2fa),
+    requireSecurityKey: bool(row.require_security_key),
     ipAllowlist: JSON.parse(row.ip_allowlist as string) as string[],
     retentionDays: Number(row.retention_days),
   };

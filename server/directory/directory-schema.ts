@@ -182,5 +182,21 @@ export const DIRECTORY_SCHEMA: VersionedSchema = {
     CREATE INDEX IF NOT EXISTS member_invitations_by_org ON member_invitations(org_id);
     ALTER TABLE refresh_tokens ADD COLUMN conversation_scope TEXT;
     `,
+    // Security keys and passkeys (WebAuthn): several per person, each with the name they gave it,
+    // its public key and signature counter. Only public material is stored.
+    (d) => `
+    CREATE TABLE IF NOT EXISTS webauthn_credentials (
+      id           TEXT PRIMARY KEY,
+      user_id      TEXT NOT NULL REFERENCES users(id),
+      name         TEXT NOT NULL,
+      public_key   ${d.bytes} NOT NULL,
+      counter      ${d.int64} NOT NULL,
+      transports   TEXT NOT NULL DEFAULT '[]',
+      created_at   ${d.int64} NOT NULL,
+      last_used_at ${d.int64}
+    );
+    CREATE INDEX IF NOT EXISTS webauthn_credentials_by_user ON webauthn_credentials(user_id);
+    ALTER TABLE organisations ADD COLUMN require_security_key ${d.boolean} NOT NULL DEFAULT FALSE;
+    `,
   ],
 };

@@ -15,6 +15,8 @@ export interface Organisation {
   createdAt: number;
   /** Members must have two-factor authentication enabled to sign in. */
   require2fa: boolean;
+  /** Members must have a security key (WebAuthn), not just any second factor. */
+  requireSecurityKey: boolean;
   /** CIDR ranges or addresses people and API keys of this organisation may connect from; empty = any. */
   ipAllowlist: string[];
   /** Days of inactivity after which the organisation's side of a conversation is deleted (server/lifecycle/). */
@@ -174,4 +176,18 @@ export interface DeletionRecord {
   id: string;
   reason: string;
   at: number;
+}
+
+/** A security key or passkey registered by a person (WebAuthn); public material only. */
+export interface WebauthnCredential {
+  /** The credential id (base64url), as the authenticator names it. */
+  id: string;
+  userId: string;
+  name: string;
+  /** COSE public key. */
+  publicKey: Uint8Array;
+  counter: number;
+  transports: string[];
+  createdAt: number;
+  lastUsedAt: number | null;
 }

@@ -24,6 +24,7 @@ import type {
   RefreshOutcome,
   SupportGrant,
   User,
+  WebauthnCredential,
 } from "./directory-types.ts";
 
 /**
@@ -79,7 +80,7 @@ export interface Directory {
   consumeRecoveryCode(userId: string, hash: string, now: number): Promise<boolean>;
   getOrganisation(id: string): Promise<Organisation | null>;
   /** Changes the given settings only. `not_found` for an unknown organisation. */
-  updateOrganisation(id: string, changes: { name?: string; require2fa?: boolean; ipAllowlist?: string[]; retentionDays?: number }): Promise<void>;
+  updateOrganisation(id: string, changes: { name?: string; require2fa?: boolean; ipAllowlist?: string[]; retentionDays?: number; requireSecurityKey?: boolean }): Promise<void>;
   /** The organisations a person belongs to, oldest membership first. */
   listMemberships(userId: string): Promise<Membership[]>;
   /** A person's role in an organisation, or null when not a member. */
@@ -87,6 +88,14 @@ export interface Directory {
   listMembers(orgId: string): Promise<OrganisationMember[]>;
   /** Every organisation's id (server-wide notices: a failed backup concerns everyone). */
   listOrganisationIds(): Promise<string[]>;
+  /** Stores a newly registered security key (`conflict` if the credential id is taken). */
+  addWebauthnCredential(credential: Omit<WebauthnCredential, "lastUsedAt">): Promise<void>;
+  listWebauthnCredentials(userId: string): Promise<WebauthnCredential[]>;
+  getWebauthnCredential(id: string): Promise<WebauthnCredential | null>;
+  /** Records a use with the authenticator's new counter; false when the counter went backwards (a clone). */
+  useWebauthnCredential(id: string, counter: number, now: number): Promise<boolean>;
+  renameWebauthnCredential(userId: string, id: string, name: string): Promise<boolean>;
+  removeWebauthnCredential(userId: string, id: string): Promise<boolean>;
   /** Adds a member or changes their role. `invalid` when that would demote the last owner. */
   putMember(orgId: string, userId: string, role: MemberRole, now: number): Promise<void>;
   /** Removes a member; false when not a member. `invalid` for the last owner: an organisation keeps one. */
@@ -307,6 +316,12 @@ export const DIRECTORY_OPERATIONS = [
   "recordDeletion",
   "listDeletions",
   "listOrganisationIds",
+  "addWebauthnCredential",
+  "listWebauthnCredentials",
+  "getWebauthnCredential",
+  "useWebauthnCredential",
+  "renameWebauthnCredential",
+  "removeWebauthnCredential",
 ] as const satisfies readonly (keyof Directory)[];
 
 // Compile-time check that the list names every operation: a new method must be added above.

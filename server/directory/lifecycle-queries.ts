@@ -69,6 +69,7 @@ export const LIFECYCLE_STATEMENTS = {
     scrub: `UPDATE users SET email = ?, name = '', password_hash = NULL, totp_sealed = NULL, totp_enabled = FALSE, totp_last_step = NULL
       WHERE id = ?`,
     deleteRecoveryCodes: "DELETE FROM recovery_codes WHERE user_id = ?",
+    deleteWebauthnCredentials: "DELETE FROM webauthn_credentials WHERE user_id = ?",
     deleteRefreshTokens: "DELETE FROM refresh_tokens WHERE user_id = ?",
     deleteMemberships: "DELETE FROM memberships WHERE user_id = ?",
     deleteConversationPeople: "DELETE FROM conversation_people WHERE user_id = ?",

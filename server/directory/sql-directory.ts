@@ -41,6 +41,7 @@ import type {
   RefreshOutcome,
   SupportGrant,
   User,
+  WebauthnCredential,
 } from "./directory-types.ts";
 import { deletionRecordFrom, erasedEmail, LIFECYCLE_STATEMENTS, legalHoldFrom, partyFrom } from "./lifecycle-queries.ts";
 import type { SqlRunner } from "./sql-runner.ts";
@@ -129,6 +130,31 @@ export class SqlDirectory implements Directory {
     return (await this.db.run(this.sql.recoveryCode.consume, [now, userId, hash])) === 1;
   }
 
+  async addWebauthnCredential(c: Omit<WebauthnCredential, "lastUsedAt">): Promise<void> {
+    await this.db.run(this.sql.webauthn.insert, [c.id, c.userId, c.name, c.publicKey, c.counter, JSON.stringify(c.transports), c.createdAt]);
+  }
+
+  async listWebauthnCredentials(userId: string): Promise<WebauthnCredential[]> {
+    return (await this.db.all(this.sql.webauthn.listByUser, [userId])).map(webauthnFrom);
+  }
+
+  async getWebauthnCredential(id: string): Promise<WebauthnCredential | null> {
+    const row = await this.db.get(this.sql.webauthn.select, [id]);
+    return row ? webauthnFrom(row) : null;
+  }
+
+  async useWebauthnCredential(id: string, counter: number, now: number): Promise<boolean> {
+    return (await this.db.run(this.sql.webauthn.use, [counter, now, id, counter, counter])) === 1;
+  }
+
+  async renameWebauthnCredential(userId: string, id: string, name: string): Promise<boolean> {
+    return (await this.db.run(this.sql.webauthn.rename, [name, id, userId])) === 1;
+  }
+
+  async removeWebauthnCredential(userId: string, id: string): Promise<boolean> {
+    return (await this.db.run(this.sql.webauthn.remove, [id, userId])) === 1;
+  }
+
   async listOrganisationIds(): Promise<string[]> {
     return (await this.db.all(this.sql.organisation.listIds, [])).map((row) => String((row as { id: unknown }).id));
   }
@@ -138,7 +164,7 @@ export class SqlDirectory implements Directory {
     return row ? organisationFrom(row) : null;
   }
 
-  updateOrganisation(id: string, changes: { name?: string; require2fa?: boolean; ipAllowlist?: string[]; retentionDays?: number }): Promise<void> {
+  updateOrganisation(id: string, changes: { name?: string; require2fa?: boolean; ipAllowlist?: string[]; retentionDays?: number; requireSecurityKey?: boolean }): Promise<void> {
     return this.db.transaction(async (tx) => {
       // Locked while changed, so two nodes changing different settings at once both keep theirs.
       const row = await tx.get(this.sql.organisation.selectForUpdate, [id]);
@@ -149,6 +175,7 @@ export class SqlDirectory implements Directory {
         changes.require2fa ?? org.require2fa,
         JSON.stringify(changes.ipAllowlist ?? org.ipAllowlist),
         changes.retentionDays ?? org.retentionDays,
+        changes.requireSecurityKey ?? org.requireSecurityKey,
         id,
       ]);
     });
@@ -535,7 +562,7 @@ export class SqlDirectory implements Directory {
       await tx.run(sql.deleteInvitationCodes, [userId, email]);
       await tx.run(sql.scrubInvitations, [erasedEmail(userId), now, userId, email]);
       await tx.run(sql.deleteMemberInvitations, [email]);
-      for (const statement of [sql.deleteRecoveryCodes, sql.deleteRefreshTokens, sql.deleteMemberships, sql.deleteConversationPeople, sql.deleteApiKeys]) {
+      for (const statement of [sql.deleteWebauthnCredentials, sql.deleteRecoveryCodes, sql.deleteRefreshTokens, sql.deleteMemberships, sql.deleteConversationPeople, sql.deleteApiKeys]) {
         await tx.run(statement, [userId]);
       }
       await tx.run(sql.scrub, [erasedEmail(userId), userId]);
@@ -560,4 +587,17 @@ export class SqlDirectory implements Directory {
   private async dropOldPageImages(): Promise<void> {
     if (this.db.dialect.name === "sqlite") await this.db.get("PRAGMA wal_checkpoint(TRUNCATE)");
   }
+}
+
+function webauthnFrom(row: Record<string, unknown>): WebauthnCredential {
+  return {
+    id: String(row.id),
+    userId: String(row.user_id),
+    name: String(row.name),
+    publicKey: new Uint8Array(row.public_key as Uint8Array),
+    counter: Number(row.counter),
+    transports: JSON.parse(String(row.transports)) as string[],
+    createdAt: Number(row.created_at),
+    lastUsedAt: row.last_used_at === null || row.last_used_at === undefined ? null : Number(row.last_used_at),
+  };
 }

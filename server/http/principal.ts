@@ -113,6 +113,10 @@ export async function resolvePrincipal(authorization: string, ip: string, deps: 
   if (principal.kind === "user" && org?.require2fa) {
     principal.mustEnrolTwoFactor = !(await deps.directory.getUser(principal.userId))?.totpEnabled;
   }
+  // A security key specifically (not just any second factor): until one is registered, only enrolment is open.
+  if (principal.kind === "user" && org?.requireSecurityKey && !principal.mustEnrolTwoFactor) {
+    principal.mustEnrolTwoFactor = (await deps.directory.listWebauthnCredentials(principal.userId)).length === 0;
+  }
   if (org && !ipAllowed(ip, org.ipAllowlist)) {
     throw new ParleyError(ErrorCode.IpNotAllowed, "this organisation does not allow access from your address");
   }

@@ -228,6 +228,9 @@ export async function openIdentity(
     if (!(await directory.getMembership(identity.org, identity.user))) {
       throw new ParleyError(ErrorCode.InvalidToken, "the token's person is not (or no longer) a member of its organisation");
     }
+    if (org?.requireSecurityKey && (await directory.listWebauthnCredentials(identity.user)).length === 0) {
+      throw new ParleyError(ErrorCode.TwoFactorEnrolmentRequired, "your organisation requires a security key");
+    }
     if (org?.require2fa && !(await directory.getUser(identity.user))?.totpEnabled) {
       throw new ParleyError(ErrorCode.TwoFactorEnrolmentRequired, "your organisation requires two-factor authentication");
     }

@@ -46,6 +46,14 @@ export function noticeFor(org: string, event: OrgEventInput, at: number, deviceK
         advice: "If this was not expected, have them enrol again at once and review their recent sign-ins.",
         onceKey: `${org}:2fa-off:${subject}:${at}`,
       };
+    case "webauthn.removed":
+      return {
+        ...base,
+        notice: "security-key.removed",
+        summary: `A security key (${String(event.details?.name ?? subject)}) was removed from ${event.actor.replace("user:", "")}'s account`,
+        advice: "If this was not expected, have them check their account's keys and sign-ins at once.",
+        onceKey: `${org}:key-removed:${subject}`,
+      };
     case "api-key.created":
       return {
         ...base,

@@ -12,6 +12,7 @@ import { createTotpEnrolment, generateRecoveryCodes, hashRecoveryCode, verifyTot
 import type { User } from "../../directory/directory-types.ts";
 import { addressKey } from "../../limits/address-key.ts";
 import { ParleyError } from "../../errors.ts";
+import { WebauthnProof, webauthnCeremonies, webauthnRoutes } from "./webauthn-routes.ts";
 import { repeatedFailuresNotice } from "../../notices/notice-policy.ts";
 import { route } from "../route.ts";
 import { HttpError } from "../router.ts";
@@ -82,7 +83,23 @@ export function deliverTokens(services: HttpServices, tokens: Tokens, refreshCoo
 /** The authentication routes. */
 export function authRoutes(services: HttpServices) {
   const { directory, hasher, sessions } = services;
+  const ceremonies = webauthnCeremonies(services);
+  /** Signs a person in (passwordless with a passkey): the same answer and audit event as the password sign-in. */
+  const deliverSignIn = async (userId: string, orgId: string | undefined, refreshCookie: boolean | undefined, personal: { ip: string; userAgent: string }) => {
+    const user = await directory.getUser(userId);
+    const memberships = await directory.listMemberships(userId);
+    const membership = orgId ? memberships.find((m) => m.orgId === orgId) : memberships[0];
+    if (!user || !membership) throw new ParleyError(ErrorCode.InvalidCredentials, "not a member of that organisation");
+    await services.orgAudit.recordOrgEvent(membership.orgId, { action: "login.succeeded", actor: `user:${user.id}`, target: user.id, details: { passkey: true }, personal });
+    const { tokens, headers } = deliverTokens(services, await sessions.start(user.id, membership.orgId), refreshCookie);
+    return {
+      status: 200,
+      body: { ...tokens, user: { id: user.id, email: user.email, name: user.name }, organisation: { id: membership.orgId, name: membership.orgName } },
+      headers,
+    };
+  };
   return [
+    ...webauthnRoutes(services, deliverSignIn),
     route({
       method: "post",
       path: "/v1/signup",
@@ -126,6 +143,7 @@ export function authRoutes(services: HttpServices) {
         organisation: z.string().optional().describe("organisation id to act for; default: the first membership"),
         totp: z.string().regex(/^\d{6}$/).optional(),
         recoveryCode: z.string().max(64).optional(),
+        webauthn: WebauthnProof.optional().describe("a security key's assertion as the second factor (options from /v1/auth/webauthn/login/options)"),
         refreshCookie: RefreshCookie,
       }),
       response: { status: 200, description: "Signed in.", schema: TokenPair.extend({ user: UserView, organisation: OrganisationView }) },
@@ -161,9 +179,14 @@ export function authRoutes(services: HttpServices) {
         const memberships = await directory.listMemberships(user.id);
         const membership = body.organisation ? memberships.find((m) => m.orgId === body.organisation) : memberships[0];
         if (!membership) throw new ParleyError(ErrorCode.InvalidCredentials, "not a member of that organisation");
-        if (user.totpEnabled) {
-          if (!body.totp && !body.recoveryCode) throw new ParleyError(ErrorCode.TwoFactorRequired, "send the code from your authenticator app");
-          await checkSecondFactor(services, user, body).catch((error: unknown) => {
+        // A second factor: TOTP, a security key, or a recovery code (which works whichever is enrolled).
+        const hasKeys = (await directory.listWebauthnCredentials(user.id)).length > 0;
+        if (user.totpEnabled || hasKeys) {
+          if (!body.totp && !body.recoveryCode && !body.webauthn) {
+            throw new ParleyError(ErrorCode.TwoFactorRequired, hasKeys ? "use your security key (or a code from your authenticator app)" : "send the code from your authenticator app");
+          }
+          const second = body.webauthn ? ceremonies.checkAssertion(user, body.webauthn, false, ip) : checkSecondFactor(services, user, body);
+          await second.catch((error: unknown) => {
             const event = { action: "login.failed", actor: `user:${user.id}`, target: user.id, details: { reason: "second-factor" }, personal } as const;
             void services.orgAudit.recordOrLog(membership.orgId, event);
             throw error;
@@ -174,7 +197,7 @@ export function authRoutes(services: HttpServices) {
           action: "login.succeeded",
           actor: `user:${user.id}`,
           target: user.id,
-          details: { secondFactor: user.totpEnabled },
+          details: { secondFactor: user.totpEnabled || hasKeys },
           personal,
         });
         if (verdict.needsRehash) await directory.setPasswordHash(user.id, await hasher.hash(body.password));

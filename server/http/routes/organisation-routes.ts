@@ -55,6 +55,7 @@ export function organisationRoutes(services: HttpServices) {
       body: z.object({
         name: Name.optional(),
         require2fa: z.boolean().optional(),
+        requireSecurityKey: z.boolean().optional().describe("members must have a security key (WebAuthn); until they register one they can do nothing else"),
         ipAllowlist: z.array(z.string().refine(isValidAllowlistEntry, "must be an IP address or CIDR range")).max(100).optional(),
       }),
       response: { status: 200, description: "The updated organisation.", schema: z.looseObject({ id: z.string(), name: z.string() }) },
@@ -64,6 +65,9 @@ export function organisationRoutes(services: HttpServices) {
         if (body.require2fa) {
           const me = await directory.getUser(principal.userId);
           if (!me?.totpEnabled) throw new ParleyError(ErrorCode.TwoFactorEnrolmentRequired, "turn on two-factor for yourself first");
+        }
+        if (body.requireSecurityKey && (await directory.listWebauthnCredentials(principal.userId)).length === 0) {
+          throw new ParleyError(ErrorCode.TwoFactorEnrolmentRequired, "register a security key for yourself first");
         }
         if (body.ipAllowlist && !ipAllowed(ip, body.ipAllowlist)) {
           throw new ParleyError(ErrorCode.InvalidRequest, `ipAllowlist would lock out your own address ${ip}`);

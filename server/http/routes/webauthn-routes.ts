@@ -1,0 +1,189 @@
+// Security keys and passkeys over HTTP: register several (each with a name), list, rename and
+// remove them, and sign in with one, either without a password (a passkey that verifies the
+// person) or as the second factor after the password (login's `webauthn` field). Every
+// registration, use and removal is recorded in the audit chain of each of the person's
+// organisations; a removal is a security notice.
+
+import { z } from "zod";
+import { ErrorCode } from "../../../protocol/index.ts";
+import type { OrgEventInput } from "../../audit/org-recorder.ts";
+import { authenticationOptions, ChallengeTokens, registrationOptions, relyingPartyFor, verifyAssertion, verifyRegistration } from "../../auth/webauthn.ts";
+import type { User } from "../../directory/directory-types.ts";
+import { ParleyError } from "../../errors.ts";
+import { route } from "../route.ts";
+import { HttpError } from "../router.ts";
+import type { HttpServices } from "../services.ts";
+import { Email, Name, RefreshCookie } from "./schemas.ts";
+
+/** A WebAuthn response as the browser's JSON (checked field by field by the library). */
+const CeremonyResponse = z.object({ id: z.string().max(1024), rawId: z.string().max(1024), type: z.literal("public-key"), response: z.record(z.string(), z.unknown()) }).passthrough();
+export const WebauthnProof = z.object({ challengeToken: z.string().max(2048), response: CeremonyResponse });
+
+async function recordInEveryOrg(services: HttpServices, userId: string, event: OrgEventInput): Promise<void> {
+  for (const m of await services.directory.listMemberships(userId)) await services.orgAudit.recordOrgEvent(m.orgId, event);
+}
+
+/** The ceremony helpers shared with the password sign-in (second factor). */
+export function webauthnCeremonies(services: HttpServices) {
+  const rp = relyingPartyFor(services.config.identity.publicUrl);
+  const challenges = new ChallengeTokens(services.keys.auditKey, services.now);
+  return {
+    rp,
+    challenges,
+    /** Verifies an assertion by one of `user`'s keys (throttled with the other codes); records its use. */
+    async checkAssertion(user: User, proof: z.infer<typeof WebauthnProof>, requireUserVerification: boolean, ip: string): Promise<void> {
+      const gateKey = `2fa:${user.id}`;
+      const gate = await services.codeLimiter.check(gateKey);
+      if (!gate.allowed) throw new HttpError(ErrorCode.RateLimited, "too many failed attempts; wait", {}, gate.retryAfterMs / 1000);
+      try {
+        const { challenge } = challenges.open(proof.challengeToken, "sign-in");
+        const key = await services.directory.getWebauthnCredential(proof.response.id);
+        if (!key || key.userId !== user.id) throw new ParleyError(ErrorCode.InvalidTwoFactorCode, "this security key is not registered to this account");
+        const counter = await verifyAssertion(rp, proof.response as never, challenge, key, requireUserVerification);
+        if (!(await services.directory.useWebauthnCredential(key.id, counter, services.now()))) {
+          throw new ParleyError(ErrorCode.InvalidTwoFactorCode, "this security key's counter went backwards: it may have been cloned");
+        }
+        await recordInEveryOrg(services, user.id, { action: "webauthn.used", actor: `user:${user.id}`, target: key.id, details: { passwordless: requireUserVerification }, personal: { ip } });
+      } catch (error) {
+        await services.codeLimiter.fail(gateKey);
+        throw error;
+      }
+      await services.codeLimiter.succeed(gateKey);
+    },
+  };
+}
+
+/** The security key routes. */
+export function webauthnRoutes(
+  services: HttpServices,
+  deliver: (
+    userId: string,
+    orgId: string | undefined,
+    refreshCookie: boolean | undefined,
+    personal: { ip: string; userAgent: string },
+  ) => Promise<{ status: number; body: unknown; headers: [string, string][] }>,
+) {
+  const { directory } = services;
+  const ceremonies = webauthnCeremonies(services);
+  const { rp, challenges } = ceremonies;
+  const me = async (userId: string) => {
+    const user = await directory.getUser(userId);
+    if (!user) throw new ParleyError(ErrorCode.NotFound, "no such person");
+    return user;
+  };
+  const view = (k: { id: string; name: string; createdAt: number; lastUsedAt: number | null }) => ({ id: k.id, name: k.name, createdAt: k.createdAt, lastUsedAt: k.lastUsedAt });
+  return [
+    route({
+      method: "post",
+      path: "/v1/auth/webauthn/register/options",
+      auth: "user",
+      summary: "Start registering a security key or passkey: options for navigator.credentials.create() and a challengeToken.",
+      tags: ["auth"],
+      allowBeforeTwoFactor: true,
+      body: z.object({}).optional(),
+      response: { status: 200, description: "`options` (PublicKeyCredentialCreationOptionsJSON) and `challengeToken`." },
+      async handler({ principal }) {
+        if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "a person registers keys");
+        const user = await me(principal.userId);
+        const options = await registrationOptions(rp, user, await directory.listWebauthnCredentials(user.id));
+        return { status: 200, body: { options, challengeToken: challenges.issue(options.challenge, "register", user.id) } };
+      },
+    }),
+    route({
+      method: "post",
+      path: "/v1/auth/webauthn/register",
+      auth: "user",
+      summary: "Finish registering a key: the authenticator's response, the challengeToken and a name for the key.",
+      tags: ["auth"],
+      allowBeforeTwoFactor: true,
+      body: WebauthnProof.extend({ name: Name }),
+      response: { status: 201, description: "The key: `id`, `name`, `createdAt`." },
+      errors: [ErrorCode.InvalidTwoFactorCode, ErrorCode.Conflict],
+      async handler({ principal, body, ip }) {
+        if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "a person registers keys");
+        const { challenge } = challenges.open(body.challengeToken, "register", principal.userId);
+        const credential = await verifyRegistration(rp, body.response as never, challenge);
+        const createdAt = services.now();
+        if (await directory.getWebauthnCredential(credential.id)) throw new ParleyError(ErrorCode.Conflict, "this security key is already registered");
+        await directory.addWebauthnCredential({ ...credential, userId: principal.userId, name: body.name, createdAt });
+        await recordInEveryOrg(services, principal.userId, { action: "webauthn.registered", actor: `user:${principal.userId}`, target: credential.id, details: { name: body.name }, personal: { ip } });
+        return { status: 201, body: { id: credential.id, name: body.name, createdAt } };
+      },
+    }),
+    route({
+      method: "get",
+      path: "/v1/auth/webauthn/credentials",
+      auth: "user",
+      summary: "Your security keys and passkeys (never their key material).",
+      tags: ["auth"],
+      response: { status: 200, description: "`items`: id, name, createdAt, lastUsedAt." },
+      async handler({ principal }) {
+        if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "a person has keys");
+        return { status: 200, body: { items: (await directory.listWebauthnCredentials(principal.userId)).map(view) } };
+      },
+    }),
+    route({
+      method: "patch",
+      path: "/v1/auth/webauthn/credentials/:id",
+      auth: "user",
+      summary: "Rename one of your keys.",
+      tags: ["auth"],
+      body: z.object({ name: Name }),
+      response: { status: 204, description: "Renamed." },
+      async handler({ principal, params, body }) {
+        if (principal.kind !== "user" || !(await directory.renameWebauthnCredential(principal.userId, params.id, body.name))) throw new ParleyError(ErrorCode.NotFound, "no such key");
+        await recordInEveryOrg(services, principal.userId, { action: "webauthn.renamed", actor: `user:${principal.userId}`, target: params.id, details: { name: body.name } });
+        return { status: 204 };
+      },
+    }),
+    route({
+      method: "delete",
+      path: "/v1/auth/webauthn/credentials/:id",
+      auth: "user",
+      summary: "Remove one of your keys (a security notice to your organisations' owners and admins).",
+      tags: ["auth"],
+      response: { status: 204, description: "Removed." },
+      async handler({ principal, params, ip }) {
+        if (principal.kind !== "user") throw new ParleyError(ErrorCode.NotFound, "no such key");
+        const key = await directory.getWebauthnCredential(params.id);
+        if (!key || key.userId !== principal.userId || !(await directory.removeWebauthnCredential(principal.userId, params.id))) throw new ParleyError(ErrorCode.NotFound, "no such key");
+        await recordInEveryOrg(services, principal.userId, { action: "webauthn.removed", actor: `user:${principal.userId}`, target: key.id, details: { name: key.name }, personal: { ip } });
+        return { status: 204 };
+      },
+    }),
+    route({
+      method: "post",
+      path: "/v1/auth/webauthn/login/options",
+      auth: "public",
+      summary: "Start signing in with a key: options for navigator.credentials.get() and a challengeToken (with `email`: that person's keys; without: any passkey).",
+      tags: ["auth"],
+      body: z.object({ email: Email.optional() }),
+      response: { status: 200, description: "`options` (PublicKeyCredentialRequestOptionsJSON) and `challengeToken`." },
+      async handler({ body }) {
+        // An unknown email gets options too (with no keys listed), so accounts cannot be probed.
+        const user = body.email ? await directory.getUserByEmail(body.email) : null;
+        const keys = body.email ? (user ? await directory.listWebauthnCredentials(user.id) : []) : null;
+        const options = await authenticationOptions(rp, keys);
+        return { status: 200, body: { options, challengeToken: challenges.issue(options.challenge, "sign-in", null) } };
+      },
+    }),
+    route({
+      method: "post",
+      path: "/v1/auth/webauthn/login",
+      auth: "public",
+      summary: "Sign in without a password: a passkey's assertion (it must verify the person: PIN or biometrics).",
+      tags: ["auth"],
+      sensitive: true,
+      body: WebauthnProof.extend({ organisation: z.string().max(64).optional(), refreshCookie: RefreshCookie }),
+      response: { status: 200, description: "Signed in, as /v1/auth/login answers." },
+      errors: [ErrorCode.InvalidTwoFactorCode, ErrorCode.InvalidCredentials, ErrorCode.RateLimited],
+      async handler({ body, ip, headers }) {
+        const key = await directory.getWebauthnCredential(body.response.id);
+        const user = key ? await directory.getUser(key.userId) : null;
+        if (!user) throw new ParleyError(ErrorCode.InvalidCredentials, "this key is not registered here");
+        await ceremonies.checkAssertion(user, body, true, ip);
+        return deliver(user.id, body.organisation, body.refreshCookie, { ip, userAgent: headers.userAgent });
+      },
+    }),
+  ];
+}
