@@ -297,6 +297,11 @@ describe("server facts and bounds (finding 4)", { timeout: 60_000 }, () => {
         const doc = new Y.Doc();
         expect((await w.send(updateOf(doc, () => notesOf(doc).insert(0, "x".repeat(900))))).ok).toBe(true);
         expectRefused(await w.send(updateOf(doc, () => notesOf(doc).insert(0, "y".repeat(200)))), ErrorCode.DocumentLimit);
+        // Binary values are one item each, however large: the size limit (1 MiB) bounds them. (A
+        // fresh client: the one above holds the refused change, so it would continue after a gap.)
+        const blobs = new Y.Doc();
+        expect(await w.send(updateOf(blobs, () => blobs.getMap("meta").set("a", new Uint8Array(600_000))))).toMatchObject({ ok: true });
+        expectRefused(await w.send(updateOf(blobs, () => blobs.getMap("meta").set("b", new Uint8Array(600_000)))), ErrorCode.DocumentLimit);
       } finally {
         w.close();
       }
