@@ -19,7 +19,7 @@ export const Id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, "invalid 
 
 export const TokenPair = z.object({
   accessToken: z.string(),
-  refreshToken: z.string(),
+  refreshToken: z.string().optional().describe("absent when asked for as a cookie (`refreshCookie: true`)"),
   tokenType: z.literal("Bearer"),
   expiresIn: z.number().describe("access token lifetime in seconds"),
 });
