@@ -182,6 +182,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       await forgetPartnerCopies(partnerStorage, conversation, org);
     },
     recordOrgEvent: (org, event) => audit.recorder.recordOrgEvent(org, event),
+    auditedChange: (op, args, org, event) => audit.recorder.recordWith(identity.services.directory, op, args, org, event),
     logger,
     now: options.now ?? Date.now,
   });

@@ -4,7 +4,7 @@
 // hash under the audit key, so deleting a person removes nothing a chain's hashes cover.
 
 import { createHmac } from "node:crypto";
-import type { Directory } from "../directory/directory.ts";
+import type { AuditedOperation, Directory, OrgAuditAppend } from "../directory/directory.ts";
 import type { Logger } from "../logger.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { detailsProblem, type OrgAuditAction, type OrgAuditDetail, type OrgAuditEntry } from "./org-chain.ts";
@@ -52,13 +52,42 @@ export class OrgAuditRecorder {
    * could not be recorded: callers let the action fail rather than go unaudited.
    */
   async recordOrgEvent(org: string, event: OrgEventInput): Promise<OrgAuditEntry> {
+    const entry = this.entryFor(org, event);
+    const stored = await this.deps.log.appendOrgAuditEvent(entry.org, entry.event, entry.now);
+    this.tell(org, event);
+    return stored;
+  }
+
+  /**
+   * Runs a directory change and appends its event to `org`'s chain in the same transaction, so
+   * neither exists without the other whatever crashes when (see Directory.audited). Nothing is
+   * appended when the change reports it changed nothing (false or null). Resolves with the
+   * operation's result; listeners hear of the event once it committed.
+   */
+  async recordWith<K extends AuditedOperation>(
+    directory: Pick<Directory, "audited">,
+    op: K,
+    args: Parameters<Directory[K]>,
+    org: string,
+    event: OrgEventInput,
+  ): Promise<Awaited<ReturnType<Directory[K]>>> {
+    const result = await directory.audited(op, args, [this.entryFor(org, event)]);
+    if (result !== false && result !== null) this.tell(org, event);
+    return result as Awaited<ReturnType<Directory[K]>>;
+  }
+
+  /** The event as an entry to append: personal data hashed, details checked, stamped now. */
+  private entryFor(org: string, event: OrgEventInput): OrgAuditAppend {
     const details: Record<string, OrgAuditDetail> = { ...event.details };
     for (const [name, value] of Object.entries(event.personal ?? {})) {
       if (typeof value === "string") details[`${name}Hash`] = this.pseudonym(value);
     }
     const problem = detailsProblem(details);
     if (problem) throw new TypeError(problem);
-    const entry = await this.deps.log.appendOrgAuditEvent(org, { action: event.action, actor: event.actor, target: event.target ?? "", details }, this.deps.now());
+    return { org, event: { action: event.action, actor: event.actor, target: event.target ?? "", details }, now: this.deps.now() };
+  }
+
+  private tell(org: string, event: OrgEventInput): void {
     for (const listener of this.listeners) {
       try {
         listener(org, event);
@@ -66,7 +95,6 @@ export class OrgAuditRecorder {
         this.deps.logger.error({ err: error, org, action: event.action }, "org audit listener failed");
       }
     }
-    return entry;
   }
 
   /** Adds a listener told of every recorded event (with its personal data, which the chain only hashes). */

@@ -2,6 +2,7 @@
 // backends keep the same promises: SQLite (one node; a file served by a worker thread) and
 // Postgres (several nodes sharing one database). openDirectory() in open-directory.ts picks one.
 
+import type { OrgAuditEvent } from "../audit/org-chain.ts";
 import type {
   AccessLevel,
   Accessor,
@@ -245,7 +246,40 @@ export interface Directory {
   recordDeletion(record: DeletionRecord): Promise<void>;
   /** Every destruction recorded, oldest first. */
   listDeletions(): Promise<DeletionRecord[]>;
+
+  // ── audited changes ───────────────────────────────────────────────────────────────────────
+
+  /**
+   * Runs one mutating operation and appends `appends` to their organisations' audit chains in
+   * the same transaction: both happen or neither does, whatever crashes when. The entries are
+   * appended only when the operation changed something (a result other than `false` or `null`);
+   * an operation that throws appends nothing. The chains' sequence numbers and hashes are
+   * assigned under each chain head's lock, as by the audit log's own appends.
+   */
+  audited<K extends AuditedOperation>(op: K, args: Parameters<Directory[K]>, appends: readonly OrgAuditAppend[]): ReturnType<Directory[K]>;
 }
+
+/** One entry for an organisation's audit chain, ready to append (personal data already hashed). */
+export interface OrgAuditAppend {
+  org: string;
+  event: OrgAuditEvent;
+  /** The action's time; the entry's is never earlier than the chain's previous entry. */
+  now: number;
+}
+
+/** The operations whose change can be audited atomically through {@link Directory.audited}. */
+export const AUDITED_OPERATIONS = [
+  "putMember",
+  "removeMember",
+  "createApiKey",
+  "revokeApiKey",
+  "createMemberInvitation",
+  "revokeMemberInvitation",
+  "acceptMemberInvitation",
+  "deleteConversationSide",
+] as const satisfies readonly (keyof Directory)[];
+
+export type AuditedOperation = (typeof AUDITED_OPERATIONS)[number];
 
 /** Every operation of {@link Directory}, by name (what a worker thread or a wrapper forwards). */
 export const DIRECTORY_OPERATIONS = [
@@ -322,6 +356,7 @@ export const DIRECTORY_OPERATIONS = [
   "useWebauthnCredential",
   "renameWebauthnCredential",
   "removeWebauthnCredential",
+  "audited",
 ] as const satisfies readonly (keyof Directory)[];
 
 // Compile-time check that the list names every operation: a new method must be added above.

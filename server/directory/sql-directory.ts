@@ -3,7 +3,8 @@
 // several nodes race (one TOTP step, one refresh rotation, one invitation binding, at least one
 // owner) rests on conditional UPDATEs and row locks in the shared statements, not on this process.
 
-import { type Directory, DirectoryError } from "./directory.ts";
+import { SqlAuditLog } from "../audit/sql-audit-log.ts";
+import { AUDITED_OPERATIONS, type AuditedOperation, type Directory, DirectoryError, type OrgAuditAppend } from "./directory.ts";
 import {
   type AccessRow,
   accessFromRow,
@@ -586,6 +587,23 @@ export class SqlDirectory implements Directory {
    */
   private async dropOldPageImages(): Promise<void> {
     if (this.db.dialect.name === "sqlite") await this.db.get("PRAGMA wal_checkpoint(TRUNCATE)");
+  }
+
+  // ── audited changes ───────────────────────────────────────────────────────────────────────
+
+  audited<K extends AuditedOperation>(op: K, args: Parameters<Directory[K]>, appends: readonly OrgAuditAppend[]): ReturnType<Directory[K]> {
+    if (!(AUDITED_OPERATIONS as readonly string[]).includes(op)) throw new DirectoryError("invalid", `${String(op)} is not an audited operation`);
+    return this.db.transaction(async (tx) => {
+      // On the transaction's runner, so the change and the entries commit together (SQLite: the
+      // runner is this one, its nested transactions join; Postgres: one connection).
+      const inner = (tx === this.db ? this : new SqlDirectory(tx)) as unknown as Record<K, (...a: unknown[]) => Promise<unknown>>;
+      const result = await inner[op](...(args as unknown[]));
+      if (result !== false && result !== null) {
+        const log = new SqlAuditLog(tx);
+        for (const a of appends) await log.appendOrgAuditEvent(a.org, a.event, a.now);
+      }
+      return result;
+    }) as ReturnType<Directory[K]>;
   }
 }
 

@@ -10,7 +10,7 @@ import type { AccessEvents } from "../identity/access-events.ts";
 import type { Logger } from "../logger.ts";
 import type { Store } from "../store/store.ts";
 import type { DeletionLedger, DeletionReason, DeletionSubject } from "./deletion-ledger.ts";
-import type { LifecycleAudit } from "./lifecycle-audit.ts";
+import type { AuditedChange, LifecycleAudit } from "./lifecycle-audit.ts";
 
 /** What deleting a side led to. */
 export interface SideDeletion {
@@ -44,6 +44,8 @@ export interface LifecycleDeps {
   /** Removes kept copies of mail about a destroyed conversation (the outbox's invitation mails). */
   forgetMail?(conversationId: string): Promise<unknown>;
   audit: LifecycleAudit;
+  /** Side deletions are recorded in the same transaction through this, when given (else after, through `audit`). */
+  auditedChange?: AuditedChange;
   logger: Logger;
   now: () => number;
 }
@@ -60,16 +62,17 @@ export class ConversationLifecycle {
    */
   async deleteSide(conversationId: string, orgId: string, actor: LifecycleActor, reason: "deleted" | "retention"): Promise<SideDeletion> {
     const { directory, accessEvents, audit } = this.deps;
-    const parties = await directory.deleteConversationSide(conversationId, orgId, actor, reason, this.deps.now());
+    const event = { action: reason === "retention" ? "retention.destroyed" : "conversation.deleted", actor, target: conversationId, details: { scope: "side" } } as const;
+    const args = [conversationId, orgId, actor, reason, this.deps.now()] as const;
+    // The side's deletion and its audit entry commit together when the recorder can (every server).
+    const parties = this.deps.auditedChange
+      ? await this.deps.auditedChange("deleteConversationSide", [...args], orgId, event)
+      : await directory.deleteConversationSide(...args);
+    if (this.deps.auditedChange) this.deps.logger.info({ security: "lifecycle", org: orgId, audit: event }, event.action);
     // Its people leave at once (sockets, streams); its copies of the conversation's events go too.
     accessEvents.emit({ kind: "conversation-access-changed", conversationId });
     await this.deps.forgetPartnerEvents?.(conversationId, orgId);
-    await audit(orgId, {
-      action: reason === "retention" ? "retention.destroyed" : "conversation.deleted",
-      actor,
-      target: conversationId,
-      details: { scope: "side" },
-    });
+    if (!this.deps.auditedChange) await audit(orgId, event);
     return this.destroyIfDue(conversationId, parties, actor, reason === "retention" ? "retention" : "all-parties-deleted");
   }
 

@@ -2,6 +2,7 @@
 // root hands in the org audit recorder (server/audit/, `recordOrgEvent`); without one (a build
 // where it is not wired) the events still reach the structured log as security events.
 
+import type { AuditedOperation, Directory } from "../directory/directory.ts";
 import type { Logger } from "../logger.ts";
 
 /** The org audit actions deletion and retention record. */
@@ -19,6 +20,17 @@ export interface LifecycleAuditEvent {
 
 /** Records an event in `org`'s audit chain; rejects when it could not (the action then fails). */
 export type LifecycleAudit = (org: string, event: LifecycleAuditEvent) => Promise<void>;
+
+/**
+ * Runs a directory change and records its event in `org`'s chain in the same transaction (the org
+ * audit recorder's recordWith): neither without the other.
+ */
+export type AuditedChange = <K extends AuditedOperation>(
+  op: K,
+  args: Parameters<Directory[K]>,
+  org: string,
+  event: LifecycleAuditEvent,
+) => Promise<Awaited<ReturnType<Directory[K]>>>;
 
 /**
  * The audit function over an org event recorder, or over the log alone when there is none. Every

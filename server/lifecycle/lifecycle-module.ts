@@ -11,7 +11,7 @@ import type { Logger } from "../logger.ts";
 import type { Store } from "../store/store.ts";
 import { ConversationLifecycle, type ReplayOutcome } from "./conversation-lifecycle.ts";
 import { DeletionLedger } from "./deletion-ledger.ts";
-import { type LifecycleAuditEvent, lifecycleAudit } from "./lifecycle-audit.ts";
+import { type AuditedChange, type LifecycleAuditEvent, lifecycleAudit } from "./lifecycle-audit.ts";
 import { lifecycleRoutes } from "./lifecycle-routes.ts";
 import { type SweepOutcome, scheduleRetentionSweep, sweepRetention } from "./retention-sweep.ts";
 
@@ -39,6 +39,8 @@ export interface LifecycleModuleDeps {
   forgetPartnerEvents(conversationId: string, orgId?: string): Promise<unknown>;
   /** The org audit recorder's entry point, when there is one. */
   recordOrgEvent: ((org: string, event: LifecycleAuditEvent) => Promise<unknown>) | null;
+  /** The recorder's same-transaction entry point (side deletions), when there is one. */
+  auditedChange?: AuditedChange;
   logger: Logger;
   now: () => number;
 }
@@ -56,6 +58,7 @@ export async function openLifecycle(config: Config, deps: LifecycleModuleDeps): 
     forgetPartnerEvents: deps.forgetPartnerEvents,
     forgetMail: (conversation) => deps.services.mailer.forgetConversation?.(conversation) ?? Promise.resolve(0),
     audit,
+    auditedChange: deps.auditedChange,
     logger: deps.logger,
     now: deps.now,
   });

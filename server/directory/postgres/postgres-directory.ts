@@ -3,6 +3,7 @@
 // advisory lock as the log store's, so nodes starting together migrate once.
 
 import type pg from "pg";
+import { AUDIT_SCHEMA } from "../../audit/audit-schema.ts";
 import { migrate } from "../../store/postgres/migrate.ts";
 import { toStoreError } from "../../store/postgres/pg-errors.ts";
 import { SCHEMA_NAME, StorePool } from "../../store/postgres/pool.ts";
@@ -41,6 +42,8 @@ export async function openPostgresDirectory(options: PostgresDirectoryOptions): 
   });
   try {
     await migrate(pool, options.schema, DIRECTORY_SCHEMA);
+    // The org audit tables too: audited changes append to them in the directory's own transaction.
+    await migrate(pool, options.schema, AUDIT_SCHEMA);
   } catch (error) {
     await pool.end().catch(() => {});
     throw fromPostgres(error, "cannot open the Postgres directory");

@@ -3,6 +3,7 @@
 // operation of the shared SqlDirectory against it, one operation at a time.
 
 import Database from "better-sqlite3";
+import { AUDIT_SCHEMA } from "../../audit/audit-schema.ts";
 import { migrate } from "../../store/sqlite/migrate.ts";
 import { serialService } from "../../worker/serial-service.ts";
 import type { SyncService } from "../../worker/worker-service.ts";
@@ -25,6 +26,8 @@ export function openService(options: { path: string }): DirectoryWorker {
   db.pragma("secure_delete = ON");
   adoptUnversionedFile(db);
   migrate(db, DIRECTORY_SCHEMA);
+  // The org audit tables too: audited changes append to them in the directory's own transaction.
+  migrate(db, AUDIT_SCHEMA);
   const directory = new SqlDirectory(new SqliteRunner(db));
   return serialService([{ prefix: "", target: directory, operations: DIRECTORY_OPERATIONS }], () => db.close()) as unknown as DirectoryWorker;
 }

@@ -43,8 +43,9 @@ export function membershipRoutes(services: HttpServices) {
     const current = await directory.getMembership(orgId, userId);
     if (!current) throw new ParleyError(ErrorCode.NotFound, "no such member");
     requireOwnerFor(principal, current, role);
-    await directory.putMember(orgId, userId, role, services.now());
-    await services.orgAudit.recordOrgEvent(orgId, { action: "member.role-changed", actor: auditActor(principal), target: userId, details: { role } });
+    // The change and its audit entry in one transaction: neither without the other.
+    const event = { action: "member.role-changed", actor: auditActor(principal), target: userId, details: { role } } as const;
+    await services.orgAudit.recordWith(directory, "putMember", [orgId, userId, role, services.now()], orgId, event);
     events.emit({ kind: "membership-changed", orgId, userId });
   };
 
@@ -99,16 +100,16 @@ export function membershipRoutes(services: HttpServices) {
         }
         const now = services.now();
         const invitation = { id: newId("minv"), orgId: params.org, email: body.email, role: body.role, invitedBy: signedInPerson(principal).userId, createdAt: now, expiresAt: now + MEMBER_INVITATION_TTL_MS };
-        await directory.createMemberInvitation(invitation);
-        const [org, inviter] = await Promise.all([directory.getOrganisation(params.org), directory.getUser(invitation.invitedBy)]);
-        await mailInvitation(body.email, org?.name ?? "an organisation", inviter?.name || "Someone", user !== null);
-        await services.orgAudit.recordOrgEvent(params.org, {
+        // Stored and audited together, before any mail goes out.
+        await services.orgAudit.recordWith(directory, "createMemberInvitation", [invitation], params.org, {
           action: "member.invited",
           actor: auditActor(principal),
           target: invitation.id,
           details: { role: body.role },
           personal: { email: body.email },
         });
+        const [org, inviter] = await Promise.all([directory.getOrganisation(params.org), directory.getUser(invitation.invitedBy)]);
+        await mailInvitation(body.email, org?.name ?? "an organisation", inviter?.name || "Someone", user !== null);
         return { status: 202, body: { invitation: { id: invitation.id, email: invitation.email, role: invitation.role, expiresAt: invitation.expiresAt } } };
       },
     }),
@@ -140,8 +141,10 @@ export function membershipRoutes(services: HttpServices) {
         const current = await directory.getMembership(params.org, params.user);
         if (!current) throw new ParleyError(ErrorCode.NotFound, "no such member");
         requireOwnerFor(principal, current, null);
-        if (!(await directory.removeMember(params.org, params.user))) throw new ParleyError(ErrorCode.NotFound, "no such member");
-        await services.orgAudit.recordOrgEvent(params.org, { action: "member.removed", actor: auditActor(principal), target: params.user });
+        const event = { action: "member.removed", actor: auditActor(principal), target: params.user } as const;
+        if (!(await services.orgAudit.recordWith(directory, "removeMember", [params.org, params.user], params.org, event))) {
+          throw new ParleyError(ErrorCode.NotFound, "no such member");
+        }
         events.emit({ kind: "membership-changed", orgId: params.org, userId: params.user });
         return { status: 204 };
       },
@@ -170,8 +173,10 @@ export function membershipRoutes(services: HttpServices) {
       async handler({ params, principal }) {
         requireAdmin(principal, params.org);
         // Another organisation's invitation answers like a missing one: the statement is scoped to this one.
-        if (!(await directory.revokeMemberInvitation(params.org, params.id, services.now()))) throw new ParleyError(ErrorCode.NotFound, "no such invitation");
-        await services.orgAudit.recordOrgEvent(params.org, { action: "member.invitation-revoked", actor: auditActor(principal), target: params.id });
+        const event = { action: "member.invitation-revoked", actor: auditActor(principal), target: params.id } as const;
+        if (!(await services.orgAudit.recordWith(directory, "revokeMemberInvitation", [params.org, params.id, services.now()], params.org, event))) {
+          throw new ParleyError(ErrorCode.NotFound, "no such invitation");
+        }
         return { status: 204 };
       },
     }),

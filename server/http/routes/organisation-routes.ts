@@ -89,12 +89,10 @@ export function organisationRoutes(services: HttpServices) {
         requireAdmin(principal, params.org);
         const id = newId("key");
         const secret = randomBytes(32).toString("base64url");
-        await directory.createApiKey(
-          { id, orgId: params.org, name: body.name, scopes: body.scopes, secretHash: secretHash(secret), createdBy: principal.kind === "user" ? principal.userId : "" },
-          services.now(),
-        );
-        // Recorded before the secret is shown: a key whose creation is not audited is never handed out.
-        await services.orgAudit.recordOrgEvent(params.org, {
+        // Stored and audited in one transaction, before the secret is shown: a key whose creation
+        // is not audited never exists, let alone is handed out.
+        const key = { id, orgId: params.org, name: body.name, scopes: body.scopes, secretHash: secretHash(secret), createdBy: principal.kind === "user" ? principal.userId : "" };
+        await services.orgAudit.recordWith(directory, "createApiKey", [key, services.now()], params.org, {
           action: "api-key.created",
           actor: auditActor(principal),
           target: id,
@@ -125,8 +123,10 @@ export function organisationRoutes(services: HttpServices) {
       response: { status: 204, description: "Revoked." },
       async handler({ params, principal }) {
         requireAdmin(principal, params.org);
-        if (!(await directory.revokeApiKey(params.org, params.key, services.now()))) throw new ParleyError(ErrorCode.NotFound, "no such key");
-        await services.orgAudit.recordOrgEvent(params.org, { action: "api-key.revoked", actor: auditActor(principal), target: params.key });
+        const event = { action: "api-key.revoked", actor: auditActor(principal), target: params.key } as const;
+        if (!(await services.orgAudit.recordWith(directory, "revokeApiKey", [params.org, params.key, services.now()], params.org, event))) {
+          throw new ParleyError(ErrorCode.NotFound, "no such key");
+        }
         return { status: 204 };
       },
     }),
