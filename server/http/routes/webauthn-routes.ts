@@ -13,6 +13,7 @@ import { ParleyError } from "../../errors.ts";
 import { route } from "../route.ts";
 import { HttpError } from "../router.ts";
 import type { HttpServices } from "../services.ts";
+import { ItemsOf, JsonObject } from "./response-schemas.ts";
 import { Email, Name, RefreshCookie } from "./schemas.ts";
 
 /** A WebAuthn response as the browser's JSON (checked field by field by the library). */
@@ -81,7 +82,7 @@ export function webauthnRoutes(
       tags: ["auth"],
       allowBeforeTwoFactor: true,
       body: z.object({}).optional(),
-      response: { status: 200, description: "`options` (PublicKeyCredentialCreationOptionsJSON) and `challengeToken`." },
+      response: { status: 200, description: "`options` (PublicKeyCredentialCreationOptionsJSON) and `challengeToken`.", schema: z.looseObject({ options: JsonObject, challengeToken: z.string() }) },
       async handler({ principal }) {
         if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "a person registers keys");
         const user = await me(principal.userId);
@@ -97,7 +98,7 @@ export function webauthnRoutes(
       tags: ["auth"],
       allowBeforeTwoFactor: true,
       body: WebauthnProof.extend({ name: Name }),
-      response: { status: 201, description: "The key: `id`, `name`, `createdAt`." },
+      response: { status: 201, description: "The key: `id`, `name`, `createdAt`.", schema: z.looseObject({ id: z.string(), name: z.string(), createdAt: z.number() }) },
       errors: [ErrorCode.InvalidTwoFactorCode, ErrorCode.Conflict],
       async handler({ principal, body, ip }) {
         if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "a person registers keys");
@@ -116,7 +117,7 @@ export function webauthnRoutes(
       auth: "user",
       summary: "Your security keys and passkeys (never their key material).",
       tags: ["auth"],
-      response: { status: 200, description: "`items`: id, name, createdAt, lastUsedAt." },
+      response: { status: 200, description: "`items`: id, name, createdAt, lastUsedAt.", schema: ItemsOf(z.looseObject({ id: z.string(), name: z.string() })) },
       async handler({ principal }) {
         if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "a person has keys");
         return { status: 200, body: { items: (await directory.listWebauthnCredentials(principal.userId)).map(view) } };
@@ -158,7 +159,7 @@ export function webauthnRoutes(
       summary: "Start signing in with a key: options for navigator.credentials.get() and a challengeToken (with `email`: that person's keys; without: any passkey).",
       tags: ["auth"],
       body: z.object({ email: Email.optional() }),
-      response: { status: 200, description: "`options` (PublicKeyCredentialRequestOptionsJSON) and `challengeToken`." },
+      response: { status: 200, description: "`options` (PublicKeyCredentialRequestOptionsJSON) and `challengeToken`.", schema: z.looseObject({ options: JsonObject, challengeToken: z.string() }) },
       async handler({ body }) {
         // An unknown email gets options too (with no keys listed), so accounts cannot be probed.
         const user = body.email ? await directory.getUserByEmail(body.email) : null;
@@ -175,7 +176,7 @@ export function webauthnRoutes(
       tags: ["auth"],
       sensitive: true,
       body: WebauthnProof.extend({ organisation: z.string().max(64).optional(), refreshCookie: RefreshCookie }),
-      response: { status: 200, description: "Signed in, as /v1/auth/login answers." },
+      response: { status: 200, description: "Signed in, as /v1/auth/login answers.", schema: JsonObject },
       errors: [ErrorCode.InvalidTwoFactorCode, ErrorCode.InvalidCredentials, ErrorCode.RateLimited],
       async handler({ body, ip, headers }) {
         const key = await directory.getWebauthnCredential(body.response.id);
