@@ -120,11 +120,12 @@ export async function support(args: string[]): Promise<void> {
   try {
     if (action === "revoke") {
       if (!values.grant) throw new ConfigError("support revoke needs --grant");
-      if (!(await directory.revokeSupportGrant(values.grant, Date.now()))) throw new ConfigError(`no live grant ${values.grant}`);
-      const revoked = await directory.getSupportGrant(values.grant);
-      if (revoked) {
-        const event = { action: "support.revoked", actor: `operator:${revoked.operator}`, target: revoked.id, details: { conversation: revoked.conversationId } } as const;
-        await audit.recorder.recordForConversationParties(directory, revoked.conversationId, event);
+      const grant = await directory.getSupportGrant(values.grant);
+      const parties = grant ? await audit.recorder.conversationParties(directory, grant.conversationId) : [];
+      const event = { action: "support.revoked", actor: `operator:${grant?.operator ?? ""}`, target: values.grant, details: { conversation: grant?.conversationId ?? "" } } as const;
+      // Revoked and recorded in every party's chain in one transaction.
+      if (!grant || !(await audit.recorder.recordWith(directory, "revokeSupportGrant", [values.grant, Date.now()], parties, event))) {
+        throw new ConfigError(`no live grant ${values.grant}`);
       }
       process.stdout.write(`revoked ${values.grant}\n`);
       return;
@@ -145,8 +146,8 @@ export async function support(args: string[]): Promise<void> {
       grantedAt: Date.now(),
       expiresAt: Date.now() + ttlSeconds * 1000,
     };
-    await directory.recordSupportGrant(grant);
-    await audit.recorder.recordForConversationParties(directory, grant.conversationId, {
+    // Stored and recorded in every party's chain in one transaction, before the token exists.
+    await audit.recorder.recordWith(directory, "recordSupportGrant", [grant], await audit.recorder.conversationParties(directory, grant.conversationId), {
       action: "support.granted",
       actor: `operator:${grant.operator}`,
       target: grant.id,

@@ -59,7 +59,7 @@ export class OrgAuditRecorder {
   }
 
   /**
-   * Runs a directory change and appends its event to `org`'s chain in the same transaction, so
+   * Runs a directory change and appends its event to `org`'s chain (or each of several) in the same transaction, so
    * neither exists without the other whatever crashes when (see Directory.audited). Nothing is
    * appended when the change reports it changed nothing (false or null). Resolves with the
    * operation's result; listeners hear of the event once it committed.
@@ -68,12 +68,20 @@ export class OrgAuditRecorder {
     directory: Pick<Directory, "audited">,
     op: K,
     args: Parameters<Directory[K]>,
-    org: string,
+    org: string | readonly string[],
     event: OrgEventInput,
   ): Promise<Awaited<ReturnType<Directory[K]>>> {
-    const result = await directory.audited(op, args, [this.entryFor(org, event)]);
-    if (result !== false && result !== null) this.tell(org, event);
+    const orgs = [...new Set(typeof org === "string" ? [org] : org)];
+    const result = await directory.audited(op, args, orgs.map((o) => this.entryFor(o, event)));
+    if (result !== false && result !== null) for (const o of orgs) this.tell(o, event);
     return result as Awaited<ReturnType<Directory[K]>>;
+  }
+
+  /** The organisations taking part in a conversation (its starter and participants), for events that are each party's business. */
+  async conversationParties(directory: Pick<Directory, "getConversation" | "listParticipants">, conversationId: string): Promise<string[]> {
+    const conversation = await directory.getConversation(conversationId);
+    if (!conversation) return [];
+    return [...new Set([conversation.orgId, ...(await directory.listParticipants(conversationId)).map((p) => p.orgId)])];
   }
 
   /** The event as an entry to append: personal data hashed, details checked, stamped now. */
@@ -142,10 +150,9 @@ export class OrgAuditRecorder {
     conversationId: string,
     event: OrgEventInput,
   ): Promise<void> {
-    const conversation = await directory.getConversation(conversationId);
-    if (!conversation) return;
-    await this.recordInOrgs([conversation.orgId, ...(await directory.listParticipants(conversationId)).map((p) => p.orgId)], event);
+    await this.recordInOrgs(await this.conversationParties(directory, conversationId), event);
   }
+
 
   /** A stable keyed hash of a personal value: equal values match within this deployment, nobody can reverse it. */
   pseudonym(value: string): string {

@@ -277,6 +277,8 @@ export const AUDITED_OPERATIONS = [
   "revokeMemberInvitation",
   "acceptMemberInvitation",
   "deleteConversationSide",
+  "recordSupportGrant",
+  "revokeSupportGrant",
 ] as const satisfies readonly (keyof Directory)[];
 
 export type AuditedOperation = (typeof AUDITED_OPERATIONS)[number];

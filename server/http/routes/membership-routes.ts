@@ -207,10 +207,15 @@ export function membershipRoutes(services: HttpServices) {
         const person = signedInPerson(principal);
         Id.parse(params.id);
         const me = await directory.getUser(person.userId);
-        const joined = me ? await directory.acceptMemberInvitation(params.id, { id: me.id, email: me.email }, services.now()) : null;
+        const now = services.now();
+        // Only a live invitation addressed to this person names the organisation whose chain records the join.
+        const invitation = me ? (await directory.listMemberInvitationsForEmail(me.email, now)).find((i) => i.id === params.id) : undefined;
+        const event = { action: "member.joined", actor: `user:${person.userId}`, target: params.id, details: { role: invitation?.role ?? "member" } } as const;
+        // The membership and its audit entry in one transaction.
+        const joined =
+          me && invitation ? await services.orgAudit.recordWith(directory, "acceptMemberInvitation", [params.id, { id: me.id, email: me.email }, now], invitation.orgId, event) : null;
         // Someone else's, used, revoked, expired or unknown: all the same answer.
         if (!joined) throw new ParleyError(ErrorCode.NotFound, "no such invitation");
-        await services.orgAudit.recordOrgEvent(joined.orgId, { action: "member.joined", actor: `user:${person.userId}`, target: params.id, details: { role: joined.role } });
         events.emit({ kind: "membership-changed", orgId: joined.orgId, userId: person.userId });
         return { status: 200, body: { organisation: { id: joined.orgId }, role: joined.role } };
       },
