@@ -2,16 +2,19 @@
 // (SIGKILL) while several loops create and revoke API keys and member invitations; after a
 // restart on the same data, every such change in the directory has its entry in the
 // organisation's chain, every entry's change is in the directory, and the chain verifies. On
-// SQLite (one file, two connections) and on Postgres (a schema of its own).
+// SQLite (one file, two connections) and on Postgres (a schema of its own). And deterministically:
+// when the audit append fails (a trigger refuses it), the change it records is rolled back too.
 
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import Database from "better-sqlite3";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { type ChildServer, startChildServer } from "./helpers/child-server.ts";
 import { apiClient } from "./helpers/http-client.ts";
+import { startTestServer } from "./helpers/server.ts";
 import { requirePostgres } from "./helpers/services.ts";
 import { type SignedUp, signUp } from "./helpers/sign-up.ts";
 
@@ -128,4 +131,40 @@ describe("org audit entries commit with their changes", () => {
     url.searchParams.set("options", `-c search_path=${schema}`);
     await crashAndCheck({ DATABASE_URL: url.toString() });
   }, 240_000);
+
+  it("rolls the change back when its audit entry cannot be written (SQLite, a trigger refusing appends)", async () => {
+    const server = await startTestServer();
+    cleanups.push(() => server.cleanup());
+    const api = apiClient(server.httpUrl);
+    const owner = await signUp(api, "rita@rollback.example", "Rollback");
+    const key = await api("POST", `/v1/organisations/${owner.orgId}/api-keys`, { token: owner.token, body: { name: "kept", scopes: ["conversations:read"] } });
+    expect(key.status).toBe(201);
+    const invited = await api("POST", `/v1/organisations/${owner.orgId}/members`, { token: owner.token, body: { email: "kept@rollback.example", role: "member" } });
+    expect(invited.status).toBe(202);
+    const before = await server.server.audit.log.readOrgAuditEntries(owner.orgId, 0, 100);
+
+    const db = new Database(path.join(server.dataDir, "directory.db"));
+    db.pragma("busy_timeout = 5000");
+    db.exec("CREATE TRIGGER refuse_org_audit BEFORE INSERT ON org_audit_entries BEGIN SELECT RAISE(ABORT, 'audit refused'); END");
+    try {
+      const created = await api("POST", `/v1/organisations/${owner.orgId}/api-keys`, { token: owner.token, body: { name: "never", scopes: ["conversations:read"] } });
+      expect(created.status).toBeGreaterThanOrEqual(500);
+      const revoked = await api("DELETE", `/v1/organisations/${owner.orgId}/api-keys/${key.body.id as string}`, { token: owner.token });
+      expect(revoked.status).toBeGreaterThanOrEqual(500);
+      const id = (invited.body.invitation as { id: string }).id;
+      const revokedInvitation = await api("DELETE", `/v1/organisations/${owner.orgId}/member-invitations/${id}`, { token: owner.token });
+      expect(revokedInvitation.status).toBeGreaterThanOrEqual(500);
+      const another = await api("POST", `/v1/organisations/${owner.orgId}/members`, { token: owner.token, body: { email: "never@rollback.example", role: "member" } });
+      expect(another.status).toBeGreaterThanOrEqual(500);
+    } finally {
+      db.exec("DROP TRIGGER refuse_org_audit");
+      db.close();
+    }
+    // Nothing changed: the same keys (the first still live), the same pending invitation, the same chain.
+    const keys = (await api("GET", `/v1/organisations/${owner.orgId}/api-keys`, { token: owner.token })).body.items as { id: string; name: string; revokedAt: number | null }[];
+    expect(keys.map((k) => [k.name, k.revokedAt])).toEqual([["kept", null]]);
+    const pending = (await api("GET", `/v1/organisations/${owner.orgId}/member-invitations`, { token: owner.token })).body.items as { email: string }[];
+    expect(pending.map((p) => p.email)).toEqual(["kept@rollback.example"]);
+    expect(await server.server.audit.log.readOrgAuditEntries(owner.orgId, 0, 100)).toEqual(before);
+  }, 120_000);
 });
