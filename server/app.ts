@@ -47,6 +47,7 @@ import { RealtimeHub } from "./realtime/realtime-hub.ts";
 import { RemoteDelivery } from "./realtime/remote-delivery.ts";
 import { startBackgroundLoop } from "./platform/background-loop.ts";
 import { StartupRefusal } from "./platform/startup-refusal.ts";
+import { AcknowledgedHeads, findLostWrites } from "./audit/acknowledged-heads.ts";
 import { sweepSessions } from "./realtime/session-sweeper.ts";
 import { registerYjsRoute } from "./realtime/yjs-route.ts";
 import { openPostgresStore } from "./store/postgres/postgres-store.ts";
@@ -171,6 +172,14 @@ export async function startServer(config: Config, logger: Logger, options: Start
   });
   // Deletion and retention. The ledger is replayed now, before the server accepts connections, so
   // nothing a restored backup brought back is ever served.
+  const ackedHeads = config.store.databaseUrl
+    ? null
+    : new AcknowledgedHeads({
+        dataDir: config.dataDir,
+        store,
+        now: Date.now,
+        onError: (error) => logger.error({ err: error }, "could not pin the acknowledged heads"),
+      });
   const lifecycle = await openLifecycle(config, {
     directory: identity.services.directory,
     store,
@@ -178,7 +187,10 @@ export async function startServer(config: Config, logger: Logger, options: Start
     services: identity.services,
     evict: (conversation) => cache.evict(conversation),
     forgetPartnerEvents: async (conversation, org) => {
-      if (org === undefined) await events.documents.forget(conversation);
+      if (org === undefined) {
+        await events.documents.forget(conversation);
+        ackedHeads?.forget(conversation);
+      }
       await forgetPartnerCopies(partnerStorage, conversation, org);
     },
     recordOrgEvent: (org, event) => audit.recorder.recordOrgEvent(org, event),
@@ -187,6 +199,19 @@ export async function startServer(config: Config, logger: Logger, options: Start
     now: options.now ?? Date.now,
   });
   await lifecycle.replayDeletionLedger();
+  // Loss made loud (the embedded store; Postgres keeps its own durability): a log behind the heads
+  // pinned as acknowledged refuses to start, naming what is missing (audit/acknowledged-heads.ts).
+  if (ackedHeads) {
+    const destroyed = lifecycle.ledger.list().filter((entry) => entry.subject === "conversation").map((entry) => entry.id);
+    const lost = await findLostWrites(config.dataDir, store, destroyed);
+    if (lost.length > 0) {
+      const named = lost.map((l) => `${l.conversation} (entries ${l.from}-${l.through})`).join(", ");
+      throw new StartupRefusal(
+        `acknowledged writes are missing from the log: ${named}. Restore them (parley restore), or, to serve without them, remove ${ackedHeads.file} and start again`,
+      );
+    }
+    await ackedHeads.start();
+  }
   // Security notices: raised from the organisation audit events as they are recorded, kept once
   // each as `security.notice` partner events, e-mailed to owners and admins.
   const notices = new SecurityNotices({
@@ -383,6 +408,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       hub.stopWrites();
       // Commit what was accepted (its acks and fan-out still go out), then tell clients to reconnect.
       await committer.flush();
+      await ackedHeads?.stop().catch((error: unknown) => logger.error({ err: error }, "could not pin the acknowledged heads"));
       // Let the commits' continuations (acks, fan-out) run before the sockets go.
       await new Promise((resolve) => setImmediate(resolve));
       events.stopStreams();

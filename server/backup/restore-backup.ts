@@ -7,6 +7,7 @@
 
 import { createHash } from "node:crypto";
 import { createWriteStream, type WriteStream } from "node:fs";
+import { clearAcknowledgedHeads } from "../audit/acknowledged-heads.ts";
 import { access, mkdir, mkdtemp, open, readdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { finished } from "node:stream/promises";
@@ -145,6 +146,8 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     await refuseIfRunning(); // a server may have started while the file was read
     const movedAsideTo = await moveAside(dataDir);
     for (const database of manifest.databases) await rename(path.join(staging, database.name), path.join(dataDir, database.name));
+    // A deliberate rollback: what was acknowledged after the backup is gone on purpose.
+    await clearAcknowledgedHeads(dataDir);
     await syncDirectory(dataDir);
     const ledger = await options.replayLedger(dataDir);
     return { manifest, movedAsideTo, ledger };

@@ -1,0 +1,87 @@
+// Loss made loud: acknowledged writes that vanish from the log (here: the SQLite write-ahead log
+// deleted after a kill -9, as an operator cleaning up "stray files" might) make the server refuse
+// to start, naming the conversation and the entries missing, instead of serving a history with a
+// hole in it. A clean stop, a destroyed conversation and a restore are not losses.
+
+import { readFile, rm, unlink } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterEach, expect, it, vi } from "vitest";
+import * as Y from "yjs";
+import { ACKED_HEADS_FILE } from "../server/audit/acknowledged-heads.ts";
+import { type ChildServer, childToken, startChildServer } from "./helpers/child-server.ts";
+import { RawClient } from "./helpers/raw-client.ts";
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** Writes `count` updates to `conversation` and resolves with the last acknowledged seq. */
+async function writeAcked(server: ChildServer, token: string, conversation: string, count: number): Promise<number> {
+  const client = await RawClient.authenticated(server.url, token);
+  client.control({ type: "join", conversation });
+  await client.waitForControl("joined");
+  const doc = new Y.Doc();
+  const updates: Uint8Array[] = [];
+  doc.on("update", (u: Uint8Array) => updates.push(u));
+  for (let i = 0; i < count; i++) doc.getText("notes").insert(doc.getText("notes").length, `${i};`);
+  for (const update of updates) client.doc(conversation, { type: "update", update });
+  const last = await client.waitFor((f) => f.kind === "control" && f.message.type === "ack" && f.message.seq >= count);
+  client.close();
+  return (last as { message: { seq: number } }).message.seq;
+}
+
+/** Starts `parley serve` and resolves with how it ended: listening (a server) or its exit code and stderr. */
+async function tryStart(dataDir: string): Promise<{ server: ChildServer } | { refused: string }> {
+  try {
+    const server = await startChildServer(dataDir);
+    cleanups.push(async () => {
+      server.process.kill("SIGKILL");
+      await server.exited;
+    });
+    return { server };
+  } catch (error) {
+    return { refused: String(error) };
+  }
+}
+
+it("refuses to start when acknowledged writes are missing from the log, naming them, and starts once the loss is accepted", async () => {
+  const dataDir = await mkdtemp(path.join(tmpdir(), "parley-loss-"));
+  cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+  const first = await tryStart(dataDir);
+  if (!("server" in first)) throw new Error(first.refused);
+  const token = await childToken(dataDir, "ann", "o", { ledger: "writer", untouched: "writer" });
+  await writeAcked(first.server, token, "untouched", 5);
+  // A clean stop and start is no loss.
+  first.server.process.kill("SIGTERM");
+  await first.server.exited;
+  const second = await tryStart(dataDir);
+  if (!("server" in second)) throw new Error(`a clean restart was refused: ${second.refused}`);
+  const acked = await writeAcked(second.server, token, "ledger", 30);
+  // The server pins what it acknowledged every few seconds: wait until this write is pinned.
+  await vi.waitFor(
+    async () => {
+      const pins = JSON.parse(await readFile(path.join(dataDir, ACKED_HEADS_FILE), "utf8")) as { heads: Record<string, number> };
+      expect(Object.values(pins.heads)).toContain(acked);
+    },
+    { timeout: 20_000, interval: 200 },
+  );
+  second.server.process.kill("SIGKILL");
+  await second.server.exited;
+  await unlink(path.join(dataDir, "parley.db-wal"));
+  await unlink(path.join(dataDir, "parley.db-shm")).catch(() => undefined);
+
+  const third = await tryStart(dataDir);
+  expect("refused" in third).toBe(true);
+  const refusal = "refused" in third ? third.refused : "";
+  expect(refusal).toContain("refusing to start");
+  expect(refusal).toContain("ledger");
+  expect(refusal).toMatch(/entries \d+-30/);
+
+  // Accepting the loss is a deliberate act: remove the evidence, and the server starts.
+  await unlink(path.join(dataDir, ACKED_HEADS_FILE));
+  const fourth = await tryStart(dataDir);
+  expect("server" in fourth).toBe(true);
+});
