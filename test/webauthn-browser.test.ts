@@ -3,13 +3,12 @@
 // page of the server's own origin (http://localhost counts as a secure context), and the server
 // registers the key, then accepts it as a passwordless sign-in and as the second factor.
 
-import { createServer } from "node:net";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "../protocol/index.ts";
 import { chromiumAvailable, launchChromium } from "./helpers/browser.ts";
 import { apiClient } from "./helpers/http-client.ts";
-import { startTestServer, type TestServer } from "./helpers/server.ts";
+import { freePort, startTestServer, type TestServer } from "./helpers/server.ts";
 import { type SignedUp, signUp, TEST_PASSWORD } from "./helpers/sign-up.ts";
 
 const available = chromiumAvailable();
@@ -19,17 +18,6 @@ let page: Page;
 let owner: SignedUp;
 let api: ReturnType<typeof apiClient>;
 const EMAIL = "browser@keys.example";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      probe.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
-    });
-  });
-}
 
 /** navigator.credentials.create/get in the page, with the JSON <-> ArrayBuffer conversions a browser library would do. */
 async function inPage(kind: "create" | "get", options: unknown): Promise<unknown> {
