@@ -35,6 +35,24 @@ afterEach(async () => {
   receiver = null;
 });
 
+/**
+ * A /yjs socket that has had its first message (it is joined). Under heavy load an upgrade was
+ * seen dropped (1006) before any message, once in a few dozen runs (an open defect, not yet
+ * found): it is retried, twice at most, since this file is about deletion, not connecting.
+ */
+async function openYjs(url: string): Promise<WebSocket> {
+  for (let attempt = 1; ; attempt++) {
+    const socket = new WebSocket(url);
+    const joined = await new Promise<boolean>((resolve) => {
+      socket.once("message", () => resolve(true));
+      socket.once("close", () => resolve(false));
+      socket.once("error", () => resolve(false));
+    });
+    if (joined) return socket;
+    if (attempt === 3) throw new Error(`${url}: closed before its first message, three times`);
+  }
+}
+
 /** A marker no other test writes, so finding it anywhere means this conversation left a copy. */
 const marker = (what: string) => `${what}-${randomUUID()}`;
 
@@ -199,12 +217,8 @@ describe.each([sqlite, postgres])("on $name", (backend) => {
     const before = (await eventsOf(helpdesk.orgId)).length;
     const eventIds = new Set((await eventsOf(supplier.orgId)).map((e) => e.id));
     // A y-websocket app of the supplier's, open on the conversation with a person's token.
-    const yjs = new WebSocket(`${test.yjsUrl}/${id}?token=${supplier.token}`);
+    const yjs = await openYjs(`${test.yjsUrl}/${id}?token=${supplier.token}`);
     const yjsClosed = new Promise<number>((resolve) => yjs.once("close", (code) => resolve(code)));
-    await new Promise<void>((resolve, reject) => {
-      yjs.once("message", () => resolve());
-      yjs.once("error", reject);
-    });
     expect((await api("DELETE", `/v1/conversations/${id}`, { token: supplier.token })).status).toBe(200);
     expect(await yjsClosed).toBe(4403);
     expect(await eventsOf(supplier.orgId)).toEqual([]);
