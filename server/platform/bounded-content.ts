@@ -61,7 +61,10 @@ export function toPlainContent(value: unknown, limits: ContentLimits = READ_LIMI
       assign(object);
       for (let index = children.entries.length - 1; index >= 0; index--) {
         const [key, child] = children.entries[index];
-        stack.push({ source: child, depth: depth + 1, assign: (plain) => (object[key] = plain) });
+        // An own property whatever the key: assigning "__proto__" would set the object's prototype
+        // instead (dropping the key, and letting stored content choose what the object inherits).
+        const define = (plain: unknown) => Object.defineProperty(object, key, { value: plain, enumerable: true, writable: true, configurable: true });
+        stack.push({ source: child, depth: depth + 1, assign: define });
       }
     }
   }
