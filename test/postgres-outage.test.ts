@@ -3,7 +3,7 @@
 // ticking every second: no node exits, no write is acknowledged while Postgres is gone, writes
 // are refused with a retryable code, /readyz answers 503, and everything recovers by itself.
 
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { CloseCode, ErrorCode, shouldReconnect } from "../protocol/index.ts";
 import { verifyConversation } from "../server/log/verify-conversation.ts";
 import { type Cluster, startCluster } from "./helpers/cluster.ts";
@@ -25,11 +25,12 @@ async function status(httpUrl: string): Promise<number> {
 }
 
 async function eventually(condition: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`not in time: ${what}`);
-    await sleep(100);
-  }
+  await vi.waitFor(
+    async () => {
+      if (!(await condition())) throw new Error(`not in time: ${what}`);
+    },
+    { timeout: timeoutMs, interval: 100 },
+  );
 }
 
 function alive(cluster: Cluster): string[] {
