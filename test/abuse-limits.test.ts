@@ -13,6 +13,9 @@ import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { requireRedis } from "./helpers/services.ts";
 import { signUp } from "./helpers/sign-up.ts";
 
+/** CI replays one fixed seed (a red CI is a defect, never a roll of the dice); elsewhere each run explores a new one. */
+const CI_SEED = 20261204;
+
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()?.();
@@ -165,7 +168,7 @@ describe("open connections per address", () => {
 
 describe("address keys", () => {
   it("never throws, stays short, and counts every address of an IPv6 /64 (and IPv4-mapped IPv6) together", () => {
-    const seed = Number(process.env.FC_SEED ?? Date.now() % 1_000_000);
+    const seed = Number(process.env.FC_SEED ?? (process.env.CI === "true" ? CI_SEED : Date.now() % 1_000_000));
     const numRuns = Number(process.env.FC_RUNS ?? 300);
     try {
       fc.assert(

@@ -15,11 +15,14 @@ import { apiClient } from "./helpers/http-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { type SignedUp, signUp } from "./helpers/sign-up.ts";
 
+/** CI replays one fixed seed (a red CI is a defect, never a roll of the dice); elsewhere each run explores a new one. */
+const CI_SEED = 20261204;
+
 const DAY = 86_400_000;
 
 describe("backup rotation", () => {
   it("keeps the newest backup of each of the last N days, weeks and months, never more", () => {
-    const seed = Number(process.env.FC_SEED ?? Date.now() % 1_000_000);
+    const seed = Number(process.env.FC_SEED ?? (process.env.CI === "true" ? CI_SEED : Date.now() % 1_000_000));
     try {
       fc.assert(
         fc.property(

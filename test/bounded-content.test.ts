@@ -10,7 +10,10 @@ import { ParleyError } from "../server/errors.ts";
 import { materialise, toPlainContent } from "../server/platform/bounded-content.ts";
 import { deeplyNestedUpdate } from "./helpers/deep-update.ts";
 
-const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
+/** CI replays one fixed seed (a red CI is a defect, never a roll of the dice); elsewhere each run explores a new one. */
+const CI_SEED = 20261204;
+
+const seed = Number(process.env.FUZZ_SEED ?? (process.env.CI === "true" ? CI_SEED : Date.now() % 2 ** 31));
 const numRuns = Number(process.env.FUZZ_RUNS ?? 200);
 
 describe("bounded content", () => {

@@ -15,7 +15,10 @@ import { RawClient } from "./helpers/raw-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { type SignedUp, signUp } from "./helpers/sign-up.ts";
 
-const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
+/** CI replays one fixed seed (a red CI is a defect, never a roll of the dice); elsewhere each run explores a new one. */
+const CI_SEED = 20261204;
+
+const seed = Number(process.env.FUZZ_SEED ?? (process.env.CI === "true" ? CI_SEED : Date.now() % 2 ** 31));
 const batches = Number(process.env.FUZZ_RUNS ?? 12);
 const perBatch = 10;
 const ran: Record<string, number> = {};

@@ -14,6 +14,9 @@ import { runParley } from "./helpers/parley-cli.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { type SignedUp, signUp } from "./helpers/sign-up.ts";
 
+/** CI replays one fixed seed (a red CI is a defect, never a roll of the dice); elsewhere each run explores a new one. */
+const CI_SEED = 20261204;
+
 let clock = 1_800_000_000_000;
 let server: TestServer;
 let owner: SignedUp;
@@ -96,7 +99,7 @@ describe("organisation audit export", () => {
   });
 
   it("any single changed field of any entry fails offline verification (seeded)", () => {
-    const seed = Number(process.env.FC_SEED ?? Date.now() % 1_000_000);
+    const seed = Number(process.env.FC_SEED ?? (process.env.CI === "true" ? CI_SEED : Date.now() % 1_000_000));
     const numRuns = Number(process.env.FC_RUNS ?? 200);
     const lines = parseJsonLines(exported);
     const entryIndexes = lines.flatMap((l, i) => (l.type === "org-entry" ? [i] : []));
