@@ -15,8 +15,8 @@ import { parseArgs } from "node:util";
 import * as Y from "yjs";
 import { appendMessage, type ParleyEvent } from "../protocol/index.ts";
 import { type ParleyServer, startServer } from "../server/app.ts";
-import { loadConfig } from "../server/config.ts";
-import { createLogger } from "../server/logger.ts";
+import { loadConfig } from "../server/platform/config.ts";
+import { createLogger } from "../server/platform/logger.ts";
 import { verifySignature } from "../server/webhooks/signature.ts";
 import { ONE_ADDRESS_FOR_ALL_CLIENTS } from "./servers/bench-limits.ts";
 

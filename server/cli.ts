@@ -4,7 +4,7 @@
 // use, keyring missing).
 
 import { COMMAND_NAMES, commandHelp, isCommand, overviewHelp, usageErrorLine, wantsHelp } from "./cli-help.ts";
-import { ConfigError } from "./config.ts";
+import { ConfigError } from "./platform/config.ts";
 
 async function main(argv: string[]): Promise<void> {
   const [command = "serve", ...rest] = argv;

@@ -3,7 +3,7 @@
 // up to a ceiling), and the loop recovers on the first success.
 
 import { describe, expect, it } from "vitest";
-import { createLogger } from "../server/logger.ts";
+import { createLogger } from "../server/platform/logger.ts";
 import { startBackgroundLoop } from "../server/platform/background-loop.ts";
 
 function capture() {

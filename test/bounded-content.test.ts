@@ -6,7 +6,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import * as Y from "yjs";
 import { ErrorCode } from "../protocol/index.ts";
-import { ParleyError } from "../server/errors.ts";
+import { ParleyError } from "../server/platform/errors.ts";
 import { materialise, toPlainContent } from "../server/platform/bounded-content.ts";
 import { deeplyNestedUpdate } from "./helpers/deep-update.ts";
 

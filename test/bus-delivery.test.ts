@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import type { BusMessage } from "../server/bus/bus.ts";
 import { BusMessageError, decodeBusMessage, encodeBusMessage } from "../server/bus/bus-message.ts";
-import { createLogger } from "../server/logger.ts";
+import { createLogger } from "../server/platform/logger.ts";
 import { type LocalOrigin, SequencedDelivery } from "../server/realtime/sequenced-delivery.ts";
 
 const u = (n: number) => new Uint8Array([n]);

@@ -8,7 +8,7 @@ import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { BusMessage } from "../server/bus/bus.ts";
 import { RedisBus } from "../server/bus/redis-bus.ts";
-import { createLogger } from "../server/logger.ts";
+import { createLogger } from "../server/platform/logger.ts";
 import { requireRedis } from "./helpers/services.ts";
 
 const redisUrl = await requireRedis();

@@ -3,7 +3,7 @@
 
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { createLogger } from "../server/logger.ts";
+import { createLogger } from "../server/platform/logger.ts";
 
 function capture(): { stream: Writable; text: () => string } {
   const chunks: string[] = [];

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { dkimVerify } from "mailauth/lib/dkim/verify.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../server/config.ts";
+import { ConfigError, loadConfig } from "../server/platform/config.ts";
 import { generateDkimKey, loadDkimSigning, mailDnsRecords } from "../server/mail/dkim.ts";
 import { SmtpMailer } from "../server/mail/smtp-mailer.ts";
 import { apiClient } from "./helpers/http-client.ts";

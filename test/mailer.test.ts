@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "../server/logger.ts";
+import { createLogger } from "../server/platform/logger.ts";
 import { MailDeliveryError, type MailMessage, MailMessageError } from "../server/mail/mailer.ts";
 import { OutboxMailer } from "../server/mail/outbox-mailer.ts";
 import { SmtpMailer } from "../server/mail/smtp-mailer.ts";

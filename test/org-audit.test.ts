@@ -14,7 +14,7 @@ import { loadOrCreateCheckpointKey } from "../server/audit/checkpoint-key.ts";
 import { Checkpointer } from "../server/audit/checkpointer.ts";
 import { type OrgAuditEntry, OrgChainVerifier } from "../server/audit/org-chain.ts";
 import { OrgAuditRecorder } from "../server/audit/org-recorder.ts";
-import { createLogger } from "../server/logger.ts";
+import { createLogger } from "../server/platform/logger.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { runParley } from "./helpers/parley-cli.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";

@@ -9,7 +9,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { NODE20_UWS_MODULE, OFFICIAL_UWS_MODULE, selectUws, uwsCandidates } from "../server/uws.ts";
+import { NODE20_UWS_MODULE, OFFICIAL_UWS_MODULE, selectUws, uwsCandidates } from "../server/platform/uws.ts";
 
 const repoRequire = createRequire(import.meta.url);
 const nativePath = repoRequire.resolve(NODE20_UWS_MODULE);

@@ -12,7 +12,7 @@ import { sealSecret } from "../server/auth/secret-box.ts";
 import { EventNotifier } from "../server/events/event-notifier.ts";
 import { newEventId } from "../server/events/event-recorder.ts";
 import type { EventStore } from "../server/events/event-store.ts";
-import { createLogger } from "../server/logger.ts";
+import { createLogger } from "../server/platform/logger.ts";
 import type { OutboundRequest, OutboundResult, WebhookTransport } from "../server/webhooks/outbound-http.ts";
 import { openPartnerStorage, type PartnerStorage } from "../server/webhooks/partner-storage.ts";
 import { type Clock, type RetryPolicy, retryDelay } from "../server/webhooks/retry-schedule.ts";

@@ -4,7 +4,7 @@
 // through the HTTP API, as the README's walkthrough does, before any clock starts.
 
 import autocannon from "autocannon";
-import { loadConfig } from "../../server/config.ts";
+import { loadConfig } from "../../server/platform/config.ts";
 import { ProcessSampler } from "../measure/sampler.ts";
 import { type ServerUnderTest, startServer } from "../servers/registry.ts";
 

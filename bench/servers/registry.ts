@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadOrCreateKeys } from "../../server/auth/keys.ts";
 import { mintToken } from "../../server/auth/tokens.ts";
-import { loadConfig } from "../../server/config.ts";
+import { loadConfig } from "../../server/platform/config.ts";
 import type { ServerName } from "../clients/index.ts";
 import type { ClientAuth } from "../clients/protocol-client.ts";
 import { ONE_ADDRESS_FOR_ALL_CLIENTS } from "./bench-limits.ts";

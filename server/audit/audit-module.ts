@@ -3,8 +3,8 @@
 // and hands `recorder` to whoever records org events (identity, deletion, retention, exports).
 
 import type { ServerKeys } from "../auth/keys.ts";
-import type { Config } from "../config.ts";
-import type { Logger } from "../logger.ts";
+import type { Config } from "../platform/config.ts";
+import type { Logger } from "../platform/logger.ts";
 import type { Store } from "../store/store.ts";
 import { type AuditLog, openAuditLog } from "./audit-log.ts";
 import { type CheckpointKey, loadOrCreateCheckpointKey } from "./checkpoint-key.ts";

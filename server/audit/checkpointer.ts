@@ -3,7 +3,7 @@
 // checkpoint, linked to that checkpoint. Every node runs one; the audit log's compare-and-set
 // lets exactly one node store each interval's checkpoint.
 
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 import { type BackgroundLoop, startBackgroundLoop } from "../platform/background-loop.ts";
 import type { Store } from "../store/store.ts";
 import type { AuditLog } from "./audit-log.ts";

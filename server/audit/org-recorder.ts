@@ -5,7 +5,7 @@
 
 import { createHmac } from "node:crypto";
 import type { AuditedOperation, Directory, OrgAuditAppend } from "../directory/directory.ts";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { detailsProblem, type OrgAuditAction, type OrgAuditDetail, type OrgAuditEntry } from "./org-chain.ts";
 

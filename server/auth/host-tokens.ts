@@ -7,8 +7,8 @@ import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors as joseErrors, type JWTVerifyGetKey, jwtVerify } from "jose";
 import { ErrorCode } from "../../protocol/index.ts";
-import type { HostTokenSettings } from "../config.ts";
-import { ParleyError } from "../errors.ts";
+import type { HostTokenSettings } from "../platform/config.ts";
+import { ParleyError } from "../platform/errors.ts";
 import type { ServerKeys } from "./keys.ts";
 import { isIdentityId, type TokenIdentity, type TokenSettings, verifyToken } from "./tokens.ts";
 

@@ -5,7 +5,7 @@
 
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "../config.ts";
+import { ConfigError, loadConfig } from "../platform/config.ts";
 import { KEYRING_FILE } from "../store/keyring.ts";
 import { postgresKeyringTable, rotateMasterKey, sqliteKeyringTable } from "../store/master-rotation.ts";
 

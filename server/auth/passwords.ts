@@ -8,7 +8,7 @@ import * as zxcvbnCommon from "@zxcvbn-ts/language-common";
 import * as zxcvbnEn from "@zxcvbn-ts/language-en";
 import * as argon2 from "argon2";
 import { ErrorCode } from "../../protocol/index.ts";
-import { ParleyError } from "../errors.ts";
+import { ParleyError } from "../platform/errors.ts";
 
 /** Fewest characters (code points) a password may have; the promise to customers. */
 export const MIN_PASSWORD_LENGTH = 8;

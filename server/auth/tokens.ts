@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
 import { ErrorCode, isConversationId, type Role } from "../../protocol/index.ts";
-import { ParleyError } from "../errors.ts";
+import { ParleyError } from "../platform/errors.ts";
 import type { ServerKeys } from "./keys.ts";
 
 /** The identity and grants a verified token carries. */

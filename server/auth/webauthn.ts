@@ -14,7 +14,7 @@ import {
 } from "@simplewebauthn/server";
 import { ErrorCode } from "../../protocol/index.ts";
 import type { WebauthnCredential } from "../directory/directory-types.ts";
-import { ParleyError } from "../errors.ts";
+import { ParleyError } from "../platform/errors.ts";
 
 /** Who the keys are bound to: the relying party id (a domain) and the origin browsers report. */
 export interface RelyingParty {

@@ -4,8 +4,8 @@
 // `ledger replay` (README, "Backup and restore").
 
 import { parseArgs } from "node:util";
-import { type Config, ConfigError, loadConfig } from "../config.ts";
-import { createLogger } from "../logger.ts";
+import { type Config, ConfigError, loadConfig } from "../platform/config.ts";
+import { createLogger } from "../platform/logger.ts";
 import { BackupError } from "./backup-file.ts";
 import { backupMasterKeys } from "./backup-keys.ts";
 import type { BackupManifest } from "./backup-manifest.ts";

@@ -3,7 +3,7 @@
 // commands never generate a master key: a fresh one could open neither an old backup nor the store.
 
 import { loadMasterKeys, type MasterKeyring } from "../auth/master-key.ts";
-import type { Config } from "../config.ts";
+import type { Config } from "../platform/config.ts";
 import { BackupError } from "./backup-file.ts";
 
 /** The configured master keyring (current key first); refuses when none is configured or on disk. */

@@ -10,9 +10,9 @@ import { copyFile, mkdir, mkdtemp, readdir, rm, unlink } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
-import type { Config } from "../config.ts";
+import type { Config } from "../platform/config.ts";
 import { DELETION_LEDGER_FILE } from "../lifecycle/deletion-ledger.ts";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 import { verifyConversation } from "../log/verify-conversation.ts";
 import { KEYRING_FILE } from "../store/keyring.ts";
 import { backupsToKeep, type RotationCounts } from "./backup-rotation.ts";

@@ -3,13 +3,13 @@
 // replays with at every start. Embedded or Postgres alike: after a pg_dump or PITR restore this is
 // the step that destroys again what the restored data brought back.
 
-import type { Config } from "../config.ts";
+import type { Config } from "../platform/config.ts";
 import { openDirectory } from "../directory/open-directory.ts";
 import { AccessEvents } from "../identity/access-events.ts";
 import { ConversationLifecycle, type ReplayOutcome } from "../lifecycle/conversation-lifecycle.ts";
 import { DeletionLedger } from "../lifecycle/deletion-ledger.ts";
 import { lifecycleAudit } from "../lifecycle/lifecycle-audit.ts";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 import { forgetPartnerCopies, openPartnerStorage } from "../webhooks/partner-storage.ts";
 import { openOfflineStore } from "./offline-store.ts";
 

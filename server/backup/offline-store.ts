@@ -4,7 +4,7 @@
 
 import path from "node:path";
 import { loadOrCreateKeys } from "../auth/keys.ts";
-import type { Config } from "../config.ts";
+import type { Config } from "../platform/config.ts";
 import { openPostgresStore } from "../store/postgres/postgres-store.ts";
 import { openSqliteStore } from "../store/sqlite/sqlite-store.ts";
 import type { Store } from "../store/store.ts";

@@ -2,8 +2,8 @@
 // in-process bus otherwise (one node). The node id tags everything this node publishes.
 
 import { randomBytes } from "node:crypto";
-import type { Config } from "../config.ts";
-import type { Logger } from "../logger.ts";
+import type { Config } from "../platform/config.ts";
+import type { Logger } from "../platform/logger.ts";
 import type { Bus } from "./bus.ts";
 import { LocalBus } from "./local-bus.ts";
 import { RedisBus, type RedisBusOptions } from "./redis-bus.ts";

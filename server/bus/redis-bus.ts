@@ -4,7 +4,7 @@
 // been missed (resync after every (re)subscribe, head messages after failed publishes).
 
 import type { AccessChange } from "../identity/access-events.ts";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 import type { Bus, BusHandler, BusHealth, BusMessage } from "./bus.ts";
 import { decodeBusMessage, encodeBusMessage } from "./bus-message.ts";
 import { openRedisConnections, type RedisConnections } from "./redis-connections.ts";

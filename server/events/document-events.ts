@@ -12,7 +12,7 @@ import * as Y from "yjs";
 import { notesOf } from "../../protocol/index.ts";
 import { attributedMessages } from "../documents/attributed-messages.ts";
 import type { FanOut } from "../log/write-path.ts";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 import type { DocumentCache } from "../realtime/document-cache.ts";
 import type { Store } from "../store/store.ts";
 import type { EventRecorder } from "./event-recorder.ts";

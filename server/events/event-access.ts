@@ -7,7 +7,7 @@
 import { ErrorCode } from "../../protocol/index.ts";
 import type { TokenIdentity } from "../auth/tokens.ts";
 import type { Directory } from "../directory/directory.ts";
-import { ParleyError } from "../errors.ts";
+import { ParleyError } from "../platform/errors.ts";
 import type { Principal } from "../http/principal.ts";
 
 /** API key scopes that allow reading events (events show conversation content). */

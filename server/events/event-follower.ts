@@ -4,7 +4,7 @@
 // the loop instead of making anything buffer: the events stay in the store until it resumes.
 
 import { ErrorCode, type EventType } from "../../protocol/index.ts";
-import { ParleyError } from "../errors.ts";
+import { ParleyError } from "../platform/errors.ts";
 import type { EventNotifier } from "./event-notifier.ts";
 import type { EventRead, EventStore, StoredEvent } from "./event-store.ts";
 

@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import type { EventActor, EventData, EventType } from "../../protocol/index.ts";
 import type { Directory } from "../directory/directory.ts";
 import { actorId, type Principal } from "../http/principal.ts";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 import type { EventNotifier } from "./event-notifier.ts";
 import type { EventStore, NewEvent } from "./event-store.ts";
 

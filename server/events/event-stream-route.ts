@@ -6,16 +6,16 @@
 
 import { randomBytes } from "node:crypto";
 import { ErrorCode, type EventType, isEventType } from "../../protocol/index.ts";
-import { describeError, ParleyError } from "../errors.ts";
+import { describeError, ParleyError } from "../platform/errors.ts";
 import { type PrincipalDeps, resolvePrincipal } from "../http/principal.ts";
 import { SECURITY_HEADERS } from "../http/respond.ts";
 import { statusFor } from "../http/router.ts";
 import type { ConnectionLimits } from "../limits/connection-limits.ts";
 import { RateLimitError, type RequestLimits } from "../limits/request-limits.ts";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";
 import { parseQueryString } from "../platform/url-decoding.ts";
-import type { UWS } from "../uws.ts";
+import type { UWS } from "../platform/uws.ts";
 import { type EventAccess, type EventReader, readerOfPrincipal, requireEventReader } from "./event-access.ts";
 import { cursorError, EventFollower } from "./event-follower.ts";
 import type { EventNotifier } from "./event-notifier.ts";

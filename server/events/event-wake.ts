@@ -6,7 +6,7 @@
 // interval, never an event (followers read from the store after their own cursor).
 
 import type { Bus } from "../bus/bus.ts";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 import { startBackgroundLoop } from "../platform/background-loop.ts";
 import type { EventNotifier } from "./event-notifier.ts";
 import type { EventStore } from "./event-store.ts";

@@ -5,13 +5,13 @@
 
 import { type BackgroundLoop, startBackgroundLoop } from "../platform/background-loop.ts";
 import type { ProxyTrust } from "../platform/client-address.ts";
-import type { Config } from "../config.ts";
+import type { Config } from "../platform/config.ts";
 import type { Directory } from "../directory/directory.ts";
 import type { PrincipalDeps } from "../http/principal.ts";
 import type { RouteDefinition } from "../http/route.ts";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 import type { DocumentCache } from "../realtime/document-cache.ts";
-import type { UWS } from "../uws.ts";
+import type { UWS } from "../platform/uws.ts";
 import type { Store } from "../store/store.ts";
 import { DocumentEvents } from "./document-events.ts";
 import { EventAccess } from "./event-access.ts";

@@ -5,8 +5,8 @@
 // server buffer more than one page per subscription.
 
 import { ErrorCode, type SubscribeEventsMessage } from "../../protocol/index.ts";
-import { describeError, ParleyError } from "../errors.ts";
-import type { Logger } from "../logger.ts";
+import { describeError, ParleyError } from "../platform/errors.ts";
+import type { Logger } from "../platform/logger.ts";
 import type { ClientSession } from "../realtime/client-session.ts";
 import { type EventAccess, type EventReader, readerOfIdentity } from "./event-access.ts";
 import { cursorError, EventFollower } from "./event-follower.ts";

@@ -9,7 +9,7 @@ import { attributedMessages } from "../documents/attributed-messages.ts";
 import { RESTORE_SESSION } from "../documents/client-owners.ts";
 import { auditActor } from "../audit/org-recorder.ts";
 import type { ConversationRecord } from "../directory/directory-types.ts";
-import { ParleyError } from "../errors.ts";
+import { ParleyError } from "../platform/errors.ts";
 import { actorId } from "../http/principal.ts";
 import { route } from "../http/route.ts";
 import type { HttpServices } from "../http/services.ts";

@@ -5,7 +5,7 @@
 
 import * as Y from "yjs";
 import { ErrorCode } from "../../protocol/index.ts";
-import { ParleyError } from "../errors.ts";
+import { ParleyError } from "../platform/errors.ts";
 import type { LogEntry, Store } from "../store/store.ts";
 
 /** A point in a conversation's history: a sequence number or a moment (ms since the epoch). */

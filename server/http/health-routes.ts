@@ -7,7 +7,7 @@ import { ErrorCode } from "../../protocol/index.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { DirectoryHandle } from "../directory/directory.ts";
 import type { Store } from "../store/store.ts";
-import type { UWS } from "../uws.ts";
+import type { UWS } from "../platform/uws.ts";
 import { sendError, sendJson } from "./respond.ts";
 
 /** The directory counts as down when a read has not come back within this time. */

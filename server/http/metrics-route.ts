@@ -6,9 +6,9 @@
 import { timingSafeEqual } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { ErrorCode } from "../../protocol/index.ts";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 import type { ServerMetrics } from "../platform/metrics.ts";
-import type { UWS } from "../uws.ts";
+import type { UWS } from "../platform/uws.ts";
 import { SECURITY_HEADERS, sendError } from "./respond.ts";
 
 function tokenMatches(authorization: string, token: string): boolean {

@@ -9,7 +9,7 @@ import { type HostTokenVerifier, verifyAnyToken } from "../auth/host-tokens.ts";
 import type { TokenSettings } from "../auth/tokens.ts";
 import type { Directory } from "../directory/directory.ts";
 import type { MemberRole } from "../directory/directory-types.ts";
-import { ParleyError } from "../errors.ts";
+import { ParleyError } from "../platform/errors.ts";
 import { ipAllowed } from "./ip-allowlist.ts";
 
 /** A signed-in person acting for one organisation. */

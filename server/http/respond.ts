@@ -2,7 +2,7 @@
 // bodies have one shape, and errors use the same numeric codes as socket error frames.
 
 import type { ErrorCode } from "../../protocol/index.ts";
-import type { UWS } from "../uws.ts";
+import type { UWS } from "../platform/uws.ts";
 
 /** Headers sent with every HTTP response (TLS itself is terminated at a proxy; see README). */
 export const SECURITY_HEADERS: readonly [string, string][] = [

@@ -4,7 +4,7 @@
 
 import type { z } from "zod";
 import type { ErrorCode } from "../../protocol/index.ts";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 import type { Principal } from "./principal.ts";
 
 /** Who may call a route. */

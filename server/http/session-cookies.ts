@@ -5,7 +5,7 @@
 
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { ErrorCode } from "../../protocol/index.ts";
-import { ParleyError } from "../errors.ts";
+import { ParleyError } from "../platform/errors.ts";
 
 /** The refresh token's cookie (sent only to /v1/auth). */
 export const REFRESH_COOKIE = "parley_refresh";

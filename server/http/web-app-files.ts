@@ -4,7 +4,7 @@
 
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import type { UWS } from "../uws.ts";
+import type { UWS } from "../platform/uws.ts";
 import { SECURITY_HEADERS } from "./respond.ts";
 
 /**

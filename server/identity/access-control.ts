@@ -5,7 +5,7 @@
 import { ErrorCode, type Role } from "../../protocol/index.ts";
 import type { Directory } from "../directory/directory.ts";
 import type { Accessor, ConversationRecord } from "../directory/directory-types.ts";
-import { ParleyError } from "../errors.ts";
+import { ParleyError } from "../platform/errors.ts";
 import type { Principal } from "../http/principal.ts";
 
 /** API key scopes. */

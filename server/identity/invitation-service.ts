@@ -9,7 +9,7 @@ import type { OrgAuditRecorder } from "../audit/org-recorder.ts";
 import type { AttemptLimiter } from "../auth/attempt-limiter.ts";
 import type { Directory } from "../directory/directory.ts";
 import type { InvitationRecord, ParticipantRole } from "../directory/directory-types.ts";
-import { ParleyError } from "../errors.ts";
+import { ParleyError } from "../platform/errors.ts";
 import type { EventRecorder } from "../events/event-recorder.ts";
 import { secretHash } from "../http/principal.ts";
 import { HttpError } from "../http/router.ts";

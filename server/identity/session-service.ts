@@ -7,7 +7,7 @@ import { ErrorCode } from "../../protocol/index.ts";
 import type { ServerKeys } from "../auth/keys.ts";
 import { issueAccessToken, type TokenSettings } from "../auth/tokens.ts";
 import type { Directory } from "../directory/directory.ts";
-import { ParleyError } from "../errors.ts";
+import { ParleyError } from "../platform/errors.ts";
 import { secretHash } from "../http/principal.ts";
 import type { AccessEvents } from "./access-events.ts";
 

@@ -3,7 +3,7 @@
 // where it is not wired) the events still reach the structured log as security events.
 
 import type { AuditedOperation, Directory } from "../directory/directory.ts";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 
 /** The org audit actions deletion and retention record. */
 export type LifecycleAuditAction = "conversation.deleted" | "retention.destroyed" | "person.deleted" | "legal-hold.placed" | "legal-hold.lifted";

@@ -2,12 +2,12 @@
 // lifecycle over the store and the directory, its routes, and the retention sweep. The composition
 // root opens it before listening, replays the ledger, then starts the sweep.
 
-import type { Config } from "../config.ts";
+import type { Config } from "../platform/config.ts";
 import type { Directory } from "../directory/directory.ts";
 import type { RouteDefinition } from "../http/route.ts";
 import type { HttpServices } from "../http/services.ts";
 import type { AccessEvents } from "../identity/access-events.ts";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 import type { Store } from "../store/store.ts";
 import { ConversationLifecycle, type ReplayOutcome } from "./conversation-lifecycle.ts";
 import { DeletionLedger } from "./deletion-ledger.ts";

@@ -10,7 +10,7 @@
 import { z } from "zod";
 import { ErrorCode } from "../../protocol/index.ts";
 import type { ConversationParty } from "../directory/directory-types.ts";
-import { ParleyError } from "../errors.ts";
+import { ParleyError } from "../platform/errors.ts";
 import { actorId, type Principal, type UserPrincipal } from "../http/principal.ts";
 import { route } from "../http/route.ts";
 import type { HttpServices } from "../http/services.ts";

@@ -6,11 +6,11 @@
 import { parseArgs } from "node:util";
 import { openAudit } from "../audit/audit-module.ts";
 import { loadOrCreateKeys } from "../auth/keys.ts";
-import { ConfigError, loadConfig } from "../config.ts";
+import { ConfigError, loadConfig } from "../platform/config.ts";
 import { DirectoryError } from "../directory/directory.ts";
 import { openDirectory } from "../directory/open-directory.ts";
 import { AccessEvents } from "../identity/access-events.ts";
-import { createLogger } from "../logger.ts";
+import { createLogger } from "../platform/logger.ts";
 import type { Store } from "../store/store.ts";
 import { ConversationLifecycle } from "./conversation-lifecycle.ts";
 import { DeletionLedger } from "./deletion-ledger.ts";

@@ -6,7 +6,7 @@
 // entirely: nothing about it changes while a hold remains.
 
 import type { Directory } from "../directory/directory.ts";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 import type { Mailer } from "../mail/mailer.ts";
 import { startBackgroundLoop } from "../platform/background-loop.ts";
 import type { Store } from "../store/store.ts";

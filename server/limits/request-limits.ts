@@ -5,7 +5,7 @@
 
 import { RateLimiterRes } from "rate-limiter-flexible";
 import { ErrorCode } from "../../protocol/index.ts";
-import { ParleyError } from "../errors.ts";
+import { ParleyError } from "../platform/errors.ts";
 import { addressKey } from "./address-key.ts";
 import type { LimiterBackend } from "./limiter-backend.ts";
 

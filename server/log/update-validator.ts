@@ -8,7 +8,7 @@ import * as Y from "yjs";
 import { ErrorCode, isConversationMessage, isConversationRetraction } from "../../protocol/index.ts";
 import { type DocumentIndex, type IndexEffects, MESSAGES_PARENT } from "../documents/document-index.ts";
 import { effectsOf, type ReadUpdate, readUpdate, UnresolvableUpdate } from "../documents/update-structs.ts";
-import { ParleyError } from "../errors.ts";
+import { ParleyError } from "../platform/errors.ts";
 
 /** The sender an update's message authorship and client ids must match. */
 export interface UpdateAuthor {

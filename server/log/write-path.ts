@@ -3,8 +3,8 @@
 // cache until the store has made it durable and attributed.
 
 import { ErrorCode } from "../../protocol/index.ts";
-import { ParleyError } from "../errors.ts";
-import type { Logger } from "../logger.ts";
+import { ParleyError } from "../platform/errors.ts";
+import type { Logger } from "../platform/logger.ts";
 import type { DocumentCache } from "../realtime/document-cache.ts";
 import type { Actor, Store } from "../store/store.ts";
 import { StoreError } from "../store/store-error.ts";

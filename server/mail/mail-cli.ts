@@ -6,7 +6,7 @@ import { createPublicKey } from "node:crypto";
 import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "../config.ts";
+import { ConfigError, loadConfig } from "../platform/config.ts";
 import { assertDnsName, generateDkimKey, mailDnsRecords, writePrivateKey, zoneFileLines } from "./dkim.ts";
 
 export const MAIL_USAGE = `  parley mail dkim-keygen --domain D [--selector S] [--out FILE] [--data-dir DIR]

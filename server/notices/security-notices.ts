@@ -11,7 +11,7 @@ import type { Directory } from "../directory/directory.ts";
 import type { EventNotifier } from "../events/event-notifier.ts";
 import { newEventId } from "../events/event-recorder.ts";
 import type { EventStore } from "../events/event-store.ts";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 import type { Mailer } from "../mail/mailer.ts";
 import { type NoticeInput, noticeFor } from "./notice-policy.ts";
 

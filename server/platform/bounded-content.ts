@@ -6,7 +6,7 @@
 
 import * as Y from "yjs";
 import { ErrorCode } from "../../protocol/index.ts";
-import { ParleyError } from "../errors.ts";
+import { ParleyError } from "./errors.ts";
 
 /** How deep and how large a value a read may turn into plain data. */
 export interface ContentLimits {

@@ -4,7 +4,7 @@
 // turns that into a client error.
 
 import { ErrorCode } from "../../protocol/index.ts";
-import { ParleyError } from "../errors.ts";
+import { ParleyError } from "./errors.ts";
 
 /** Decodes one percent-encoded URL component, or throws InvalidRequest naming `what`. */
 export function decodeUrlComponent(value: string, what: string): string {

@@ -8,7 +8,7 @@
 import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
 import { ErrorCode } from "../../protocol/index.ts";
-import { ParleyError } from "../errors.ts";
+import { ParleyError } from "../platform/errors.ts";
 import { AwarenessClaims } from "./awareness-claims.ts";
 
 /** Awareness client ids one socket may own in one conversation. */

@@ -16,7 +16,7 @@ import {
 } from "../../protocol/index.ts";
 import type { TokenIdentity } from "../auth/tokens.ts";
 import type { SocketTraffic } from "../platform/metrics.ts";
-import type { UWS } from "../uws.ts";
+import type { UWS } from "../platform/uws.ts";
 import type { BroadcastOrigin, Dialect } from "./broadcaster.ts";
 
 /**

@@ -5,7 +5,7 @@
 import type { DocMessage } from "../../protocol/index.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { SocketTraffic } from "../platform/metrics.ts";
-import type { UWS } from "../uws.ts";
+import type { UWS } from "../platform/uws.ts";
 import { type BroadcastOrigin, Broadcaster } from "./broadcaster.ts";
 import type { ChannelRegistry } from "./conversation-channel.ts";
 

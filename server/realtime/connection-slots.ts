@@ -4,7 +4,7 @@
 
 import { CloseCode, ErrorCode } from "../../protocol/index.ts";
 import type { ConnectionLimits } from "../limits/connection-limits.ts";
-import type { UWS } from "../uws.ts";
+import type { UWS } from "../platform/uws.ts";
 import type { ClientSession } from "./client-session.ts";
 
 const held = new WeakSet<ClientSession>();

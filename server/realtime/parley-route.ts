@@ -13,15 +13,15 @@ import {
   ProtocolError,
 } from "../../protocol/index.ts";
 import type { TokenIdentity } from "../auth/tokens.ts";
-import type { Config } from "../config.ts";
-import { describeError } from "../errors.ts";
+import type { Config } from "../platform/config.ts";
+import { describeError } from "../platform/errors.ts";
 import type { SocketEventStreams } from "../events/socket-event-streams.ts";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 import type { ConnectionLimits } from "../limits/connection-limits.ts";
 import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";
 import { originAllowed, originRefusal } from "../platform/origin-policy.ts";
 import type { SocketTraffic } from "../platform/metrics.ts";
-import type { UWS } from "../uws.ts";
+import type { UWS } from "../platform/uws.ts";
 import { ClientSession, hardBackpressureLimit, type SocketData } from "./client-session.ts";
 import { giveSlot, refuseWhenFull, takeSlot } from "./connection-slots.ts";
 import type { RealtimeHub } from "./realtime-hub.ts";

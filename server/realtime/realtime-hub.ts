@@ -4,8 +4,8 @@
 
 import { ErrorCode, type Role } from "../../protocol/index.ts";
 import type { TokenIdentity } from "../auth/tokens.ts";
-import { ParleyError } from "../errors.ts";
-import type { Logger } from "../logger.ts";
+import { ParleyError } from "../platform/errors.ts";
+import type { Logger } from "../platform/logger.ts";
 import type { WritePath } from "../log/write-path.ts";
 import { type Broadcaster, topicOf } from "./broadcaster.ts";
 import type { ClientSession, JoinedConversation } from "./client-session.ts";

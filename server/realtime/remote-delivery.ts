@@ -4,7 +4,7 @@
 // ordered delivery) while it has at least one local member.
 
 import type { Bus, BusHandler, BusMessage } from "../bus/bus.ts";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 import type { DeliveryObserver } from "../platform/metrics.ts";
 import type { FanOut } from "../log/write-path.ts";
 import type { Store } from "../store/store.ts";

@@ -2,7 +2,7 @@
 // reach the cache and local subscribers exactly in sequence order, once. A gap, or a notice that
 // the bus may have missed something, is filled from the store before anything newer goes out.
 
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 import type { DeliveryObserver } from "../platform/metrics.ts";
 
 /** How a local commit arrived, kept so its fan-out can skip the sender and reuse its frame. */

@@ -18,7 +18,7 @@ import { EVENT_TYPES } from "../../protocol/index.ts";
 import { openSecret } from "../auth/secret-box.ts";
 import type { EventNotifier } from "../events/event-notifier.ts";
 import type { EventStore, StoredEvent } from "../events/event-store.ts";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 import { type DeliveryClaims, SOLE_NODE_CLAIMS } from "./delivery-claims.ts";
 import type { WebhookTransport } from "./outbound-http.ts";
 import { type Clock, type RetryPolicy, retryDelay } from "./retry-schedule.ts";

@@ -1,11 +1,11 @@
 // Wires webhooks over a webhook store: the guarded outbound transport, the dispatcher that
 // follows each endpoint's organisation stream, and the HTTP routes that manage endpoints.
 
-import type { Config } from "../config.ts";
+import type { Config } from "../platform/config.ts";
 import type { EventNotifier } from "../events/event-notifier.ts";
 import type { EventStore } from "../events/event-store.ts";
 import type { RouteDefinition } from "../http/route.ts";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "../platform/logger.ts";
 import type { DeliveryClaims } from "./delivery-claims.ts";
 import { SafeHttpTransport, type WebhookTransport } from "./outbound-http.ts";
 import { type Clock, systemClock } from "./retry-schedule.ts";

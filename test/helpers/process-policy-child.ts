@@ -2,7 +2,7 @@
 // "rejection" leaves a promise rejected and unhandled, "exception" throws from a timer. It
 // prints "still serving" if it is still running half a second later.
 
-import { createLogger } from "../../server/logger.ts";
+import { createLogger } from "../../server/platform/logger.ts";
 import { installProcessPolicy } from "../../server/platform/process-policy.ts";
 
 const logger = createLogger("info");

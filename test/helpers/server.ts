@@ -8,8 +8,8 @@ import path from "node:path";
 import type { Role } from "../../protocol/index.ts";
 import { type ParleyServer, startServer } from "../../server/app.ts";
 import { mintToken } from "../../server/auth/tokens.ts";
-import { loadConfig } from "../../server/config.ts";
-import { createLogger } from "../../server/logger.ts";
+import { loadConfig } from "../../server/platform/config.ts";
+import { createLogger } from "../../server/platform/logger.ts";
 
 /** What a test asks a token for. */
 export interface TestTokenRequest {

@@ -11,7 +11,7 @@ import { openSecret, sealSecret } from "../../auth/secret-box.ts";
 import { createTotpEnrolment, generateRecoveryCodes, hashRecoveryCode, verifyTotp } from "../../auth/totp.ts";
 import type { User } from "../../directory/directory-types.ts";
 import { addressKey } from "../../limits/address-key.ts";
-import { ParleyError } from "../../errors.ts";
+import { ParleyError } from "../../platform/errors.ts";
 import { WebauthnProof, webauthnCeremonies, webauthnRoutes } from "./webauthn-routes.ts";
 import { repeatedFailuresNotice } from "../../notices/notice-policy.ts";
 import { route } from "../route.ts";

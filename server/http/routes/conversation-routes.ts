@@ -9,7 +9,7 @@ import { attributedMessages } from "../../documents/attributed-messages.ts";
 import { materialise } from "../../platform/bounded-content.ts";
 import { auditActor } from "../../audit/org-recorder.ts";
 import type { ConversationRecord } from "../../directory/directory-types.ts";
-import { ParleyError } from "../../errors.ts";
+import { ParleyError } from "../../platform/errors.ts";
 import { eventActor } from "../../events/event-recorder.ts";
 import { accessorOf } from "../../identity/access-control.ts";
 import type { InvitationService } from "../../identity/invitation-service.ts";

@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { ErrorCode } from "../../../protocol/index.ts";
-import { ParleyError } from "../../errors.ts";
+import { ParleyError } from "../../platform/errors.ts";
 import type { InvitationService, InvitationSignIn } from "../../identity/invitation-service.ts";
 import { type RequestHeaders, type RouteResult, route } from "../route.ts";
 import { cookieValue } from "../session-cookies.ts";

@@ -8,7 +8,7 @@ import { z } from "zod";
 import { ErrorCode } from "../../../protocol/index.ts";
 import { auditActor } from "../../audit/org-recorder.ts";
 import type { MemberRole } from "../../directory/directory-types.ts";
-import { ParleyError } from "../../errors.ts";
+import { ParleyError } from "../../platform/errors.ts";
 import type { Principal, UserPrincipal } from "../principal.ts";
 import { route } from "../route.ts";
 import type { HttpServices } from "../services.ts";

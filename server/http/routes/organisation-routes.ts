@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { ErrorCode } from "../../../protocol/index.ts";
 import { auditActor } from "../../audit/org-recorder.ts";
-import { ParleyError } from "../../errors.ts";
+import { ParleyError } from "../../platform/errors.ts";
 import { API_KEY_SCOPES } from "../../identity/access-control.ts";
 import { ipAllowed, isValidAllowlistEntry } from "../ip-allowlist.ts";
 import { API_KEY_PREFIX, type Principal, secretHash } from "../principal.ts";

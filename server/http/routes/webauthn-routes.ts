@@ -9,7 +9,7 @@ import { ErrorCode } from "../../../protocol/index.ts";
 import type { OrgEventInput } from "../../audit/org-recorder.ts";
 import { authenticationOptions, ChallengeTokens, registrationOptions, relyingPartyFor, verifyAssertion, verifyRegistration } from "../../auth/webauthn.ts";
 import type { User } from "../../directory/directory-types.ts";
-import { ParleyError } from "../../errors.ts";
+import { ParleyError } from "../../platform/errors.ts";
 import { route } from "../route.ts";
 import { HttpError } from "../router.ts";
 import type { HttpServices } from "../services.ts";

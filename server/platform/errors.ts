@@ -1,7 +1,7 @@
 // The server's typed error: a stable code from protocol/codes.ts plus a message that is safe to
 // show a client. Anything else that escapes a handler is reported as Internal, without details.
 
-import { ErrorCode, ProtocolError } from "../protocol/index.ts";
+import { ErrorCode, ProtocolError } from "../../protocol/index.ts";
 
 /** An error whose code and message may be sent to the client as-is. */
 export class ParleyError extends Error {

@@ -3,7 +3,7 @@
 
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { type ProxyTrust, parseProxyTrust } from "./platform/client-address.ts";
+import { type ProxyTrust, parseProxyTrust } from "./client-address.ts";
 
 /** Asymmetric JWS algorithms a host may sign with; HMAC and `none` are never accepted. */
 export const HOST_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"] as const;
@@ -235,9 +235,9 @@ function list(env: Env, name: string): string[] {
 const MiB = 1024 * 1024;
 
 // `npm run build:web` writes the web app to dist/web-app at the package root, whatever the cwd;
-// this module runs from server/ (source) or dist/server/ (compiled).
-const CONFIG_DIR = path.dirname(fileURLToPath(import.meta.url));
-const PACKAGE_ROOT = path.basename(path.dirname(CONFIG_DIR)) === "dist" ? path.resolve(CONFIG_DIR, "../..") : path.resolve(CONFIG_DIR, "..");
+// this module runs from server/platform/ (source) or dist/server/platform/ (compiled).
+const SERVER_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const PACKAGE_ROOT = path.basename(path.dirname(SERVER_DIR)) === "dist" ? path.resolve(SERVER_DIR, "../..") : path.resolve(SERVER_DIR, "..");
 const DEFAULT_WEB_APP_DIR = path.join(PACKAGE_ROOT, "dist", "web-app");
 
 function dkimConfig(env: Env, cwd: string, keysDir: string, mailFrom: string): Config["identity"]["dkim"] {
