@@ -3,6 +3,8 @@
 // Options: --servers a,b  --scenarios x,y  --out DIR  --smoke (toy sizes, for tests)
 // --priority (the benchmark at nice -5, ahead of other work on a shared machine).
 // --steps 10,20 (step mode's chatty rates per writer; "none": no step mode) --no-http.
+// --chatty-rate 20 (the chatty and join-load scenarios' rate per writer, e.g. to profile a load
+// the server carries, so the profile holds no backlog committed after the window).
 
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -36,6 +38,7 @@ async function main(): Promise<void> {
       priority: { type: "boolean", default: false },
       steps: { type: "string" },
       "no-http": { type: "boolean", default: false },
+      "chatty-rate": { type: "string" },
     },
     strict: true,
   });
@@ -50,6 +53,11 @@ async function main(): Promise<void> {
     });
   }
   if (values["no-http"]) config.httpSeconds = 0;
+  if (values["chatty-rate"] !== undefined) {
+    const rate = Number(values["chatty-rate"]);
+    if (!(rate > 0)) throw new Error(`--chatty-rate: not a rate: ${values["chatty-rate"]}`);
+    config.fanout = { ...config.fanout, chatty: { ...config.fanout.chatty, ratePerWriter: rate }, "join-load": { ...config.fanout["join-load"], ratePerWriter: rate } };
+  }
   // On a machine busy with other work, run the benchmark ahead of it (needs root).
   if (values.priority) {
     config.niceness = PRIORITY_NICENESS;

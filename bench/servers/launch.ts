@@ -13,6 +13,8 @@ export interface LaunchSpec {
   cwd: string;
   /** Scheduling priority (nice value; negative = ahead of the machine's other work). Default 0. */
   niceness?: number;
+  /** How long stop() waits after SIGTERM before SIGKILL. Default 3000 ms. */
+  stopGraceMs?: number;
 }
 
 /** The command that runs node with `args` at `niceness` (through nice(1), which keeps the pid). */
@@ -75,7 +77,7 @@ export async function launchServer(spec: LaunchSpec, timeoutMs = 20_000): Promis
     port,
     listeningAt: performance.now(),
     stderrTail: () => tail.join("\n"),
-    stop: () => stopChild(child),
+    stop: () => stopChild(child, spec.stopGraceMs),
   };
 }
 

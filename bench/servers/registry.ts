@@ -111,6 +111,8 @@ export async function startServer(name: ServerName, niceness = 0): Promise<Serve
       env: { HOST: "127.0.0.1", PORT: String(await freePort()), PARLEY_DATA_DIR: dataDir, ...ONE_ADDRESS_FOR_ALL_CLIENTS },
       cwd: REPO_ROOT,
       niceness,
+      // A profile is written only at a graceful exit, which first commits the backlog left queued.
+      stopGraceMs: process.env.BENCH_CPU_PROF_DIR ? 120_000 : undefined,
     });
     return {
       ...running,
