@@ -1,19 +1,18 @@
-// Applies a versioned schema (the store's ../schema.ts, or the directory's) to Postgres at start.
+// Applies a versioned schema (the store's, the directory's, the audit log's, ...) to Postgres at start.
 // Several nodes starting together all run this: a transaction-scoped advisory lock makes them take
 // turns, so the first migrates and the others find the schema current (concurrent
 // CREATE ... IF NOT EXISTS can otherwise fail).
 
 import { createHash } from "node:crypto";
-import { STORE_SCHEMA } from "../schema.ts";
 import { numberedPlaceholders, POSTGRES } from "../sql-dialect.ts";
 import { currentVersion, pendingMigrations, type VersionedSchema, versionStatements } from "../versioned-schema.ts";
 import type { StorePool } from "./pool.ts";
 
 /**
- * Brings `target` (default: the store's schema) up to its current version, creating the Postgres
+ * Brings `target` up to its current version, creating the Postgres
  * `schema` first when given; refuses a newer one. Returns the version.
  */
-export async function migrate(pool: StorePool, schema: string | undefined, target: VersionedSchema = STORE_SCHEMA): Promise<number> {
+export async function migrate(pool: StorePool, schema: string | undefined, target: VersionedSchema): Promise<number> {
   const version = currentVersion(target);
   const statements = versionStatements(target);
   return pool.transaction("BEGIN", async (client) => {

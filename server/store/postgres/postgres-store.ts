@@ -11,6 +11,7 @@ import { type ClaimedId, type ClientIdOwner, claimedIds, claimKey, decideClaims,
 import { type ConversationHead, conversationsOf, type PlannedEntry, planAppends, planSnapshot } from "../append-plan.ts";
 import { DataKeyring, missingDataKeyError, newDataKey, openEntries, openRecord, openUpdates, sealRecord, sealUpdates, type WrappedDataKey } from "../envelope.ts";
 import { DATA_KEY, type DataKeyRow, KEYRING_SCHEMA } from "../keyring.ts";
+import { STORE_SCHEMA } from "../schema.ts";
 import { entryValues, HEAD, type HeadRow, headFromRow, type LastActivityRow, type SnapshotRow } from "../queries.ts";
 import { checkAfterSeq, checkAppendBatch, checkConversation, checkLimit } from "../request-checks.ts";
 import { numberedPlaceholders } from "../sql-dialect.ts";
@@ -70,7 +71,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   });
   let keys: DataKeyring;
   try {
-    await migrate(pool, options.schema);
+    await migrate(pool, options.schema, STORE_SCHEMA);
     await migrate(pool, options.schema, KEYRING_SCHEMA);
     keys = new DataKeyring(options.masterKeys);
     // Refuse to start on data keys some other master key wrapped, naming that key's id.

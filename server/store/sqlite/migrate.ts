@@ -1,14 +1,13 @@
-// Applies a versioned schema (the store's ../schema.ts, or the directory's) to a SQLite file.
+// Applies a versioned schema (the store's, the directory's, the audit log's, ...) to a SQLite file.
 // SQLite's part is only the locking: BEGIN IMMEDIATE takes the write lock first, so two processes
 // opening the same file cannot both apply a migration.
 
 import type { Database } from "better-sqlite3";
-import { STORE_SCHEMA } from "../schema.ts";
 import { SQLITE } from "../sql-dialect.ts";
 import { currentVersion, pendingMigrations, type VersionedSchema, versionStatements } from "../versioned-schema.ts";
 
-/** Brings `target` (default: the store's schema) up to its current version; refuses a file from a newer Parley. */
-export function migrate(db: Database, target: VersionedSchema = STORE_SCHEMA): number {
+/** Brings `target` up to its current version; refuses a file from a newer Parley. */
+export function migrate(db: Database, target: VersionedSchema): number {
   const version = currentVersion(target);
   const statements = versionStatements(target);
   db.exec(statements.create);

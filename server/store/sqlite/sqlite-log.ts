@@ -13,6 +13,7 @@ import { type ConversationHead, conversationsOf, type PlannedEntry, planAppends,
 import { DataKeyring, missingDataKeyError, newDataKey, openEntries, openRecord, openUpdates, sealRecord, sealUpdates } from "../envelope.ts";
 import { DATA_KEY, type DataKeyRow, KEYRING_FILE, KEYRING_SCHEMA } from "../keyring.ts";
 import { CLIENT_ID, DESTROY, ENTRY, type EntryValues, entryValues, HEAD, type HeadRow, headFromRow, type LastActivityRow, SNAPSHOT, type SnapshotRow } from "../queries.ts";
+import { STORE_SCHEMA } from "../schema.ts";
 import { type ClientIdOwner, claimedIds, claimKey, decideClaims, withRefusals } from "../client-claims.ts";
 import { checkAfterSeq, checkAppendBatch, checkConversation, checkLimit } from "../request-checks.ts";
 import type { AppendRequest, ClientIdRecord, CommittedAppend, CompactionResult, ConversationChainHead, DocumentState, LogEntry } from "../store.ts";
@@ -37,7 +38,7 @@ export function openSqliteLog(options: SqliteLogOptions): SqliteLog {
   const db = openDatabase(options.path, options);
   let keyringDb: Database.Database | null = null;
   try {
-    migrate(db);
+    migrate(db, STORE_SCHEMA);
     // The keyring always commits with synchronous = FULL: a data key must be durable before the
     // first record that uses it lands in the other file.
     const keyringPath = options.keyringPath ?? join(dirname(options.path), KEYRING_FILE);
