@@ -14,7 +14,7 @@ import { openDirectory } from "./directory/open-directory.ts";
 import { createLogger } from "./platform/logger.ts";
 import { installProcessPolicy } from "./platform/process-policy.ts";
 import { STARTUP_REFUSED_EXIT_CODE, StartupRefusal } from "./platform/startup-refusal.ts";
-import { StoreError } from "./store/store-error.ts";
+import { StoreError } from "./sql/store-error.ts";
 
 /** Parses a duration like 90, 90s, 15m, 1h or 7d into seconds. */
 export function parseDuration(text: string): number {

@@ -37,7 +37,7 @@ describe("the compiled server (npm run build, then bin/parley.js)", () => {
   it("holds JavaScript only, with the worker bootstraps beside their modules", async () => {
     const files = (await readdir(dist, { recursive: true })).map((file) => file.split(path.sep).join("/"));
     expect(files).toContain("server/cli.js");
-    expect(files).toContain("server/worker/worker-entry.mjs");
+    expect(files).toContain("server/sql/worker-entry.mjs");
     expect(files).toContain("server/store/sqlite/worker-bootstrap.mjs");
     expect(files).toContain("server/store/sqlite/worker.js");
     expect(files.filter((file) => file.endsWith(".ts"))).toEqual([]);

@@ -12,7 +12,7 @@ import { GroupCommitter } from "../server/log/group-committer.ts";
 import { openPostgresStore } from "../server/store/postgres/postgres-store.ts";
 import { openSqliteStore } from "../server/store/sqlite/sqlite-store.ts";
 import type { Store } from "../server/store/store.ts";
-import { StoreError } from "../server/store/store-error.ts";
+import { StoreError } from "../server/sql/store-error.ts";
 import { requirePostgres } from "./helpers/services.ts";
 import { alice, appendsOf, bob, CONTRACT_AUDIT_KEY, CONTRACT_MASTER_KEYS, loadText, textUpdates } from "./store-contract.ts";
 

@@ -12,7 +12,7 @@ import { verifyConversation } from "../server/log/verify-conversation.ts";
 import { openPostgresStore, type PostgresStore } from "../server/store/postgres/postgres-store.ts";
 import { SCHEMA_VERSION } from "../server/store/schema.ts";
 import type { AppendRequest, CommittedAppend } from "../server/store/store.ts";
-import { StoreError } from "../server/store/store-error.ts";
+import { StoreError } from "../server/sql/store-error.ts";
 import { requirePostgres } from "./helpers/services.ts";
 import { alice, appendsOf, bob, CONTRACT_AUDIT_KEY, CONTRACT_MASTER_KEYS, loadText, runStoreContract, textUpdates } from "./store-contract.ts";
 

@@ -11,7 +11,7 @@ import * as Y from "yjs";
 import { verifyConversation } from "../server/log/verify-conversation.ts";
 import { SCHEMA_VERSION } from "../server/store/schema.ts";
 import { openSqliteStore, type SqliteStore } from "../server/store/sqlite/sqlite-store.ts";
-import { StoreError } from "../server/store/store-error.ts";
+import { StoreError } from "../server/sql/store-error.ts";
 import { alice, appendsOf, bob, CONTRACT_AUDIT_KEY, CONTRACT_MASTER_KEYS, loadText, runStoreContract, textUpdates } from "./store-contract.ts";
 
 async function tempDir(): Promise<string> {

@@ -5,15 +5,15 @@
 
 import path from "node:path";
 import { DIRECTORY_FILE } from "../directory/open-directory.ts";
-import { PgRunner } from "../directory/postgres/pg-runner.ts";
-import { migrate } from "../store/postgres/migrate.ts";
-import { StorePool } from "../store/postgres/pool.ts";
-import { WorkerService } from "../worker/worker-service.ts";
+import { PgRunner } from "../sql/pg-runner.ts";
+import { migrate } from "../sql/pg-migrate.ts";
+import { StorePool } from "../sql/pg-pool.ts";
+import { WorkerService } from "../sql/worker-service.ts";
 import { AUDIT_SCHEMA } from "./audit-schema.ts";
 import type { OrgAuditEntry, OrgAuditEvent } from "./org-chain.ts";
 import { type ChainHeadRecord, SqlAuditLog, type StoredCheckpoint } from "./sql-audit-log.ts";
 import type { AuditWorker } from "./sqlite/audit-worker.ts";
-import { moduleBeside } from "../worker/module-url.ts";
+import { moduleBeside } from "../sql/module-url.ts";
 
 /** Every audit log operation, asynchronous, the same on both backends. */
 export interface AuditLog {

@@ -2,7 +2,7 @@
 // organisation audit chains, their heads, and the signed checkpoints. A schema of its own, with
 // its own version table, so it migrates independently of the directory's tables.
 
-import type { VersionedSchema } from "../store/versioned-schema.ts";
+import type { VersionedSchema } from "../sql/versioned-schema.ts";
 
 export const AUDIT_SCHEMA: VersionedSchema = {
   name: "audit",

@@ -2,7 +2,7 @@
 // worker, Postgres on the event loop): appending to an organisation's chain with its next sequence
 // number under a row lock, reading it back, listing changed heads, and storing checkpoints.
 
-import type { SqlRow, SqlRunner } from "../directory/sql-runner.ts";
+import type { SqlRow, SqlRunner } from "../sql/sql-runner.ts";
 import type { ChainHead } from "../log/audit-chain.ts";
 import { type OrgAuditEntry, type OrgAuditEvent, orgEntryHash, orgGenesisHash } from "./org-chain.ts";
 

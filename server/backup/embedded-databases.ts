@@ -6,7 +6,7 @@
 import Database from "better-sqlite3";
 import { DIRECTORY_SCHEMA } from "../directory/directory-schema.ts";
 import { STORE_SCHEMA } from "../store/schema.ts";
-import { currentVersion, type VersionedSchema } from "../store/versioned-schema.ts";
+import { currentVersion, type VersionedSchema } from "../sql/versioned-schema.ts";
 
 /** One embedded database a backup holds. */
 export interface EmbeddedDatabase {

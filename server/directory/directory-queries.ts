@@ -2,7 +2,7 @@
 // numbers them), the row shapes they return turned into plain directory types, and the decisions
 // taken from those rows (who may do what). No I/O here; sql-directory.ts runs these.
 
-import type { SqlDialect } from "../store/sql-dialect.ts";
+import type { SqlDialect } from "../sql/sql-dialect.ts";
 import type {
   AccessLevel,
   Accessor,
@@ -17,7 +17,7 @@ import type {
   SupportGrant,
   User,
 } from "./directory-types.ts";
-import type { SqlRow, SqlValue } from "./sql-runner.ts";
+import type { SqlRow, SqlValue } from "../sql/sql-runner.ts";
 
 /** The statements, with the dialect's holes filled. */
 export function directoryStatements(d: SqlDialect) {

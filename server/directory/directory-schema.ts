@@ -3,7 +3,7 @@
 // no name may clash with the store's: the access side of a conversation is `conversation_records`
 // (the store's `conversations` holds its log heads), and the version sits in its own table.
 
-import type { VersionedSchema } from "../store/versioned-schema.ts";
+import type { VersionedSchema } from "../sql/versioned-schema.ts";
 
 export const DIRECTORY_SCHEMA: VersionedSchema = {
   name: "directory",

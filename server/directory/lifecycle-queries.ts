@@ -3,7 +3,7 @@
 // erasing a person's personal data. Shared by both backends like directory-queries.ts.
 
 import type { ConversationParty, DeletionRecord, LegalHold } from "./directory-types.ts";
-import type { SqlRow } from "./sql-runner.ts";
+import type { SqlRow } from "../sql/sql-runner.ts";
 
 /** The email an erased person's row keeps: unique (the column is) and about nobody. */
 export function erasedEmail(userId: string): string {

@@ -45,7 +45,7 @@ import type {
   WebauthnCredential,
 } from "./directory-types.ts";
 import { deletionRecordFrom, erasedEmail, LIFECYCLE_STATEMENTS, legalHoldFrom, partyFrom } from "./lifecycle-queries.ts";
-import type { SqlRunner } from "./sql-runner.ts";
+import type { SqlRunner } from "../sql/sql-runner.ts";
 
 /** API keys record their last use at most this often. */
 const TOUCH_INTERVAL_MS = 60_000;

@@ -2,7 +2,7 @@
 // store and the directory, so no name may clash with theirs). Version 1 is the layout SQLite
 // files had before the schema was versioned (CREATE ... IF NOT EXISTS adopts them unchanged).
 
-import type { VersionedSchema } from "../store/versioned-schema.ts";
+import type { VersionedSchema } from "../sql/versioned-schema.ts";
 import { autoKey } from "./partner-sql.ts";
 
 export const EVENTS_SCHEMA: VersionedSchema = {

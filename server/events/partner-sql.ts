@@ -2,7 +2,7 @@
 // store owns): an auto-numbered key and the larger of two values. Both stores' SQL is written once
 // with these holes and runs on SQLite (one node) and Postgres (several).
 
-import type { SqlDialect } from "../store/sql-dialect.ts";
+import type { SqlDialect } from "../sql/sql-dialect.ts";
 
 /** Column definition of an auto-numbered 64-bit primary key (SQLite: the rowid itself). */
 export function autoKey(d: SqlDialect): string {

@@ -14,7 +14,7 @@
 // organisation order so two writers never wait on each other in a cycle.
 
 import { type EventType, OPT_IN_EVENT_TYPES } from "../../protocol/index.ts";
-import type { SqlRunner } from "../directory/sql-runner.ts";
+import type { SqlRunner } from "../sql/sql-runner.ts";
 import type { AppendedEvent, DerivationState, EventRead, EventStore, NewEvent, StoredEvent } from "./event-store.ts";
 import { greatest } from "./partner-sql.ts";
 

@@ -3,8 +3,8 @@
 // SqlEventStore. Only what is SQLite's own is here: pragmas, and how bookkeeping skips the fsync.
 
 import Database from "better-sqlite3";
-import { SqliteRunner } from "../directory/sqlite/sqlite-runner.ts";
-import { migrate } from "../store/sqlite/migrate.ts";
+import { SqliteRunner } from "../sql/sqlite-runner.ts";
+import { migrate } from "../sql/sqlite-migrate.ts";
 import { EVENTS_SCHEMA } from "./event-schema.ts";
 import { SqlEventStore } from "./sql-event-store.ts";
 

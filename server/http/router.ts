@@ -15,7 +15,7 @@ import { assertWithinLimits } from "../platform/bounded-content.ts";
 import { decodeUrlComponent, parseQueryString } from "../platform/url-decoding.ts";
 import type { RequestLimits } from "../limits/request-limits.ts";
 import type { UWS } from "../platform/uws.ts";
-import { WorkerCallError } from "../worker/worker-service.ts";
+import { WorkerCallError } from "../sql/worker-service.ts";
 import { actorId, type Principal, type PrincipalDeps, resolvePrincipal } from "./principal.ts";
 import { SECURITY_HEADERS, toJson } from "./respond.ts";
 import type { RequestHeaders, RouteDefinition, RouteResult } from "./route.ts";

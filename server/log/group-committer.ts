@@ -7,7 +7,7 @@
 
 import type { CommitObserver } from "../platform/metrics.ts";
 import type { AppendRequest, CommittedAppend, Store } from "../store/store.ts";
-import { StoreError } from "../store/store-error.ts";
+import { StoreError } from "../sql/store-error.ts";
 
 /**
  * True when the store refused the batch in a rolled-back transaction because of what was in it

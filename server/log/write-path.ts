@@ -7,7 +7,7 @@ import { ParleyError } from "../platform/errors.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { DocumentCache } from "../realtime/document-cache.ts";
 import type { Actor, Store } from "../store/store.ts";
-import { StoreError } from "../store/store-error.ts";
+import { StoreError } from "../sql/store-error.ts";
 import type { GroupCommitter } from "./group-committer.ts";
 import { type DocumentLimits, validateUpdate } from "./update-validator.ts";
 

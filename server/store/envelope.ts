@@ -11,7 +11,7 @@ import { statSync } from "node:fs";
 import path from "node:path";
 import { MASTER_KEY_FILE, type MasterKey, type MasterKeyring, readKeyring } from "../auth/master-key.ts";
 import type { EntryKind } from "./store.ts";
-import { StoreError } from "./store-error.ts";
+import { StoreError } from "../sql/store-error.ts";
 
 /** Layout of a sealed record or wrapped key: version ‖ nonce ‖ ciphertext ‖ tag. Bump to change it. */
 const FORMAT = 1;

@@ -8,8 +8,8 @@
 // A data key is created and durably committed before the first record that uses it (an orphan
 // key is harmless), and destroyed before its conversation's rows are deleted.
 
-import type { SqlDialect } from "./sql-dialect.ts";
-import type { VersionedSchema } from "./versioned-schema.ts";
+import type { SqlDialect } from "../sql/sql-dialect.ts";
+import type { VersionedSchema } from "../sql/versioned-schema.ts";
 
 /** The keyring file name of the embedded store, in the data directory. */
 export const KEYRING_FILE = "keyring.db";

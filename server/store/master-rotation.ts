@@ -15,7 +15,7 @@ import { MASTER_KEY_BYTES, MASTER_KEY_FILE, type MasterKey, masterKey, RETIRED_D
 import { rewrapSecretsKey } from "../auth/secrets-key.ts";
 import { unwrapDataKey, wrapDataKey } from "./envelope.ts";
 import { DATA_KEY, type DataKeyRow } from "./keyring.ts";
-import { numberedPlaceholders } from "./sql-dialect.ts";
+import { numberedPlaceholders } from "../sql/sql-dialect.ts";
 
 /** The wrapped data keys, wherever they live (the keyring file, or Postgres). */
 export interface KeyringTable {

@@ -2,7 +2,7 @@
 // is refused by all of them, with the same StoreError code, before any transaction starts.
 
 import type { AppendRequest } from "./store.ts";
-import { StoreError } from "./store-error.ts";
+import { StoreError } from "../sql/store-error.ts";
 
 export function checkConversation(conversation: unknown): asserts conversation is string {
   if (typeof conversation !== "string" || conversation.length === 0) {

@@ -2,8 +2,8 @@
 // from sql-dialect.ts). One table holds the log and the audit trail together, because every log
 // entry IS an audit entry; snapshots sit beside it, chained through their own `snapshot` entry.
 
-import type { SqlDialect } from "./sql-dialect.ts";
-import { currentVersion, type VersionedSchema } from "./versioned-schema.ts";
+import type { SqlDialect } from "../sql/sql-dialect.ts";
+import { currentVersion, type VersionedSchema } from "../sql/versioned-schema.ts";
 
 /** Each migration runs once, in order, in the same transaction as its version bump. Append only. */
 const MIGRATIONS: readonly ((d: SqlDialect) => string)[] = [

@@ -8,7 +8,7 @@
 
 import { createHash } from "node:crypto";
 import type pg from "pg";
-import type { StorePool } from "../store/postgres/pool.ts";
+import type { StorePool } from "../sql/pg-pool.ts";
 
 export interface DeliveryClaims {
   /** True when this node holds the endpoint's claim, taking it if free. */

@@ -4,8 +4,8 @@
 import type Database from "better-sqlite3";
 import { EVENT_STORE_OPERATIONS } from "../events/sql-event-store.ts";
 import { openSqliteEventStore } from "../events/sqlite-event-store.ts";
-import { serialService } from "../worker/serial-service.ts";
-import type { SyncService } from "../worker/worker-service.ts";
+import { serialService } from "../sql/serial-service.ts";
+import type { SyncService } from "../sql/worker-service.ts";
 import { WEBHOOK_STORE_OPERATIONS } from "./sql-webhook-store.ts";
 import { openSqliteWebhookStore } from "./sqlite-webhook-store.ts";
 
@@ -30,7 +30,7 @@ function truncatingWalAfter<T extends object>(target: T, db: Database.Database, 
   return new Proxy(target, { get: (t, name, receiver) => (typeof name === "string" && name in wrapped ? wrapped[name] : Reflect.get(t, name, receiver)) });
 }
 
-/** Entry point for the worker thread (server/worker/worker-entry.mjs). */
+/** Entry point for the worker thread (server/sql/worker-entry.mjs). */
 export function openService(options: { eventsPath: string; webhooksPath: string }): PartnerStorageWorker {
   const events = openSqliteEventStore(options.eventsPath);
   const webhooks = openSqliteWebhookStore(options.webhooksPath);

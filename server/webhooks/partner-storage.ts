@@ -6,19 +6,19 @@
 // deliveries are claimed by one node each (delivery-claims.ts).
 
 import path from "node:path";
-import { PgRunner } from "../directory/postgres/pg-runner.ts";
+import { PgRunner } from "../sql/pg-runner.ts";
 import { EVENTS_SCHEMA } from "../events/event-schema.ts";
 import { type EventStore, eventStoreOver } from "../events/event-store.ts";
 import { SqlEventStore } from "../events/sql-event-store.ts";
-import { migrate } from "../store/postgres/migrate.ts";
-import { SCHEMA_NAME, StorePool } from "../store/postgres/pool.ts";
-import { type Promised, WorkerService } from "../worker/worker-service.ts";
+import { migrate } from "../sql/pg-migrate.ts";
+import { SCHEMA_NAME, StorePool } from "../sql/pg-pool.ts";
+import { type Promised, WorkerService } from "../sql/worker-service.ts";
 import { type DeliveryClaims, PostgresDeliveryClaims, SOLE_NODE_CLAIMS } from "./delivery-claims.ts";
 import type { PartnerStorageWorker } from "./partner-storage-worker.ts";
 import { SqlWebhookStore } from "./sql-webhook-store.ts";
 import { WEBHOOKS_SCHEMA } from "./webhook-schema.ts";
 import { type WebhookStore, webhookStoreOver } from "./webhook-store.ts";
-import { moduleBeside } from "../worker/module-url.ts";
+import { moduleBeside } from "../sql/module-url.ts";
 
 /** The two stores, who delivers which endpoint, and how to close them (together). */
 export interface PartnerStorage {

@@ -3,7 +3,7 @@
 // delivers an endpoint is not this store's business (see delivery-claims.ts).
 
 import type { EventType } from "../../protocol/index.ts";
-import type { SqlRunner } from "../directory/sql-runner.ts";
+import type { SqlRunner } from "../sql/sql-runner.ts";
 import { greatest } from "../events/partner-sql.ts";
 import type { AttemptOutcome, DeadLetter, DeliveryAttempt, EndpointRecord, WebhookStore } from "./webhook-store.ts";
 

@@ -2,8 +2,8 @@
 // partner-storage worker thread (partner-storage-worker.ts) and run by the shared SqlWebhookStore.
 
 import Database from "better-sqlite3";
-import { SqliteRunner } from "../directory/sqlite/sqlite-runner.ts";
-import { migrate } from "../store/sqlite/migrate.ts";
+import { SqliteRunner } from "../sql/sqlite-runner.ts";
+import { migrate } from "../sql/sqlite-migrate.ts";
 import { SqlWebhookStore } from "./sql-webhook-store.ts";
 import { WEBHOOKS_SCHEMA } from "./webhook-schema.ts";
 

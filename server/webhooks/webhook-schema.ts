@@ -3,7 +3,7 @@
 // versioned (CREATE ... IF NOT EXISTS adopts them unchanged).
 
 import { autoKey } from "../events/partner-sql.ts";
-import type { VersionedSchema } from "../store/versioned-schema.ts";
+import type { VersionedSchema } from "../sql/versioned-schema.ts";
 
 export const WEBHOOKS_SCHEMA: VersionedSchema = {
   name: "webhooks",

@@ -3,10 +3,10 @@
 // schema migrated, and each operation run one after another.
 
 import Database from "better-sqlite3";
-import { SqliteRunner } from "../../directory/sqlite/sqlite-runner.ts";
-import { migrate } from "../../store/sqlite/migrate.ts";
-import { serialService } from "../../worker/serial-service.ts";
-import type { SyncService } from "../../worker/worker-service.ts";
+import { SqliteRunner } from "../../sql/sqlite-runner.ts";
+import { migrate } from "../../sql/sqlite-migrate.ts";
+import { serialService } from "../../sql/serial-service.ts";
+import type { SyncService } from "../../sql/worker-service.ts";
 import { AUDIT_LOG_OPERATIONS, type AuditLog } from "../audit-log.ts";
 import { AUDIT_SCHEMA } from "../audit-schema.ts";
 import { SqlAuditLog } from "../sql-audit-log.ts";
@@ -14,7 +14,7 @@ import { SqlAuditLog } from "../sql-audit-log.ts";
 /** What the worker serves: every audit log operation, plus close. */
 export type AuditWorker = SyncService & AuditLog;
 
-/** Entry point for the worker thread (server/worker/worker-entry.mjs). */
+/** Entry point for the worker thread (server/sql/worker-entry.mjs). */
 export function openService(options: { path: string }): AuditWorker {
   const db = new Database(options.path);
   db.pragma("journal_mode = WAL");

@@ -4,13 +4,13 @@
 
 import type pg from "pg";
 import { AUDIT_SCHEMA } from "../../audit/audit-schema.ts";
-import { migrate } from "../../store/postgres/migrate.ts";
-import { toStoreError } from "../../store/postgres/pg-errors.ts";
-import { SCHEMA_NAME, StorePool } from "../../store/postgres/pool.ts";
+import { migrate } from "../../sql/pg-migrate.ts";
+import { toStoreError } from "../../sql/pg-errors.ts";
+import { SCHEMA_NAME, StorePool } from "../../sql/pg-pool.ts";
 import { DirectoryError, type DirectoryHandle, forwardDirectory } from "../directory.ts";
 import { DIRECTORY_SCHEMA } from "../directory-schema.ts";
 import { SqlDirectory } from "../sql-directory.ts";
-import { PgRunner } from "./pg-runner.ts";
+import { PgRunner } from "../../sql/pg-runner.ts";
 
 export interface PostgresDirectoryOptions {
   /** The same URL (and TLS rules) as the log store's; see PostgresStoreOptions.connectionString. */

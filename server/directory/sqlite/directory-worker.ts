@@ -4,18 +4,18 @@
 
 import Database from "better-sqlite3";
 import { AUDIT_SCHEMA } from "../../audit/audit-schema.ts";
-import { migrate } from "../../store/sqlite/migrate.ts";
-import { serialService } from "../../worker/serial-service.ts";
-import type { SyncService } from "../../worker/worker-service.ts";
+import { migrate } from "../../sql/sqlite-migrate.ts";
+import { serialService } from "../../sql/serial-service.ts";
+import type { SyncService } from "../../sql/worker-service.ts";
 import { DIRECTORY_OPERATIONS, type Directory } from "../directory.ts";
 import { DIRECTORY_SCHEMA } from "../directory-schema.ts";
 import { SqlDirectory } from "../sql-directory.ts";
-import { SqliteRunner } from "./sqlite-runner.ts";
+import { SqliteRunner } from "../../sql/sqlite-runner.ts";
 
 /** What the worker serves: every directory operation, plus close. */
 export type DirectoryWorker = SyncService & Directory;
 
-/** Entry point for the worker thread (server/worker/worker-entry.mjs). */
+/** Entry point for the worker thread (server/sql/worker-entry.mjs). */
 export function openService(options: { path: string }): DirectoryWorker {
   const db = new Database(options.path);
   db.pragma("journal_mode = WAL");

@@ -1,10 +1,10 @@
 // The embedded directory as the event loop sees it: every operation is a message to the worker
 // thread (directory-worker.ts) that owns the SQLite file, so the event loop never waits on disk.
 
-import { WorkerCallError, WorkerService } from "../../worker/worker-service.ts";
+import { WorkerCallError, WorkerService } from "../../sql/worker-service.ts";
 import { DirectoryError, type DirectoryHandle, forwardDirectory } from "../directory.ts";
 import type { DirectoryWorker } from "./directory-worker.ts";
-import { moduleBeside } from "../../worker/module-url.ts";
+import { moduleBeside } from "../../sql/module-url.ts";
 
 /** Opens (creating or migrating) the directory in the SQLite file at `path`. */
 export async function openSqliteDirectory(path: string): Promise<DirectoryHandle> {

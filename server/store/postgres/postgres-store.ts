@@ -14,12 +14,12 @@ import { DATA_KEY, type DataKeyRow, KEYRING_SCHEMA } from "../keyring.ts";
 import { STORE_SCHEMA } from "../schema.ts";
 import { entryValues, HEAD, type HeadRow, headFromRow, type LastActivityRow, type SnapshotRow } from "../queries.ts";
 import { checkAfterSeq, checkAppendBatch, checkConversation, checkLimit } from "../request-checks.ts";
-import { numberedPlaceholders } from "../sql-dialect.ts";
+import { numberedPlaceholders } from "../../sql/sql-dialect.ts";
 import type { AppendRequest, ClientIdRecord, CommittedAppend, CompactionResult, ConversationChainHead, DocumentState, LogEntry, Store } from "../store.ts";
-import { destroyedError, StoreError } from "../store-error.ts";
-import { migrate } from "./migrate.ts";
-import { toStoreError } from "./pg-errors.ts";
-import { SCHEMA_NAME, StorePool } from "./pool.ts";
+import { destroyedError, StoreError } from "../../sql/store-error.ts";
+import { migrate } from "../../sql/pg-migrate.ts";
+import { toStoreError } from "../../sql/pg-errors.ts";
+import { SCHEMA_NAME, StorePool } from "../../sql/pg-pool.ts";
 import { type LockedHeadRow, PG } from "./statements.ts";
 
 export interface PostgresStoreOptions {

@@ -5,7 +5,7 @@
 import type pg from "pg";
 import { DATA_KEY } from "../keyring.ts";
 import { CLIENT_ID, DESTROY, ENTRY, ENTRY_COLUMNS, HEAD, SNAPSHOT } from "../queries.ts";
-import { numberedPlaceholders } from "../sql-dialect.ts";
+import { numberedPlaceholders } from "../../sql/sql-dialect.ts";
 
 /** A named statement: `with(values)` makes the query config for one call. */
 export interface Statement {

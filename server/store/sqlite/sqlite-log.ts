@@ -17,8 +17,8 @@ import { STORE_SCHEMA } from "../schema.ts";
 import { type ClientIdOwner, claimedIds, claimKey, decideClaims, withRefusals } from "../client-claims.ts";
 import { checkAfterSeq, checkAppendBatch, checkConversation, checkLimit } from "../request-checks.ts";
 import type { AppendRequest, ClientIdRecord, CommittedAppend, CompactionResult, ConversationChainHead, DocumentState, LogEntry } from "../store.ts";
-import { destroyedError, StoreError } from "../store-error.ts";
-import { migrate } from "./migrate.ts";
+import { destroyedError, StoreError } from "../../sql/store-error.ts";
+import { migrate } from "../../sql/sqlite-migrate.ts";
 import type { SqliteOps } from "./worker-protocol.ts";
 
 export interface SqliteLogOptions {

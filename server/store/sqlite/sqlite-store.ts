@@ -12,9 +12,9 @@ import type {
   LogEntry,
   Store
 } from "../store.ts";
-import { StoreError, toStoreErrorCode } from "../store-error.ts";
+import { StoreError, toStoreErrorCode } from "../../sql/store-error.ts";
 import type { OpName, OpRequest, SqliteOps, SqliteWorkerData, WorkerMessage } from "./worker-protocol.ts";
-import { moduleBeside } from "../../worker/module-url.ts";
+import { moduleBeside } from "../../sql/module-url.ts";
 
 export interface SqliteStoreOptions {
   /** Database file; created (with its WAL files beside it) when missing. */

@@ -4,7 +4,7 @@
 
 import type { MasterKeyring } from "../../auth/master-key.ts";
 import type { AppendRequest, ClientIdRecord, CommittedAppend, CompactionResult, ConversationChainHead, DocumentState, LogEntry } from "../store.ts";
-import type { StoreErrorCode } from "../store-error.ts";
+import type { StoreErrorCode } from "../../sql/store-error.ts";
 
 /** The operations the worker runs, synchronously, one at a time, in arrival order. */
 export interface SqliteOps {

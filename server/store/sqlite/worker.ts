@@ -4,7 +4,7 @@
 
 import { parentPort, workerData } from "node:worker_threads";
 import { openSqliteLog, type SqliteLog } from "./sqlite-log.ts";
-import { StoreError, type StoreErrorCode } from "../store-error.ts";
+import { StoreError, type StoreErrorCode } from "../../sql/store-error.ts";
 import { OP_NAMES, type OpRequest, type SerializedError, type SqliteWorkerData, type WorkerMessage } from "./worker-protocol.ts";
 
 const port = parentPort;

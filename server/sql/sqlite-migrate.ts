@@ -3,8 +3,8 @@
 // opening the same file cannot both apply a migration.
 
 import type { Database } from "better-sqlite3";
-import { SQLITE } from "../sql-dialect.ts";
-import { currentVersion, pendingMigrations, type VersionedSchema, versionStatements } from "../versioned-schema.ts";
+import { SQLITE } from "./sql-dialect.ts";
+import { currentVersion, pendingMigrations, type VersionedSchema, versionStatements } from "./versioned-schema.ts";
 
 /** Brings `target` up to its current version; refuses a file from a newer Parley. */
 export function migrate(db: Database, target: VersionedSchema): number {

@@ -4,8 +4,8 @@
 // BEGIN IMMEDIATE, which also shuts out other processes writing the same file.
 
 import type Database from "better-sqlite3";
-import { SQLITE } from "../../store/sql-dialect.ts";
-import type { SqlRow, SqlRunner, SqlValue } from "../sql-runner.ts";
+import { SQLITE } from "./sql-dialect.ts";
+import type { SqlRow, SqlRunner, SqlValue } from "./sql-runner.ts";
 
 /** better-sqlite3 binds neither booleans nor plain Uint8Arrays (as they arrive from the main thread). */
 function bind(params: readonly SqlValue[]): unknown[] {

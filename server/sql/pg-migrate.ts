@@ -4,9 +4,9 @@
 // CREATE ... IF NOT EXISTS can otherwise fail).
 
 import { createHash } from "node:crypto";
-import { numberedPlaceholders, POSTGRES } from "../sql-dialect.ts";
-import { currentVersion, pendingMigrations, type VersionedSchema, versionStatements } from "../versioned-schema.ts";
-import type { StorePool } from "./pool.ts";
+import { numberedPlaceholders, POSTGRES } from "./sql-dialect.ts";
+import { currentVersion, pendingMigrations, type VersionedSchema, versionStatements } from "./versioned-schema.ts";
+import type { StorePool } from "./pg-pool.ts";
 
 /**
  * Brings `target` up to its current version, creating the Postgres

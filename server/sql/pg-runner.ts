@@ -4,9 +4,9 @@
 
 import { createHash } from "node:crypto";
 import type pg from "pg";
-import type { StorePool } from "../../store/postgres/pool.ts";
-import { numberedPlaceholders, POSTGRES } from "../../store/sql-dialect.ts";
-import type { SqlRow, SqlRunner, SqlValue } from "../sql-runner.ts";
+import type { StorePool } from "./pg-pool.ts";
+import { numberedPlaceholders, POSTGRES } from "./sql-dialect.ts";
+import type { SqlRow, SqlRunner, SqlValue } from "./sql-runner.ts";
 
 interface Prepared {
   name: string;

@@ -2,7 +2,7 @@
 // never ack" (the server is down, the connection dropped) from a bad request or a bug. Postgres
 // errors carry a SQLSTATE; pg's own client-side failures carry only an errno or a message.
 
-import { StoreError, type StoreErrorCode } from "../store-error.ts";
+import { StoreError, type StoreErrorCode } from "./store-error.ts";
 
 /** Socket-level errnos: the server cannot be reached or the connection broke. */
 const CONNECTION_ERRNOS: ReadonlySet<string> = new Set([

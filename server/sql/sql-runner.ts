@@ -3,7 +3,7 @@
 // implementation per backend (sqlite/sqlite-runner.ts, postgres/pg-runner.ts); everything a
 // dialect does differently with values (booleans, placeholders, error codes) stays inside them.
 
-import type { SqlDialect } from "../store/sql-dialect.ts";
+import type { SqlDialect } from "./sql-dialect.ts";
 
 /** A value bound to a placeholder. Booleans are the runner's to encode (SQLite: 1/0). */
 export type SqlValue = string | number | boolean | null | Uint8Array;
