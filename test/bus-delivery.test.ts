@@ -8,6 +8,7 @@ import type { BusMessage } from "../server/bus/bus.ts";
 import { BusMessageError, decodeBusMessage, encodeBusMessage } from "../server/bus/bus-message.ts";
 import { createLogger } from "../server/platform/logger.ts";
 import { type LocalOrigin, SequencedDelivery } from "../server/realtime/sequenced-delivery.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 const u = (n: number) => new Uint8Array([n]);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -38,14 +39,6 @@ function setup(options: { baseline?: number; gapGraceMs?: number; log?: Map<numb
   return { delivery, delivered, reads, log, commit, failNextReads: (n: number) => (failReads = n), seqs: () => delivered.map((d) => d.seq) };
 }
 
-async function until(condition: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await sleep(5);
-  }
-}
-
 describe("sequenced delivery", () => {
   it("delivers the next update at once and drops duplicates", async () => {
     const t = setup({ baseline: 3 });
@@ -65,7 +58,7 @@ describe("sequenced delivery", () => {
     t.delivery.offer("c", 5, u(5)); // already in the cache the baseline came from
     t.delivery.offer("c", 6, u(6));
     expect(t.seqs()).toEqual([]);
-    await until(() => t.seqs().length === 1);
+    await waitUntil(() => t.seqs().length === 1);
     expect(t.seqs()).toEqual([6]);
   });
 
@@ -89,7 +82,7 @@ describe("sequenced delivery", () => {
     await sleep(0);
     t.delivery.offer("c", 1, u(1));
     t.delivery.offer("c", 4, u(4)); // 2 and 3 were lost on the bus
-    await until(() => t.seqs().length === 4);
+    await waitUntil(() => t.seqs().length === 4);
     t.delivery.offer("c", 5, u(5));
     expect(t.seqs()).toEqual([1, 2, 3, 4, 5]);
     expect(t.reads).toEqual([1]);
@@ -102,7 +95,7 @@ describe("sequenced delivery", () => {
     await sleep(0);
     const origin = { socket: "the sender" };
     t.delivery.offer("c", 2, u(2), { origin }); // committed here while 1 (another node's) is in flight
-    await until(() => t.seqs().length === 2);
+    await waitUntil(() => t.seqs().length === 2);
     expect(t.delivered[0]).toMatchObject({ seq: 1, local: undefined });
     expect(t.delivered[1].local?.origin).toBe(origin);
   });
@@ -114,10 +107,10 @@ describe("sequenced delivery", () => {
     t.commit(1);
     t.commit(2);
     t.delivery.resync("c");
-    await until(() => t.seqs().length === 2);
+    await waitUntil(() => t.seqs().length === 2);
     t.commit(3);
     t.delivery.head("c", 3);
-    await until(() => t.seqs().length === 3);
+    await waitUntil(() => t.seqs().length === 3);
     t.delivery.head("c", 2); // behind: nothing to do
     await sleep(20);
     expect(t.reads).toEqual([0, 2]);
@@ -130,7 +123,7 @@ describe("sequenced delivery", () => {
     t.delivery.open("c");
     await sleep(0);
     t.delivery.offer("c", 4, u(4));
-    await until(() => t.seqs().length === 1);
+    await waitUntil(() => t.seqs().length === 1);
     t.delivery.offer("c", 5, u(5));
     await sleep(30);
     expect(t.seqs()).toEqual([4, 5]);
@@ -156,7 +149,7 @@ describe("sequenced delivery", () => {
     t.delivery.open("c");
     await sleep(0);
     t.delivery.offer("c", 2, u(2));
-    await until(() => t.seqs().length === 2);
+    await waitUntil(() => t.seqs().length === 2);
     expect(t.seqs()).toEqual([1, 2]);
     expect(t.reads.length).toBe(3);
   });

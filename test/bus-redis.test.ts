@@ -10,19 +10,12 @@ import type { BusMessage } from "../server/bus/bus.ts";
 import { RedisBus } from "../server/bus/redis-bus.ts";
 import { createLogger } from "../server/platform/logger.ts";
 import { requireRedis } from "./helpers/services.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 const redisUrl = await requireRedis();
 /** Unique per run, so parallel runs sharing one Redis never see each other's messages. */
 const prefix = `parley-test:${randomBytes(4).toString("hex")}:`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await sleep(10);
-  }
-}
 
 /** A bus with everything it reports recorded. */
 function node(name: string) {
@@ -75,10 +68,10 @@ describe.skipIf(!redisUrl)("Redis bus", () => {
     const a = start("a");
     const b = start("b");
     b.bus.subscribe("conv");
-    await until(() => b.resynced("conv") && a.bus.health().state === "ok");
+    await waitUntil(() => b.resynced("conv") && a.bus.health().state === "ok");
     const update = new Uint8Array([0, 255, 1, 2, 3]);
     a.bus.publishUpdate("conv", 7, update);
-    await until(() => b.received.length === 1);
+    await waitUntil(() => b.received.length === 1);
     expect(b.received[0]).toEqual({ kind: "updates", conversation: "conv", origin: `${prefix}a`, fromSeq: 7, updates: [update] });
   });
 
@@ -91,9 +84,9 @@ describe.skipIf(!redisUrl)("Redis bus", () => {
     b.bus.onEventHead((org, cursor) => heardByB.push([org, cursor]));
     a.bus.subscribe("conv");
     b.bus.subscribe("conv");
-    await until(() => a.resynced("conv") && b.resynced("conv") && a.bus.health().state === "ok");
+    await waitUntil(() => a.resynced("conv") && b.resynced("conv") && a.bus.health().state === "ok");
     a.bus.publishEventHead("org-1", 2 ** 40);
-    await until(() => heardByB.length === 1);
+    await waitUntil(() => heardByB.length === 1);
     expect(heardByB).toEqual([["org-1", 2 ** 40]]);
     expect(b.received).toEqual([]);
     await sleep(50);
@@ -105,9 +98,9 @@ describe.skipIf(!redisUrl)("Redis bus", () => {
     const b = start("b");
     a.bus.subscribe("conv");
     b.bus.subscribe("conv");
-    await until(() => a.resynced("conv") && b.resynced("conv") && a.bus.health().state === "ok");
+    await waitUntil(() => a.resynced("conv") && b.resynced("conv") && a.bus.health().state === "ok");
     a.bus.publishUpdate("conv", 1, new Uint8Array([1]));
-    await until(() => b.received.length === 1);
+    await waitUntil(() => b.received.length === 1);
     await sleep(50);
     expect(a.received).toEqual([]);
   });
@@ -116,10 +109,10 @@ describe.skipIf(!redisUrl)("Redis bus", () => {
     const a = start("a");
     const b = start("b");
     b.bus.subscribe("conv");
-    await until(() => b.resynced("conv") && a.bus.health().state === "ok");
+    await waitUntil(() => b.resynced("conv") && a.bus.health().state === "ok");
     for (let seq = 10; seq < 15; seq++) a.bus.publishUpdate("conv", seq, new Uint8Array([seq]));
     a.bus.publishUpdate("conv", 20, new Uint8Array([20])); // another node wrote 15..19: a new message
-    await until(() => b.received.length === 2);
+    await waitUntil(() => b.received.length === 2);
     expect(b.received.map((m) => (m.kind === "updates" ? [m.fromSeq, m.updates.length] : m.kind))).toEqual([
       [10, 5],
       [20, 1],
@@ -129,18 +122,18 @@ describe.skipIf(!redisUrl)("Redis bus", () => {
   it("subscribes on the first local interest and unsubscribes after the last", async () => {
     const a = start("a");
     const b = start("b");
-    await until(() => a.bus.health().state === "ok" && b.bus.health().state === "ok");
+    await waitUntil(() => a.bus.health().state === "ok" && b.bus.health().state === "ok");
     const channel = `${prefix}c:conv`;
     const subscribers = async () => Number(((await admin.pubsub("NUMSUB", channel)) as [string, number])[1]);
     b.bus.subscribe("conv");
     b.bus.subscribe("conv");
-    await until(() => b.resynced("conv"));
+    await waitUntil(() => b.resynced("conv"));
     expect(await subscribers()).toBe(1);
     b.bus.unsubscribe("conv");
     a.bus.publishUpdate("conv", 1, new Uint8Array([1]));
-    await until(() => b.received.length === 1);
+    await waitUntil(() => b.received.length === 1);
     b.bus.unsubscribe("conv");
-    await until(() => b.bus.subscriptions === 0);
+    await waitUntil(() => b.bus.subscriptions === 0);
     await sleep(50);
     expect(await subscribers()).toBe(0);
     a.bus.publishUpdate("conv", 2, new Uint8Array([2]));
@@ -154,9 +147,9 @@ describe.skipIf(!redisUrl)("Redis bus", () => {
     const a = start("a");
     const b = start("b");
     b.bus.subscribe("conv");
-    await until(() => b.resynced("conv") && a.bus.health().state === "ok");
+    await waitUntil(() => b.resynced("conv") && a.bus.health().state === "ok");
     a.bus.publishAwareness("conv", "session-1", new Uint8Array([1, 2]));
-    await until(() => b.received.length === 1);
+    await waitUntil(() => b.received.length === 1);
     expect(b.received[0]).toMatchObject({ kind: "awareness", session: "session-1", update: new Uint8Array([1, 2]) });
   });
 
@@ -165,26 +158,26 @@ describe.skipIf(!redisUrl)("Redis bus", () => {
     const b = start("b");
     b.bus.subscribe("one");
     b.bus.subscribe("two");
-    await until(() => b.resynced("one") && b.resynced("two") && a.bus.health().state === "ok");
+    await waitUntil(() => b.resynced("one") && b.resynced("two") && a.bus.health().state === "ok");
     b.resyncs.length = 0;
     expect(await kill("b:sub")).toBe(1);
-    await until(() => b.resyncs.length > 0);
+    await waitUntil(() => b.resyncs.length > 0);
     expect(b.resyncs.flat().sort()).toEqual(["one", "two"]);
     // Subscribed again: messages flow.
-    await until(() => b.bus.health().state === "ok");
+    await waitUntil(() => b.bus.health().state === "ok");
     a.bus.publishUpdate("two", 3, new Uint8Array([3]));
-    await until(() => b.received.length === 1);
+    await waitUntil(() => b.received.length === 1);
   });
 
   it("announces how far it got once its publisher is back, after publishes failed", async () => {
     const a = start("a");
     const b = start("b");
     b.bus.subscribe("conv");
-    await until(() => b.resynced("conv") && a.bus.health().state === "ok");
+    await waitUntil(() => b.resynced("conv") && a.bus.health().state === "ok");
     expect(await kill("a:pub")).toBe(1);
-    await until(() => a.bus.health().state === "down");
+    await waitUntil(() => a.bus.health().state === "down");
     for (let seq = 1; seq <= 3; seq++) a.bus.publishUpdate("conv", seq, new Uint8Array([seq]));
-    await until(() => b.received.some((m) => m.kind === "head"));
+    await waitUntil(() => b.received.some((m) => m.kind === "head"));
     expect(b.received.filter((m) => m.kind === "head")).toEqual([{ kind: "head", conversation: "conv", origin: `${prefix}a`, seq: 3 }]);
   });
 
@@ -198,6 +191,6 @@ describe.skipIf(!redisUrl)("Redis bus", () => {
     await dead.close();
     expect(Date.now() - started).toBeLessThan(1500);
     const a = start("a");
-    await until(() => a.bus.health().state === "ok");
+    await waitUntil(() => a.bus.health().state === "ok");
   });
 });

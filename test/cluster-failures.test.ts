@@ -10,6 +10,7 @@ import { type Cluster, startCluster } from "./helpers/cluster.ts";
 import { DocClient } from "./helpers/doc-client.ts";
 import { requirePostgres, requireRedis } from "./helpers/services.ts";
 import { TcpProxy } from "./helpers/tcp-proxy.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 const databaseUrl = await requirePostgres();
 const redisUrl = await requireRedis();
@@ -37,14 +38,6 @@ async function client(url: string, token: string, conversation: string): Promise
 async function readiness(httpUrl: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(`${httpUrl}/readyz`);
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-}
-
-async function eventually(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`not in time: ${what}`);
-    await sleep(25);
-  }
 }
 
 /** Every acknowledged write of `writers` is in `reader`'s document. */
@@ -83,11 +76,11 @@ describe.skipIf(!services)("failures in a cluster", { timeout: 150_000 }, () => 
     expect(killed).toBeGreaterThan(4);
     expect(writers.flatMap((w) => w.acked)).toHaveLength(800);
     for (const reader of [...readers, ...writers]) {
-      await eventually(() => missing(reader, writers).length === 0, `every acked update on ${reader.conversation}`);
+      await waitUntil(() => missing(reader, writers).length === 0, { what: `every acked update on ${reader.conversation}` });
       expect(reader.closeCode).toBeNull(); // no reconnect helped: the node delivered it live
     }
     for (const reader of readers) expect(reader.outOfOrder).toBe(0);
-    await eventually(() => readers.every((r) => r.text === readers[0].text), "readers converge");
+    await waitUntil(() => readers.every((r) => r.text === readers[0].text), { what: "readers converge" });
   });
 
   it("loses nothing acknowledged when a node is SIGKILLed: its clients reconnect to another node", async () => {
@@ -123,10 +116,10 @@ describe.skipIf(!services)("failures in a cluster", { timeout: 150_000 }, () => 
     }
     expect(savedBeforeKill.length).toBe(60);
     // Everything acknowledged before the kill is on node b's client already, or arrives there.
-    await eventually(() => savedBeforeKill.every((item) => watcher.text.includes(item)), "acked updates on node b");
+    await waitUntil(() => savedBeforeKill.every((item) => watcher.text.includes(item)), { what: "acked updates on node b" });
     // The SDK reconnects (to b or c) and re-sends what was not acknowledged; all of it arrives.
     await handle.whenSaved();
-    await eventually(() => watcher.text === notes.toString(), "the writer's whole text on node b");
+    await waitUntil(() => watcher.text === notes.toString(), { what: "the writer's whole text on node b" });
     const late = await client(c.nodes[2].url, token, "survivor");
     expect(late.text).toBe(notes.toString());
     await c.settled("survivor");
@@ -150,30 +143,30 @@ describe.skipIf(!services)("failures in a cluster", { timeout: 150_000 }, () => 
 
     // Phase 1: b is cut off while a writes. b keeps serving its own clients...
     redisProxy.cut();
-    await eventually(async () => (await readiness(onB.httpUrl)).body.bus === "down", "node b reports its bus down");
+    await waitUntil(async () => (await readiness(onB.httpUrl)).body.bus === "down", { what: "node b reports its bus down" });
     expect(await readiness(onB.httpUrl)).toMatchObject({ status: 200, body: { status: "degraded", store: "ok" } });
     for (let i = 0; i < 10; i++) await writerB.write(`b${i};`);
-    await eventually(() => missing(readerB, [writerB]).length === 0, "node b's own clients see its writes");
+    await waitUntil(() => missing(readerB, [writerB]).length === 0, { what: "node b's own clients see its writes" });
     // ...(a, meanwhile, learns of b's writes from the store: its own next commit shows the gap)
     for (let i = 0; i < 20; i++) await writerA.write(`a${i};`);
-    await eventually(() => missing(readerA, [writerA, writerB]).length === 0, "node a fills the gap from the store");
+    await waitUntil(() => missing(readerA, [writerA, writerB]).length === 0, { what: "node a fills the gap from the store" });
     await sleep(300);
     expect(missing(readerB, [writerA]).length).toBe(20); // nothing tells b yet
     // ...until Redis is back: b re-subscribes and reads what it missed from the store.
     redisProxy.restore();
-    await eventually(() => missing(readerB, [writerA]).length === 0, "node b catches up after reconnecting");
-    await eventually(async () => (await readiness(onB.httpUrl)).body.status === "ready", "node b ready again");
+    await waitUntil(() => missing(readerB, [writerA]).length === 0, { what: "node b catches up after reconnecting" });
+    await waitUntil(async () => (await readiness(onB.httpUrl)).body.status === "ready", { what: "node b ready again" });
 
     // Phase 2: b is cut off while b writes: its publishes fail, so a cannot hear of them...
     redisProxy.cut();
-    await eventually(async () => (await readiness(onB.httpUrl)).body.bus === "down", "node b's bus down again");
+    await waitUntil(async () => (await readiness(onB.httpUrl)).body.bus === "down", { what: "node b's bus down again" });
     for (let i = 10; i < 30; i++) await writerB.write(`b${i};`);
     await sleep(300);
     expect(missing(readerA, [writerB]).length).toBe(20);
     // ...until b's publisher is back and announces how far it got: a reads the rest.
     redisProxy.restore();
     for (const reader of [readerA, readerB, writerA, writerB]) {
-      await eventually(() => missing(reader, [writerA, writerB]).length === 0, "every acked update everywhere");
+      await waitUntil(() => missing(reader, [writerA, writerB]).length === 0, { what: "every acked update everywhere" });
     }
     expect(readerA.outOfOrder + readerB.outOfOrder).toBe(0);
   });

@@ -19,6 +19,7 @@ import { apiClient } from "./helpers/http-client.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { joinOrganisation } from "./helpers/sign-up.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 const PASSWORD = "violet-harbour-tractor-91!";
 const DAY = 24 * 3_600_000;
@@ -330,12 +331,12 @@ describe("retention", () => {
     expect(set.body).toMatchObject({ retentionDays: 30 });
 
     offset = 31 * DAY;
-    await until(async () => (await api("GET", `/v1/conversations/${id}`, { token: supplier.accessToken })).status === 404);
+    await waitUntil(async () => (await api("GET", `/v1/conversations/${id}`, { token: supplier.accessToken })).status === 404);
     expect((await api("GET", `/v1/conversations/${id}`, { token: helpdesk.accessToken })).status).toBe(200);
     expect(await goneEverywhere(id)).toBe(false);
 
     offset = 366 * DAY;
-    await until(() => goneEverywhere(id));
+    await waitUntil(() => goneEverywhere(id));
     const actions = (await test.server.audit.log.readOrgAuditEntries(helpdesk.organisation.id, 0, 1000)).filter((e) => e.target === id).map((e) => e.action);
     expect(actions).toContain("retention.destroyed");
   });
@@ -367,10 +368,3 @@ describe("retention sweep cost", () => {
 });
 
 /** Polls until `check` holds (the sweep runs on the server's own schedule). */
-async function until(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("condition not reached");
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}

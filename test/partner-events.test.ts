@@ -13,6 +13,7 @@ import { RawClient } from "./helpers/raw-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { joinOrganisation } from "./helpers/sign-up.ts";
 import { followSse } from "./helpers/sse-client.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 const PASSWORD = PARTNER_PASSWORD;
 let clock = Date.now();
@@ -23,14 +24,6 @@ const clients: ParleyClient[] = [];
 type Org = PartnerOrg;
 const signUp = (email: string, organisation: string) => signUpWithKey(api, email, organisation);
 const allEvents = (credential: string, after = 0) => allEventsOf(api, credential, after);
-
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 function sdk(credential: string): ParleyClient {
   const client = new ParleyClient({ url: server.url, token: async () => credential, WebSocket: WebSocket as unknown as WebSocketConstructor });
@@ -93,7 +86,7 @@ describe("partner events", () => {
     await handle.whenSynced();
     appendMessage(handle.doc, { id: "msg-from-socket", authorUser: supplier.userId, authorOrg: supplier.orgId, text: "On my way.", createdAt: clock });
     handle.doc.getText("notes").insert(0, "Spare part: valve 22mm");
-    await until(async () => (await allEvents(helpdesk.key)).some((e) => e.type === "notes.changed"));
+    await waitUntil(async () => (await allEvents(helpdesk.key)).some((e) => e.type === "notes.changed"));
     handle.close();
 
     expect((await api("POST", `/v1/conversations/${conversation}/close`, { token: helpdesk.token })).status).toBe(200);
@@ -141,7 +134,7 @@ describe("partner events", () => {
     const removed = await api("DELETE", `/v1/conversations/${conversation}/participants/${supplier.orgId}`, { token: helpdesk.token });
     expect(removed.status).toBe(204);
     await post(helpdesk.key, conversation, "Handled internally from now on.");
-    await until(async () => (await allEvents(helpdesk.key)).at(-1)?.type === "message.created");
+    await waitUntil(async () => (await allEvents(helpdesk.key)).at(-1)?.type === "message.created");
     const theirs = await allEvents(supplier.key);
     expect(theirs.at(-1)).toMatchObject({ type: "participant.removed", data: { organisation: supplier.orgId } });
     const added = await api("POST", `/v1/conversations/${conversation}/participants`, { token: helpdesk.token, body: { organisation: supplier.orgId } });
@@ -171,7 +164,7 @@ describe("partner events", () => {
     const before = await allEvents(helpdesk.key);
     await server.restart();
     await post(helpdesk.key, conversation, "After the restart.");
-    await until(async () => (await allEvents(helpdesk.key)).length === before.length + 1);
+    await waitUntil(async () => (await allEvents(helpdesk.key)).length === before.length + 1);
     const after = await allEvents(helpdesk.key);
     const ids = after.filter((e) => e.type === "message.created").map((e) => (e.type === "message.created" ? e.data.message.id : ""));
     expect(new Set(ids).size).toBe(ids.length);
@@ -194,14 +187,14 @@ describe("partner events", () => {
 
     const expected = await (async () => {
       let events: ParleyEvent[] = [];
-      await until(async () => {
+      await waitUntil(async () => {
         events = await allEvents(helpdesk.key, start);
         return events.length === 31;
       });
       return events;
     })();
     await sse.waitFor((events) => events.length >= expected.length);
-    await until(() => viaSdk.events.length >= expected.length);
+    await waitUntil(() => viaSdk.events.length >= expected.length);
     await new Promise((r) => setTimeout(r, 200)); // anything extra would show up now
 
     expect(sse.connections).toBeGreaterThanOrEqual(2);
@@ -235,7 +228,7 @@ describe("partner events", () => {
     expect(stale).toMatchObject({ message: { subscription: "bad", code: ErrorCode.EventCursorExpired } });
     // A malformed subscription is a protocol violation.
     raw.control({ type: "subscribe-events", subscription: "x", after: -1 } as never);
-    await until(() => raw.closeCode !== null);
+    await waitUntil(() => raw.closeCode !== null);
     expect(raw.closeCode).toBe(4400);
 
     // A member (not admin or owner) may not follow events.
@@ -251,7 +244,7 @@ describe("partner events", () => {
     clock += 31 * 86_400_000;
     await api("POST", `/v1/conversations/${conversation}/reopen`, { token: helpdesk.token });
     await post(helpdesk.key, conversation, "A month later.");
-    await until(async () => (await allEvents(helpdesk.key, 0)).at(-1)?.type === "message.created");
+    await waitUntil(async () => (await allEvents(helpdesk.key, 0)).at(-1)?.type === "message.created");
     expect(await server.server.events.prune()).toBeGreaterThan(0);
 
     const paged = await api("GET", "/v1/events?after=1", { token: helpdesk.key });

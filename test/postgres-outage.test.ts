@@ -3,13 +3,14 @@
 // ticking every second: no node exits, no write is acknowledged while Postgres is gone, writes
 // are refused with a retryable code, /readyz answers 503, and everything recovers by itself.
 
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { CloseCode, ErrorCode, shouldReconnect } from "../protocol/index.ts";
 import { verifyConversation } from "../server/log/verify-conversation.ts";
 import { type Cluster, startCluster } from "./helpers/cluster.ts";
 import { DocClient } from "./helpers/doc-client.ts";
 import { requirePostgres, requireRedis } from "./helpers/services.ts";
 import { TcpProxy } from "./helpers/tcp-proxy.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 const databaseUrl = await requirePostgres();
 const redisUrl = await requireRedis();
@@ -22,15 +23,6 @@ afterEach(async () => {
 
 async function status(httpUrl: string): Promise<number> {
   return (await fetch(`${httpUrl}/readyz`)).status;
-}
-
-async function eventually(condition: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  await vi.waitFor(
-    async () => {
-      if (!(await condition())) throw new Error(`not in time: ${what}`);
-    },
-    { timeout: timeoutMs, interval: 100 },
-  );
 }
 
 function alive(cluster: Cluster): string[] {
@@ -74,7 +66,7 @@ describe.skipIf(!databaseUrl || !redisUrl)("Postgres unreachable", { timeout: 24
           (error: Error) => ({ ackedAt: 0, error: error.message }),
         ),
       );
-      await Promise.all(cluster.nodes.map((node) => eventually(async () => (await status(node.httpUrl)) === 503, `${node.name} not ready`)));
+      await Promise.all(cluster.nodes.map((node) => waitUntil(async () => (await status(node.httpUrl)) === 503, { what: `${node.name} not ready` })));
       await sleep(Math.max(0, outageMs - (Date.now() - cutAt)));
       expect(alive(cluster)).toEqual(["a", "b"]);
       proxy.restore();
@@ -88,7 +80,7 @@ describe.skipIf(!databaseUrl || !redisUrl)("Postgres unreachable", { timeout: 24
       for (const writer of writers) if (writer.closeCode !== null) expect(shouldReconnect(writer.closeCode)).toBe(true);
       for (const [i, outcome] of (await Promise.all(attempts)).entries()) if (outcome.ackedAt > 0) acked.push(`during-${outageMs}-${i};`);
 
-      await Promise.all(cluster.nodes.map((node) => eventually(async () => (await status(node.httpUrl)) === 200, `${node.name} ready again`)));
+      await Promise.all(cluster.nodes.map((node) => waitUntil(async () => (await status(node.httpUrl)) === 200, { what: `${node.name} ready again` })));
       // Recovered: new connections write and are acknowledged on every node.
       for (const [i, node] of cluster.nodes.entries()) {
         const after = await DocClient.open(node.url, token, "outage");

@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { startTestServer } from "./helpers/server.ts";
 import { requirePostgres } from "./helpers/services.ts";
 import { TcpProxy } from "./helpers/tcp-proxy.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 const databaseUrl = await requirePostgres();
 
@@ -20,14 +21,6 @@ afterEach(async () => {
 async function readiness(httpUrl: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(`${httpUrl}/readyz`);
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-}
-
-async function eventually(condition: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`not in time: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 describe("/readyz", { timeout: 90_000 }, () => {
@@ -64,7 +57,7 @@ describe("/readyz", { timeout: 90_000 }, () => {
     expect(await readiness(server.httpUrl)).toMatchObject({ status: 503, body: { status: "not-ready", store: "down", directory: "down" } });
 
     proxy.restore();
-    await eventually(async () => (await readiness(server.httpUrl)).status === 200, "ready again");
+    await waitUntil(async () => (await readiness(server.httpUrl)).status === 200, { what: "ready again" });
     expect((await readiness(server.httpUrl)).body).toMatchObject({ store: "ok", directory: "ok" });
   });
 });

@@ -2,10 +2,7 @@
 // tampering. Where the key itself lives (wrapped by the master key): secrets-key.test.ts.
 
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { openSecret, SecretBoxError, SecretKeyError, sealSecret } from "../server/auth/secret-box.ts";
 
 const KEY = new Uint8Array(randomBytes(32));

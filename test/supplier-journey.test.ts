@@ -11,6 +11,7 @@ import { apiClient } from "./helpers/http-client.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { type SmtpSink, startSmtpSink } from "./helpers/smtp-sink.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 const PASSWORD = "violet-harbour-tractor-91!";
 let clock = Date.now();
@@ -57,14 +58,6 @@ async function invitationLink(to: string): Promise<string> {
   return new URL(match[1]).pathname;
 }
 
-async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe("the supplier journey", () => {
   let helpdesk: Awaited<ReturnType<typeof signUp>>;
   let conversationId: string;
@@ -105,13 +98,13 @@ describe("the supplier journey", () => {
     expect(supplierSide.status.role).toBe("writer");
     appendMessage(supplierSide.doc, { id: "m1", authorUser: supplier.userId, authorOrg: supplierOrg, text: "On my way", createdAt: clock });
     await supplierSide.whenSaved();
-    await until(() => readMessages(helpdeskSide.doc).some((m) => m.text === "On my way"));
+    await waitUntil(() => readMessages(helpdeskSide.doc).some((m) => m.text === "On my way"));
     const messages = await api("GET", `/v1/conversations/${conversationId}/messages`, { token: helpdesk.accessToken });
     expect((messages.body.items as { text: string }[]).map((m) => m.text)).toContain("On my way");
     // A message posted over HTTP goes through the same audited write path and reaches sockets.
     const posted = await api("POST", `/v1/conversations/${conversationId}/messages`, { token: helpdesk.accessToken, body: { text: "Thanks!" } });
     expect(posted.status).toBe(201);
-    await until(() => readMessages(supplierSide.doc).some((m) => m.text === "Thanks!"));
+    await waitUntil(() => readMessages(supplierSide.doc).some((m) => m.text === "Thanks!"));
     const entries = await server.server.store.readEntries(conversationId, 0, 100);
     expect(entries.map((e) => e.user)).toEqual(expect.arrayContaining([supplier.userId, helpdesk.user.id]));
   });

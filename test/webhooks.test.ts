@@ -8,6 +8,7 @@ import { ErrorCode, type ParleyEvent } from "../protocol/index.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { startWebhookReceiver, type WebhookReceiver } from "./helpers/webhook-receiver.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 const PASSWORD = "violet-harbour-tractor-91!";
 
@@ -21,14 +22,6 @@ async function signUp(api: ReturnType<typeof apiClient>, email: string) {
   const signup = await api("POST", "/v1/signup", { body: { email, password: PASSWORD, name: "Admin", organisation: email.split("@")[1] } });
   expect(signup.status).toBe(201);
   return { token: signup.body.accessToken as string, orgId: (signup.body.organisation as { id: string }).id };
-}
-
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 describe("webhooks to a real receiver", () => {
@@ -88,7 +81,7 @@ describe("webhooks to a real receiver", () => {
     receiver.mode = "accept";
 
     let expected: ParleyEvent[] = [];
-    await until(async () => {
+    await waitUntil(async () => {
       const page = await api("GET", "/v1/events?limit=100", { token: admin.token });
       expected = page.body.items as ParleyEvent[];
       return expected.length === 22;
@@ -119,7 +112,7 @@ describe("webhooks to a real receiver", () => {
     const conversation = await api("POST", "/v1/conversations", { token: admin.token, body: { title: "Redirected" } });
     expect(conversation.status).toBe(201);
     await receiver.waitFor((r) => r.requests.length > before);
-    await until(async () => {
+    await waitUntil(async () => {
       const attempts = await api("GET", `/v1/organisations/${admin.orgId}/webhooks/${endpointId}/attempts?limit=1`, { token: admin.token });
       return (attempts.body.items as { error: string | null }[])[0]?.error === "HTTP 302 (redirects are not followed)";
     });

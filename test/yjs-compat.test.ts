@@ -9,6 +9,7 @@ import { ParleyClient, type WebSocketConstructor } from "../client-sdk/index.ts"
 import type { DocFrame } from "../protocol/index.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -26,20 +27,12 @@ function provider(conversation: string, token: string, doc = new Y.Doc()) {
   });
 }
 
-async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe("y-websocket compatibility", () => {
   it("converges a WebsocketProvider client and a Parley client on one conversation", async () => {
     const token = await server.token({ user: "yuki", org: "o", conversations: { shared: "writer" } });
     const yDoc = new Y.Doc();
     const yProvider = provider("shared", token, yDoc);
-    await until(() => yProvider.synced);
+    await waitUntil(() => yProvider.synced);
     yDoc.getText("notes").insert(0, "from y-websocket. ");
 
     const parley = await RawClient.authenticated(server.url, await server.token({ user: "pia", org: "o", conversations: { shared: "writer" } }));
@@ -49,7 +42,7 @@ describe("y-websocket compatibility", () => {
     parley.doc("shared", { type: "sync-step1", stateVector: Y.encodeStateVector(pDoc) });
     const step2 = (await parley.waitFor((f) => f.kind === "doc" && f.message.type === "sync-step2")) as DocFrame;
     Y.applyUpdate(pDoc, (step2.message as { update: Uint8Array }).update);
-    await until(() => {
+    await waitUntil(() => {
       for (const f of parley.frames) {
         if (f.kind === "doc" && f.message.type === "update") Y.applyUpdate(pDoc, f.message.update);
       }
@@ -64,7 +57,7 @@ describe("y-websocket compatibility", () => {
     pDoc.getText("notes").insert(pDoc.getText("notes").length, "from parley.");
     parley.doc("shared", { type: "update", update });
     await parley.waitForControl("ack");
-    await until(() => yDoc.getText("notes").toString() === pDoc.getText("notes").toString());
+    await waitUntil(() => yDoc.getText("notes").toString() === pDoc.getText("notes").toString());
 
     // Both writes are in the audit log, attributed to their authors.
     const entries = await server.server.store.readEntries("shared", 0, 100);
@@ -83,13 +76,13 @@ describe("y-websocket compatibility", () => {
       WebSocket: WebSocket as unknown as WebSocketConstructor,
     });
     const handle = client.open("mixed");
-    await Promise.all([handle.whenSynced(), until(() => yProvider.synced)]);
+    await Promise.all([handle.whenSynced(), waitUntil(() => yProvider.synced)]);
     for (let i = 0; i < 20; i++) {
       yDoc.getText("notes").insert(0, `y${i} `);
       handle.doc.getText("notes").insert(handle.doc.getText("notes").length, `s${i} `);
     }
     await handle.whenSaved();
-    await until(() => yDoc.getText("notes").toString() === handle.doc.getText("notes").toString() && yDoc.getText("notes").length > 100);
+    await waitUntil(() => yDoc.getText("notes").toString() === handle.doc.getText("notes").toString() && yDoc.getText("notes").length > 100);
     const text = yDoc.getText("notes").toString();
     for (let i = 0; i < 20; i++) expect(text).toContain(`y${i} `);
     for (let i = 0; i < 20; i++) expect(text).toContain(`s${i} `);
@@ -101,7 +94,7 @@ describe("y-websocket compatibility", () => {
     const token = await server.token({ user: "obs", org: "o", conversations: { watched: "observer" } });
     const doc = new Y.Doc();
     const p = provider("watched", token, doc);
-    await until(() => p.synced);
+    await waitUntil(() => p.synced);
     doc.getText("notes").insert(0, "should not be stored");
     await new Promise((r) => setTimeout(r, 300));
     expect(await server.server.store.readEntries("watched", 0, 10)).toEqual([]);

@@ -5,6 +5,7 @@
 import WebSocket from "ws";
 import * as Y from "yjs";
 import { decodeServerFrame, encodeControlFrame, encodeDocFrame, PROTOCOL_VERSION, type ServerFrame } from "../../protocol/index.ts";
+import { Waiters } from "./wait.ts";
 
 const REMOTE = Symbol("remote");
 
@@ -19,7 +20,7 @@ export class DocClient {
   readonly acked: { text: string; seq: number }[] = [];
   closeCode: number | null = null;
   private readonly pendingAcks: { text: string; resolve: (seq: number) => void; reject: (error: Error) => void }[] = [];
-  private waiters: (() => void)[] = [];
+  private readonly waiters = new Waiters();
   private synced = false;
 
   private constructor(
@@ -67,18 +68,7 @@ export class DocClient {
 
   /** Waits until `condition` holds (checked on every frame and every 50 ms). */
   async until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!condition()) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`condition not met in time (${this.conversation})`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(left, 50));
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+    await this.waiters.until(() => condition() || undefined, timeoutMs, () => `condition not met in time (${this.conversation})`, 50);
   }
 
   close(): void {
@@ -112,8 +102,6 @@ export class DocClient {
   }
 
   private notify(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const wake of waiters) wake();
+    this.waiters.notify();
   }
 }

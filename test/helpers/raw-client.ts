@@ -11,13 +11,14 @@ import {
   PROTOCOL_VERSION,
   type ServerFrame,
 } from "../../protocol/index.ts";
+import { Waiters } from "./wait.ts";
 
 /** A connected raw client. */
 export class RawClient {
   readonly frames: ServerFrame[] = [];
   closeCode: number | null = null;
   closeReason = "";
-  private waiters: (() => void)[] = [];
+  private readonly waiters = new Waiters();
 
   private constructor(readonly socket: WebSocket) {
     socket.binaryType = "arraybuffer";
@@ -65,21 +66,16 @@ export class RawClient {
   async waitFor<T extends ServerFrame>(match: (frame: ServerFrame) => frame is T, timeoutMs?: number): Promise<T>;
   async waitFor(match: (frame: ServerFrame) => boolean, timeoutMs?: number): Promise<ServerFrame>;
   async waitFor(match: (frame: ServerFrame) => boolean, timeoutMs = 5000): Promise<ServerFrame> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.frames.find(match);
-      if (found) return found;
-      if (this.closeCode !== null) throw new Error(`socket closed (${this.closeCode} ${this.closeReason}) while waiting`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error("timed out waiting for a frame");
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+    return this.waiters.until(
+      () => {
+        const found = this.frames.find(match);
+        if (found) return found;
+        if (this.closeCode !== null) throw new Error(`socket closed (${this.closeCode} ${this.closeReason}) while waiting`);
+        return undefined;
+      },
+      timeoutMs,
+      () => "timed out waiting for a frame",
+    );
   }
 
   /** Waits for a control message of a type (and optional extra condition). */
@@ -97,19 +93,7 @@ export class RawClient {
 
   /** Resolves with the close code once the server closes the socket. */
   async closed(timeoutMs = 5000): Promise<number> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.closeCode === null) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error("timed out waiting for close");
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-    return this.closeCode;
+    return this.waiters.until(() => this.closeCode ?? undefined, timeoutMs, () => "timed out waiting for close");
   }
 
   close(): void {
@@ -117,8 +101,6 @@ export class RawClient {
   }
 
   private notify(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const wake of waiters) wake();
+    this.waiters.notify();
   }
 }

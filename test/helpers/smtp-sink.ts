@@ -4,6 +4,7 @@
 
 import type { AddressInfo } from "node:net";
 import { SMTPServer } from "smtp-server";
+import { Waiters } from "./wait.ts";
 
 /** One message as the sink received it. */
 export interface CapturedMail {
@@ -37,7 +38,7 @@ export interface SmtpSink {
 /** Starts a sink; `close()` it in afterAll/afterEach. */
 export async function startSmtpSink(): Promise<SmtpSink> {
   const messages: CapturedMail[] = [];
-  const waiters = new Set<(mail: CapturedMail) => void>();
+  const waiters = new Waiters();
 
   const server = new SMTPServer({
     authOptional: true,
@@ -56,7 +57,7 @@ export async function startSmtpSink(): Promise<SmtpSink> {
           envelope.rcptTo.map((rcpt) => rcpt.address),
         );
         messages.push(mail);
-        for (const waiter of [...waiters]) waiter(mail);
+        waiters.notify();
         callback();
       });
     },
@@ -76,22 +77,11 @@ export async function startSmtpSink(): Promise<SmtpSink> {
     port,
     messages,
     waitFor(predicate, timeoutMs = 5_000) {
-      const found = messages.find(predicate);
-      if (found) return Promise.resolve(found);
-      return new Promise((resolve, reject) => {
-        const waiter = (mail: CapturedMail) => {
-          if (!predicate(mail)) return;
-          clearTimeout(timer);
-          waiters.delete(waiter);
-          resolve(mail);
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(waiter);
-          const seen = messages.map((m) => `${m.to.join(",")}: ${m.subject}`).join("; ") || "none";
-          reject(new Error(`no matching mail within ${timeoutMs} ms (received: ${seen})`));
-        }, timeoutMs);
-        waiters.add(waiter);
-      });
+      return waiters.until(
+        () => messages.find(predicate),
+        timeoutMs,
+        () => `no matching mail within ${timeoutMs} ms (received: ${messages.map((m) => `${m.to.join(",")}: ${m.subject}`).join("; ") || "none"})`,
+      );
     },
     close() {
       return new Promise((resolve) => server.close(() => resolve()));

@@ -3,6 +3,7 @@
 // network error) reconnects with Last-Event-ID after a short pause, until stopped.
 
 import type { ParleyEvent } from "../../protocol/index.ts";
+import { Waiters } from "./wait.ts";
 
 /** A running consumer. */
 export interface SseConsumer {
@@ -51,10 +52,8 @@ export function followSse(baseUrl: string, credential: string, cursor?: number, 
   let connections = 0;
   let stopped = false;
   let controller: AbortController | null = null;
-  const waiters = new Set<() => void>();
-  const notify = () => {
-    for (const check of [...waiters]) check();
-  };
+  const waiters = new Waiters();
+  const notify = () => waiters.notify();
 
   const run = async () => {
     while (!stopped) {
@@ -103,21 +102,12 @@ export function followSse(baseUrl: string, credential: string, cursor?: number, 
       return connections;
     },
     refusals,
-    waitFor(condition, timeoutMs = 15_000) {
-      return new Promise<void>((resolve, reject) => {
-        if (condition(events)) return resolve();
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`SSE consumer: condition not met in ${timeoutMs} ms (${events.length} events, ${connections} connections)`));
-        }, timeoutMs);
-        const check = () => {
-          if (!condition(events)) return;
-          clearTimeout(timer);
-          waiters.delete(check);
-          resolve();
-        };
-        waiters.add(check);
-      });
+    async waitFor(condition, timeoutMs = 15_000) {
+      await waiters.until(
+        () => condition(events) || undefined,
+        timeoutMs,
+        () => `SSE consumer: condition not met in ${timeoutMs} ms (${events.length} events, ${connections} connections)`,
+      );
     },
     async stop() {
       stopped = true;

@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ParleyEvent } from "../../protocol/index.ts";
 import { verifySignature } from "../../server/webhooks/signature.ts";
+import { Waiters } from "./wait.ts";
 
 /** One request the receiver got. */
 export interface ReceivedDelivery {
@@ -44,7 +45,7 @@ async function readBody(req: IncomingMessage): Promise<string> {
 
 /** Starts a receiver on 127.0.0.1 (an ephemeral port). */
 export async function startWebhookReceiver(): Promise<WebhookReceiver> {
-  const waiters = new Set<() => void>();
+  const waiters = new Waiters();
   const hanging = new Set<() => void>();
   const receiver: WebhookReceiver = {
     url: "",
@@ -53,21 +54,12 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
     accepted: [],
     secret: "",
     mode: "accept",
-    waitFor(condition, timeoutMs = 15_000) {
-      return new Promise<void>((resolve, reject) => {
-        if (condition(receiver)) return resolve();
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`webhook receiver: condition not met in ${timeoutMs} ms (${receiver.requests.length} requests, ${receiver.accepted.length} accepted)`));
-        }, timeoutMs);
-        const check = () => {
-          if (!condition(receiver)) return;
-          clearTimeout(timer);
-          waiters.delete(check);
-          resolve();
-        };
-        waiters.add(check);
-      });
+    async waitFor(condition, timeoutMs = 15_000) {
+      await waiters.until(
+        () => condition(receiver) || undefined,
+        timeoutMs,
+        () => `webhook receiver: condition not met in ${timeoutMs} ms (${receiver.requests.length} requests, ${receiver.accepted.length} accepted)`,
+      );
     },
     close() {
       for (const release of hanging) release();
@@ -89,7 +81,7 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
     const record = () => {
       receiver.requests.push({ at: Date.now(), signatureValid, status, headers: req.headers, event: JSON.parse(body) as ParleyEvent });
       if (status >= 200 && status < 300) receiver.accepted.push(JSON.parse(body) as ParleyEvent);
-      for (const check of [...waiters]) check();
+      waiters.notify();
     };
     if (mode === "hang" && signatureValid) {
       await new Promise<void>((resolve) => {
