@@ -66,7 +66,7 @@ describe.skipIf(!databaseUrl || !redisUrl)("Postgres unreachable", { timeout: 24
           (error: Error) => ({ ackedAt: 0, error: error.message }),
         ),
       );
-      await Promise.all(cluster.nodes.map((node) => waitUntil(async () => (await status(node.httpUrl)) === 503, { what: `${node.name} not ready` })));
+      await Promise.all(cluster.nodes.map((node) => waitUntil(async () => (await status(node.httpUrl)) === 503, { what: `${node.name} not ready`, interval: 100 })));
       await sleep(Math.max(0, outageMs - (Date.now() - cutAt)));
       expect(alive(cluster)).toEqual(["a", "b"]);
       proxy.restore();
@@ -80,7 +80,7 @@ describe.skipIf(!databaseUrl || !redisUrl)("Postgres unreachable", { timeout: 24
       for (const writer of writers) if (writer.closeCode !== null) expect(shouldReconnect(writer.closeCode)).toBe(true);
       for (const [i, outcome] of (await Promise.all(attempts)).entries()) if (outcome.ackedAt > 0) acked.push(`during-${outageMs}-${i};`);
 
-      await Promise.all(cluster.nodes.map((node) => waitUntil(async () => (await status(node.httpUrl)) === 200, { what: `${node.name} ready again` })));
+      await Promise.all(cluster.nodes.map((node) => waitUntil(async () => (await status(node.httpUrl)) === 200, { what: `${node.name} ready again`, interval: 100 })));
       // Recovered: new connections write and are acknowledged on every node.
       for (const [i, node] of cluster.nodes.entries()) {
         const after = await DocClient.open(node.url, token, "outage");

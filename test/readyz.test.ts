@@ -57,7 +57,7 @@ describe("/readyz", { timeout: 90_000 }, () => {
     expect(await readiness(server.httpUrl)).toMatchObject({ status: 503, body: { status: "not-ready", store: "down", directory: "down" } });
 
     proxy.restore();
-    await waitUntil(async () => (await readiness(server.httpUrl)).status === 200, { what: "ready again" });
+    await waitUntil(async () => (await readiness(server.httpUrl)).status === 200, { what: "ready again", interval: 100 });
     expect((await readiness(server.httpUrl)).body).toMatchObject({ store: "ok", directory: "ok" });
   });
 });
