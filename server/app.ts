@@ -47,7 +47,7 @@ import { RealtimeHub } from "./realtime/realtime-hub.ts";
 import { RemoteDelivery } from "./realtime/remote-delivery.ts";
 import { startBackgroundLoop } from "./platform/background-loop.ts";
 import { StartupRefusal } from "./platform/startup-refusal.ts";
-import { AcknowledgedHeads, findLostWrites } from "./audit/acknowledged-heads.ts";
+import { AcknowledgedHeads, findLostWrites } from "./store/acknowledged-heads.ts";
 import { sweepSessions } from "./realtime/session-sweeper.ts";
 import { registerYjsRoute } from "./realtime/yjs-route.ts";
 import { openPostgresStore } from "./store/postgres/postgres-store.ts";
@@ -200,7 +200,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   });
   await lifecycle.replayDeletionLedger();
   // Loss made loud (the embedded store; Postgres keeps its own durability): a log behind the heads
-  // pinned as acknowledged refuses to start, naming what is missing (audit/acknowledged-heads.ts).
+  // pinned as acknowledged refuses to start, naming what is missing (store/acknowledged-heads.ts).
   if (ackedHeads) {
     const destroyed = lifecycle.ledger.list().filter((entry) => entry.subject === "conversation").map((entry) => entry.id);
     const lost = await findLostWrites(config.dataDir, store, destroyed);

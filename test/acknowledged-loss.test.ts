@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, expect, it, vi } from "vitest";
 import * as Y from "yjs";
-import { ACKED_HEADS_FILE } from "../server/audit/acknowledged-heads.ts";
+import { ACKED_HEADS_FILE } from "../server/store/acknowledged-heads.ts";
 import { type ChildServer, childToken, startChildServer } from "./helpers/child-server.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 

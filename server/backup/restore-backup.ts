@@ -7,7 +7,7 @@
 
 import { createHash } from "node:crypto";
 import { createWriteStream, type WriteStream } from "node:fs";
-import { clearAcknowledgedHeads } from "../audit/acknowledged-heads.ts";
+import { clearAcknowledgedHeads } from "../store/acknowledged-heads.ts";
 import { access, mkdir, mkdtemp, open, readdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { finished } from "node:stream/promises";
