@@ -17,7 +17,10 @@ import { runParley } from "./helpers/parley-cli.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 
 const PASSWORD = "violet-harbour-tractor-91!";
-let clock = 1_800_000_000_000;
+// The checkpointer runs on this clock, the store stamps entries with the real one: they must agree,
+// or a background checkpoint taken before the explicit one makes its "changed since" skip the
+// entries (seen under load: 0 heads pinned).
+let clock = Date.now();
 let server: TestServer;
 let token: string;
 let conversation: string;
@@ -119,7 +122,7 @@ function recompute(db: Database.Database): void {
 describe("audit verify against signed checkpoints", () => {
   it("passes an untouched chain, by the CLI", async () => {
     const run = await verifyCli(server.dataDir);
-    expect(run.stdout).toMatch(/^ok {6}conversation:\S+: 6 entries, 1 head\(s\) pinned/m);
+    expect(run.stdout).toMatch(/^ok {6}conversation:\S+: 6 entries, [1-9]\d* head\(s\) pinned/m);
     expect(run.code).toBe(0);
   });
 
