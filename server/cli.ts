@@ -27,9 +27,12 @@ async function main(argv: string[]): Promise<void> {
       return (await import("./cli-commands.ts")).token(rest);
     case "support":
       return (await import("./cli-commands.ts")).support(rest);
-    case "audit":
-      process.exitCode = await (await import("./audit/audit-cli.ts")).auditCommand(rest);
+    case "audit": {
+      // The ledger (lifecycle) is wired in here: audit must not import the layer that records into it.
+      const { destroyedConversations } = await import("./lifecycle/deletion-ledger.ts");
+      process.exitCode = await (await import("./audit/audit-cli.ts")).auditCommand(rest, { destroyedConversations });
       return;
+    }
     case "backup":
       return (await import("./backup/backup-cli.ts")).backupCommand(rest);
     case "restore":

@@ -11,6 +11,7 @@ import { afterEach, expect, it, vi } from "vitest";
 import * as Y from "yjs";
 import { ACKED_HEADS_FILE } from "../server/store/acknowledged-heads.ts";
 import { type ChildServer, childToken, startChildServer } from "./helpers/child-server.ts";
+import { runParley } from "./helpers/parley-cli.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -80,8 +81,19 @@ it("refuses to start when acknowledged writes are missing from the log, naming t
   expect(refusal).toContain("ledger");
   expect(refusal).toMatch(/entries \d+-30/);
 
+  // The offline verifier reports the same loss, and fails, though what is left of the chain holds.
+  const all = await runParley(["audit", "verify", "--all"], { PARLEY_DATA_DIR: dataDir });
+  expect(all.code).toBe(1);
+  expect(all.stdout).toMatch(/BEHIND {2}conversation:ledger: entries \d+-30 were acknowledged/);
+  expect(all.stdout).not.toMatch(/BEHIND {2}conversation:untouched/);
+  const other = await runParley(["audit", "verify", "--conversation", "untouched"], { PARLEY_DATA_DIR: dataDir });
+  expect(other.stdout).not.toContain("BEHIND");
+  expect(other.code).toBe(0);
+
   // Accepting the loss is a deliberate act: remove the evidence, and the server starts.
   await unlink(path.join(dataDir, ACKED_HEADS_FILE));
+  expect((await runParley(["audit", "verify", "--all"], { PARLEY_DATA_DIR: dataDir })).code).toBe(0);
   const fourth = await tryStart(dataDir);
   expect("server" in fourth).toBe(true);
-});
+  // Four server starts and three CLI runs, each a process of its own.
+}, 180_000);

@@ -3,6 +3,8 @@
 // chain; optionally with checkpoints the customer kept, exported from GET /v1/audit/checkpoints),
 // or offline against an export file (GET /v1/conversations/:id/audit/export or
 // /v1/organisations/:org/audit/export). Exit 0: all hold; 1: something is broken; 2: bad usage.
+// With the embedded store, verify also compares each log with the heads the server pinned as
+// acknowledged (store/acknowledged-heads.ts): a log behind its pin lost acknowledged writes.
 // `parley audit export --org ID` writes an organisation's export from the installation's databases.
 
 import { readFile, writeFile } from "node:fs/promises";
@@ -12,6 +14,7 @@ import { loadOrCreateKeys } from "../auth/keys.ts";
 import { configuredMasterKeys } from "../backup/backup-keys.ts";
 import { ConfigError, loadConfig } from "../platform/config.ts";
 import { openPostgresStore } from "../store/postgres/postgres-store.ts";
+import { ACKED_HEADS_FILE, findLostWrites, type LostWrites } from "../store/acknowledged-heads.ts";
 import { openSqliteStore } from "../store/sqlite/sqlite-store.ts";
 import type { Store } from "../store/store.ts";
 import { checkpointsOf, type ExportLine, parseJsonLines, toJsonLines, verifyExport } from "./audit-export.ts";
@@ -46,8 +49,18 @@ async function readLines(file: string): Promise<ExportLine[]> {
   }
 }
 
+/** What the command needs from outside the audit layer (the CLI wires it). */
+export interface AuditCommandDeps {
+  /** Conversations destroyed on purpose (the deletion ledger): their pins are no loss. */
+  destroyedConversations: (dataDir: string) => Promise<string[]>;
+}
+
+function describeLoss(loss: LostWrites): string {
+  return `BEHIND  conversation:${loss.conversation}: entries ${loss.from}-${loss.through} were acknowledged (${ACKED_HEADS_FILE}) and are missing from the log`;
+}
+
 /** Runs `parley audit <args>`; resolves with the exit code. */
-export async function auditCommand(args: string[]): Promise<number> {
+export async function auditCommand(args: string[], deps: AuditCommandDeps): Promise<number> {
   const [action, ...rest] = args;
   if (action === "export") return exportCommand(rest);
   if (action !== "verify") throw new ConfigError(`usage:\n${AUDIT_USAGE}`);
@@ -97,8 +110,19 @@ export async function auditCommand(args: string[]): Promise<number> {
         if (!result.ok) broken++;
         process.stdout.write(`${describe(result)}\n`);
       }
-      process.stdout.write(`${chains.length} chain(s) checked, ${broken} broken\n`);
-      return broken === 0 ? 0 : 1;
+      // The embedded store's pins (Postgres keeps none): a conversation whose log is behind what
+      // was acknowledged is broken too, even when what is left of its chain holds.
+      let behind = 0;
+      if (!values.org && !config.store.databaseUrl) {
+        const lost = await findLostWrites(config.dataDir, store, await deps.destroyedConversations(config.dataDir));
+        for (const loss of lost) {
+          if (values.conversation !== undefined && loss.conversation !== values.conversation) continue;
+          behind++;
+          process.stdout.write(`${describeLoss(loss)}\n`);
+        }
+      }
+      process.stdout.write(`${chains.length} chain(s) checked, ${broken} broken${behind > 0 ? `, ${behind} behind the acknowledged heads` : ""}\n`);
+      return broken === 0 && behind === 0 ? 0 : 1;
     } finally {
       await audit.close();
     }

@@ -161,3 +161,9 @@ export async function readLedgerFile(file: string): Promise<LedgerEntry[]> {
   }
   return parseLedger(text, file);
 }
+
+/** The conversations the ledger in `dataDir` records as destroyed (their logs are gone on purpose). */
+export async function destroyedConversations(dataDir: string): Promise<string[]> {
+  const entries = await readLedgerFile(path.join(dataDir, DELETION_LEDGER_FILE));
+  return entries.filter((entry) => entry.subject === "conversation").map((entry) => entry.id);
+}
