@@ -19,7 +19,7 @@ import pg from "pg";
 import WebSocket from "ws";
 import * as Y from "yjs";
 import { decodeServerFrame, encodeControlFrame, encodeDocFrame, PROTOCOL_VERSION } from "../protocol/index.ts";
-import { loadOrCreateKeys } from "../server/auth/keys.ts";
+import { loadOrCreateKeys } from "../server/crypto/keys.ts";
 import { mintToken } from "../server/auth/tokens.ts";
 import { launchServer, type RunningServer } from "./servers/launch.ts";
 import { ONE_ADDRESS_FOR_ALL_CLIENTS } from "./servers/bench-limits.ts";

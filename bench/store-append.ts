@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import pg from "pg";
-import { masterKey } from "../server/auth/master-key.ts";
+import { masterKey } from "../server/crypto/master-key.ts";
 import { openPostgresStore } from "../server/store/postgres/postgres-store.ts";
 import { openSqliteStore } from "../server/store/sqlite/sqlite-store.ts";
 import type { AppendRequest, Store } from "../server/store/store.ts";

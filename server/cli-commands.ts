@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import type { Role } from "../protocol/index.ts";
 import { startServer } from "./app.ts";
 import { openAudit } from "./audit/audit-module.ts";
-import { loadOrCreateKeys } from "./auth/keys.ts";
+import { loadOrCreateKeys } from "./crypto/keys.ts";
 import { issueSupportToken, mintToken } from "./auth/tokens.ts";
 import { ConfigError, loadConfig } from "./platform/config.ts";
 import { openDirectory } from "./directory/open-directory.ts";

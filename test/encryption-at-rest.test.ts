@@ -11,7 +11,7 @@ import Database from "better-sqlite3";
 import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import * as Y from "yjs";
-import { loadMasterKeys, MasterKeyError, masterKey } from "../server/auth/master-key.ts";
+import { loadMasterKeys, MasterKeyError, masterKey } from "../server/crypto/master-key.ts";
 import { openPostgresStore } from "../server/store/postgres/postgres-store.ts";
 import { openSqliteStore, type SqliteStore } from "../server/store/sqlite/sqlite-store.ts";
 import type { Store } from "../server/store/store.ts";

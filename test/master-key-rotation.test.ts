@@ -13,7 +13,7 @@ import Database from "better-sqlite3";
 import pg from "pg";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import * as Y from "yjs";
-import { loadMasterKeys, type MasterKeyring, readKeyring, readRetiredKeys } from "../server/auth/master-key.ts";
+import { loadMasterKeys, type MasterKeyring, readKeyring, readRetiredKeys } from "../server/crypto/master-key.ts";
 import { postgresKeyringTable, rotateMasterKey } from "../server/store/master-rotation.ts";
 import { openPostgresStore } from "../server/store/postgres/postgres-store.ts";
 import { openSqliteStore, type SqliteStore } from "../server/store/sqlite/sqlite-store.ts";

@@ -3,7 +3,7 @@
 
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { openSecret, SecretBoxError, SecretKeyError, sealSecret } from "../server/auth/secret-box.ts";
+import { openSecret, SecretBoxError, SecretKeyError, sealSecret } from "../server/crypto/secret-box.ts";
 
 const KEY = new Uint8Array(randomBytes(32));
 const SEED = new TextEncoder().encode("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP");

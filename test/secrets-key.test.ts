@@ -7,9 +7,9 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { loadMasterKeys, MasterKeyError, masterKey, type MasterKeyring, readKeyring } from "../server/auth/master-key.ts";
-import { openSecret, SecretKeyError, sealSecret } from "../server/auth/secret-box.ts";
-import { LEGACY_SECRETS_KEY_FILE, loadOrCreateSecretsKey, SECRETS_KEY_FILE } from "../server/auth/secrets-key.ts";
+import { loadMasterKeys, MasterKeyError, masterKey, type MasterKeyring, readKeyring } from "../server/crypto/master-key.ts";
+import { openSecret, SecretKeyError, sealSecret } from "../server/crypto/secret-box.ts";
+import { LEGACY_SECRETS_KEY_FILE, loadOrCreateSecretsKey, SECRETS_KEY_FILE } from "../server/crypto/secrets-key.ts";
 import { rotateMasterKey, sqliteKeyringTable } from "../server/store/master-rotation.ts";
 import { openSqliteStore } from "../server/store/sqlite/sqlite-store.ts";
 import { KEYRING_FILE } from "../server/store/keyring.ts";

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { sealSecret } from "../server/auth/secret-box.ts";
+import { sealSecret } from "../server/crypto/secret-box.ts";
 import { EventNotifier } from "../server/events/event-notifier.ts";
 import { newEventId } from "../server/events/event-recorder.ts";
 import type { EventStore } from "../server/events/event-store.ts";

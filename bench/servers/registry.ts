@@ -6,7 +6,7 @@ import { cp, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadOrCreateKeys } from "../../server/auth/keys.ts";
+import { loadOrCreateKeys } from "../../server/crypto/keys.ts";
 import { mintToken } from "../../server/auth/tokens.ts";
 import { loadConfig } from "../../server/platform/config.ts";
 import type { ServerName } from "../clients/index.ts";

@@ -10,7 +10,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { loadOrCreateKeys } from "../auth/keys.ts";
+import { loadOrCreateKeys } from "../crypto/keys.ts";
 import { configuredMasterKeys } from "../backup/backup-keys.ts";
 import { ConfigError, loadConfig } from "../platform/config.ts";
 import { openPostgresStore } from "../store/postgres/postgres-store.ts";

@@ -2,7 +2,7 @@
 // event recorder. The composition root opens it before identity (whose routes record through it)
 // and hands `recorder` to whoever records org events (identity, deletion, retention, exports).
 
-import type { ServerKeys } from "../auth/keys.ts";
+import type { ServerKeys } from "../crypto/keys.ts";
 import type { Config } from "../platform/config.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { Store } from "../store/store.ts";

@@ -5,7 +5,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { readOrCreate } from "../auth/keys.ts";
+import { readOrCreate } from "../crypto/keys.ts";
 
 /** The checkpoint signing key pair, with the public half as a JWK for exports. */
 export interface CheckpointKey {

@@ -9,7 +9,7 @@ import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors as joseErrors,
 import { ErrorCode } from "../../protocol/index.ts";
 import type { HostTokenSettings } from "../platform/config.ts";
 import { ParleyError } from "../platform/errors.ts";
-import type { ServerKeys } from "./keys.ts";
+import type { ServerKeys } from "../crypto/keys.ts";
 import { isIdentityId, type TokenIdentity, type TokenSettings, verifyToken } from "./tokens.ts";
 
 /** Verifies host-application tokens. */

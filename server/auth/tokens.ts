@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
 import { ErrorCode, isConversationId, type Role } from "../../protocol/index.ts";
 import { ParleyError } from "../platform/errors.ts";
-import type { ServerKeys } from "./keys.ts";
+import type { ServerKeys } from "../crypto/keys.ts";
 
 /** The identity and grants a verified token carries. */
 export interface TokenIdentity {

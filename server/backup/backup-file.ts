@@ -5,7 +5,7 @@
 //
 // Layout: "PARLEYBK" ‖ version (1 byte) ‖ master key id (8) ‖ salt (32) ‖ chunks ‖ SHA-256 of all
 // preceding bytes (32). The key id (first 8 bytes of the master key's SHA-256, as in
-// auth/master-key.ts) lets a restore pick the right key after a master key rotation.
+// crypto/master-key.ts) lets a restore pick the right key after a master key rotation.
 // A chunk: plaintext length (u32 BE) ‖ ciphertext ‖ tag (16). Its nonce is an 11-byte counter and a
 // final-chunk flag (the STREAM construction): a reordered, dropped or duplicated chunk fails to
 // open, and a file cut after a chunk boundary lacks its final chunk, so truncation is detected too.

@@ -1,8 +1,8 @@
-// The master keys backups need, as the server configures them (auth/master-key.ts: PARLEY_MASTER_KEY,
+// The master keys backups need, as the server configures them (crypto/master-key.ts: PARLEY_MASTER_KEY,
 // PARLEY_MASTER_KEY_FILE, or <keysDir>/master.key plus the keys retired by rotation). The backup
 // commands never generate a master key: a fresh one could open neither an old backup nor the store.
 
-import { loadMasterKeys, type MasterKeyring } from "../auth/master-key.ts";
+import { loadMasterKeys, type MasterKeyring } from "../crypto/master-key.ts";
 import type { Config } from "../platform/config.ts";
 import { BackupError } from "./backup-file.ts";
 

@@ -3,7 +3,7 @@
 // key and the configured master keyring. Never generates a master key (see backup-keys.ts).
 
 import path from "node:path";
-import { loadOrCreateKeys } from "../auth/keys.ts";
+import { loadOrCreateKeys } from "../crypto/keys.ts";
 import type { Config } from "../platform/config.ts";
 import { openPostgresStore } from "../store/postgres/postgres-store.ts";
 import { openSqliteStore } from "../store/sqlite/sqlite-store.ts";

@@ -4,7 +4,7 @@
 
 import { createHash, timingSafeEqual } from "node:crypto";
 import { ErrorCode } from "../../protocol/index.ts";
-import type { ServerKeys } from "../auth/keys.ts";
+import type { ServerKeys } from "../crypto/keys.ts";
 import { type HostTokenVerifier, verifyAnyToken } from "../auth/host-tokens.ts";
 import type { TokenSettings } from "../auth/tokens.ts";
 import type { Directory } from "../directory/directory.ts";

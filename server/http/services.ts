@@ -2,7 +2,7 @@
 // route module imports no singletons and a test can see exactly what a route depends on.
 
 import type { OrgAuditRecorder } from "../audit/org-recorder.ts";
-import type { ServerKeys } from "../auth/keys.ts";
+import type { ServerKeys } from "../crypto/keys.ts";
 import type { PasswordHasher, PasswordPolicy } from "../auth/passwords.ts";
 import type { AttemptLimiter } from "../auth/attempt-limiter.ts";
 import type { Config } from "../platform/config.ts";

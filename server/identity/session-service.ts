@@ -4,7 +4,7 @@
 
 import { randomBytes, randomUUID } from "node:crypto";
 import { ErrorCode } from "../../protocol/index.ts";
-import type { ServerKeys } from "../auth/keys.ts";
+import type { ServerKeys } from "../crypto/keys.ts";
 import { issueAccessToken, type TokenSettings } from "../auth/tokens.ts";
 import type { Directory } from "../directory/directory.ts";
 import { ParleyError } from "../platform/errors.ts";

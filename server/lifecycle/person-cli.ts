@@ -5,7 +5,7 @@
 
 import { parseArgs } from "node:util";
 import { openAudit } from "../audit/audit-module.ts";
-import { loadOrCreateKeys } from "../auth/keys.ts";
+import { loadOrCreateKeys } from "../crypto/keys.ts";
 import { ConfigError, loadConfig } from "../platform/config.ts";
 import { DirectoryError } from "../directory/directory.ts";
 import { openDirectory } from "../directory/open-directory.ts";

@@ -41,7 +41,7 @@ export interface Config {
   /** Audit trail (server/audit/): signed checkpoints every PARLEY_CHECKPOINT_INTERVAL_SECONDS (default 60). */
   audit: { checkpointIntervalSeconds: number };
   /**
-   * Encryption at rest (server/auth/master-key.ts): PARLEY_MASTER_KEY (base64 of 32 bytes) or
+   * Encryption at rest (server/crypto/master-key.ts): PARLEY_MASTER_KEY (base64 of 32 bytes) or
    * PARLEY_MASTER_KEY_FILE; neither: <keysDir>/master.key, generated on the first start.
    */
   masterKey: { value: string | null; file: string | null };

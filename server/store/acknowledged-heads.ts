@@ -7,7 +7,7 @@
 
 import { readFile, rename, unlink } from "node:fs/promises";
 import path from "node:path";
-import { writePrivateTemp } from "../auth/keys.ts";
+import { writePrivateTemp } from "../crypto/keys.ts";
 import type { Store } from "./store.ts";
 
 export const ACKED_HEADS_FILE = "acked-heads.json";

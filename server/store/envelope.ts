@@ -9,7 +9,7 @@
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes, randomFillSync } from "node:crypto";
 import { statSync } from "node:fs";
 import path from "node:path";
-import { MASTER_KEY_FILE, type MasterKey, type MasterKeyring, readKeyring } from "../auth/master-key.ts";
+import { MASTER_KEY_FILE, type MasterKey, type MasterKeyring, readKeyring } from "../crypto/master-key.ts";
 import type { EntryKind } from "./store.ts";
 import { StoreError } from "../sql/store-error.ts";
 

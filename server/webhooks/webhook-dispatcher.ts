@@ -15,7 +15,7 @@
 
 import { randomUUID } from "node:crypto";
 import { EVENT_TYPES } from "../../protocol/index.ts";
-import { openSecret } from "../auth/secret-box.ts";
+import { openSecret } from "../crypto/secret-box.ts";
 import type { EventNotifier } from "../events/event-notifier.ts";
 import type { EventStore, StoredEvent } from "../events/event-store.ts";
 import type { Logger } from "../platform/logger.ts";

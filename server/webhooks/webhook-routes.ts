@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { ErrorCode, EVENT_TYPES } from "../../protocol/index.ts";
-import { sealSecret } from "../auth/secret-box.ts";
+import { sealSecret } from "../crypto/secret-box.ts";
 import { ParleyError } from "../platform/errors.ts";
 import type { EventStore } from "../events/event-store.ts";
 import type { Principal } from "../http/principal.ts";

@@ -5,7 +5,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Role } from "../../protocol/index.ts";
-import { loadOrCreateKeys } from "../../server/auth/keys.ts";
+import { loadOrCreateKeys } from "../../server/crypto/keys.ts";
 import { mintToken } from "../../server/auth/tokens.ts";
 
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), "../../bin/parley.js");

@@ -7,7 +7,7 @@ import { z } from "zod";
 import { ErrorCode } from "../../../protocol/index.ts";
 import type { OrgEventInput } from "../../audit/org-recorder.ts";
 import { checkPassword } from "../../auth/passwords.ts";
-import { openSecret, sealSecret } from "../../auth/secret-box.ts";
+import { openSecret, sealSecret } from "../../crypto/secret-box.ts";
 import { createTotpEnrolment, generateRecoveryCodes, hashRecoveryCode, verifyTotp } from "../../auth/totp.ts";
 import type { User } from "../../directory/directory-types.ts";
 import { addressKey } from "../../limits/address-key.ts";

@@ -4,7 +4,7 @@
 
 import { z } from "zod";
 import { ErrorCode } from "../../../protocol/index.ts";
-import type { ServerKeys } from "../../auth/keys.ts";
+import type { ServerKeys } from "../../crypto/keys.ts";
 import { buildOpenApi, documentedErrors, type ExtraOperation } from "../openapi.ts";
 import { type RouteDefinition, route } from "../route.ts";
 

@@ -5,7 +5,7 @@
 import type { KeyObject } from "node:crypto";
 import type pg from "pg";
 import * as Y from "yjs";
-import type { MasterKeyring } from "../../auth/master-key.ts";
+import type { MasterKeyring } from "../../crypto/master-key.ts";
 import { genesisHash, importAuditKey } from "../../log/audit-chain.ts";
 import { type ClaimedId, type ClientIdOwner, claimedIds, claimKey, decideClaims, withRefusals } from "../client-claims.ts";
 import { type ConversationHead, conversationsOf, type PlannedEntry, planAppends, planSnapshot } from "../append-plan.ts";
@@ -33,7 +33,7 @@ export interface PostgresStoreOptions {
   connectionString: string;
   /** Key for the content HMACs in the audit chain; at least 16 bytes (32 recommended). The same on every node. */
   auditKey: Uint8Array;
-  /** Master keys wrapping each conversation's data key (server/auth/master-key.ts); the same on every node. */
+  /** Master keys wrapping each conversation's data key (server/crypto/master-key.ts); the same on every node. */
   masterKeys: MasterKeyring;
   /** Schema holding Parley's tables (created if missing); a plain lowercase identifier. Default: the search_path's. */
   schema?: string;

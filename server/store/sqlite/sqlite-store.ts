@@ -3,7 +3,7 @@
 // in sqlite-log.ts, run by worker.ts. If the worker dies, every call fails fast, never hangs.
 
 import { Worker } from "node:worker_threads";
-import type { MasterKeyring } from "../../auth/master-key.ts";
+import type { MasterKeyring } from "../../crypto/master-key.ts";
 import type {
   AppendRequest, ClientIdRecord,
   CommittedAppend,
@@ -21,7 +21,7 @@ export interface SqliteStoreOptions {
   path: string;
   /** Key for the content HMACs in the audit chain; at least 16 bytes (32 recommended). */
   auditKey: Uint8Array;
-  /** Master keys wrapping each conversation's data key (server/auth/master-key.ts). */
+  /** Master keys wrapping each conversation's data key (server/crypto/master-key.ts). */
   masterKeys: MasterKeyring;
   /** File holding the wrapped data keys, apart from the data (../keyring.ts). Default: keyring.db beside `path`. */
   keyringPath?: string;

@@ -2,7 +2,7 @@
 // exist, what a request and a reply look like, and what the worker hands over at start-up.
 // Both sides import these types so an operation cannot drift between caller and executor.
 
-import type { MasterKeyring } from "../../auth/master-key.ts";
+import type { MasterKeyring } from "../../crypto/master-key.ts";
 import type { AppendRequest, ClientIdRecord, CommittedAppend, CompactionResult, ConversationChainHead, DocumentState, LogEntry } from "../store.ts";
 import type { StoreErrorCode } from "../../sql/store-error.ts";
 
