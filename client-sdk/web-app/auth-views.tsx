@@ -1,10 +1,12 @@
 // Signing up (an organisation and its owner) and signing in, with the second step for people
-// who turned two-factor on: a code from their authenticator app, or one of their recovery codes.
+// who turned two-factor on: their security key, a code from their authenticator app, or one of
+// their recovery codes; or signing in with a passkey alone.
 
 import { useState } from "preact/hooks";
 import { ApiError } from "./api.ts";
 import { ErrorCode } from "../index.ts";
-import { type Session, signIn, signUp } from "./session.ts";
+import { securityKeyProof, hasSecurityKey, securityKeysSupported } from "./security-keys.ts";
+import { type Session, signIn, signInWithPasskey, signUp } from "./session.ts";
 import { ErrorText, Field } from "./ui.tsx";
 
 /** The sign-up form. */
@@ -56,35 +58,56 @@ export function SignUpView({ onSession }: { onSession: (session: Session) => voi
   );
 }
 
-/** The sign-in form; asks for a second factor when the account has one. */
+/**
+ * The sign-in form; asks for a second factor when the account has one (its security key, a code
+ * from the authenticator app, or a recovery code). A passkey signs in without a password.
+ */
 export function SignInView({ onSession }: { onSession: (session: Session) => void }) {
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
   const [needsCode, setNeedsCode] = useState(false);
+  const [hasKey, setHasKey] = useState(false);
   const [useRecovery, setUseRecovery] = useState(false);
   const [code, setCode] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
-  const submit = async (event: Event) => {
-    event.preventDefault();
+  const attempt = async (signingIn: () => Promise<Session>) => {
     setBusy(true);
     setError(null);
     try {
-      const second = needsCode ? (useRecovery ? { recoveryCode: code.trim() } : { totp: code.trim() }) : {};
-      onSession(await signIn({ email, password, ...second }));
+      onSession(await signingIn());
     } catch (failure) {
-      if (failure instanceof ApiError && failure.code === ErrorCode.TwoFactorRequired) setNeedsCode(true);
-      else setError(failure);
+      if (failure instanceof ApiError && failure.code === ErrorCode.TwoFactorRequired) {
+        setNeedsCode(true);
+        // The password was right: offer the key first when the account has one.
+        setHasKey(securityKeysSupported() && (await hasSecurityKey(email).catch(() => false)));
+      } else setError(failure);
     } finally {
       setBusy(false);
     }
   };
+  const submit = (event: Event) => {
+    event.preventDefault();
+    const second = needsCode ? (useRecovery ? { recoveryCode: code.trim() } : { totp: code.trim() }) : {};
+    void attempt(() => signIn({ email, password, ...second }));
+  };
+  const withSecurityKey = () => attempt(async () => signIn({ email, password, webauthn: await securityKeyProof(email) }));
+  const withPasskey = () => attempt(async () => signInWithPasskey(await securityKeyProof()));
   return (
     <main class="auth">
       <h1>Sign in to Parley</h1>
       <form onSubmit={submit}>
         <Field label="Email" type="email" value={email} onInput={setEmail} autocomplete="username" required />
         <Field label="Password" type="password" value={password} onInput={setPassword} autocomplete="current-password" required />
+        {needsCode && hasKey && (
+          <section class="second-factor" aria-label="Security key">
+            <p>Your account has a security key: touch or unlock it when your browser asks.</p>
+            <button type="button" disabled={busy} onClick={() => void withSecurityKey()}>
+              Use your security key
+            </button>
+            <p class="hint">Or enter a code below.</p>
+          </section>
+        )}
         {needsCode && (
           <>
             <Field
@@ -105,6 +128,13 @@ export function SignInView({ onSession }: { onSession: (session: Session) => voi
           Sign in
         </button>
       </form>
+      {!needsCode && securityKeysSupported() && (
+        <p>
+          <button type="button" class="secondary" disabled={busy} onClick={() => void withPasskey()}>
+            Use a passkey instead of a password
+          </button>
+        </p>
+      )}
       <p>
         New here? <a href="#/signup">Sign up</a>
       </p>

@@ -4,6 +4,7 @@
 
 import { ParleyClient } from "../index.ts";
 import { accessToken, api, clearAccessToken, publicApi, refreshSession, setAccessToken } from "./api.ts";
+import type { SecurityKeyProof } from "./security-keys.ts";
 
 /** A membership as /v1/me lists it. */
 export interface Membership {
@@ -49,9 +50,16 @@ export async function signUp(input: { email: string; password: string; name: str
   return loadSession();
 }
 
-/** Signs in; `totp` or `recoveryCode` when two-factor is on. */
-export async function signIn(input: { email: string; password: string; totp?: string; recoveryCode?: string }): Promise<Session> {
+/** Signs in; `totp`, `recoveryCode` or a security key's `webauthn` proof when two-factor is on. */
+export async function signIn(input: { email: string; password: string; totp?: string; recoveryCode?: string; webauthn?: SecurityKeyProof }): Promise<Session> {
   const answer = await publicApi<SignInAnswer>("POST", "/v1/auth/login", { ...input, refreshCookie: true });
+  setAccessToken(answer.accessToken, answer.expiresIn);
+  return loadSession();
+}
+
+/** Signs in without a password: a passkey's proof (the key verified the person with a PIN or biometrics). */
+export async function signInWithPasskey(proof: SecurityKeyProof): Promise<Session> {
+  const answer = await publicApi<SignInAnswer>("POST", "/v1/auth/webauthn/login", { ...proof, refreshCookie: true });
   setAccessToken(answer.accessToken, answer.expiresIn);
   return loadSession();
 }

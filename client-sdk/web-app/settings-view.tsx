@@ -1,11 +1,12 @@
 // Settings: the person's own two-factor (enrolment shows the otpauth URI as a QR code, then the
-// recovery codes once), and for owners and admins the organisation: members and roles, the
+// recovery codes once) and security keys (security-keys-panel.tsx), and for owners and admins the organisation: members and roles, the
 // two-factor requirement, API keys and webhook secrets (shown once), webhook deliveries and dead
 // letters with replay, and the organisation's audit trail with its verification result.
 
 import QRCode from "qrcode";
 import { useEffect, useState } from "preact/hooks";
 import { api } from "./api.ts";
+import { SecurityKeysPanel } from "./security-keys-panel.tsx";
 import { reloadSession, type Session } from "./session.ts";
 import { ErrorText, Field, formatTime, Panel, useLoad } from "./ui.tsx";
 
@@ -100,6 +101,7 @@ interface Organisation {
   id: string;
   name: string;
   require2fa: boolean;
+  requireSecurityKey: boolean;
 }
 
 interface MemberInvitation {
@@ -483,29 +485,41 @@ function AuditTrail({ org }: { org: string }) {
   );
 }
 
+/** A checkbox for one of the organisation's requirements; disabled until the organisation is loaded. */
+function RequirementBox(props: { label: string; checked: boolean | undefined; onChange: (on: boolean) => void }) {
+  return (
+    <label class="check">
+      <input type="checkbox" checked={props.checked ?? false} disabled={props.checked === undefined} onChange={(event) => props.onChange((event.currentTarget as HTMLInputElement).checked)} />{" "}
+      {props.label}
+    </label>
+  );
+}
+
 function OrganisationSettings({ session }: { session: Session }) {
   const org = session.organisation.id;
   const details = useLoad(() => api<Organisation>("GET", `/v1/organisations/${org}`), [org]);
   const [error, setError] = useState<unknown>(null);
   // The box shows the choice at once; it goes back if the server refuses it.
-  const [chosen, setChosen] = useState<boolean | null>(null);
-  const setRequire = async (require2fa: boolean) => {
+  const [chosen, setChosen] = useState<Partial<Pick<Organisation, "require2fa" | "requireSecurityKey">>>({});
+  const setRequire = async (change: Partial<Pick<Organisation, "require2fa" | "requireSecurityKey">>) => {
     setError(null);
-    setChosen(require2fa);
+    setChosen({ ...chosen, ...change });
     try {
-      await api("PATCH", `/v1/organisations/${org}`, { require2fa });
+      await api("PATCH", `/v1/organisations/${org}`, change);
       details.reload();
     } catch (failure) {
-      setChosen(null);
+      setChosen({});
       setError(failure);
     }
   };
   return (
     <Panel title={`Organisation: ${session.organisation.name}`}>
-      <label class="check">
-        <input type="checkbox" checked={chosen ?? details.data?.require2fa ?? false} disabled={!details.data} onChange={(event) => setRequire((event.currentTarget as HTMLInputElement).checked)} />{" "}
-        Require two-factor of every member
-      </label>
+      <RequirementBox label="Require two-factor of every member" checked={chosen.require2fa ?? details.data?.require2fa} onChange={(on) => setRequire({ require2fa: on })} />
+      <RequirementBox
+        label="Require a security key of every member"
+        checked={chosen.requireSecurityKey ?? details.data?.requireSecurityKey}
+        onChange={(on) => setRequire({ requireSecurityKey: on })}
+      />
       <ErrorText error={error ?? details.error} />
       <Members org={org} isOwner={session.organisation.role === "owner"} />
       <ApiKeys org={org} />
@@ -526,6 +540,7 @@ export function SettingsView({ session, onSession }: { session: Session; onSessi
         <code>{session.organisation.id}</code>: give it to a partner who wants to add you to a conversation).
       </p>
       <TwoFactor session={session} onSession={onSession} />
+      <SecurityKeysPanel />
       <MyInvitations />
       {admin && <OrganisationSettings session={session} />}
     </main>

@@ -41,9 +41,11 @@ export function ErrorText({ error }: { error: unknown }) {
   if (!error) return null;
   // An organisation that requires two-factor lets members who have not enrolled do only that.
   if (error instanceof ApiError && error.code === ErrorCode.TwoFactorEnrolmentRequired) {
+    // The server says which: two-factor of any kind, or a security key specifically.
+    const what = /security key/i.test(error.message) ? "a security key" : "two-factor authentication";
     return (
       <p class="error" role="alert">
-        Your organisation requires two-factor authentication: <a href="#/settings">turn it on in Settings</a> first.
+        Your organisation requires {what}: <a href="#/settings">set it up in Settings</a> first.
       </p>
     );
   }

@@ -7,6 +7,7 @@ import { mkdir, readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Browser, chromium, type Locator, type Page } from "playwright-core";
+import { afterEach } from "vitest";
 
 /** Where Debian installs Chromium (`apt-get install chromium`; .ci/run does it). */
 export const CHROMIUM_PATH = process.env.PARLEY_CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -36,6 +37,14 @@ export function launchChromium(): Promise<Browser> {
 export async function screenshot(page: Page, step: string): Promise<void> {
   await mkdir(ARTIFACTS_DIR, { recursive: true });
   await page.screenshot({ path: path.join(ARTIFACTS_DIR, `${step}.png`), fullPage: true });
+}
+
+/** Registers an afterEach that leaves a picture of the page a failed test stopped on (`failed-<prefix>-<test>.png`). */
+export function screenshotFailures(currentPage: () => Page | undefined, prefix: string): void {
+  afterEach(async (test) => {
+    const page = currentPage();
+    if (page && test.task.result?.state === "fail") await screenshot(page, `failed-${prefix}-${test.task.name.slice(0, 40).replace(/\W+/g, "-")}`);
+  });
 }
 
 /** The text bodies of every mail in `<dataDir>/outbox`, oldest first (quoted-printable undone). */

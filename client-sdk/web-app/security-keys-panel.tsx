@@ -1,0 +1,71 @@
+// The settings panel for the person's own security keys and passkeys: the list with when each
+// was added and last used, "Remove", and adding a new one under a name the person chooses.
+
+import { useState } from "preact/hooks";
+import { addSecurityKey, listSecurityKeys, removeSecurityKey, type SecurityKey, securityKeysSupported } from "./security-keys.ts";
+import { ErrorText, Field, formatTime, Panel, useLoad } from "./ui.tsx";
+
+/** Security keys: list, add (named), remove. */
+export function SecurityKeysPanel() {
+  const keys = useLoad(listSecurityKeys, []);
+  const [name, setName] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [message, setMessage] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const act = async (action: () => Promise<string>) => {
+    setBusy(true);
+    setError(null);
+    setMessage("");
+    try {
+      setMessage(await action());
+      keys.reload();
+    } catch (failure) {
+      setError(failure);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const add = (event: Event) => {
+    event.preventDefault();
+    const chosen = name.trim();
+    void act(async () => {
+      await addSecurityKey(chosen);
+      setName("");
+      return `Added the security key “${chosen}”: signing in now asks for it after your password.`;
+    });
+  };
+  const remove = (key: SecurityKey) =>
+    void act(async () => {
+      await removeSecurityKey(key.id);
+      return `Removed the security key “${key.name}”.`;
+    });
+  const items = keys.data ?? [];
+  return (
+    <Panel title="Security keys">
+      <p>A security key or passkey is the strongest second factor: it only answers this site, so a look-alike page cannot use it.</p>
+      {keys.data && items.length === 0 && <p class="hint">No security key yet.</p>}
+      <ul class="plain">
+        {items.map((k) => (
+          <li key={k.id}>
+            {k.name} <span class="hint">(added {formatTime(k.createdAt)}; {k.lastUsedAt ? `last used ${formatTime(k.lastUsedAt)}` : "never used"})</span>{" "}
+            <button type="button" class="small secondary" disabled={busy} aria-label={`Remove security key ${k.name}`} onClick={() => remove(k)}>
+              Remove
+            </button>
+          </li>
+        ))}
+      </ul>
+      {securityKeysSupported() ? (
+        <form class="inline" onSubmit={add}>
+          <Field label="Name for the security key" value={name} onInput={setName} placeholder="e.g. YubiKey" required />
+          <button type="submit" disabled={busy}>
+            Add a security key
+          </button>
+        </form>
+      ) : (
+        <p class="hint">This browser cannot use security keys here (it needs WebAuthn on an https address).</p>
+      )}
+      {message && <p role="status">{message}</p>}
+      <ErrorText error={error ?? keys.error} />
+    </Panel>
+  );
+}
