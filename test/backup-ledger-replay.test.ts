@@ -16,6 +16,7 @@ import { apiClient } from "./helpers/http-client.ts";
 import { runParley } from "./helpers/parley-cli.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { requirePostgres } from "./helpers/services.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 const run = promisify(execFile);
 const PASSWORD = "violet-harbour-tractor-91!";
@@ -66,10 +67,10 @@ async function twoSharedConversations(server: TestServer) {
     };
   };
   // Partner events are derived from commits in the background: the backup must hold them too.
-  for (let tries = 0; !((await present(gone)).partnerEvents && (await present(kept)).partnerEvents); tries++) {
-    if (tries > 200) throw new Error("partner events were never derived");
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await waitUntil(async () => (await present(gone)).partnerEvents && (await present(kept)).partnerEvents, {
+    what: "partner events derived",
+    interval: 50,
+  });
   return { gone, kept, destroyGone, present };
 }
 

@@ -15,7 +15,6 @@ import { waitUntil } from "./helpers/wait.ts";
 const redisUrl = await requireRedis();
 /** Unique per run, so parallel runs sharing one Redis never see each other's messages. */
 const prefix = `parley-test:${randomBytes(4).toString("hex")}:`;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A bus with everything it reports recorded. */
 function node(name: string) {
@@ -89,8 +88,11 @@ describe.skipIf(!redisUrl)("Redis bus", () => {
     await waitUntil(() => heardByB.length === 1);
     expect(heardByB).toEqual([["org-1", 2 ** 40]]);
     expect(b.received).toEqual([]);
-    await sleep(50);
-    expect(heardByA).toEqual([]);
+    // Barrier: b's head, published after Redis handed a's to b, reaches a after anything of a's
+    // own would have (one subscriber connection, delivered in order). Only b's arrives.
+    b.bus.publishEventHead("org-2", 1);
+    await waitUntil(() => heardByA.length >= 1);
+    expect(heardByA).toEqual([["org-2", 1]]);
   });
 
   it("ignores its own messages", async () => {
@@ -101,8 +103,11 @@ describe.skipIf(!redisUrl)("Redis bus", () => {
     await waitUntil(() => a.resynced("conv") && b.resynced("conv") && a.bus.health().state === "ok");
     a.bus.publishUpdate("conv", 1, new Uint8Array([1]));
     await waitUntil(() => b.received.length === 1);
-    await sleep(50);
-    expect(a.received).toEqual([]);
+    // Barrier: b's update, published after Redis handed a's to b, reaches a after a's own would
+    // have (in order on a's subscriber connection). Only b's arrives.
+    b.bus.publishUpdate("conv", 2, new Uint8Array([2]));
+    await waitUntil(() => a.received.length >= 1);
+    expect(a.received.map((m) => m.origin)).toEqual([`${prefix}b`]);
   });
 
   it("sends one group commit's consecutive updates as one message", async () => {
@@ -134,11 +139,16 @@ describe.skipIf(!redisUrl)("Redis bus", () => {
     await waitUntil(() => b.received.length === 1);
     b.bus.unsubscribe("conv");
     await waitUntil(() => b.bus.subscriptions === 0);
-    await sleep(50);
-    expect(await subscribers()).toBe(0);
+    await waitUntil(async () => (await subscribers()) === 0, { what: "the channel has no subscriber left" });
+    // Barrier: a marker a publishes after the update, on a channel b still listens to, reaches b
+    // after the update would have (one publisher connection, one subscriber connection, in order).
+    b.bus.subscribe("marker");
+    await waitUntil(() => b.resynced("marker"));
     a.bus.publishUpdate("conv", 2, new Uint8Array([2]));
-    await sleep(100);
-    expect(b.received.length).toBe(1);
+    a.bus.publishUpdate("marker", 1, new Uint8Array([9]));
+    await waitUntil(() => b.received.length === 2);
+    expect(b.received.map((m) => m.conversation)).toEqual(["conv", "marker"]);
+    b.bus.unsubscribe("marker");
     // No pattern subscriptions, ever.
     expect(await admin.pubsub("NUMPAT")).toBe(0);
   });
@@ -185,8 +195,7 @@ describe.skipIf(!redisUrl)("Redis bus", () => {
     const dead = new RedisBus({ url: "redis://127.0.0.1:1", nodeId: `${prefix}dead`, channelPrefix: prefix, sharded: false, logger: createLogger("silent") });
     dead.subscribe("conv");
     dead.publishUpdate("conv", 1, new Uint8Array([1])); // must not throw or queue without bound
-    await sleep(100);
-    expect(dead.health().state).toBe("down");
+    await waitUntil(() => dead.health().state === "down", { what: "an unreachable Redis reported down" });
     const started = Date.now();
     await dead.close();
     expect(Date.now() - started).toBeLessThan(1500);

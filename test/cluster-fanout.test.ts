@@ -9,6 +9,7 @@ import { verifyConversation } from "../server/log/verify-conversation.ts";
 import { type Cluster, startCluster } from "./helpers/cluster.ts";
 import { DocClient } from "./helpers/doc-client.ts";
 import { requireClusterServices } from "./helpers/services.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 const services = await requireClusterServices();
 
@@ -92,11 +93,7 @@ describe.skipIf(!services)("fan-out across nodes", { timeout: 120_000 }, () => {
     }
     await Promise.all(handles.map(({ handle }) => handle.whenSaved()));
     const text = () => handles[0].handle.doc.getText("notes").toString();
-    const deadline = Date.now() + 10_000;
-    while (!handles.every(({ handle }) => handle.doc.getText("notes").toString() === text())) {
-      if (Date.now() > deadline) throw new Error("clients did not converge");
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitUntil(() => handles.every(({ handle }) => handle.doc.getText("notes").toString() === text()), { what: "clients converge" });
     for (const { user } of handles) for (let round = 0; round < 20; round++) expect(text()).toContain(`${user}${round} `);
   });
 

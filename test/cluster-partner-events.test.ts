@@ -11,6 +11,7 @@ import { allEvents, signUpWithKey as signUp } from "./helpers/partner-orgs.ts";
 import { requireClusterServices } from "./helpers/services.ts";
 import { followSse } from "./helpers/sse-client.ts";
 import { startWebhookReceiver } from "./helpers/webhook-receiver.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 const services = await requireClusterServices();
 
@@ -94,10 +95,7 @@ describe.skipIf(!services)("partner events across nodes", { timeout: 180_000 }, 
     const head = (await allEvents(a, helpdesk.key)).at(-1)?.cursor;
     const storedCursor = async () =>
       ((await a("GET", `/v1/organisations/${helpdesk.orgId}/webhooks/${endpointId}`, { token: helpdesk.token })).body.delivery as { cursor: number }).cursor;
-    for (let waited = 0; (await storedCursor()) !== head; waited += 50) {
-      if (waited > 10_000) throw new Error("the delivery was not recorded in time");
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await waitUntil(async () => (await storedCursor()) === head, { what: "the delivery recorded", interval: 50 });
     const holder = claimants.get(endpointId);
     const survivor = c.nodes.find((node) => node.name !== holder);
     if (!holder || !survivor) throw new Error(`no single node claimed the endpoint (${holder})`);

@@ -19,6 +19,7 @@ import { apiClient } from "./helpers/http-client.ts";
 import { runParley } from "./helpers/parley-cli.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { requirePostgres } from "./helpers/services.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 const PASSWORD = "violet-harbour-tractor-91!";
 
@@ -52,8 +53,9 @@ describe("organisation audit chain", () => {
     for (let i = 0; i < 2; i++) expect((await api("GET", "/v1/conversations", { token: created.body.key as string })).status).toBe(200);
     expect((await api("DELETE", `/v1/organisations/${org}/api-keys/${keyId}`, { token })).status).toBe(204);
 
-    // The failed sign-in is recorded without waiting; give it its moment.
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The failed sign-in is recorded without the response waiting for it: wait for the entry.
+    const running = server;
+    await waitUntil(async () => (await orgChain(running, org)).length >= 5, { what: "five org audit entries" });
     const entries = await orgChain(server, org);
     const actions = entries.map((e) => e.action);
     expect(actions).toEqual(["login.failed", "login.succeeded", "api-key.created", "api-key.used", "api-key.revoked"]);

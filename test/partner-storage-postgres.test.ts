@@ -10,6 +10,7 @@ import { claimLockKey } from "../server/webhooks/delivery-claims.ts";
 import { openPartnerStorage, type PartnerStorage } from "../server/webhooks/partner-storage.ts";
 import { requirePostgres } from "./helpers/services.ts";
 import { runPartnerStorageContract } from "./partner-storage-contract.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 const databaseUrl = await requirePostgres();
 
@@ -84,10 +85,7 @@ if (!databaseUrl) {
       } finally {
         await admin.end();
       }
-      for (let tries = 0; await others[0]?.claims.confirm("ep-1"); tries++) {
-        if (tries > 100) throw new Error("the claim survived its session");
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      await waitUntil(async () => !(await others[0]?.claims.confirm("ep-1")), { what: "the claim ends with its session", interval: 100 });
       expect(others[0]?.claims.holds("ep-2")).toBe(false);
       expect(await others[1]?.claims.claim("ep-1")).toBe(true);
       expect(await others[0]?.claims.claim("ep-1")).toBe(false);
