@@ -41,7 +41,7 @@ import { SecurityNotices } from "./notices/security-notices.ts";
 import { AccessEnforcer } from "./realtime/access-enforcer.ts";
 import { ClusterBroadcaster } from "./realtime/cluster-broadcaster.ts";
 import { ChannelRegistry } from "./realtime/conversation-channel.ts";
-import { DocumentCache } from "./realtime/document-cache.ts";
+import { DocumentCache } from "./documents/document-cache.ts";
 import { registerParleyRoute } from "./realtime/parley-route.ts";
 import { RealtimeHub } from "./realtime/realtime-hub.ts";
 import { RemoteDelivery } from "./realtime/remote-delivery.ts";

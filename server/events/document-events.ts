@@ -13,7 +13,7 @@ import { notesOf } from "../../protocol/index.ts";
 import { attributedMessages } from "../documents/attributed-messages.ts";
 import type { FanOut } from "../log/write-path.ts";
 import type { Logger } from "../platform/logger.ts";
-import type { DocumentCache } from "../realtime/document-cache.ts";
+import type { DocumentCache } from "../documents/document-cache.ts";
 import type { Store } from "../store/store.ts";
 import type { EventRecorder } from "./event-recorder.ts";
 import type { EventStore } from "./event-store.ts";

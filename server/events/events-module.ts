@@ -10,7 +10,7 @@ import type { Directory } from "../directory/directory.ts";
 import type { PrincipalDeps } from "../http/principal.ts";
 import type { RouteDefinition } from "../http/route.ts";
 import type { Logger } from "../platform/logger.ts";
-import type { DocumentCache } from "../realtime/document-cache.ts";
+import type { DocumentCache } from "../documents/document-cache.ts";
 import type { UWS } from "../platform/uws.ts";
 import type { Store } from "../store/store.ts";
 import { DocumentEvents } from "./document-events.ts";

@@ -15,7 +15,7 @@ import type { Logger } from "../platform/logger.ts";
 import type { WritePath } from "../log/write-path.ts";
 import type { Mailer } from "../mail/mailer.ts";
 import type { SecurityNotices } from "../notices/security-notices.ts";
-import type { DocumentCache } from "../realtime/document-cache.ts";
+import type { DocumentCache } from "../documents/document-cache.ts";
 
 /** The services behind the HTTP API. */
 export interface HttpServices {

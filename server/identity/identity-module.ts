@@ -32,7 +32,7 @@ import { loadDkimSigning } from "../mail/dkim.ts";
 import type { Mailer } from "../mail/mailer.ts";
 import { OutboxMailer } from "../mail/outbox-mailer.ts";
 import { SmtpMailer } from "../mail/smtp-mailer.ts";
-import type { DocumentCache } from "../realtime/document-cache.ts";
+import type { DocumentCache } from "../documents/document-cache.ts";
 import type { EventRecorder } from "../events/event-recorder.ts";
 import { AccessControl } from "./access-control.ts";
 import { AccessEvents } from "./access-events.ts";

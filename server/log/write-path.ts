@@ -5,7 +5,7 @@
 import { ErrorCode } from "../../protocol/index.ts";
 import { ParleyError } from "../platform/errors.ts";
 import type { Logger } from "../platform/logger.ts";
-import type { DocumentCache } from "../realtime/document-cache.ts";
+import type { DocumentCache } from "../documents/document-cache.ts";
 import type { Actor, Store } from "../store/store.ts";
 import { StoreError } from "../sql/store-error.ts";
 import type { GroupCommitter } from "./group-committer.ts";

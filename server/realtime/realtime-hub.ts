@@ -10,7 +10,7 @@ import type { WritePath } from "../log/write-path.ts";
 import { type Broadcaster, topicOf } from "./broadcaster.ts";
 import type { ClientSession, JoinedConversation } from "./client-session.ts";
 import { ChannelRegistry } from "./conversation-channel.ts";
-import type { CachedDocument, DocumentCache } from "./document-cache.ts";
+import type { CachedDocument, DocumentCache } from "../documents/document-cache.ts";
 
 /** Dependencies of the hub, wired by the composition root. */
 export interface RealtimeHubDeps {

@@ -10,7 +10,7 @@ import type { FanOut } from "../log/write-path.ts";
 import type { Store } from "../store/store.ts";
 import type { ClusterBroadcaster } from "./cluster-broadcaster.ts";
 import type { ChannelObserver } from "./conversation-channel.ts";
-import type { DocumentCache } from "./document-cache.ts";
+import type { DocumentCache } from "../documents/document-cache.ts";
 import { type LocalOrigin, SequencedDelivery } from "./sequenced-delivery.ts";
 
 /** Dependencies of {@link RemoteDelivery}, wired by the composition root. */

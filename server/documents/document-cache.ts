@@ -3,9 +3,9 @@
 // least recently used conversations are evicted first and reloaded from the store on demand.
 
 import * as Y from "yjs";
-import { clientOwnersFromLog, RESTORE_SESSION } from "../documents/client-owners.ts";
-import { DocumentIndex } from "../documents/document-index.ts";
-import { effectsOf, readUpdate } from "../documents/update-structs.ts";
+import { clientOwnersFromLog, RESTORE_SESSION } from "./client-owners.ts";
+import { DocumentIndex } from "./document-index.ts";
+import { effectsOf, readUpdate } from "./update-structs.ts";
 import type { Store } from "../store/store.ts";
 
 /** The cached state of one conversation. */
