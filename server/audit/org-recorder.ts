@@ -4,7 +4,7 @@
 // hash under the audit key, so deleting a person removes nothing a chain's hashes cover.
 
 import { createHmac } from "node:crypto";
-import type { AuditedOperation, Directory, OrgAuditAppend } from "../directory/directory.ts";
+import type { AuditedOperation, AuditedOutcome, AuditedStep, Directory, OrgAuditAppend } from "../directory/directory.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { detailsProblem, type OrgAuditAction, type OrgAuditDetail, type OrgAuditEntry } from "./org-chain.ts";
@@ -27,6 +27,12 @@ export interface OrgEventInput {
   details?: Record<string, OrgAuditDetail>;
   /** Personal data, recorded only as keyed hashes. */
   personal?: PersonalData;
+}
+
+/** An event and the organisations whose chains record it (each once). */
+export interface OrgEventFor {
+  orgs: string | readonly string[];
+  event: OrgEventInput;
 }
 
 /** API key use is recorded once per key per hour: enough to answer "was this key used, and when
@@ -75,6 +81,22 @@ export class OrgAuditRecorder {
     const result = await directory.audited(op, args, orgs.map((o) => this.entryFor(o, event)));
     if (result !== false && result !== null) for (const o of orgs) this.tell(o, event);
     return result as Awaited<ReturnType<Directory[K]>>;
+  }
+
+  /**
+   * Runs several directory changes as one, with their events, in one transaction (see
+   * Directory.auditedSteps): all of it or none of it. Resolves with the outcome (the steps' results,
+   * or which step changed nothing, and then nothing changed and nothing was appended). Listeners
+   * hear of the events once they committed.
+   */
+  async recordStepsWith(directory: Pick<Directory, "auditedSteps">, steps: readonly AuditedStep[], events: readonly OrgEventFor[]): Promise<AuditedOutcome> {
+    const targets = events.map(({ orgs, event }) => ({ orgs: [...new Set(typeof orgs === "string" ? [orgs] : orgs)], event }));
+    const outcome = await directory.auditedSteps(
+      steps,
+      targets.flatMap(({ orgs, event }) => orgs.map((o) => this.entryFor(o, event))),
+    );
+    if (outcome.changed) for (const { orgs, event } of targets) for (const o of orgs) this.tell(o, event);
+    return outcome;
   }
 
   /** The organisations taking part in a conversation (its starter and participants), for events that are each party's business. */

@@ -257,7 +257,20 @@ export interface Directory {
    * assigned under each chain head's lock, as by the audit log's own appends.
    */
   audited<K extends AuditedOperation>(op: K, args: Parameters<Directory[K]>, appends: readonly OrgAuditAppend[]): ReturnType<Directory[K]>;
+  /**
+   * Several operations as one audited change (two-factor turned on with its recovery codes, a
+   * recovery code spent on the session it opens): they run in order in one transaction with
+   * `appends`. A step that reports it changed nothing (`false` or `null`) undoes the steps before
+   * it and appends nothing; the answer then names that step. Otherwise every step's result, in order.
+   */
+  auditedSteps(steps: readonly AuditedStep[], appends: readonly OrgAuditAppend[]): Promise<AuditedOutcome>;
 }
+
+/** What an audited change of several steps did: everything (each step's result), or nothing (which step found nothing to change). */
+export type AuditedOutcome = { changed: true; results: unknown[] } | { changed: false; unchangedStep: number };
+
+/** One operation of an audited change and its arguments (see {@link Directory.auditedSteps}). */
+export type AuditedStep = { [K in AuditedOperation]: { op: K; args: Parameters<Directory[K]> } }[AuditedOperation];
 
 /** One entry for an organisation's audit chain, ready to append (personal data already hashed). */
 export interface OrgAuditAppend {
@@ -279,6 +292,22 @@ export const AUDITED_OPERATIONS = [
   "deleteConversationSide",
   "recordSupportGrant",
   "revokeSupportGrant",
+  "insertRefreshToken",
+  "enableTotp",
+  "setTotp",
+  "replaceRecoveryCodes",
+  "consumeRecoveryCode",
+  "addWebauthnCredential",
+  "useWebauthnCredential",
+  "renameWebauthnCredential",
+  "removeWebauthnCredential",
+  "createInvitation",
+  "revokeInvitation",
+  "bindInvitation",
+  "putParticipant",
+  "removeParticipant",
+  "putLegalHold",
+  "removeLegalHold",
 ] as const satisfies readonly (keyof Directory)[];
 
 export type AuditedOperation = (typeof AUDITED_OPERATIONS)[number];
@@ -359,6 +388,7 @@ export const DIRECTORY_OPERATIONS = [
   "renameWebauthnCredential",
   "removeWebauthnCredential",
   "audited",
+  "auditedSteps",
 ] as const satisfies readonly (keyof Directory)[];
 
 // Compile-time check that the list names every operation: a new method must be added above.

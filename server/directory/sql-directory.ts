@@ -4,7 +4,7 @@
 // owner) rests on conditional UPDATEs and row locks in the shared statements, not on this process.
 
 import { SqlAuditLog } from "../audit/sql-audit-log.ts";
-import { AUDITED_OPERATIONS, type AuditedOperation, type Directory, DirectoryError, type OrgAuditAppend } from "./directory.ts";
+import { AUDITED_OPERATIONS, type AuditedOperation, type AuditedOutcome, type AuditedStep, type Directory, DirectoryError, type OrgAuditAppend } from "./directory.ts";
 import {
   type AccessRow,
   accessFromRow,
@@ -592,19 +592,60 @@ export class SqlDirectory implements Directory {
   // ── audited changes ───────────────────────────────────────────────────────────────────────
 
   audited<K extends AuditedOperation>(op: K, args: Parameters<Directory[K]>, appends: readonly OrgAuditAppend[]): ReturnType<Directory[K]> {
-    if (!(AUDITED_OPERATIONS as readonly string[]).includes(op)) throw new DirectoryError("invalid", `${String(op)} is not an audited operation`);
-    return this.db.transaction(async (tx) => {
-      // On the transaction's runner, so the change and the entries commit together (SQLite: the
-      // runner is this one, its nested transactions join; Postgres: one connection).
-      const inner = (tx === this.db ? this : new SqlDirectory(tx)) as unknown as Record<K, (...a: unknown[]) => Promise<unknown>>;
-      const result = await inner[op](...(args as unknown[]));
-      if (result !== false && result !== null) {
+    return this.runAudited([{ op, args } as AuditedStep], appends, false).then((outcome) =>
+      outcome.changed ? outcome.results[0] : outcome.result,
+    ) as ReturnType<Directory[K]>;
+  }
+
+  async auditedSteps(steps: readonly AuditedStep[], appends: readonly OrgAuditAppend[]): Promise<AuditedOutcome> {
+    const outcome = await this.runAudited(steps, appends, true);
+    return outcome.changed ? outcome : { changed: false, unchangedStep: outcome.unchangedStep };
+  }
+
+  /**
+   * The steps and their entries in one transaction. A step that changed nothing appends nothing;
+   * with `undoOnNoChange` it also rolls back the steps before it (they belong together).
+   */
+  private async runAudited(
+    steps: readonly AuditedStep[],
+    appends: readonly OrgAuditAppend[],
+    undoOnNoChange: boolean,
+  ): Promise<{ changed: true; results: unknown[] } | { changed: false; unchangedStep: number; result: unknown }> {
+    for (const step of steps) {
+      if (!(AUDITED_OPERATIONS as readonly string[]).includes(step.op)) throw new DirectoryError("invalid", `${String(step.op)} is not an audited operation`);
+    }
+    const undo = new UndoSignal();
+    try {
+      return await this.db.transaction(async (tx) => {
+        // On the transaction's runner, so the change and the entries commit together (SQLite: the
+        // runner is this one, its nested transactions join; Postgres: one connection).
+        const inner = (tx === this.db ? this : new SqlDirectory(tx)) as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+        const results: unknown[] = [];
+        for (const [index, step] of steps.entries()) {
+          const result = await inner[step.op](...(step.args as unknown[]));
+          if (result === false || result === null) {
+            undo.unchangedStep = index;
+            undo.result = result;
+            if (undoOnNoChange) throw undo;
+            return { changed: false as const, unchangedStep: index, result };
+          }
+          results.push(result);
+        }
         const log = new SqlAuditLog(tx);
         for (const a of appends) await log.appendOrgAuditEvent(a.org, a.event, a.now);
-      }
-      return result;
-    }) as ReturnType<Directory[K]>;
+        return { changed: true as const, results };
+      });
+    } catch (error) {
+      if (error === undo) return { changed: false, unchangedStep: undo.unchangedStep, result: undo.result };
+      throw error;
+    }
   }
+}
+
+/** Thrown inside an audited transaction to roll it back when a step changed nothing. */
+class UndoSignal extends Error {
+  unchangedStep = -1;
+  result: unknown = null;
 }
 
 function webauthnFrom(row: Record<string, unknown>): WebauthnCredential {

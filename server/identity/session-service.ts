@@ -20,6 +20,12 @@ export interface TokenPair {
   expiresIn: number;
 }
 
+/** A session to start: the directory step that stores it, and its token pair once that committed. */
+export interface PreparedSession {
+  step: { op: "insertRefreshToken"; args: Parameters<Directory["insertRefreshToken"]> };
+  tokens(): Promise<TokenPair>;
+}
+
 /** Session settings. */
 export interface SessionSettings {
   accessTtlSeconds: number;
@@ -45,15 +51,23 @@ export class SessionService {
    * session for an account with other credentials); refreshing keeps the scope.
    */
   async start(userId: string, orgId: string, options: { conversationScope?: string } = {}): Promise<TokenPair> {
+    const session = this.prepare(userId, orgId, options);
+    await this.deps.directory.insertRefreshToken(...session.step.args);
+    return session.tokens();
+  }
+
+  /**
+   * A session not started yet, for a caller that commits it together with other changes and its
+   * audit entries (Directory.auditedSteps): `step` stores it; `tokens()` issues its pair, once
+   * `step` has committed and never before.
+   */
+  prepare(userId: string, orgId: string, options: { conversationScope?: string } = {}): PreparedSession {
     const family = randomUUID();
     const refreshToken = `rt_${randomBytes(32).toString("base64url")}`;
     const now = this.deps.now();
     const conversationScope = options.conversationScope ?? null;
-    await this.deps.directory.insertRefreshToken(
-      { tokenHash: secretHash(refreshToken), familyId: family, userId, orgId, expiresAt: now + this.deps.settings.refreshTtlSeconds * 1000, conversationScope },
-      now,
-    );
-    return this.pair(userId, orgId, family, refreshToken, conversationScope);
+    const record = { tokenHash: secretHash(refreshToken), familyId: family, userId, orgId, expiresAt: now + this.deps.settings.refreshTtlSeconds * 1000, conversationScope };
+    return { step: { op: "insertRefreshToken", args: [record, now] }, tokens: () => this.pair(userId, orgId, family, refreshToken, conversationScope) };
   }
 
   /** Rotates a refresh token; a reused one revokes its family and fails. */

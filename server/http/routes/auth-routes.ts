@@ -12,6 +12,7 @@ import { createTotpEnrolment, generateRecoveryCodes, hashRecoveryCode, verifyTot
 import type { User } from "../../directory/directory-types.ts";
 import { addressKey } from "../../limits/address-key.ts";
 import { ParleyError } from "../../platform/errors.ts";
+import { commitAccountChange, inEveryOrg, type PendingFactor } from "./account-change.ts";
 import { WebauthnProof, webauthnCeremonies, webauthnRoutes } from "./webauthn-routes.ts";
 import { repeatedFailuresNotice } from "../../notices/notice-policy.ts";
 import { route } from "../route.ts";
@@ -41,32 +42,42 @@ function assertAcceptable(services: HttpServices, password: string, context: str
   return verdict.score;
 }
 
-/** Checks a TOTP code (each step usable once) or a recovery code (each usable once). */
-async function checkSecondFactor(services: HttpServices, user: User, code: { totp?: string; recoveryCode?: string }): Promise<void> {
+/**
+ * Checks a TOTP code (each step usable once; spent here) or a recovery code (each usable once;
+ * spent by the change it unlocks, with its audit entry, see account-change.ts).
+ */
+async function checkSecondFactor(services: HttpServices, user: User, code: { totp?: string; recoveryCode?: string }): Promise<PendingFactor> {
   const key = `2fa:${user.id}`;
   const now = services.now();
   const gate = await services.codeLimiter.check(key);
   if (!gate.allowed) throw new HttpError(ErrorCode.RateLimited, "too many wrong codes; wait", {}, gate.retryAfterMs / 1000);
-  let ok = false;
+  const refusal = new ParleyError(ErrorCode.InvalidTwoFactorCode, "the code is wrong, expired or already used");
   if (code.totp && user.totpSealed) {
     const secret = new TextDecoder().decode(openSecret(services.secretsKey, user.totpSealed, totpAssociatedData(user.id)));
     const result = verifyTotp(secret, code.totp, { now, lastUsedStep: user.totpLastStep });
     // The conditional update makes "no code accepted twice" hold even for simultaneous requests.
-    ok = result.ok && (await services.directory.consumeTotpStep(user.id, result.step));
+    if (result.ok && (await services.directory.consumeTotpStep(user.id, result.step))) return { steps: [], events: [], gateKey: key, refusal };
   } else if (code.recoveryCode) {
-    ok = await services.directory.consumeRecoveryCode(user.id, hashRecoveryCode(code.recoveryCode), now);
-    if (ok) await recordInEveryOrg(services, user.id, { action: "2fa.recovery-code-used", actor: `user:${user.id}`, target: user.id });
+    return {
+      steps: [{ op: "consumeRecoveryCode", args: [user.id, hashRecoveryCode(code.recoveryCode), now] }],
+      events: [await inEveryOrg(services, user.id, { action: "2fa.recovery-code-used", actor: `user:${user.id}`, target: user.id })],
+      gateKey: key,
+      refusal,
+    };
   }
-  if (!ok) {
-    await services.codeLimiter.fail(key);
-    throw new ParleyError(ErrorCode.InvalidTwoFactorCode, "the code is wrong, expired or already used");
-  }
-  await services.codeLimiter.succeed(key);
+  await services.codeLimiter.fail(key);
+  throw refusal;
 }
 
-/** Records an event about a person in the chain of every organisation they belong to (their account is each one's business). */
-async function recordInEveryOrg(services: HttpServices, userId: string, event: OrgEventInput): Promise<void> {
-  for (const m of await services.directory.listMemberships(userId)) await services.orgAudit.recordOrgEvent(m.orgId, event);
+/**
+ * Starts a session with its "login.succeeded" entry and the second factor it spends, in one
+ * transaction: without its entry there is no session (and the factor stays unspent).
+ */
+async function startAuditedSession(services: HttpServices, user: User, orgId: string, factor: PendingFactor | null, details: OrgEventInput["details"], personal: { ip: string; userAgent: string }): Promise<Tokens> {
+  const session = services.sessions.prepare(user.id, orgId);
+  const event: OrgEventInput = { action: "login.succeeded", actor: `user:${user.id}`, target: user.id, details, personal };
+  await commitAccountChange(services, "the sign-in", factor, [session.step], [{ orgs: orgId, event }]);
+  return session.tokens();
 }
 
 /**
@@ -85,13 +96,13 @@ export function authRoutes(services: HttpServices) {
   const { directory, hasher, sessions } = services;
   const ceremonies = webauthnCeremonies(services);
   /** Signs a person in (passwordless with a passkey): the same answer and audit event as the password sign-in. */
-  const deliverSignIn = async (userId: string, orgId: string | undefined, refreshCookie: boolean | undefined, personal: { ip: string; userAgent: string }) => {
+  const deliverSignIn = async (userId: string, orgId: string | undefined, refreshCookie: boolean | undefined, personal: { ip: string; userAgent: string }, factor: PendingFactor) => {
     const user = await directory.getUser(userId);
     const memberships = await directory.listMemberships(userId);
     const membership = orgId ? memberships.find((m) => m.orgId === orgId) : memberships[0];
     if (!user || !membership) throw new ParleyError(ErrorCode.InvalidCredentials, "not a member of that organisation");
-    await services.orgAudit.recordOrgEvent(membership.orgId, { action: "login.succeeded", actor: `user:${user.id}`, target: user.id, details: { passkey: true }, personal });
-    const { tokens, headers } = deliverTokens(services, await sessions.start(user.id, membership.orgId), refreshCookie);
+    const session = await startAuditedSession(services, user, membership.orgId, factor, { passkey: true }, personal);
+    const { tokens, headers } = deliverTokens(services, session, refreshCookie);
     return {
       status: 200,
       body: { ...tokens, user: { id: user.id, email: user.email, name: user.name }, organisation: { id: membership.orgId, name: membership.orgName } },
@@ -181,27 +192,30 @@ export function authRoutes(services: HttpServices) {
         if (!membership) throw new ParleyError(ErrorCode.InvalidCredentials, "not a member of that organisation");
         // A second factor: TOTP, a security key, or a recovery code (which works whichever is enrolled).
         const hasKeys = (await directory.listWebauthnCredentials(user.id)).length > 0;
+        let factor: PendingFactor | null = null;
+        let refuseFactor = async (error: unknown): Promise<never> => Promise.reject(error);
         if (user.totpEnabled || hasKeys) {
           if (!body.totp && !body.recoveryCode && !body.webauthn) {
             throw new ParleyError(ErrorCode.TwoFactorRequired, hasKeys ? "use your security key (or a code from your authenticator app)" : "send the code from your authenticator app");
           }
-          const second = body.webauthn ? ceremonies.checkAssertion(user, body.webauthn, false, ip) : checkSecondFactor(services, user, body);
-          await second.catch((error: unknown) => {
+          refuseFactor = async (error: unknown): Promise<never> => {
+            // The password was right, so waiting tells nobody whether the account exists: the entry
+            // is written (or, failing that, logged in full) before the refusal is answered.
             const event = { action: "login.failed", actor: `user:${user.id}`, target: user.id, details: { reason: "second-factor" }, personal } as const;
-            void services.orgAudit.recordOrLog(membership.orgId, event);
+            await services.orgAudit.recordOrLog(membership.orgId, event);
             throw error;
-          });
+          };
+          const second = body.webauthn ? ceremonies.checkAssertion(user, body.webauthn, false, ip) : checkSecondFactor(services, user, body);
+          factor = await second.catch(refuseFactor);
         }
+        const pending = factor;
+        const session = await startAuditedSession(services, user, membership.orgId, pending, { secondFactor: pending !== null }, personal).catch((error: unknown) =>
+          // A recovery code or key spent by a simultaneous sign-in: a wrong factor after all.
+          pending && error === pending.refusal ? refuseFactor(error) : Promise.reject(error),
+        );
         await services.loginLimiter.succeed(`login:${body.email}`);
-        await services.orgAudit.recordOrgEvent(membership.orgId, {
-          action: "login.succeeded",
-          actor: `user:${user.id}`,
-          target: user.id,
-          details: { secondFactor: user.totpEnabled || hasKeys },
-          personal,
-        });
         if (verdict.needsRehash) await directory.setPasswordHash(user.id, await hasher.hash(body.password));
-        const { tokens, headers: cookies } = deliverTokens(services, await sessions.start(user.id, membership.orgId), body.refreshCookie);
+        const { tokens, headers: cookies } = deliverTokens(services, session, body.refreshCookie);
         return {
           status: 200,
           body: { ...tokens, user: { id: user.id, email: user.email, name: user.name }, organisation: { id: membership.orgId, name: membership.orgName } },
@@ -309,11 +323,19 @@ export function authRoutes(services: HttpServices) {
         const user = await directory.getUser(principal.userId);
         if (!user?.totpSealed) throw new ParleyError(ErrorCode.Conflict, "start enrolment first");
         if (user.totpEnabled) throw new ParleyError(ErrorCode.Conflict, "two-factor is already on");
-        await checkSecondFactor(services, user, { totp: body.code });
-        await directory.enableTotp(user.id);
+        const factor = await checkSecondFactor(services, user, { totp: body.code });
         const recoveryCodes = generateRecoveryCodes(10);
-        await directory.replaceRecoveryCodes(user.id, recoveryCodes.map(hashRecoveryCode));
-        await recordInEveryOrg(services, user.id, { action: "2fa.enabled", actor: `user:${user.id}`, target: user.id });
+        // On with its recovery codes and its entries, or not at all.
+        await commitAccountChange(
+          services,
+          "turning two-factor on",
+          factor,
+          [
+            { op: "enableTotp", args: [user.id] },
+            { op: "replaceRecoveryCodes", args: [user.id, recoveryCodes.map(hashRecoveryCode)] },
+          ],
+          [await inEveryOrg(services, user.id, { action: "2fa.enabled", actor: `user:${user.id}`, target: user.id })],
+        );
         return { status: 200, body: { recoveryCodes } };
       },
     }),
@@ -332,10 +354,18 @@ export function authRoutes(services: HttpServices) {
         if (!user?.totpEnabled) return { status: 204 };
         const org = await directory.getOrganisation(principal.orgId);
         if (org?.require2fa) throw new ParleyError(ErrorCode.TwoFactorEnrolmentRequired, "your organisation requires two-factor");
-        await checkSecondFactor(services, user, body);
-        await directory.setTotp(user.id, null, false);
-        await directory.replaceRecoveryCodes(user.id, []);
-        await recordInEveryOrg(services, user.id, { action: "2fa.disabled", actor: `user:${user.id}`, target: user.id });
+        const factor = await checkSecondFactor(services, user, body);
+        // Off, its recovery codes gone, the code that allowed it spent, each entry written: together or not at all.
+        await commitAccountChange(
+          services,
+          "turning two-factor off",
+          factor,
+          [
+            { op: "setTotp", args: [user.id, null, false] },
+            { op: "replaceRecoveryCodes", args: [user.id, []] },
+          ],
+          [await inEveryOrg(services, user.id, { action: "2fa.disabled", actor: `user:${user.id}`, target: user.id })],
+        );
         return { status: 204 };
       },
     }),

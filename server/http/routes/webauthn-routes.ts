@@ -6,23 +6,19 @@
 
 import { z } from "zod";
 import { ErrorCode } from "../../../protocol/index.ts";
-import type { OrgEventInput } from "../../audit/org-recorder.ts";
 import { authenticationOptions, ChallengeTokens, registrationOptions, relyingPartyFor, verifyAssertion, verifyRegistration } from "../../auth/webauthn.ts";
 import type { User } from "../../directory/directory-types.ts";
 import { ParleyError } from "../../platform/errors.ts";
 import { route } from "../route.ts";
 import { HttpError } from "../router.ts";
 import type { HttpServices } from "../services.ts";
+import { commitAccountChange, inEveryOrg, type PendingFactor } from "./account-change.ts";
 import { ItemsOf, JsonObject } from "./response-schemas.ts";
 import { Email, Name, RefreshCookie } from "./schemas.ts";
 
 /** A WebAuthn response as the browser's JSON (checked field by field by the library). */
 const CeremonyResponse = z.object({ id: z.string().max(1024), rawId: z.string().max(1024), type: z.literal("public-key"), response: z.record(z.string(), z.unknown()) }).passthrough();
 export const WebauthnProof = z.object({ challengeToken: z.string().max(2048), response: CeremonyResponse });
-
-async function recordInEveryOrg(services: HttpServices, userId: string, event: OrgEventInput): Promise<void> {
-  for (const m of await services.directory.listMemberships(userId)) await services.orgAudit.recordOrgEvent(m.orgId, event);
-}
 
 /** The ceremony helpers shared with the password sign-in (second factor). */
 export function webauthnCeremonies(services: HttpServices) {
@@ -31,8 +27,11 @@ export function webauthnCeremonies(services: HttpServices) {
   return {
     rp,
     challenges,
-    /** Verifies an assertion by one of `user`'s keys (throttled with the other codes); records its use. */
-    async checkAssertion(user: User, proof: z.infer<typeof WebauthnProof>, requireUserVerification: boolean, ip: string): Promise<void> {
+    /**
+     * Verifies an assertion by one of `user`'s keys (throttled with the other codes). Its use (the
+     * key's new counter and the "webauthn.used" entries) commits with the sign-in it opens.
+     */
+    async checkAssertion(user: User, proof: z.infer<typeof WebauthnProof>, requireUserVerification: boolean, ip: string): Promise<PendingFactor> {
       const gateKey = `2fa:${user.id}`;
       const gate = await services.codeLimiter.check(gateKey);
       if (!gate.allowed) throw new HttpError(ErrorCode.RateLimited, "too many failed attempts; wait", {}, gate.retryAfterMs / 1000);
@@ -41,15 +40,17 @@ export function webauthnCeremonies(services: HttpServices) {
         const key = await services.directory.getWebauthnCredential(proof.response.id);
         if (!key || key.userId !== user.id) throw new ParleyError(ErrorCode.InvalidTwoFactorCode, "this security key is not registered to this account");
         const counter = await verifyAssertion(rp, proof.response as never, challenge, key, requireUserVerification);
-        if (!(await services.directory.useWebauthnCredential(key.id, counter, services.now()))) {
-          throw new ParleyError(ErrorCode.InvalidTwoFactorCode, "this security key's counter went backwards: it may have been cloned");
-        }
-        await recordInEveryOrg(services, user.id, { action: "webauthn.used", actor: `user:${user.id}`, target: key.id, details: { passwordless: requireUserVerification }, personal: { ip } });
+        const used = { action: "webauthn.used", actor: `user:${user.id}`, target: key.id, details: { passwordless: requireUserVerification }, personal: { ip } } as const;
+        return {
+          steps: [{ op: "useWebauthnCredential", args: [key.id, counter, services.now()] }],
+          events: [await inEveryOrg(services, user.id, used)],
+          gateKey,
+          refusal: new ParleyError(ErrorCode.InvalidTwoFactorCode, "this security key's counter went backwards: it may have been cloned"),
+        };
       } catch (error) {
         await services.codeLimiter.fail(gateKey);
         throw error;
       }
-      await services.codeLimiter.succeed(gateKey);
     },
   };
 }
@@ -62,6 +63,7 @@ export function webauthnRoutes(
     orgId: string | undefined,
     refreshCookie: boolean | undefined,
     personal: { ip: string; userAgent: string },
+    factor: PendingFactor,
   ) => Promise<{ status: number; body: unknown; headers: [string, string][] }>,
 ) {
   const { directory } = services;
@@ -106,8 +108,10 @@ export function webauthnRoutes(
         const credential = await verifyRegistration(rp, body.response as never, challenge);
         const createdAt = services.now();
         if (await directory.getWebauthnCredential(credential.id)) throw new ParleyError(ErrorCode.Conflict, "this security key is already registered");
-        await directory.addWebauthnCredential({ ...credential, userId: principal.userId, name: body.name, createdAt });
-        await recordInEveryOrg(services, principal.userId, { action: "webauthn.registered", actor: `user:${principal.userId}`, target: credential.id, details: { name: body.name }, personal: { ip } });
+        const registered = { action: "webauthn.registered", actor: `user:${principal.userId}`, target: credential.id, details: { name: body.name }, personal: { ip } } as const;
+        await commitAccountChange(services, "registering the key", null, [{ op: "addWebauthnCredential", args: [{ ...credential, userId: principal.userId, name: body.name, createdAt }] }], [
+          await inEveryOrg(services, principal.userId, registered),
+        ]);
         return { status: 201, body: { id: credential.id, name: body.name, createdAt } };
       },
     }),
@@ -132,8 +136,12 @@ export function webauthnRoutes(
       body: z.object({ name: Name }),
       response: { status: 204, description: "Renamed." },
       async handler({ principal, params, body }) {
-        if (principal.kind !== "user" || !(await directory.renameWebauthnCredential(principal.userId, params.id, body.name))) throw new ParleyError(ErrorCode.NotFound, "no such key");
-        await recordInEveryOrg(services, principal.userId, { action: "webauthn.renamed", actor: `user:${principal.userId}`, target: params.id, details: { name: body.name } });
+        if (principal.kind !== "user") throw new ParleyError(ErrorCode.NotFound, "no such key");
+        const renamed = { action: "webauthn.renamed", actor: `user:${principal.userId}`, target: params.id, details: { name: body.name } } as const;
+        const done = await commitAccountChange(services, "renaming the key", null, [{ op: "renameWebauthnCredential", args: [principal.userId, params.id, body.name] }], [
+          await inEveryOrg(services, principal.userId, renamed),
+        ]);
+        if (!done) throw new ParleyError(ErrorCode.NotFound, "no such key");
         return { status: 204 };
       },
     }),
@@ -147,8 +155,12 @@ export function webauthnRoutes(
       async handler({ principal, params, ip }) {
         if (principal.kind !== "user") throw new ParleyError(ErrorCode.NotFound, "no such key");
         const key = await directory.getWebauthnCredential(params.id);
-        if (!key || key.userId !== principal.userId || !(await directory.removeWebauthnCredential(principal.userId, params.id))) throw new ParleyError(ErrorCode.NotFound, "no such key");
-        await recordInEveryOrg(services, principal.userId, { action: "webauthn.removed", actor: `user:${principal.userId}`, target: key.id, details: { name: key.name }, personal: { ip } });
+        if (!key || key.userId !== principal.userId) throw new ParleyError(ErrorCode.NotFound, "no such key");
+        const removed = { action: "webauthn.removed", actor: `user:${principal.userId}`, target: key.id, details: { name: key.name }, personal: { ip } } as const;
+        const done = await commitAccountChange(services, "removing the key", null, [{ op: "removeWebauthnCredential", args: [principal.userId, params.id] }], [
+          await inEveryOrg(services, principal.userId, removed),
+        ]);
+        if (!done) throw new ParleyError(ErrorCode.NotFound, "no such key");
         return { status: 204 };
       },
     }),
@@ -182,8 +194,8 @@ export function webauthnRoutes(
         const key = await directory.getWebauthnCredential(body.response.id);
         const user = key ? await directory.getUser(key.userId) : null;
         if (!user) throw new ParleyError(ErrorCode.InvalidCredentials, "this key is not registered here");
-        await ceremonies.checkAssertion(user, body, true, ip);
-        return deliver(user.id, body.organisation, body.refreshCookie, { ip, userAgent: headers.userAgent });
+        const factor = await ceremonies.checkAssertion(user, body, true, ip);
+        return deliver(user.id, body.organisation, body.refreshCookie, { ip, userAgent: headers.userAgent }, factor);
       },
     }),
   ];
