@@ -193,14 +193,18 @@ describe("partner events", () => {
       });
       return events;
     })();
-    await sse.waitFor((events) => events.length >= expected.length);
-    await waitUntil(() => viaSdk.events.length >= expected.length);
-    await new Promise((r) => setTimeout(r, 200)); // anything extra would show up now
+    // Barrier: one more event, after all of the above. Both consumers read the stream in cursor
+    // order, so once they have it, any duplicate or extra event before it would already be there.
+    const marker = await api("POST", "/v1/conversations", { token: helpdesk.key, body: { title: "Marker" } });
+    expect(marker.status).toBe(201);
+    const isMarker = (e: ParleyEvent) => e.type === "conversation.created" && e.conversation === marker.body.id;
+    await sse.waitFor((events) => events.some(isMarker));
+    await waitUntil(() => viaSdk.events.some(isMarker));
 
     expect(sse.connections).toBeGreaterThanOrEqual(2);
-    expect(sse.events.map((e) => e.id)).toEqual(expected.map((e) => e.id));
-    expect(viaSdk.events.map((e) => e.id)).toEqual(expected.map((e) => e.id));
-    expect(feed.cursor).toBe(expected.at(-1)?.cursor);
+    expect(sse.events.map((e) => e.id)).toEqual([...expected.map((e) => e.id), sse.events.find(isMarker)?.id]);
+    expect(viaSdk.events.map((e) => e.id)).toEqual([...expected.map((e) => e.id), viaSdk.events.find(isMarker)?.id]);
+    expect(feed.cursor).toBe(viaSdk.events.find(isMarker)?.cursor);
     expect(viaSdk.error).toBeUndefined();
     expect(outsiderSse.events).toEqual([]);
     await sse.stop();

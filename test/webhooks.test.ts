@@ -87,19 +87,30 @@ describe("webhooks to a real receiver", () => {
       return expected.length === 22;
     });
     await receiver.waitFor((r) => r.accepted.length >= expected.length);
-    await new Promise((r) => setTimeout(r, 300)); // a duplicate would arrive now
+    // Barrier: one more event. An endpoint gets its events one at a time in cursor order, so once
+    // this one is accepted, a duplicate of any earlier event would already have arrived.
+    const marker = await api("POST", "/v1/conversations", { token: admin.token, body: { title: "Marker" } });
+    expect(marker.status).toBe(201);
+    await receiver.waitFor((r) => r.accepted.some((e) => e.conversation === marker.body.id));
+    const markerEvent = receiver.accepted.at(-1);
+    expect(markerEvent).toMatchObject({ type: "conversation.created", conversation: marker.body.id });
 
     expect(receiver.requests.every((r) => r.signatureValid)).toBe(true);
-    expect(receiver.accepted.map((e) => e.id)).toEqual(expected.map((e) => e.id));
-    expect(receiver.accepted.map((e) => e.cursor)).toEqual(expected.map((_, i) => i + 1));
+    expect(receiver.accepted.map((e) => e.id)).toEqual([...expected.map((e) => e.id), markerEvent?.id]);
+    expect(receiver.accepted.map((e) => e.cursor)).toEqual([...expected, markerEvent].map((_, i) => i + 1));
     // The first event was tried several times (on both sides of the restart) before it got through.
     const firstTries = receiver.requests.filter((r) => r.event.cursor === 1);
     expect(firstTries.length).toBeGreaterThan(3);
     expect(Number(firstTries.at(-1)?.headers["parley-delivery-attempt"])).toBe(firstTries.length);
     expect(firstTries.at(-1)?.headers["parley-event-id"]).toBe(expected[0].id);
 
-    const endpoint = await api("GET", `/v1/organisations/${admin.orgId}/webhooks/${endpointId}`, { token: admin.token });
-    expect(endpoint.body).toMatchObject({ status: "enabled", delivery: { cursor: 22, attempts: 0, failingSince: null, lastError: null } });
+    // The receiver has answered; the endpoint's stored cursor follows its answer.
+    let endpoint = await api("GET", `/v1/organisations/${admin.orgId}/webhooks/${endpointId}`, { token: admin.token });
+    await waitUntil(async () => {
+      endpoint = await api("GET", `/v1/organisations/${admin.orgId}/webhooks/${endpointId}`, { token: admin.token });
+      return (endpoint.body.delivery as { cursor: number }).cursor === 23;
+    });
+    expect(endpoint.body).toMatchObject({ status: "enabled", delivery: { cursor: 23, attempts: 0, failingSince: null, lastError: null } });
     const attempts = await api("GET", `/v1/organisations/${admin.orgId}/webhooks/${endpointId}/attempts?limit=200`, { token: admin.token });
     const failed = (attempts.body.items as { ok: boolean; status: number; excerpt: string }[]).filter((a) => !a.ok);
     expect(failed.length).toBeGreaterThan(0);
