@@ -7,7 +7,7 @@ import * as Y from "yjs";
 import { appendMessage, notesOf } from "../protocol/index.ts";
 import { DocumentIndex } from "../server/documents/document-index.ts";
 import { effectsOf, readUpdate } from "../server/documents/update-structs.ts";
-import { type ValidationContext, validateUpdate } from "../server/log/update-validator.ts";
+import { type ValidationContext, validateUpdate } from "../server/writes/update-validator.ts";
 
 const messageCount = Number(process.argv[2] ?? 10_000);
 const author = { user: "usr_bench", org: "org_bench" };

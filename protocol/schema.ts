@@ -2,7 +2,7 @@
 // and change it. The SDK and the server both go through these helpers, so the shape is defined
 // once. The `messages` array is append-only: entries are plain objects (a message or a retraction
 // of one) that the server checks field by field against the update's sender
-// (server/log/update-validator.ts); nothing in it is ever edited or deleted.
+// (server/writes/update-validator.ts); nothing in it is ever edited or deleted.
 
 import type * as Y from "yjs";
 

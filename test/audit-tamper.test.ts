@@ -17,8 +17,8 @@ import {
   contentHmac,
   entryHash,
   genesisHash,
-} from "../server/log/audit-chain.ts";
-import { verifyConversation } from "../server/log/verify-conversation.ts";
+} from "../server/store/audit-chain.ts";
+import { verifyConversation } from "../server/audit/verify-conversation.ts";
 import { openSqliteStore } from "../server/store/sqlite/sqlite-store.ts";
 import type { EntryRow } from "./helpers/entry-row.ts";
 import { alice, appendsOf, bob, CONTRACT_MASTER_KEYS, textUpdates } from "./store-contract.ts";

@@ -10,7 +10,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as Y from "yjs";
-import { entryHash } from "../server/log/audit-chain.ts";
+import { entryHash } from "../server/store/audit-chain.ts";
 import type { EntryRow } from "./helpers/entry-row.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { runParley } from "./helpers/parley-cli.ts";

@@ -17,7 +17,7 @@ import { backupMasterKeys } from "../server/backup/backup-keys.ts";
 import { createBackup } from "../server/backup/create-backup.ts";
 import { restoreBackup, verifyBackup } from "../server/backup/restore-backup.ts";
 import { DELETION_LEDGER_FILE } from "../server/lifecycle/deletion-ledger.ts";
-import { verifyConversation } from "../server/log/verify-conversation.ts";
+import { verifyConversation } from "../server/audit/verify-conversation.ts";
 import { openSqliteStore } from "../server/store/sqlite/sqlite-store.ts";
 import { childToken, startChildServer } from "./helpers/child-server.ts";
 import { runParley } from "./helpers/parley-cli.ts";

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { ParleyClient, type WebSocketConstructor } from "../client-sdk/index.ts";
-import { verifyConversation } from "../server/log/verify-conversation.ts";
+import { verifyConversation } from "../server/audit/verify-conversation.ts";
 import { type Cluster, startCluster } from "./helpers/cluster.ts";
 import { DocClient } from "./helpers/doc-client.ts";
 import { requireClusterServices } from "./helpers/services.ts";

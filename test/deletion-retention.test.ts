@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ErrorCode } from "../protocol/index.ts";
 import { OrgChainVerifier } from "../server/audit/org-chain.ts";
 import { DELETION_LEDGER_FILE } from "../server/lifecycle/deletion-ledger.ts";
-import { verifyConversation } from "../server/log/verify-conversation.ts";
+import { verifyConversation } from "../server/audit/verify-conversation.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";

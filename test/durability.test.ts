@@ -9,7 +9,7 @@ import * as Y from "yjs";
 import type { DocFrame } from "../protocol/index.ts";
 import { loadOrCreateKeys } from "../server/crypto/keys.ts";
 import { readKeyring } from "../server/crypto/master-key.ts";
-import { verifyConversation } from "../server/log/verify-conversation.ts";
+import { verifyConversation } from "../server/audit/verify-conversation.ts";
 import { openSqliteStore } from "../server/store/sqlite/sqlite-store.ts";
 import { childToken, startChildServer } from "./helpers/child-server.ts";
 import { RawClient } from "./helpers/raw-client.ts";

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import * as Y from "yjs";
-import { GroupCommitter } from "../server/log/group-committer.ts";
+import { GroupCommitter } from "../server/writes/group-committer.ts";
 import { openPostgresStore } from "../server/store/postgres/postgres-store.ts";
 import { openSqliteStore } from "../server/store/sqlite/sqlite-store.ts";
 import type { Store } from "../server/store/store.ts";

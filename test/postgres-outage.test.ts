@@ -5,7 +5,7 @@
 
 import { afterEach, describe, expect, it } from "vitest";
 import { CloseCode, ErrorCode, shouldReconnect } from "../protocol/index.ts";
-import { verifyConversation } from "../server/log/verify-conversation.ts";
+import { verifyConversation } from "../server/audit/verify-conversation.ts";
 import { type Cluster, startCluster } from "./helpers/cluster.ts";
 import { DocClient } from "./helpers/doc-client.ts";
 import { requirePostgres, requireRedis } from "./helpers/services.ts";

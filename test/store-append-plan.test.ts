@@ -2,7 +2,7 @@
 // database — numbering, linking, times that never go back, and inputs left untouched.
 
 import { describe, expect, it } from "vitest";
-import { importAuditKey, verifyChain } from "../server/log/audit-chain.ts";
+import { importAuditKey, verifyChain } from "../server/store/audit-chain.ts";
 import { conversationsOf, genesisHead, planAppends, planSnapshot, SYSTEM_ACTOR } from "../server/store/append-plan.ts";
 import type { AppendRequest, LogEntry } from "../server/store/store.ts";
 import { alice, bob, CONTRACT_AUDIT_KEY } from "./store-contract.ts";

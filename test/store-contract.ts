@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import * as Y from "yjs";
 import { type MasterKeyring, masterKey } from "../server/crypto/master-key.ts";
-import { verifyConversation } from "../server/log/verify-conversation.ts";
+import { verifyConversation } from "../server/audit/verify-conversation.ts";
 import type { Actor, AppendRequest, Store } from "../server/store/store.ts";
 
 /** The audit key a store under contract must be opened with. */

@@ -8,7 +8,7 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import * as Y from "yjs";
-import { verifyConversation } from "../server/log/verify-conversation.ts";
+import { verifyConversation } from "../server/audit/verify-conversation.ts";
 import { openPostgresStore, type PostgresStore } from "../server/store/postgres/postgres-store.ts";
 import { SCHEMA_VERSION } from "../server/store/schema.ts";
 import type { AppendRequest, CommittedAppend } from "../server/store/store.ts";

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import * as Y from "yjs";
-import { verifyConversation } from "../server/log/verify-conversation.ts";
+import { verifyConversation } from "../server/audit/verify-conversation.ts";
 import { SCHEMA_VERSION } from "../server/store/schema.ts";
 import { openSqliteStore, type SqliteStore } from "../server/store/sqlite/sqlite-store.ts";
 import { StoreError } from "../server/sql/store-error.ts";

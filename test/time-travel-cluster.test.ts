@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
 import { ParleyClient, type WebSocketConstructor } from "../client-sdk/index.ts";
 import { readMessages } from "../protocol/index.ts";
-import { verifyConversation } from "../server/log/verify-conversation.ts";
+import { verifyConversation } from "../server/audit/verify-conversation.ts";
 import { startCluster } from "./helpers/cluster.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { requireClusterServices } from "./helpers/services.ts";

@@ -10,7 +10,7 @@ import * as Y from "yjs";
 import { apiUrlFor } from "../client-sdk/history.ts";
 import { type ConversationHandle, ParleyClient, ParleyError, type WebSocketConstructor } from "../client-sdk/index.ts";
 import { appendMessage, type ConversationMessage, ErrorCode, notesOf, readMessages } from "../protocol/index.ts";
-import { verifyConversation } from "../server/log/verify-conversation.ts";
+import { verifyConversation } from "../server/audit/verify-conversation.ts";
 import { type ApiResponse, apiClient } from "./helpers/http-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { type SignedUp as Org, signUp } from "./helpers/sign-up.ts";

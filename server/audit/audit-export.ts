@@ -5,7 +5,7 @@
 // public key, so a customer can verify it without Parley.
 
 import type { JsonWebKey } from "node:crypto";
-import { type ChainVerification, ChainVerifier, toHex } from "../log/audit-chain.ts";
+import { type ChainVerification, ChainVerifier, toHex } from "../store/audit-chain.ts";
 import type { AuditEntry, LogEntry } from "../store/store.ts";
 import { type ExportedCheckpoint, pinnedHeads, verifyCheckpoints } from "./checkpoint.ts";
 import { checkpointPublicKey } from "./checkpoint-key.ts";

@@ -4,7 +4,7 @@
 // outside Parley pins every chain head it lists: a chain rewritten later no longer matches.
 
 import { createHash, createHmac, type KeyObject, sign, verify } from "node:crypto";
-import { toHex } from "../log/audit-chain.ts";
+import { toHex } from "../store/audit-chain.ts";
 import type { ChainHeadRecord, StoredCheckpoint } from "./sql-audit-log.ts";
 
 export const CHECKPOINT_FORMAT = "parley/checkpoint/v1";

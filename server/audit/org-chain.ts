@@ -1,9 +1,9 @@
 // The audit chain of an organisation (its account and access events), as pure functions over
 // plain data: the entry shape, its canonical encoding and hash, and a verifier. Built on the
-// conversation chain's primitives (../log/audit-chain.ts) with its own genesis prefix and tag, so
+// conversation chain's primitives (../store/audit-chain.ts) with its own genesis prefix and tag, so
 // an org entry can never pass for a conversation entry or for another organisation's.
 
-import { bytesEqual, type ChainHead, type ChainVerification, chainGenesis, chainResult, linkHash, linkProblem } from "../log/audit-chain.ts";
+import { bytesEqual, type ChainHead, type ChainVerification, chainGenesis, chainResult, linkHash, linkProblem } from "../store/audit-chain.ts";
 
 /** Version tag of the org entry encoding; bump it (and the genesis prefix) to change the format. */
 export const ORG_AUDIT_FORMAT = "parley/org-audit/v1";

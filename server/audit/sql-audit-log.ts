@@ -3,7 +3,7 @@
 // number under a row lock, reading it back, listing changed heads, and storing checkpoints.
 
 import type { SqlRow, SqlRunner } from "../sql/sql-runner.ts";
-import type { ChainHead } from "../log/audit-chain.ts";
+import type { ChainHead } from "../store/audit-chain.ts";
 import { type OrgAuditEntry, type OrgAuditEvent, orgEntryHash, orgGenesisHash } from "./org-chain.ts";
 
 /** A chain head as checkpoints record it: which chain, how far, and the hash there. */

@@ -4,8 +4,8 @@
 // breaks the links; a chain recomputed after an edit no longer matches a pinned head.
 
 import type { KeyObject } from "node:crypto";
-import type { ChainVerification } from "../log/audit-chain.ts";
-import { verifyConversation, walkChain } from "../log/verify-conversation.ts";
+import type { ChainVerification } from "../store/audit-chain.ts";
+import { verifyConversation, walkChain } from "./verify-conversation.ts";
 import type { Store } from "../store/store.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { chainRef, type ExportedCheckpoint, exportCheckpoint, pinnedHeads, verifyCheckpoints } from "./checkpoint.ts";

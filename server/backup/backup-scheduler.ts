@@ -13,7 +13,7 @@ import Database from "better-sqlite3";
 import type { Config } from "../platform/config.ts";
 import { DELETION_LEDGER_FILE } from "../lifecycle/deletion-ledger.ts";
 import type { Logger } from "../platform/logger.ts";
-import { verifyConversation } from "../log/verify-conversation.ts";
+import { verifyConversation } from "../audit/verify-conversation.ts";
 import { KEYRING_FILE } from "../store/keyring.ts";
 import { backupsToKeep, type RotationCounts } from "./backup-rotation.ts";
 import { createBackup } from "./create-backup.ts";

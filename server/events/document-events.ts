@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import * as Y from "yjs";
 import { notesOf } from "../../protocol/index.ts";
 import { attributedMessages } from "../documents/attributed-messages.ts";
-import type { FanOut } from "../log/write-path.ts";
+import type { FanOut } from "../writes/write-path.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { DocumentCache } from "../documents/document-cache.ts";
 import type { Store } from "../store/store.ts";

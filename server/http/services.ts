@@ -12,7 +12,7 @@ import type { AccessControl } from "../identity/access-control.ts";
 import type { AccessEvents } from "../identity/access-events.ts";
 import type { SessionService } from "../identity/session-service.ts";
 import type { Logger } from "../platform/logger.ts";
-import type { WritePath } from "../log/write-path.ts";
+import type { WritePath } from "../writes/write-path.ts";
 import type { Mailer } from "../mail/mailer.ts";
 import type { SecurityNotices } from "../notices/security-notices.ts";
 import type { DocumentCache } from "../documents/document-cache.ts";

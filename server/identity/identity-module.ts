@@ -27,7 +27,7 @@ import { organisationRoutes } from "../http/routes/organisation-routes.ts";
 import type { HttpServices } from "../http/services.ts";
 import type { LimiterBackend } from "../limits/limiter-backend.ts";
 import type { Logger } from "../platform/logger.ts";
-import type { WritePath } from "../log/write-path.ts";
+import type { WritePath } from "../writes/write-path.ts";
 import { loadDkimSigning } from "../mail/dkim.ts";
 import type { Mailer } from "../mail/mailer.ts";
 import { OutboxMailer } from "../mail/outbox-mailer.ts";

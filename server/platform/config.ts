@@ -87,7 +87,7 @@ export interface Config {
     /** Open WebSockets and event streams per client address on one node (IPv6 counted per /64). */
     maxConnectionsPerAddress: number;
     /**
-     * Bounds of a conversation document, refused at write time (server/log/update-validator.ts):
+     * Bounds of a conversation document, refused at write time (server/writes/update-validator.ts):
      * PARLEY_MAX_DOC_DEPTH nesting of shared types and values below a root (default 64),
      * PARLEY_MAX_DOC_ITEMS clock units ever inserted, deleted ones included (default 10 000 000),
      * PARLEY_MAX_DOC_MB size of the merged state (default 64 MiB).

@@ -4,7 +4,7 @@
 
 import type { DocMessage } from "../../protocol/index.ts";
 import { encodeDocFrame, encodeDocMessage } from "../../protocol/index.ts";
-import type { FanOut } from "../log/write-path.ts";
+import type { FanOut } from "../writes/write-path.ts";
 import type { SocketTraffic } from "../platform/metrics.ts";
 import type { UWS } from "../platform/uws.ts";
 import type { ChannelRegistry } from "./conversation-channel.ts";

@@ -6,7 +6,7 @@ import { ErrorCode, type Role } from "../../protocol/index.ts";
 import type { TokenIdentity } from "../auth/tokens.ts";
 import { ParleyError } from "../platform/errors.ts";
 import type { Logger } from "../platform/logger.ts";
-import type { WritePath } from "../log/write-path.ts";
+import type { WritePath } from "../writes/write-path.ts";
 import { type Broadcaster, topicOf } from "./broadcaster.ts";
 import type { ClientSession, JoinedConversation } from "./client-session.ts";
 import { ChannelRegistry } from "./conversation-channel.ts";

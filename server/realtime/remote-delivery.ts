@@ -6,7 +6,7 @@
 import type { Bus, BusHandler, BusMessage } from "../bus/bus.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { DeliveryObserver } from "../platform/metrics.ts";
-import type { FanOut } from "../log/write-path.ts";
+import type { FanOut } from "../writes/write-path.ts";
 import type { Store } from "../store/store.ts";
 import type { ClusterBroadcaster } from "./cluster-broadcaster.ts";
 import type { ChannelObserver } from "./conversation-channel.ts";

@@ -11,7 +11,7 @@ import { CloseCode, decodeDocMessage, ErrorCode, isConversationId, type Role } f
 import type { TokenIdentity } from "../auth/tokens.ts";
 import type { Config } from "../platform/config.ts";
 import { describeError } from "../platform/errors.ts";
-import { REFUSED_UPDATE_CODES } from "../log/update-validator.ts";
+import { REFUSED_UPDATE_CODES } from "../writes/update-validator.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { ConnectionLimits } from "../limits/connection-limits.ts";
 import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";

@@ -3,7 +3,7 @@
 // new heads. Pure over plain data; the backends only read heads, lock them and write the plan.
 
 import type { KeyObject } from "node:crypto";
-import { contentHmac, entryHash, genesisHash, type ChainFields } from "../log/audit-chain.ts";
+import { contentHmac, entryHash, genesisHash, type ChainFields } from "./audit-chain.ts";
 import type { Actor, AppendRequest, CommittedAppend, EntryKind } from "./store.ts";
 
 /** The actor recorded on entries the server writes on its own (snapshots). */

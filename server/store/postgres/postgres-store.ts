@@ -6,7 +6,7 @@ import type { KeyObject } from "node:crypto";
 import type pg from "pg";
 import * as Y from "yjs";
 import type { MasterKeyring } from "../../crypto/master-key.ts";
-import { genesisHash, importAuditKey } from "../../log/audit-chain.ts";
+import { genesisHash, importAuditKey } from "../audit-chain.ts";
 import { type ClaimedId, type ClientIdOwner, claimedIds, claimKey, decideClaims, withRefusals } from "../client-claims.ts";
 import { type ConversationHead, conversationsOf, type PlannedEntry, planAppends, planSnapshot } from "../append-plan.ts";
 import { DataKeyring, missingDataKeyError, newDataKey, openEntries, openRecord, openUpdates, sealRecord, sealUpdates, type WrappedDataKey } from "../envelope.ts";

@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import * as Y from "yjs";
 import type { MasterKeyring } from "../../crypto/master-key.ts";
-import { importAuditKey } from "../../log/audit-chain.ts";
+import { importAuditKey } from "../audit-chain.ts";
 import { type ConversationHead, conversationsOf, type PlannedEntry, planAppends, planSnapshot } from "../append-plan.ts";
 import { DataKeyring, missingDataKeyError, newDataKey, openEntries, openRecord, openUpdates, sealRecord, sealUpdates } from "../envelope.ts";
 import { DATA_KEY, type DataKeyRow, KEYRING_FILE, KEYRING_SCHEMA } from "../keyring.ts";

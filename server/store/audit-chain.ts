@@ -3,7 +3,7 @@
 // the first entry that does not hold. Both the stores (to write) and audits (to check) use this.
 
 import { createHash, createHmac, createSecretKey, type KeyObject } from "node:crypto";
-import type { EntryKind, LogEntry } from "../store/store.ts";
+import type { EntryKind, LogEntry } from "./store.ts";
 
 /** Version tag of the canonical encoding; bump it (and the genesis string) to change the format. */
 export const AUDIT_FORMAT_VERSION = 1;

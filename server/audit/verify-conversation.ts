@@ -4,7 +4,7 @@
 // store records, so entries cut off the end do not go unnoticed.
 
 import type { Store } from "../store/store.ts";
-import { type ChainHead, type ChainVerification, ChainVerifier, type ChainVerifierOptions } from "./audit-chain.ts";
+import { type ChainHead, type ChainVerification, ChainVerifier, type ChainVerifierOptions } from "../store/audit-chain.ts";
 
 export interface VerifyConversationOptions extends ChainVerifierOptions {
   /** Entries read per store call. */
