@@ -552,10 +552,13 @@ describe("going offline and coming back", () => {
       state: "error",
       error: { code: CloseCode.AuthFailed, message: "token rejected" },
     });
-    await sleep(100);
+    // No pause needed to prove "no reconnect": the client decides when the socket closes, and a
+    // reconnect is always announced first (state "offline", then a backoff timer). It announced
+    // "error" instead, and nothing after it.
+    expect(connection.at(-1)).toEqual({ state: "error", error: { code: 4401, message: "token rejected" } });
+    expect(connection.map((e) => e.state)).not.toContain("offline");
     expect(server.sockets).toHaveLength(1);
     expect(client.connection).toBe("error");
-    expect(connection.at(-1)).toEqual({ state: "error", error: { code: 4401, message: "token rejected" } });
   });
 
   it("renews the token on the same socket before it expires", async () => {
@@ -641,7 +644,7 @@ describe("closing", () => {
     const release = server.heldAcks.splice(0);
     server.heldAcks = undefined;
     release[0](); // the stale ack
-    await sleep(5);
+    await new Promise(setImmediate); // the fake socket delivers in microtasks: all ran by now
     expect(second.status.unsavedChanges).toBe(1);
     for (const send of release.slice(1)) send();
     await second.whenSaved();
@@ -659,7 +662,8 @@ describe("closing", () => {
     expect(server.last.closedByClient).toMatchObject({ code: 1000 });
     expect(handle.status.state).toBe("closed");
     expect(client.connection).toBe("closed");
-    await sleep(50);
+    // A closed client has cleared its timers and refuses to schedule a reconnect (close() is
+    // final, see the next line): one socket, and no way to a second.
     expect(server.sockets).toHaveLength(1);
     expect(() => client.open("c2")).toThrow(/closed/);
   });

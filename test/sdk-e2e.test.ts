@@ -212,11 +212,16 @@ describe("the SDK against the real server", { timeout: 20_000 }, () => {
   it("does not reconnect after an authentication failure (4401)", async () => {
     const network = new Network();
     const { client } = connect("mallory", "nowhere", {}, { network, token: () => "not-a-token" });
+    const states: string[] = [];
+    client.on("connection", (e) => states.push(e.state));
     const handle = client.open("e2e-auth");
     await expect(handle.whenSynced()).rejects.toMatchObject({ code: CloseCode.AuthFailed });
     expect(handle.status.state).toBe("error");
     expect(handle.status.error?.code).toBe(CloseCode.AuthFailed);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // The decision is made when the socket closes; a reconnect is always announced first
+    // ("offline", then a backoff timer). "error" was announced instead: no reconnect follows.
+    expect(states.at(-1)).toBe("error");
+    expect(states).not.toContain("offline");
     expect(network.sockets).toHaveLength(1);
     expect(client.connection).toBe("error");
   });

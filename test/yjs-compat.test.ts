@@ -95,8 +95,14 @@ describe("y-websocket compatibility", () => {
     const doc = new Y.Doc();
     const p = provider("watched", token, doc);
     await waitUntil(() => p.synced);
+    // The server answers an observer's update with a y-protocols auth message (type 2,
+    // permission denied): the acknowledgement that it was handled, and refused.
+    let refusals = 0;
+    p.ws?.addEventListener("message", (event: MessageEvent) => {
+      if (new Uint8Array(event.data as ArrayBuffer)[0] === 2) refusals++;
+    });
     doc.getText("notes").insert(0, "should not be stored");
-    await new Promise((r) => setTimeout(r, 300));
+    await waitUntil(() => refusals > 0, { what: "the observer's update refused" });
     expect(await server.server.store.readEntries("watched", 0, 10)).toEqual([]);
     p.destroy();
   });
