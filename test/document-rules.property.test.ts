@@ -346,11 +346,32 @@ async function checkInvariants(run: Run): Promise<void> {
   expect(fresh.store.pendingDs).toBeNull();
   const vector = Y.encodeStateVector(fresh);
   for (const update of run.acked) expect(Y.decodeUpdate(Y.diffUpdate(update, vector)).structs).toEqual([]);
-  // The acked updates, one by one and merged, apply for a fresh client.
+  // The log's updates, one by one in their order and merged, apply completely for a fresh client.
+  // The log, not only the updates the run sent: a restore is the server's own update, and a
+  // client's later edit may build on what it re-added (seed 1066731413 typed after restored text).
+  const logged = await loggedUpdates(run.conversation);
+  for (const update of run.acked) expect(Y.decodeUpdate(Y.diffUpdate(update, Y.encodeStateVectorFromUpdate(Y.mergeUpdates([EMPTY, ...logged])))).structs).toEqual([]);
   const replay = new Y.Doc();
-  for (const update of run.acked) Y.applyUpdate(replay, update);
+  for (const update of logged) Y.applyUpdate(replay, update);
   expect(replay.store.pendingStructs).toBeNull();
-  Y.applyUpdate(new Y.Doc(), Y.mergeUpdates(run.acked.length > 0 ? run.acked : [new Uint8Array([0, 0])]));
+  expect(replay.store.pendingDs).toBeNull();
+  const merged = new Y.Doc();
+  Y.applyUpdate(merged, Y.mergeUpdates([EMPTY, ...logged]));
+  expect(merged.store.pendingStructs).toBeNull();
+  expect(merged.store.pendingDs).toBeNull();
+}
+
+const EMPTY = new Uint8Array([0, 0]);
+
+/** Every update entry of the conversation's log, in sequence order (snapshots fold nothing away). */
+async function loggedUpdates(conversation: string): Promise<Uint8Array[]> {
+  const updates: Uint8Array[] = [];
+  for (let after = 0; ; ) {
+    const entries = await server.server.store.readEntries(conversation, after, 500);
+    for (const entry of entries) if (entry.kind === "update" && entry.payload) updates.push(entry.payload);
+    if (entries.length < 500) return updates;
+    after = entries[entries.length - 1].seq;
+  }
 }
 
 describe("document rules, as properties", { timeout: 120_000 }, () => {

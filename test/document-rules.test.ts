@@ -343,4 +343,40 @@ describe("restore (finding 5)", { timeout: 30_000 }, () => {
     expect(restored.status).toBe(200);
     expect((await messages(conversation)).map((m) => [m.text, m.authorUser])).toEqual([[lost.text, supplier.userId]]);
   });
+
+  // Property seed 1066731413: a restore re-adds text under its own client id, a participant types
+  // after it, and the run's replay of only the updates it had sent itself left that edit pending.
+  it("an edit built on restored text is acked and visible, and the log replays completely", async () => {
+    const conversation = await startConversation();
+    const samWriter = await writer(supplier, conversation);
+    const sams = docFrom((await head(conversation)).state);
+    const first = updateOf(sams, () => notesOf(sams).insert(0, "Wql"));
+    const typed = await samWriter.send(first);
+    expect(typed.ok).toBe(true);
+    for (const seq of [0, (typed as { seq: number }).seq]) {
+      const restored = await api("POST", `/v1/conversations/${conversation}/restore`, { token: supplier.token, body: { seq } });
+      expect(restored.status).toBe(200);
+    }
+    const restoredState = (await head(conversation)).state;
+    const after = docFrom(restoredState, sams.clientID);
+    expect(notesOf(after).toString()).toBe("Wql");
+    // The restored text is the restore's own item: the edit after it depends on the restore's update.
+    const edit = updateOf(after, () => notesOf(after).insert(3, "J^9d"));
+    expect((Y.decodeUpdate(edit).structs[0] as Y.Item).origin?.client).not.toBe(sams.clientID);
+    expect((await samWriter.send(edit)).ok).toBe(true);
+    // Sam's own updates alone cannot be applied completely (what the property's old oracle did).
+    const samsOnly = new Y.Doc();
+    for (const update of [first, edit]) Y.applyUpdate(samsOnly, update);
+    expect(samsOnly.store.pendingStructs).not.toBeNull();
+
+    const merged = docFrom((await head(conversation)).state);
+    expect(merged.store.pendingStructs).toBeNull();
+    expect(merged.store.pendingDs).toBeNull();
+    expect(notesOf(merged).toString()).toBe("WqlJ^9d");
+    const replay = new Y.Doc();
+    for (const entry of await server.server.store.readEntries(conversation, 0, 1000)) if (entry.kind === "update" && entry.payload) Y.applyUpdate(replay, entry.payload);
+    expect(replay.store.pendingStructs).toBeNull();
+    expect(replay.store.pendingDs).toBeNull();
+    expect(notesOf(replay).toString()).toBe("WqlJ^9d");
+  });
 });
