@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as Y from "yjs";
 import { appendMessage, appendRetraction, ErrorCode, messagesOf, notesOf, type ReadMessage } from "../protocol/index.ts";
 import { apiClient } from "./helpers/http-client.ts";
-import { type RawItem, rawUpdate } from "./helpers/raw-updates.ts";
+import { type RawItem, rawUpdate, sectioned } from "./helpers/raw-updates.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { type SignedUp as Org, signUp } from "./helpers/sign-up.ts";
 import { docFrom, UpdateWriter, updateOf } from "./helpers/update-writer.ts";
@@ -60,6 +60,7 @@ type Step =
   | { actor: 0 | 1; kind: "foreignClient"; notes: boolean }
   | { actor: 0 | 1; kind: "raw"; items: RawSpec[]; deletes: [number, number, number][] }
   | { actor: 0 | 1; kind: "flip"; at: number; bit: number }
+  | { actor: 0 | 1; kind: "sections"; text: string; layout: "ascending" | "split" | "twice" }
   | { actor: 0 | 1; kind: "restore"; at: number };
 
 /** A hand-made item: client picked among the known ones (or new), positioned anywhere. */
@@ -105,6 +106,7 @@ const steps = fc.array(
       deletes: fc.array(fc.tuple(fc.nat(3), fc.nat(30), fc.nat(4)), { maxLength: 2 }),
     }),
     fc.record({ actor, kind: fc.constant("flip" as const), at: fc.nat(10_000), bit: fc.nat(7) }),
+    fc.record({ actor, kind: fc.constant("sections" as const), text: fc.string({ minLength: 1, maxLength: 4 }), layout: fc.constantFrom("ascending", "split", "twice") }),
     fc.record({ actor, kind: fc.constant("restore" as const), at: fc.nat(100) }),
   ),
   { minLength: 1, maxLength: 14 },
@@ -139,13 +141,17 @@ async function serverState(run: Run): Promise<{ state: Uint8Array; status: strin
 const tally = new Map<string, number>();
 let currentKind = "";
 
-/** Sends an update; records it when acked; `mustRefuse` asserts the rules refused it. */
-async function send(run: Run, who: 0 | 1, update: Uint8Array, mustRefuse?: number): Promise<boolean> {
+/**
+ * Sends an update; records it when acked (as `content`, when given: the same structs in Yjs's own
+ * layout); `mustRefuse` asserts the rules refused it.
+ */
+async function send(run: Run, who: 0 | 1, update: Uint8Array, mustRefuse?: number, content = update): Promise<boolean> {
   const answer = await run.writers[who].send(update);
   const key = `${currentKind} ${answer.ok ? "acked" : `refused ${answer.code}`}`;
   tally.set(key, (tally.get(key) ?? 0) + 1);
   if (mustRefuse !== undefined) expect(answer, "an update the rules forbid was acked").toMatchObject({ ok: false, code: mustRefuse });
   if (!answer.ok) return false;
+  update = content;
   run.acked.push(update);
   for (const struct of Y.decodeUpdate(update).structs) {
     if (!(struct instanceof Y.Item) || !(struct.content instanceof Y.ContentAny)) continue;
@@ -313,6 +319,42 @@ async function step(run: Run, s: Step): Promise<void> {
       const flipped = Uint8Array.from(base);
       flipped[s.at % flipped.length] ^= 1 << s.bit;
       await send(run, s.actor, flipped);
+      return;
+    }
+    case "sections": {
+      // Valid content of two client ids (one's own and a fresh one), in a layout no Yjs encoder
+      // writes: the lower client first, or a client in two sections.
+      const d = doc();
+      const freshId = 9_100_000 + 2 * run.acked.length + s.actor;
+      const fresh = docFrom(run.state, freshId);
+      const both = Y.mergeUpdates([
+        updateOf(d, () => {
+          notesOf(d).insert(0, s.text);
+          d.getMap("meta").set("by", me.userId);
+        }),
+        updateOf(fresh, () => fresh.getMap("meta").set(`fresh${freshId}`, 1)),
+      ]);
+      const own = run.clientIds[s.actor];
+      const count = (client: number) => Y.decodeUpdate(both).structs.filter((x) => x.id.client === client).length;
+      const [low, high] = own < freshId ? [own, freshId] : [freshId, own];
+      const layout: [number, number][] =
+        s.layout === "ascending"
+          ? [
+              [low, count(low)],
+              [high, count(high)],
+            ]
+          : s.layout === "split"
+            ? [
+                [own, 1],
+                [freshId, count(freshId)],
+                [own, count(own) - 1],
+              ]
+            : [
+                [freshId, count(freshId)],
+                [own, 1],
+                [own, count(own) - 1],
+              ];
+      expect(await send(run, s.actor, sectioned(both, layout), undefined, both)).toBe(true);
       return;
     }
     case "restore": {

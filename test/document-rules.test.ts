@@ -8,7 +8,7 @@ import * as Y from "yjs";
 import { appendMessage, appendRetraction, ErrorCode, messagesOf, notesOf, type ReadMessage } from "../protocol/index.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { allEvents } from "./helpers/partner-orgs.ts";
-import { rawUpdate } from "./helpers/raw-updates.ts";
+import { rawUpdate, sectioned } from "./helpers/raw-updates.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { type SignedUp as Org, signUp } from "./helpers/sign-up.ts";
 import { docFrom, UpdateWriter, updateOf, type WriteAnswer } from "./helpers/update-writer.ts";
@@ -233,6 +233,62 @@ describe("updates that would not merge or apply (issue 18, finding 7)", { timeou
     expect(fresh.store.pendingStructs).toBeNull();
     expect(fresh.store.pendingDs).toBeNull();
     expect(acked).toBeGreaterThanOrEqual(0);
+  });
+});
+
+// Every Yjs encoder writes each client's structs once, highest client id first, and Yjs's readers
+// rely on it: Y.mergeUpdates skips a higher client's structs that follow a lower one's, and
+// Y.applyUpdate keeps only the last section of a client named twice. Acked as sent, such an
+// update left the merged state (and every client that applied the update) with a hole.
+describe("client sections Yjs's readers would lose (merged state with a missing dependency)", { timeout: 30_000 }, () => {
+  const logged = async (conversation: string) =>
+    (await server.server.store.readEntries(conversation, 0, 1000)).filter((e) => e.kind === "update" && e.payload).map((e) => e.payload as Uint8Array);
+
+  function expectComplete(doc: Y.Doc): void {
+    expect(doc.store.pendingStructs).toBeNull();
+    expect(doc.store.pendingDs).toBeNull();
+  }
+
+  it("an update with a lower client id before a higher one keeps both in the merged state", async () => {
+    const conversation = await startConversation();
+    const sam = await writer(supplier, conversation);
+    const low = new Y.Doc();
+    low.clientID = 1001;
+    const high = new Y.Doc();
+    high.clientID = 2002;
+    const both = Y.mergeUpdates([updateOf(low, () => notesOf(low).insert(0, "abc")), updateOf(high, () => high.getMap("meta").set("owner", "sam"))]);
+    expect((await sam.send(sectioned(both, [[1001, 1], [2002, 1]]))).ok).toBe(true);
+    const merged = docFrom((await head(conversation)).state);
+    expectComplete(merged);
+    expect([notesOf(merged).toString(), merged.getMap("meta").get("owner")]).toEqual(["abc", "sam"]);
+    // The index knew 2002:0, so an edit after it was acked; the merged state then held it pending.
+    expect((await sam.send(updateOf(high, () => high.getMap("meta").set("owner", "sam, again")))).ok).toBe(true);
+    const after = docFrom((await head(conversation)).state);
+    expectComplete(after);
+    expect(after.getMap("meta").get("owner")).toBe("sam, again");
+    const replay = new Y.Doc();
+    for (const update of await logged(conversation)) Y.applyUpdate(replay, update);
+    expectComplete(replay);
+    expect(replay.getMap("meta").get("owner")).toBe("sam, again");
+  });
+
+  it("an update naming one client twice is stored so that a client applying it gets all of it", async () => {
+    const conversation = await startConversation();
+    const sam = await writer(supplier, conversation);
+    const doc = new Y.Doc();
+    doc.clientID = 3003;
+    const update = updateOf(doc, () => {
+      notesOf(doc).insert(0, "ab");
+      doc.getMap("meta").set("k", "v");
+    });
+    expect(Y.decodeUpdate(update).structs).toHaveLength(2);
+    expect((await sam.send(sectioned(update, [[3003, 1], [3003, 1]]))).ok).toBe(true);
+    const stored = (await logged(conversation)).at(-1) as Uint8Array;
+    const applied = new Y.Doc();
+    Y.applyUpdate(applied, stored);
+    expectComplete(applied);
+    expect([notesOf(applied).toString(), applied.getMap("meta").get("k")]).toEqual(["ab", "v"]);
+    expectComplete(docFrom((await head(conversation)).state));
   });
 });
 

@@ -3,6 +3,7 @@
 // or already in the document), the nesting depth of the shared types it creates, and its delete
 // set. Mirrors Item.getMissing in yjs (src/structs/Item.js) without building a Y.Doc.
 
+import * as decoding from "lib0/decoding";
 import * as Y from "yjs";
 import { type DocumentIndex, type IndexEffects, type ParentRef, rootParent, typeParent } from "./document-index.ts";
 
@@ -25,6 +26,11 @@ export interface ReadUpdate {
   ds: ReturnType<typeof Y.decodeUpdate>["ds"];
   /** Per client, the end of its clocks in this update. */
   ends: Map<number, number>;
+  /**
+   * The update lists each client's structs in one section, highest client id first, as every Yjs
+   * encoder does (the layout Yjs's readers need to take all of it, see ./canonical-update.ts).
+   */
+  canonicalLayout: boolean;
 }
 
 /** Why an update cannot be read consistently (a reference to nothing, a cycle). */
@@ -68,7 +74,14 @@ export function readUpdate(update: Uint8Array, index: DocumentIndex, options: { 
   const local: Local = { byClient: new Map() };
   const skips: Y.Skip[] = [];
   const ends = new Map<number, number>();
+  // Clients only ever descending, and as many sections as clients: one section each, in order.
+  let descending = true;
+  let previousClient = -1;
   for (const s of decoded.structs as Struct[]) {
+    if (s.id.client !== previousClient) {
+      if (previousClient !== -1 && s.id.client > previousClient) descending = false;
+      previousClient = s.id.client;
+    }
     if (s instanceof Y.Skip) {
       skips.push(s);
       continue;
@@ -194,7 +207,8 @@ export function readUpdate(update: Uint8Array, index: DocumentIndex, options: { 
   };
   for (const r of localTypes.values()) if (r.depth === undefined) depthOf(typeParent(r.struct.id.client, r.struct.id.clock));
 
-  return { structs, skips, ds: decoded.ds, ends };
+  const sections = decoding.readVarUint(decoding.createDecoder(update));
+  return { structs, skips, ds: decoded.ds, ends, canonicalLayout: descending && sections === local.byClient.size };
 }
 
 /** What recording `read` in the index adds (every struct, known clocks are skipped by the index). */

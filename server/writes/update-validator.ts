@@ -7,6 +7,7 @@
 import * as Y from "yjs";
 import { ErrorCode, isConversationMessage, isConversationRetraction } from "../../protocol/index.ts";
 import { type DocumentIndex, type IndexEffects, MESSAGES_PARENT } from "../documents/document-index.ts";
+import { encodeCanonical } from "../documents/canonical-update.ts";
 import { effectsOf, type ReadUpdate, readUpdate, UnresolvableUpdate } from "../documents/update-structs.ts";
 import { ParleyError } from "../platform/errors.ts";
 
@@ -62,10 +63,6 @@ export interface ValidatedUpdate {
   /** What the update adds to the index. */
   effects: IndexEffects;
 }
-
-// Merging with nothing still decodes and re-encodes every struct and range (a single update is
-// returned as it is by Y.mergeUpdates).
-const EMPTY_UPDATE = new Uint8Array([0, 0]);
 
 const refuse = (message: string, code: ErrorCode = ErrorCode.InvalidUpdate) => new ParleyError(code, message);
 
@@ -204,18 +201,22 @@ export function validateUpdate(update: Uint8Array, ctx: ValidationContext): Vali
   if (ctx.documentBytes + update.length > ctx.limits.maxBytes) {
     throw refuse(`the document would exceed ${ctx.limits.maxBytes} bytes`, ErrorCode.DocumentLimit);
   }
-  let stored = update;
+  let stored: Uint8Array;
   try {
-    // What the document already has is dropped, so re-sent content can never replace what is
-    // stored when states are merged; the rest goes through the real encoder, which refuses what
-    // a client could not apply (e.g. empty delete ranges) before anything is acknowledged.
-    stored = overlaps.size > 0 ? Y.diffUpdate(update, Y.encodeStateVector(overlaps)) : Y.mergeUpdates([update, EMPTY_UPDATE]);
+    // Stored in the layout every Yjs reader takes in full (one section per client, highest
+    // first), without what the document already has, so re-sent content can never replace what
+    // is stored when states merge; Yjs's own writer refuses what a client could not read.
+    stored = encodeCanonical(read, (client) => ctx.index.clockOf(client));
   } catch {
     throw refuse("the update does not merge cleanly", ErrorCode.UnmergeableUpdate);
   }
-  if (overlaps.size > 0) {
-    const empty = newUnits === 0 && read.ds.clients.size === 0;
-    return { empty, update: empty ? update : stored, claims: newUnits === 0 ? [] : claims, effects: effectsOf(read) };
-  }
-  return { empty: false, update, claims, effects: effectsOf(read) };
+  const empty = overlaps.size > 0 && newUnits === 0 && read.ds.clients.size === 0;
+  return {
+    empty,
+    // The bytes as sent when nothing was left out and their layout is already that one (the
+    // fan-out then reuses their envelope).
+    update: empty || (overlaps.size === 0 && read.canonicalLayout) ? update : stored,
+    claims: newUnits === 0 ? [] : claims,
+    effects: effectsOf(read),
+  };
 }

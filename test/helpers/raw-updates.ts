@@ -3,6 +3,7 @@
 // (legacy ContentJSON, empty delete ranges, references to nothing).
 
 import * as encoding from "lib0/encoding";
+import * as Y from "yjs";
 
 /** An item's position: a root type by name, or after/before existing items. */
 export type RawPosition = { root: string; key?: string } | { origin: [number, number] | null; rightOrigin?: [number, number] | null };
@@ -89,4 +90,36 @@ export function rawUpdate(items: RawItem[], deletes: { client: number; ranges: [
     }
   }
   return encoding.toUint8Array(encoder);
+}
+
+/**
+ * Re-encodes `update` with its structs in client sections laid out as given: each `[client, n]`
+ * writes that client's next `n` structs as one section (what is not laid out is left out). Every
+ * Yjs encoder writes each client once, highest id first; this writes any order, a client twice,
+ * with Yjs's own struct writer. The delete set is copied.
+ */
+export function sectioned(update: Uint8Array, layout: [client: number, structs: number][]): Uint8Array {
+  const { structs, ds } = Y.decodeUpdate(update);
+  const byClient = new Map<number, (Y.Item | Y.GC)[]>();
+  for (const s of structs) byClient.set(s.id.client, [...(byClient.get(s.id.client) ?? []), s as Y.Item | Y.GC]);
+  const encoder = new Y.UpdateEncoderV1();
+  encoding.writeVarUint(encoder.restEncoder, layout.length);
+  for (const [client, n] of layout) {
+    const section = (byClient.get(client) ?? []).splice(0, n);
+    if (section.length !== n) throw new Error(`client ${client} has fewer structs than laid out`);
+    encoding.writeVarUint(encoder.restEncoder, n);
+    encoder.writeClient(client);
+    encoding.writeVarUint(encoder.restEncoder, section[0].id.clock);
+    for (const s of section) s.write(encoder, 0);
+  }
+  encoding.writeVarUint(encoder.restEncoder, ds.clients.size);
+  for (const [client, ranges] of ds.clients) {
+    encoding.writeVarUint(encoder.restEncoder, client);
+    encoding.writeVarUint(encoder.restEncoder, ranges.length);
+    for (const { clock, len } of ranges) {
+      encoding.writeVarUint(encoder.restEncoder, clock);
+      encoding.writeVarUint(encoder.restEncoder, len);
+    }
+  }
+  return encoder.toUint8Array();
 }

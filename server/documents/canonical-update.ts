@@ -1,0 +1,57 @@
+// Writes an accepted update in the one layout every Yjs reader takes in full: each client's structs
+// in a single section, highest client id first, as every Yjs encoder writes them. Yjs's readers
+// rely on that layout: Y.mergeUpdates skips a higher client's structs that follow a lower one's,
+// and Y.applyUpdate keeps only the last section of a client named twice, so an update stored as a
+// hostile sender laid it out would leave a hole in the merged state and in every client that
+// applied it. Uses Yjs's own struct writer, so it refuses (throws) what Yjs could not encode.
+
+import * as encoding from "lib0/encoding";
+import * as Y from "yjs";
+import type { ReadUpdate } from "./update-structs.ts";
+
+/** One client's section: its structs in clock order, the first written from `offset` on. */
+interface Section {
+  client: number;
+  structs: (Y.Item | Y.GC)[];
+  offset: number;
+}
+
+/**
+ * Encodes what `read` adds to a document that has each client's clocks below `known(client)`:
+ * content the document already has is left out (a struct straddling that clock is cut there, as
+ * Y.diffUpdate does), the delete set is kept whole. `read`'s structs of one client must be
+ * consecutive clocks (the document rules check it).
+ */
+export function encodeCanonical(read: ReadUpdate, known: (client: number) => number): Uint8Array {
+  const byClient = new Map<number, Section>();
+  for (const { struct } of read.structs) {
+    const { client, clock } = struct.id;
+    const from = known(client);
+    if (clock + struct.length <= from) continue;
+    const section = byClient.get(client);
+    if (section) section.structs.push(struct);
+    else byClient.set(client, { client, structs: [struct], offset: Math.max(0, from - clock) });
+  }
+  const sections = [...byClient.values()].sort((a, b) => b.client - a.client);
+  const encoder = new Y.UpdateEncoderV1();
+  encoding.writeVarUint(encoder.restEncoder, sections.length);
+  for (const { client, structs, offset } of sections) {
+    encoding.writeVarUint(encoder.restEncoder, structs.length);
+    encoder.writeClient(client);
+    encoding.writeVarUint(encoder.restEncoder, structs[0].id.clock + offset);
+    structs[0].write(encoder, offset);
+    for (let i = 1; i < structs.length; i++) structs[i].write(encoder, 0);
+  }
+  const deleted = [...read.ds.clients].sort((a, b) => b[0] - a[0]);
+  encoding.writeVarUint(encoder.restEncoder, deleted.length);
+  for (const [client, ranges] of deleted) {
+    encoder.resetDsCurVal();
+    encoding.writeVarUint(encoder.restEncoder, client);
+    encoding.writeVarUint(encoder.restEncoder, ranges.length);
+    for (const { clock, len } of ranges) {
+      encoder.writeDsClock(clock);
+      encoder.writeDsLen(len);
+    }
+  }
+  return encoder.toUint8Array();
+}
