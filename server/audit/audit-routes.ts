@@ -12,6 +12,7 @@ import type { Store } from "../store/store.ts";
 import { EXPORT_FORMAT, type ExportLine, entryLine, toJsonLines } from "./audit-export.ts";
 import type { Audit } from "./audit-module.ts";
 import { chainRef } from "./checkpoint.ts";
+import { ORG_AUDIT_ACTIONS } from "./org-chain.ts";
 import { orgExportLines } from "./org-export.ts";
 import { auditActor } from "./org-recorder.ts";
 import { loadCheckpoints, verifyAuditChain } from "./verify-audit.ts";
@@ -73,7 +74,24 @@ export function auditRoutes(deps: { services: HttpServices; store: Store; audit:
       summary: "The organisation's audit chain entries, in order (admins).",
       tags: ["audit"],
       query: z.object({ after: z.coerce.number().int().min(0).default(0), limit: z.coerce.number().int().min(1).max(1000).default(100) }),
-      response: { status: 200, description: "Entries.", schema: ItemsOf() },
+      response: {
+        status: 200,
+        description: "Entries.",
+        schema: ItemsOf(
+          z.object({
+            org: z.string(),
+            seq: z.number(),
+            at: z.number(),
+            action: z.enum(ORG_AUDIT_ACTIONS),
+            actor: z.string(),
+            target: z.string(),
+            // Flat scalars, named by the action (e.g. `{ name }` for webauthn.registered): open by design.
+            details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])),
+            prevHash: z.string().describe("hex"),
+            hash: z.string().describe("hex"),
+          }),
+        ),
+      },
       async handler({ params, principal, query }) {
         requireAdmin(principal, params.org);
         const entries = await audit.log.readOrgAuditEntries(params.org, query.after, query.limit);

@@ -10,7 +10,7 @@ import { requireEventReader } from "./event-access.ts";
 import { cursorError } from "./event-follower.ts";
 import type { EventStore } from "./event-store.ts";
 import { parseTypes } from "./event-stream-route.ts";
-import { ItemsOf } from "../http/routes/response-schemas.ts";
+import { EventView, ItemsOf } from "../http/routes/response-schemas.ts";
 
 /** The event paging route. */
 export function eventRoutes(deps: { store: EventStore }): RouteDefinition[] {
@@ -27,7 +27,7 @@ export function eventRoutes(deps: { store: EventStore }): RouteDefinition[] {
         limit: z.coerce.number().int().min(1).max(1000).default(100),
         types: z.string().max(1000).optional().describe("comma-separated event types"),
       }),
-      response: { status: 200, description: "`items` (events), `nextCursor`, `hasMore` and the stream's `head`.", schema: ItemsOf().extend({ hasMore: z.boolean(), head: z.number() }) },
+      response: { status: 200, description: "`items` (events), `nextCursor`, `hasMore` and the stream's `head`.", schema: ItemsOf(EventView).extend({ nextCursor: z.number(), hasMore: z.boolean(), head: z.number() }) },
       errors: [ErrorCode.EventCursorExpired, ErrorCode.Forbidden, ErrorCode.InsufficientRole],
       async handler({ query, principal }) {
         requireEventReader(principal);

@@ -16,7 +16,7 @@ import type { HttpServices } from "../http/services.ts";
 import type { Store } from "../store/store.ts";
 import { type HistoryPoint, type PastState, stateAt } from "./past-state.ts";
 import { renderConversation, restoreEdit } from "./restore-edit.ts";
-import { ItemsOf, JsonObject } from "../http/routes/response-schemas.ts";
+import { ItemsOf, MessageView } from "../http/routes/response-schemas.ts";
 
 /** What the history routes need beyond the HTTP services. */
 export interface HistoryDeps {
@@ -82,7 +82,15 @@ export function historyRoutes({ services, store }: HistoryDeps) {
         status: 200,
         description:
           "`items` (messages, attributed to their writers, retractions applied) and `notes` as they were, the conversation's `status` (from the directory), the Yjs `state` (base64), the `seq` and `at` it reflects, and today's `headSeq`.",
-        schema: z.looseObject({ seq: z.number(), at: z.number().nullable(), headSeq: z.number(), items: z.array(JsonObject), status: z.string(), state: z.string() }),
+        schema: z.object({
+          seq: z.number(),
+          at: z.number().nullable(),
+          headSeq: z.number(),
+          items: z.array(MessageView),
+          notes: z.string(),
+          status: z.enum(["open", "closed"]),
+          state: z.string().describe("the Yjs document state, base64"),
+        }),
       },
       errors: [ErrorCode.NotFound, ErrorCode.InvalidRequest],
       async handler({ params, principal, query }) {
@@ -112,7 +120,16 @@ export function historyRoutes({ services, store }: HistoryDeps) {
         after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
         limit: z.coerce.number().int().min(1).max(200).default(50),
       }),
-      response: { status: 200, description: "`items`, `nextCursor` (pass as `after`) and `hasMore`.", schema: ItemsOf().extend({ nextCursor: z.number(), hasMore: z.boolean() }) },
+      response: { status: 200, description: "`items`, `nextCursor` (pass as `after`) and `hasMore`.", schema: ItemsOf(
+          z.object({
+            seq: z.number(),
+            at: z.number(),
+            actor: z.object({ user: z.string(), org: z.string() }),
+            restore: z.boolean().describe("the change is a restore"),
+            size: z.number().describe("bytes of the update"),
+          }),
+        ).extend({ nextCursor: z.number(), hasMore: z.boolean() }),
+      },
       errors: [ErrorCode.NotFound],
       async handler({ params, principal, query }) {
         await access.require(principal, params.id, "read");
@@ -140,7 +157,7 @@ export function historyRoutes({ services, store }: HistoryDeps) {
         "Restore the conversation to a past `seq` or moment `at`: one new change, attributed to you and audited, that sets the notes and meta to what they were and brings back past messages missing now. It never removes or changes a message.",
       tags: ["history"],
       body: PointBody,
-      response: { status: 200, description: "`seq` of the committed change (the current one when nothing differed), `changed`, and `restoredTo` {seq, at}.", schema: z.looseObject({ seq: z.number(), changed: z.boolean(), restoredTo: JsonObject }) },
+      response: { status: 200, description: "`seq` of the committed change (the current one when nothing differed), `changed`, and `restoredTo` {seq, at}.", schema: z.object({ seq: z.number(), changed: z.boolean(), restoredTo: z.object({ seq: z.number(), at: z.number().nullable() }) }) },
       errors: [ErrorCode.NotFound, ErrorCode.ReadOnly, ErrorCode.InvalidRequest, ErrorCode.UpdateTooLarge, ErrorCode.DocumentLimit, ErrorCode.UnmergeableUpdate],
       async handler({ params, principal, body, requestId }) {
         const { conversation } = await access.require(principal, params.id, "write");

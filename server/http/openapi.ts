@@ -20,12 +20,14 @@ function jsonSchema(schema: z.ZodType, io: "input" | "output"): Json {
 /** The body of every error response, HTTP and (as fields of an error frame) socket alike. */
 export const ErrorBody = z
   .object({
-    error: z
-      .looseObject({
-        code: z.number().int().describe("numeric error code (protocol/codes.ts), stable across versions"),
-        message: z.string().describe("what went wrong, for people"),
-      })
-      .describe("extra fields (e.g. passwordScore) appear for some codes"),
+    error: z.object({
+      code: z.number().int().describe("numeric error code (protocol/codes.ts), stable across versions"),
+      message: z.string().describe("what went wrong, for people"),
+      // A password refused as too weak (code 2009) says why and how to do better.
+      score: z.number().int().min(0).max(4).optional().describe("WeakPassword: the zxcvbn strength (0-4)"),
+      problems: z.array(z.string()).optional().describe("WeakPassword: what is wrong with it"),
+      suggestions: z.array(z.string()).optional().describe("WeakPassword: how to choose a better one"),
+    }),
   })
   .describe("An error.");
 

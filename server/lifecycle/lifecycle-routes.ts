@@ -17,8 +17,15 @@ import type { HttpServices } from "../http/services.ts";
 import { accessorOf } from "../identity/access-control.ts";
 import type { ConversationLifecycle } from "./conversation-lifecycle.ts";
 import type { LifecycleAudit } from "./lifecycle-audit.ts";
-import { ItemsOf, JsonObject } from "../http/routes/response-schemas.ts";
+import { ItemsOf, OrganisationRecordView } from "../http/routes/response-schemas.ts";
 
+
+const SideDeletionView = z.object({
+  destroyed: z.boolean().describe("this was the last side: the conversation is destroyed"),
+  remainingParties: z.array(z.string()).describe("organisations whose side is still there"),
+  legalHolds: z.array(z.string()).describe("organisations holding it under legal hold"),
+});
+const LegalHoldView = z.object({ conversationId: z.string(), orgId: z.string(), setBy: z.string(), reason: z.string(), setAt: z.number() });
 /** The retention periods an organisation may choose, in days: at least a week (a typo must not wipe a year), at most ten years. */
 export const RETENTION_BOUNDS = { min: 7, max: 3650 } as const;
 
@@ -68,7 +75,7 @@ export function lifecycleRoutes({ services, lifecycle, audit }: LifecycleRouteDe
       summary:
         "Delete your organisation's side of a conversation (admins): your people lose access at once, the other organisations keep theirs. The conversation is destroyed when every party has deleted it and no legal hold remains.",
       tags: ["deletion"],
-      response: { status: 200, description: "`destroyed`, the parties whose side remains, and the parties holding it under legal hold.", schema: JsonObject },
+      response: { status: 200, description: "`destroyed`, the parties whose side remains, and the parties holding it under legal hold.", schema: SideDeletionView },
       errors: [ErrorCode.NotFound, ErrorCode.InsufficientRole],
       async handler({ params, principal }) {
         const { party, actor } = await requirePartyAdmin(principal, params.id);
@@ -83,7 +90,7 @@ export function lifecycleRoutes({ services, lifecycle, audit }: LifecycleRouteDe
       auth: "principal",
       summary: "The legal holds on a conversation (admins of a participating organisation).",
       tags: ["deletion"],
-      response: { status: 200, description: "Holds, oldest first.", schema: ItemsOf() },
+      response: { status: 200, description: "Holds, oldest first.", schema: ItemsOf(LegalHoldView) },
       errors: [ErrorCode.NotFound, ErrorCode.InsufficientRole],
       async handler({ params, principal }) {
         await requirePartyAdmin(principal, params.id);
@@ -97,7 +104,7 @@ export function lifecycleRoutes({ services, lifecycle, audit }: LifecycleRouteDe
       summary: "Place (or renew) your organisation's legal hold: the conversation is not destroyed while any hold remains (admins of a participating organisation).",
       tags: ["deletion"],
       body: z.object({ reason: z.string().trim().min(1).max(500).describe("why, in the organisation's words (recorded in its audit chain)") }),
-      response: { status: 200, description: "The holds now on the conversation.", schema: ItemsOf() },
+      response: { status: 200, description: "The holds now on the conversation.", schema: ItemsOf(LegalHoldView) },
       errors: [ErrorCode.NotFound, ErrorCode.InsufficientRole],
       async handler({ params, principal, body }) {
         const { party, actor } = await requirePartyAdmin(principal, params.id);
@@ -112,7 +119,7 @@ export function lifecycleRoutes({ services, lifecycle, audit }: LifecycleRouteDe
       auth: "user",
       summary: "Lift your organisation's legal hold; if every side is deleted and no other hold remains, the conversation is destroyed now.",
       tags: ["deletion"],
-      response: { status: 200, description: "`destroyed`, the parties whose side remains, and the holds that remain.", schema: JsonObject },
+      response: { status: 200, description: "`destroyed`, the parties whose side remains, and the holds that remain.", schema: SideDeletionView },
       errors: [ErrorCode.NotFound, ErrorCode.InsufficientRole],
       async handler({ params, principal }) {
         const { party, actor } = await requirePartyAdmin(principal, params.id);
@@ -157,7 +164,7 @@ export function lifecycleRoutes({ services, lifecycle, audit }: LifecycleRouteDe
       summary: `Set the organisation's retention period in days (${RETENTION_BOUNDS.min}–${RETENTION_BOUNDS.max}; default 365): its side of a conversation inactive that long is deleted by the server (admins).`,
       tags: ["deletion"],
       body: z.object({ days: z.number().int().min(RETENTION_BOUNDS.min).max(RETENTION_BOUNDS.max) }),
-      response: { status: 200, description: "The organisation.", schema: z.looseObject({ id: z.string(), name: z.string() }) },
+      response: { status: 200, description: "The organisation.", schema: OrganisationRecordView },
       errors: [ErrorCode.NotFound, ErrorCode.InsufficientRole, ErrorCode.InvalidRequest],
       async handler({ params, principal, body }) {
         if (principal.orgId !== params.org) throw new ParleyError(ErrorCode.NotFound, "no such organisation");

@@ -3,7 +3,7 @@
 
 import { z } from "zod";
 import { route } from "../http/route.ts";
-import { ItemsOf } from "../http/routes/response-schemas.ts";
+import { ItemsOf, NoticeEventView } from "../http/routes/response-schemas.ts";
 import { requireAdmin } from "../http/routes/organisation-routes.ts";
 import type { SecurityNotices } from "./security-notices.ts";
 
@@ -17,7 +17,7 @@ export function noticeRoutes(notices: SecurityNotices) {
       summary: "The organisation's security notices (owners and admins), oldest first; continue with after=nextCursor while hasMore.",
       tags: ["security"],
       query: z.object({ after: z.coerce.number().int().min(0).default(0), limit: z.coerce.number().int().min(1).max(200).default(50) }),
-      response: { status: 200, description: "`items` (security.notice events), `nextCursor`, `hasMore`.", schema: ItemsOf().extend({ hasMore: z.boolean() }) },
+      response: { status: 200, description: "`items` (security.notice events), `nextCursor`, `hasMore`.", schema: ItemsOf(NoticeEventView).extend({ nextCursor: z.number(), hasMore: z.boolean() }) },
       async handler({ params, principal, query }) {
         requireAdmin(principal, params.org);
         return { status: 200, body: await notices.history(params.org, query.after, query.limit) };

@@ -15,13 +15,37 @@ import { checkUrlShape, resolveTarget, type UrlPolicy, WebhookUrlError } from ".
 import { newWebhookSecret, REPLAY_WINDOW_SECONDS } from "./signature.ts";
 import { secretAssociatedData, type WebhookDispatcher } from "./webhook-dispatcher.ts";
 import type { EndpointRecord, WebhookStore } from "./webhook-store.ts";
-import { ItemsOf } from "../http/routes/response-schemas.ts";
+import { EventView, ItemsOf } from "../http/routes/response-schemas.ts";
 
 /** Endpoints one organisation may register. */
 export const MAX_ENDPOINTS_PER_ORG = 20;
 
 const EventTypes = z.array(z.enum(EVENT_TYPES)).max(EVENT_TYPES.length).describe("event types to deliver; empty or absent: all");
 const Description = z.string().trim().max(200).refine((s) => !/\p{Cc}/u.test(s), "must not contain control characters");
+
+/** An endpoint as the API shows it (never its secret), with its delivery state. */
+const EndpointView = z.object({
+  id: z.string(),
+  orgId: z.string(),
+  url: z.string(),
+  description: z.string().nullable(),
+  eventTypes: z.array(z.enum(EVENT_TYPES)).describe("delivered types; empty: all"),
+  status: z.enum(["enabled", "disabled"]),
+  createdAt: z.number(),
+  createdBy: z.string(),
+  disabledAt: z.number().nullable(),
+  disabledReason: z.string().nullable(),
+  delivery: z.object({
+    cursor: z.number().describe("the last event handed off (delivered or parked)"),
+    headKey: z.string().nullable(),
+    attempts: z.number().describe("failed attempts of the item at the head"),
+    firstFailureAt: z.number().nullable(),
+    nextAttemptAt: z.number().nullable(),
+    failingSince: z.number().nullable(),
+    lastSuccessAt: z.number().nullable(),
+    lastError: z.string().nullable(),
+  }),
+});
 
 /** Dependencies of the webhook routes. */
 export interface WebhookRouteDeps {
@@ -78,7 +102,7 @@ export function webhookRoutes(deps: WebhookRouteDeps): RouteDefinition[] {
       tags: ["webhooks"],
       sensitive: true,
       body: z.object({ url: z.string().max(2048), events: EventTypes.default([]), description: Description.optional() }),
-      response: { status: 201, description: "The endpoint and its `secret` (store it now: it cannot be shown again).", schema: z.looseObject({ id: z.string(), secret: z.string() }) },
+      response: { status: 201, description: "The endpoint and its `secret` (store it now: it cannot be shown again).", schema: EndpointView.extend({ secret: z.string() }) },
       errors: [ErrorCode.InvalidRequest, ErrorCode.InsufficientRole, ErrorCode.Conflict],
       async handler({ params, principal, body }) {
         requireAdmin(principal, params.org);
@@ -123,7 +147,7 @@ export function webhookRoutes(deps: WebhookRouteDeps): RouteDefinition[] {
       auth: "user",
       summary: "The organisation's webhook endpoints with their delivery state (never their secrets).",
       tags: ["webhooks"],
-      response: { status: 200, description: "Endpoints.", schema: ItemsOf(z.looseObject({ id: z.string() })) },
+      response: { status: 200, description: "Endpoints.", schema: ItemsOf(EndpointView) },
       async handler({ params, principal }) {
         requireAdmin(principal, params.org);
         return { status: 200, body: { items: (await store.listEndpoints(params.org)).map(view) } };
@@ -135,7 +159,7 @@ export function webhookRoutes(deps: WebhookRouteDeps): RouteDefinition[] {
       auth: "user",
       summary: "One endpoint with its delivery state: cursor, failures, next attempt, last error.",
       tags: ["webhooks"],
-      response: { status: 200, description: "The endpoint.", schema: z.looseObject({ id: z.string() }) },
+      response: { status: 200, description: "The endpoint.", schema: EndpointView },
       async handler({ params, principal }) {
         return { status: 200, body: view(await endpointOf(principal, params.org, params.id)) };
       },
@@ -147,7 +171,7 @@ export function webhookRoutes(deps: WebhookRouteDeps): RouteDefinition[] {
       summary: "Change the URL, event types or description; `enabled: true` re-enables a disabled endpoint (delivery resumes where it stopped).",
       tags: ["webhooks"],
       body: z.object({ url: z.string().max(2048).optional(), events: EventTypes.optional(), description: Description.nullable().optional(), enabled: z.boolean().optional() }),
-      response: { status: 200, description: "The endpoint.", schema: z.looseObject({ id: z.string() }) },
+      response: { status: 200, description: "The endpoint.", schema: EndpointView },
       async handler({ params, principal, body }) {
         const endpoint = await endpointOf(principal, params.org, params.id);
         const url = body.url === undefined ? undefined : await checkUrl(body.url, deps.urlPolicy);
@@ -181,7 +205,7 @@ export function webhookRoutes(deps: WebhookRouteDeps): RouteDefinition[] {
       summary: "Replace the signing secret; the new one is shown once and signs every delivery from now on.",
       tags: ["webhooks"],
       sensitive: true,
-      response: { status: 200, description: "`secret`: the new signing secret.", schema: z.looseObject({ id: z.string(), secret: z.string() }) },
+      response: { status: 200, description: "`secret`: the new signing secret.", schema: z.object({ id: z.string(), secret: z.string() }) },
       async handler({ params, principal }) {
         const endpoint = await endpointOf(principal, params.org, params.id);
         const secret = newWebhookSecret();
@@ -197,7 +221,24 @@ export function webhookRoutes(deps: WebhookRouteDeps): RouteDefinition[] {
       summary: "Recent delivery attempts, newest first: status, error, duration and a short excerpt of the response.",
       tags: ["webhooks"],
       query: z.object({ limit: z.coerce.number().int().min(1).max(200).default(50) }),
-      response: { status: 200, description: "Attempts.", schema: ItemsOf() },
+      response: {
+        status: 200,
+        description: "Attempts, newest first.",
+        schema: ItemsOf(
+          z.object({
+            endpointId: z.string(),
+            at: z.number(),
+            eventId: z.string(),
+            cursor: z.number(),
+            attempt: z.number().describe("1 for the first try of this item, then 2, 3, …"),
+            ok: z.boolean(),
+            status: z.number().nullable().describe("the receiver's HTTP status (null: no answer)"),
+            error: z.string().nullable(),
+            durationMs: z.number(),
+            excerpt: z.string().describe("the start of the receiver's answer"),
+          }),
+        ),
+      },
       async handler({ params, principal, query }) {
         const endpoint = await endpointOf(principal, params.org, params.id);
         return { status: 200, body: { items: await store.listAttempts(endpoint.id, query.limit) } };
@@ -210,7 +251,25 @@ export function webhookRoutes(deps: WebhookRouteDeps): RouteDefinition[] {
       summary: "Events given up on after the retry window, oldest first (kept beyond event retention, for replay).",
       tags: ["webhooks"],
       query: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }),
-      response: { status: 200, description: "Dead letters.", schema: ItemsOf() },
+      response: {
+        status: 200,
+        description: "Dead letters.",
+        schema: ItemsOf(
+          z.object({
+            id: z.string(),
+            endpointId: z.string(),
+            cursor: z.number(),
+            eventId: z.string(),
+            eventType: z.enum(EVENT_TYPES),
+            attempts: z.number(),
+            parkedAt: z.number(),
+            lastError: z.string().nullable(),
+            replayRequestedAt: z.number().nullable(),
+            replayedAt: z.number().nullable(),
+            event: EventView.describe("the event as it would have been sent"),
+          }),
+        ),
+      },
       async handler({ params, principal, query }) {
         const endpoint = await endpointOf(principal, params.org, params.id);
         const items = (await store.listDeadLetters(endpoint.id, query.limit)).map(({ eventJson, ...letter }) => ({ ...letter, event: JSON.parse(eventJson) as unknown }));
@@ -224,7 +283,7 @@ export function webhookRoutes(deps: WebhookRouteDeps): RouteDefinition[] {
       summary: "Deliver parked events again (all not yet replayed, or `ids`), before the endpoint's next new event.",
       tags: ["webhooks"],
       body: z.object({ ids: z.array(z.string().max(64)).max(1000).optional() }),
-      response: { status: 200, description: "`queued`: how many dead letters will be delivered again.", schema: z.looseObject({ queued: z.number() }) },
+      response: { status: 200, description: "`queued`: how many dead letters will be delivered again.", schema: z.object({ queued: z.number() }) },
       async handler({ params, principal, body }) {
         const endpoint = await endpointOf(principal, params.org, params.id);
         const queued = await store.requestReplay(endpoint.id, body.ids ?? null, deps.now());

@@ -20,7 +20,7 @@ import { HttpError } from "../router.ts";
 import { clearedSessionCookies, refreshTokenFromCookie, sessionCookies } from "../session-cookies.ts";
 import type { HttpServices } from "../services.ts";
 import type { TokenPair as Tokens } from "../../identity/session-service.ts";
-import { Email, Name, OrganisationView, Password, RefreshCookie, TokenPair, UserView } from "./schemas.ts";
+import { Email, MemberRole, Name, OrganisationView, Password, RefreshCookie, TokenPair, UserView } from "./schemas.ts";
 
 /** Ids are random and prefixed by kind, so a leaked id says what it is and nothing else. */
 export function newId(prefix: string): string {
@@ -267,7 +267,15 @@ export function authRoutes(services: HttpServices) {
       allowBeforeTwoFactor: true,
       summary: "The signed-in person, the organisation they act for, and their memberships.",
       tags: ["auth"],
-      response: { status: 200, description: "Who you are.", schema: z.looseObject({ user: z.looseObject({ id: z.string(), email: z.string(), name: z.string() }) }) },
+      response: { status: 200, description: "Who you are.", schema: z.union([
+          z.object({
+            user: UserView.extend({ twoFactor: z.boolean() }),
+            organisation: z.object({ id: z.string(), role: MemberRole }),
+            memberships: z.array(z.object({ orgId: z.string(), orgName: z.string(), userId: z.string(), role: MemberRole })),
+          }),
+          z.object({ user: UserView, conversationScope: z.string().describe("a session from an invitation link: the one conversation it reaches") }),
+        ]),
+      },
       async handler({ principal }) {
         if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "people only");
         const user = await directory.getUser(principal.userId);

@@ -321,7 +321,21 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
       auth: "principal",
       summary: "Every time Parley support was given read-only access to this conversation: who, why, until when.",
       tags: ["conversations"],
-      response: { status: 200, description: "Support grants, oldest first.", schema: ItemsOf() },
+      response: {
+        status: 200,
+        description: "Support grants, oldest first.",
+        schema: ItemsOf(
+          z.object({
+            id: z.string(),
+            operator: z.string().describe("who at the operator"),
+            conversationId: z.string(),
+            reason: z.string(),
+            grantedAt: z.number(),
+            expiresAt: z.number(),
+            revokedAt: z.number().nullable(),
+          }),
+        ),
+      },
       async handler({ params, principal }) {
         await access.require(principal, params.id, "read");
         return { status: 200, body: { items: await directory.listSupportGrants(params.id) } };
@@ -347,7 +361,20 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
       auth: "principal",
       summary: "The conversation's invitations (never their links).",
       tags: ["invitations"],
-      response: { status: 200, description: "Invitations.", schema: ItemsOf(InvitationSent) },
+      response: {
+        status: 200,
+        description: "Invitations.",
+        schema: ItemsOf(
+          InvitationSent.extend({
+            conversationId: z.string(),
+            invitedByOrg: z.string(),
+            invitedBy: z.string(),
+            createdAt: z.number(),
+            revokedAt: z.number().nullable(),
+            userId: z.string().nullable().describe("the person it signed in (after first use)"),
+          }),
+        ),
+      },
       async handler({ params, principal }) {
         await access.requireOwner(principal, params.id);
         const items = (await directory.listInvitations(params.id)).map(({ deviceHash: _hidden, ...invitation }) => invitation);

@@ -13,8 +13,7 @@ import { type RequestHeaders, type RouteResult, route } from "../route.ts";
 import { cookieValue } from "../session-cookies.ts";
 import type { HttpServices } from "../services.ts";
 import { deliverTokens } from "./auth-routes.ts";
-import { RefreshCookie } from "./schemas.ts";
-import { JsonObject } from "./response-schemas.ts";
+import { RefreshCookie, TokenPair } from "./schemas.ts";
 
 const DEVICE_COOKIE = "parley_device";
 
@@ -109,7 +108,12 @@ export function invitationRoutes(services: HttpServices, invitations: Invitation
         status: 200,
         description:
           "Signed in, with the conversation to open. A browser form post (form-encoded, accepting HTML) gets 303 to the web app's conversation view with the session cookies instead, or the code page.",
-        schema: JsonObject,
+        schema: TokenPair.extend({
+          scope: z.enum(["account", "conversation"]).describe("`conversation`: this session reaches the invited conversation only; `account`: a full sign-in"),
+          conversationId: z.string(),
+          userId: z.string(),
+          deviceToken: z.string().optional().describe("on first use: keep it to come back from this device without a code"),
+        }),
       },
       errors: [ErrorCode.InvitationInvalid, ErrorCode.DeviceCodeRequired, ErrorCode.InvalidTwoFactorCode, ErrorCode.RateLimited],
       async handler({ params, body, headers }): Promise<RouteResult> {

@@ -15,7 +15,7 @@ import type { HttpServices } from "../services.ts";
 import { newId } from "./auth-routes.ts";
 import { ownOrganisation, requireAdmin } from "./organisation-routes.ts";
 import { Email, Id, MemberRole as MemberRoleSchema } from "./schemas.ts";
-import { ItemsOf } from "./response-schemas.ts";
+import { ItemsOf, MemberView } from "./response-schemas.ts";
 
 /** How long a membership invitation may be accepted. */
 export const MEMBER_INVITATION_TTL_MS = 14 * 24 * 3600 * 1000;
@@ -73,7 +73,7 @@ export function membershipRoutes(services: HttpServices) {
       auth: "user",
       summary: "The organisation's members and their roles.",
       tags: ["organisations"],
-      response: { status: 200, description: "Members.", schema: ItemsOf() },
+      response: { status: 200, description: "Members.", schema: ItemsOf(MemberView) },
       async handler({ params, principal }) {
         ownOrganisation(principal, params.org);
         return { status: 200, body: { items: await directory.listMembers(params.org) } };
@@ -120,7 +120,7 @@ export function membershipRoutes(services: HttpServices) {
       summary: "Change a member's role (admins; only owners grant, change or remove the owner role; the last owner stays owner).",
       tags: ["organisations"],
       body: z.object({ role: MemberRoleSchema }),
-      response: { status: 200, description: "The member with their new role.", schema: z.looseObject({ userId: z.string(), role: z.string() }) },
+      response: { status: 200, description: "The member with their new role.", schema: z.object({ userId: z.string(), role: MemberRoleSchema }) },
       errors: [ErrorCode.InsufficientRole, ErrorCode.NotFound, ErrorCode.InvalidRequest],
       async handler({ params, principal, body }) {
         requireAdmin(principal, params.org);
@@ -155,7 +155,7 @@ export function membershipRoutes(services: HttpServices) {
       auth: "user",
       summary: "The organisation's pending membership invitations (admins).",
       tags: ["organisations"],
-      response: { status: 200, description: "Invitations not yet accepted, declined or revoked.", schema: ItemsOf(z.looseObject({ id: z.string(), email: z.string(), role: z.string(), expiresAt: z.number() })) },
+      response: { status: 200, description: "Invitations not yet accepted, declined or revoked.", schema: ItemsOf(InvitationView) },
       async handler({ params, principal }) {
         requireAdmin(principal, params.org);
         const items = await directory.listMemberInvitations(params.org);
@@ -187,7 +187,7 @@ export function membershipRoutes(services: HttpServices) {
       allowBeforeTwoFactor: true,
       summary: "The invitations to join an organisation addressed to you.",
       tags: ["organisations"],
-      response: { status: 200, description: "Live invitations, with the inviting organisation.", schema: ItemsOf(z.looseObject({ id: z.string(), organisation: z.looseObject({ id: z.string(), name: z.string() }), role: z.string(), expiresAt: z.number() })) },
+      response: { status: 200, description: "Live invitations, with the inviting organisation.", schema: ItemsOf(z.object({ id: z.string(), organisation: z.object({ id: z.string(), name: z.string().nullable() }), role: MemberRoleSchema, expiresAt: z.number() })) },
       async handler({ principal }) {
         const me = await directory.getUser(signedInPerson(principal).userId);
         const items = me ? await directory.listMemberInvitationsForEmail(me.email, services.now()) : [];
@@ -201,7 +201,7 @@ export function membershipRoutes(services: HttpServices) {
       allowBeforeTwoFactor: true,
       summary: "Accept an invitation addressed to you: you become a member with its role (sign in for that organisation next).",
       tags: ["organisations"],
-      response: { status: 200, description: "The membership.", schema: z.looseObject({ organisation: z.looseObject({ id: z.string() }), role: z.string() }) },
+      response: { status: 200, description: "The membership.", schema: z.object({ organisation: z.object({ id: z.string() }), role: MemberRoleSchema }) },
       errors: [ErrorCode.NotFound],
       async handler({ params, principal }) {
         const person = signedInPerson(principal);

@@ -8,12 +8,24 @@ import type { ServerKeys } from "../../crypto/keys.ts";
 import { buildOpenApi, documentedErrors, type ExtraOperation } from "../openapi.ts";
 import { type RouteDefinition, route } from "../route.ts";
 
-const Jwks = z.object({ keys: z.array(z.looseObject({ kty: z.string(), kid: z.string(), alg: z.string(), use: z.string() })) });
+const Jwks = z.object({
+  keys: z.array(z.object({ kty: z.literal("OKP"), crv: z.literal("Ed25519"), x: z.string().describe("the public key, base64url"), kid: z.string(), alg: z.literal("EdDSA"), use: z.literal("sig") })),
+});
 
 const upgradeHeaders: Record<string, unknown>[] = [
   { name: "Upgrade", in: "header", required: true, schema: { const: "websocket" } },
   { name: "Origin", in: "header", required: false, schema: { type: "string" }, description: "checked against PARLEY_ALLOWED_ORIGINS when sent" },
 ];
+
+/** This document's outline; what it holds inside is described by the OpenAPI 3.1 specification itself. */
+const OpenApiDocument = z.object({
+  openapi: z.literal("3.1.0"),
+  info: z.object({ title: z.string(), version: z.string(), description: z.string() }),
+  servers: z.array(z.object({ url: z.string() })),
+  components: z.object({ securitySchemes: z.record(z.string(), z.unknown()), schemas: z.record(z.string(), z.unknown()) }),
+  security: z.array(z.record(z.string(), z.array(z.string()))),
+  paths: z.record(z.string(), z.unknown()),
+});
 
 /** Routes outside the router, described by hand here next to the document they go into. */
 export const EXTRA_OPERATIONS: readonly ExtraOperation[] = [
@@ -24,7 +36,7 @@ export const EXTRA_OPERATIONS: readonly ExtraOperation[] = [
     summary: "Liveness: 200 while the process runs.",
     tags: ["operations"],
     public: true,
-    responses: { 200: { description: "Running.", content: { "application/json": { schema: { type: "object", properties: { status: { const: "ok" } }, required: ["status"] } } } } },
+    responses: { 200: { description: "Running.", content: { "application/json": { schema: { type: "object", properties: { status: { const: "ok" } }, required: ["status"], additionalProperties: false } } } } },
   },
   {
     method: "get",
@@ -50,6 +62,7 @@ export const EXTRA_OPERATIONS: readonly ExtraOperation[] = [
                   shuttingDown: { type: "boolean" },
                 },
                 required: ["status", "store", "directory", "bus", "shuttingDown"],
+                additionalProperties: false,
               },
             },
           },
@@ -153,7 +166,7 @@ export function metaRoutes(keys: ServerKeys, all: () => readonly RouteDefinition
       auth: "public",
       summary: "This document.",
       tags: ["meta"],
-      response: { status: 200, description: "OpenAPI 3.1.", schema: z.looseObject({ openapi: z.literal("3.1.0"), paths: z.record(z.string(), z.unknown()) }) },
+      response: { status: 200, description: "OpenAPI 3.1.", schema: OpenApiDocument },
       async handler() {
         return { status: 200, body: buildOpenApi(all(), { serverUrl, extra: EXTRA_OPERATIONS }) };
       },

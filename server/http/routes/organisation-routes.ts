@@ -13,7 +13,7 @@ import { route } from "../route.ts";
 import type { HttpServices } from "../services.ts";
 import { newId } from "./auth-routes.ts";
 import { Name } from "./schemas.ts";
-import { ItemsOf } from "./response-schemas.ts";
+import { ItemsOf, OrganisationRecordView } from "./response-schemas.ts";
 
 /** The organisation in the path, if the caller acts for it (people and keys of others get 404). */
 export function ownOrganisation(principal: Principal, orgId: string): void {
@@ -38,7 +38,7 @@ export function organisationRoutes(services: HttpServices) {
       auth: "principal",
       summary: "An organisation's settings.",
       tags: ["organisations"],
-      response: { status: 200, description: "The organisation.", schema: z.looseObject({ id: z.string(), name: z.string() }) },
+      response: { status: 200, description: "The organisation.", schema: OrganisationRecordView },
       async handler({ params, principal }) {
         ownOrganisation(principal, params.org);
         const org = await directory.getOrganisation(params.org);
@@ -58,7 +58,7 @@ export function organisationRoutes(services: HttpServices) {
         requireSecurityKey: z.boolean().optional().describe("members must have a security key (WebAuthn); until they register one they can do nothing else"),
         ipAllowlist: z.array(z.string().refine(isValidAllowlistEntry, "must be an IP address or CIDR range")).max(100).optional(),
       }),
-      response: { status: 200, description: "The updated organisation.", schema: z.looseObject({ id: z.string(), name: z.string() }) },
+      response: { status: 200, description: "The updated organisation.", schema: OrganisationRecordView },
       async handler({ params, principal, body, ip }) {
         requireAdmin(principal, params.org);
         if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "people only");
@@ -84,7 +84,7 @@ export function organisationRoutes(services: HttpServices) {
       tags: ["api-keys"],
       sensitive: true,
       body: z.object({ name: Name, scopes: z.array(z.enum(API_KEY_SCOPES)).min(1) }),
-      response: { status: 201, description: "The key (`key`) — store it now, it cannot be shown again.", schema: z.looseObject({ id: z.string(), name: z.string(), scopes: z.array(z.string()), key: z.string() }) },
+      response: { status: 201, description: "The key (`key`) — store it now, it cannot be shown again.", schema: z.object({ id: z.string(), name: z.string(), scopes: z.array(z.enum(API_KEY_SCOPES)), key: z.string() }) },
       async handler({ params, principal, body }) {
         requireAdmin(principal, params.org);
         const id = newId("key");
@@ -107,7 +107,19 @@ export function organisationRoutes(services: HttpServices) {
       auth: "user",
       summary: "The organisation's API keys (never their secrets), with last use.",
       tags: ["api-keys"],
-      response: { status: 200, description: "Keys.", schema: ItemsOf(z.looseObject({ id: z.string(), name: z.string(), scopes: z.array(z.string()) })) },
+      response: { status: 200, description: "Keys.", schema: ItemsOf(
+          z.object({
+            id: z.string(),
+            orgId: z.string(),
+            name: z.string(),
+            scopes: z.array(z.enum(API_KEY_SCOPES)),
+            createdAt: z.number(),
+            createdBy: z.string(),
+            lastUsedAt: z.number().nullable(),
+            revokedAt: z.number().nullable(),
+          }),
+        ),
+      },
       async handler({ params, principal }) {
         requireAdmin(principal, params.org);
         const keys = await directory.listApiKeys(params.org);

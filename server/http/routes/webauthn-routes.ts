@@ -13,12 +13,47 @@ import { route } from "../route.ts";
 import { HttpError } from "../router.ts";
 import type { HttpServices } from "../services.ts";
 import { commitAccountChange, inEveryOrg, type PendingFactor } from "./account-change.ts";
-import { ItemsOf, JsonObject } from "./response-schemas.ts";
-import { Email, Name, RefreshCookie } from "./schemas.ts";
+import { ItemsOf } from "./response-schemas.ts";
+import { Email, Name, OrganisationView, RefreshCookie, TokenPair, UserView } from "./schemas.ts";
 
 /** A WebAuthn response as the browser's JSON (checked field by field by the library). */
 const CeremonyResponse = z.object({ id: z.string().max(1024), rawId: z.string().max(1024), type: z.literal("public-key"), response: z.record(z.string(), z.unknown()) }).passthrough();
 export const WebauthnProof = z.object({ challengeToken: z.string().max(2048), response: CeremonyResponse });
+
+// The options @simplewebauthn/server generates (WebAuthn Level 3's PublicKeyCredential*OptionsJSON),
+// for navigator.credentials.create()/get() or @simplewebauthn/browser.
+const CredentialDescriptor = z.object({ id: z.string(), type: z.literal("public-key"), transports: z.array(z.string()).optional() });
+/** Extension inputs: open by the specification (a registry of extensions that keeps growing). */
+const ExtensionInputs = z.record(z.string(), z.unknown());
+const CreationOptions = z.object({
+  rp: z.object({ name: z.string(), id: z.string().optional() }),
+  user: z.object({ id: z.string(), name: z.string(), displayName: z.string() }),
+  challenge: z.string(),
+  pubKeyCredParams: z.array(z.object({ alg: z.number(), type: z.literal("public-key") })),
+  timeout: z.number().optional(),
+  excludeCredentials: z.array(CredentialDescriptor).optional(),
+  authenticatorSelection: z
+    .object({
+      authenticatorAttachment: z.string().optional(),
+      requireResidentKey: z.boolean().optional(),
+      residentKey: z.string().optional(),
+      userVerification: z.string().optional(),
+    })
+    .optional(),
+  hints: z.array(z.string()).optional(),
+  attestation: z.string().optional(),
+  attestationFormats: z.array(z.string()).optional(),
+  extensions: ExtensionInputs.optional(),
+});
+const RequestOptions = z.object({
+  challenge: z.string(),
+  timeout: z.number().optional(),
+  rpId: z.string().optional(),
+  allowCredentials: z.array(CredentialDescriptor).optional(),
+  userVerification: z.string().optional(),
+  hints: z.array(z.string()).optional(),
+  extensions: ExtensionInputs.optional(),
+});
 
 /** The ceremony helpers shared with the password sign-in (second factor). */
 export function webauthnCeremonies(services: HttpServices) {
@@ -84,7 +119,7 @@ export function webauthnRoutes(
       tags: ["auth"],
       allowBeforeTwoFactor: true,
       body: z.object({}).optional(),
-      response: { status: 200, description: "`options` (PublicKeyCredentialCreationOptionsJSON) and `challengeToken`.", schema: z.looseObject({ options: JsonObject, challengeToken: z.string() }) },
+      response: { status: 200, description: "`options` (PublicKeyCredentialCreationOptionsJSON) and `challengeToken`.", schema: z.object({ options: CreationOptions, challengeToken: z.string() }) },
       async handler({ principal }) {
         if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "a person registers keys");
         const user = await me(principal.userId);
@@ -100,7 +135,7 @@ export function webauthnRoutes(
       tags: ["auth"],
       allowBeforeTwoFactor: true,
       body: WebauthnProof.extend({ name: Name }),
-      response: { status: 201, description: "The key: `id`, `name`, `createdAt`.", schema: z.looseObject({ id: z.string(), name: z.string(), createdAt: z.number() }) },
+      response: { status: 201, description: "The key: `id`, `name`, `createdAt`.", schema: z.object({ id: z.string(), name: z.string(), createdAt: z.number() }) },
       errors: [ErrorCode.InvalidTwoFactorCode, ErrorCode.Conflict],
       async handler({ principal, body, ip }) {
         if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "a person registers keys");
@@ -121,7 +156,7 @@ export function webauthnRoutes(
       auth: "user",
       summary: "Your security keys and passkeys (never their key material).",
       tags: ["auth"],
-      response: { status: 200, description: "`items`: id, name, createdAt, lastUsedAt.", schema: ItemsOf(z.looseObject({ id: z.string(), name: z.string() })) },
+      response: { status: 200, description: "`items`: id, name, createdAt, lastUsedAt.", schema: ItemsOf(z.object({ id: z.string(), name: z.string(), createdAt: z.number(), lastUsedAt: z.number().nullable() })) },
       async handler({ principal }) {
         if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "a person has keys");
         return { status: 200, body: { items: (await directory.listWebauthnCredentials(principal.userId)).map(view) } };
@@ -171,7 +206,7 @@ export function webauthnRoutes(
       summary: "Start signing in with a key: options for navigator.credentials.get() and a challengeToken (with `email`: that person's keys; without: any passkey).",
       tags: ["auth"],
       body: z.object({ email: Email.optional() }),
-      response: { status: 200, description: "`options` (PublicKeyCredentialRequestOptionsJSON) and `challengeToken`.", schema: z.looseObject({ options: JsonObject, challengeToken: z.string() }) },
+      response: { status: 200, description: "`options` (PublicKeyCredentialRequestOptionsJSON) and `challengeToken`.", schema: z.object({ options: RequestOptions, challengeToken: z.string() }) },
       async handler({ body }) {
         // An unknown email gets options too (with no keys listed), so accounts cannot be probed.
         const user = body.email ? await directory.getUserByEmail(body.email) : null;
@@ -188,7 +223,7 @@ export function webauthnRoutes(
       tags: ["auth"],
       sensitive: true,
       body: WebauthnProof.extend({ organisation: z.string().max(64).optional(), refreshCookie: RefreshCookie }),
-      response: { status: 200, description: "Signed in, as /v1/auth/login answers.", schema: JsonObject },
+      response: { status: 200, description: "Signed in, as /v1/auth/login answers.", schema: TokenPair.extend({ user: UserView, organisation: OrganisationView }) },
       errors: [ErrorCode.InvalidTwoFactorCode, ErrorCode.InvalidCredentials, ErrorCode.RateLimited],
       async handler({ body, ip, headers }) {
         const key = await directory.getWebauthnCredential(body.response.id);
