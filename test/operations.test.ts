@@ -11,6 +11,7 @@ import WebSocket from "ws";
 import * as Y from "yjs";
 import { PROTOCOL_VERSION } from "../protocol/index.ts";
 import { apiClient } from "./helpers/http-client.ts";
+import { scrape, seriesValue as value } from "./helpers/metrics-scrape.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { TEST_PASSWORD } from "./helpers/sign-up.ts";
@@ -145,16 +146,6 @@ describe("logs of a real journey", () => {
 });
 
 describe("GET /metrics", () => {
-  const scrape = async (url: string, token?: string) => {
-    const response = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-    return { status: response.status, type: response.headers.get("content-type") ?? "", text: await response.text() };
-  };
-  const value = (text: string, series: string): number => {
-    const line = text.split("\n").find((l) => l.startsWith(`${series} `));
-    if (!line) throw new Error(`no series ${series}`);
-    return Number(line.slice(series.length + 1));
-  };
-
   it("needs the token on the main port", async () => {
     expect((await scrape(`${server.httpUrl}/metrics`)).status).toBe(401);
     expect((await scrape(`${server.httpUrl}/metrics`, "wrong-token-wrong-token-wrong")).status).toBe(401);

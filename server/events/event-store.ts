@@ -63,6 +63,8 @@ export interface EventStore {
   append(events: readonly NewEvent[], now: number): Promise<AppendedEvent[]>;
   /** Events of `org` with cursor > `after`, at most `limit`, optionally only some types. */
   read(org: string, after: number, limit: number, types?: readonly EventType[]): Promise<EventRead>;
+  /** How many events of `org` (of `types`, as `read` filters them) have a cursor > `after`. */
+  countAfter(org: string, after: number, types?: readonly EventType[]): Promise<number>;
   /** The latest cursor of `org`'s stream (0 when it has none). */
   head(org: string): Promise<number>;
   /** Removes events recorded before `cutoff` (ms); returns how many stream entries went. */
@@ -93,6 +95,7 @@ export function eventStoreOver(api: Omit<EventStore, "close">, close: () => Prom
   return {
     append: (events, now) => api.append(events, now),
     read: (org, after, limit, types) => api.read(org, after, limit, types),
+    countAfter: (org, after, types) => api.countAfter(org, after, types),
     head: (org) => api.head(org),
     prune: (cutoff) => api.prune(cutoff),
     forgetConversation: (conversation) => api.forgetConversation(conversation),

@@ -24,6 +24,7 @@ type Row = Record<string, unknown>;
 export const EVENT_STORE_OPERATIONS = [
   "append",
   "read",
+  "countAfter",
   "head",
   "prune",
   "forgetConversation",
@@ -35,6 +36,13 @@ export const EVENT_STORE_OPERATIONS = [
   "listDerived",
   "derivationState",
 ] as const;
+
+/** The stream entries a reader of `types` gets (no filter: every type but the opt-in ones, which only a reader naming them gets). */
+function typeFilterOf(types: readonly EventType[] | null | undefined): { typeFilter: string; filtered: readonly string[] } {
+  const named = types && types.length > 0;
+  const filtered: readonly string[] = named ? types : OPT_IN_EVENT_TYPES;
+  return { typeFilter: `AND s.type ${named ? "" : "NOT "}IN (${filtered.map(() => "?").join(", ")})`, filtered };
+}
 
 /**
  * A transaction for bookkeeping that may skip the flush to disk (see markDirty): the backend
@@ -133,10 +141,7 @@ export class SqlEventStore implements Omit<EventStore, "close"> {
     if (after < prunedThrough) return { status: "expired", prunedThrough, head };
     if (after > head) return { status: "ahead", head };
     if (limit <= 0 || after === head) return { status: "ok", events: [], head };
-    // No filter: every type but the opt-in ones (security notices), which only a reader naming them gets.
-    const named = types && types.length > 0;
-    const filtered: readonly string[] = named ? types : OPT_IN_EVENT_TYPES;
-    const typeFilter = `AND s.type ${named ? "" : "NOT "}IN (${filtered.map(() => "?").join(", ")})`;
+    const { typeFilter, filtered } = typeFilterOf(types);
     const rows = await this.db.all(
       `SELECT s.cursor, e.id, e.type, e.conversation_id, e.occurred_at, e.data FROM stream_entries s
        JOIN events e ON e.seq = s.event_seq
@@ -153,6 +158,12 @@ export class SqlEventStore implements Omit<EventStore, "close"> {
         `"occurredAt":${Number(r.occurred_at)},"conversation":${JSON.stringify(r.conversation_id)},"data":${r.data as string}}`,
     }));
     return { status: "ok", events, head };
+  }
+
+  async countAfter(org: string, after: number, types?: readonly EventType[] | null): Promise<number> {
+    const { typeFilter, filtered } = typeFilterOf(types);
+    const row = await this.db.get(`SELECT count(*) AS n FROM stream_entries s WHERE s.org_id = ? AND s.cursor > ? ${typeFilter}`, [org, after, ...filtered]);
+    return Number(row?.n ?? 0);
   }
 
   async head(org: string): Promise<number> {

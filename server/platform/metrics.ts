@@ -109,7 +109,9 @@ export class ServerMetrics {
     });
     new Gauge({
       name: "parley_webhook_backlog",
-      help: "Webhook deliveries waiting (due or scheduled for retry)",
+      // Exact, from the stores: the events each endpoint has not yet had (delivered or parked), read
+      // ahead or not. One series: an organisation label would grow without bound.
+      help: "Webhook deliveries owed by the enabled endpoints this node delivers: events after each endpoint's cursor (its head item too, while it waits for a retry) and dead letters queued for replay",
       registers: [this.registry],
       async collect() {
         const backlog = sources()?.webhookBacklog;

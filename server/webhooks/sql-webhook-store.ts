@@ -24,6 +24,7 @@ export const WEBHOOK_STORE_OPERATIONS = [
   "listDeadLetters",
   "requestReplay",
   "nextReplay",
+  "countReplays",
   "forgetEvents",
 ] as const;
 
@@ -218,6 +219,11 @@ export class SqlWebhookStore implements Omit<WebhookStore, "close"> {
       [endpointId],
     );
     return row ? deadLetterFrom(row) : null;
+  }
+
+  async countReplays(endpointId: string): Promise<number> {
+    const row = await this.db.get("SELECT count(*) AS n FROM dead_letters WHERE endpoint_id = ? AND replay_requested_at IS NOT NULL AND replayed_at IS NULL", [endpointId]);
+    return Number(row?.n ?? 0);
   }
 
   forgetEvents(eventIds: readonly string[], orgId: string | null): Promise<number> {

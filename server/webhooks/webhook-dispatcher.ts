@@ -38,7 +38,7 @@ const CLAIM_RETRY_MS = 2000;
 /** Dependencies of {@link WebhookDispatcher}. */
 export interface WebhookDispatcherDeps {
   store: WebhookStore;
-  events: Pick<EventStore, "read">;
+  events: Pick<EventStore, "read" | "countAfter">;
   notifier: EventNotifier;
   transport: WebhookTransport;
   secretsKey: Uint8Array;
@@ -68,9 +68,16 @@ interface HeadItem {
 class EndpointDelivery {
   private state: DeliveryState;
   private secret: string;
-  /** Events read ahead and not yet delivered (at most READ_AHEAD). */
-  get waiting(): number {
-    return this.buffer.length;
+  /**
+   * Deliveries this endpoint owes, exactly: the events of its types after its cursor (read ahead
+   * or not yet read; its head item included while it waits for a retry) and the dead letters
+   * queued for replay. None when another node holds the endpoint (that node counts them).
+   */
+  async owed(): Promise<number> {
+    if (this.stopped || !this.claims.holds(this.endpoint.id)) return 0;
+    const types = this.endpoint.eventTypes.length > 0 ? this.endpoint.eventTypes : undefined;
+    const [events, replays] = await Promise.all([this.deps.events.countAfter(this.endpoint.orgId, this.state.cursor, types), this.deps.store.countReplays(this.endpoint.id)]);
+    return events + replays;
   }
   private readonly claims: DeliveryClaims;
   private buffer: StoredEvent[] = [];
@@ -352,11 +359,13 @@ export class WebhookDispatcher {
 
   constructor(private readonly deps: WebhookDispatcherDeps) {}
 
-  /** Events waiting in this node's delivery loops (read ahead: at most 50 per endpoint). */
-  backlog(): number {
-    let waiting = 0;
-    for (const delivery of this.deliveries.values()) waiting += delivery.waiting;
-    return waiting;
+  /**
+   * Deliveries owed by the endpoints this node delivers (enabled, claimed here): events not yet
+   * delivered nor parked, and dead letters queued for replay. Summed over the nodes, the cluster's.
+   */
+  async backlog(): Promise<number> {
+    const owed = await Promise.all([...this.deliveries.values()].map((delivery) => delivery.owed()));
+    return owed.reduce((sum, n) => sum + n, 0);
   }
 
   /** Starts the loops of every enabled endpoint. */

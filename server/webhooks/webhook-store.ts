@@ -106,6 +106,8 @@ export interface WebhookStore {
   requestReplay(endpointId: string, ids: string[] | null, now: number): Promise<number>;
   /** The oldest dead letter waiting to be replayed. */
   nextReplay(endpointId: string): Promise<DeadLetter | null>;
+  /** How many dead letters wait to be replayed. */
+  countReplays(endpointId: string): Promise<number>;
   /**
    * Removes the delivery attempts and dead letters of these events (a conversation destroyed, or
    * one organisation's side of it deleted: then only at that organisation's endpoints); returns how many rows went.
@@ -129,6 +131,7 @@ export function webhookStoreOver(api: Omit<WebhookStore, "close">, close: () => 
     listDeadLetters: (endpointId, limit) => api.listDeadLetters(endpointId, limit),
     requestReplay: (endpointId, ids, now) => api.requestReplay(endpointId, ids, now),
     nextReplay: (endpointId) => api.nextReplay(endpointId),
+    countReplays: (endpointId) => api.countReplays(endpointId),
     forgetEvents: (eventIds, orgId) => api.forgetEvents(eventIds, orgId),
     close,
   };
