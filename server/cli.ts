@@ -30,7 +30,7 @@ async function main(argv: string[]): Promise<void> {
     case "audit": {
       // The ledger (lifecycle) is wired in here: audit must not import the layer that records into it.
       const { destroyedConversations } = await import("./lifecycle/deletion-ledger.ts");
-      process.exitCode = await (await import("./audit/audit-cli.ts")).auditCommand(rest, { destroyedConversations });
+      process.exitCode = await (await import("./cli/audit-command.ts")).auditCommand(rest, { destroyedConversations });
       return;
     }
     case "backup":
@@ -40,11 +40,11 @@ async function main(argv: string[]): Promise<void> {
     case "ledger":
       return (await import("./backup/backup-cli.ts")).ledgerCommand(rest);
     case "user":
-      return (await import("./lifecycle/person-cli.ts")).userCommand(rest);
+      return (await import("./cli/user-command.ts")).userCommand(rest);
     case "keys":
-      return (await import("./auth/master-key-cli.ts")).keysCommand(rest);
+      return (await import("./cli/keys-command.ts")).keysCommand(rest);
     case "mail":
-      return (await import("./mail/mail-cli.ts")).mailCommand(rest);
+      return (await import("./cli/mail-command.ts")).mailCommand(rest);
     default:
       throw new ConfigError(`"${command}" has help but no implementation`);
   }

@@ -17,12 +17,12 @@ import { openPostgresStore } from "../store/postgres/postgres-store.ts";
 import { ACKED_HEADS_FILE, findLostWrites, type LostWrites } from "../store/acknowledged-heads.ts";
 import { openSqliteStore } from "../store/sqlite/sqlite-store.ts";
 import type { Store } from "../store/store.ts";
-import { checkpointsOf, type ExportLine, parseJsonLines, toJsonLines, verifyExport } from "./audit-export.ts";
-import { openAuditLog } from "./audit-log.ts";
-import type { ExportedCheckpoint } from "./checkpoint.ts";
-import { loadOrCreateCheckpointKey } from "./checkpoint-key.ts";
-import { orgExportLines } from "./org-export.ts";
-import { type AuditVerification, verifyAuditChain } from "./verify-audit.ts";
+import { checkpointsOf, type ExportLine, parseJsonLines, toJsonLines, verifyExport } from "../audit/audit-export.ts";
+import { openAuditLog } from "../audit/audit-log.ts";
+import type { ExportedCheckpoint } from "../audit/checkpoint.ts";
+import { loadOrCreateCheckpointKey } from "../audit/checkpoint-key.ts";
+import { orgExportLines } from "../audit/org-export.ts";
+import { type AuditVerification, verifyAuditChain } from "../audit/verify-audit.ts";
 
 export const AUDIT_USAGE = `  parley audit verify [--conversation ID | --org ID | --all] [--checkpoints FILE] [--data-dir DIR]
                                     verify audit chains against the signed checkpoints (the stored

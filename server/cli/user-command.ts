@@ -12,9 +12,9 @@ import { openDirectory } from "../directory/open-directory.ts";
 import { AccessEvents } from "../identity/access-events.ts";
 import { createLogger } from "../platform/logger.ts";
 import type { Store } from "../store/store.ts";
-import { ConversationLifecycle } from "./conversation-lifecycle.ts";
-import { DeletionLedger } from "./deletion-ledger.ts";
-import { lifecycleAudit } from "./lifecycle-audit.ts";
+import { ConversationLifecycle } from "../lifecycle/conversation-lifecycle.ts";
+import { DeletionLedger } from "../lifecycle/deletion-ledger.ts";
+import { lifecycleAudit } from "../lifecycle/lifecycle-audit.ts";
 
 export const USER_USAGE = `  parley user delete --user ID --operator NAME [--data-dir DIR]
                                     erase a person's personal data (email, name, password, 2FA,

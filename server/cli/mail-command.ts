@@ -7,7 +7,7 @@ import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../platform/config.ts";
-import { assertDnsName, generateDkimKey, mailDnsRecords, writePrivateKey, zoneFileLines } from "./dkim.ts";
+import { assertDnsName, generateDkimKey, mailDnsRecords, writePrivateKey, zoneFileLines } from "../mail/dkim.ts";
 
 export const MAIL_USAGE = `  parley mail dkim-keygen --domain D [--selector S] [--out FILE] [--data-dir DIR]
                                     new 2048-bit RSA DKIM key (0600; default <keysDir>/dkim-S.pem,
