@@ -4,6 +4,8 @@
 // Usage: node --import tsx bench/store-append.ts [--backend sqlite|postgres] [--count 20000]
 //        [--batch 50] [--size 100] [--conversations 1] [--inflight 1] [--synchronous full|normal]
 //        [--database-url postgres://...] (Postgres: works in a random schema, dropped afterwards)
+//        [--pin] (SQLite: each commit's heads pinned in acked-heads.journal before the next, as the
+//        server does before acknowledging; store/acknowledged-heads.ts)
 
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -12,6 +14,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { masterKey } from "../server/crypto/master-key.ts";
+import { AcknowledgedHeads } from "../server/store/acknowledged-heads.ts";
 import { openPostgresStore } from "../server/store/postgres/postgres-store.ts";
 import { openSqliteStore } from "../server/store/sqlite/sqlite-store.ts";
 import type { AppendRequest, Store } from "../server/store/store.ts";
@@ -28,6 +31,7 @@ const { values } = parseArgs({
     backend: { type: "string", default: "sqlite" },
     "database-url": { type: "string", default: process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test" },
     "pool-size": { type: "string", default: "10" },
+    pin: { type: "boolean", default: false },
   },
 });
 const count = Number(values.count);
@@ -41,13 +45,14 @@ const auditKey = new Uint8Array(32).fill(1);
 const masterKeys = { keys: [masterKey(new Uint8Array(32).fill(2))] };
 
 /** Opens the store under test in a place of its own; `dispose` closes it and removes that place. */
-async function openBench(): Promise<{ store: Store; dispose: () => Promise<void> }> {
+async function openBench(): Promise<{ store: Store; pins: AcknowledgedHeads | null; dispose: () => Promise<void> }> {
   if (backend === "postgres") {
     const connectionString = values["database-url"];
     const schema = `parley_bench_${randomBytes(6).toString("hex")}`;
     const store = await openPostgresStore({ connectionString, auditKey, masterKeys, schema, poolSize: Number(values["pool-size"]) });
     return {
       store,
+      pins: null,
       dispose: async () => {
         await store.close();
         const client = new pg.Client({ connectionString });
@@ -59,16 +64,29 @@ async function openBench(): Promise<{ store: Store; dispose: () => Promise<void>
   }
   const dir = await mkdtemp(join(tmpdir(), "parley-bench-store-"));
   const store = await openSqliteStore({ path: join(dir, "bench.db"), auditKey, masterKeys, synchronous });
+  const pins = values.pin
+    ? new AcknowledgedHeads({
+        dataDir: dir,
+        store,
+        now: Date.now,
+        onError: (error) => {
+          throw error;
+        },
+      })
+    : null;
+  await pins?.start();
   return {
     store,
+    pins,
     dispose: async () => {
+      await pins?.stop();
       await store.close();
       await rm(dir, { recursive: true, force: true });
     },
   };
 }
 
-const { store, dispose } = await openBench();
+const { store, pins, dispose } = await openBench();
 try {
   const batches: AppendRequest[][] = [];
   for (let i = 0; i < count; i += batchSize) {
@@ -91,7 +109,8 @@ try {
     while (next < batches.length) {
       const batch = batches[next++];
       const t = performance.now();
-      await store.appendBatch(batch);
+      const committed = await store.appendBatch(batch);
+      await pins?.pinCommitted(committed);
       latencies.push(performance.now() - t);
     }
   };
@@ -106,7 +125,7 @@ try {
   console.log(
     JSON.stringify({
       backend,
-      ...(backend === "sqlite" ? { synchronous } : {}),
+      ...(backend === "sqlite" ? { synchronous, pin: values.pin } : {}),
       count,
       batch: batchSize,
       size,

@@ -123,10 +123,21 @@ export async function startServer(config: Config, logger: Logger, options: Start
 
   const app = uws.App();
   const metrics = new ServerMetrics();
+  // Loss made loud (the embedded store; Postgres keeps its own durability): the heads of what is
+  // acknowledged are pinned outside the log, each commit's before its acks (store/acknowledged-heads.ts).
+  const ackedHeads = config.store.databaseUrl
+    ? null
+    : new AcknowledgedHeads({
+        dataDir: config.dataDir,
+        store,
+        now: Date.now,
+        onError: (error) => logger.error({ err: error }, "could not pin the acknowledged heads"),
+      });
   const committer = new GroupCommitter(store, {
     maxBatch: config.store.maxBatch,
     windowMs: config.store.commitWindowMs,
     observer: metrics.commitObserver,
+    beforeAck: ackedHeads ? (committed) => ackedHeads.pinCommitted(committed) : undefined,
   });
   const cache = new DocumentCache(store, config.cacheBytes);
   const bus = openBus(config.bus, logger, (kind) => metrics.busErrors.inc({ kind }));
@@ -172,14 +183,6 @@ export async function startServer(config: Config, logger: Logger, options: Start
   });
   // Deletion and retention. The ledger is replayed now, before the server accepts connections, so
   // nothing a restored backup brought back is ever served.
-  const ackedHeads = config.store.databaseUrl
-    ? null
-    : new AcknowledgedHeads({
-        dataDir: config.dataDir,
-        store,
-        now: Date.now,
-        onError: (error) => logger.error({ err: error }, "could not pin the acknowledged heads"),
-      });
   const lifecycle = await openLifecycle(config, {
     directory: identity.services.directory,
     store,
@@ -207,7 +210,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     if (lost.length > 0) {
       const named = lost.map((l) => `${l.conversation} (entries ${l.from}-${l.through})`).join(", ");
       throw new StartupRefusal(
-        `acknowledged writes are missing from the log: ${named}. Restore them (parley restore), or, to serve without them, remove ${ackedHeads.file} and start again`,
+        `acknowledged writes are missing from the log: ${named}. Restore them (parley restore), or, to serve without them, remove ${ackedHeads.files.join(" and ")} and start again`,
       );
     }
     await ackedHeads.start();

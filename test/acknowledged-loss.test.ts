@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, expect, it, vi } from "vitest";
 import * as Y from "yjs";
-import { ACKED_HEADS_FILE } from "../server/store/acknowledged-heads.ts";
+import { ACKED_HEADS_FILE, ACKED_HEADS_JOURNAL } from "../server/store/acknowledged-heads.ts";
 import { type ChildServer, childToken, startChildServer } from "./helpers/child-server.ts";
 import { runParley } from "./helpers/parley-cli.ts";
 import { RawClient } from "./helpers/raw-client.ts";
@@ -90,10 +90,30 @@ it("refuses to start when acknowledged writes are missing from the log, naming t
   expect(other.stdout).not.toContain("BEHIND");
   expect(other.code).toBe(0);
 
-  // Accepting the loss is a deliberate act: remove the evidence, and the server starts.
+  // Accepting the loss is a deliberate act: remove the evidence (both files), and the server starts.
   await unlink(path.join(dataDir, ACKED_HEADS_FILE));
+  await unlink(path.join(dataDir, ACKED_HEADS_JOURNAL)).catch(() => undefined);
   expect((await runParley(["audit", "verify", "--all"], { PARLEY_DATA_DIR: dataDir })).code).toBe(0);
   const fourth = await tryStart(dataDir);
   expect("server" in fourth).toBe(true);
   // Four server starts and three CLI runs, each a process of its own.
 }, 180_000);
+
+it("refuses to start when writes acknowledged the instant before a kill -9 are missing (each commit is pinned before its acks)", async () => {
+  const dataDir = await mkdtemp(path.join(tmpdir(), "parley-loss-"));
+  cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+  const first = await tryStart(dataDir);
+  if (!("server" in first)) throw new Error(first.refused);
+  const token = await childToken(dataDir, "ann", "o", { instant: "writer" });
+  // No wait for the periodic pin: the kill follows the last acknowledgement at once.
+  await writeAcked(first.server, token, "instant", 20);
+  first.server.process.kill("SIGKILL");
+  await first.server.exited;
+  await unlink(path.join(dataDir, "parley.db-wal"));
+  await unlink(path.join(dataDir, "parley.db-shm")).catch(() => undefined);
+
+  const second = await tryStart(dataDir);
+  const refusal = "refused" in second ? second.refused : "";
+  expect(refusal).toContain("refusing to start");
+  expect(refusal).toMatch(/instant \(entries \d+-20\)/);
+}, 120_000);

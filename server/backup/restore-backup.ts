@@ -10,6 +10,7 @@ import { createWriteStream, type WriteStream } from "node:fs";
 import { clearAcknowledgedHeads } from "../store/acknowledged-heads.ts";
 import { access, mkdir, mkdtemp, open, readdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
+import { syncDirectory } from "../platform/sync-directory.ts";
 import { finished } from "node:stream/promises";
 import { DELETION_LEDGER_FILE, readLedgerFile } from "../lifecycle/deletion-ledger.ts";
 import { KEYRING_FILE } from "../store/keyring.ts";
@@ -167,12 +168,3 @@ async function moveAside(dataDir: string): Promise<string | null> {
   return aside;
 }
 
-/** Makes the renames durable before anything reports success. */
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}

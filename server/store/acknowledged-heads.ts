@@ -1,16 +1,21 @@
-// Evidence of what was acknowledged, kept OUTSIDE the main database file. Every few seconds the
-// head (last seq) of each conversation that changed is pinned into <dataDir>/acked-heads.json (written whole, synced, renamed into place). At start the log is
-// compared with it: a conversation whose log is behind its pin lost acknowledged writes (a
-// deleted or damaged SQLite WAL, files copied back by hand), and the server refuses to start,
-// naming them, instead of serving a history with a hole in it. Window: writes acknowledged in
-// the last PIN_INTERVAL_MS before a crash are not pinned yet, so their loss goes unseen.
+// Evidence of what was acknowledged, kept OUTSIDE the main database file, so that a log that lost
+// acknowledged writes (a deleted or damaged SQLite WAL, files copied back by hand) is caught at
+// start instead of served with a hole in it. Two files in the data directory:
+// - acked-heads.journal: every group commit appends the heads it made durable (one JSON line,
+//   fdatasync'd) BEFORE its appends are acknowledged, so no acknowledged write goes unpinned;
+// - acked-heads.json: every PIN_INTERVAL_MS (and at a clean stop) the heads of every conversation
+//   that changed, from the log itself (snapshots and restores too), written whole, synced,
+//   renamed into place; the journal is emptied after it.
+// At start (and in `parley audit verify`) the log is compared with the highest pin of both.
 
-import { readFile, rename, unlink } from "node:fs/promises";
+import { type FileHandle, open, readFile, rename, unlink } from "node:fs/promises";
 import path from "node:path";
 import { writePrivateTemp } from "../crypto/keys.ts";
+import { syncDirectory } from "../platform/sync-directory.ts";
 import type { Store } from "./store.ts";
 
 export const ACKED_HEADS_FILE = "acked-heads.json";
+export const ACKED_HEADS_JOURNAL = "acked-heads.journal";
 export const ACKED_HEADS_FORMAT = "parley/acked-heads/v1";
 /** How often heads that changed are pinned. */
 export const PIN_INTERVAL_MS = 2000;
@@ -31,20 +36,49 @@ export interface LostWrites {
   through: number;
 }
 
-async function readPins(file: string): Promise<Map<string, number>> {
-  let text: string;
+async function readOptional(file: string): Promise<string | null> {
   try {
-    text = await readFile(file, "utf8");
+    return await readFile(file, "utf8");
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return new Map();
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw error;
   }
-  const parsed = JSON.parse(text) as Partial<PinsFile>;
-  if (parsed.format !== ACKED_HEADS_FORMAT || typeof parsed.heads !== "object" || parsed.heads === null) {
-    throw new Error(`${file} is not an acknowledged-heads file`);
-  }
-  return new Map(Object.entries(parsed.heads).filter((entry): entry is [string, number] => Number.isSafeInteger(entry[1])));
 }
+
+function raise(pins: Map<string, number>, heads: object): void {
+  for (const [conversation, seq] of Object.entries(heads)) {
+    if (Number.isSafeInteger(seq) && (pins.get(conversation) ?? 0) < seq) pins.set(conversation, seq);
+  }
+}
+
+/** The highest pin of every conversation, from the pins file and the journal in `dataDir`. */
+async function readPins(dataDir: string): Promise<Map<string, number>> {
+  const pins = new Map<string, number>();
+  const file = path.join(dataDir, ACKED_HEADS_FILE);
+  const text = await readOptional(file);
+  if (text !== null) {
+    const parsed = JSON.parse(text) as Partial<PinsFile>;
+    if (parsed.format !== ACKED_HEADS_FORMAT || typeof parsed.heads !== "object" || parsed.heads === null) {
+      throw new Error(`${file} is not an acknowledged-heads file`);
+    }
+    raise(pins, parsed.heads);
+  }
+  const journalFile = path.join(dataDir, ACKED_HEADS_JOURNAL);
+  const journal = await readOptional(journalFile);
+  // Only complete lines: one cut short by a crash was never synced, so its appends were never acknowledged.
+  const lines = (journal ?? "").split("\n").slice(0, -1);
+  for (const [index, line] of lines.entries()) {
+    let heads: unknown;
+    try {
+      heads = JSON.parse(line);
+    } catch {
+      throw new Error(`${journalFile} is damaged at line ${index + 1}`);
+    }
+    if (typeof heads === "object" && heads !== null) raise(pins, heads);
+  }
+  return pins;
+}
+
 
 /** Keeps the pins file up to date while a server runs. */
 export class AcknowledgedHeads {
@@ -52,6 +86,9 @@ export class AcknowledgedHeads {
   private since = 0;
   private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> = Promise.resolve();
+  private journal: FileHandle | null = null;
+  /** Journal appends and the journal's emptying, one at a time, in order. */
+  private journalTail: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly deps: { dataDir: string; store: Pick<Store, "listChainHeads">; now: () => number; onError: (error: unknown) => void },
@@ -61,8 +98,14 @@ export class AcknowledgedHeads {
     return path.join(this.deps.dataDir, ACKED_HEADS_FILE);
   }
 
+  /** Both files that hold pins (removing both accepts a loss). */
+  get files(): string[] {
+    return [this.file, path.join(this.deps.dataDir, ACKED_HEADS_JOURNAL)];
+  }
+
   async start(): Promise<void> {
-    this.pins = await readPins(this.file);
+    this.pins = await readPins(this.deps.dataDir);
+    this.journal = await open(path.join(this.deps.dataDir, ACKED_HEADS_JOURNAL), "a", 0o600);
     this.timer = setInterval(() => void this.pin().catch(this.deps.onError), PIN_INTERVAL_MS);
     this.timer.unref();
   }
@@ -70,6 +113,34 @@ export class AcknowledgedHeads {
   /** A destroyed conversation is no longer pinned (its log is gone on purpose). */
   forget(conversation: string): void {
     this.pins.delete(conversation);
+  }
+
+  /**
+   * Pins the heads a group commit just made durable; resolves once the pin is on disk, and only
+   * then may the appends be acknowledged. Never rejects: a pin that cannot be written is reported
+   * (onError) and the appends are acknowledged anyway, being durable in the log (the periodic pin
+   * still covers them, 2 s later).
+   */
+  pinCommitted(heads: readonly { conversation: string; seq: number }[]): Promise<void> {
+    const journal = this.journal;
+    if (journal === null) return Promise.resolve();
+    const moved: Record<string, number> = {};
+    let any = false;
+    for (const { conversation, seq } of heads) {
+      if (seq > (this.pins.get(conversation) ?? 0)) {
+        this.pins.set(conversation, seq);
+        moved[conversation] = seq;
+        any = true;
+      }
+    }
+    if (!any) return Promise.resolve();
+    const line = `${JSON.stringify(moved)}\n`;
+    const next = this.journalTail.then(async () => {
+      await journal.write(line);
+      await journal.datasync();
+    });
+    this.journalTail = next.catch(this.deps.onError);
+    return this.journalTail;
   }
 
   /** Pins every head that changed since the last pin (the last second again: commit times may lag). */
@@ -85,9 +156,22 @@ export class AcknowledgedHeads {
         }
       }
       this.since = startedAt;
-      if (!moved) return;
-      const body: PinsFile = { format: ACKED_HEADS_FORMAT, at: startedAt, heads: Object.fromEntries(this.pins) };
-      await rename(await writePrivateTemp(this.file, Buffer.from(JSON.stringify(body))), this.file);
+      const journal = this.journal;
+      const journalBytes = journal ? (await journal.stat()).size : 0;
+      if (!moved && journalBytes === 0) return;
+      // Between journal appends: the file then holds every pin the journal does, and the journal
+      // can be emptied (its lines are in the file; a crash in between only repeats them).
+      const compacted = this.journalTail.then(async () => {
+        const body: PinsFile = { format: ACKED_HEADS_FORMAT, at: startedAt, heads: Object.fromEntries(this.pins) };
+        await rename(await writePrivateTemp(this.file, Buffer.from(JSON.stringify(body))), this.file);
+        if (journal) {
+          // The rename must survive a power loss before the journal lines it replaces are dropped.
+          await syncDirectory(this.deps.dataDir);
+          await journal.truncate(0);
+        }
+      });
+      this.journalTail = compacted.catch(this.deps.onError);
+      await compacted;
     });
     return this.writing;
   }
@@ -97,6 +181,9 @@ export class AcknowledgedHeads {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.pin();
+    await this.journalTail;
+    await this.journal?.close();
+    this.journal = null;
   }
 }
 
@@ -105,7 +192,7 @@ export class AcknowledgedHeads {
  * unless it was destroyed (`destroyed` names those).
  */
 export async function findLostWrites(dataDir: string, store: Pick<Store, "listChainHeads">, destroyed: readonly string[]): Promise<LostWrites[]> {
-  const pins = await readPins(path.join(dataDir, ACKED_HEADS_FILE));
+  const pins = await readPins(dataDir);
   if (pins.size === 0) return [];
   const logged = new Map((await store.listChainHeads(0)).map((head) => [head.conversation, head.seq]));
   const gone = new Set(destroyed);
@@ -120,7 +207,10 @@ export async function findLostWrites(dataDir: string, store: Pick<Store, "listCh
 
 /** After a deliberate rollback (`parley restore`), the old pins no longer apply. */
 export async function clearAcknowledgedHeads(dataDir: string): Promise<void> {
-  await unlink(path.join(dataDir, ACKED_HEADS_FILE)).catch((error: NodeJS.ErrnoException) => {
-    if (error.code !== "ENOENT") throw error;
-  });
+  // The journal first: a crash in between leaves the (older) file, never the journal alone.
+  for (const name of [ACKED_HEADS_JOURNAL, ACKED_HEADS_FILE]) {
+    await unlink(path.join(dataDir, name)).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== "ENOENT") throw error;
+    });
+  }
 }

@@ -26,6 +26,11 @@ export interface GroupCommitterOptions {
   windowMs: number;
   /** Told every transaction's size and duration (metrics). */
   observer?: CommitObserver;
+  /**
+   * Awaited after each commit, before its appends are acknowledged: pins the heads it made
+   * durable outside the log (store/acknowledged-heads.ts). Must not reject.
+   */
+  beforeAck?: (committed: readonly CommittedAppend[]) => Promise<void>;
 }
 
 interface Pending {
@@ -115,6 +120,7 @@ export class GroupCommitter {
     }
     this.stats.appends += batch.length;
     this.stats.batches += 1;
+    if (this.options.beforeAck) await this.options.beforeAck(results);
     for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i]);
   }
 }
