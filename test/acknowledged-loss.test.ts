@@ -97,7 +97,7 @@ it("refuses to start when acknowledged writes are missing from the log, naming t
   const fourth = await tryStart(dataDir);
   expect("server" in fourth).toBe(true);
   // Four server starts and three CLI runs, each a process of its own.
-}, 180_000);
+}, 300_000);
 
 it("refuses to start when writes acknowledged the instant before a kill -9 are missing (each commit is pinned before its acks)", async () => {
   const dataDir = await mkdtemp(path.join(tmpdir(), "parley-loss-"));
