@@ -90,6 +90,11 @@ export class WorkerService<T extends SyncService> {
     return this.dead === null && this.closing === null;
   }
 
+  /** Calls sent and not yet answered. */
+  get pendingCalls(): number {
+    return this.pending.size;
+  }
+
   /** Waits for calls in flight, closes the service, ends the thread. */
   close(): Promise<void> {
     this.closing ??= (async () => {
@@ -104,9 +109,16 @@ export class WorkerService<T extends SyncService> {
     if (this.closing && !closing) return Promise.reject(new WorkerCallError("service is closed", "closed", "Error"));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
+      try {
+        this.worker.postMessage({ id, op, args });
+      } catch (error) {
+        // Arguments that cannot be cloned never reach the worker: nothing may wait for a reply
+        // (a pending call also keeps the process alive).
+        reject(new WorkerCallError(`cannot send ${op} to the service worker: ${(error as Error).message}`, "invalid_request", "Error"));
+        return;
+      }
       if (this.pending.size === 0) this.worker.ref();
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, op, args });
     });
   }
 
