@@ -25,16 +25,6 @@ describe.each(AUDIT_BACKENDS)("account changes whose audit entry cannot be writt
     await running?.close();
   });
 
-  /** Runs `attempt` with audit appends refused, and gives back its answer. */
-  async function whileRefused(attempt: () => Promise<ApiResponse>): Promise<ApiResponse> {
-    if (!running) throw new Error("no server");
-    await running.refuse();
-    try {
-      return await attempt();
-    } finally {
-      await running.allow();
-    }
-  }
 
   function expectRefusedForAudit(response: ApiResponse, what: string): void {
     expect(response.status).toBe(503);
@@ -51,7 +41,7 @@ describe.each(AUDIT_BACKENDS)("account changes whose audit entry cannot be writt
     const owner = await signUp(api, "sina@refused.example", "Sign-in Refused");
     const sessions = await running.count("refresh_tokens", "user_id = ?", [owner.userId]);
     const before = await entries(owner);
-    expectRefusedForAudit(await whileRefused(() => login("sina@refused.example")), "the sign-in");
+    expectRefusedForAudit(await running.whileRefused(() => login("sina@refused.example")), "the sign-in");
     expect(await running.count("refresh_tokens", "user_id = ?", [owner.userId])).toBe(sessions);
     expect(await entries(owner)).toEqual(before);
     // With the audit trail back, the same sign-in works and is recorded.
@@ -68,7 +58,7 @@ describe.each(AUDIT_BACKENDS)("account changes whose audit entry cannot be writt
     const twoFactor = async () => ((await api("GET", "/v1/me", { token: owner.token })).body.user as { twoFactor: boolean }).twoFactor;
 
     // Turning it on: refused, so still off and no recovery codes stored.
-    expectRefusedForAudit(await whileRefused(() => api("POST", "/v1/auth/2fa/verify", { token: owner.token, body: { code: totp.generate() } })), "turning two-factor on");
+    expectRefusedForAudit(await running.whileRefused(() => api("POST", "/v1/auth/2fa/verify", { token: owner.token, body: { code: totp.generate() } })), "turning two-factor on");
     expect(await twoFactor()).toBe(false);
     expect(await running.count("recovery_codes", "user_id = ?", [owner.userId])).toBe(0);
     expect((await entries(owner)).map((e) => e.action)).not.toContain("2fa.enabled");
@@ -80,12 +70,12 @@ describe.each(AUDIT_BACKENDS)("account changes whose audit entry cannot be writt
 
     // A sign-in with a recovery code: refused, the code stays unspent, no session.
     const sessions = await running.count("refresh_tokens", "user_id = ?", [owner.userId]);
-    expectRefusedForAudit(await whileRefused(() => login(email, { recoveryCode: first })), "the sign-in");
+    expectRefusedForAudit(await running.whileRefused(() => login(email, { recoveryCode: first })), "the sign-in");
     expect(await running.count("refresh_tokens", "user_id = ?", [owner.userId])).toBe(sessions);
     expect((await entries(owner)).map((e) => e.action)).not.toContain("2fa.recovery-code-used");
 
     // Turning it off with a recovery code: refused, still on, that code unspent too.
-    expectRefusedForAudit(await whileRefused(() => api("POST", "/v1/auth/2fa/disable", { token: owner.token, body: { recoveryCode: second } })), "turning two-factor off");
+    expectRefusedForAudit(await running.whileRefused(() => api("POST", "/v1/auth/2fa/disable", { token: owner.token, body: { recoveryCode: second } })), "turning two-factor off");
     expect(await twoFactor()).toBe(true);
 
     // Both codes still work once the audit trail takes entries again, and each use is recorded.
@@ -113,7 +103,7 @@ describe.each(AUDIT_BACKENDS)("account changes whose audit entry cannot be writt
     };
     const listed = async () => (await api("GET", "/v1/auth/webauthn/credentials", { token: owner.token })).body.items as { id: string; lastUsedAt: number | null }[];
 
-    expectRefusedForAudit(await whileRefused(register), "registering the key");
+    expectRefusedForAudit(await running.whileRefused(register), "registering the key");
     expect(await listed()).toEqual([]);
     expect((await register()).status).toBe(201);
     const [stored] = await listed();
@@ -124,12 +114,12 @@ describe.each(AUDIT_BACKENDS)("account changes whose audit entry cannot be writt
       return api("POST", "/v1/auth/webauthn/login", { body: { challengeToken: started.body.challengeToken, response: key.assert(started.body.options as never) } });
     };
     const sessions = await running.count("refresh_tokens", "user_id = ?", [owner.userId]);
-    expectRefusedForAudit(await whileRefused(passkey), "the sign-in");
+    expectRefusedForAudit(await running.whileRefused(passkey), "the sign-in");
     expect(await running.count("refresh_tokens", "user_id = ?", [owner.userId])).toBe(sessions);
     expect((await listed())[0].lastUsedAt).toBeNull();
     expect((await passkey()).status).toBe(200);
 
-    expectRefusedForAudit(await whileRefused(() => api("DELETE", `/v1/auth/webauthn/credentials/${stored.id}`, { token: owner.token })), "removing the key");
+    expectRefusedForAudit(await running.whileRefused(() => api("DELETE", `/v1/auth/webauthn/credentials/${stored.id}`, { token: owner.token })), "removing the key");
     expect((await listed()).map((k) => k.id)).toEqual([stored.id]);
     expect((await entries(owner)).map((e) => e.action)).toEqual(expect.arrayContaining(["webauthn.registered", "webauthn.used"]));
     expect((await entries(owner)).map((e) => e.action)).not.toContain("webauthn.removed");

@@ -260,8 +260,8 @@ export interface Directory {
   /**
    * Several operations as one audited change (two-factor turned on with its recovery codes, a
    * recovery code spent on the session it opens): they run in order in one transaction with
-   * `appends`. A step that reports it changed nothing (`false` or `null`) undoes the steps before
-   * it and appends nothing; the answer then names that step. Otherwise every step's result, in order.
+   * `appends`. A step that reports it changed nothing (`false` or `null`), unless `optional`,
+   * undoes the steps before it and appends nothing; the answer then names that step. Otherwise every step's result, in order.
    */
   auditedSteps(steps: readonly AuditedStep[], appends: readonly OrgAuditAppend[]): Promise<AuditedOutcome>;
 }
@@ -270,7 +270,14 @@ export interface Directory {
 export type AuditedOutcome = { changed: true; results: unknown[] } | { changed: false; unchangedStep: number };
 
 /** One operation of an audited change and its arguments (see {@link Directory.auditedSteps}). */
-export type AuditedStep = { [K in AuditedOperation]: { op: K; args: Parameters<Directory[K]> } }[AuditedOperation];
+export type AuditedStep = {
+  [K in AuditedOperation]: {
+    op: K;
+    args: Parameters<Directory[K]>;
+    /** Finding nothing to change is fine for this step (removing a person who already left): it undoes nothing. */
+    optional?: boolean;
+  };
+}[AuditedOperation];
 
 /** One entry for an organisation's audit chain, ready to append (personal data already hashed). */
 export interface OrgAuditAppend {
@@ -306,6 +313,7 @@ export const AUDITED_OPERATIONS = [
   "bindInvitation",
   "putParticipant",
   "removeParticipant",
+  "removePerson",
   "putLegalHold",
   "removeLegalHold",
 ] as const satisfies readonly (keyof Directory)[];

@@ -623,7 +623,7 @@ export class SqlDirectory implements Directory {
         const results: unknown[] = [];
         for (const [index, step] of steps.entries()) {
           const result = await inner[step.op](...(step.args as unknown[]));
-          if (result === false || result === null) {
+          if ((result === false || result === null) && !step.optional) {
             undo.unchangedStep = index;
             undo.result = result;
             if (undoOnNoChange) throw undo;

@@ -7,7 +7,7 @@ import { createHmac, randomBytes, randomInt } from "node:crypto";
 import { ErrorCode, type EventActor } from "../../protocol/index.ts";
 import type { OrgAuditRecorder } from "../audit/org-recorder.ts";
 import type { AttemptLimiter } from "../auth/attempt-limiter.ts";
-import type { Directory } from "../directory/directory.ts";
+import type { AuditedStep, Directory } from "../directory/directory.ts";
 import type { InvitationRecord, ParticipantRole } from "../directory/directory-types.ts";
 import { ParleyError } from "../platform/errors.ts";
 import type { EventRecorder } from "../events/event-recorder.ts";
@@ -74,7 +74,14 @@ export class InvitationService {
       createdAt: now,
       expiresAt: now + INVITATION_TTL_MS,
     };
-    await this.deps.directory.createInvitation({ ...invitation, tokenHash: secretHash(token) });
+    // The invitation and its "invitation.sent" entry commit together; the mail goes out after.
+    await this.deps.orgAudit.recordWith(this.deps.directory, "createInvitation", [{ ...invitation, tokenHash: secretHash(token) }], request.invitedByOrg, {
+      action: "invitation.sent",
+      actor: `user:${request.invitedBy}`,
+      target: invitation.id,
+      details: { conversation: request.conversationId, role: request.role },
+      personal: { email: request.email },
+    });
     const link = `${this.deps.publicUrl}/invite/${token}`;
     await this.deps.mailer.send({
       to: request.email,
@@ -91,28 +98,28 @@ export class InvitationService {
     const { id, email, role, expiresAt } = invitation;
     const actor = { id: request.invitedBy, org: request.invitedByOrg };
     await this.deps.partnerEvents.record("invitation.sent", request.conversationId, { invitation: id, email, role, expiresAt, actor }, { audience: "starting-org" });
-    await this.deps.orgAudit.recordOrgEvent(request.invitedByOrg, {
-      action: "invitation.sent",
-      actor: `user:${request.invitedBy}`,
-      target: id,
-      details: { conversation: request.conversationId, role },
-      personal: { email },
-    });
     return { ...invitation, revokedAt: null, userId: null, deviceHash: null };
   }
 
   /** Revokes an invitation; the invited person loses the access it gave. */
   async revoke(invitation: InvitationRecord, actor: EventActor): Promise<void> {
-    await this.deps.directory.revokeInvitation(invitation.id, this.deps.now());
-    if (invitation.userId) await this.deps.directory.removePerson(invitation.conversationId, invitation.userId);
+    // Revoked, the person it let in removed, and the entry written: together or not at all.
+    const steps: AuditedStep[] = [{ op: "revokeInvitation", args: [invitation.id, this.deps.now()] }];
+    if (invitation.userId) steps.push({ op: "removePerson", args: [invitation.conversationId, invitation.userId], optional: true });
+    const revoked = await this.deps.orgAudit.recordStepsWith(this.deps.directory, steps, [
+      {
+        orgs: invitation.invitedByOrg,
+        event: {
+          action: "invitation.revoked",
+          actor: actor.id.startsWith("key:") ? `api-key:${actor.id.slice(4)}` : `user:${actor.id}`,
+          target: invitation.id,
+          details: { conversation: invitation.conversationId },
+        },
+      },
+    ]);
+    if (!revoked.changed) return; // revoked already (by a simultaneous request, which recorded it)
     this.deps.events.emit({ kind: "conversation-access-changed", conversationId: invitation.conversationId });
     await this.deps.partnerEvents.record("invitation.revoked", invitation.conversationId, { invitation: invitation.id, actor }, { audience: "starting-org" });
-    await this.deps.orgAudit.recordOrgEvent(invitation.invitedByOrg, {
-      action: "invitation.revoked",
-      actor: actor.id.startsWith("key:") ? `api-key:${actor.id.slice(4)}` : `user:${actor.id}`,
-      target: invitation.id,
-      details: { conversation: invitation.conversationId },
-    });
   }
 
   /** The live invitation behind a link token, or InvitationInvalid (unknown, expired, revoked). */
@@ -149,15 +156,11 @@ export class InvitationService {
     if (invitation.userId === null) {
       const user = (await directory.getUserByEmail(invitation.email)) ?? (await this.createInvitedUser(invitation.email));
       const deviceToken = randomBytes(32).toString("base64url");
-      if (await directory.bindInvitation(invitation.id, user.id, secretHash(deviceToken), this.deps.now())) {
+      // Bound to this person and device with its "invitation.used" entry, or not at all.
+      const used = { action: "invitation.used", actor: `user:${user.id}`, target: invitation.id, details: { conversation: invitation.conversationId, user: user.id } } as const;
+      if (await this.deps.orgAudit.recordWith(directory, "bindInvitation", [invitation.id, user.id, secretHash(deviceToken), this.deps.now()], invitation.invitedByOrg, used)) {
         this.deps.events.emit({ kind: "conversation-access-changed", conversationId: invitation.conversationId });
         await this.deps.partnerEvents.record("invitation.accepted", invitation.conversationId, { invitation: invitation.id, user: user.id }, { audience: "starting-org" });
-        await this.deps.orgAudit.recordOrgEvent(invitation.invitedByOrg, {
-          action: "invitation.used",
-          actor: `user:${user.id}`,
-          target: invitation.id,
-          details: { conversation: invitation.conversationId, user: user.id },
-        });
         return { ...(await this.signIn(user.id, invitation.conversationId)), conversationId: invitation.conversationId, userId: user.id, deviceToken };
       }
       // Someone redeemed it at the same moment: treat this as a second device.

@@ -16,6 +16,8 @@ export interface RefusableAuditServer {
   /** From now on every org audit append fails (until {@link allow}). */
   refuse(): Promise<void>;
   allow(): Promise<void>;
+  /** Runs `attempt` with appends refused, then allows them again. */
+  whileRefused<T>(attempt: () => Promise<T>): Promise<T>;
   /** Rows of a directory table (optionally `WHERE` a condition with `?` placeholders). */
   count(table: string, where?: string, params?: unknown[]): Promise<number>;
   close(): Promise<void>;
@@ -27,6 +29,21 @@ export interface AuditBackend {
   start(options?: { now?: () => number }): Promise<RefusableAuditServer | null>;
 }
 
+/** Adds {@link RefusableAuditServer.whileRefused} to a backend's switches. */
+function withRefusal(server: Omit<RefusableAuditServer, "whileRefused">): RefusableAuditServer {
+  return {
+    ...server,
+    async whileRefused(attempt) {
+      await server.refuse();
+      try {
+        return await attempt();
+      } finally {
+        await server.allow();
+      }
+    },
+  };
+}
+
 export const AUDIT_BACKENDS: AuditBackend[] = [
   {
     name: "SQLite",
@@ -34,7 +51,7 @@ export const AUDIT_BACKENDS: AuditBackend[] = [
       const server = await startTestServer({ now: options.now });
       const db = new Database(path.join(server.dataDir, "directory.db"));
       db.pragma("busy_timeout = 5000");
-      return {
+      return withRefusal({
         server,
         refuse: async () => {
           db.exec("CREATE TRIGGER refuse_org_audit BEFORE INSERT ON org_audit_entries BEGIN SELECT RAISE(ABORT, 'audit refused'); END");
@@ -47,7 +64,7 @@ export const AUDIT_BACKENDS: AuditBackend[] = [
           db.close();
           await server.cleanup();
         },
-      };
+      });
     },
   },
   {
@@ -64,7 +81,7 @@ export const AUDIT_BACKENDS: AuditBackend[] = [
       url.searchParams.set("options", `-c search_path=${schema}`);
       const server = await startTestServer({ env: { DATABASE_URL: url.toString() }, now: options.now });
       await admin.query("CREATE FUNCTION refuse_org_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$");
-      return {
+      return withRefusal({
         server,
         refuse: async () => {
           await admin.query("CREATE TRIGGER refuse_org_audit BEFORE INSERT ON org_audit_entries FOR EACH ROW EXECUTE FUNCTION refuse_org_audit()");
@@ -83,7 +100,7 @@ export const AUDIT_BACKENDS: AuditBackend[] = [
           await admin.query(`DROP SCHEMA "${schema}" CASCADE`);
           await admin.end();
         },
-      };
+      });
     },
   },
 ];

@@ -205,15 +205,15 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
       async handler({ params, principal, body }) {
         const conversation = await access.requireOwner(principal, params.id);
         if (body.organisation === conversation.orgId) throw new ParleyError(ErrorCode.InvalidRequest, "the starting organisation always takes part");
-        await directory.putParticipant(params.id, body.organisation, body.role, services.now());
-        events.emit({ kind: "conversation-access-changed", conversationId: params.id });
-        await partnerEvents.record("participant.added", params.id, { organisation: body.organisation, role: body.role, actor: eventActor(principal) });
-        await services.orgAudit.recordInOrgs([principal.orgId, body.organisation], {
+        // Added with its entry in both organisations' chains, or not at all.
+        await services.orgAudit.recordWith(directory, "putParticipant", [params.id, body.organisation, body.role, services.now()], [principal.orgId, body.organisation], {
           action: "participant.added",
           actor: auditActor(principal),
           target: body.organisation,
           details: { conversation: params.id, role: body.role },
         });
+        events.emit({ kind: "conversation-access-changed", conversationId: params.id });
+        await partnerEvents.record("participant.added", params.id, { organisation: body.organisation, role: body.role, actor: eventActor(principal) });
         return { status: 200, body: await describe(conversation, principal) };
       },
     }),
@@ -226,16 +226,13 @@ export function conversationRoutes(services: HttpServices, invitations: Invitati
       response: { status: 204, description: "Removed." },
       async handler({ params, principal }) {
         await access.requireOwner(principal, params.id);
-        if (!(await directory.removeParticipant(params.id, params.org))) throw new ParleyError(ErrorCode.NotFound, "no such participant");
+        const removed = { action: "participant.removed", actor: auditActor(principal), target: params.org, details: { conversation: params.id } } as const;
+        if (!(await services.orgAudit.recordWith(directory, "removeParticipant", [params.id, params.org], [principal.orgId, params.org], removed))) {
+          throw new ParleyError(ErrorCode.NotFound, "no such participant");
+        }
         events.emit({ kind: "conversation-access-changed", conversationId: params.id });
         // The removed organisation hears of it too (its last event about this conversation).
         await partnerEvents.record("participant.removed", params.id, { organisation: params.org, actor: eventActor(principal) }, { alsoTo: [params.org] });
-        await services.orgAudit.recordInOrgs([principal.orgId, params.org], {
-          action: "participant.removed",
-          actor: auditActor(principal),
-          target: params.org,
-          details: { conversation: params.id },
-        });
         return { status: 204 };
       },
     }),
