@@ -27,7 +27,7 @@ import { registerRoutes } from "./http/router.ts";
 import { metaRoutes } from "./http/routes/meta-routes.ts";
 import { registerWebApp } from "./http/web-app-files.ts";
 import { type Identity, openIdentity } from "./identity/identity-module.ts";
-import type { AccessChange } from "./identity/access-events.ts";
+import type { AccessChange } from "./bus/access-events.ts";
 import { type Lifecycle, openLifecycle } from "./lifecycle/lifecycle-module.ts";
 import { GroupCommitter } from "./writes/group-committer.ts";
 import { WritePath } from "./writes/write-path.ts";

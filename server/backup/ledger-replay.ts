@@ -5,7 +5,7 @@
 
 import type { Config } from "../platform/config.ts";
 import { openDirectory } from "../directory/open-directory.ts";
-import { AccessEvents } from "../identity/access-events.ts";
+import { AccessEvents } from "../bus/access-events.ts";
 import { ConversationLifecycle, type ReplayOutcome } from "../lifecycle/conversation-lifecycle.ts";
 import { DeletionLedger } from "../lifecycle/deletion-ledger.ts";
 import { lifecycleAudit } from "../lifecycle/lifecycle-audit.ts";

@@ -4,7 +4,7 @@
 
 import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
-import type { AccessChange } from "../identity/access-events.ts";
+import type { AccessChange } from "./access-events.ts";
 import type { BusMessage } from "./bus.ts";
 
 /** Bumped when the layout changes; a node drops messages of a version it does not know. */

@@ -2,7 +2,7 @@
 // (local-bus.ts) serves one node; the Redis bus (redis-bus.ts) several. A bus is at-most-once:
 // the receiving side (realtime/remote-delivery.ts) fills any gap from the store, never the bus.
 
-import type { AccessChange } from "../identity/access-events.ts";
+import type { AccessChange } from "./access-events.ts";
 
 /** Committed updates with consecutive sequence numbers `fromSeq`, `fromSeq + 1`, … of one conversation. */
 export interface UpdatesMessage {

@@ -1,7 +1,7 @@
 // The in-process bus of a single node: there are no other nodes, so publishing goes nowhere and
 // nothing can ever be missed. Local subscribers are served by the Broadcaster, not by the bus.
 
-import type { AccessChange } from "../identity/access-events.ts";
+import type { AccessChange } from "./access-events.ts";
 import type { Bus, BusHandler, BusHealth } from "./bus.ts";
 
 /** A bus for one node alone. */

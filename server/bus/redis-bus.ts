@@ -3,7 +3,7 @@
 // payloads. Redis delivers at most once; this bus only promises to say when something may have
 // been missed (resync after every (re)subscribe, head messages after failed publishes).
 
-import type { AccessChange } from "../identity/access-events.ts";
+import type { AccessChange } from "./access-events.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { Bus, BusHandler, BusHealth, BusMessage } from "./bus.ts";
 import { decodeBusMessage, encodeBusMessage } from "./bus-message.ts";

@@ -9,7 +9,7 @@ import { loadOrCreateKeys } from "../crypto/keys.ts";
 import { ConfigError, loadConfig } from "../platform/config.ts";
 import { DirectoryError } from "../directory/directory.ts";
 import { openDirectory } from "../directory/open-directory.ts";
-import { AccessEvents } from "../identity/access-events.ts";
+import { AccessEvents } from "../bus/access-events.ts";
 import { createLogger } from "../platform/logger.ts";
 import type { Store } from "../store/store.ts";
 import { ConversationLifecycle } from "../lifecycle/conversation-lifecycle.ts";

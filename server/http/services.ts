@@ -9,7 +9,7 @@ import type { Config } from "../platform/config.ts";
 import type { Directory } from "../directory/directory.ts";
 import type { EventRecorder } from "../events/event-recorder.ts";
 import type { AccessControl } from "../identity/access-control.ts";
-import type { AccessEvents } from "../identity/access-events.ts";
+import type { AccessEvents } from "../bus/access-events.ts";
 import type { SessionService } from "../identity/session-service.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { WritePath } from "../writes/write-path.ts";

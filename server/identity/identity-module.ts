@@ -35,7 +35,7 @@ import { SmtpMailer } from "../mail/smtp-mailer.ts";
 import type { DocumentCache } from "../documents/document-cache.ts";
 import type { EventRecorder } from "../events/event-recorder.ts";
 import { AccessControl } from "./access-control.ts";
-import { AccessEvents } from "./access-events.ts";
+import { AccessEvents } from "../bus/access-events.ts";
 import { InvitationService } from "./invitation-service.ts";
 import { SessionService } from "./session-service.ts";
 

@@ -14,7 +14,7 @@ import type { EventRecorder } from "../events/event-recorder.ts";
 import { secretHash } from "../http/principal.ts";
 import { HttpError } from "../http/router.ts";
 import type { Mailer } from "../mail/mailer.ts";
-import type { AccessEvents } from "./access-events.ts";
+import type { AccessEvents } from "../bus/access-events.ts";
 import type { SessionService, TokenPair } from "./session-service.ts";
 
 /** How long an invitation link stays valid. */

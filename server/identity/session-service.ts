@@ -9,7 +9,7 @@ import { issueAccessToken, type TokenSettings } from "../auth/tokens.ts";
 import type { Directory } from "../directory/directory.ts";
 import { ParleyError } from "../platform/errors.ts";
 import { secretHash } from "../http/principal.ts";
-import type { AccessEvents } from "./access-events.ts";
+import type { AccessEvents } from "../bus/access-events.ts";
 
 /** What a successful sign-in or refresh returns. */
 export interface TokenPair {

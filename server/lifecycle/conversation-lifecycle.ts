@@ -6,7 +6,7 @@
 import type { Directory } from "../directory/directory.ts";
 import type { ConversationParty } from "../directory/directory-types.ts";
 import { isErasedEmail } from "../directory/lifecycle-queries.ts";
-import type { AccessEvents } from "../identity/access-events.ts";
+import type { AccessEvents } from "../bus/access-events.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { Store } from "../store/store.ts";
 import type { DeletionLedger, DeletionReason, DeletionSubject } from "./deletion-ledger.ts";

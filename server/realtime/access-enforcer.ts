@@ -4,7 +4,7 @@
 
 import { CloseCode, ErrorCode, type Role } from "../../protocol/index.ts";
 import type { TokenIdentity } from "../auth/tokens.ts";
-import type { AccessChange } from "../identity/access-events.ts";
+import type { AccessChange } from "../bus/access-events.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { ClientSession } from "./client-session.ts";
 import type { RealtimeHub } from "./realtime-hub.ts";
