@@ -24,7 +24,7 @@ import { listenForMetrics, registerMetricsRoute } from "./http/metrics-route.ts"
 import { ServerMetrics } from "./platform/metrics.ts";
 import type { RouteDefinition } from "./http/route.ts";
 import { registerRoutes } from "./http/router.ts";
-import { metaRoutes } from "./http/routes/meta-routes.ts";
+import { metaRoutes } from "./http/meta-routes.ts";
 import { registerWebApp } from "./http/web-app-files.ts";
 import { type Identity, openIdentity } from "./identity/identity-module.ts";
 import type { AccessChange } from "./bus/access-events.ts";

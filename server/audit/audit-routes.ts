@@ -5,7 +5,7 @@
 
 import { z } from "zod";
 import { route } from "../http/route.ts";
-import { requireAdmin } from "../http/routes/organisation-routes.ts";
+import { requireAdmin } from "../identity/organisation-routes.ts";
 import type { HttpServices } from "../http/services.ts";
 import { auditFailureNotice } from "../notices/notice-policy.ts";
 import type { Store } from "../store/store.ts";
@@ -16,7 +16,7 @@ import { ORG_AUDIT_ACTIONS } from "./org-chain.ts";
 import { orgExportLines } from "./org-export.ts";
 import { auditActor } from "./org-recorder.ts";
 import { loadCheckpoints, verifyAuditChain } from "./verify-audit.ts";
-import { AuditVerificationView, ItemsOf } from "../http/routes/response-schemas.ts";
+import { AuditVerificationView, ItemsOf } from "../http/response-schemas.ts";
 
 const JSON_LINES = "application/x-ndjson; charset=utf-8";
 

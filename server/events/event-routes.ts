@@ -10,7 +10,7 @@ import { requireEventReader } from "./event-access.ts";
 import { cursorError } from "./event-follower.ts";
 import type { EventStore } from "./event-store.ts";
 import { parseTypes } from "./event-stream-route.ts";
-import { EventView, ItemsOf } from "../http/routes/response-schemas.ts";
+import { EventView, ItemsOf } from "../http/response-schemas.ts";
 
 /** The event paging route. */
 export function eventRoutes(deps: { store: EventStore }): RouteDefinition[] {

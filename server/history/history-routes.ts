@@ -16,7 +16,7 @@ import type { HttpServices } from "../http/services.ts";
 import type { Store } from "../store/store.ts";
 import { type HistoryPoint, type PastState, stateAt } from "./past-state.ts";
 import { renderConversation, restoreEdit } from "./restore-edit.ts";
-import { ItemsOf, MessageView } from "../http/routes/response-schemas.ts";
+import { ItemsOf, MessageView } from "../http/response-schemas.ts";
 
 /** What the history routes need beyond the HTTP services. */
 export interface HistoryDeps {

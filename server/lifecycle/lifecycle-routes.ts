@@ -17,7 +17,7 @@ import type { HttpServices } from "../http/services.ts";
 import { accessorOf } from "../identity/access-control.ts";
 import type { ConversationLifecycle } from "./conversation-lifecycle.ts";
 import type { LifecycleAudit } from "./lifecycle-audit.ts";
-import { ItemsOf, OrganisationRecordView } from "../http/routes/response-schemas.ts";
+import { ItemsOf, OrganisationRecordView } from "../http/response-schemas.ts";
 
 
 const SideDeletionView = z.object({

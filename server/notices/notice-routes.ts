@@ -3,8 +3,8 @@
 
 import { z } from "zod";
 import { route } from "../http/route.ts";
-import { ItemsOf, NoticeEventView } from "../http/routes/response-schemas.ts";
-import { requireAdmin } from "../http/routes/organisation-routes.ts";
+import { ItemsOf, NoticeEventView } from "../http/response-schemas.ts";
+import { requireAdmin } from "../identity/organisation-routes.ts";
 import type { SecurityNotices } from "./security-notices.ts";
 
 /** The notice routes. */

@@ -15,7 +15,7 @@ import { checkUrlShape, resolveTarget, type UrlPolicy, WebhookUrlError } from ".
 import { newWebhookSecret, REPLAY_WINDOW_SECONDS } from "./signature.ts";
 import { secretAssociatedData, type WebhookDispatcher } from "./webhook-dispatcher.ts";
 import type { EndpointRecord, WebhookStore } from "./webhook-store.ts";
-import { EventView, ItemsOf } from "../http/routes/response-schemas.ts";
+import { EventView, ItemsOf } from "../http/response-schemas.ts";
 
 /** Endpoints one organisation may register. */
 export const MAX_ENDPOINTS_PER_ORG = 20;

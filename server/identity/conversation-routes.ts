@@ -4,18 +4,18 @@
 
 import * as Y from "yjs";
 import { z } from "zod";
-import { appendMessage, ErrorCode } from "../../../protocol/index.ts";
-import { attributedMessages } from "../../documents/attributed-messages.ts";
-import { materialise } from "../../platform/bounded-content.ts";
-import { auditActor } from "../../audit/org-recorder.ts";
-import type { ConversationRecord } from "../../directory/directory-types.ts";
-import { ParleyError } from "../../platform/errors.ts";
-import { eventActor } from "../../events/event-recorder.ts";
-import { accessorOf } from "../../identity/access-control.ts";
-import type { InvitationService } from "../../identity/invitation-service.ts";
-import { actorId, type Principal } from "../principal.ts";
-import { route } from "../route.ts";
-import type { HttpServices } from "../services.ts";
+import { appendMessage, ErrorCode } from "../../protocol/index.ts";
+import { attributedMessages } from "../documents/attributed-messages.ts";
+import { materialise } from "../platform/bounded-content.ts";
+import { auditActor } from "../audit/org-recorder.ts";
+import type { ConversationRecord } from "../directory/directory-types.ts";
+import { ParleyError } from "../platform/errors.ts";
+import { eventActor } from "../events/event-recorder.ts";
+import { accessorOf } from "./access-control.ts";
+import type { InvitationService } from "./invitation-service.ts";
+import { actorId, type Principal } from "../http/principal.ts";
+import { route } from "../http/route.ts";
+import type { HttpServices } from "../http/services.ts";
 import { newId } from "./auth-routes.ts";
 import {
   AuthorsPage,
@@ -26,8 +26,8 @@ import {
   ItemsOf,
   MessagePosted,
   MessagesPage,
-} from "./response-schemas.ts";
-import { Email, Id, Name, ParticipantRole } from "./schemas.ts";
+} from "../http/response-schemas.ts";
+import { Email, Id, Name, ParticipantRole } from "../http/schemas.ts";
 
 const Invitee = z.object({ email: Email, role: ParticipantRole.default("participant") });
 const Participant = z.object({ organisation: Id, role: ParticipantRole.default("participant") });

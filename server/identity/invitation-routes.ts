@@ -6,14 +6,14 @@
 
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { ErrorCode } from "../../../protocol/index.ts";
-import { ParleyError } from "../../platform/errors.ts";
-import type { InvitationService, InvitationSignIn } from "../../identity/invitation-service.ts";
-import { type RequestHeaders, type RouteResult, route } from "../route.ts";
-import { cookieValue } from "../session-cookies.ts";
-import type { HttpServices } from "../services.ts";
+import { ErrorCode } from "../../protocol/index.ts";
+import { ParleyError } from "../platform/errors.ts";
+import type { InvitationService, InvitationSignIn } from "./invitation-service.ts";
+import { type RequestHeaders, type RouteResult, route } from "../http/route.ts";
+import { cookieValue } from "../http/session-cookies.ts";
+import type { HttpServices } from "../http/services.ts";
 import { deliverTokens } from "./auth-routes.ts";
-import { RefreshCookie, TokenPair } from "./schemas.ts";
+import { RefreshCookie, TokenPair } from "../http/schemas.ts";
 
 const DEVICE_COOKIE = "parley_device";
 

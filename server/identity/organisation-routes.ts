@@ -3,17 +3,17 @@
 
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
-import { ErrorCode } from "../../../protocol/index.ts";
-import { auditActor } from "../../audit/org-recorder.ts";
-import { ParleyError } from "../../platform/errors.ts";
-import { API_KEY_SCOPES } from "../../identity/access-control.ts";
-import { ipAllowed, isValidAllowlistEntry } from "../ip-allowlist.ts";
-import { API_KEY_PREFIX, type Principal, secretHash } from "../principal.ts";
-import { route } from "../route.ts";
-import type { HttpServices } from "../services.ts";
+import { ErrorCode } from "../../protocol/index.ts";
+import { auditActor } from "../audit/org-recorder.ts";
+import { ParleyError } from "../platform/errors.ts";
+import { API_KEY_SCOPES } from "./access-control.ts";
+import { ipAllowed, isValidAllowlistEntry } from "../http/ip-allowlist.ts";
+import { API_KEY_PREFIX, type Principal, secretHash } from "../http/principal.ts";
+import { route } from "../http/route.ts";
+import type { HttpServices } from "../http/services.ts";
 import { newId } from "./auth-routes.ts";
-import { Name } from "./schemas.ts";
-import { ItemsOf, OrganisationRecordView } from "./response-schemas.ts";
+import { Name } from "../http/schemas.ts";
+import { ItemsOf, OrganisationRecordView } from "../http/response-schemas.ts";
 
 /** The organisation in the path, if the caller acts for it (people and keys of others get 404). */
 export function ownOrganisation(principal: Principal, orgId: string): void {

@@ -5,16 +5,16 @@
 // organisations; a removal is a security notice.
 
 import { z } from "zod";
-import { ErrorCode } from "../../../protocol/index.ts";
-import { authenticationOptions, ChallengeTokens, registrationOptions, relyingPartyFor, verifyAssertion, verifyRegistration } from "../../auth/webauthn.ts";
-import type { User } from "../../directory/directory-types.ts";
-import { ParleyError } from "../../platform/errors.ts";
-import { route } from "../route.ts";
-import { HttpError } from "../router.ts";
-import type { HttpServices } from "../services.ts";
+import { ErrorCode } from "../../protocol/index.ts";
+import { authenticationOptions, ChallengeTokens, registrationOptions, relyingPartyFor, verifyAssertion, verifyRegistration } from "../auth/webauthn.ts";
+import type { User } from "../directory/directory-types.ts";
+import { ParleyError } from "../platform/errors.ts";
+import { route } from "../http/route.ts";
+import { HttpError } from "../http/router.ts";
+import type { HttpServices } from "../http/services.ts";
 import { commitAccountChange, inEveryOrg, type PendingFactor } from "./account-change.ts";
-import { ItemsOf } from "./response-schemas.ts";
-import { Email, Name, OrganisationView, RefreshCookie, TokenPair, UserView } from "./schemas.ts";
+import { ItemsOf } from "../http/response-schemas.ts";
+import { Email, Name, OrganisationView, RefreshCookie, TokenPair, UserView } from "../http/schemas.ts";
 
 /** A WebAuthn response as the browser's JSON (checked field by field by the library). */
 const CeremonyResponse = z.object({ id: z.string().max(1024), rawId: z.string().max(1024), type: z.literal("public-key"), response: z.record(z.string(), z.unknown()) }).passthrough();

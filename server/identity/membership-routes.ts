@@ -5,17 +5,17 @@
 // change or remove the owner role; an organisation always keeps an owner (the directory's rule).
 
 import { z } from "zod";
-import { ErrorCode } from "../../../protocol/index.ts";
-import { auditActor } from "../../audit/org-recorder.ts";
-import type { MemberRole } from "../../directory/directory-types.ts";
-import { ParleyError } from "../../platform/errors.ts";
-import type { Principal, UserPrincipal } from "../principal.ts";
-import { route } from "../route.ts";
-import type { HttpServices } from "../services.ts";
+import { ErrorCode } from "../../protocol/index.ts";
+import { auditActor } from "../audit/org-recorder.ts";
+import type { MemberRole } from "../directory/directory-types.ts";
+import { ParleyError } from "../platform/errors.ts";
+import type { Principal, UserPrincipal } from "../http/principal.ts";
+import { route } from "../http/route.ts";
+import type { HttpServices } from "../http/services.ts";
 import { newId } from "./auth-routes.ts";
 import { ownOrganisation, requireAdmin } from "./organisation-routes.ts";
-import { Email, Id, MemberRole as MemberRoleSchema } from "./schemas.ts";
-import { ItemsOf, MemberView } from "./response-schemas.ts";
+import { Email, Id, MemberRole as MemberRoleSchema } from "../http/schemas.ts";
+import { ItemsOf, MemberView } from "../http/response-schemas.ts";
 
 /** How long a membership invitation may be accepted. */
 export const MEMBER_INVITATION_TTL_MS = 14 * 24 * 3600 * 1000;

@@ -4,23 +4,23 @@
 
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import { ErrorCode } from "../../../protocol/index.ts";
-import type { OrgEventInput } from "../../audit/org-recorder.ts";
-import { checkPassword } from "../../auth/passwords.ts";
-import { openSecret, sealSecret } from "../../crypto/secret-box.ts";
-import { createTotpEnrolment, generateRecoveryCodes, hashRecoveryCode, verifyTotp } from "../../auth/totp.ts";
-import type { User } from "../../directory/directory-types.ts";
-import { addressKey } from "../../limits/address-key.ts";
-import { ParleyError } from "../../platform/errors.ts";
+import { ErrorCode } from "../../protocol/index.ts";
+import type { OrgEventInput } from "../audit/org-recorder.ts";
+import { checkPassword } from "../auth/passwords.ts";
+import { openSecret, sealSecret } from "../crypto/secret-box.ts";
+import { createTotpEnrolment, generateRecoveryCodes, hashRecoveryCode, verifyTotp } from "../auth/totp.ts";
+import type { User } from "../directory/directory-types.ts";
+import { addressKey } from "../limits/address-key.ts";
+import { ParleyError } from "../platform/errors.ts";
 import { commitAccountChange, inEveryOrg, type PendingFactor } from "./account-change.ts";
 import { WebauthnProof, webauthnCeremonies, webauthnRoutes } from "./webauthn-routes.ts";
-import { repeatedFailuresNotice } from "../../notices/notice-policy.ts";
-import { route } from "../route.ts";
-import { HttpError } from "../router.ts";
-import { clearedSessionCookies, refreshTokenFromCookie, sessionCookies } from "../session-cookies.ts";
-import type { HttpServices } from "../services.ts";
-import type { TokenPair as Tokens } from "../../identity/session-service.ts";
-import { Email, MemberRole, Name, OrganisationView, Password, RefreshCookie, TokenPair, UserView } from "./schemas.ts";
+import { repeatedFailuresNotice } from "../notices/notice-policy.ts";
+import { route } from "../http/route.ts";
+import { HttpError } from "../http/router.ts";
+import { clearedSessionCookies, refreshTokenFromCookie, sessionCookies } from "../http/session-cookies.ts";
+import type { HttpServices } from "../http/services.ts";
+import type { TokenPair as Tokens } from "./session-service.ts";
+import { Email, MemberRole, Name, OrganisationView, Password, RefreshCookie, TokenPair, UserView } from "../http/schemas.ts";
 
 /** Ids are random and prefixed by kind, so a leaked id says what it is and nothing else. */
 export function newId(prefix: string): string {

@@ -5,7 +5,7 @@
 // how the API grows without a new version.
 
 import { z } from "zod";
-import { EVENT_TYPES, type EventType } from "../../../protocol/index.ts";
+import { EVENT_TYPES, type EventType } from "../../protocol/index.ts";
 import { MemberRole, ParticipantRole } from "./schemas.ts";
 
 /** `{ items: [...] }`. */

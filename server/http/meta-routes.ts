@@ -3,10 +3,10 @@
 // routes served outside the router (health, readiness, the SSE stream, the socket upgrades).
 
 import { z } from "zod";
-import { ErrorCode } from "../../../protocol/index.ts";
-import type { ServerKeys } from "../../crypto/keys.ts";
-import { buildOpenApi, documentedErrors, type ExtraOperation } from "../openapi.ts";
-import { type RouteDefinition, route } from "../route.ts";
+import { ErrorCode } from "../../protocol/index.ts";
+import type { ServerKeys } from "../crypto/keys.ts";
+import { buildOpenApi, documentedErrors, type ExtraOperation } from "./openapi.ts";
+import { type RouteDefinition, route } from "./route.ts";
 
 const Jwks = z.object({
   keys: z.array(z.object({ kty: z.literal("OKP"), crv: z.literal("Ed25519"), x: z.string().describe("the public key, base64url"), kid: z.string(), alg: z.literal("EdDSA"), use: z.literal("sig") })),

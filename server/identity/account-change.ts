@@ -3,11 +3,11 @@
 // a refused or failed audit append leaves no session, no spent recovery code and no changed
 // setting behind, and the person is told so in words.
 
-import { ErrorCode } from "../../../protocol/index.ts";
-import type { OrgEventFor, OrgEventInput } from "../../audit/org-recorder.ts";
-import { type AuditedStep, DirectoryError } from "../../directory/directory.ts";
-import { ParleyError } from "../../platform/errors.ts";
-import type { HttpServices } from "../services.ts";
+import { ErrorCode } from "../../protocol/index.ts";
+import type { OrgEventFor, OrgEventInput } from "../audit/org-recorder.ts";
+import { type AuditedStep, DirectoryError } from "../directory/directory.ts";
+import { ParleyError } from "../platform/errors.ts";
+import type { HttpServices } from "../http/services.ts";
 
 /**
  * A second factor checked but not yet spent where spending is a change to record (a recovery
