@@ -168,12 +168,23 @@ describe("bus message format", () => {
   it("round-trips every kind, bytes intact", () => {
     const messages: BusMessage[] = [
       { kind: "updates", conversation: "c-1", origin: "node-a", fromSeq: 2 ** 40, updates: [new Uint8Array([1, 2, 3]), new Uint8Array(0)] },
+      { kind: "updates", conversation: "c-1", origin: "node-a", fromSeq: 3, updates: [new Uint8Array([4])], publishedAt: 1_796_400_000_123 },
       { kind: "head", conversation: "c-1", origin: "node-a", seq: 17 },
       { kind: "snapshot", conversation: "c-1", origin: "node-a", seq: 18 },
       { kind: "awareness", conversation: "é", origin: "n", session: "s1", update: new Uint8Array([9, 9]) },
       { kind: "event-head", conversation: "", origin: "node-a", org: "org-é", cursor: 2 ** 40 },
     ];
     for (const message of messages) expect(decodeBusMessage(encodeBusMessage(message))).toEqual(message);
+  });
+
+  it("writes updates without a publish time, and every other kind, in version 1, as nodes that know only it read them", () => {
+    const untimed = encodeBusMessage({ kind: "updates", conversation: "c", origin: "n", fromSeq: 1, updates: [new Uint8Array([7])] });
+    const timed = encodeBusMessage({ kind: "updates", conversation: "c", origin: "n", fromSeq: 1, updates: [new Uint8Array([7])], publishedAt: 5 });
+    expect([untimed[0], timed[0]]).toEqual([1, 2]);
+    expect(encodeBusMessage({ kind: "head", conversation: "c", origin: "n", seq: 1 })[0]).toBe(1);
+    // Version 2 is only the timed updates layout: another kind under it is refused.
+    const head = encodeBusMessage({ kind: "head", conversation: "c", origin: "n", seq: 1 });
+    expect(() => decodeBusMessage(new Uint8Array([2, ...head.subarray(1)]))).toThrow(BusMessageError);
   });
 
   it("rejects an unknown version and trailing bytes", () => {

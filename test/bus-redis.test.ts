@@ -63,15 +63,19 @@ describe.skipIf(!redisUrl)("Redis bus", () => {
     await admin.quit();
   });
 
-  it("carries a committed update to the other node with its bytes, seq and origin", async () => {
+  it("carries a committed update to the other node with its bytes, seq, origin and publish time", async () => {
     const a = start("a");
     const b = start("b");
     b.bus.subscribe("conv");
     await waitUntil(() => b.resynced("conv") && a.bus.health().state === "ok");
     const update = new Uint8Array([0, 255, 1, 2, 3]);
+    const before = Date.now();
     a.bus.publishUpdate("conv", 7, update);
     await waitUntil(() => b.received.length === 1);
-    expect(b.received[0]).toEqual({ kind: "updates", conversation: "conv", origin: `${prefix}a`, fromSeq: 7, updates: [update] });
+    expect(b.received[0]).toEqual({ kind: "updates", conversation: "conv", origin: `${prefix}a`, fromSeq: 7, updates: [update], publishedAt: expect.any(Number) });
+    const { publishedAt } = b.received[0] as { publishedAt: number };
+    expect(publishedAt).toBeGreaterThanOrEqual(before);
+    expect(publishedAt).toBeLessThanOrEqual(Date.now());
   });
 
   it("carries partner event stream heads to the other nodes on the node-wide channel, not back to itself", async () => {

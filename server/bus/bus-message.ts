@@ -9,6 +9,11 @@ import type { BusMessage } from "./bus.ts";
 
 /** Bumped when the layout changes; a node drops messages of a version it does not know. */
 const FORMAT_VERSION = 1;
+/**
+ * Version 1 plus the publish time at the end of an updates message. Only updates messages that
+ * carry one are written in it, so every other message still reaches nodes that know version 1 only.
+ */
+const TIMED_UPDATES_VERSION = 2;
 
 const Kind = { updates: 1, head: 2, awareness: 3, snapshot: 4, access: 5, "event-head": 6 } as const;
 
@@ -41,7 +46,8 @@ function parseAccessChange(json: string): AccessChange {
 /** Encodes a bus message. */
 export function encodeBusMessage(message: BusMessage): Uint8Array {
   const encoder = encoding.createEncoder();
-  encoding.writeUint8(encoder, FORMAT_VERSION);
+  const timed = message.kind === "updates" && message.publishedAt !== undefined;
+  encoding.writeUint8(encoder, timed ? TIMED_UPDATES_VERSION : FORMAT_VERSION);
   encoding.writeUint8(encoder, Kind[message.kind]);
   encoding.writeVarString(encoder, message.origin);
   encoding.writeVarString(encoder, message.conversation);
@@ -50,6 +56,7 @@ export function encodeBusMessage(message: BusMessage): Uint8Array {
       encoding.writeVarUint(encoder, message.fromSeq);
       encoding.writeVarUint(encoder, message.updates.length);
       for (const update of message.updates) encoding.writeVarUint8Array(encoder, update);
+      if (message.publishedAt !== undefined) encoding.writeVarUint(encoder, message.publishedAt);
       break;
     case "head":
     case "snapshot":
@@ -75,8 +82,9 @@ export function decodeBusMessage(bytes: Uint8Array): BusMessage {
   try {
     const decoder = decoding.createDecoder(bytes);
     const version = decoding.readUint8(decoder);
-    if (version !== FORMAT_VERSION) throw new BusMessageError(`unknown bus message version ${version}`);
+    if (version !== FORMAT_VERSION && version !== TIMED_UPDATES_VERSION) throw new BusMessageError(`unknown bus message version ${version}`);
     const kind = decoding.readUint8(decoder);
+    if (version === TIMED_UPDATES_VERSION && kind !== Kind.updates) throw new BusMessageError(`bus message version ${version} is for updates only`);
     const origin = decoding.readVarString(decoder);
     const conversation = decoding.readVarString(decoder);
     let message: BusMessage;
@@ -87,6 +95,7 @@ export function decodeBusMessage(bytes: Uint8Array): BusMessage {
         const updates: Uint8Array[] = [];
         for (let i = 0; i < count; i++) updates.push(decoding.readVarUint8Array(decoder));
         message = { kind: "updates", origin, conversation, fromSeq, updates };
+        if (version === TIMED_UPDATES_VERSION) message.publishedAt = decoding.readVarUint(decoder);
         break;
       }
       case Kind.head:

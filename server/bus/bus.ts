@@ -12,6 +12,8 @@ export interface UpdatesMessage {
   origin: string;
   fromSeq: number;
   updates: Uint8Array[];
+  /** When the committing node published them (ms since the epoch, its clock): remote fan-out delay. */
+  publishedAt?: number;
 }
 
 /**

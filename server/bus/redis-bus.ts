@@ -194,7 +194,7 @@ export class RedisBus implements Bus {
 
   private sendBatch(conversation: string, batch: OutgoingBatch): void {
     const lastSeq = batch.fromSeq + batch.updates.length - 1;
-    const message: BusMessage = { kind: "updates", conversation, origin: this.nodeId, fromSeq: batch.fromSeq, updates: batch.updates };
+    const message: BusMessage = { kind: "updates", conversation, origin: this.nodeId, fromSeq: batch.fromSeq, updates: batch.updates, publishedAt: Date.now() };
     this.send(conversation, message).catch(() => {
       this.options.onError?.("publish-failed");
       this.markUnsent(conversation, lastSeq);

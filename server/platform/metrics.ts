@@ -23,6 +23,10 @@ export interface DeliveryObserver {
   delivered(lagMs: number): void;
   /** A gap was filled from the store with this many updates. */
   recovered(updates: number): void;
+  /** This node's commit reached its local subscribers `ms` after the commit. */
+  deliveredLocally(ms: number): void;
+  /** Another node's commit reached local subscribers `ms` after that node published it (two clocks). */
+  deliveredFromRemote(ms: number): void;
 }
 
 /** What the scrape reads from the running server. */
@@ -31,6 +35,11 @@ export interface MetricsSources {
   openConversations(): number;
   webhookBacklog?(): Promise<number>;
 }
+
+/** Local fan-out is in-process: tenths of a millisecond matter. */
+const LOCAL_DELAY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+/** Remote fan-out crosses Redis (and two clocks, read in whole milliseconds). */
+const REMOTE_DELAY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5];
 
 /** Every metric the server exposes. */
 export class ServerMetrics {
@@ -64,6 +73,10 @@ export class ServerMetrics {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
     registers: [this.registry],
   });
+  /** Commit to local delivery: the write path's own fan-out, no bus in between. */
+  readonly fanOutLocalSeconds = new Histogram({ name: "parley_fanout_local_delay_seconds", help: "Time from an update's commit on this node to its delivery to this node's subscribers", buckets: LOCAL_DELAY_BUCKETS, registers: [this.registry] });
+  /** Publish to delivery on another node: Redis and the receiving node; the publisher's wall clock, so clock skew adds in. */
+  readonly fanOutRemoteSeconds = new Histogram({ name: "parley_fanout_remote_delay_seconds", help: "Time from an update's publish on the node that committed it to its delivery to this node's subscribers (the two nodes' clock skew adds in)", buckets: REMOTE_DELAY_BUCKETS, registers: [this.registry] });
   readonly busGapsRecovered = new Counter({ name: "parley_bus_gap_updates_recovered_total", help: "Updates missing from the bus and read from the store", registers: [this.registry] });
   readonly storeErrors = new Counter({ name: "parley_store_errors_total", help: "Store operations that failed", labelNames: ["operation"], registers: [this.registry] });
   readonly busErrors = new Counter({ name: "parley_bus_errors_total", help: "Bus connection losses and dropped bus messages", labelNames: ["kind"], registers: [this.registry] });
@@ -148,6 +161,9 @@ export class ServerMetrics {
   readonly deliveryObserver: DeliveryObserver = {
     delivered: (lagMs) => this.fanOutLag.observe(lagMs / 1000),
     recovered: (updates) => this.busGapsRecovered.inc(updates),
+    deliveredLocally: (ms) => this.fanOutLocalSeconds.observe(ms / 1000),
+    // A skewed clock can put the publish after the delivery: counted as no delay, not negative.
+    deliveredFromRemote: (ms) => this.fanOutRemoteSeconds.observe(Math.max(0, ms) / 1000),
   };
 
   /** The Prometheus text exposition. */

@@ -53,8 +53,9 @@ export class RemoteDelivery implements FanOut, BusHandler, ChannelObserver {
    * ack does not wait; it goes out as soon as the commit is durable.
    */
   committedUpdate(conversation: string, update: Uint8Array, seq: number, origin?: unknown, envelope?: Uint8Array): void {
+    const committedAt = performance.now();
     this.deps.bus.publishUpdate(conversation, seq, update);
-    if (!this.sequenced.offer(conversation, seq, update, { origin, envelope })) this.untracked(conversation, seq, update, origin, envelope);
+    if (!this.sequenced.offer(conversation, seq, update, { origin, envelope, committedAt })) this.untracked(conversation, seq, update, origin, envelope);
   }
 
   /**
@@ -70,7 +71,7 @@ export class RemoteDelivery implements FanOut, BusHandler, ChannelObserver {
     switch (message.kind) {
       case "updates":
         for (let i = 0; i < message.updates.length; i++) {
-          this.sequenced.offer(message.conversation, message.fromSeq + i, message.updates[i]);
+          this.sequenced.offer(message.conversation, message.fromSeq + i, message.updates[i], undefined, message.publishedAt);
         }
         return;
       case "head":

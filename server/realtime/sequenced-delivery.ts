@@ -9,6 +9,8 @@ import type { DeliveryObserver } from "../platform/metrics.ts";
 export interface LocalOrigin {
   origin?: unknown;
   envelope?: Uint8Array;
+  /** When it was committed (performance.now()): the local fan-out delay runs from here. */
+  committedAt?: number;
 }
 
 /** Dependencies of {@link SequencedDelivery}. */
@@ -37,6 +39,8 @@ interface Item {
   local: LocalOrigin | undefined;
   /** When it was offered, if it had to wait behind a gap (performance.now()). */
   offeredAt?: number;
+  /** For another node's update: when that node published it (ms since the epoch, its clock). */
+  publishedAt?: number;
 }
 
 /** One tracked conversation. */
@@ -104,19 +108,19 @@ export class SequencedDelivery {
    * Offers a committed update (local or remote). Delivered now if it is the next one, dropped if
    * already delivered, buffered behind a gap otherwise. False when the conversation is untracked.
    */
-  offer(conversation: string, seq: number, update: Uint8Array, local?: LocalOrigin): boolean {
+  offer(conversation: string, seq: number, update: Uint8Array, local?: LocalOrigin, publishedAt?: number): boolean {
     const stream = this.streams.get(conversation);
     if (!stream) return false;
     if (stream.last !== null && seq <= stream.last) return true;
     if (stream.last !== null && seq === stream.last + 1 && stream.pending.size === 0) {
       // The common case: next in line, nothing waiting.
-      this.deliverOne(stream, seq, { update, local });
+      this.deliverOne(stream, seq, { update, local, publishedAt });
       stream.known = Math.max(stream.known, seq);
       if (stream.known <= seq && !stream.readWanted) this.cancelTimer(stream);
       return true;
     }
     if (stream.pending.size >= MAX_PENDING) stream.pending.clear();
-    stream.pending.set(seq, { update, local, offeredAt: performance.now() });
+    stream.pending.set(seq, { update, local, offeredAt: performance.now(), publishedAt });
     stream.known = Math.max(stream.known, seq);
     this.drain(stream);
     return true;
@@ -257,6 +261,9 @@ export class SequencedDelivery {
       this.deps.deliver(stream.conversation, seq, item.update, item.local);
     } catch (error) {
       this.deps.logger.error({ err: error, conversation: stream.conversation, seq }, "delivery failed");
+      return;
     }
+    if (item.local?.committedAt !== undefined) this.deps.observer?.deliveredLocally(performance.now() - item.local.committedAt);
+    if (item.publishedAt !== undefined) this.deps.observer?.deliveredFromRemote(Date.now() - item.publishedAt);
   }
 }
