@@ -20,7 +20,7 @@ import { EventRecorder } from "./event-recorder.ts";
 import { eventRoutes } from "./event-routes.ts";
 import type { EventStore } from "./event-store.ts";
 import { type EventStreams, registerEventStreamRoute } from "./event-stream-route.ts";
-import { SocketEventStreams } from "./socket-event-streams.ts";
+import { SocketEventStreams } from "../realtime/socket-event-streams.ts";
 import type { ConnectionLimits } from "../limits/connection-limits.ts";
 import type { RequestLimits } from "../limits/request-limits.ts";
 

@@ -15,7 +15,7 @@ import {
 import type { TokenIdentity } from "../auth/tokens.ts";
 import type { Config } from "../platform/config.ts";
 import { describeError } from "../platform/errors.ts";
-import type { SocketEventStreams } from "../events/socket-event-streams.ts";
+import type { SocketEventStreams } from "./socket-event-streams.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { ConnectionLimits } from "../limits/connection-limits.ts";
 import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/client-address.ts";

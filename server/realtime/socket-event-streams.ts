@@ -7,11 +7,11 @@
 import { ErrorCode, type SubscribeEventsMessage } from "../../protocol/index.ts";
 import { describeError, ParleyError } from "../platform/errors.ts";
 import type { Logger } from "../platform/logger.ts";
-import type { ClientSession } from "../realtime/client-session.ts";
-import { type EventAccess, type EventReader, readerOfIdentity } from "./event-access.ts";
-import { cursorError, EventFollower } from "./event-follower.ts";
-import type { EventNotifier } from "./event-notifier.ts";
-import type { EventStore, StoredEvent } from "./event-store.ts";
+import type { ClientSession } from "./client-session.ts";
+import { type EventAccess, type EventReader, readerOfIdentity } from "../events/event-access.ts";
+import { cursorError, EventFollower } from "../events/event-follower.ts";
+import type { EventNotifier } from "../events/event-notifier.ts";
+import type { EventStore, StoredEvent } from "../events/event-store.ts";
 
 /** Settings of {@link SocketEventStreams}. */
 export interface SocketEventStreamsOptions {
