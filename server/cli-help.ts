@@ -81,18 +81,28 @@ const COMMANDS: Record<string, CommandHelp> = {
     notes: ["Exit code 0 when every chain verifies, 1 when one is broken (the first broken entry is named)."],
   },
   backup: {
-    summary: "write or check an encrypted online backup of the embedded databases",
-    usage: ["backup FILE [--data-dir DIR]", "backup verify FILE [--data-dir DIR]"],
-    options: [DATA_DIR],
-    examples: ["parley backup /backups/parley-$(date +%F).pbk", "parley backup verify /backups/parley-2026-12-01.pbk"],
-    notes: ["Safe while the server runs. NOT in the backup: keyring.db and the keys directory (back them up apart)."],
+    summary: "write or check an encrypted online backup (embedded databases, or with DATABASE_URL a pg_dump)",
+    usage: ["backup FILE [--data-dir DIR]", "backup FILE --keyring KEYRING_FILE   (DATABASE_URL set)", "backup verify FILE [--data-dir DIR]"],
+    options: [DATA_DIR, ["--keyring KEYRING_FILE", "Postgres: where the data keys go, apart from FILE (keep it briefly: crypto-shredding)"]],
+    examples: [
+      "parley backup /backups/parley-$(date +%F).pbk",
+      "DATABASE_URL=postgres://… parley backup /backups/parley-$(date +%F).pbk --keyring /keyrings/parley-$(date +%F).pbk",
+      "parley backup verify /backups/parley-2026-12-01.pbk",
+    ],
+    notes: [
+      "Safe while the server runs. NOT in the backup: keyring.db and the keys directory (back them up apart).",
+      "Postgres: pg_dump of the schema DATABASE_URL's search_path names and of its data keys, from one snapshot, with every table's row count.",
+    ],
   },
   restore: {
-    summary: "restore a backup into a stopped server's data directory, then replay the deletion ledger",
-    usage: ["restore FILE [--data-dir DIR]"],
-    options: [DATA_DIR],
+    summary: "restore a backup into a stopped server's data directory (or, with DATABASE_URL, an empty schema), then replay the deletion ledger",
+    usage: ["restore FILE [--data-dir DIR]", "restore FILE --keyring KEYRING_FILE   (DATABASE_URL set)"],
+    options: [DATA_DIR, ["--keyring KEYRING_FILE", "Postgres: the keyring file written with FILE"]],
     examples: ["parley restore /backups/parley-2026-12-01.pbk --data-dir /srv/parley"],
-    notes: ["The current databases are moved to pre-restore-<time>/, never deleted."],
+    notes: [
+      "The current databases are moved to pre-restore-<time>/, never deleted.",
+      "Postgres: only into an empty schema (a new database), in one transaction; every table's row count is checked before it commits.",
+    ],
   },
   ledger: {
     summary: "destroy again what the deletion ledger records (after restoring Postgres); server stopped",

@@ -1,7 +1,7 @@
 // The backup commands of `parley`: `backup <file>`, `backup verify <file>`, `restore <file>`,
-// `ledger replay`. Backup and restore work on the embedded store only; with DATABASE_URL the data
-// is in Postgres, whose own tools (pg_dump, point-in-time recovery) are the route, followed by
-// `ledger replay` (README, "Backup and restore").
+// `ledger replay`. On the embedded store they copy the SQLite databases; with DATABASE_URL they
+// run pg_dump / psql (postgres-backup.ts), the keyring in a file of its own (`--keyring`).
+// Point-in-time recovery stays Postgres's own (README, "Backup and restore").
 
 import { parseArgs } from "node:util";
 import { type Config, ConfigError, loadConfig } from "../platform/config.ts";
@@ -12,35 +12,53 @@ import type { BackupManifest } from "./backup-manifest.ts";
 import { createBackup } from "./create-backup.ts";
 import { NOT_BACKED_UP } from "./embedded-databases.ts";
 import { describeReplay, replayLedgerOffline } from "./ledger-replay.ts";
+import { createPostgresBackup, isPostgresBackup, type PostgresBackupManifest, readPostgresBackup, restorePostgresBackup } from "./postgres-backup.ts";
 import { restoreBackup, verifyBackup } from "./restore-backup.ts";
 import { runningServer } from "./server-lock.ts";
 
 export const BACKUP_USAGE = `  parley backup FILE [--data-dir DIR]
                                     write an encrypted online backup of the embedded databases
                                     (safe while the server runs); NOT the keyring or key files
+  parley backup FILE --keyring KEYRING_FILE   (with DATABASE_URL)
+                                    pg_dump of Parley's schema into FILE and of its data keys
+                                    into KEYRING_FILE (keep it apart, briefly), one snapshot,
+                                    both encrypted; NOT the key files
   parley backup verify FILE [--data-dir DIR]
                                     check a backup (checksum, every chunk, manifest, databases)
   parley restore FILE [--data-dir DIR]
                                     restore a backup into a stopped server's data directory; the
                                     current databases are moved aside, never deleted; then
                                     replays the deletion ledger
+  parley restore FILE --keyring KEYRING_FILE   (with DATABASE_URL)
+                                    into the EMPTY schema DATABASE_URL names, in one transaction
+                                    (row counts checked before it commits); every node stopped;
+                                    then replays the deletion ledger
   parley ledger replay [--data-dir DIR]
                                     destroy again what the deletion ledger records (after a
                                     restore of Postgres from pg_dump or PITR); server stopped`;
 
-function parse(args: string[], files: number): { files: string[]; config: Config } {
-  const { values, positionals } = parseArgs({ args, options: { "data-dir": { type: "string" } }, allowPositionals: true, strict: true });
+function parse(args: string[], files: number): { files: string[]; config: Config; keyring: string | undefined } {
+  const { values, positionals } = parseArgs({ args, options: { "data-dir": { type: "string" }, keyring: { type: "string" } }, allowPositionals: true, strict: true });
   if (positionals.length !== files) throw new ConfigError(`expected ${files === 1 ? "one backup file" : "no argument"}\nusage:\n${BACKUP_USAGE}`);
   const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
-  return { files: positionals, config: loadConfig(env) };
+  return { files: positionals, config: loadConfig(env), keyring: values.keyring };
 }
 
-function configFor(args: string[]): { file: string; config: Config } {
-  const { files, config } = parse(args, 1);
-  if (config.store.databaseUrl) {
-    throw new ConfigError("DATABASE_URL is set: the data is in Postgres; back it up with pg_dump or point-in-time recovery (README, Backup and restore)");
+/** The command's file, its configuration, and with DATABASE_URL the keyring file it needs. */
+function configFor(args: string[]): { file: string; config: Config; keyring: string | undefined } {
+  const { files, config, keyring } = parse(args, 1);
+  if (config.store.databaseUrl && !keyring) {
+    throw new ConfigError(
+      "DATABASE_URL is set: the data keys go to a file of their own, kept apart from the data backups and briefly (crypto-shredding must reach old backups): add --keyring KEYRING_FILE",
+    );
   }
-  return { file: files[0] as string, config };
+  if (!config.store.databaseUrl && keyring) throw new ConfigError("--keyring is for Postgres deployments (DATABASE_URL); the embedded keyring is keyring.db in the data directory");
+  return { file: files[0] as string, config, keyring };
+}
+
+function describePostgres(manifest: PostgresBackupManifest): string {
+  const rows = Object.entries(manifest.rowCounts).map(([table, n]) => `  ${table}  ${n} rows`);
+  return `Postgres ${manifest.kind === "postgres-data" ? "backup" : "keyring"} ${manifest.backupId} of schema ${manifest.schema}, made ${manifest.createdAt} by Parley ${manifest.parleyVersion}; dump ${manifest.dump.size} bytes sha256 ${manifest.dump.sha256}\n${rows.join("\n")}\n`;
 }
 
 function describe(manifest: BackupManifest): string {
@@ -63,10 +81,21 @@ async function reported(run: () => Promise<void>): Promise<void> {
 export function backupCommand(args: string[]): Promise<void> {
   return reported(async () => {
     const verifying = args[0] === "verify";
-    const { file, config } = configFor(verifying ? args.slice(1) : args);
-    const masterKeys = await backupMasterKeys(config);
     if (verifying) {
-      process.stdout.write(`OK: ${file} is intact\n${describe(await verifyBackup(file, masterKeys))}`);
+      // Either kind of backup; a Postgres one needs no database to be checked.
+      const { files, config } = parse(args.slice(1), 1);
+      const file = files[0] as string;
+      const masterKeys = await backupMasterKeys(config);
+      const described = (await isPostgresBackup(file, masterKeys)) ? describePostgres(await readPostgresBackup(file, masterKeys)) : describe(await verifyBackup(file, masterKeys));
+      process.stdout.write(`OK: ${file} is intact\n${described}`);
+      return;
+    }
+    const { file, config, keyring } = configFor(args);
+    const masterKeys = await backupMasterKeys(config);
+    if (config.store.databaseUrl && keyring) {
+      const made = await createPostgresBackup({ databaseUrl: config.store.databaseUrl, workDir: config.dataDir, masterKey: masterKeys[0] as Uint8Array, out: file, keyringOut: keyring });
+      process.stdout.write(`wrote ${file} and ${keyring} (encrypted with a key derived from the master key)\n${describePostgres(made.data)}${describePostgres(made.keyring)}`);
+      process.stderr.write(`NOT INCLUDED: the key files (${config.keysDir}). Keep ${keyring} apart from the data backups, with a short retention.\n`);
       return;
     }
     const manifest = await createBackup({ dataDir: config.dataDir, masterKey: masterKeys[0] as Uint8Array, out: file });
@@ -78,9 +107,14 @@ export function backupCommand(args: string[]): Promise<void> {
 /** `parley restore FILE`. */
 export function restoreCommand(args: string[]): Promise<void> {
   return reported(async () => {
-    const { file, config } = configFor(args);
+    const { file, config, keyring } = configFor(args);
     const masterKeys = await backupMasterKeys(config);
     const replayLedger = async () => describeReplay(await replayLedgerOffline(config, createLogger("silent")));
+    if (config.store.databaseUrl && keyring) {
+      const restored = await restorePostgresBackup({ file, keyringFile: keyring, databaseUrl: config.store.databaseUrl, dataDir: config.dataDir, masterKeys, replayLedger });
+      process.stdout.write(`restored ${file} and ${keyring} into schema ${restored.schema} (every table's row count checked)\n${describePostgres(restored.manifest)}${restored.ledger}\n`);
+      return;
+    }
     const result = await restoreBackup({ file, dataDir: config.dataDir, masterKeys, replayLedger });
     const aside = result.movedAsideTo ? `the previous databases are in ${result.movedAsideTo}` : "the data directory held no databases";
     process.stdout.write(`restored ${file} into ${config.dataDir}; ${aside}\n${describe(result.manifest)}${result.ledger}\n`);

@@ -39,22 +39,26 @@ export async function parleyVersion(): Promise<string> {
   throw new Error("parley's package.json not found");
 }
 
-/** The manifest as the payload's first bytes. */
-export function encodeManifest(manifest: BackupManifest): Buffer {
+/** The manifest (of either kind of backup) as the payload's first bytes. */
+export function encodeManifest(manifest: BackupManifest | object): Buffer {
   const json = Buffer.from(JSON.stringify(manifest), "utf8");
   const length = Buffer.alloc(4);
   length.writeUInt32BE(json.length);
   return Buffer.concat([length, json]);
 }
 
-/** Parses and checks a manifest: known databases, each once, none newer than this code reads. */
-export function decodeManifest(json: Buffer): BackupManifest {
-  let parsed: unknown;
+/** A manifest's JSON, parsed (still to be checked by its kind's schema). */
+export function parseManifestJson(json: Buffer): unknown {
   try {
-    parsed = JSON.parse(json.toString("utf8"));
+    return JSON.parse(json.toString("utf8"));
   } catch {
     throw new BackupError("backup manifest is not valid JSON");
   }
+}
+
+/** Parses and checks a manifest: known databases, each once, none newer than this code reads. */
+export function decodeManifest(json: Buffer): BackupManifest {
+  const parsed = parseManifestJson(json);
   const result = manifestSchema.safeParse(parsed);
   if (!result.success) throw new BackupError(`backup manifest is invalid: ${result.error.issues[0]?.path.join(".")} ${result.error.issues[0]?.message}`);
   const manifest = result.data;

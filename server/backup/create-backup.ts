@@ -44,7 +44,8 @@ async function snapshot(source: string, target: string): Promise<void> {
   }
 }
 
-async function hashFile(file: string): Promise<{ size: number; sha256: string }> {
+/** A file's size and SHA-256, read 1 MiB at a time. */
+export async function hashFile(file: string): Promise<{ size: number; sha256: string }> {
   const hash = createHash("sha256");
   for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
   return { size: (await stat(file)).size, sha256: hash.digest("hex") };

@@ -20,7 +20,7 @@ import { companionFiles, EMBEDDED_DATABASES } from "./embedded-databases.ts";
 import { runningServer } from "./server-lock.ts";
 
 /** Pulls exact byte counts out of the decrypted chunk stream. */
-class PayloadReader {
+export class PayloadReader {
   private buffered: Buffer = Buffer.alloc(0);
 
   constructor(private readonly chunks: AsyncGenerator<Buffer>) {}
@@ -53,6 +53,17 @@ class PayloadReader {
     }
   }
 
+  /** The manifest's JSON at the head of the payload: its length prefix, then that many bytes. */
+  async manifestJson(): Promise<Buffer> {
+    const lengthBytes = await this.take(4);
+    if (lengthBytes.length !== 4) throw new BackupError("backup payload is too short for a manifest");
+    const length = lengthBytes.readUInt32BE(0);
+    checkManifestLength(length);
+    const json = await this.take(length);
+    if (json.length !== length) throw new BackupError("backup payload is too short for its manifest");
+    return json;
+  }
+
   /** Fails unless the payload has been read exactly to its end (and the file checksum matched). */
   async end(): Promise<void> {
     if (this.buffered.length > 0 || !(await this.chunks.next()).done) throw new BackupError("backup payload holds more than its manifest lists");
@@ -69,13 +80,7 @@ async function readBackup(file: string, masterKeys: readonly Uint8Array[], extra
   });
   try {
     const reader = new PayloadReader(readBackupFile(handle, masterKeys));
-    const lengthBytes = await reader.take(4);
-    if (lengthBytes.length !== 4) throw new BackupError("backup payload is too short for a manifest");
-    const length = lengthBytes.readUInt32BE(0);
-    checkManifestLength(length);
-    const json = await reader.take(length);
-    if (json.length !== length) throw new BackupError("backup payload is too short for its manifest");
-    const manifest = decodeManifest(json);
+    const manifest = decodeManifest(await reader.manifestJson());
     for (const database of manifest.databases) {
       const hash = createHash("sha256");
       const out: WriteStream | null = extractTo ? createWriteStream(path.join(extractTo, database.name), { flags: "wx", mode: 0o600 }) : null;

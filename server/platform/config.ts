@@ -380,7 +380,7 @@ function metricsConfig(env: Env): Config["metrics"] {
 
 function backupsConfig(env: Env, cwd: string, databaseUrl: string | null): Config["backups"] {
   if (!env.PARLEY_BACKUP_DIR) return null;
-  if (databaseUrl) throw new ConfigError("PARLEY_BACKUP_DIR backs up the embedded store; with DATABASE_URL use pg_dump and point-in-time recovery (README › Backup and restore)");
+  if (databaseUrl) throw new ConfigError("PARLEY_BACKUP_DIR backs up the embedded store; with DATABASE_URL schedule `parley backup FILE --keyring KEYRING_FILE` (pg_dump) and point-in-time recovery (README › Backup and restore)");
   return {
     dir: path.resolve(cwd, env.PARLEY_BACKUP_DIR),
     everyMinutes: int(env, "PARLEY_BACKUP_EVERY_MINUTES", 1440, 1, 7 * 1440),
