@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { ErrorCode } from "../protocol/index.ts";
-import { OrgChainVerifier } from "../server/audit/org-chain.ts";
+import { OrgChainVerifier } from "../server/directory/org-chain.ts";
 import { DELETION_LEDGER_FILE } from "../server/lifecycle/deletion-ledger.ts";
 import { verifyConversation } from "../server/audit/verify-conversation.ts";
 import { apiClient } from "./helpers/http-client.ts";

@@ -9,7 +9,7 @@ import { type ChainVerification, ChainVerifier, toHex } from "../store/audit-cha
 import type { AuditEntry, LogEntry } from "../store/store.ts";
 import { type ExportedCheckpoint, pinnedHeads, verifyCheckpoints } from "./checkpoint.ts";
 import { checkpointPublicKey } from "./checkpoint-key.ts";
-import { type OrgAuditEntry, OrgChainVerifier } from "./org-chain.ts";
+import { type OrgAuditEntry, OrgChainVerifier } from "../directory/org-chain.ts";
 
 export const EXPORT_FORMAT = "parley/audit-export/v1";
 

@@ -6,10 +6,10 @@ import type { ServerKeys } from "../crypto/keys.ts";
 import type { Config } from "../platform/config.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { Store } from "../store/store.ts";
-import { type AuditLog, openAuditLog } from "./audit-log.ts";
+import { type AuditLog, openAuditLog } from "../directory/audit-log.ts";
 import { type CheckpointKey, loadOrCreateCheckpointKey } from "./checkpoint-key.ts";
 import { Checkpointer } from "./checkpointer.ts";
-import { OrgAuditRecorder } from "./org-recorder.ts";
+import { OrgAuditRecorder } from "../directory/org-recorder.ts";
 
 /** The audit trail as the rest of the server sees it. */
 export interface Audit {

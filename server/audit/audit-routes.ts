@@ -12,9 +12,9 @@ import type { Store } from "../store/store.ts";
 import { EXPORT_FORMAT, type ExportLine, entryLine, toJsonLines } from "./audit-export.ts";
 import type { Audit } from "./audit-module.ts";
 import { chainRef } from "./checkpoint.ts";
-import { ORG_AUDIT_ACTIONS } from "./org-chain.ts";
+import { ORG_AUDIT_ACTIONS } from "../directory/org-chain.ts";
 import { orgExportLines } from "./org-export.ts";
-import { auditActor } from "./org-recorder.ts";
+import { auditActor } from "../directory/org-recorder.ts";
 import { loadCheckpoints, verifyAuditChain } from "./verify-audit.ts";
 import { AuditVerificationView, ItemsOf } from "../http/response-schemas.ts";
 

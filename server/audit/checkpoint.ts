@@ -5,7 +5,7 @@
 
 import { createHash, createHmac, type KeyObject, sign, verify } from "node:crypto";
 import { toHex } from "../store/audit-chain.ts";
-import type { ChainHeadRecord, StoredCheckpoint } from "./sql-audit-log.ts";
+import type { ChainHeadRecord, StoredCheckpoint } from "../directory/sql-audit-log.ts";
 
 export const CHECKPOINT_FORMAT = "parley/checkpoint/v1";
 

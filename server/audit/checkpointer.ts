@@ -6,7 +6,7 @@
 import type { Logger } from "../platform/logger.ts";
 import { type BackgroundLoop, startBackgroundLoop } from "../platform/background-loop.ts";
 import type { Store } from "../store/store.ts";
-import type { AuditLog } from "./audit-log.ts";
+import type { AuditLog } from "../directory/audit-log.ts";
 import { CHECKPOINT_GENESIS, type CheckpointBody, chainRef, signCheckpoint } from "./checkpoint.ts";
 import type { CheckpointKey } from "./checkpoint-key.ts";
 

@@ -4,7 +4,7 @@
 
 import type { JsonWebKey } from "node:crypto";
 import { EXPORT_FORMAT, type ExportLine, orgEntryLine } from "./audit-export.ts";
-import type { AuditLog } from "./audit-log.ts";
+import type { AuditLog } from "../directory/audit-log.ts";
 import { chainRef } from "./checkpoint.ts";
 import { loadCheckpoints } from "./verify-audit.ts";
 

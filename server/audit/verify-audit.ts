@@ -7,9 +7,9 @@ import type { KeyObject } from "node:crypto";
 import type { ChainVerification } from "../store/audit-chain.ts";
 import { verifyConversation, walkChain } from "./verify-conversation.ts";
 import type { Store } from "../store/store.ts";
-import type { AuditLog } from "./audit-log.ts";
+import type { AuditLog } from "../directory/audit-log.ts";
 import { chainRef, type ExportedCheckpoint, exportCheckpoint, pinnedHeads, verifyCheckpoints } from "./checkpoint.ts";
-import { OrgChainVerifier } from "./org-chain.ts";
+import { OrgChainVerifier } from "../directory/org-chain.ts";
 
 /** The outcome for one chain: the chain's verification plus how many checkpoints were checked and pinned it. */
 export type AuditVerification = ChainVerification & {

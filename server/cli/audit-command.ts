@@ -18,7 +18,7 @@ import { ACKED_HEADS_FILE, findLostWrites, type LostWrites } from "../store/ackn
 import { openSqliteStore } from "../store/sqlite/sqlite-store.ts";
 import type { Store } from "../store/store.ts";
 import { checkpointsOf, type ExportLine, parseJsonLines, toJsonLines, verifyExport } from "../audit/audit-export.ts";
-import { openAuditLog } from "../audit/audit-log.ts";
+import { openAuditLog } from "../directory/audit-log.ts";
 import type { ExportedCheckpoint } from "../audit/checkpoint.ts";
 import { loadOrCreateCheckpointKey } from "../audit/checkpoint-key.ts";
 import { orgExportLines } from "../audit/org-export.ts";

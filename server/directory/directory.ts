@@ -2,7 +2,7 @@
 // backends keep the same promises: SQLite (one node; a file served by a worker thread) and
 // Postgres (several nodes sharing one database). openDirectory() in open-directory.ts picks one.
 
-import type { OrgAuditEvent } from "../audit/org-chain.ts";
+import type { OrgAuditEvent } from "./org-chain.ts";
 import type {
   AccessLevel,
   Accessor,

@@ -3,7 +3,7 @@
 // several nodes race (one TOTP step, one refresh rotation, one invitation binding, at least one
 // owner) rests on conditional UPDATEs and row locks in the shared statements, not on this process.
 
-import { SqlAuditLog } from "../audit/sql-audit-log.ts";
+import { SqlAuditLog } from "./sql-audit-log.ts";
 import { AUDITED_OPERATIONS, type AuditedOperation, type AuditedOutcome, type AuditedStep, type Directory, DirectoryError, type OrgAuditAppend } from "./directory.ts";
 import {
   type AccessRow,

@@ -7,7 +7,7 @@ import { z } from "zod";
 import { ErrorCode } from "../../protocol/index.ts";
 import { attributedMessages } from "../documents/attributed-messages.ts";
 import { RESTORE_SESSION } from "../documents/client-owners.ts";
-import { auditActor } from "../audit/org-recorder.ts";
+import { auditActor } from "../directory/org-recorder.ts";
 import type { ConversationRecord } from "../directory/directory-types.ts";
 import { ParleyError } from "../platform/errors.ts";
 import { actorId } from "../http/principal.ts";

@@ -1,7 +1,7 @@
 // Everything the HTTP routes need, wired once by the composition root and passed in, so a
 // route module imports no singletons and a test can see exactly what a route depends on.
 
-import type { OrgAuditRecorder } from "../audit/org-recorder.ts";
+import type { OrgAuditRecorder } from "../directory/org-recorder.ts";
 import type { ServerKeys } from "../crypto/keys.ts";
 import type { PasswordHasher, PasswordPolicy } from "../auth/passwords.ts";
 import type { AttemptLimiter } from "../auth/attempt-limiter.ts";

@@ -4,7 +4,7 @@
 // setting behind, and the person is told so in words.
 
 import { ErrorCode } from "../../protocol/index.ts";
-import type { OrgEventFor, OrgEventInput } from "../audit/org-recorder.ts";
+import type { OrgEventFor, OrgEventInput } from "../directory/org-recorder.ts";
 import { type AuditedStep, DirectoryError } from "../directory/directory.ts";
 import { ParleyError } from "../platform/errors.ts";
 import type { HttpServices } from "../http/services.ts";

@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { ErrorCode } from "../../protocol/index.ts";
-import type { OrgEventInput } from "../audit/org-recorder.ts";
+import type { OrgEventInput } from "../directory/org-recorder.ts";
 import { checkPassword } from "../auth/passwords.ts";
 import { openSecret, sealSecret } from "../crypto/secret-box.ts";
 import { createTotpEnrolment, generateRecoveryCodes, hashRecoveryCode, verifyTotp } from "../auth/totp.ts";

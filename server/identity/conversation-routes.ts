@@ -7,7 +7,7 @@ import { z } from "zod";
 import { appendMessage, ErrorCode } from "../../protocol/index.ts";
 import { attributedMessages } from "../documents/attributed-messages.ts";
 import { materialise } from "../platform/bounded-content.ts";
-import { auditActor } from "../audit/org-recorder.ts";
+import { auditActor } from "../directory/org-recorder.ts";
 import type { ConversationRecord } from "../directory/directory-types.ts";
 import { ParleyError } from "../platform/errors.ts";
 import { eventActor } from "../events/event-recorder.ts";

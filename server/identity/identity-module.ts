@@ -5,7 +5,7 @@
 import path from "node:path";
 import { ErrorCode, type Role } from "../../protocol/index.ts";
 import { AttemptLimiter } from "../auth/attempt-limiter.ts";
-import type { OrgAuditRecorder } from "../audit/org-recorder.ts";
+import type { OrgAuditRecorder } from "../directory/org-recorder.ts";
 import type { ServerKeys } from "../crypto/keys.ts";
 import type { MasterKeyring } from "../crypto/master-key.ts";
 import { PasswordHasher } from "../auth/passwords.ts";

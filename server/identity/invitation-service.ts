@@ -5,7 +5,7 @@
 
 import { createHmac, randomBytes, randomInt } from "node:crypto";
 import { ErrorCode, type EventActor } from "../../protocol/index.ts";
-import type { OrgAuditRecorder } from "../audit/org-recorder.ts";
+import type { OrgAuditRecorder } from "../directory/org-recorder.ts";
 import type { AttemptLimiter } from "../auth/attempt-limiter.ts";
 import type { AuditedStep, Directory } from "../directory/directory.ts";
 import type { InvitationRecord, ParticipantRole } from "../directory/directory-types.ts";

@@ -6,7 +6,7 @@
 
 import { z } from "zod";
 import { ErrorCode } from "../../protocol/index.ts";
-import { auditActor } from "../audit/org-recorder.ts";
+import { auditActor } from "../directory/org-recorder.ts";
 import type { MemberRole } from "../directory/directory-types.ts";
 import { ParleyError } from "../platform/errors.ts";
 import type { Principal, UserPrincipal } from "../http/principal.ts";

@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { ErrorCode } from "../../protocol/index.ts";
-import { auditActor } from "../audit/org-recorder.ts";
+import { auditActor } from "../directory/org-recorder.ts";
 import { ParleyError } from "../platform/errors.ts";
 import { API_KEY_SCOPES } from "./access-control.ts";
 import { ipAllowed, isValidAllowlistEntry } from "../http/ip-allowlist.ts";

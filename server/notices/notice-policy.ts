@@ -2,7 +2,7 @@
 // function from an audit event to a notice (or none), so the policy reads as one table and the
 // recorder, the mail and the event stream stay out of it.
 
-import type { OrgEventInput } from "../audit/org-recorder.ts";
+import type { OrgEventInput } from "../directory/org-recorder.ts";
 
 /** A notice before it is recorded and sent. */
 export interface NoticeInput {

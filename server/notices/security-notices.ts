@@ -6,7 +6,7 @@
 
 import { createHmac } from "node:crypto";
 import type { EventData, ParleyEvent } from "../../protocol/index.ts";
-import type { OrgEventInput } from "../audit/org-recorder.ts";
+import type { OrgEventInput } from "../directory/org-recorder.ts";
 import type { Directory } from "../directory/directory.ts";
 import type { EventNotifier } from "../events/event-notifier.ts";
 import { newEventId } from "../events/event-recorder.ts";

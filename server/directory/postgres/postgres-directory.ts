@@ -3,7 +3,7 @@
 // advisory lock as the log store's, so nodes starting together migrate once.
 
 import type pg from "pg";
-import { AUDIT_SCHEMA } from "../../audit/audit-schema.ts";
+import { AUDIT_SCHEMA } from "../audit-schema.ts";
 import { migrate } from "../../sql/pg-migrate.ts";
 import { toStoreError } from "../../sql/pg-errors.ts";
 import { SCHEMA_NAME, StorePool } from "../../sql/pg-pool.ts";

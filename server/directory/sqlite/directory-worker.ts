@@ -3,7 +3,7 @@
 // operation of the shared SqlDirectory against it, one operation at a time.
 
 import Database from "better-sqlite3";
-import { AUDIT_SCHEMA } from "../../audit/audit-schema.ts";
+import { AUDIT_SCHEMA } from "../audit-schema.ts";
 import { migrate } from "../../sql/sqlite-migrate.ts";
 import { serialService } from "../../sql/serial-service.ts";
 import type { SyncService } from "../../sql/worker-service.ts";

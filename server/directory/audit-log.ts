@@ -4,7 +4,7 @@
 // schemas migrate independently. openAuditLog() picks the backend the same way as openDirectory().
 
 import path from "node:path";
-import { DIRECTORY_FILE } from "../directory/open-directory.ts";
+import { DIRECTORY_FILE } from "./open-directory.ts";
 import { PgRunner } from "../sql/pg-runner.ts";
 import { migrate } from "../sql/pg-migrate.ts";
 import { StorePool } from "../sql/pg-pool.ts";

@@ -4,7 +4,7 @@
 // hash under the audit key, so deleting a person removes nothing a chain's hashes cover.
 
 import { createHmac } from "node:crypto";
-import type { AuditedOperation, AuditedOutcome, AuditedStep, Directory, OrgAuditAppend } from "../directory/directory.ts";
+import type { AuditedOperation, AuditedOutcome, AuditedStep, Directory, OrgAuditAppend } from "./directory.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { detailsProblem, type OrgAuditAction, type OrgAuditDetail, type OrgAuditEntry } from "./org-chain.ts";
