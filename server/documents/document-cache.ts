@@ -35,6 +35,8 @@ export class CachedDocument {
     public headSeq: number,
     /** Updates after the latest snapshot, to decide when to compact. */
     public updatesSinceSnapshot: number,
+    /** Their bytes: a compaction costs about the whole state, so it waits for a share of it. */
+    public bytesSinceSnapshot = 0,
   ) {
     this.base = base;
   }
@@ -53,8 +55,12 @@ export class CachedDocument {
     this.derived.clear();
     if (seq > this.headSeq) this.headSeq = seq;
     this.updatesSinceSnapshot++;
-    // Bound the pending list so a room nobody joins does not grow an unmerged tail forever.
-    if (this.pending.length >= 1000) this.state();
+    this.bytesSinceSnapshot += update.length;
+    // Bound the pending list so a room nobody joins does not grow an unmerged tail forever. A merge
+    // costs about the whole state: it waits until the tail is a share of it (amortised linear;
+    // merging a large document every 1000 small updates made the cost grow with its size).
+    const due = this.pendingBytes * MERGE_TAIL_SHARE >= this.base.length || this.pending.length >= MERGE_MAX_PENDING;
+    if (this.pending.length >= MERGE_AFTER_UPDATES && due) this.state();
   }
 
   /** Marks `update` as recorded in `index` already (by validation, before its commit). */
@@ -114,6 +120,12 @@ export class CachedDocument {
 }
 
 const EMPTY_UPDATE = new Uint8Array([0, 0]);
+/** Fewest pending updates before a merge on add() (joins merge whatever is pending anyway). */
+const MERGE_AFTER_UPDATES = 1000;
+/** ...and the pending tail must be at least 1/MERGE_TAIL_SHARE of the merged state's bytes. */
+const MERGE_TAIL_SHARE = 4;
+/** ...or this many are pending (each small array costs more memory than its bytes). */
+const MERGE_MAX_PENDING = 16_000;
 
 /** LRU cache of {@link CachedDocument}s loaded from the store. */
 export class DocumentCache {
@@ -215,7 +227,8 @@ export class DocumentCache {
       const loaded = await this.store.loadDocument(conversation);
       const parts = loaded.snapshot ? [loaded.snapshot, ...loaded.updates] : loaded.updates;
       const base = parts.length === 0 ? EMPTY_UPDATE : parts.length === 1 ? parts[0] : Y.mergeUpdates(parts);
-      const doc = new CachedDocument(conversation, base, loaded.headSeq, loaded.updatesSinceSnapshot);
+      const tailBytes = loaded.updates.reduce((sum, update) => sum + update.length, 0);
+      const doc = new CachedDocument(conversation, base, loaded.headSeq, loaded.updatesSinceSnapshot, tailBytes);
       for (const [update, seq] of this.loading.get(conversation)?.backlog ?? []) {
         if (seq > loaded.headSeq) doc.add(update, seq);
       }

@@ -53,6 +53,22 @@ export interface WritePathDeps {
   onCompacted?: (conversation: string, seq: number) => void;
 }
 
+/** A compaction's tail must be at least 1/COMPACT_TAIL_SHARE of the state's bytes... */
+const COMPACT_TAIL_SHARE = 4;
+/** ...unless it holds this many times the configured number of updates (bounds a load's row count). */
+const COMPACT_TAIL_MAX_FACTOR = 16;
+
+/**
+ * A compaction re-reads, decrypts and merges the whole state: run it once the tail since the last
+ * snapshot holds `compactAfterUpdates` updates and a share of the state's bytes, so its cost per
+ * update stays flat as the document grows (at a fixed count it grew with the document: a third of
+ * the store thread under the chatty load).
+ */
+export function compactionDue(doc: { updatesSinceSnapshot: number; bytesSinceSnapshot: number; bytes: number }, compactAfterUpdates: number): boolean {
+  if (doc.updatesSinceSnapshot < compactAfterUpdates) return false;
+  return doc.bytesSinceSnapshot * COMPACT_TAIL_SHARE >= doc.bytes || doc.updatesSinceSnapshot >= compactAfterUpdates * COMPACT_TAIL_MAX_FACTOR;
+}
+
 /** Accepts updates from any entry point (Parley sockets, y-websocket sockets, HTTP). */
 export class WritePath {
   private readonly compacting = new Set<string>();
@@ -124,13 +140,15 @@ export class WritePath {
 
   private maybeCompact(conversation: string): void {
     const doc = this.deps.cache.peek(conversation);
-    if (!doc || doc.updatesSinceSnapshot < this.deps.compactAfterUpdates || this.compacting.has(conversation)) return;
+    if (!doc || !compactionDue(doc, this.deps.compactAfterUpdates) || this.compacting.has(conversation)) return;
     this.compacting.add(conversation);
     const before = doc.updatesSinceSnapshot;
+    const beforeBytes = doc.bytesSinceSnapshot;
     this.deps.store
       .compact(conversation)
       .then((result) => {
         doc.updatesSinceSnapshot = Math.max(0, doc.updatesSinceSnapshot - before);
+        doc.bytesSinceSnapshot = Math.max(0, doc.bytesSinceSnapshot - beforeBytes);
         if (result) {
           this.deps.onCompacted?.(conversation, result.seq);
           this.deps.logger.debug({ conversation, ...result }, "compacted");
