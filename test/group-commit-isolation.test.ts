@@ -85,8 +85,10 @@ for (const [name, open, available] of backends) {
       const store = await open();
       const committer = new GroupCommitter(store, { maxBatch: 64, windowMs: 50 });
       const pending = appendsOf("conv-a", alice, textUpdates(new Y.Doc(), 4)).map((r) => committer.append(r));
+      // Observed before the close: the commit may fail while close() is still under way.
+      const settled = Promise.allSettled(pending);
       await store.close();
-      const results = await Promise.allSettled(pending);
+      const results = await settled;
       expect(results.every((r) => r.status === "rejected" && (r.reason as StoreError).code === "closed")).toBe(true);
     });
   });
