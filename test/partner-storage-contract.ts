@@ -104,11 +104,21 @@ export function runPartnerStorageContract(name: string, backend: ContractBackend
         ["conv-2", 3],
       ]);
       await b.events.markDirty([["conv-1", 4]]);
-      await b.events.markDerived("conv-2", 3);
-      await a.events.markDerived("conv-1", 4);
+      await b.events.markDerived([["conv-2", 3]]);
+      await a.events.markDerived([["conv-1", 4]]);
       expect(await a.events.listDirty()).toEqual([{ conversation: "conv-1", seq: 5 }]);
-      await b.events.markDerived("conv-1", 5);
+      await b.events.markDerived([["conv-1", 5]]);
       expect(await a.events.listDirty()).toEqual([]);
+      // Several watermarks move in one call (the derivation flushes them together).
+      await a.events.markDerived([
+        ["conv-2", 7],
+        ["conv-1", 6],
+      ]);
+      const derived = await b.events.listDerived();
+      expect(derived.filter((d) => d.conversation.startsWith("conv-")).sort((x, y) => x.conversation.localeCompare(y.conversation))).toEqual([
+        { conversation: "conv-1", seq: 6 },
+        { conversation: "conv-2", seq: 7 },
+      ]);
     });
 
     it("never lets a reader pass a cursor committed late by a concurrent writer", async () => {

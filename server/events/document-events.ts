@@ -170,11 +170,12 @@ export class DocumentEvents {
     if (this.watermarkTimer) clearTimeout(this.watermarkTimer);
     this.watermarkTimer = null;
     if (this.watermarks.size === 0) return;
-    // Sorted: two nodes moving the same watermarks lock their rows in one order.
-    const entries = [...this.watermarks].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+    const entries = [...this.watermarks];
     this.watermarks.clear();
     try {
-      for (const [conversation, seq] of entries) await this.deps.store.markDerived(conversation, seq);
+      // One call and one transaction for all of them: a call each crossed to the partner-storage
+      // worker once per conversation every second, as much main-thread time as the commits' own.
+      await this.deps.store.markDerived(entries);
     } catch (error) {
       // Only a restart needs the watermarks; one not written means a harmless second derivation.
       this.deps.logger.warn({ err: error }, "could not record event derivation watermarks");

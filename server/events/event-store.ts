@@ -80,8 +80,8 @@ export interface EventStore {
   conversationEventIds(conversation: string): Promise<string[]>;
   /** Notes that a conversation has commits up to `seq` whose events are not derived yet. */
   markDirty(entries: readonly [conversation: string, seq: number][]): Promise<void>;
-  /** Events of the conversation are derived up to `seq`: its dirty mark is cleared if not newer. */
-  markDerived(conversation: string, seq: number): Promise<void>;
+  /** Events of each conversation are derived up to its `seq` (one transaction): its dirty mark is cleared if not newer. */
+  markDerived(entries: readonly [conversation: string, seq: number][]): Promise<void>;
   /** Conversations with commits not derived yet (dirty marks; older versions wrote them per commit). */
   listDirty(): Promise<{ conversation: string; seq: number }[]>;
   /** Every conversation's derivation watermark: its events are derived up to `seq`. */
@@ -102,7 +102,7 @@ export function eventStoreOver(api: Omit<EventStore, "close">, close: () => Prom
     forgetConversationFor: (org, conversation) => api.forgetConversationFor(org, conversation),
     conversationEventIds: (conversation) => api.conversationEventIds(conversation),
     markDirty: (entries) => api.markDirty(entries),
-    markDerived: (conversation, seq) => api.markDerived(conversation, seq),
+    markDerived: (entries) => api.markDerived(entries),
     listDirty: () => api.listDirty(),
     listDerived: () => api.listDerived(),
     derivationState: (conversation) => api.derivationState(conversation),

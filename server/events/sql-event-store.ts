@@ -220,9 +220,11 @@ export class SqlEventStore implements Omit<EventStore, "close"> {
     });
   }
 
-  markDerived(conversation: string, seq: number): Promise<void> {
+  markDerived(entries: readonly [conversation: string, seq: number][]): Promise<void> {
+    // Sorted, as markDirty: two nodes moving the same watermarks lock their rows in one order.
+    const sorted = [...entries].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
     return this.relaxed(async (tx) => {
-      await tx.run(this.sql.markDerived, [conversation, seq]);
+      for (const [conversation, seq] of sorted) await tx.run(this.sql.markDerived, [conversation, seq]);
     });
   }
 
