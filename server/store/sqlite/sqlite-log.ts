@@ -19,6 +19,7 @@ import { checkAfterSeq, checkAppendBatch, checkConversation, checkLimit } from "
 import type { AppendRequest, ClientIdRecord, CommittedAppend, CompactionResult, ConversationChainHead, DocumentState, LogEntry } from "../store.ts";
 import { destroyedError, StoreError } from "../../sql/store-error.ts";
 import { migrate } from "../../sql/sqlite-migrate.ts";
+import { packCommitted, unpackAppendBatch } from "./packed-batch.ts";
 import type { SqliteOps } from "./worker-protocol.ts";
 
 export interface SqliteLogOptions {
@@ -140,6 +141,10 @@ export class SqliteLog implements SqliteOps {
     const conversations = conversationsOf(requests);
     const keys = this.ensureDataKeys(conversations);
     return this.db.transaction(() => this.appendAll(requests, conversations, keys)).immediate();
+  }
+
+  appendPacked(batch: ArrayBuffer): ArrayBuffer {
+    return packCommitted(this.appendBatch(unpackAppendBatch(batch)));
   }
 
   private appendAll(requests: readonly AppendRequest[], conversations: string[], keys: ReadonlyMap<string, KeyObject>): CommittedAppend[] {

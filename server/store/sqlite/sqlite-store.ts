@@ -15,6 +15,7 @@ import type {
 import { StoreError, toStoreErrorCode } from "../../sql/store-error.ts";
 import type { OpName, OpRequest, SqliteOps, SqliteWorkerData, WorkerMessage } from "./worker-protocol.ts";
 import { moduleBeside } from "../../sql/module-url.ts";
+import { packAppendBatch, unpackCommitted } from "./packed-batch.ts";
 
 export interface SqliteStoreOptions {
   /** Database file; created (with its WAL files beside it) when missing. */
@@ -114,15 +115,11 @@ export class SqliteStore implements Store {
     worker.unref();
   }
 
-  appendBatch(requests: readonly AppendRequest[]): Promise<CommittedAppend[]> {
-    if (this.status === "open" && requests.length === 0) return Promise.resolve([]);
-    let packed: { requests: AppendRequest[]; buffer: ArrayBuffer };
-    try {
-      packed = packPayloads(requests);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.call("appendBatch", [packed.requests], [packed.buffer]);
+  async appendBatch(requests: readonly AppendRequest[]): Promise<CommittedAppend[]> {
+    if (this.status === "open" && Array.isArray(requests) && requests.length === 0) return [];
+    // One buffer each way, moved between the threads, instead of a clone of every request.
+    const batch = packAppendBatch(requests);
+    return unpackCommitted(await this.call("appendPacked", [batch], [batch]), requests);
   }
 
   loadDocument(conversation: string): Promise<DocumentState> {
@@ -265,31 +262,4 @@ export class SqliteStore implements Store {
       ? new StoreError("unavailable", this.failure || "store worker exited")
       : new StoreError("closed", "the store is closed");
   }
-}
-
-/**
- * Copies every payload into one fresh buffer that is then moved (not copied) to the worker.
- * Cloning the caller's views instead would copy each view's whole backing buffer (often a
- * pooled 8 KiB slab or a whole socket frame), and the caller keeps its payloads for fan-out.
- */
-function packPayloads(requests: readonly AppendRequest[]): { requests: AppendRequest[]; buffer: ArrayBuffer } {
-  if (!Array.isArray(requests)) throw new StoreError("invalid_request", "appendBatch expects an array");
-  let total = 0;
-  for (const r of requests) {
-    if (!(r?.payload instanceof Uint8Array)) throw new StoreError("invalid_request", "payload must be a Uint8Array");
-    if (typeof r.actor !== "object" || r.actor === null) throw new StoreError("invalid_request", "actor is missing");
-    total += r.payload.byteLength;
-  }
-  const buffer = new ArrayBuffer(total);
-  const bytes = new Uint8Array(buffer);
-  let offset = 0;
-  const packed = requests.map((r): AppendRequest => {
-    const length = r.payload.byteLength;
-    bytes.set(r.payload, offset);
-    const payload = new Uint8Array(buffer, offset, length);
-    offset += length;
-    const { user, org, session } = r.actor;
-    return { conversation: r.conversation, kind: r.kind, actor: { user, org, session }, payload, ...(r.claims ? { claims: r.claims } : {}) };
-  });
-  return { requests: packed, buffer };
 }

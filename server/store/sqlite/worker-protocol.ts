@@ -9,6 +9,8 @@ import type { StoreErrorCode } from "../../sql/store-error.ts";
 /** The operations the worker runs, synchronously, one at a time, in arrival order. */
 export interface SqliteOps {
   appendBatch(requests: readonly AppendRequest[]): CommittedAppend[];
+  /** appendBatch over a batch packed by packed-batch.ts; answers the packed results (both buffers are moved). */
+  appendPacked(batch: ArrayBuffer): ArrayBuffer;
   loadDocument(conversation: string): DocumentState;
   readUpdatesSince(conversation: string, afterSeq: number): { seq: number; payload: Uint8Array }[];
   readEntries(conversation: string, afterSeq: number, limit: number): LogEntry[];
@@ -25,6 +27,7 @@ export type OpName = keyof SqliteOps;
 
 export const OP_NAMES: ReadonlySet<string> = new Set<OpName>([
   "appendBatch",
+  "appendPacked",
   "loadDocument",
   "readUpdatesSince",
   "readEntries",

@@ -17,7 +17,8 @@ const log: SqliteLog = openSqliteLog(data);
 port.on("message", (request: OpRequest) => {
   const reply = run(request);
   try {
-    port.postMessage(reply);
+    // A packed result (appendPacked) is moved, not copied.
+    port.postMessage(reply, reply.type === "reply" && reply.ok && reply.value instanceof ArrayBuffer ? [reply.value] : []);
   } catch (err) {
     // A result that cannot cross the thread boundary must fail its call, not the thread.
     port.postMessage({ type: "reply", id: request.id, ok: false, error: serializeError(err) } satisfies WorkerMessage);
