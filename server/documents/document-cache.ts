@@ -25,8 +25,8 @@ export class CachedDocument {
   ownersAt = -1;
   /** The log was read once for owners recorded before the store kept them. */
   logScanned = false;
-  /** Updates already recorded in an index by the write path's validation, and in which one. */
-  private readonly recorded = new WeakMap<Uint8Array, DocumentIndex>();
+  /** When it was last moved to the recent end of the cache's LRU order (the cache's use count). */
+  usedAt = 0;
 
   constructor(
     readonly conversation: string,
@@ -46,9 +46,12 @@ export class CachedDocument {
     return this.base.length + this.pendingBytes;
   }
 
-  /** Adds a committed update. Duplicates are harmless: Yjs merging is idempotent. */
-  add(update: Uint8Array, seq: number): void {
-    this.follow(update);
+  /**
+   * Adds a committed update. Duplicates are harmless: Yjs merging is idempotent. `recordedIn`: the
+   * index the write path's validation already recorded it in (this node's own commits).
+   */
+  add(update: Uint8Array, seq: number, recordedIn?: object): void {
+    this.follow(update, recordedIn);
     this.pending.push(update);
     this.pendingBytes += update.length;
     this.vector = null;
@@ -63,15 +66,10 @@ export class CachedDocument {
     if (this.pending.length >= MERGE_AFTER_UPDATES && due) this.state();
   }
 
-  /** Marks `update` as recorded in `index` already (by validation, before its commit). */
-  recordedIn(update: Uint8Array, index: DocumentIndex): void {
-    this.recorded.set(update, index);
-  }
-
   /** Keeps the index up to date with a committed update this node did not validate (another node's). */
-  private follow(update: Uint8Array): void {
+  private follow(update: Uint8Array, recordedIn: object | undefined): void {
     const index = this.index;
-    if (!index || this.recorded.get(update) === index) return;
+    if (!index || recordedIn === index) return;
     try {
       index.record(effectsOf(readUpdate(update, index, { tolerant: true })));
     } catch {
@@ -127,11 +125,22 @@ const MERGE_TAIL_SHARE = 4;
 /** ...or this many are pending (each small array costs more memory than its bytes). */
 const MERGE_MAX_PENDING = 16_000;
 
+/**
+ * True when the document's index can be used as it is. Another node's commits reach the index
+ * through add() without their writers: those are read again from the store when a client id
+ * without an owner shows up.
+ */
+function indexReady(doc: CachedDocument): doc is CachedDocument & { index: DocumentIndex } {
+  return doc.index !== null && (doc.ownersAt >= doc.headSeq || doc.index.unownedClients().length === 0);
+}
+
 /** LRU cache of {@link CachedDocument}s loaded from the store. */
 export class DocumentCache {
   private readonly docs = new Map<string, CachedDocument>();
   private readonly loading = new Map<string, { promise: Promise<CachedDocument>; backlog: [Uint8Array, number][] }>();
   private totalBytes = 0;
+  /** Calls of get() so far: the clock of the approximate LRU order. */
+  private uses = 0;
 
   constructor(
     private readonly store: Store,
@@ -158,13 +167,22 @@ export class DocumentCache {
    */
   async withIndex(conversation: string): Promise<{ doc: CachedDocument; index: DocumentIndex }> {
     const doc = await this.get(conversation);
-    // Another node's commits reach the index through add() without their writers: those are
-    // read again from the store when a client id without an owner shows up.
-    if (doc.index && (doc.ownersAt >= doc.headSeq || doc.index.unownedClients().length === 0)) return { doc, index: doc.index };
+    if (indexReady(doc)) return { doc, index: doc.index };
     doc.indexing ??= this.buildIndex(conversation, doc).finally(() => {
       doc.indexing = null;
     });
     return { doc, index: await doc.indexing };
+  }
+
+  /**
+   * What {@link withIndex} gives, without waiting, when the state is cached and its index ready
+   * (the common case of a write); undefined when it has to be loaded or built first.
+   */
+  withIndexNow(conversation: string): { doc: CachedDocument; index: DocumentIndex } | undefined {
+    const doc = this.docs.get(conversation);
+    if (!doc || !indexReady(doc)) return undefined;
+    this.touch(conversation, doc);
+    return { doc, index: doc.index };
   }
 
   private async buildIndex(conversation: string, doc: CachedDocument): Promise<DocumentIndex> {
@@ -195,12 +213,15 @@ export class DocumentCache {
     return this.docs.get(conversation);
   }
 
-  /** Records a committed update in the cached state (if cached or loading). */
-  committed(conversation: string, update: Uint8Array, seq: number): void {
+  /**
+   * Records a committed update in the cached state (if cached or loading). `recordedIn`: the
+   * document-rules index validation recorded it in, when this node validated it.
+   */
+  committed(conversation: string, update: Uint8Array, seq: number, recordedIn?: object): void {
     const doc = this.docs.get(conversation);
     if (doc) {
       const before = doc.bytes;
-      doc.add(update, seq);
+      doc.add(update, seq, recordedIn);
       this.totalBytes += doc.bytes - before;
       this.evictIfNeeded(conversation);
       return;
@@ -242,7 +263,12 @@ export class DocumentCache {
   }
 
   private touch(conversation: string, doc: CachedDocument): void {
-    // Map iteration order is insertion order: re-inserting makes this the most recent.
+    // Map iteration order is insertion order: re-inserting makes this the most recent. A document
+    // used within the last half of the cache's uses is already far from the old end: it stays
+    // where it is (re-inserting on every write was a Map delete and insert per update).
+    this.uses++;
+    if (this.uses - doc.usedAt < this.docs.size / 2) return;
+    doc.usedAt = this.uses;
     this.docs.delete(conversation);
     this.docs.set(conversation, doc);
   }

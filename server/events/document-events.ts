@@ -294,8 +294,8 @@ export class DocumentEvents {
 /** A fan-out that also tells `documents` about each of this node's commits (after the commit, off the ack path). */
 export function withDocumentEvents(fanOut: FanOut, documents: Pick<DocumentEvents, "committed">): FanOut {
   return {
-    committedUpdate(conversation, update, seq, origin, envelope) {
-      fanOut.committedUpdate(conversation, update, seq, origin, envelope);
+    committedUpdate(conversation, update, seq, local) {
+      fanOut.committedUpdate(conversation, update, seq, local);
       documents.committed(conversation, seq);
     },
   };

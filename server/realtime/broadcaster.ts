@@ -4,7 +4,7 @@
 
 import type { DocMessage } from "../../protocol/index.ts";
 import { encodeDocFrame, encodeDocMessage } from "../../protocol/index.ts";
-import type { FanOut } from "../writes/write-path.ts";
+import type { FanOut, LocalCommit } from "../writes/write-path.ts";
 import type { SocketTraffic } from "../platform/metrics.ts";
 import type { UWS } from "../platform/uws.ts";
 import type { ChannelRegistry } from "./conversation-channel.ts";
@@ -42,8 +42,9 @@ export class Broadcaster implements FanOut {
     private readonly traffic?: SocketTraffic,
   ) {}
 
-  committedUpdate(conversation: string, update: Uint8Array, _seq: number, origin?: unknown, envelope?: Uint8Array): void {
-    this.publish(conversation, { type: "update", update }, isOrigin(origin) ? origin : undefined, envelope);
+  committedUpdate(conversation: string, update: Uint8Array, _seq: number, local?: LocalCommit): void {
+    const origin = local?.origin;
+    this.publish(conversation, { type: "update", update }, isOrigin(origin) ? origin : undefined, local?.envelope);
   }
 
   /** Publishes a message to both dialects' subscribers, skipping `origin`. */

@@ -115,7 +115,9 @@ export class RealtimeHub {
    * `catchUp` marks a sync step 2 (offline edits), allowed up to the frame size.
    */
   async write(session: ClientSession, conversation: string, update: Uint8Array, options: { envelope?: Uint8Array; catchUp?: boolean } = {}): Promise<number> {
-    const joined = await this.joinedWithRole(session, conversation);
+    // Known at once after the join: waiting only while the role is still being looked up.
+    const known = this.joinedOrThrow(session, conversation);
+    const joined = known.role === null ? await this.joinedWithRole(session, conversation) : known;
     if (joined.role !== "writer") throw new ParleyError(ErrorCode.ReadOnly, "observers cannot change this conversation");
     if (this.shuttingDown) throw new ParleyError(ErrorCode.ShuttingDown, "server is shutting down; retry");
     const identity = session.identity;

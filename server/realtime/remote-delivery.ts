@@ -6,7 +6,7 @@
 import type { Bus, BusHandler, BusMessage } from "../bus/bus.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { DeliveryObserver } from "../platform/metrics.ts";
-import type { FanOut } from "../writes/write-path.ts";
+import type { FanOut, LocalCommit } from "../writes/write-path.ts";
 import type { Store } from "../store/store.ts";
 import type { ClusterBroadcaster } from "./cluster-broadcaster.ts";
 import type { ChannelObserver } from "./conversation-channel.ts";
@@ -52,10 +52,10 @@ export class RemoteDelivery implements FanOut, BusHandler, ChannelObserver {
    * committed until that one arrives (bus, or store after the grace period). The sender's own
    * ack does not wait; it goes out as soon as the commit is durable.
    */
-  committedUpdate(conversation: string, update: Uint8Array, seq: number, origin?: unknown, envelope?: Uint8Array): void {
-    const committedAt = performance.now();
+  committedUpdate(conversation: string, update: Uint8Array, seq: number, local: LocalCommit = {}): void {
+    const origin: LocalOrigin = { ...local, committedAt: performance.now() };
     this.deps.bus.publishUpdate(conversation, seq, update);
-    if (!this.sequenced.offer(conversation, seq, update, { origin, envelope, committedAt })) this.untracked(conversation, seq, update, origin, envelope);
+    if (!this.sequenced.offer(conversation, seq, update, origin)) this.untracked(conversation, seq, update, local);
   }
 
   /**
@@ -110,8 +110,8 @@ export class RemoteDelivery implements FanOut, BusHandler, ChannelObserver {
   }
 
   private deliverLocally(conversation: string, seq: number, update: Uint8Array, local: LocalOrigin | undefined): void {
-    this.deps.cache.committed(conversation, update, seq);
-    this.deps.broadcaster.committedUpdate(conversation, update, seq, local?.origin, local?.envelope);
+    this.deps.cache.committed(conversation, update, seq, local?.recordedIn);
+    this.deps.broadcaster.committedUpdate(conversation, update, seq, local);
   }
 
   /**
@@ -119,10 +119,10 @@ export class RemoteDelivery implements FanOut, BusHandler, ChannelObserver {
    * only if this commit directly follows it; otherwise other nodes wrote in between and the
    * stale state is dropped, to be reloaded from the store by the next join.
    */
-  private untracked(conversation: string, seq: number, update: Uint8Array, origin: unknown, envelope: Uint8Array | undefined): void {
+  private untracked(conversation: string, seq: number, update: Uint8Array, local: LocalCommit): void {
     const doc = this.deps.cache.peek(conversation);
-    if (doc && doc.headSeq === seq - 1) this.deps.cache.committed(conversation, update, seq);
+    if (doc && doc.headSeq === seq - 1) this.deps.cache.committed(conversation, update, seq, local.recordedIn);
     else if (doc) this.deps.cache.evict(conversation);
-    this.deps.broadcaster.committedUpdate(conversation, update, seq, origin, envelope);
+    this.deps.broadcaster.committedUpdate(conversation, update, seq, local);
   }
 }

@@ -5,12 +5,17 @@
 import type { Logger } from "../platform/logger.ts";
 import type { DeliveryObserver } from "../platform/metrics.ts";
 
-/** How a local commit arrived, kept so its fan-out can skip the sender and reuse its frame. */
+/**
+ * How a local commit arrived, kept so its fan-out can skip the sender and reuse its frame (and
+ * the cache knows which index already holds it).
+ */
 export interface LocalOrigin {
   origin?: unknown;
   envelope?: Uint8Array;
   /** When it was committed (performance.now()): the local fan-out delay runs from here. */
   committedAt?: number;
+  /** The document-rules index validation recorded it in. */
+  recordedIn?: object;
 }
 
 /** Dependencies of {@link SequencedDelivery}. */

@@ -11,14 +11,23 @@ import { StoreError } from "../sql/store-error.ts";
 import type { GroupCommitter } from "./group-committer.ts";
 import { type DocumentLimits, validateUpdate } from "./update-validator.ts";
 
+/** What this node knows of one of its own commits, for the fan-out. */
+export interface LocalCommit {
+  /** The sending connection (skipped by the fan-out). */
+  origin?: unknown;
+  /** The update already encoded as a Parley frame, when the caller has it. */
+  envelope?: Uint8Array;
+  /** The document-rules index validation recorded the update in (the cache need not read it again). */
+  recordedIn?: object;
+}
+
 /** Where committed updates go: the cache and local subscribers (in sequence order), and other nodes. */
 export interface FanOut {
   /**
    * Delivers a committed update, the cache included: with several nodes only the fan-out knows
-   * the order to feed it in. `origin` identifies the sending connection (so it can be skipped);
-   * `envelope` is the update already encoded as a Parley frame, when the caller has it.
+   * the order to feed it in. `local` is set for this node's own commits.
    */
-  committedUpdate(conversation: string, update: Uint8Array, seq: number, origin?: unknown, envelope?: Uint8Array): void;
+  committedUpdate(conversation: string, update: Uint8Array, seq: number, local?: LocalCommit): void;
 }
 
 /** How one submission arrived, for fan-out and ordering. */
@@ -87,7 +96,8 @@ export class WritePath {
     let doc: Awaited<ReturnType<DocumentCache["withIndex"]>>["doc"];
     let index: Awaited<ReturnType<DocumentCache["withIndex"]>>["index"];
     try {
-      ({ doc, index } = await this.deps.cache.withIndex(conversation));
+      // Without a wait when the conversation is cached: a write then costs no extra turn.
+      ({ doc, index } = this.deps.cache.withIndexNow(conversation) ?? (await this.deps.cache.withIndex(conversation)));
     } catch (error) {
       this.deps.logger.error({ err: error, conversation }, "document could not be loaded for validation");
       throw new ParleyError(ErrorCode.StoreUnavailable, "the conversation could not be loaded; retry");
@@ -106,7 +116,6 @@ export class WritePath {
     index.record(verdict.effects);
     for (const client of verdict.claims) index.setOwner(client, { ...actor, restore: options.reAddable !== undefined });
     const payload = verdict.update;
-    doc.recordedIn(payload, index);
     let seq: number;
     let refused: string | undefined;
     try {
@@ -133,7 +142,7 @@ export class WritePath {
     }
     // The envelope carries the bytes as sent; when validation trimmed them, it is re-encoded.
     const envelope = payload === update ? options.envelope : undefined;
-    this.deps.fanOut.committedUpdate(conversation, payload, seq, options.origin, envelope);
+    this.deps.fanOut.committedUpdate(conversation, payload, seq, { origin: options.origin, envelope, recordedIn: index });
     this.maybeCompact(conversation);
     return seq;
   }
