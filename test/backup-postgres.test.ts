@@ -36,6 +36,8 @@ const enabled = Boolean(baseUrl && toolsInstalled);
 const suffix = randomBytes(5).toString("hex");
 const SOURCE_SCHEMA = `parley_pgbk_${suffix}`;
 const DRILL_DATABASE = `parley_drill_${suffix}`;
+/** A second fresh database, restored into its default schema (public, which a new database has, empty). */
+const PUBLIC_DATABASE = `parley_drill_public_${suffix}`;
 const RESTORED_SCHEMA = "parley_restored";
 let admin: pg.Client;
 let work: string;
@@ -94,6 +96,7 @@ beforeAll(async () => {
   await admin.connect();
   await admin.query(`CREATE SCHEMA "${SOURCE_SCHEMA}"`);
   await admin.query(`CREATE DATABASE "${DRILL_DATABASE}"`);
+  await admin.query(`CREATE DATABASE "${PUBLIC_DATABASE}"`);
   const database = new URL(baseUrl as string).pathname.slice(1);
   sourceUrl = urlFor(database, SOURCE_SCHEMA);
   drillUrl = urlFor(DRILL_DATABASE, RESTORED_SCHEMA);
@@ -134,6 +137,7 @@ afterAll(async () => {
   await server?.cleanup();
   await admin.query(`DROP SCHEMA IF EXISTS "${SOURCE_SCHEMA}" CASCADE`);
   await admin.query(`DROP DATABASE IF EXISTS "${DRILL_DATABASE}" WITH (FORCE)`);
+  await admin.query(`DROP DATABASE IF EXISTS "${PUBLIC_DATABASE}" WITH (FORCE)`);
   await admin.end();
   await rm(work, { recursive: true, force: true });
   await rm(newMachine, { recursive: true, force: true });
@@ -221,6 +225,14 @@ describe.skipIf(!enabled)("Postgres backup and restore drill", () => {
     expect(await tableCount(DRILL_DATABASE, SOURCE_SCHEMA, "entries")).toBeNull();
     expect(await tableCount(DRILL_DATABASE, RESTORED_SCHEMA, "data_keys")).toBe(2);
     expect(await tableCount(DRILL_DATABASE, RESTORED_SCHEMA, "entries")).toBe(await tableCount(new URL(sourceUrl).pathname.slice(1), SOURCE_SCHEMA, "entries"));
+
+    // Into a new database's own (empty) public schema, with no search_path in DATABASE_URL.
+    const plainUrl = new URL(baseUrl as string);
+    plainUrl.pathname = `/${PUBLIC_DATABASE}`;
+    const intoPublic = await runParley(["restore", file(), "--keyring", keyring()], { DATABASE_URL: plainUrl.toString(), PARLEY_DATA_DIR: newMachine });
+    expect(intoPublic.stderr).toBe("");
+    expect(intoPublic.stdout).toContain("into schema public (every table's row count checked)");
+    expect(await tableCount(PUBLIC_DATABASE, "public", "entries")).toBe(await tableCount(DRILL_DATABASE, RESTORED_SCHEMA, "entries"));
 
     // A second restore over it is refused: it is not empty any more.
     const again = await runParley(["restore", file(), "--keyring", keyring()], asNewMachine());
