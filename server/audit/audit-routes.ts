@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { route } from "../http/route.ts";
 import { requireAdmin } from "../identity/organisation-routes.ts";
-import type { HttpServices } from "../http/services.ts";
+import type { HttpServices } from "../identity/http-services.ts";
 import { auditFailureNotice } from "../notices/notice-policy.ts";
 import type { Store } from "../store/store.ts";
 import { EXPORT_FORMAT, type ExportLine, entryLine, toJsonLines } from "./audit-export.ts";

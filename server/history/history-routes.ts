@@ -12,7 +12,7 @@ import type { ConversationRecord } from "../directory/directory-types.ts";
 import { ParleyError } from "../platform/errors.ts";
 import { actorId } from "../http/principal.ts";
 import { route } from "../http/route.ts";
-import type { HttpServices } from "../http/services.ts";
+import type { HttpServices } from "../identity/http-services.ts";
 import type { Store } from "../store/store.ts";
 import { type HistoryPoint, type PastState, stateAt } from "./past-state.ts";
 import { renderConversation, restoreEdit } from "./restore-edit.ts";

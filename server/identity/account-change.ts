@@ -7,7 +7,7 @@ import { ErrorCode } from "../../protocol/index.ts";
 import type { OrgEventFor, OrgEventInput } from "../directory/org-recorder.ts";
 import { type AuditedStep, DirectoryError } from "../directory/directory.ts";
 import { ParleyError } from "../platform/errors.ts";
-import type { HttpServices } from "../http/services.ts";
+import type { HttpServices } from "./http-services.ts";
 
 /**
  * A second factor checked but not yet spent where spending is a change to record (a recovery

@@ -18,7 +18,7 @@ import { repeatedFailuresNotice } from "../notices/notice-policy.ts";
 import { route } from "../http/route.ts";
 import { HttpError } from "../http/router.ts";
 import { clearedSessionCookies, refreshTokenFromCookie, sessionCookies } from "../http/session-cookies.ts";
-import type { HttpServices } from "../http/services.ts";
+import type { HttpServices } from "./http-services.ts";
 import type { TokenPair as Tokens } from "./session-service.ts";
 import { Email, MemberRole, Name, OrganisationView, Password, RefreshCookie, TokenPair, UserView } from "../http/schemas.ts";
 

@@ -15,7 +15,7 @@ import { accessorOf } from "./access-control.ts";
 import type { InvitationService } from "./invitation-service.ts";
 import { actorId, type Principal } from "../http/principal.ts";
 import { route } from "../http/route.ts";
-import type { HttpServices } from "../http/services.ts";
+import type { HttpServices } from "./http-services.ts";
 import { newId } from "./auth-routes.ts";
 import {
   AuthorsPage,

@@ -24,7 +24,7 @@ import { conversationRoutes } from "./conversation-routes.ts";
 import { invitationRoutes } from "./invitation-routes.ts";
 import { membershipRoutes } from "./membership-routes.ts";
 import { organisationRoutes } from "./organisation-routes.ts";
-import type { HttpServices } from "../http/services.ts";
+import type { HttpServices } from "./http-services.ts";
 import type { LimiterBackend } from "../limits/limiter-backend.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { WritePath } from "../writes/write-path.ts";

@@ -11,7 +11,7 @@ import { ParleyError } from "../platform/errors.ts";
 import type { InvitationService, InvitationSignIn } from "./invitation-service.ts";
 import { type RequestHeaders, type RouteResult, route } from "../http/route.ts";
 import { cookieValue } from "../http/session-cookies.ts";
-import type { HttpServices } from "../http/services.ts";
+import type { HttpServices } from "./http-services.ts";
 import { deliverTokens } from "./auth-routes.ts";
 import { RefreshCookie, TokenPair } from "../http/schemas.ts";
 

@@ -11,7 +11,7 @@ import type { MemberRole } from "../directory/directory-types.ts";
 import { ParleyError } from "../platform/errors.ts";
 import type { Principal, UserPrincipal } from "../http/principal.ts";
 import { route } from "../http/route.ts";
-import type { HttpServices } from "../http/services.ts";
+import type { HttpServices } from "./http-services.ts";
 import { newId } from "./auth-routes.ts";
 import { ownOrganisation, requireAdmin } from "./organisation-routes.ts";
 import { Email, Id, MemberRole as MemberRoleSchema } from "../http/schemas.ts";

@@ -10,7 +10,7 @@ import { API_KEY_SCOPES } from "./access-control.ts";
 import { ipAllowed, isValidAllowlistEntry } from "../http/ip-allowlist.ts";
 import { API_KEY_PREFIX, type Principal, secretHash } from "../http/principal.ts";
 import { route } from "../http/route.ts";
-import type { HttpServices } from "../http/services.ts";
+import type { HttpServices } from "./http-services.ts";
 import { newId } from "./auth-routes.ts";
 import { Name } from "../http/schemas.ts";
 import { ItemsOf, OrganisationRecordView } from "../http/response-schemas.ts";

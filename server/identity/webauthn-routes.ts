@@ -11,7 +11,7 @@ import type { User } from "../directory/directory-types.ts";
 import { ParleyError } from "../platform/errors.ts";
 import { route } from "../http/route.ts";
 import { HttpError } from "../http/router.ts";
-import type { HttpServices } from "../http/services.ts";
+import type { HttpServices } from "./http-services.ts";
 import { commitAccountChange, inEveryOrg, type PendingFactor } from "./account-change.ts";
 import { ItemsOf } from "../http/response-schemas.ts";
 import { Email, Name, OrganisationView, RefreshCookie, TokenPair, UserView } from "../http/schemas.ts";

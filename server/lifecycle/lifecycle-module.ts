@@ -5,7 +5,7 @@
 import type { Config } from "../platform/config.ts";
 import type { Directory } from "../directory/directory.ts";
 import type { RouteDefinition } from "../http/route.ts";
-import type { HttpServices } from "../http/services.ts";
+import type { HttpServices } from "../identity/http-services.ts";
 import type { AccessEvents } from "../bus/access-events.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { Store } from "../store/store.ts";

@@ -13,7 +13,7 @@ import type { ConversationParty } from "../directory/directory-types.ts";
 import { ParleyError } from "../platform/errors.ts";
 import { actorId, type Principal, type UserPrincipal } from "../http/principal.ts";
 import { route } from "../http/route.ts";
-import type { HttpServices } from "../http/services.ts";
+import type { HttpServices } from "../identity/http-services.ts";
 import { accessorOf } from "../identity/access-control.ts";
 import type { ConversationLifecycle } from "./conversation-lifecycle.ts";
 import type { LifecycleAudit } from "./lifecycle-audit.ts";
