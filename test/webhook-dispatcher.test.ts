@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { sealSecret } from "../server/crypto/secret-box.ts";
 import { EventNotifier } from "../server/events/event-notifier.ts";
 import { newEventId } from "../server/events/event-recorder.ts";
@@ -199,6 +199,27 @@ describe("webhook delivery", () => {
     expect(transport.requests.at(-1)).toMatchObject({ ok: true });
     expect(cursorOf(transport.requests.at(-1)!.request)).toBe(1);
     expect((await store.getEndpoint("whk_1"))?.delivery).toMatchObject({ cursor: 3, attempts: 0, failingSince: null });
+  });
+
+  it("reports its backlog exactly: events not yet handed off, the retried head included, and dead letters queued for replay", async () => {
+    await appendEvents(3);
+    transport.answer = (request) => cursorOf(request) !== 1;
+    await register();
+    await runUntil(() => transport.requests.length >= 2);
+    // Event 1 waits for its next try; 2 and 3 wait behind it.
+    expect(await dispatcher.backlog()).toBe(3);
+    await appendEvents(2);
+    expect(await dispatcher.backlog()).toBe(5);
+    await runUntil(() => transport.requests.filter((r) => r.ok).length === 4);
+    // Event 1 was parked (given up on, not owed), the others delivered (once the last answer is recorded).
+    await vi.waitFor(async () => expect(await dispatcher.backlog()).toBe(0));
+
+    expect(await store.requestReplay("whk_1", null, clock.now())).toBe(1);
+    expect(await dispatcher.backlog()).toBe(1);
+    transport.answer = () => true;
+    await dispatcher.reload("whk_1");
+    await runUntil(async () => (await store.listDeadLetters("whk_1", 10))[0].replayedAt !== null);
+    expect(await dispatcher.backlog()).toBe(0);
   });
 
   it("disables an endpoint that fails for days and logs it as a security event", async () => {
