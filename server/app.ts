@@ -11,6 +11,7 @@ import { loadOrCreateKeys, type ServerKeys } from "./crypto/keys.ts";
 import { loadMasterKeys } from "./crypto/master-key.ts";
 import { backupMasterKeys } from "./backup/backup-keys.ts";
 import { BackupScheduler } from "./backup/backup-scheduler.ts";
+import { describeInterruptedRestore, interruptedRestore } from "./backup/restore-backup.ts";
 import { holdServerLock } from "./backup/server-lock.ts";
 import type { Bus } from "./bus/bus.ts";
 import { openBus } from "./bus/open-bus.ts";
@@ -104,6 +105,16 @@ export async function startServer(config: Config, logger: Logger, options: Start
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   // Announces this server in the data directory, so `parley restore` refuses to run under it.
   const serverLock = await holdServerLock(config.dataDir);
+  // A restore killed between its first and last rename left old and restored databases side by
+  // side: serving that mix is never right; `parley restore --resume` finishes it.
+  const interrupted = await interruptedRestore(config.dataDir).catch(async (error: unknown) => {
+    await serverLock.release();
+    throw error;
+  });
+  if (interrupted) {
+    await serverLock.release();
+    throw new StartupRefusal(describeInterruptedRestore(config.dataDir, interrupted));
+  }
   const keys = await loadOrCreateKeys(config.keysDir);
   const master = await loadMasterKeys({ ...config.masterKey, keysDir: config.keysDir });
   // Several nodes share Postgres (DATABASE_URL); one node alone keeps SQLite in its data directory.

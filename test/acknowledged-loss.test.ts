@@ -8,31 +8,15 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, expect, it, vi } from "vitest";
-import * as Y from "yjs";
 import { ACKED_HEADS_FILE, ACKED_HEADS_JOURNAL } from "../server/store/acknowledged-heads.ts";
+import { writeAcked } from "./helpers/acked-writes.ts";
 import { type ChildServer, childToken, startChildServer } from "./helpers/child-server.ts";
 import { runParley } from "./helpers/parley-cli.ts";
-import { RawClient } from "./helpers/raw-client.ts";
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
-
-/** Writes `count` updates to `conversation` and resolves with the last acknowledged seq. */
-async function writeAcked(server: ChildServer, token: string, conversation: string, count: number): Promise<number> {
-  const client = await RawClient.authenticated(server.url, token);
-  client.control({ type: "join", conversation });
-  await client.waitForControl("joined");
-  const doc = new Y.Doc();
-  const updates: Uint8Array[] = [];
-  doc.on("update", (u: Uint8Array) => updates.push(u));
-  for (let i = 0; i < count; i++) doc.getText("notes").insert(doc.getText("notes").length, `${i};`);
-  for (const update of updates) client.doc(conversation, { type: "update", update });
-  const last = await client.waitFor((f) => f.kind === "control" && f.message.type === "ack" && f.message.seq >= count);
-  client.close();
-  return (last as { message: { seq: number } }).message.seq;
-}
 
 /** Starts `parley serve` and resolves with how it ended: listening (a server) or its exit code and stderr. */
 async function tryStart(dataDir: string): Promise<{ server: ChildServer } | { refused: string }> {

@@ -13,7 +13,7 @@ import { createBackup } from "./create-backup.ts";
 import { NOT_BACKED_UP } from "./embedded-databases.ts";
 import { describeReplay, replayLedgerOffline } from "./ledger-replay.ts";
 import { createPostgresBackup, isPostgresBackup, type PostgresBackupManifest, readPostgresBackup, restorePostgresBackup } from "./postgres-backup.ts";
-import { restoreBackup, verifyBackup } from "./restore-backup.ts";
+import { restoreBackup, resumeRestore, verifyBackup } from "./restore-backup.ts";
 import { runningServer } from "./server-lock.ts";
 
 export const BACKUP_USAGE = `  parley backup FILE [--data-dir DIR]
@@ -33,6 +33,8 @@ export const BACKUP_USAGE = `  parley backup FILE [--data-dir DIR]
                                     into the EMPTY schema DATABASE_URL names, in one transaction
                                     (row counts checked before it commits); every node stopped;
                                     then replays the deletion ledger
+  parley restore --resume [--data-dir DIR]
+                                    finish a restore that was interrupted (killed) mid-swap
   parley ledger replay [--data-dir DIR]
                                     destroy again what the deletion ledger records (after a
                                     restore of Postgres from pg_dump or PITR); server stopped`;
@@ -104,9 +106,20 @@ export function backupCommand(args: string[]): Promise<void> {
   });
 }
 
-/** `parley restore FILE`. */
+/** `parley restore FILE` and `parley restore --resume`. */
 export function restoreCommand(args: string[]): Promise<void> {
   return reported(async () => {
+    if (args.includes("--resume")) {
+      const { config } = parse(
+        args.filter((arg) => arg !== "--resume"),
+        0,
+      );
+      const replayLedger = async () => describeReplay(await replayLedgerOffline(config, createLogger("silent")));
+      const result = await resumeRestore(config.dataDir, replayLedger);
+      const aside = result.movedAsideTo ? `the previous databases are in ${result.movedAsideTo}` : "the data directory held no databases";
+      process.stdout.write(`finished the restore of ${result.marker.backup} into ${config.dataDir}; ${aside}\n${result.ledger}\n`);
+      return;
+    }
     const { file, config, keyring } = configFor(args);
     const masterKeys = await backupMasterKeys(config);
     const replayLedger = async () => describeReplay(await replayLedgerOffline(config, createLogger("silent")));

@@ -4,16 +4,19 @@
 // transaction, so it is a single consistent snapshot and concurrent writes never restart it.
 // The copies go to a private folder in the data directory (as protected as the live files), are
 // hashed, then streamed through the encrypting writer 1 MiB at a time: no database is ever held in
-// memory, at the cost of disk room for one copy of the databases while the backup runs.
+// memory, at the cost of disk room for one copy of the databases while the backup runs. A backup
+// killed half-way leaves its folder (named with its pid) and temporary file: the next backup
+// removes those of processes no longer alive, and the previous backup file is never touched.
 
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { access, mkdtemp, open, rename, rm, stat, unlink } from "node:fs/promises";
+import { access, mkdtemp, open, readdir, rename, rm, stat, unlink } from "node:fs/promises";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { BackupError, BackupFileWriter } from "./backup-file.ts";
 import { type BackedUpDatabase, type BackupManifest, encodeManifest, parleyVersion } from "./backup-manifest.ts";
 import { EMBEDDED_DATABASES, NOT_BACKED_UP, readSchemaVersion } from "./embedded-databases.ts";
+import { processAlive } from "./server-lock.ts";
 
 /** Pages per online-backup step: all of them, so the copy is one snapshot (see the file comment). */
 const ALL_PAGES = 0x7fffffff;
@@ -51,6 +54,14 @@ export async function hashFile(file: string): Promise<{ size: number; sha256: st
   return { size: (await stat(file)).size, sha256: hash.digest("hex") };
 }
 
+/** Removes `<prefix><pid>-…` work folders and temporary files in `dir` left by backups that were killed. */
+async function removeAbandoned(dir: string, prefix: string): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const pid = name.startsWith(prefix) ? /^(\d+)-/.exec(name.slice(prefix.length))?.[1] : undefined;
+    if (pid !== undefined && Number(pid) !== process.pid && !processAlive(Number(pid))) await rm(path.join(dir, name), { recursive: true, force: true });
+  }
+}
+
 /** Writes a backup of the data directory's databases to `options.out`; returns its manifest. */
 export async function createBackup(options: BackupOptions): Promise<BackupManifest> {
   const present = [];
@@ -58,8 +69,10 @@ export async function createBackup(options: BackupOptions): Promise<BackupManife
     if (await exists(path.join(options.dataDir, database.name))) present.push(database);
   }
   if (present.length === 0) throw new BackupError(`no Parley database in ${options.dataDir}`);
-  const work = await mkdtemp(path.join(options.dataDir, ".backup-"));
-  const temp = `${options.out}.${randomBytes(6).toString("hex")}.tmp`;
+  await removeAbandoned(options.dataDir, ".backup-");
+  await removeAbandoned(path.dirname(options.out), `${path.basename(options.out)}.`);
+  const work = await mkdtemp(path.join(options.dataDir, `.backup-${process.pid}-`));
+  const temp = `${options.out}.${process.pid}-${randomBytes(6).toString("hex")}.tmp`;
   try {
     const databases: BackedUpDatabase[] = [];
     for (const database of present) {

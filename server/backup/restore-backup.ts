@@ -4,15 +4,20 @@
 // (checking everything again as it goes), and only then moves the current databases aside into
 // `pre-restore-<time>/` (never deleting them) and renames the backup's into place. Finally the
 // deletion ledger is replayed, so a backup never brings back what was destroyed after it was made.
+// The swap is several renames: a marker file (restore-in-progress.json) written before the first
+// and removed after the last makes a restore killed in between visible. A server refuses to start
+// on it (exit 3) and `parley restore --resume` finishes the swap, so the data directory is the
+// old state or the backup's, never a mix of both.
 
 import { createHash } from "node:crypto";
 import { createWriteStream, type WriteStream } from "node:fs";
-import { clearAcknowledgedHeads } from "../store/acknowledged-heads.ts";
-import { access, mkdir, mkdtemp, open, readdir, rename, rm } from "node:fs/promises";
+import { access, mkdir, mkdtemp, open, readdir, readFile, rename, rm, unlink } from "node:fs/promises";
 import path from "node:path";
 import { syncDirectory } from "../platform/sync-directory.ts";
 import { finished } from "node:stream/promises";
 import { DELETION_LEDGER_FILE, readLedgerFile } from "../lifecycle/deletion-ledger.ts";
+import { writePrivateTemp } from "../crypto/keys.ts";
+import { clearAcknowledgedHeads } from "../store/acknowledged-heads.ts";
 import { KEYRING_FILE } from "../store/keyring.ts";
 import { BackupError, readBackupFile } from "./backup-file.ts";
 import { type BackupManifest, checkManifestLength, decodeManifest } from "./backup-manifest.ts";
@@ -127,14 +132,55 @@ export interface RestoreResult {
   ledger: string;
 }
 
+/** The file that marks a restore between its first and last rename. */
+export const RESTORE_MARKER = "restore-in-progress.json";
+
+/** What the marker records: enough to finish the swap after a kill. */
+export interface RestoreMarker {
+  format: "parley/restore/v1";
+  /** The backup file being restored. */
+  backup: string;
+  startedAt: string;
+  /** Folder names inside the data directory: the backup's verified databases, the previous ones. */
+  staging: string;
+  aside: string;
+  /** The databases the backup holds. */
+  databases: string[];
+  /** "moving-aside": the previous databases are being moved out; "moving-in": the backup's are being moved in. */
+  phase: "moving-aside" | "moving-in";
+}
+
+/** The marker of an interrupted restore in `dataDir`, or null. */
+export async function interruptedRestore(dataDir: string): Promise<RestoreMarker | null> {
+  const text = await readFile(path.join(dataDir, RESTORE_MARKER), "utf8").catch((error: NodeJS.ErrnoException) => {
+    if (error.code === "ENOENT") return null;
+    throw error;
+  });
+  if (text === null) return null;
+  const marker = JSON.parse(text) as Partial<RestoreMarker>;
+  if (marker.format !== "parley/restore/v1" || typeof marker.staging !== "string" || typeof marker.aside !== "string" || !Array.isArray(marker.databases)) {
+    throw new BackupError(`${path.join(dataDir, RESTORE_MARKER)} is not a restore marker`);
+  }
+  return marker as RestoreMarker;
+}
+
+/** What an operator is told about an interrupted restore (the server's refusal says the same). */
+export function describeInterruptedRestore(dataDir: string, marker: RestoreMarker): string {
+  return `a restore of ${marker.backup} (started ${marker.startedAt}) was interrupted in ${dataDir}: run \`parley restore --resume\` to finish it (the previous databases are in ${path.join(dataDir, marker.aside)})`;
+}
+
+async function writeMarker(dataDir: string, marker: RestoreMarker): Promise<void> {
+  const file = path.join(dataDir, RESTORE_MARKER);
+  await rename(await writePrivateTemp(file, Buffer.from(JSON.stringify(marker))), file);
+  await syncDirectory(dataDir);
+}
+
 /** Restores a backup into a data directory no server is running on. */
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
   const { dataDir } = options;
-  const refuseIfRunning = async () => {
-    const server = await runningServer(dataDir);
-    if (server) throw new BackupError(`a Parley server (pid ${server.pid}, started ${server.startedAt}) is running on ${dataDir}: stop it before restoring`);
-  };
-  await refuseIfRunning();
+  await refuseIfRunning(dataDir);
+  const interrupted = await interruptedRestore(dataDir);
+  if (interrupted) throw new BackupError(describeInterruptedRestore(dataDir, interrupted));
   // Nothing in the data directory is touched until the whole file has proved intact, and until the
   // ledger that must follow the restore has proved readable (a damaged one could not be replayed).
   await readLedgerFile(path.join(dataDir, DELETION_LEDGER_FILE)).catch((error: Error) => {
@@ -146,30 +192,80 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   }
   await verifyBackup(options.file, options.masterKeys);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  // Staging folders of restores killed before their swap began hold nothing anyone needs.
+  for (const name of await readdir(dataDir)) {
+    if (name.startsWith(".restore-")) await rm(path.join(dataDir, name), { recursive: true, force: true });
+  }
   const staging = await mkdtemp(path.join(dataDir, ".restore-"));
+  let swapping = false;
   try {
     const manifest = await readBackup(options.file, options.masterKeys, staging);
-    await refuseIfRunning(); // a server may have started while the file was read
-    const movedAsideTo = await moveAside(dataDir);
-    for (const database of manifest.databases) await rename(path.join(staging, database.name), path.join(dataDir, database.name));
-    // A deliberate rollback: what was acknowledged after the backup is gone on purpose.
-    await clearAcknowledgedHeads(dataDir);
-    await syncDirectory(dataDir);
+    await refuseIfRunning(dataDir); // a server may have started while the file was read
+    const marker: RestoreMarker = {
+      format: "parley/restore/v1",
+      backup: path.resolve(options.file),
+      startedAt: new Date().toISOString(),
+      staging: path.basename(staging),
+      aside: `pre-restore-${new Date().toISOString().replaceAll(":", "-")}`,
+      databases: manifest.databases.map((database) => database.name),
+      phase: "moving-aside",
+    };
+    await writeMarker(dataDir, marker);
+    swapping = true;
+    const movedAsideTo = await finishSwap(dataDir, marker);
     const ledger = await options.replayLedger(dataDir);
     return { manifest, movedAsideTo, ledger };
   } finally {
-    await rm(staging, { recursive: true, force: true });
+    // Once the swap began, the staged databases are what --resume moves in: they stay.
+    if (!swapping) await rm(staging, { recursive: true, force: true });
   }
 }
 
-/** Moves every current database and its WAL/SHM companions into `pre-restore-<time>/`. */
-async function moveAside(dataDir: string): Promise<string | null> {
-  const present = new Set(await readdir(dataDir));
-  const moving = EMBEDDED_DATABASES.flatMap((database) => companionFiles(database.name)).filter((name) => present.has(name));
-  if (moving.length === 0) return null;
-  const aside = path.join(dataDir, `pre-restore-${new Date().toISOString().replaceAll(":", "-")}`);
-  await mkdir(aside, { mode: 0o700 });
-  for (const name of moving) await rename(path.join(dataDir, name), path.join(aside, name));
-  return aside;
+/** `parley restore --resume`: finishes the swap of a restore that was killed, then replays the ledger. */
+export async function resumeRestore(dataDir: string, replayLedger: (dataDir: string) => Promise<string>): Promise<{ marker: RestoreMarker; movedAsideTo: string | null; ledger: string }> {
+  await refuseIfRunning(dataDir);
+  const marker = await interruptedRestore(dataDir);
+  if (!marker) throw new BackupError(`no interrupted restore in ${dataDir} (no ${RESTORE_MARKER})`);
+  const movedAsideTo = await finishSwap(dataDir, marker);
+  return { marker, movedAsideTo, ledger: await replayLedger(dataDir) };
 }
 
+async function refuseIfRunning(dataDir: string): Promise<void> {
+  const server = await runningServer(dataDir);
+  if (server) throw new BackupError(`a Parley server (pid ${server.pid}, started ${server.startedAt}) is running on ${dataDir}: stop it before restoring`);
+}
+
+/**
+ * The swap, from wherever a kill left it (every step may run again): the previous databases and
+ * their WAL/SHM companions out into the aside folder, then the staged ones in, then the pins of
+ * the previous state cleared (a deliberate rollback), and only then the marker removed.
+ */
+async function finishSwap(dataDir: string, marker: RestoreMarker): Promise<string | null> {
+  const aside = path.join(dataDir, marker.aside);
+  const staging = path.join(dataDir, marker.staging);
+  if (marker.phase === "moving-aside") {
+    // Nothing of the backup's is in place yet: every database file here is a previous one.
+    await moveAside(dataDir, aside);
+    await writeMarker(dataDir, { ...marker, phase: "moving-in" });
+  }
+  const staged = new Set(await readdir(staging).catch(() => [] as string[]));
+  for (const name of marker.databases) {
+    if (staged.has(name)) await rename(path.join(staging, name), path.join(dataDir, name));
+  }
+  await clearAcknowledgedHeads(dataDir);
+  await syncDirectory(dataDir);
+  await rm(staging, { recursive: true, force: true });
+  await unlink(path.join(dataDir, RESTORE_MARKER));
+  await syncDirectory(dataDir);
+  return (await readdir(aside).catch(() => [] as string[])).length > 0 ? aside : null;
+}
+
+/** Moves every current database and its WAL/SHM companions into `aside` (created when needed). */
+async function moveAside(dataDir: string, aside: string): Promise<void> {
+  const present = new Set(await readdir(dataDir));
+  const moving = EMBEDDED_DATABASES.flatMap((database) => companionFiles(database.name)).filter((name) => present.has(name));
+  if (moving.length === 0) return;
+  await mkdir(aside, { recursive: true, mode: 0o700 });
+  for (const name of moving) await rename(path.join(dataDir, name), path.join(aside, name));
+  await syncDirectory(aside);
+}

@@ -19,7 +19,7 @@ export interface ServerLock {
 }
 
 /** Whether a process with this id exists (EPERM: it exists, owned by someone else). */
-function processAlive(pid: number): boolean {
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
