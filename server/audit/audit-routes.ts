@@ -5,7 +5,7 @@
 
 import { z } from "zod";
 import { route } from "../http/route.ts";
-import { requireAdmin } from "../identity/organisation-routes.ts";
+import { requireAdmin } from "../http/principal.ts";
 import type { HttpServices } from "../identity/http-services.ts";
 import { auditFailureNotice } from "../notices/notice-policy.ts";
 import type { Store } from "../store/store.ts";

@@ -122,3 +122,16 @@ export async function resolvePrincipal(authorization: string, ip: string, deps: 
   }
   return principal;
 }
+
+/** The organisation in the path, if the caller acts for it (people and keys of others get 404). */
+export function ownOrganisation(principal: Principal, orgId: string): void {
+  if (principal.orgId !== orgId) throw new ParleyError(ErrorCode.NotFound, "no such organisation");
+}
+
+/** Throws unless the caller is a person with the admin or owner role in the organisation. */
+export function requireAdmin(principal: Principal, orgId: string): void {
+  ownOrganisation(principal, orgId);
+  if (principal.kind !== "user" || (principal.role !== "admin" && principal.role !== "owner")) {
+    throw new ParleyError(ErrorCode.InsufficientRole, "this needs the admin or owner role");
+  }
+}

@@ -13,7 +13,7 @@ import type { Principal, UserPrincipal } from "../http/principal.ts";
 import { route } from "../http/route.ts";
 import type { HttpServices } from "./http-services.ts";
 import { newId } from "./auth-routes.ts";
-import { ownOrganisation, requireAdmin } from "./organisation-routes.ts";
+import { ownOrganisation, requireAdmin } from "../http/principal.ts";
 import { Email, Id, MemberRole as MemberRoleSchema } from "../http/schemas.ts";
 import { ItemsOf, MemberView } from "../http/response-schemas.ts";
 

@@ -8,25 +8,12 @@ import { auditActor } from "../directory/org-recorder.ts";
 import { ParleyError } from "../platform/errors.ts";
 import { API_KEY_SCOPES } from "./access-control.ts";
 import { ipAllowed, isValidAllowlistEntry } from "../http/ip-allowlist.ts";
-import { API_KEY_PREFIX, type Principal, secretHash } from "../http/principal.ts";
+import { API_KEY_PREFIX, ownOrganisation, requireAdmin, secretHash } from "../http/principal.ts";
 import { route } from "../http/route.ts";
 import type { HttpServices } from "./http-services.ts";
 import { newId } from "./auth-routes.ts";
 import { Name } from "../http/schemas.ts";
 import { ItemsOf, OrganisationRecordView } from "../http/response-schemas.ts";
-
-/** The organisation in the path, if the caller acts for it (people and keys of others get 404). */
-export function ownOrganisation(principal: Principal, orgId: string): void {
-  if (principal.orgId !== orgId) throw new ParleyError(ErrorCode.NotFound, "no such organisation");
-}
-
-/** Throws unless the caller is a person with the admin or owner role in the organisation. */
-export function requireAdmin(principal: Principal, orgId: string): void {
-  ownOrganisation(principal, orgId);
-  if (principal.kind !== "user" || (principal.role !== "admin" && principal.role !== "owner")) {
-    throw new ParleyError(ErrorCode.InsufficientRole, "this needs the admin or owner role");
-  }
-}
 
 /** The organisation routes. */
 export function organisationRoutes(services: HttpServices) {

@@ -4,7 +4,7 @@
 import { z } from "zod";
 import { route } from "../http/route.ts";
 import { ItemsOf, NoticeEventView } from "../http/response-schemas.ts";
-import { requireAdmin } from "../identity/organisation-routes.ts";
+import { requireAdmin } from "../http/principal.ts";
 import type { SecurityNotices } from "./security-notices.ts";
 
 /** The notice routes. */
