@@ -4,23 +4,18 @@
 // is answered for a browser: the session cookies and a redirect into the web app's conversation
 // view, or the page asking for the emailed code (second device); API clients get JSON.
 
-import { createHash } from "node:crypto";
 import { z } from "zod";
 import { ErrorCode } from "../../protocol/index.ts";
 import { ParleyError } from "../platform/errors.ts";
 import type { InvitationService, InvitationSignIn } from "./invitation-service.ts";
-import { type RequestHeaders, type RouteResult, route } from "../http/route.ts";
+import { type RouteResult, route } from "../http/route.ts";
 import { cookieValue } from "../http/session-cookies.ts";
 import type { HttpServices } from "./http-services.ts";
+import { escapeHtml, htmlPage, isBrowserForm, page } from "../http/link-pages.ts";
 import { deliverTokens } from "./auth-routes.ts";
 import { RefreshCookie, TokenPair } from "../http/schemas.ts";
 
 const DEVICE_COOKIE = "parley_device";
-
-/** A plain HTML form post from a browser (the invitation page's button), not an API call. */
-function isBrowserForm(headers: RequestHeaders): boolean {
-  return headers.contentType.startsWith("application/x-www-form-urlencoded") && headers.accept.includes("text/html");
-}
 
 /** The page that asks for the code mailed to the invited address (this link was used on another device). */
 function codePage(problem?: string): string {
@@ -33,33 +28,6 @@ function codePage(problem?: string): string {
       `<input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required autofocus> ` +
       `<button type="submit">Open the conversation</button></form>`,
   );
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-// The pages' only style, allowed by its hash: still no inline script, no other source of anything.
-const PAGE_STYLE =
-  "body{font-family:system-ui,sans-serif;color:#1d2330;background:#f4f6fa;margin:0;line-height:1.45}" +
-  "main{max-width:460px;margin:4rem auto;background:#fff;border:1px solid #d9dee7;border-radius:8px;padding:1.5rem}" +
-  "h1{font-size:1.35rem;margin:0 0 .75rem}label{display:block;font-weight:600;margin:.5rem 0 .25rem}" +
-  "input{font:inherit;padding:.45rem .55rem;border:1px solid #aab3c2;border-radius:5px;width:10rem;letter-spacing:.2em}" +
-  "button{font:inherit;cursor:pointer;margin-top:.75rem;padding:.5rem 1rem;border-radius:5px;border:1px solid #2b59c3;background:#2b59c3;color:#fff}" +
-  "[role=alert]{color:#b3261e}.brand{font-weight:700;color:#2b59c3}";
-
-/** The invitation pages' CSP: the API's, plus their one stylesheet and posting their form here. */
-export const INVITATION_PAGE_CSP = `default-src 'none'; style-src 'sha256-${createHash("sha256").update(PAGE_STYLE).digest("base64")}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`;
-
-function page(title: string, body: string): string {
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">` +
-    `<meta name="robots" content="noindex"><title>${escapeHtml(title)}</title><style>${PAGE_STYLE}</style></head>` +
-    `<body><main><p class="brand">Parley</p>${body}</main></body></html>`;
-}
-
-/** An HTML page answer with the pages' CSP. */
-function htmlPage(status: number, html: string): RouteResult {
-  return { status, html, headers: [["Content-Security-Policy", INVITATION_PAGE_CSP]] };
 }
 
 /** The invitation link routes. */
