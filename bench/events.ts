@@ -19,6 +19,7 @@ import { loadConfig } from "../server/platform/config.ts";
 import { createLogger } from "../server/platform/logger.ts";
 import { verifySignature } from "../server/webhooks/signature.ts";
 import { ONE_ADDRESS_FOR_ALL_CLIENTS } from "./servers/bench-limits.ts";
+import { signUpFromOutbox } from "./servers/sign-up.ts";
 
 const { values } = parseArgs({
   options: {
@@ -151,7 +152,7 @@ async function main(): Promise<void> {
   const secret = { value: "" };
   const receiver = await startReceiver(webhookArrivals, secret);
   try {
-    const signup = await api("POST", "/v1/signup", null, { email: "bench@helpdesk.example", password: PASSWORD, name: "Bench", organisation: "Bench BV" });
+    const signup = await signUpFromOutbox(base, dataDir, { email: "bench@helpdesk.example", password: PASSWORD, name: "Bench", organisation: "Bench BV" });
     const token = signup.accessToken as string;
     const orgId = (signup.organisation as { id: string }).id;
     const userId = (signup.user as { id: string }).id;

@@ -40,6 +40,8 @@ export const ErrorCode = {
   InvitationInvalid: 2011,
   /** The invitation is used from a new device: send the code emailed to the invited address. */
   DeviceCodeRequired: 2012,
+  /** The sign-up confirmation link is unknown, expired or already used: sign up again (or sign in). */
+  SignupLinkInvalid: 2013,
   /** The token does not grant access to this conversation (or it does not exist for you). */
   Forbidden: 3001,
   /** The caller may read this conversation but not write to it (observer). */

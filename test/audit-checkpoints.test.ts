@@ -7,6 +7,7 @@ import * as Y from "yjs";
 import { type CheckpointBody, chainRef, exportCheckpoint, verifyCheckpoints } from "../server/audit/checkpoint.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
+import { confirmedSignUp } from "./helpers/sign-up.ts";
 
 const INTERVAL_MS = 60_000;
 let server: TestServer | null = null;
@@ -59,7 +60,7 @@ describe("audit checkpoints", () => {
     clock += INTERVAL_MS;
     await server.server.audit.checkpointer.tick();
     const api = apiClient(server.httpUrl);
-    const signup = await api("POST", "/v1/signup", { body: { email: "kim@keeper.example", password: "violet-harbour-tractor-91!", name: "Kim", organisation: "Keeper" } });
+    const signup = await confirmedSignUp(api, { email: "kim@keeper.example", password: "violet-harbour-tractor-91!", name: "Kim", organisation: "Keeper" });
     const token = (signup.body as { accessToken: string }).accessToken;
     const response = await fetch(`${server.httpUrl}/v1/audit/checkpoints`, { headers: { authorization: `Bearer ${token}` } });
     expect(response.status).toBe(200);

@@ -15,6 +15,7 @@ import type { EntryRow } from "./helpers/entry-row.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { runParley } from "./helpers/parley-cli.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
+import { confirmedSignUp } from "./helpers/sign-up.ts";
 
 const PASSWORD = "violet-harbour-tractor-91!";
 // The checkpointer runs on this clock, the store stamps entries with the real one: they must agree,
@@ -29,7 +30,7 @@ const copies: string[] = [];
 beforeAll(async () => {
   server = await startTestServer({ now: () => clock });
   const api = apiClient(server.httpUrl);
-  const signup = await api("POST", "/v1/signup", { body: { email: "vera@verify.example", password: PASSWORD, name: "Vera", organisation: "Verify" } });
+  const signup = await confirmedSignUp(api, { email: "vera@verify.example", password: PASSWORD, name: "Vera", organisation: "Verify" });
   const body = signup.body as { accessToken: string; user: { id: string }; organisation: { id: string } };
   token = body.accessToken;
   const created = await api("POST", "/v1/conversations", { token, body: { title: "Audited" } });

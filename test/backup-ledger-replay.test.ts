@@ -16,6 +16,7 @@ import { apiClient } from "./helpers/http-client.ts";
 import { runParley } from "./helpers/parley-cli.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { requirePostgres } from "./helpers/services.ts";
+import { confirmedSignUp } from "./helpers/sign-up.ts";
 import { waitUntil } from "./helpers/wait.ts";
 
 const run = promisify(execFile);
@@ -32,7 +33,7 @@ type Account = { accessToken: string; organisation: { id: string } };
 async function twoSharedConversations(server: TestServer) {
   const api = apiClient(server.httpUrl);
   const signUp = async (email: string, organisation: string): Promise<Account> => {
-    const response = await api("POST", "/v1/signup", { body: { email, password: PASSWORD, name: email.split("@")[0], organisation } });
+    const response = await confirmedSignUp(api, { email, password: PASSWORD, name: email.split("@")[0], organisation });
     expect(response.status).toBe(201);
     return response.body as unknown as Account;
   };

@@ -7,6 +7,7 @@ import { type Cluster, startCluster } from "./helpers/cluster.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { requireClusterServices } from "./helpers/services.ts";
+import { confirmedSignUp } from "./helpers/sign-up.ts";
 
 const services = await requireClusterServices();
 const PASSWORD = "violet-harbour-tractor-91!";
@@ -22,7 +23,7 @@ describe.skipIf(!services)("access across nodes", { timeout: 120_000 }, () => {
     const c: Cluster = await startCluster(services, { count: 2 });
     cleanups.push(() => c.cleanup());
     const [a, b] = c.nodes.map((node) => apiClient(node.httpUrl));
-    const signUp = await a("POST", "/v1/signup", { body: { email: "nina@nodes.example", password: PASSWORD, name: "Nina", organisation: "Nodes" } });
+    const signUp = await confirmedSignUp(a, { email: "nina@nodes.example", password: PASSWORD, name: "Nina", organisation: "Nodes" });
     expect(signUp.status).toBe(201);
     const login = await b("POST", "/v1/auth/login", { body: { email: "nina@nodes.example", password: PASSWORD } });
     expect(login.status).toBe(200);

@@ -12,6 +12,7 @@ import { type Cluster, startCluster } from "./helpers/cluster.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { requireClusterServices } from "./helpers/services.ts";
+import { confirmedSignUp } from "./helpers/sign-up.ts";
 
 const services = await requireClusterServices();
 const PASSWORD = "violet-harbour-tractor-91!";
@@ -30,7 +31,7 @@ describe.skipIf(!services)("deletion across nodes", { timeout: 180_000 }, () => 
     cleanups.push(() => c.cleanup());
     const [a, b] = c.nodes.map((node) => apiClient(node.httpUrl));
     const signUp = async (email: string, organisation: string) =>
-      (await a("POST", "/v1/signup", { body: { email, password: PASSWORD, name: email, organisation } })).body as unknown as Account;
+      (await confirmedSignUp(a, { email, password: PASSWORD, name: email, organisation })).body as unknown as Account;
     const helpdesk = await signUp("hana@helpdesk.example", "Helpdesk");
     const supplier = await signUp("sid@supplier.example", "Supplier");
     const started = await a("POST", "/v1/conversations", {

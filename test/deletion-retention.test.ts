@@ -18,7 +18,7 @@ import { verifyConversation } from "../server/audit/verify-conversation.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
-import { joinOrganisation } from "./helpers/sign-up.ts";
+import { confirmedSignUp, joinOrganisation } from "./helpers/sign-up.ts";
 import { waitUntil } from "./helpers/wait.ts";
 
 const PASSWORD = "violet-harbour-tractor-91!";
@@ -41,7 +41,7 @@ async function setup(options: { env?: Record<string, string>; now?: () => number
   const test = server;
   const api = apiClient(test.httpUrl);
   const signUp = async (email: string, organisation: string): Promise<Account> => {
-    const response = await api("POST", "/v1/signup", { body: { email, password: PASSWORD, name: `Name of ${email.split("@")[0]}`, organisation } });
+    const response = await confirmedSignUp(api, { email, password: PASSWORD, name: `Name of ${email.split("@")[0]}`, organisation });
     expect(response.status).toBe(201);
     return response.body as unknown as Account;
   };

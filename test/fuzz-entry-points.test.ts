@@ -111,8 +111,8 @@ describe(`fuzzing entry points (seed ${seed})`, { timeout: 300_000 }, () => {
           const text = streaming ? "" : await response.text();
           count(`http ${route.method} ${route.template}`);
           expect(DOCUMENTED.has(response.status), `${route.method} ${path} → ${response.status} ${text.slice(0, 200)}`).toBe(true);
-          // The invitation landing page is documented as HTML, its refusals included.
-          const html = (response.headers.get("content-type") ?? "").startsWith("text/html") && route.template.startsWith("/invite/");
+          // The mailed links' pages (invitation, sign-up) are documented as HTML, their refusals included.
+          const html = (response.headers.get("content-type") ?? "").startsWith("text/html") && /^\/(invite|signup)\//.test(route.template);
           if (response.status >= 400 && !html) {
             const parsed = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
             expect(typeof parsed.error?.code, `${route.method} ${path}`).toBe("number");

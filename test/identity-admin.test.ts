@@ -13,7 +13,7 @@ import { parseArgon2Hash } from "../server/auth/passwords.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
-import { joinOrganisation } from "./helpers/sign-up.ts";
+import { confirmedSignUp, joinOrganisation } from "./helpers/sign-up.ts";
 
 const PASSWORD = "violet-harbour-tractor-91!";
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), "../bin/parley.js");
@@ -29,7 +29,7 @@ async function setup(env: Record<string, string> = {}) {
   server = await startTestServer({ env: { PARLEY_ALLOWED_ORIGINS: "https://app.example", ...env } });
   const api = apiClient(server.httpUrl);
   const signUp = async (email: string, organisation: string) => {
-    const response = await api("POST", "/v1/signup", { body: { email, password: PASSWORD, name: email.split("@")[0], organisation } });
+    const response = await confirmedSignUp(api, { email, password: PASSWORD, name: email.split("@")[0], organisation });
     expect(response.status).toBe(201);
     return response.body as { accessToken: string; user: { id: string }; organisation: { id: string } };
   };

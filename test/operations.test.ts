@@ -14,7 +14,7 @@ import { apiClient } from "./helpers/http-client.ts";
 import { scrape, seriesValue as value } from "./helpers/metrics-scrape.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
-import { TEST_PASSWORD } from "./helpers/sign-up.ts";
+import { confirmedSignUp, TEST_PASSWORD } from "./helpers/sign-up.ts";
 
 const METRICS_TOKEN = "metrics-token-for-the-test-0123456789";
 const OWNER_EMAIL = "ann.owner@helpdesk.example";
@@ -55,7 +55,7 @@ beforeAll(async () => {
   api = apiClient(server.httpUrl);
 
   // The journey.
-  const signup = await api("POST", "/v1/signup", { body: { email: OWNER_EMAIL, password: TEST_PASSWORD, name: "Ann", organisation: "Helpdesk" } });
+  const signup = await confirmedSignUp(api, { email: OWNER_EMAIL, password: TEST_PASSWORD, name: "Ann", organisation: "Helpdesk" });
   expect(signup.status).toBe(201);
   const orgId = (signup.body.organisation as { id: string }).id;
   secrets.push(signup.body.accessToken as string, signup.body.refreshToken as string);

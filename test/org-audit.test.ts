@@ -19,6 +19,7 @@ import { apiClient } from "./helpers/http-client.ts";
 import { runParley } from "./helpers/parley-cli.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { requirePostgres } from "./helpers/services.ts";
+import { confirmedSignUp } from "./helpers/sign-up.ts";
 import { waitUntil } from "./helpers/wait.ts";
 
 const PASSWORD = "violet-harbour-tractor-91!";
@@ -37,7 +38,7 @@ describe("organisation audit chain", () => {
   it("records sign-ins, failures and API key creation, use and revocation, in one verifying chain", async () => {
     server = await startTestServer();
     const api = apiClient(server.httpUrl);
-    const signup = await api("POST", "/v1/signup", { body: { email: "olga@acme.example", password: PASSWORD, name: "Olga", organisation: "Acme" } });
+    const signup = await confirmedSignUp(api, { email: "olga@acme.example", password: PASSWORD, name: "Olga", organisation: "Acme" });
     expect(signup.status).toBe(201);
     const { organisation, user } = signup.body as { organisation: { id: string }; user: { id: string } };
     const org = organisation.id;
@@ -92,7 +93,7 @@ describe("organisation audit chain", () => {
     server = await startTestServer();
     const api = apiClient(server.httpUrl);
     const signUp = async (email: string, organisation: string) => {
-      const response = await api("POST", "/v1/signup", { body: { email, password: PASSWORD, name: "X", organisation } });
+      const response = await confirmedSignUp(api, { email, password: PASSWORD, name: "X", organisation });
       return response.body as { accessToken: string; organisation: { id: string } };
     };
     const buyer = await signUp("bea@buyer.example", "Buyer");

@@ -11,6 +11,7 @@ import { apiClient } from "./helpers/http-client.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { type SmtpSink, startSmtpSink } from "./helpers/smtp-sink.ts";
+import { confirmedSignUp } from "./helpers/sign-up.ts";
 import { waitUntil } from "./helpers/wait.ts";
 
 const PASSWORD = "violet-harbour-tractor-91!";
@@ -46,7 +47,7 @@ function sdk(accessToken: string): ParleyClient {
 }
 
 async function signUp(email: string, organisation: string) {
-  const response = await api("POST", "/v1/signup", { body: { email, password: PASSWORD, name: email.split("@")[0], organisation } });
+  const response = await confirmedSignUp(api, { email, password: PASSWORD, name: email.split("@")[0], organisation });
   expect(response.status).toBe(201);
   return response.body as { accessToken: string; refreshToken: string; user: { id: string }; organisation: { id: string } };
 }

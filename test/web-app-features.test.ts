@@ -11,9 +11,10 @@ import * as OTPAuth from "otpauth";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { buildWebApp, type WebAppBuild } from "../client-sdk/web-app/build.ts";
-import { ARTIFACTS_DIR, chromiumAvailable, launchChromium, screenshot, textOf, visible } from "./helpers/browser.ts";
+import { ARTIFACTS_DIR, chromiumAvailable, launchChromium, screenshot, signUpLinkFor, textOf, visible } from "./helpers/browser.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
-import { TEST_PASSWORD } from "./helpers/sign-up.ts";
+import { apiClient } from "./helpers/http-client.ts";
+import { confirmedSignUp, TEST_PASSWORD } from "./helpers/sign-up.ts";
 
 const available = chromiumAvailable();
 // The server's clock: moved forward to reach the next TOTP step (each code works once).
@@ -108,6 +109,10 @@ describe.skipIf(!available)("the web app's accounts, settings and history in Chr
     await page.getByLabel("Email").fill("olga@owners.example");
     await page.getByLabel("Password").fill(TEST_PASSWORD);
     await page.getByRole("button", { name: "Sign up" }).click();
+    await visible(page.getByRole("status").filter({ hasText: "We sent a link to olga@owners.example" }));
+    await expect.poll(() => signUpLinkFor(server.dataDir, "olga@owners.example"), { timeout: 10_000 }).toMatch(/\/signup\//);
+    await page.goto((await signUpLinkFor(server.dataDir, "olga@owners.example")) as string);
+    await page.getByRole("button", { name: "Confirm and sign in" }).click();
     await visible(page.getByRole("heading", { name: "Conversations" }));
     await page.getByRole("link", { name: "Settings" }).click();
     await page.getByRole("button", { name: "Turn on two-factor" }).click();
@@ -195,12 +200,8 @@ describe.skipIf(!available)("the web app's accounts, settings and history in Chr
     await page.getByRole("button", { name: "Revoke invitation for guest@elsewhere.example" }).click();
     await expect.poll(() => textOf(participants), { timeout: 20_000 }).toContain("guest@elsewhere.example (revoked)");
     // A partner organisation, added by its id and removed again.
-    const partner = await fetch(`${base()}/v1/signup`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ email: "pat@partner.example", password: TEST_PASSWORD, name: "Pat", organisation: "Partner Plumbing" }),
-    });
-    const partnerOrg = ((await partner.json()) as { organisation: { id: string } }).organisation.id;
+    const partner = await confirmedSignUp(apiClient(base()), { email: "pat@partner.example", name: "Pat", organisation: "Partner Plumbing" });
+    const partnerOrg = (partner.body.organisation as { id: string }).id;
     await page.getByLabel("Add an organisation by its id").fill(partnerOrg);
     await page.getByRole("button", { name: "Add organisation" }).click();
     await expect.poll(() => textOf(participants), { timeout: 20_000 }).toContain("Partner Plumbing (participant)");

@@ -1,5 +1,5 @@
 // The web app end to end in real Chromium, against a real `parley serve` process on the embedded
-// defaults: a helpdesk signs up and starts a conversation inviting a supplier; the supplier opens
+// defaults: a helpdesk signs up (confirming with the mailed link) and starts a conversation inviting a supplier; the supplier opens
 // the mailed link, clicks, lands in the conversation and writes; each sees the other live (messages,
 // presence, notes); the server stops and the page says offline with unsaved changes; it restarts
 // and the page ends in "Saved" with nothing lost. Then the link on a second device (mailed code).
@@ -11,7 +11,7 @@ import path from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildWebApp, type WebAppBuild } from "../client-sdk/web-app/build.ts";
-import { chromiumAvailable, deviceCodeFor, invitationLinkFor, launchChromium, screenshot, textOf, fieldValue, visible } from "./helpers/browser.ts";
+import { chromiumAvailable, deviceCodeFor, invitationLinkFor, launchChromium, screenshot, signUpLinkFor, textOf, fieldValue, visible } from "./helpers/browser.ts";
 import { type ChildServer, startChildServer } from "./helpers/child-server.ts";
 import { freePort } from "./helpers/server.ts";
 import { TEST_PASSWORD } from "./helpers/sign-up.ts";
@@ -88,6 +88,12 @@ describe.skipIf(!available)("the web app in Chromium", () => {
     await helpdesk.getByLabel("Password").fill(TEST_PASSWORD);
     await screenshot(helpdesk, "01-sign-up");
     await helpdesk.getByRole("button", { name: "Sign up" }).click();
+    // Nothing exists until the mailbox confirms: the mailed link's page creates it and signs in.
+    await visible(helpdesk.getByRole("heading", { name: "Check your mail" }));
+    await expect.poll(() => signUpLinkFor(dataDir, "ann@helpdesk.example"), { timeout: 10_000 }).toMatch(/\/signup\//);
+    await helpdesk.goto((await signUpLinkFor(dataDir, "ann@helpdesk.example")) as string);
+    await screenshot(helpdesk, "01b-confirm-sign-up");
+    await helpdesk.getByRole("button", { name: "Confirm and sign in" }).click();
     await visible(helpdesk.getByRole("heading", { name: "Conversations" }));
     await helpdesk.getByRole("button", { name: "New conversation" }).click();
     await helpdesk.getByLabel("Title").fill(TITLE);

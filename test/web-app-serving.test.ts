@@ -13,7 +13,8 @@ import { buildWebApp, type WebAppBuild } from "../client-sdk/web-app/build.ts";
 import { ErrorCode } from "../protocol/index.ts";
 import { WEB_APP_CSP } from "../server/http/web-app-files.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
-import { TEST_PASSWORD } from "./helpers/sign-up.ts";
+import { type ApiResponse, apiClient } from "./helpers/http-client.ts";
+import { confirmedSignUp } from "./helpers/sign-up.ts";
 
 /** CI replays one fixed seed (a red CI is a defect, never a roll of the dice); elsewhere each run explores a new one. */
 const CI_SEED = 20261204;
@@ -40,7 +41,7 @@ afterAll(async () => {
 });
 
 /** The Set-Cookie lines of a response, by cookie name. */
-function cookiesOf(response: Response): Map<string, string> {
+function cookiesOf(response: { headers: Headers }): Map<string, string> {
   const lines = response.headers.getSetCookie();
   return new Map(lines.map((line) => [line.split("=")[0], line]));
 }
@@ -49,14 +50,10 @@ function cookieValue(line: string | undefined): string {
   return line?.split(";")[0].split("=").slice(1).join("=") ?? "";
 }
 
-async function signUpInBrowser(email: string): Promise<{ access: string; refresh: string; csrf: string; response: Response; body: Record<string, unknown> }> {
-  const response = await fetch(`${base}/v1/signup`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ email, password: TEST_PASSWORD, name: "Ann", organisation: "Helpdesk BV", refreshCookie: true }),
-  });
-  expect(response.status).toBe(201);
-  const body = (await response.json()) as Record<string, unknown>;
+async function signUpInBrowser(email: string): Promise<{ access: string; refresh: string; csrf: string; response: ApiResponse; body: Record<string, unknown> }> {
+  // Confirmed as the web app's session asks for it: the refresh token as a cookie.
+  const response = await confirmedSignUp(apiClient(base), { email, name: "Ann", organisation: "Helpdesk BV", refreshCookie: true });
+  const body = response.body;
   const cookies = cookiesOf(response);
   return { access: body.accessToken as string, refresh: cookieValue(cookies.get("parley_refresh")), csrf: cookieValue(cookies.get("parley_csrf")), response, body };
 }
@@ -228,11 +225,7 @@ describe("the browser session: refresh cookie and CSRF token", () => {
   it("marks the cookies Secure when the public URL is https", async () => {
     const secure = await startTestServer({ env: { PARLEY_WEB_APP_DIR: built.outDir, PARLEY_PUBLIC_URL: "https://parley.example" } });
     try {
-      const response = await fetch(`${secure.httpUrl}/v1/signup`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ email: "tls@helpdesk.example", password: TEST_PASSWORD, name: "Ann", organisation: "Helpdesk BV", refreshCookie: true }),
-      });
+      const response = await confirmedSignUp(apiClient(secure.httpUrl), { email: "tls@helpdesk.example", name: "Ann", organisation: "Helpdesk BV", refreshCookie: true });
       const cookies = cookiesOf(response);
       expect(cookies.get("parley_refresh")).toMatch(/HttpOnly; SameSite=Strict; Secure$/);
       expect(cookies.get("parley_csrf")).toMatch(/SameSite=Strict; Secure$/);

@@ -8,6 +8,7 @@ import { ErrorCode, type ParleyEvent } from "../protocol/index.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { startWebhookReceiver, type WebhookReceiver } from "./helpers/webhook-receiver.ts";
+import { confirmedSignUp } from "./helpers/sign-up.ts";
 import { waitUntil } from "./helpers/wait.ts";
 
 const PASSWORD = "violet-harbour-tractor-91!";
@@ -19,7 +20,7 @@ function freshApi(baseUrl: string): ReturnType<typeof apiClient> {
 }
 
 async function signUp(api: ReturnType<typeof apiClient>, email: string) {
-  const signup = await api("POST", "/v1/signup", { body: { email, password: PASSWORD, name: "Admin", organisation: email.split("@")[1] } });
+  const signup = await confirmedSignUp(api, { email, password: PASSWORD, name: "Admin", organisation: email.split("@")[1] });
   expect(signup.status).toBe(201);
   return { token: signup.body.accessToken as string, orgId: (signup.body.organisation as { id: string }).id };
 }

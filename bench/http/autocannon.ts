@@ -7,6 +7,7 @@ import autocannon from "autocannon";
 import { loadConfig } from "../../server/platform/config.ts";
 import { ProcessSampler } from "../measure/sampler.ts";
 import { type ServerUnderTest, startServer } from "../servers/registry.ts";
+import { signUpFromOutbox } from "../servers/sign-up.ts";
 
 /** One HTTP benchmark's outcome. */
 export interface HttpBenchResult {
@@ -64,8 +65,8 @@ function hashSettings(): { argon2: string; maxConcurrentHashes: number } {
 }
 
 /** One account and its conversations, made through the API; the benchmarks to run against them. */
-async function prepare(base: string): Promise<Benchmark[]> {
-  const signup = await api(base, "POST", "/v1/signup", { email: EMAIL, password: PASSWORD, name: "Bench Owner", organisation: "Bench BV" });
+async function prepare(base: string, dataDir: string): Promise<Benchmark[]> {
+  const signup = await signUpFromOutbox(base, dataDir, { email: EMAIL, password: PASSWORD, name: "Bench Owner", organisation: "Bench BV" });
   const token = String(signup.accessToken);
   const ids: string[] = [];
   for (let i = 0; i < CONVERSATIONS; i++) {
@@ -153,7 +154,8 @@ export async function runHttpBenchmarks(seconds: number, niceness = 0, log: (lin
   try {
     server = await startServer("parley", niceness);
     const base = `http://127.0.0.1:${server.port}`;
-    const benchmarks = await prepare(base);
+    if (!server.dataDir) throw new Error("the parley server under test has no data directory");
+    const benchmarks = await prepare(base, server.dataDir);
     const results: HttpBenchResult[] = [];
     for (const bench of benchmarks) {
       const result = await measure(server, bench, seconds);

@@ -27,6 +27,8 @@ export const PARLEY_PRELOAD = ["--expose-gc", "--import", GUARD];
 /** A started server. */
 export interface ServerUnderTest extends RunningServer {
   name: ServerName;
+  /** Parley's data directory (its outbox holds the mail it sends, e.g. sign-up links). */
+  dataDir?: string;
 }
 
 /** Why a server cannot be benchmarked right now, or undefined when it can. */
@@ -117,6 +119,7 @@ export async function startServer(name: ServerName, niceness = 0): Promise<Serve
     return {
       ...running,
       name,
+      dataDir,
       stop: async () => {
         await running.stop();
         await rm(dataDir, { recursive: true, force: true });

@@ -1,28 +1,30 @@
-// Signing up (an organisation and its owner) and signing in, with the second step for people
-// who turned two-factor on: their security key, a code from their authenticator app, or one of
-// their recovery codes; or signing in with a passkey alone.
+// Asking to sign up (an organisation and its owner: the mailed link creates them) and signing
+// in, with the second step for people who turned two-factor on: their security key, a code from
+// their authenticator app, or one of their recovery codes; or signing in with a passkey alone.
 
 import { useState } from "preact/hooks";
 import { ApiError } from "./api.ts";
 import { ErrorCode } from "../index.ts";
 import { securityKeyProof, hasSecurityKey, securityKeysSupported } from "./security-keys.ts";
-import { type Session, signIn, signInWithPasskey, signUp } from "./session.ts";
+import { requestSignUp, type Session, signIn, signInWithPasskey } from "./session.ts";
 import { ErrorText, Field } from "./ui.tsx";
 
-/** The sign-up form. */
-export function SignUpView({ onSession }: { onSession: (session: Session) => void }) {
+/** The sign-up form; then "check your mail" (the mailed link creates the organisation and signs in). */
+export function SignUpView() {
   const [name, setName] = useState("");
   const [organisation, setOrganisation] = useState("");
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
+  const [mailedTo, setMailedTo] = useState<string | null>(null);
   const submit = async (event: Event) => {
     event.preventDefault();
     setBusy(true);
     setError(null);
     try {
-      onSession(await signUp({ name, organisation, email, password }));
+      await requestSignUp({ name, organisation, email, password });
+      setMailedTo(email);
     } catch (failure) {
       setError(failure);
     } finally {
@@ -30,6 +32,17 @@ export function SignUpView({ onSession }: { onSession: (session: Session) => voi
     }
   };
   const suggestions = error instanceof ApiError && Array.isArray(error.details.suggestions) ? (error.details.suggestions as string[]) : [];
+  if (mailedTo !== null) {
+    return (
+      <main class="auth">
+        <h1>Check your mail</h1>
+        <p role="status">
+          We sent a link to {mailedTo}. Open it to create {organisation} and sign in; it works once, for 24 hours.
+        </p>
+        <p class="hint">Nothing arrived? Look in your spam folder, or sign up again in a few minutes.</p>
+      </main>
+    );
+  }
   return (
     <main class="auth">
       <h1>Create your organisation on Parley</h1>

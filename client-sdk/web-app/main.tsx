@@ -81,7 +81,7 @@ function App() {
             {describeError(error)}
           </p>
         ) : null}
-        {path === "/signup" ? <SignUpView onSession={setSession} /> : <SignInView onSession={setSession} />}
+        {path === "/signup" ? <SignUpView /> : <SignInView onSession={setSession} />}
       </>
     );
   }

@@ -1,4 +1,4 @@
-// Who is signed in: sign-up, sign-in (with a second factor when enrolled), restoring the session
+// Who is signed in: the sign-up request, sign-in (with a second factor when enrolled), restoring the session
 // from the refresh cookie on load, and signing out. The socket client (ParleyClient) belongs to
 // the session: one per signed-in person, closed on sign-out.
 
@@ -43,11 +43,12 @@ export async function restoreSession(): Promise<Session | null> {
   return loadSession();
 }
 
-/** Creates an organisation and its owner, signed in. */
-export async function signUp(input: { email: string; password: string; name: string; organisation: string }): Promise<Session> {
-  const answer = await publicApi<SignInAnswer>("POST", "/v1/signup", { ...input, refreshCookie: true });
-  setAccessToken(answer.accessToken, answer.expiresIn);
-  return loadSession();
+/**
+ * Asks for an organisation and its owner. Nothing exists yet: the server mails the address a link
+ * (the same answer whether or not it has an account), whose page creates both and signs in.
+ */
+export async function requestSignUp(input: { email: string; password: string; name: string; organisation: string }): Promise<void> {
+  await publicApi<{ status: string }>("POST", "/v1/signup", input);
 }
 
 /** Signs in; `totp`, `recoveryCode` or a security key's `webauthn` proof when two-factor is on. */

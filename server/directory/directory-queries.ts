@@ -14,6 +14,7 @@ import type {
   MemberRole,
   Organisation,
   ParticipantRole,
+  PendingSignup,
   SupportGrant,
   User,
 } from "./directory-types.ts";
@@ -146,6 +147,16 @@ export function directoryStatements(d: SqlDialect) {
       /** A person's membership starts as invited; an existing one is left as it is. */
       insertMember: `INSERT INTO memberships (org_id, user_id, role, created_at) VALUES (?, ?, ?, ?)
         ON CONFLICT (org_id, user_id) DO NOTHING`,
+    },
+    pendingSignup: {
+      insert: `INSERT INTO pending_signups (token_hash, email, name, organisation, password_hash, created_at, expires_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      /** Expired sign-ups go as new ones arrive, so the table holds at most a day's worth. Parameter: now. */
+      purgeExpired: "DELETE FROM pending_signups WHERE expires_at <= ?",
+      /** Parameters: token hash, now. */
+      selectLive: "SELECT * FROM pending_signups WHERE token_hash = ? AND expires_at > ?",
+      /** Spends a live link: of two concurrent confirmations exactly one gets the row. Parameters: token hash, now. */
+      spend: "DELETE FROM pending_signups WHERE token_hash = ? AND expires_at > ? RETURNING *",
     },
     refreshToken: {
       insert: `INSERT INTO refresh_tokens (token_hash, family_id, user_id, org_id, created_at, expires_at, conversation_scope)
@@ -327,6 +338,17 @@ export function invitationFrom(row: SqlRow): InvitationRecord {
     revokedAt: optional<number>(row.revoked_at),
     userId: optional<string>(row.user_id),
     deviceHash: optional<string>(row.device_hash),
+  };
+}
+
+export function pendingSignupFrom(row: SqlRow): PendingSignup {
+  return {
+    email: String(row.email),
+    name: String(row.name),
+    organisation: String(row.organisation),
+    passwordHash: String(row.password_hash),
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
   };
 }
 

@@ -198,5 +198,20 @@ export const DIRECTORY_SCHEMA: VersionedSchema = {
     CREATE INDEX IF NOT EXISTS webauthn_credentials_by_user ON webauthn_credentials(user_id);
     ALTER TABLE organisations ADD COLUMN require_security_key ${d.boolean} NOT NULL DEFAULT FALSE;
     `,
+    // Sign-ups waiting for their mailbox to confirm them: the account and organisation exist only
+    // once the mailed link is used (sign-up answers alike for every address: no enumeration).
+    (d) => `
+    CREATE TABLE IF NOT EXISTS pending_signups (
+      token_hash    TEXT PRIMARY KEY,
+      email         TEXT NOT NULL,
+      name          TEXT NOT NULL,
+      organisation  TEXT NOT NULL,
+      password_hash TEXT NOT NULL,
+      created_at    ${d.int64} NOT NULL,
+      expires_at    ${d.int64} NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS pending_signups_by_expiry ON pending_signups(expires_at);
+    CREATE INDEX IF NOT EXISTS pending_signups_by_email ON pending_signups(email);
+    `,
   ],
 };

@@ -117,6 +117,24 @@ export interface MemberInvitation {
   expiresAt: number;
 }
 
+/**
+ * A sign-up waiting for its mailbox to confirm it: nothing of it is an account yet. Kept until
+ * confirmed (then removed) or expired; the password only as its hash.
+ */
+export interface PendingSignup {
+  email: string;
+  name: string;
+  organisation: string;
+  passwordHash: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+/** What confirming a sign-up did: created the owner and organisation, or found the address taken meanwhile. */
+export type ConfirmedSignup =
+  | { status: "created"; user: { id: string; email: string; name: string }; organisation: { id: string; name: string } }
+  | { status: "exists" };
+
 /** Outcome of presenting a refresh token. */
 export type RefreshOutcome =
   | { status: "rotated"; userId: string; orgId: string; familyId: string; conversationScope: string | null }

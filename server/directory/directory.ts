@@ -11,6 +11,7 @@ import type {
   ConversationParty,
   ConversationPerson,
   ConversationRecord,
+  ConfirmedSignup,
   ConversationState,
   DeletionRecord,
   ErasedPerson,
@@ -22,6 +23,7 @@ import type {
   Organisation,
   OrganisationMember,
   ParticipantRole,
+  PendingSignup,
   RefreshOutcome,
   SupportGrant,
   User,
@@ -65,6 +67,16 @@ export interface Directory {
     personalOrg: { id: string; name: string },
     now: number,
   ): Promise<void>;
+  /** A sign-up awaiting its mailbox's confirmation (no account yet); expired ones are purged on the way. */
+  createPendingSignup(signup: PendingSignup & { tokenHash: string }, now: number): Promise<void>;
+  /** The live (unexpired, unconfirmed) sign-up behind a link, or null. */
+  getPendingSignup(tokenHash: string, now: number): Promise<PendingSignup | null>;
+  /**
+   * Confirms a sign-up once, in one transaction: spends the link and creates the organisation with
+   * its owner; `exists` (the link spent, nothing created) when the address got an account
+   * meanwhile; null when the link is unknown, expired or already used.
+   */
+  confirmPendingSignup(tokenHash: string, ids: { userId: string; orgId: string }, now: number): Promise<ConfirmedSignup | null>;
   getUser(id: string): Promise<User | null>;
   /** Emails compare case-insensitively (stored lowercased). */
   getUserByEmail(email: string): Promise<User | null>;
@@ -324,6 +336,9 @@ export type AuditedOperation = (typeof AUDITED_OPERATIONS)[number];
 export const DIRECTORY_OPERATIONS = [
   "createOrganisationWithOwner",
   "createUser",
+  "createPendingSignup",
+  "getPendingSignup",
+  "confirmPendingSignup",
   "getUser",
   "getUserByEmail",
   "setPasswordHash",

@@ -76,6 +76,8 @@ export const LIFECYCLE_STATEMENTS = {
     deleteApiKeys: "DELETE FROM api_keys WHERE created_by = ?",
     /** Membership invitations addressed to them go (nothing of history hangs off them). Parameters: old email. */
     deleteMemberInvitations: "DELETE FROM member_invitations WHERE email = ?",
+    /** Sign-ups waiting for confirmation under the address (an attempt on an existing account included). */
+    deletePendingSignups: "DELETE FROM pending_signups WHERE email = ?",
     /** Parameters: user, old email. */
     deleteInvitationCodes: `DELETE FROM invitation_codes WHERE invitation_id IN
       (SELECT id FROM invitations WHERE user_id = ? OR email = ?)`,

@@ -15,6 +15,7 @@ import {
   invitationFrom,
   memberInvitationFrom,
   listConversationsQuery,
+  pendingSignupFrom,
   organisationFrom,
   removesLastOwner,
   supportGrantFrom,
@@ -28,6 +29,7 @@ import type {
   ConversationParty,
   ConversationPerson,
   ConversationRecord,
+  ConfirmedSignup,
   ConversationState,
   DeletionRecord,
   ErasedPerson,
@@ -39,6 +41,7 @@ import type {
   Organisation,
   OrganisationMember,
   ParticipantRole,
+  PendingSignup,
   RefreshOutcome,
   SupportGrant,
   User,
@@ -91,6 +94,36 @@ export class SqlDirectory implements Directory {
         throw error;
       }
       await tx.run(this.sql.membership.insertOwner, [org.id, user.id, now]);
+    });
+  }
+
+  async createPendingSignup(signup: PendingSignup & { tokenHash: string }, now: number): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.run(this.sql.pendingSignup.purgeExpired, [now]);
+      const { tokenHash, email, name, organisation, passwordHash, createdAt, expiresAt } = signup;
+      await tx.run(this.sql.pendingSignup.insert, [tokenHash, email.toLowerCase(), name, organisation, passwordHash, createdAt, expiresAt]);
+    });
+  }
+
+  async getPendingSignup(tokenHash: string, now: number): Promise<PendingSignup | null> {
+    const row = await this.db.get(this.sql.pendingSignup.selectLive, [tokenHash, now]);
+    return row ? pendingSignupFrom(row) : null;
+  }
+
+  confirmPendingSignup(tokenHash: string, ids: { userId: string; orgId: string }, now: number): Promise<ConfirmedSignup | null> {
+    return this.db.transaction(async (tx): Promise<ConfirmedSignup | null> => {
+      const row = await tx.get(this.sql.pendingSignup.spend, [tokenHash, now]);
+      if (!row) return null;
+      const signup = pendingSignupFrom(row);
+      // Taken since the link was mailed (another link, an invitation): the link is spent, the
+      // account that exists stays exactly as it is.
+      if (await tx.get(this.sql.user.selectByEmail, [signup.email])) return { status: "exists" };
+      const user = { id: ids.userId, email: signup.email, name: signup.name };
+      const organisation = { id: ids.orgId, name: signup.organisation };
+      await tx.run(this.sql.organisation.insert, [organisation.id, organisation.name, now]);
+      await tx.run(this.sql.user.insert, [user.id, user.email, user.name, signup.passwordHash, now]);
+      await tx.run(this.sql.membership.insertOwner, [organisation.id, user.id, now]);
+      return { status: "created", user, organisation };
     });
   }
 
@@ -563,6 +596,7 @@ export class SqlDirectory implements Directory {
       await tx.run(sql.deleteInvitationCodes, [userId, email]);
       await tx.run(sql.scrubInvitations, [erasedEmail(userId), now, userId, email]);
       await tx.run(sql.deleteMemberInvitations, [email]);
+      await tx.run(sql.deletePendingSignups, [email]);
       for (const statement of [sql.deleteWebauthnCredentials, sql.deleteRecoveryCodes, sql.deleteRefreshTokens, sql.deleteMemberships, sql.deleteConversationPeople, sql.deleteApiKeys]) {
         await tx.run(statement, [userId]);
       }

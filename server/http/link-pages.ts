@@ -3,7 +3,8 @@
 // script, one stylesheet allowed by its hash.
 
 import { createHash } from "node:crypto";
-import type { RequestHeaders, RouteResult } from "./route.ts";
+import type { ErrorCode } from "../../protocol/index.ts";
+import { type RequestHeaders, type RouteDefinition, type RouteResult, route } from "./route.ts";
 
 /** A plain HTML form post from a browser (a link page's button), not an API call. */
 export function isBrowserForm(headers: RequestHeaders): boolean {
@@ -37,4 +38,35 @@ export function page(title: string, body: string): string {
 /** An HTML page answer with the pages' CSP. */
 export function htmlPage(status: number, html: string): RouteResult {
   return { status, html, headers: [["Content-Security-Policy", LINK_PAGE_CSP]] };
+}
+
+/**
+ * The GET of a mailed link: the page `render` builds (with its button that POSTs to the same
+ * address), or `unavailable` with 410 when the link is no good. Nothing is used by it.
+ */
+export function linkPageRoute(spec: {
+  path: string;
+  summary: string;
+  tags: string[];
+  /** The code of a link that is unknown, expired or used (answered as the HTML page too). */
+  invalid: ErrorCode;
+  render(token: string): Promise<string>;
+  unavailable: string;
+}): RouteDefinition {
+  return route({
+    method: "get",
+    path: spec.path,
+    auth: "public",
+    summary: spec.summary,
+    tags: spec.tags,
+    response: { status: 200, description: "An HTML page with a form that POSTs to the same address.", html: true },
+    errors: [spec.invalid],
+    async handler({ params }) {
+      try {
+        return htmlPage(200, await spec.render(params.token));
+      } catch {
+        return htmlPage(410, spec.unavailable);
+      }
+    },
+  });
 }

@@ -80,6 +80,7 @@ export function statusFor(code: ErrorCode): number {
     case ErrorCode.Conflict:
       return 409;
     case ErrorCode.InvitationInvalid:
+    case ErrorCode.SignupLinkInvalid:
     case ErrorCode.EventCursorExpired:
       return 410;
     case ErrorCode.FrameTooLarge:

@@ -1,6 +1,6 @@
-// Sign-up, sign-in (password, then TOTP or a recovery code when enrolled), refresh, sign-out,
-// and two-factor enrolment. Failed attempts are throttled per account and per address; an
-// unknown email costs the same time as a wrong password, so accounts cannot be probed.
+// Sign-in (password, then TOTP or a recovery code when enrolled), refresh, sign-out, and
+// two-factor enrolment (sign-up is in signup-routes.ts). Failed attempts are throttled per account
+// and per address; an unknown email costs the same time as a wrong password, so accounts cannot be probed.
 
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
@@ -20,7 +20,7 @@ import { HttpError } from "../http/router.ts";
 import { clearedSessionCookies, refreshTokenFromCookie, sessionCookies } from "../http/session-cookies.ts";
 import type { HttpServices } from "./http-services.ts";
 import type { TokenPair as Tokens } from "./session-service.ts";
-import { Email, MemberRole, Name, OrganisationView, Password, RefreshCookie, TokenPair, UserView } from "../http/schemas.ts";
+import { Email, MemberRole, OrganisationView, Password, RefreshCookie, TokenPair, UserView } from "../http/schemas.ts";
 
 /** Ids are random and prefixed by kind, so a leaked id says what it is and nothing else. */
 export function newId(prefix: string): string {
@@ -30,7 +30,7 @@ export function newId(prefix: string): string {
 const totpAssociatedData = (userId: string) => `totp:${userId}`;
 
 /** Refuses an unacceptable password with its problems and score. */
-function assertAcceptable(services: HttpServices, password: string, context: string[]): number {
+export function assertAcceptable(services: HttpServices, password: string, context: string[]): number {
   const verdict = checkPassword(password, context, services.passwordPolicy);
   if (!verdict.acceptable) {
     throw new HttpError(ErrorCode.WeakPassword, verdict.problems[0] ?? "password is too weak", {
@@ -111,36 +111,6 @@ export function authRoutes(services: HttpServices) {
   };
   return [
     ...webauthnRoutes(services, deliverSignIn),
-    route({
-      method: "post",
-      path: "/v1/signup",
-      auth: "public",
-      summary: "Create an organisation and its first member (the owner), and sign in.",
-      tags: ["auth"],
-      sensitive: true,
-      body: z.object({ email: Email, password: Password, name: Name, organisation: Name, refreshCookie: RefreshCookie }),
-      response: {
-        status: 201,
-        description: "Signed in; `passwordScore` is the zxcvbn strength (0-4).",
-        schema: TokenPair.extend({ user: UserView, organisation: OrganisationView, passwordScore: z.number() }),
-      },
-      errors: [ErrorCode.WeakPassword, ErrorCode.Conflict, ErrorCode.RateLimited],
-      async handler({ body, ip, headers: request }) {
-        const score = assertAcceptable(services, body.password, [body.email, body.name, body.organisation]);
-        const passwordHash = await hasher.hash(body.password);
-        const user = { id: newId("usr"), email: body.email, name: body.name, passwordHash };
-        const organisation = { id: newId("org"), name: body.organisation };
-        await directory.createOrganisationWithOwner(organisation, user, services.now());
-        // The device signed up from is known: signing in from it later is no "new device".
-        await services.notices?.rememberDevice(organisation.id, user.id, { ip, userAgent: request.userAgent });
-        const { tokens, headers } = deliverTokens(services, await sessions.start(user.id, organisation.id), body.refreshCookie);
-        return {
-          status: 201,
-          body: { ...tokens, user: { id: user.id, email: user.email, name: user.name }, organisation, passwordScore: score },
-          headers,
-        };
-      },
-    }),
     route({
       method: "post",
       path: "/v1/auth/login",

@@ -24,6 +24,7 @@ import { conversationRoutes } from "./conversation-routes.ts";
 import { invitationRoutes } from "./invitation-routes.ts";
 import { membershipRoutes } from "./membership-routes.ts";
 import { organisationRoutes } from "./organisation-routes.ts";
+import { signupRoutes } from "./signup-routes.ts";
 import type { HttpServices } from "./http-services.ts";
 import type { LimiterBackend } from "../limits/limiter-backend.ts";
 import type { Logger } from "../platform/logger.ts";
@@ -37,6 +38,7 @@ import type { EventRecorder } from "../events/event-recorder.ts";
 import { AccessControl } from "./access-control.ts";
 import { AccessEvents } from "../bus/access-events.ts";
 import { InvitationService } from "./invitation-service.ts";
+import { SignUpService } from "./signup-service.ts";
 import { SessionService } from "./session-service.ts";
 
 /** Identity as the rest of the server sees it. */
@@ -162,7 +164,21 @@ export async function openIdentity(
     now,
     newId,
   });
+  const signups = new SignUpService({
+    directory,
+    mailer,
+    hasher: services.hasher,
+    // Five sign-up mails per address an hour, whether it has an account or not: enough to retry,
+    // too few to flood a mailbox through the sign-up form.
+    mailLimiter: new AttemptLimiter(deps.limiters, "signup-mail-address", { maxAttempts: 5, windowMs: 3_600_000, lockoutMs: 3_600_000 }),
+    log: (fields, message) => deps.logger.info(fields, message),
+    pseudonym: (value) => deps.orgAudit.pseudonym(value),
+    publicUrl: config.identity.publicUrl,
+    now,
+    newId,
+  });
   const routes = [
+    ...signupRoutes(services, signups),
     ...authRoutes(services),
     ...organisationRoutes(services),
     ...membershipRoutes(services),

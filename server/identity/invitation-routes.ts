@@ -11,11 +11,13 @@ import type { InvitationService, InvitationSignIn } from "./invitation-service.t
 import { type RouteResult, route } from "../http/route.ts";
 import { cookieValue } from "../http/session-cookies.ts";
 import type { HttpServices } from "./http-services.ts";
-import { escapeHtml, htmlPage, isBrowserForm, page } from "../http/link-pages.ts";
+import { escapeHtml, htmlPage, isBrowserForm, linkPageRoute, page } from "../http/link-pages.ts";
 import { deliverTokens } from "./auth-routes.ts";
 import { RefreshCookie, TokenPair } from "../http/schemas.ts";
 
 const DEVICE_COOKIE = "parley_device";
+
+const UNAVAILABLE_PAGE = page("Invitation unavailable", "<h1>This invitation link is unknown, expired or revoked.</h1>");
 
 /** The page that asks for the code mailed to the invited address (this link was used on another device). */
 function codePage(problem?: string): string {
@@ -33,31 +35,22 @@ function codePage(problem?: string): string {
 /** The invitation link routes. */
 export function invitationRoutes(services: HttpServices, invitations: InvitationService) {
   return [
-    route({
-      method: "get",
+    linkPageRoute({
       path: "/invite/:token",
-      auth: "public",
       summary: "The page an invitation link opens: a button to accept (nothing is used by this GET).",
       tags: ["invitations"],
-      response: { status: 200, description: "An HTML page with a form that POSTs to the same address.", html: true },
-      errors: [ErrorCode.InvitationInvalid], // answered as an HTML page too
-      async handler({ params }) {
-        try {
-          const invitation = await invitations.lookup(params.token);
-          const conversation = await services.directory.getConversation(invitation.conversationId);
-          return htmlPage(
-            200,
-            page(
-              "Parley invitation",
-              `<h1>You are invited to “${escapeHtml(conversation?.title ?? "a conversation")}”</h1>` +
-                `<p>Invitation for ${escapeHtml(invitation.email)}.</p>` +
-                `<form method="post"><button type="submit">Open the conversation</button></form>`,
-            ),
-          );
-        } catch {
-          return htmlPage(410, page("Invitation unavailable", "<h1>This invitation link is unknown, expired or revoked.</h1>"));
-        }
+      invalid: ErrorCode.InvitationInvalid,
+      async render(token) {
+        const invitation = await invitations.lookup(token);
+        const conversation = await services.directory.getConversation(invitation.conversationId);
+        return page(
+          "Parley invitation",
+          `<h1>You are invited to “${escapeHtml(conversation?.title ?? "a conversation")}”</h1>` +
+            `<p>Invitation for ${escapeHtml(invitation.email)}.</p>` +
+            `<form method="post"><button type="submit">Open the conversation</button></form>`,
+        );
       },
+      unavailable: UNAVAILABLE_PAGE,
     }),
     route({
       method: "post",
@@ -113,7 +106,7 @@ export function invitationRoutes(services: HttpServices, invitations: Invitation
             case ErrorCode.RateLimited:
               return htmlPage(429, codePage("Too many wrong codes: wait a few minutes, then open the link again."));
             case ErrorCode.InvitationInvalid:
-              return htmlPage(410, page("Invitation unavailable", "<h1>This invitation link is unknown, expired or revoked.</h1>"));
+              return htmlPage(410, UNAVAILABLE_PAGE);
             default:
               throw error;
           }

@@ -59,14 +59,25 @@ export async function outboxMails(dataDir: string): Promise<string[]> {
   return mails;
 }
 
-/** The first invitation link mailed to `to`. */
-export async function invitationLinkFor(dataDir: string, to: string): Promise<string | undefined> {
+/** The first link to `/<kind>/<token>` mailed to `to`. */
+async function mailedLinkFor(dataDir: string, to: string, kind: "invite" | "signup"): Promise<string | undefined> {
+  const link = new RegExp(`(https?:\\/\\/[^\\s"<>]+\\/${kind}\\/[A-Za-z0-9_-]+)`);
   for (const mail of await outboxMails(dataDir)) {
     if (!mail.includes(to)) continue;
-    const match = /(https?:\/\/[^\s"<>]+\/invite\/[A-Za-z0-9_-]+)/.exec(mail);
+    const match = link.exec(mail);
     if (match) return match[1];
   }
   return undefined;
+}
+
+/** The first invitation link mailed to `to`. */
+export function invitationLinkFor(dataDir: string, to: string): Promise<string | undefined> {
+  return mailedLinkFor(dataDir, to, "invite");
+}
+
+/** The first sign-up confirmation link mailed to `to`. */
+export function signUpLinkFor(dataDir: string, to: string): Promise<string | undefined> {
+  return mailedLinkFor(dataDir, to, "signup");
 }
 
 /** The newest 6-digit sign-in code mailed to `to`. */

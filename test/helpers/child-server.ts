@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import type { Role } from "../../protocol/index.ts";
 import { loadOrCreateKeys } from "../../server/crypto/keys.ts";
 import { mintToken } from "../../server/auth/tokens.ts";
+import { addOutbox } from "./mailboxes.ts";
 
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), "../../bin/parley.js");
 
@@ -21,6 +22,7 @@ export interface ChildServer {
 
 /** Starts `parley serve` on `dataDir` (port 0 unless given) and waits until it listens. */
 export async function startChildServer(dataDir: string, env: Record<string, string> = {}): Promise<ChildServer> {
+  addOutbox(dataDir);
   const child = spawn(process.execPath, [BIN, "serve"], {
     env: { ...process.env, PORT: "0", HOST: "127.0.0.1", PARLEY_DATA_DIR: dataDir, PARLEY_LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -4,6 +4,7 @@
 import { expect } from "vitest";
 import type { ParleyEvent } from "../../protocol/index.ts";
 import type { apiClient } from "./http-client.ts";
+import { confirmedSignUp } from "./sign-up.ts";
 
 export const PARTNER_PASSWORD = "violet-harbour-tractor-91!";
 
@@ -18,7 +19,7 @@ export interface PartnerOrg {
 
 /** Signs a person up with a new organisation and gives the organisation an API key. */
 export async function signUpWithKey(api: Api, email: string, organisation: string): Promise<PartnerOrg> {
-  const signup = await api("POST", "/v1/signup", { body: { email, password: PARTNER_PASSWORD, name: email.split("@")[0], organisation } });
+  const signup = await confirmedSignUp(api, { email, password: PARTNER_PASSWORD, name: email.split("@")[0], organisation });
   expect(signup.status).toBe(201);
   const token = signup.body.accessToken as string;
   const orgId = (signup.body.organisation as { id: string }).id;

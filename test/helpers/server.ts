@@ -10,6 +10,7 @@ import { type ParleyServer, startServer } from "../../server/app.ts";
 import { mintToken } from "../../server/auth/tokens.ts";
 import { loadConfig } from "../../server/platform/config.ts";
 import { createLogger } from "../../server/platform/logger.ts";
+import { addOutbox } from "./mailboxes.ts";
 
 /** What a test asks a token for. */
 export interface TestTokenRequest {
@@ -62,6 +63,7 @@ export async function startTestServer(
   } = {},
 ): Promise<TestServer> {
   const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), "parley-test-")));
+  addOutbox(dataDir);
   const capture = options.logLines;
   const logger = capture ? createLogger("info", { write: (line: string) => capture(line) }) : createLogger(process.env.PARLEY_TEST_LOG ?? "silent");
   const configFor = (port: number) => loadConfig({ HOST: "127.0.0.1", PORT: String(port), PARLEY_DATA_DIR: dataDir, ...options.env });

@@ -4,6 +4,7 @@
 
 import type { AddressInfo } from "node:net";
 import { SMTPServer } from "smtp-server";
+import { addMailSource } from "./mailboxes.ts";
 import { type CapturedMail, parseMail } from "./mime-reader.ts";
 import { Waiters } from "./wait.ts";
 
@@ -56,6 +57,8 @@ export async function startSmtpSink(): Promise<SmtpSink> {
     });
   });
   const { port } = server.server.address() as AddressInfo;
+  // The sign-up helper finds its confirmation link here too.
+  const removeSource = addMailSource(async () => messages.map((m, i) => ({ id: `smtp:${port}:${i}`, to: m.to, subject: m.subject, text: m.text })));
 
   return {
     host: "127.0.0.1",
@@ -69,6 +72,7 @@ export async function startSmtpSink(): Promise<SmtpSink> {
       );
     },
     close() {
+      removeSource();
       return new Promise((resolve) => server.close(() => resolve()));
     },
   };
