@@ -39,10 +39,22 @@ interface Pending {
   reject: (error: unknown) => void;
 }
 
-/** Batches appends into store transactions, one transaction in flight at a time. */
+/** A transaction's outcome, waiting to be told to its appends (in commit order, after the pin). */
+type Outcome = { batch: Pending[]; results: CommittedAppend[] } | { batch: Pending[]; error: unknown };
+
+/**
+ * Batches appends into store transactions, one transaction in flight at a time. The pin of a
+ * committed transaction's heads (beforeAck, a second durable write) overlaps the next
+ * transaction: only the acknowledgements wait for it, and they go out in commit order. Pins
+ * that pile up behind a slow one are written together, as one.
+ */
 export class GroupCommitter {
   private queue: Pending[] = [];
   private inFlight: Promise<void> | null = null;
+  /** Outcomes of committed (or failed) transactions not yet told to their appends. */
+  private outcomes: Outcome[] = [];
+  /** Pinning and telling the outcomes, while it runs. */
+  private settling: Promise<void> | null = null;
   private scheduled = false;
   private closed = false;
   /** Appends committed, and transactions used, since start (for metrics). */
@@ -70,9 +82,10 @@ export class GroupCommitter {
   /** Stops accepting appends and waits until every queued one is committed (or failed). */
   async flush(): Promise<void> {
     this.closed = true;
-    while (this.inFlight || this.queue.length > 0) {
+    while (this.inFlight || this.queue.length > 0 || this.settling) {
       if (this.inFlight) await this.inFlight;
-      else this.commitNext();
+      else if (this.queue.length > 0) this.commitNext();
+      else await this.settling;
     }
   }
 
@@ -109,7 +122,7 @@ export class GroupCommitter {
     } catch (error) {
       this.options.observer?.failed(batch.length);
       if (batch.length === 1 || !mayBeOneRequest(error)) {
-        for (const pending of batch) pending.reject(error);
+        this.settle({ batch, error });
         return;
       }
       // In arrival order, left half first: each conversation's appends keep their order.
@@ -120,7 +133,31 @@ export class GroupCommitter {
     }
     this.stats.appends += batch.length;
     this.stats.batches += 1;
-    if (this.options.beforeAck) await this.options.beforeAck(results);
-    for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i]);
+    this.settle({ batch, results });
+  }
+
+  /** Tells an outcome once every earlier one was told (and the pins of all of them are written). */
+  private settle(outcome: Outcome): void {
+    this.outcomes.push(outcome);
+    this.settling ??= this.settleAll().finally(() => {
+      this.settling = null;
+    });
+  }
+
+  private async settleAll(): Promise<void> {
+    while (this.outcomes.length > 0) {
+      const outcomes = this.outcomes;
+      this.outcomes = [];
+      const beforeAck = this.options.beforeAck;
+      if (beforeAck) {
+        const committed = outcomes.flatMap((o) => ("results" in o ? o.results : []));
+        // Must not reject; if it did, the appends are durable in the log all the same.
+        if (committed.length > 0) await beforeAck(committed).catch(() => undefined);
+      }
+      for (const outcome of outcomes) {
+        if ("results" in outcome) for (let i = 0; i < outcome.batch.length; i++) outcome.batch[i].resolve(outcome.results[i]);
+        else for (const pending of outcome.batch) pending.reject(outcome.error);
+      }
+    }
   }
 }
