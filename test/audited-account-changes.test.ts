@@ -5,24 +5,19 @@
 // trail …"). On SQLite and on Postgres.
 
 import * as OTPAuth from "otpauth";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "../protocol/index.ts";
-import { AUDIT_BACKENDS, type RefusableAuditServer } from "./helpers/audit-refusal.ts";
-import { type ApiResponse, apiClient } from "./helpers/http-client.ts";
+import { AUDIT_BACKENDS, type RefusableAuditServer, serverPerSuite } from "./helpers/audit-refusal.ts";
+import type { ApiResponse } from "./helpers/http-client.ts";
 import { type SignedUp, signUp, TEST_PASSWORD } from "./helpers/sign-up.ts";
 import { SoftAuthenticator } from "./helpers/soft-authenticator.ts";
 
 describe.each(AUDIT_BACKENDS)("account changes whose audit entry cannot be written do not happen ($name)", (backend) => {
+  const suite = serverPerSuite(backend);
   let running: RefusableAuditServer | null = null;
-  let api: ReturnType<typeof apiClient>;
-
-  beforeAll(async () => {
-    running = await backend.start();
-    if (running) api = apiClient(running.server.httpUrl);
-  }, 60_000);
-  afterAll(async () => {
-    await running?.allow().catch(() => {});
-    await running?.close();
+  const api: RefusableAuditServer["api"] = (...request) => (running as RefusableAuditServer).api(...request);
+  beforeAll(() => {
+    running = suite();
   });
 
 

@@ -4,29 +4,25 @@
 
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AUDIT_BACKENDS, type RefusableAuditServer } from "./helpers/audit-refusal.ts";
-import { apiClient } from "./helpers/http-client.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { AUDIT_BACKENDS, type RefusableAuditServer, serverPerSuite } from "./helpers/audit-refusal.ts";
 import { type SignedUp, signUp } from "./helpers/sign-up.ts";
 
 describe.each(AUDIT_BACKENDS)("conversation access changes whose audit entry cannot be written do not happen ($name)", (backend) => {
+  const suite = serverPerSuite(backend);
   let running: RefusableAuditServer | null = null;
-  let api: ReturnType<typeof apiClient>;
+  let api: RefusableAuditServer["api"];
   let desk: SignedUp;
   let supplier: SignedUp;
   let conversation: string;
 
   beforeAll(async () => {
-    running = await backend.start();
+    running = suite();
     if (!running) return;
-    api = apiClient(running.server.httpUrl);
+    api = running.api;
     desk = await signUp(api, "dana@desk.example", "Desk");
     supplier = await signUp(api, "sam@supplier.example", "Supplier");
     conversation = (await api("POST", "/v1/conversations", { token: desk.token, body: { title: "Pump" } })).body.id as string;
-  }, 60_000);
-  afterAll(async () => {
-    await running?.allow().catch(() => {});
-    await running?.close();
   });
 
 

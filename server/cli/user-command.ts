@@ -53,6 +53,8 @@ export async function userCommand(args: string[]): Promise<void> {
       accessEvents: new AccessEvents(),
       evict: () => {},
       audit: lifecycleAudit((org, event) => audit.recorder.recordOrgEvent(org, event), logger),
+      // The erasure and its entries in one transaction, as the server does it.
+      auditedChange: (op, args, org, event) => audit.recorder.recordWith(directory, op, args, org, event),
       logger,
       now: Date.now,
     });

@@ -328,6 +328,9 @@ export const AUDITED_OPERATIONS = [
   "removePerson",
   "putLegalHold",
   "removeLegalHold",
+  "erasePerson",
+  "recordDeletion",
+  "removeConversationRecord",
 ] as const satisfies readonly (keyof Directory)[];
 
 export type AuditedOperation = (typeof AUDITED_OPERATIONS)[number];

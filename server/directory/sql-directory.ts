@@ -57,7 +57,11 @@ const TOUCH_INTERVAL_MS = 60_000;
 export class SqlDirectory implements Directory {
   private readonly sql: DirectoryStatements;
 
-  constructor(private readonly db: SqlRunner) {
+  /** `insideTransaction`: every call runs inside an audited change's transaction, which ends after them. */
+  constructor(
+    private readonly db: SqlRunner,
+    private readonly insideTransaction = false,
+  ) {
     this.sql = directoryStatements(db.dialect);
   }
 
@@ -620,6 +624,8 @@ export class SqlDirectory implements Directory {
    * linger there (deleted pages in the main file are zeroed by `secure_delete`, see the worker).
    */
   private async dropOldPageImages(): Promise<void> {
+    // Inside a transaction SQLite refuses a checkpoint; the audited change runs it after its commit.
+    if (this.insideTransaction) return;
     if (this.db.dialect.name === "sqlite") await this.db.get("PRAGMA wal_checkpoint(TRUNCATE)");
   }
 
@@ -650,10 +656,10 @@ export class SqlDirectory implements Directory {
     }
     const undo = new UndoSignal();
     try {
-      return await this.db.transaction(async (tx) => {
+      const outcome = await this.db.transaction(async (tx) => {
         // On the transaction's runner, so the change and the entries commit together (SQLite: the
         // runner is this one, its nested transactions join; Postgres: one connection).
-        const inner = (tx === this.db ? this : new SqlDirectory(tx)) as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+        const inner = new SqlDirectory(tx, true) as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
         const results: unknown[] = [];
         for (const [index, step] of steps.entries()) {
           const result = await inner[step.op](...(step.args as unknown[]));
@@ -669,12 +675,18 @@ export class SqlDirectory implements Directory {
         for (const a of appends) await log.appendOrgAuditEvent(a.org, a.event, a.now);
         return { changed: true as const, results };
       });
+      // What an erasure overwrote leaves the write-ahead log only now that it committed.
+      if (outcome.changed && steps.some((step) => ERASING_OPERATIONS.has(step.op))) await this.dropOldPageImages();
+      return outcome;
     } catch (error) {
       if (error === undo) return { changed: false, unchangedStep: undo.unchangedStep, result: undo.result };
       throw error;
     }
   }
 }
+
+/** Audited operations that overwrite personal data or content (their old pages are dropped after commit). */
+const ERASING_OPERATIONS: ReadonlySet<string> = new Set(["erasePerson", "removeConversationRecord"]);
 
 /** Thrown inside an audited transaction to roll it back when a step changed nothing. */
 class UndoSignal extends Error {

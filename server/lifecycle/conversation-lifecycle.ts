@@ -1,16 +1,19 @@
 // Deletion and retention of conversations, and erasure of persons: the decisions and their order.
 // A party deletes its side (it loses access at once, the others keep theirs); once every party
-// has, and no legal hold remains, the conversation is destroyed: ledger line first (so a crash or
-// a restore is finished by the replay), then the store (data key and rows), then the directory.
+// has, and no legal hold remains, the conversation is destroyed: the shared ledger line with each
+// party's "destroying" audit entry first (one transaction), then this node's ledger file, the
+// store (data key and rows) and the copies, and last the directory record with each party's
+// "destroyed" entry (one transaction). A crash in between is finished by the replay at the next
+// start, which writes the "destroyed" entries then.
 
-import type { Directory } from "../directory/directory.ts";
+import type { AuditedOperation, Directory } from "../directory/directory.ts";
 import type { ConversationParty } from "../directory/directory-types.ts";
 import { isErasedEmail } from "../directory/lifecycle-queries.ts";
 import type { AccessEvents } from "../bus/access-events.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { Store } from "../store/store.ts";
 import type { DeletionLedger, DeletionReason, DeletionSubject } from "./deletion-ledger.ts";
-import type { AuditedChange, LifecycleAudit } from "./lifecycle-audit.ts";
+import type { AuditedChange, LifecycleAudit, LifecycleAuditEvent } from "./lifecycle-audit.ts";
 
 /** What deleting a side led to. */
 export interface SideDeletion {
@@ -44,7 +47,7 @@ export interface LifecycleDeps {
   /** Removes kept copies of mail about a destroyed conversation (the outbox's invitation mails). */
   forgetMail?(conversationId: string): Promise<unknown>;
   audit: LifecycleAudit;
-  /** Side deletions are recorded in the same transaction through this, when given (else after, through `audit`). */
+  /** Directory changes are recorded in the same transaction through this, when given (else after, through `audit`). */
   auditedChange?: AuditedChange;
   logger: Logger;
   now: () => number;
@@ -61,19 +64,36 @@ export class ConversationLifecycle {
    * Destroys the conversation when no side remains and no legal hold does.
    */
   async deleteSide(conversationId: string, orgId: string, actor: LifecycleActor, reason: "deleted" | "retention"): Promise<SideDeletion> {
-    const { directory, accessEvents, audit } = this.deps;
     const event = { action: reason === "retention" ? "retention.destroyed" : "conversation.deleted", actor, target: conversationId, details: { scope: "side" } } as const;
-    const args = [conversationId, orgId, actor, reason, this.deps.now()] as const;
-    // The side's deletion and its audit entry commit together when the recorder can (every server).
-    const parties = this.deps.auditedChange
-      ? await this.deps.auditedChange("deleteConversationSide", [...args], orgId, event)
-      : await directory.deleteConversationSide(...args);
-    if (this.deps.auditedChange) this.deps.logger.info({ security: "lifecycle", org: orgId, audit: event }, event.action);
+    const parties = await this.recordedChange("deleteConversationSide", [conversationId, orgId, actor, reason, this.deps.now()], orgId, event);
     // Its people leave at once (sockets, streams); its copies of the conversation's events go too.
-    accessEvents.emit({ kind: "conversation-access-changed", conversationId });
+    this.deps.accessEvents.emit({ kind: "conversation-access-changed", conversationId });
     await this.deps.forgetPartnerEvents?.(conversationId, orgId);
-    if (!this.deps.auditedChange) await audit(orgId, event);
     return this.destroyIfDue(conversationId, parties, actor, reason === "retention" ? "retention" : "all-parties-deleted");
+  }
+
+  /**
+   * A directory change and its event in the chain of `org` (or each of several), committed
+   * together when the recorder can (every server; without one, the change and then the security
+   * log line). Nothing is recorded when the change reports it changed nothing (false or null).
+   */
+  async recordedChange<K extends AuditedOperation>(
+    op: K,
+    args: Parameters<Directory[K]>,
+    org: string | readonly string[],
+    event: LifecycleAuditEvent,
+  ): Promise<Awaited<ReturnType<Directory[K]>>> {
+    const orgs = typeof org === "string" ? [org] : [...org];
+    const { auditedChange } = this.deps;
+    if (auditedChange) {
+      const result = await auditedChange(op, args, orgs, event);
+      if (result !== false && result !== null) for (const o of orgs) this.deps.logger.info({ security: "lifecycle", org: o, audit: event }, event.action);
+      return result;
+    }
+    const change = this.deps.directory[op] as (...a: Parameters<Directory[K]>) => Promise<Awaited<ReturnType<Directory[K]>>>;
+    const result = await change.apply(this.deps.directory, args);
+    if (result !== false && result !== null) for (const o of orgs) await this.deps.audit(o, event);
+    return result;
   }
 
   /** Destroys the conversation if every side is deleted and no hold remains; reports where it stands. */
@@ -103,27 +123,30 @@ export class ConversationLifecycle {
    * crash half-way (or a later restore of a backup) is finished by the replay at the next start.
    */
   private async destroy(conversationId: string, reason: DeletionReason, parties: string[], actor: LifecycleActor): Promise<void> {
-    const { audit } = this.deps;
-    await this.recordDestruction("conversation", conversationId, reason);
-    await this.removeEverywhere(conversationId);
-    for (const org of parties) {
-      await audit(org, {
-        action: reason === "retention" ? "retention.destroyed" : "conversation.deleted",
-        actor,
-        target: conversationId,
-        details: { scope: "destroyed" },
-      });
-    }
+    const action = reason === "retention" ? "retention.destroyed" : "conversation.deleted";
+    // "destroying" commits with the shared ledger line: no destruction starts unrecorded, and
+    // none is recorded as started without the ledger line that makes a restart finish it.
+    await this.recordDestruction("conversation", conversationId, reason, { orgs: parties, event: { action, actor, target: conversationId, details: { scope: "destroying" } } });
+    await this.removeEverywhere(conversationId, { orgs: parties, event: { action, actor, target: conversationId, details: { scope: "destroyed" } } });
     this.deps.logger.warn({ security: "deletion", conversation: conversationId, reason }, "conversation destroyed");
   }
 
   /**
-   * Records a destruction in this node's ledger file (durable first) and in the ledger the nodes
-   * share through the directory, so every node replays it at its next start.
+   * Records a destruction in the ledger the nodes share through the directory (with `started`, its
+   * audit entries, in the same transaction) and in this node's ledger file, so every node replays
+   * it at its next start. A crash between the two is levelled by the replay (syncLedgers).
    */
-  private async recordDestruction(subject: DeletionSubject, id: string, reason: DeletionReason): Promise<void> {
-    const entry = await this.deps.ledger.append(subject, id, reason, this.deps.now());
-    await this.deps.directory.recordDeletion({ subject, id, reason, at: entry.at });
+  private async recordDestruction(
+    subject: DeletionSubject,
+    id: string,
+    reason: DeletionReason,
+    started: { orgs: readonly string[]; event: LifecycleAuditEvent } | null,
+  ): Promise<void> {
+    const at = this.deps.now();
+    const record = { subject, id, reason, at };
+    if (started) await this.recordedChange("recordDeletion", [record], started.orgs, started.event);
+    else await this.deps.directory.recordDeletion(record);
+    await this.deps.ledger.append(subject, id, reason, at);
   }
 
   /**
@@ -148,12 +171,14 @@ export class ConversationLifecycle {
    * state; then every socket on it is re-checked. The directory record goes last: while it is
    * there, the ledger replay sees the conversation as existing and runs all of this again.
    */
-  private async removeEverywhere(conversationId: string): Promise<boolean> {
-    const { store, directory } = this.deps;
+  private async removeEverywhere(conversationId: string, completed: { orgs: readonly string[]; event: LifecycleAuditEvent }): Promise<boolean> {
+    const { store } = this.deps;
     await this.deps.forgetPartnerEvents?.(conversationId);
     await this.deps.forgetMail?.(conversationId);
     const hadData = await store.destroyConversation(conversationId);
-    const hadRecord = await directory.removeConversationRecord(conversationId);
+    // The record and the "destroyed" entries commit together: while neither is there, the
+    // replay sees the conversation as existing and finishes (and records) the destruction.
+    const hadRecord = await this.recordedChange("removeConversationRecord", [conversationId], completed.orgs, completed.event);
     this.deps.evict(conversationId);
     this.deps.accessEvents.emit({ kind: "conversation-access-changed", conversationId });
     return hadData || hadRecord;
@@ -176,13 +201,15 @@ export class ConversationLifecycle {
    */
   async erasePerson(userId: string, actor: LifecycleActor, condition?: { onlyMemberOf: string }): Promise<void> {
     const { directory, accessEvents, audit } = this.deps;
-    const erased = await directory.erasePerson(userId, this.deps.now(), condition);
-    await this.recordDestruction("person", userId, "person-deleted");
+    const event = { action: "person.deleted", actor, target: userId, details: {} } as const;
+    // Erased with the entry in each of their organisations' chains, in one transaction (the
+    // organisations as read just before; one joined in between is recorded right after).
+    const orgs = (await directory.listMemberships(userId)).map((m) => m.orgId);
+    const erased = await this.recordedChange("erasePerson", [userId, this.deps.now(), condition], orgs, event);
+    for (const orgId of erased.orgs) if (!orgs.includes(orgId)) await audit(orgId, event);
+    await this.recordDestruction("person", userId, "person-deleted", null);
     accessEvents.emit({ kind: "user-revoked", userId });
-    for (const orgId of erased.orgs) {
-      accessEvents.emit({ kind: "membership-changed", orgId, userId });
-      await audit(orgId, { action: "person.deleted", actor, target: userId, details: {} });
-    }
+    for (const orgId of erased.orgs) accessEvents.emit({ kind: "membership-changed", orgId, userId });
     this.deps.logger.warn({ security: "deletion", user: userId }, "person erased");
   }
 
@@ -200,7 +227,10 @@ export class ConversationLifecycle {
       if (entry.subject === "conversation") {
         // Looked up first: most lines name something long gone, and a start should stay quick.
         if (await this.existsAgain(entry.id)) {
-          await this.removeEverywhere(entry.id);
+          // Unfinished (a crash mid-destruction) or back from a restore: its parties' chains say so when it is done.
+          const parties = (await directory.listConversationParties(entry.id)).map((p) => p.orgId);
+          const event = { action: "conversation.deleted", actor: "system", target: entry.id, details: { scope: "destroyed", replayed: true } } as const;
+          await this.removeEverywhere(entry.id, { orgs: parties, event });
           outcome.conversations.push(entry.id);
         }
         continue;

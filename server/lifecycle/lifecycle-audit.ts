@@ -22,13 +22,14 @@ export interface LifecycleAuditEvent {
 export type LifecycleAudit = (org: string, event: LifecycleAuditEvent) => Promise<void>;
 
 /**
- * Runs a directory change and records its event in `org`'s chain in the same transaction (the org
- * audit recorder's recordWith): neither without the other.
+ * Runs a directory change and records its event in `org`'s chain (or each of several) in the same
+ * transaction (the org audit recorder's recordWith): neither without the other. Nothing is
+ * recorded when the change reports it changed nothing (false or null).
  */
 export type AuditedChange = <K extends AuditedOperation>(
   op: K,
   args: Parameters<Directory[K]>,
-  org: string,
+  org: string | readonly string[],
   event: LifecycleAuditEvent,
 ) => Promise<Awaited<ReturnType<Directory[K]>>>;
 

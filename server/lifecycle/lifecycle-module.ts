@@ -67,7 +67,7 @@ export async function openLifecycle(config: Config, deps: LifecycleModuleDeps): 
   return {
     ledger,
     conversations,
-    routes: lifecycleRoutes({ services: deps.services, lifecycle: conversations, audit }),
+    routes: lifecycleRoutes({ services: deps.services, lifecycle: conversations }),
     replayDeletionLedger: () => conversations.replayDeletionLedger(),
     sweep: () => sweepRetention(sweepDeps, deps.now()),
     startSweep() {

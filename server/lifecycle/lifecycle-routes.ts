@@ -16,7 +16,6 @@ import { route } from "../http/route.ts";
 import type { HttpServices } from "../identity/http-services.ts";
 import { accessorOf } from "../identity/access-control.ts";
 import type { ConversationLifecycle } from "./conversation-lifecycle.ts";
-import type { LifecycleAudit } from "./lifecycle-audit.ts";
 import { ItemsOf, OrganisationRecordView } from "../http/response-schemas.ts";
 
 
@@ -32,7 +31,6 @@ export const RETENTION_BOUNDS = { min: 7, max: 3650 } as const;
 export interface LifecycleRouteDeps {
   services: HttpServices;
   lifecycle: ConversationLifecycle;
-  audit: LifecycleAudit;
 }
 
 function isAdmin(principal: Principal): principal is UserPrincipal {
@@ -44,7 +42,7 @@ function userActor(principal: UserPrincipal): string {
   return `user:${actorId(principal)}`;
 }
 
-export function lifecycleRoutes({ services, lifecycle, audit }: LifecycleRouteDeps) {
+export function lifecycleRoutes({ services, lifecycle }: LifecycleRouteDeps) {
   const { directory } = services;
 
   /**
@@ -108,8 +106,8 @@ export function lifecycleRoutes({ services, lifecycle, audit }: LifecycleRouteDe
       errors: [ErrorCode.NotFound, ErrorCode.InsufficientRole],
       async handler({ params, principal, body }) {
         const { party, actor } = await requirePartyAdmin(principal, params.id);
-        await directory.putLegalHold({ conversationId: params.id, orgId: party.orgId, setBy: actor, reason: body.reason, setAt: services.now() });
-        await audit(party.orgId, { action: "legal-hold.placed", actor, target: params.id, details: { reason: body.reason } });
+        const hold = { conversationId: params.id, orgId: party.orgId, setBy: actor, reason: body.reason, setAt: services.now() };
+        await lifecycle.recordedChange("putLegalHold", [hold], party.orgId, { action: "legal-hold.placed", actor, target: params.id, details: { reason: body.reason } });
         return { status: 200, body: await holdsView(params.id) };
       },
     }),
@@ -123,8 +121,8 @@ export function lifecycleRoutes({ services, lifecycle, audit }: LifecycleRouteDe
       errors: [ErrorCode.NotFound, ErrorCode.InsufficientRole],
       async handler({ params, principal }) {
         const { party, actor } = await requirePartyAdmin(principal, params.id);
-        if (!(await directory.removeLegalHold(params.id, party.orgId))) throw new ParleyError(ErrorCode.NotFound, "your organisation holds no legal hold on this conversation");
-        await audit(party.orgId, { action: "legal-hold.lifted", actor, target: params.id, details: {} });
+        const lifted = await lifecycle.recordedChange("removeLegalHold", [params.id, party.orgId], party.orgId, { action: "legal-hold.lifted", actor, target: params.id, details: {} });
+        if (!lifted) throw new ParleyError(ErrorCode.NotFound, "your organisation holds no legal hold on this conversation");
         return { status: 200, body: await lifecycle.reconsider(params.id, actor) };
       },
     }),

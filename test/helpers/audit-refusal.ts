@@ -7,17 +7,21 @@ import { randomBytes } from "node:crypto";
 import path from "node:path";
 import Database from "better-sqlite3";
 import pg from "pg";
+import { afterAll, beforeAll } from "vitest";
+import { apiClient } from "./http-client.ts";
 import { startTestServer, type TestServer } from "./server.ts";
 import { requirePostgres } from "./services.ts";
 
 /** A running server on one backend, with a switch that refuses every org audit append. */
 export interface RefusableAuditServer {
   server: TestServer;
-  /** From now on every org audit append fails (until {@link allow}). */
-  refuse(): Promise<void>;
+  /** The HTTP API of `server`. */
+  api: ReturnType<typeof apiClient>;
+  /** From now on every org audit append fails (until {@link allow}); with `detailsLike`, only entries whose details JSON is LIKE it. */
+  refuse(detailsLike?: string): Promise<void>;
   allow(): Promise<void>;
-  /** Runs `attempt` with appends refused, then allows them again. */
-  whileRefused<T>(attempt: () => Promise<T>): Promise<T>;
+  /** Runs `attempt` with appends refused (see {@link refuse}), then allows them again. */
+  whileRefused<T>(attempt: () => Promise<T>, detailsLike?: string): Promise<T>;
   /** Rows of a directory table (optionally `WHERE` a condition with `?` placeholders). */
   count(table: string, where?: string, params?: unknown[]): Promise<number>;
   close(): Promise<void>;
@@ -30,11 +34,12 @@ export interface AuditBackend {
 }
 
 /** Adds {@link RefusableAuditServer.whileRefused} to a backend's switches. */
-function withRefusal(server: Omit<RefusableAuditServer, "whileRefused">): RefusableAuditServer {
+function withRefusal(server: Omit<RefusableAuditServer, "whileRefused" | "api">): RefusableAuditServer {
   return {
     ...server,
-    async whileRefused(attempt) {
-      await server.refuse();
+    api: apiClient(server.server.httpUrl),
+    async whileRefused(attempt, detailsLike) {
+      await server.refuse(detailsLike);
       try {
         return await attempt();
       } finally {
@@ -53,8 +58,9 @@ export const AUDIT_BACKENDS: AuditBackend[] = [
       db.pragma("busy_timeout = 5000");
       return withRefusal({
         server,
-        refuse: async () => {
-          db.exec("CREATE TRIGGER refuse_org_audit BEFORE INSERT ON org_audit_entries BEGIN SELECT RAISE(ABORT, 'audit refused'); END");
+        refuse: async (detailsLike) => {
+          const when = detailsLike ? ` WHEN NEW.details LIKE '${detailsLike.replaceAll("'", "''")}'` : "";
+          db.exec(`CREATE TRIGGER refuse_org_audit BEFORE INSERT ON org_audit_entries${when} BEGIN SELECT RAISE(ABORT, 'audit refused'); END`);
         },
         allow: async () => {
           db.exec("DROP TRIGGER IF EXISTS refuse_org_audit");
@@ -83,8 +89,9 @@ export const AUDIT_BACKENDS: AuditBackend[] = [
       await admin.query("CREATE FUNCTION refuse_org_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$");
       return withRefusal({
         server,
-        refuse: async () => {
-          await admin.query("CREATE TRIGGER refuse_org_audit BEFORE INSERT ON org_audit_entries FOR EACH ROW EXECUTE FUNCTION refuse_org_audit()");
+        refuse: async (detailsLike) => {
+          const when = detailsLike ? ` WHEN (NEW.details LIKE '${detailsLike.replaceAll("'", "''")}')` : "";
+          await admin.query(`CREATE TRIGGER refuse_org_audit BEFORE INSERT ON org_audit_entries FOR EACH ROW${when} EXECUTE FUNCTION refuse_org_audit()`);
         },
         allow: async () => {
           await admin.query("DROP TRIGGER IF EXISTS refuse_org_audit ON org_audit_entries");
@@ -104,3 +111,19 @@ export const AUDIT_BACKENDS: AuditBackend[] = [
     },
   },
 ];
+
+/**
+ * One server on `backend` for the tests of the enclosing describe block: started before them,
+ * stopped after. The getter answers null when the backend is absent (the tests then skip).
+ */
+export function serverPerSuite(backend: AuditBackend): () => RefusableAuditServer | null {
+  let running: RefusableAuditServer | null = null;
+  beforeAll(async () => {
+    running = await backend.start();
+  }, 60_000);
+  afterAll(async () => {
+    await running?.allow().catch(() => {});
+    await running?.close();
+  });
+  return () => running;
+}
