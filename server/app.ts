@@ -45,7 +45,7 @@ import { ChannelRegistry } from "./realtime/conversation-channel.ts";
 import { DocumentCache } from "./documents/document-cache.ts";
 import { registerParleyRoute } from "./realtime/parley-route.ts";
 import { RealtimeHub } from "./realtime/realtime-hub.ts";
-import { RemoteDelivery } from "./realtime/remote-delivery.ts";
+import { CommitFanOut } from "./realtime/commit-fan-out.ts";
 import { startBackgroundLoop } from "./platform/background-loop.ts";
 import { StartupRefusal } from "./platform/startup-refusal.ts";
 import { AcknowledgedHeads, findLostWrites } from "./store/acknowledged-heads.ts";
@@ -155,7 +155,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   const channels = new ChannelRegistry();
   const broadcaster = new ClusterBroadcaster(app, bus, channels, metrics.traffic);
   // Every commit, this node's or another's, reaches the cache and local subscribers in order here.
-  const delivery = new RemoteDelivery({ bus, store, cache, broadcaster, logger, gapGraceMs: config.bus.gapGraceMs, observer: metrics.deliveryObserver });
+  const delivery = new CommitFanOut({ bus, store, cache, broadcaster, logger, gapGraceMs: config.bus.gapGraceMs, observer: metrics.deliveryObserver });
   // Partner events: opened before identity, which records through it.
   const partnerStorage = await openPartnerStorage({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
   const events = openEvents(config, { store: partnerStorage.events, log: store, cache, logger, now: options.now ?? Date.now });

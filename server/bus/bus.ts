@@ -1,6 +1,6 @@
 // The Bus seam: how committed updates and awareness reach the other nodes. The in-process bus
 // (local-bus.ts) serves one node; the Redis bus (redis-bus.ts) several. A bus is at-most-once:
-// the receiving side (realtime/remote-delivery.ts) fills any gap from the store, never the bus.
+// the receiving side (realtime/commit-fan-out.ts) fills any gap from the store, never the bus.
 
 import type { AccessChange } from "./access-events.ts";
 

@@ -1,6 +1,6 @@
 // The Broadcaster of a node that has peers: publishes to local subscribers as usual and also
 // hands awareness updates to the bus, so presence is seen across nodes. Committed updates are not
-// sent from here: they reach the bus from the write path's fan-out (remote-delivery.ts).
+// sent from here: they reach the bus from the write path's fan-out (commit-fan-out.ts).
 
 import type { DocMessage } from "../../protocol/index.ts";
 import type { Bus } from "../bus/bus.ts";

@@ -13,8 +13,8 @@ import type { ChannelObserver } from "./conversation-channel.ts";
 import type { DocumentCache } from "../documents/document-cache.ts";
 import { type LocalOrigin, SequencedDelivery } from "./sequenced-delivery.ts";
 
-/** Dependencies of {@link RemoteDelivery}, wired by the composition root. */
-export interface RemoteDeliveryDeps {
+/** Dependencies of {@link CommitFanOut}, wired by the composition root. */
+export interface CommitFanOutDeps {
   bus: Bus;
   store: Pick<Store, "readUpdatesSince">;
   cache: DocumentCache;
@@ -27,11 +27,11 @@ export interface RemoteDeliveryDeps {
   observer?: DeliveryObserver;
 }
 
-/** The node's fan-out: bus publish plus ordered local delivery of its own and other nodes' commits. */
-export class RemoteDelivery implements FanOut, BusHandler, ChannelObserver {
+/** The fan-out of committed updates, local delivery included: bus publish first, then this node's cache and subscribers in sequence order (other nodes' commits join the same stream). */
+export class CommitFanOut implements FanOut, BusHandler, ChannelObserver {
   private readonly sequenced: SequencedDelivery;
 
-  constructor(private readonly deps: RemoteDeliveryDeps) {
+  constructor(private readonly deps: CommitFanOutDeps) {
     this.sequenced = new SequencedDelivery({
       readSince: (conversation, afterSeq) => deps.store.readUpdatesSince(conversation, afterSeq),
       // The cache's head is the right starting point: joining clients sync from the cache, and
