@@ -131,7 +131,7 @@ const MERGE_MAX_PENDING = 16_000;
  * without an owner shows up.
  */
 function indexReady(doc: CachedDocument): doc is CachedDocument & { index: DocumentIndex } {
-  return doc.index !== null && (doc.ownersAt >= doc.headSeq || doc.index.unownedClients().length === 0);
+  return doc.index !== null && (doc.ownersAt >= doc.headSeq || !doc.index.hasUnownedClients());
 }
 
 /** LRU cache of {@link CachedDocument}s loaded from the store. */
@@ -198,7 +198,7 @@ export class DocumentCache {
       doc.index = index;
     }
     for (const { client, user, org, session } of recorded) index.setOwner(client, { user, org, restore: session.startsWith(RESTORE_SESSION) });
-    if (index.unownedClients().length > 0 && !doc.logScanned) {
+    if (index.hasUnownedClients() && !doc.logScanned) {
       // Written before owners were recorded: the first writer of each id is in the log.
       doc.logScanned = true;
       const { owners } = await clientOwnersFromLog(this.store, conversation);

@@ -56,6 +56,8 @@ export class DocumentIndex {
   private readonly runs = new Map<number, Run[]>();
   private readonly depths = new Map<ParentRef, number>();
   private readonly owners = new Map<number, ClientOwner>();
+  /** Client ids whose clock is known but whose owner is not, counted as they come and go. */
+  private unowned = 0;
   /** Clock units (items, characters, values) ever inserted, deleted ones included. */
   itemCount = 0;
 
@@ -111,12 +113,17 @@ export class DocumentIndex {
 
   /** Records who owns a client id (the first actor that used it). */
   setOwner(client: number, owner: ClientOwner): void {
-    if (!this.owners.has(client)) this.owners.set(client, { user: owner.user, org: owner.org, ...(owner.restore ? { restore: true } : {}) });
+    if (this.owners.has(client)) return;
+    this.owners.set(client, { user: owner.user, org: owner.org, ...(owner.restore ? { restore: true } : {}) });
+    if (this.runs.has(client)) this.unowned--;
   }
 
-  /** Every client id whose clock is known but whose owner is not. */
-  unownedClients(): number[] {
-    return [...this.runs.keys()].filter((client) => !this.owners.has(client));
+  /**
+   * True when some client id's clock is known but not its owner (another node's commit). Asked
+   * before every write: a count, not a scan of every client id the conversation ever had.
+   */
+  hasUnownedClients(): boolean {
+    return this.unowned > 0;
   }
 
   /** Adds what an update brought; clocks already known are skipped, so recording twice is harmless. */
@@ -128,6 +135,7 @@ export class DocumentIndex {
       if (!runs) {
         runs = [];
         this.runs.set(run.client, runs);
+        if (!this.owners.has(run.client)) this.unowned++;
       }
       this.itemCount += run.end - start;
       const last = runs[runs.length - 1];
