@@ -16,13 +16,22 @@ interface Section {
   offset: number;
 }
 
+// One encoder for every update: writing is synchronous and its bytes are copied out (or dropped)
+// before the next one, so allocating its buffer per update (a good part of the cost) is wasted.
+const scratch = new Y.UpdateEncoderV1();
+const KEEP_BUFFER_BYTES = 64 * 1024;
+
 /**
- * Encodes what `read` adds to a document that has each client's clocks below `known(client)`:
- * content the document already has is left out (a struct straddling that clock is cut there, as
- * Y.diffUpdate does), the delete set is kept whole. `read`'s structs of one client must be
- * consecutive clocks (the document rules check it).
+ * Writes what `read` adds to a document that has each client's clocks below `known(client)` into
+ * the scratch encoder: content the document already has is left out (a struct straddling that
+ * clock is cut there, as Y.diffUpdate does), the delete set is kept whole. `read`'s structs of one
+ * client must be consecutive clocks (the document rules check it).
  */
-export function encodeCanonical(read: ReadUpdate, known: (client: number) => number): Uint8Array {
+function writeCanonical(read: ReadUpdate, known: (client: number) => number): void {
+  const rest = scratch.restEncoder;
+  rest.cpos = 0;
+  rest.bufs = [];
+  if (rest.cbuf.length > KEEP_BUFFER_BYTES) rest.cbuf = new Uint8Array(100);
   const byClient = new Map<number, Section>();
   for (const { struct } of read.structs) {
     const { client, clock } = struct.id;
@@ -33,25 +42,37 @@ export function encodeCanonical(read: ReadUpdate, known: (client: number) => num
     else byClient.set(client, { client, structs: [struct], offset: Math.max(0, from - clock) });
   }
   const sections = [...byClient.values()].sort((a, b) => b.client - a.client);
-  const encoder = new Y.UpdateEncoderV1();
-  encoding.writeVarUint(encoder.restEncoder, sections.length);
+  encoding.writeVarUint(rest, sections.length);
   for (const { client, structs, offset } of sections) {
-    encoding.writeVarUint(encoder.restEncoder, structs.length);
-    encoder.writeClient(client);
-    encoding.writeVarUint(encoder.restEncoder, structs[0].id.clock + offset);
-    structs[0].write(encoder, offset);
-    for (let i = 1; i < structs.length; i++) structs[i].write(encoder, 0);
+    encoding.writeVarUint(rest, structs.length);
+    scratch.writeClient(client);
+    encoding.writeVarUint(rest, structs[0].id.clock + offset);
+    structs[0].write(scratch, offset);
+    for (let i = 1; i < structs.length; i++) structs[i].write(scratch, 0);
   }
   const deleted = [...read.ds.clients].sort((a, b) => b[0] - a[0]);
-  encoding.writeVarUint(encoder.restEncoder, deleted.length);
+  encoding.writeVarUint(rest, deleted.length);
   for (const [client, ranges] of deleted) {
-    encoder.resetDsCurVal();
-    encoding.writeVarUint(encoder.restEncoder, client);
-    encoding.writeVarUint(encoder.restEncoder, ranges.length);
+    scratch.resetDsCurVal();
+    encoding.writeVarUint(rest, client);
+    encoding.writeVarUint(rest, ranges.length);
     for (const { clock, len } of ranges) {
-      encoder.writeDsClock(clock);
-      encoder.writeDsLen(len);
+      scratch.writeDsClock(clock);
+      scratch.writeDsLen(len);
     }
   }
-  return encoder.toUint8Array();
+}
+
+/** The update `read` makes in that layout, without what the document has already (see writeCanonical). */
+export function encodeCanonical(read: ReadUpdate, known: (client: number) => number): Uint8Array {
+  writeCanonical(read, known);
+  return scratch.toUint8Array();
+}
+
+/**
+ * Throws where Yjs's writer refuses `read`, for an update whose bytes are kept as sent (already in
+ * that layout, nothing left out): what is stored is then exactly what this would have written.
+ */
+export function checkEncodable(read: ReadUpdate): void {
+  writeCanonical(read, () => 0);
 }

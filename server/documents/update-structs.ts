@@ -38,24 +38,151 @@ export class UnresolvableUpdate extends Error {
   override name = "UnresolvableUpdate";
 }
 
-interface Local {
-  /** Structs of each client in clock order. */
-  byClient: Map<number, (Y.Item | Y.GC)[]>;
+/** A struct of the update being read, resolved in place (no per-update maps of structs). */
+interface Node extends ResolvedStruct {
+  /** Resolution state: 0 not yet, 1 on the resolution stack, 2 resolved. */
+  state: 0 | 1 | 2;
 }
 
-function findLocal(local: Local, client: number, clock: number): Y.Item | Y.GC | undefined {
-  const structs = local.byClient.get(client);
-  if (!structs) return undefined;
+/** What reading one update works with; plain data, so reading creates no closures. */
+interface Reading {
+  index: DocumentIndex;
+  tolerant: boolean;
+  /** Structs of each client in clock order. */
+  byClient: Map<number, Node[]>;
+}
+
+function findLocal(reading: Reading, client: number, clock: number): Node | undefined {
+  const nodes = reading.byClient.get(client);
+  if (!nodes) return undefined;
   let low = 0;
-  let high = structs.length - 1;
+  let high = nodes.length - 1;
   while (low <= high) {
     const mid = (low + high) >> 1;
-    const s = structs[mid];
+    const s = nodes[mid].struct;
     if (clock < s.id.clock) high = mid - 1;
     else if (clock >= s.id.clock + s.length) low = mid + 1;
-    else return s;
+    else return nodes[mid];
   }
   return undefined;
+}
+
+// Tolerant: for content already stored (a merged state, another node's commit), what cannot be
+// placed is recorded as garbage instead of refused.
+function unresolvable(reading: Reading, message: string): ParentRef {
+  if (reading.tolerant) return "";
+  throw new UnresolvableUpdate(message);
+}
+
+/** The parent of an existing item at `id` when already known, or the local struct to resolve first. */
+function parentAtId(reading: Reading, id: Y.ID): ParentRef | Node {
+  const node = findLocal(reading, id.client, id.clock);
+  if (node) {
+    if (node.struct instanceof Y.GC) return "";
+    return node.state === 2 ? node.parent : node;
+  }
+  const known = reading.index.parentAt(id.client, id.clock);
+  if (known === undefined) return unresolvable(reading, `an item refers to ${id.client}:${id.clock}, which does not exist`);
+  return known;
+}
+
+/** The type-parent named by an explicit parent id: it must be an item that created a shared type. */
+function typeAt(reading: Reading, id: Y.ID): ParentRef {
+  const node = findLocal(reading, id.client, id.clock);
+  if (node) {
+    const s = node.struct;
+    if (s instanceof Y.GC) return "";
+    if (!(s.content instanceof Y.ContentType) || s.id.clock !== id.clock) return unresolvable(reading, "an item's parent is not a shared type");
+    return typeParent(id.client, id.clock);
+  }
+  const ref = typeParent(id.client, id.clock);
+  if (reading.index.depthOf(ref) !== undefined) return ref;
+  const known = reading.index.parentAt(id.client, id.clock);
+  if (known === undefined) return unresolvable(reading, `an item's parent ${id.client}:${id.clock} does not exist`);
+  return unresolvable(reading, "an item's parent is not a shared type");
+}
+
+// Iterative: chains of neighbours can be long, and the stack must not depend on the input.
+function resolve(reading: Reading, start: Node): void {
+  const stack: Node[] = [start];
+  while (stack.length > 0) {
+    const node = stack[stack.length - 1];
+    if (node.state === 2) {
+      stack.pop();
+      continue;
+    }
+    const s = node.struct;
+    if (s instanceof Y.GC) {
+      node.parent = "";
+      node.state = 2;
+      stack.pop();
+      continue;
+    }
+    node.state = 1;
+    let parent: ParentRef;
+    if (typeof s.parent === "string") parent = rootParent(s.parent);
+    else if (s.parent instanceof Y.ID) parent = typeAt(reading, s.parent);
+    else {
+      const left = s.origin ? parentAtId(reading, s.origin) : null;
+      const right = s.rightOrigin ? parentAtId(reading, s.rightOrigin) : null;
+      const pending = typeof left === "object" && left !== null ? left : typeof right === "object" && right !== null ? right : null;
+      if (left === null && right === null) parent = unresolvable(reading, "an item has neither a parent nor neighbours");
+      else if (pending && pending.state === 1) parent = unresolvable(reading, "items refer to each other in a cycle");
+      else if (pending) {
+        stack.push(pending);
+        continue;
+      }
+      // Yjs: next to garbage means garbage; otherwise the left neighbour's parent, else the right's.
+      else parent = left === "" || right === "" ? "" : ((left ?? right) as ParentRef);
+    }
+    node.parent = parent;
+    node.state = 2;
+    stack.pop();
+  }
+}
+
+/** Sets the depth of the shared types created here: a root's child is 1, one level further 2, ... */
+function resolveTypeDepths(reading: Reading, nodes: Node[]): void {
+  let localTypes: Map<ParentRef, Node> | undefined;
+  for (const node of nodes) {
+    const s = node.struct;
+    if (!(s instanceof Y.Item && s.content instanceof Y.ContentType)) continue;
+    localTypes ??= new Map();
+    localTypes.set(typeParent(s.id.client, s.id.clock), node);
+  }
+  if (!localTypes) return;
+  for (const [ref, node] of localTypes) if (node.depth === undefined) typeDepth(reading, localTypes, ref);
+}
+
+function typeDepth(reading: Reading, localTypes: Map<ParentRef, Node>, parent: ParentRef): number {
+  const chain: Node[] = [];
+  let ref = parent;
+  let base = 0;
+  for (;;) {
+    if (ref === "") break;
+    const known = reading.index.depthOf(ref);
+    if (known !== undefined && !localTypes.has(ref)) {
+      base = known;
+      break;
+    }
+    const item = localTypes.get(ref);
+    if (!item) break;
+    if (item.depth !== undefined) {
+      base = item.depth;
+      break;
+    }
+    chain.push(item);
+    if (chain.length > localTypes.size) {
+      unresolvable(reading, "shared types nest in a cycle");
+      break;
+    }
+    ref = item.parent;
+  }
+  for (let i = chain.length - 1; i >= 0; i--) {
+    base += 1;
+    chain[i].depth = base;
+  }
+  return base;
 }
 
 /**
@@ -64,14 +191,8 @@ function findLocal(local: Local, client: number, clock: number): Y.Item | Y.GC |
  * decoder's own errors through (the caller treats both as an undecodable update).
  */
 export function readUpdate(update: Uint8Array, index: DocumentIndex, options: { tolerant?: boolean } = {}): ReadUpdate {
-  // Tolerant: for content already stored (a merged state, another node's commit), what cannot be
-  // placed is recorded as garbage instead of refused.
-  const unresolvable = (message: string): ParentRef => {
-    if (options.tolerant) return "";
-    throw new UnresolvableUpdate(message);
-  };
   const decoded = Y.decodeUpdate(update);
-  const local: Local = { byClient: new Map() };
+  const reading: Reading = { index, tolerant: options.tolerant === true, byClient: new Map() };
   const skips: Y.Skip[] = [];
   const ends = new Map<number, number>();
   // Clients only ever descending, and as many sections as clients: one section each, in order.
@@ -86,129 +207,26 @@ export function readUpdate(update: Uint8Array, index: DocumentIndex, options: { 
       skips.push(s);
       continue;
     }
-    let list = local.byClient.get(s.id.client);
+    let list = reading.byClient.get(s.id.client);
     if (!list) {
       list = [];
-      local.byClient.set(s.id.client, list);
+      reading.byClient.set(s.id.client, list);
     }
-    list.push(s);
+    list.push({ struct: s, parent: "", state: 0 });
     ends.set(s.id.client, Math.max(ends.get(s.id.client) ?? 0, s.id.clock + s.length));
   }
 
-  const parents = new Map<Struct, ParentRef>();
-  const onStack = new Set<Struct>();
-
-  /** The parent of an existing item at `id` when already known, or the local struct to resolve first. */
-  const parentAtId = (id: Y.ID): ParentRef | Struct => {
-    const s = findLocal(local, id.client, id.clock);
-    if (s) {
-      if (s instanceof Y.GC) return "";
-      return parents.get(s) ?? s;
-    }
-    const known = index.parentAt(id.client, id.clock);
-    if (known === undefined) return unresolvable(`an item refers to ${id.client}:${id.clock}, which does not exist`);
-    return known;
-  };
-
-  /** The type-parent named by an explicit parent id: it must be an item that created a shared type. */
-  const typeAt = (id: Y.ID): ParentRef => {
-    const s = findLocal(local, id.client, id.clock);
-    if (s) {
-      if (s instanceof Y.GC) return "";
-      if (!(s.content instanceof Y.ContentType) || s.id.clock !== id.clock) return unresolvable("an item's parent is not a shared type");
-      return typeParent(id.client, id.clock);
-    }
-    const ref = typeParent(id.client, id.clock);
-    if (index.depthOf(ref) !== undefined) return ref;
-    const known = index.parentAt(id.client, id.clock);
-    if (known === undefined) return unresolvable(`an item's parent ${id.client}:${id.clock} does not exist`);
-    return unresolvable("an item's parent is not a shared type");
-  };
-
-  // Iterative: chains of neighbours can be long, and the stack must not depend on the input.
-  const resolve = (start: Struct): void => {
-    const stack: Struct[] = [start];
-    while (stack.length > 0) {
-      const s = stack[stack.length - 1];
-      if (parents.has(s)) {
-        stack.pop();
-        continue;
-      }
-      if (s instanceof Y.GC || s instanceof Y.Skip) {
-        parents.set(s, "");
-        stack.pop();
-        continue;
-      }
-      onStack.add(s);
-      let parent: ParentRef | Struct;
-      if (typeof s.parent === "string") parent = rootParent(s.parent);
-      else if (s.parent instanceof Y.ID) parent = typeAt(s.parent);
-      else {
-        const left = s.origin ? parentAtId(s.origin) : null;
-        const right = s.rightOrigin ? parentAtId(s.rightOrigin) : null;
-        const pending = typeof left === "object" && left !== null ? left : typeof right === "object" && right !== null ? right : null;
-        if (left === null && right === null) parent = unresolvable("an item has neither a parent nor neighbours");
-        else if (pending && onStack.has(pending)) parent = unresolvable("items refer to each other in a cycle");
-        else if (pending) {
-          stack.push(pending);
-          continue;
-        }
-        // Yjs: next to garbage means garbage; otherwise the left neighbour's parent, else the right's.
-        else parent = left === "" || right === "" ? "" : ((left ?? right) as ParentRef);
-      }
-      parents.set(s, parent as ParentRef);
-      onStack.delete(s);
-      stack.pop();
-    }
-  };
-
-  const structs: ResolvedStruct[] = [];
-  for (const list of local.byClient.values()) {
-    for (const s of list) {
-      resolve(s);
-      structs.push({ struct: s as Y.Item | Y.GC, parent: parents.get(s) as ParentRef });
+  const structs: Node[] = [];
+  for (const list of reading.byClient.values()) {
+    for (const node of list) {
+      resolve(reading, node);
+      structs.push(node);
     }
   }
-
-  // Depths of the shared types created here: a root's child is 1, one level further 2, ...
-  const localTypes = new Map<ParentRef, ResolvedStruct>();
-  for (const r of structs) {
-    if (r.struct instanceof Y.Item && r.struct.content instanceof Y.ContentType) localTypes.set(typeParent(r.struct.id.client, r.struct.id.clock), r);
-  }
-  const depthOf = (parent: ParentRef): number => {
-    const chain: ResolvedStruct[] = [];
-    let ref = parent;
-    let base = 0;
-    for (;;) {
-      if (ref === "") break;
-      const known = index.depthOf(ref);
-      if (known !== undefined && !localTypes.has(ref)) {
-        base = known;
-        break;
-      }
-      const item = localTypes.get(ref);
-      if (!item) break;
-      if (item.depth !== undefined) {
-        base = item.depth;
-        break;
-      }
-      chain.push(item);
-      if (chain.length > localTypes.size) {
-        unresolvable("shared types nest in a cycle");
-        break;
-      }
-      ref = item.parent;
-    }
-    for (let i = chain.length - 1; i >= 0; i--) {
-      base += 1;
-      chain[i].depth = base;
-    }
-    return base;
-  };
-  for (const r of localTypes.values()) if (r.depth === undefined) depthOf(typeParent(r.struct.id.client, r.struct.id.clock));
+  resolveTypeDepths(reading, structs);
 
   const sections = decoding.readVarUint(decoding.createDecoder(update));
-  return { structs, skips, ds: decoded.ds, ends, canonicalLayout: descending && sections === local.byClient.size };
+  return { structs, skips, ds: decoded.ds, ends, canonicalLayout: descending && sections === reading.byClient.size };
 }
 
 /** What recording `read` in the index adds (every struct, known clocks are skipped by the index). */

@@ -7,7 +7,7 @@
 import * as Y from "yjs";
 import { ErrorCode, isConversationMessage, isConversationRetraction } from "../../protocol/index.ts";
 import { type DocumentIndex, type IndexEffects, MESSAGES_PARENT } from "../documents/document-index.ts";
-import { encodeCanonical } from "../documents/canonical-update.ts";
+import { checkEncodable, encodeCanonical } from "../documents/canonical-update.ts";
 import { effectsOf, type ReadUpdate, readUpdate, UnresolvableUpdate } from "../documents/update-structs.ts";
 import { ParleyError } from "../platform/errors.ts";
 
@@ -201,22 +201,18 @@ export function validateUpdate(update: Uint8Array, ctx: ValidationContext): Vali
   if (ctx.documentBytes + update.length > ctx.limits.maxBytes) {
     throw refuse(`the document would exceed ${ctx.limits.maxBytes} bytes`, ErrorCode.DocumentLimit);
   }
-  let stored: Uint8Array;
+  // Stored in the layout every Yjs reader takes in full (one section per client, highest first),
+  // without what the document already has, so re-sent content can never replace what is stored
+  // when states merge. The bytes as sent are kept when they are that already (the fan-out then
+  // reuses their envelope). Either way Yjs's own writer refuses what a client could not read.
+  const asSent = overlaps.size === 0 && read.canonicalLayout;
+  let stored = update;
   try {
-    // Stored in the layout every Yjs reader takes in full (one section per client, highest
-    // first), without what the document already has, so re-sent content can never replace what
-    // is stored when states merge; Yjs's own writer refuses what a client could not read.
-    stored = encodeCanonical(read, (client) => ctx.index.clockOf(client));
+    if (asSent) checkEncodable(read);
+    else stored = encodeCanonical(read, (client) => ctx.index.clockOf(client));
   } catch {
     throw refuse("the update does not merge cleanly", ErrorCode.UnmergeableUpdate);
   }
   const empty = overlaps.size > 0 && newUnits === 0 && read.ds.clients.size === 0;
-  return {
-    empty,
-    // The bytes as sent when nothing was left out and their layout is already that one (the
-    // fan-out then reuses their envelope).
-    update: empty || (overlaps.size === 0 && read.canonicalLayout) ? update : stored,
-    claims: newUnits === 0 ? [] : claims,
-    effects: effectsOf(read),
-  };
+  return { empty, update: empty ? update : stored, claims: newUnits === 0 ? [] : claims, effects: effectsOf(read) };
 }
