@@ -118,8 +118,21 @@ export async function startServer(config: Config, logger: Logger, options: Start
   const keys = await loadOrCreateKeys(config.keysDir);
   const master = await loadMasterKeys({ ...config.masterKey, keysDir: config.keysDir });
   // Several nodes share Postgres (DATABASE_URL); one node alone keeps SQLite in its data directory.
-  const store: Store = config.store.databaseUrl
+  const postgres = config.store.databaseUrl
     ? await openPostgresStore({ connectionString: config.store.databaseUrl, auditKey: keys.auditKey, masterKeys: master.ring })
+    : null;
+  if (postgres) {
+    // Acknowledged means committed by Postgres; with these off, Postgres itself may lose it in a crash.
+    const durability = await postgres.durabilitySettings();
+    if (durability.fsync !== "on" || durability.synchronousCommit === "off") {
+      logger.warn(
+        { fsync: durability.fsync, synchronousCommit: durability.synchronousCommit },
+        "Postgres may lose acknowledged writes in a crash (fsync or synchronous_commit is off): turn both on for production",
+      );
+    }
+  }
+  const store: Store = postgres
+    ? postgres
     : await openSqliteStore({
         path: path.join(config.dataDir, "parley.db"),
         auditKey: keys.auditKey,

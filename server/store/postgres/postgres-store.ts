@@ -255,6 +255,17 @@ export class PostgresStore implements Store {
     });
   }
 
+  /**
+   * The server settings an acknowledgement's durability rests on: with `fsync` off or
+   * `synchronous_commit` off, a commit Postgres reported may be lost when Postgres crashes.
+   */
+  async durabilitySettings(): Promise<{ fsync: string; synchronousCommit: string }> {
+    const { rows } = await this.pool.query<{ fsync: string; synchronous_commit: string }>({
+      text: "SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS synchronous_commit",
+    });
+    return { fsync: rows[0].fsync, synchronousCommit: rows[0].synchronous_commit };
+  }
+
   async ping(): Promise<boolean> {
     if (this.status !== "open") return false;
     let timer: NodeJS.Timeout | undefined;
