@@ -18,7 +18,7 @@ import { openBus } from "./bus/open-bus.ts";
 import type { Config } from "./platform/config.ts";
 import { withDocumentEvents } from "./events/document-events.ts";
 import { wakeAcrossNodes } from "./events/event-wake.ts";
-import { type Events, openEvents } from "./events/events-module.ts";
+import { type Events, openEvents, RECHECK_MS as EVENT_RECHECK_MS } from "./events/events-module.ts";
 import { historyRoutes } from "./history/history-routes.ts";
 import { registerHealthRoutes } from "./http/health-routes.ts";
 import { listenForMetrics, registerMetricsRoute } from "./http/metrics-route.ts";
@@ -42,6 +42,7 @@ import { SecurityNotices } from "./notices/security-notices.ts";
 import { AccessEnforcer } from "./realtime/access-enforcer.ts";
 import { ClusterBroadcaster } from "./realtime/cluster-broadcaster.ts";
 import { ChannelRegistry } from "./realtime/conversation-channel.ts";
+import { SocketEventStreams } from "./realtime/socket-event-streams.ts";
 import { DocumentCache } from "./documents/document-cache.ts";
 import { registerParleyRoute } from "./realtime/parley-route.ts";
 import { RealtimeHub } from "./realtime/realtime-hub.ts";
@@ -269,6 +270,14 @@ export async function startServer(config: Config, logger: Logger, options: Start
     connections,
     requestLimits,
   });
+  // Partner events over the Parley socket: built here, not in events/, because realtime/ sits above events/.
+  const socketEvents = new SocketEventStreams({
+    store: events.store,
+    notifier: events.notifier,
+    access: eventStreams.access,
+    logger: logger.child({ component: "events" }),
+    options: { maxPerSocket: 8, maxBufferedBytes: 1024 * 1024, recheckMs: EVENT_RECHECK_MS },
+  });
   const webhooks = await openWebhooks(
     config,
     {
@@ -336,7 +345,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     traffic: metrics.traffic,
   };
   // Partner systems join conversations and follow events over the socket with their API key.
-  registerParleyRoute(app, { ...routeDeps, events: eventStreams.sockets });
+  registerParleyRoute(app, { ...routeDeps, events: socketEvents });
   registerYjsRoute(app, routeDeps);
   const routes: RouteDefinition[] = [
     ...identity.routes,
@@ -439,6 +448,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       // Let the commits' continuations (acks, fan-out) run before the sockets go.
       await new Promise((resolve) => setImmediate(resolve));
       events.stopStreams();
+      socketEvents.close();
       for (const session of [...hub.sessions]) {
         session.sendControl({ type: "notice", kind: "shutting-down", message: "server restarting" });
         session.close(CloseCode.ServiceRestart, "server restarting");

@@ -20,14 +20,13 @@ import { EventRecorder } from "./event-recorder.ts";
 import { eventRoutes } from "./event-routes.ts";
 import type { EventStore } from "./event-store.ts";
 import { type EventStreams, registerEventStreamRoute } from "./event-stream-route.ts";
-import { SocketEventStreams } from "../realtime/socket-event-streams.ts";
 import type { ConnectionLimits } from "../limits/connection-limits.ts";
 import type { RequestLimits } from "../limits/request-limits.ts";
 
 /** How often retention runs. */
 const PRUNE_INTERVAL_MS = 3600_000;
 /** How often running streams' credentials are checked again. */
-const RECHECK_MS = 30_000;
+export const RECHECK_MS = 30_000;
 
 /** What starting the streams needs from the rest of the server. */
 export interface EventsStartDeps {
@@ -50,9 +49,10 @@ export interface Events {
   documents: DocumentEvents;
   /**
    * Connects the directory, registers the SSE route, derives what the last run left; returns the
-   * HTTP routes and the socket subscriptions (for the Parley socket route).
+   * HTTP routes and the access checks (the Parley socket route's event subscriptions use them:
+   * realtime/socket-event-streams.ts, wired by the composition root).
    */
-  start(deps: EventsStartDeps): Promise<{ routes: RouteDefinition[]; sockets: SocketEventStreams }>;
+  start(deps: EventsStartDeps): Promise<{ routes: RouteDefinition[]; access: EventAccess }>;
   /** Applies retention now; returns the number of stream entries removed. */
   prune(): Promise<number>;
   /** Ends streams (clients reconnect elsewhere or later). First step of shutdown. */
@@ -82,7 +82,6 @@ export function openEvents(
   const retentionMs = settings.retentionDays * 86_400_000;
   let pruneLoop: BackgroundLoop | null = null;
   let streams: EventStreams | null = null;
-  let sockets: SocketEventStreams | null = null;
 
   const events: Events = {
     store,
@@ -107,17 +106,10 @@ export function openEvents(
         requestLimits: start.requestLimits,
         logger,
       });
-      sockets = new SocketEventStreams({
-        store,
-        notifier,
-        access,
-        logger,
-        options: { maxPerSocket: 8, maxBufferedBytes: 1024 * 1024, recheckMs: RECHECK_MS },
-      });
       await documents.start();
       await events.prune();
       pruneLoop = startBackgroundLoop({ name: "event retention", everyMs: PRUNE_INTERVAL_MS, logger, run: () => events.prune() });
-      return { routes: eventRoutes({ store }), sockets };
+      return { routes: eventRoutes({ store }), access };
     },
     async prune() {
       const removed = await store.prune(deps.now() - retentionMs);
@@ -126,7 +118,6 @@ export function openEvents(
     },
     stopStreams() {
       streams?.close();
-      sockets?.close();
     },
     async close() {
       await pruneLoop?.stop();
