@@ -6,10 +6,12 @@
 // "destroyed" entry (one transaction). A crash in between is finished by the replay at the next
 // start, which writes the "destroyed" entries then.
 
+import { ErrorCode } from "../../protocol/index.ts";
 import type { AuditedOperation, Directory } from "../directory/directory.ts";
 import type { ConversationParty } from "../directory/directory-types.ts";
 import { isErasedEmail } from "../directory/lifecycle-queries.ts";
 import type { AccessEvents } from "../bus/access-events.ts";
+import { ParleyError } from "../platform/errors.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { Store } from "../store/store.ts";
 import type { DeletionLedger, DeletionReason, DeletionSubject } from "./deletion-ledger.ts";
@@ -69,7 +71,17 @@ export class ConversationLifecycle {
     // Its people leave at once (sockets, streams); its copies of the conversation's events go too.
     this.deps.accessEvents.emit({ kind: "conversation-access-changed", conversationId });
     await this.deps.forgetPartnerEvents?.(conversationId, orgId);
-    return this.destroyIfDue(conversationId, parties, actor, reason === "retention" ? "retention" : "all-parties-deleted");
+    try {
+      return await this.destroyIfDue(conversationId, parties, actor, reason === "retention" ? "retention" : "all-parties-deleted");
+    } catch (error) {
+      // The side's deletion stands (recorded); the destruction it made due did not finish. Who
+      // asked hears exactly that: a retry of theirs would find no side left to delete.
+      this.deps.logger.error({ err: error, security: "deletion", conversation: conversationId }, "destruction did not finish; the retention sweep or the next start finishes it");
+      throw new ParleyError(
+        ErrorCode.StoreUnavailable,
+        "your side is deleted, but destroying the conversation did not finish (it could not be completed or recorded in the audit trail); the server finishes it at its next retention sweep or start",
+      );
+    }
   }
 
   /**
