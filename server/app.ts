@@ -254,13 +254,8 @@ export async function startServer(config: Config, logger: Logger, options: Start
   });
   audit.recorder.observe((org, event) => notices.observe(org, event));
   identity.services.notices = notices;
-  const principals = {
-    keys,
-    tokens: config.tokens,
-    hostTokens: identity.hostTokens,
-    directory: identity.services.directory,
-    recordApiKeyUse: (org: string, key: string) => audit.recorder.recordApiKeyUse(org, key),
-  };
+  // One authentication path: the router, the event stream and the sockets resolve credentials alike.
+  const principals = identity.principals;
   const eventStreams = await events.start({
     app,
     directory: identity.services.directory,

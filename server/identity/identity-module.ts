@@ -3,21 +3,19 @@
 // and registers the routes it returns; everything else reaches identity through what it returns.
 
 import path from "node:path";
-import { ErrorCode, type Role } from "../../protocol/index.ts";
+import type { Role } from "../../protocol/index.ts";
 import { AttemptLimiter } from "../auth/attempt-limiter.ts";
 import type { OrgAuditRecorder } from "../directory/org-recorder.ts";
 import type { ServerKeys } from "../crypto/keys.ts";
 import type { MasterKeyring } from "../crypto/master-key.ts";
 import { PasswordHasher } from "../auth/passwords.ts";
 import { loadOrCreateSecretsKey } from "../crypto/secrets-key.ts";
-import { type HostTokenVerifier, hostTokenVerifier, verifyAnyToken } from "../auth/host-tokens.ts";
+import { type HostTokenVerifier, hostTokenVerifier } from "../auth/host-tokens.ts";
 import type { TokenIdentity } from "../auth/tokens.ts";
 import type { Config } from "../platform/config.ts";
 import type { DirectoryHandle } from "../directory/directory.ts";
 import { openDirectory } from "../directory/open-directory.ts";
-import { ParleyError } from "../platform/errors.ts";
-import { ipAllowed } from "../http/ip-allowlist.ts";
-import { API_KEY_PREFIX, resolvePrincipal } from "../http/principal.ts";
+import { authenticateCredential, liveSupportGrant, type PrincipalDeps, SOCKET_PRINCIPALS } from "../http/principal.ts";
 import type { RouteDefinition } from "../http/route.ts";
 import { authRoutes, newId } from "./auth-routes.ts";
 import { conversationRoutes } from "./conversation-routes.ts";
@@ -40,6 +38,7 @@ import { AccessEvents } from "../bus/access-events.ts";
 import { InvitationService } from "./invitation-service.ts";
 import { SignUpService } from "./signup-service.ts";
 import { SessionService } from "./session-service.ts";
+import { socketIdentity } from "./socket-identity.ts";
 
 /** Identity as the rest of the server sees it. */
 export interface Identity {
@@ -50,6 +49,8 @@ export interface Identity {
   routes: RouteDefinition[];
   /** The configured host application's token verifier (null: none configured). */
   hostTokens: HostTokenVerifier | null;
+  /** What turning a credential into a principal needs (http/principal.ts): the HTTP router and the event stream use it too. */
+  principals: PrincipalDeps;
   /**
    * Checks a socket's credential now: a Parley access token, a host-application token or an API
    * key (`pk_…`); signature, session not signed out, membership, IP allowlist, 2FA rule.
@@ -65,9 +66,6 @@ export interface Identity {
   stillValid(identity: TokenIdentity): Promise<boolean>;
   close(): Promise<void>;
 }
-
-/** How long a socket authenticated with an API key stays open before it must authenticate again. */
-const API_KEY_SOCKET_TTL_MS = 3600_000;
 
 /** The API key scopes that let a key read conversations, and the one that lets it write. */
 const READ_SCOPES: readonly string[] = ["conversations:read", "conversations:write"];
@@ -186,42 +184,15 @@ export async function openIdentity(
     ...invitationRoutes(services, invitations),
   ];
 
-  /** A support grant that is recorded, unrevoked and unexpired, or null. */
-  const liveSupportGrant = async (grantId: string) => {
-    const grant = await directory.getSupportGrant(grantId);
-    return grant && !grant.revokedAt && grant.expiresAt > now() ? grant : null;
-  };
-
   const hostTokens = config.hostTokens ? hostTokenVerifier(config.hostTokens) : null;
 
-  /** An API key on a socket: the organisation's access, limited by the key's scopes. */
-  const authenticateApiKey = async (key: string, ip: string): Promise<TokenIdentity> => {
-    const principal = await resolvePrincipal(`Bearer ${key}`, ip, {
-      keys: deps.keys,
-      tokens: config.tokens,
-      directory,
-      recordApiKeyUse: (org, id) => deps.orgAudit.recordApiKeyUse(org, id),
-    });
-    if (principal.kind !== "apiKey") throw new ParleyError(ErrorCode.InvalidToken, "token is invalid");
-    return {
-      user: `key:${principal.keyId}`,
-      org: principal.orgId,
-      grants: new Map(),
-      expiresAt: now() + API_KEY_SOCKET_TTL_MS,
-      tokenId: `key:${principal.keyId}`,
-      sessionFamily: null,
-      scoped: false,
-      supportGrant: null,
-      apiKey: { keyId: principal.keyId, scopes: principal.scopes },
-    };
-  };
-
-  const authenticate = async (token: string, ip: string): Promise<TokenIdentity> => {
-    if (token.startsWith(API_KEY_PREFIX)) return authenticateApiKey(token, ip);
-    const identity = await verifyAnyToken(deps.keys, config.tokens, hostTokens, token);
-    if (identity.supportGrant) {
-      const grant = await liveSupportGrant(identity.supportGrant);
-      if (!grant) throw new ParleyError(ErrorCode.InvalidToken, "this support grant was revoked or has expired");
+  const principals: PrincipalDeps = {
+    keys: deps.keys,
+    tokens: config.tokens,
+    hostTokens,
+    directory,
+    recordApiKeyUse: (org, id) => deps.orgAudit.recordApiKeyUse(org, id),
+    recordSupportUse: async (grant, ip) => {
       deps.logger.warn({ security: "support-access", grant: grant.id, operator: grant.operator, conversation: grant.conversationId, ip }, "support access");
       await deps.orgAudit.recordForConversationParties(directory, grant.conversationId, {
         action: "support.used",
@@ -230,33 +201,19 @@ export async function openIdentity(
         details: { conversation: grant.conversationId },
         personal: { ip },
       });
-      return identity;
-    }
-    // An organisation's IP allowlist holds for every token acting for it, capability tokens included.
-    const org = await directory.getOrganisation(identity.org);
-    if (org && !ipAllowed(ip, org.ipAllowlist)) {
-      throw new ParleyError(ErrorCode.IpNotAllowed, "this organisation does not allow access from your address");
-    }
-    if (identity.scoped) return identity;
-    if (identity.sessionFamily && (await directory.isFamilyRevoked(identity.sessionFamily))) {
-      throw new ParleyError(ErrorCode.InvalidToken, "this session was signed out");
-    }
-    if (!(await directory.getMembership(identity.org, identity.user))) {
-      throw new ParleyError(ErrorCode.InvalidToken, "the token's person is not (or no longer) a member of its organisation");
-    }
-    if (org?.requireSecurityKey && (await directory.listWebauthnCredentials(identity.user)).length === 0) {
-      throw new ParleyError(ErrorCode.TwoFactorEnrolmentRequired, "your organisation requires a security key");
-    }
-    if (org?.require2fa && !(await directory.getUser(identity.user))?.totpEnabled) {
-      throw new ParleyError(ErrorCode.TwoFactorEnrolmentRequired, "your organisation requires two-factor authentication");
-    }
-    return identity;
+    },
+    now,
   };
+  const liveGrant = (grantId: string) => liveSupportGrant(grantId, principals);
+
+  /** A socket's credential, through the same path as HTTP's, as the identity a socket carries. */
+  const authenticate = async (token: string, ip: string): Promise<TokenIdentity> =>
+    socketIdentity(await authenticateCredential(token, ip, principals, SOCKET_PRINCIPALS), now);
 
   const resolveRole = async (identity: TokenIdentity, conversation: string): Promise<Role | null> => {
     if (identity.supportGrant) {
       // Support is read-only whatever the token says, and only while its grant is live.
-      const grant = await liveSupportGrant(identity.supportGrant);
+      const grant = await liveGrant(identity.supportGrant);
       return grant?.conversationId === conversation ? "observer" : null;
     }
     if (identity.scoped) return identity.grants.get(conversation) ?? null;
@@ -277,10 +234,11 @@ export async function openIdentity(
     services,
     routes,
     hostTokens,
+    principals,
     authenticate,
     resolveRole,
     async stillValid(identity) {
-      if (identity.supportGrant) return (await liveSupportGrant(identity.supportGrant)) !== null;
+      if (identity.supportGrant) return (await liveGrant(identity.supportGrant)) !== null;
       if (identity.scoped) return true;
       if (identity.apiKey) {
         const key = await directory.getApiKey(identity.apiKey.keyId);
