@@ -123,3 +123,10 @@ export function sectioned(update: Uint8Array, layout: [client: number, structs: 
   }
   return encoder.toUint8Array();
 }
+
+/** `update` laid out as Yjs writes it (each client once, highest id first), as the server stores it. */
+export function inYjsLayout(update: Uint8Array): Uint8Array {
+  const counts = new Map<number, number>();
+  for (const s of Y.decodeUpdate(update).structs) counts.set(s.id.client, (counts.get(s.id.client) ?? 0) + 1);
+  return sectioned(update, [...counts].sort((a, b) => b[0] - a[0]));
+}
