@@ -114,15 +114,14 @@ class Reader {
   }
 }
 
-// With the u flag a surrogate pair is one code point: only unpaired halves match.
+// UTF-8 cannot carry a lone surrogate (it would come back as U+FFFD: another name). With the u
+// flag a surrogate pair is one code point: only unpaired halves match.
 const LONE_SURROGATE = /\p{Cs}/u;
-/** A string UTF-8 carries unchanged (a lone surrogate would come back as U+FFFD: another name). */
-const wellFormed = (value: unknown): value is string => typeof value === "string" && !LONE_SURROGATE.test(value);
 
 function packable(r: AppendRequest | null | undefined): r is AppendRequest {
-  if (!r || !(r.payload instanceof Uint8Array) || r.kind !== "update" || !wellFormed(r.conversation)) return false;
+  if (!r || !(r.payload instanceof Uint8Array) || r.kind !== "update" || typeof r.conversation !== "string") return false;
   const a = r.actor;
-  if (typeof a !== "object" || a === null || !wellFormed(a.user) || !wellFormed(a.org) || !wellFormed(a.session)) return false;
+  if (typeof a !== "object" || a === null || typeof a.user !== "string" || typeof a.org !== "string" || typeof a.session !== "string") return false;
   return r.claims === undefined || (Array.isArray(r.claims) && r.claims.every((c) => typeof c === "number"));
 }
 
@@ -134,6 +133,8 @@ export function packAppendBatch(requests: readonly AppendRequest[]): ArrayBuffer
   const indexOf = (value: string): number => {
     let index = strings.get(value);
     if (index === undefined) {
+      // Checked once per batch and string (a batch names each conversation and writer many times).
+      if (LONE_SURROGATE.test(value)) throw new StoreError("invalid_request", "append request strings must be well-formed Unicode");
       index = order.length;
       strings.set(value, index);
       order.push(value);
