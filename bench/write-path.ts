@@ -1,0 +1,130 @@
+// CPU per committed update of the write path on its own, in-process: validation against the
+// document rules, the group commit into a real SQLite store (worker thread, synchronous=FULL,
+// encrypted, audited) and the cache's part of the fan-out, with no network in the way. Reports
+// CPU time (all threads, from the process), not wall time, so it stays comparable on a busy
+// machine (a descheduled thread uses no CPU); the main thread's share is read from
+// /proc/self/task/<pid>/stat (Linux, 10 ms ticks). `--root` runs another checkout's sources (e.g. an older commit, to compare).
+// Usage: node --import tsx bench/write-path.ts [--conversations 50] [--writers 10] [--rounds 40] [--root DIR]
+
+import { readdirSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { performance } from "node:perf_hooks";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import * as Y from "yjs";
+
+const { values } = parseArgs({
+  options: {
+    conversations: { type: "string", default: "50" },
+    writers: { type: "string", default: "10" },
+    rounds: { type: "string", default: "40" },
+    root: { type: "string", default: resolve(import.meta.dirname, "..") },
+  },
+});
+const conversations = Number(values.conversations);
+const writersPer = Number(values.writers);
+const rounds = Number(values.rounds);
+const root = resolve(values.root);
+
+/** The first of `candidates` (paths under root; modules moved between folders over time) that loads. */
+async function load<T>(...candidates: string[]): Promise<T> {
+  for (const candidate of candidates) {
+    try {
+      return (await import(pathToFileURL(join(root, candidate)).href)) as T;
+    } catch (error) {
+      if ((error as { code?: string }).code !== "ERR_MODULE_NOT_FOUND") throw error;
+    }
+  }
+  throw new Error(`none of ${candidates.join(", ")} under ${root}`);
+}
+
+type AnyClass = new (...args: never[]) => unknown;
+const { openSqliteStore } = await load<{ openSqliteStore: (o: object) => Promise<{ close(): Promise<void> }> }>("server/store/sqlite/sqlite-store.ts");
+const { masterKey } = await load<{ masterKey: (k: Uint8Array) => unknown }>("server/crypto/master-key.ts", "server/auth/master-key.ts");
+const { GroupCommitter } = await load<{ GroupCommitter: AnyClass }>("server/writes/group-committer.ts", "server/log/group-committer.ts");
+const { WritePath } = await load<{ WritePath: AnyClass }>("server/writes/write-path.ts", "server/log/write-path.ts");
+const { DocumentCache } = await load<{ DocumentCache: AnyClass }>("server/documents/document-cache.ts", "server/realtime/document-cache.ts");
+const { default: pino } = await import("pino");
+
+interface Cache {
+  committed(conversation: string, update: Uint8Array, seq: number, recordedIn?: object): void;
+}
+interface Writes {
+  submit(conversation: string, update: Uint8Array, actor: object, options?: object): Promise<number>;
+}
+
+const dir = await mkdtemp(join(tmpdir(), "parley-write-path-"));
+const store = await openSqliteStore({ path: join(dir, "parley.db"), auditKey: new Uint8Array(32).fill(1), masterKeys: { keys: [masterKey(new Uint8Array(32).fill(2))] } });
+const committer = new GroupCommitter(store as never, { maxBatch: 1024, windowMs: 0 } as never);
+const cache = new DocumentCache(store as never, 256 * 1024 * 1024 as never) as unknown as Cache;
+// The cache's part of the fan-out, as RemoteDelivery.deliverLocally does it (publishing is uWS's).
+const fanOut = {
+  committedUpdate(conversation: string, update: Uint8Array, seq: number, local?: unknown) {
+    const recordedIn = local && typeof local === "object" && "recordedIn" in local ? (local as { recordedIn?: object }).recordedIn : undefined;
+    cache.committed(conversation, update, seq, recordedIn);
+  },
+};
+const writePath = new WritePath({
+  store,
+  committer,
+  cache,
+  fanOut,
+  logger: pino({ level: "silent" }),
+  maxUpdateBytes: 1024 * 1024,
+  documentLimits: { maxDepth: 64, maxItems: 10_000_000, maxBytes: 64 * 1024 * 1024 },
+  compactAfterUpdates: 1000,
+} as never) as unknown as Writes;
+
+// Every writer's updates built before the clock: 30-90 characters inserted into the notes.
+const writers: { conversation: string; actor: object; updates: Uint8Array[] }[] = [];
+for (let c = 0; c < conversations; c++) {
+  for (let w = 0; w < writersPer; w++) {
+    const doc = new Y.Doc();
+    const updates: Uint8Array[] = [];
+    doc.on("update", (u: Uint8Array) => updates.push(u));
+    for (let r = 0; r < rounds + 1; r++) doc.getText("notes").insert(0, "x".repeat(30 + ((r * 7 + w) % 60)));
+    writers.push({ conversation: `cnv_${String(c).padStart(32, "0")}`, actor: { user: `usr_bench${w}`, org: "org_bench", session: `s${c}_${w}` }, updates });
+  }
+}
+
+// Round 0 warms up (loads the conversations, JIT); the measured rounds follow, each one update
+// per writer, all of a round in flight at once (one group commit or a few).
+await Promise.all(writers.map((w) => writePath.submit(w.conversation, w.updates[0], w.actor)));
+/** CPU seconds each thread used so far, by thread name (utime + stime, in clock ticks of 10 ms). */
+function threadCpuSeconds(): Map<string, number> {
+  const byName = new Map<string, number>();
+  for (const tid of readdirSync("/proc/self/task")) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+    } catch {
+      continue; // ended meanwhile
+    }
+    const name = tid === String(process.pid) ? "main" : stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    byName.set(name, (byName.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100);
+  }
+  return byName;
+}
+const mainThreadCpuSeconds = () => threadCpuSeconds().get("main") ?? 0;
+const threadsBefore = threadCpuSeconds();
+const cpu = process.cpuUsage();
+const mainCpu = mainThreadCpuSeconds();
+const started = performance.now();
+for (let r = 1; r <= rounds; r++) await Promise.all(writers.map((w) => writePath.submit(w.conversation, w.updates[r], w.actor)));
+const wallMs = performance.now() - started;
+const used = process.cpuUsage(cpu);
+const mainSeconds = mainThreadCpuSeconds() - mainCpu;
+const updates = rounds * writers.length;
+const totalUs = (used.user + used.system) / updates;
+const mainUs = (mainSeconds * 1e6) / updates;
+console.log(
+  `${root}: ${updates} updates in ${(wallMs / 1000).toFixed(1)} s wall; CPU per committed update ${totalUs.toFixed(1)} µs ` +
+    `(main thread ≈ ${mainUs.toFixed(1)} µs, store worker and the rest ≈ ${(totalUs - mainUs).toFixed(1)} µs)`,
+);
+const threads = [...threadCpuSeconds()].map(([name, seconds]) => [name, seconds - (threadsBefore.get(name) ?? 0)] as const).filter(([, s]) => s > 0);
+console.log(`  by thread (µs per update): ${threads.map(([name, seconds]) => `${name} ${((seconds * 1e6) / updates).toFixed(1)}`).join(", ")}`);
+await store.close();
+await rm(dir, { recursive: true, force: true });
