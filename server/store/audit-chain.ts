@@ -59,7 +59,7 @@ export function chainGenesis(prefix: string, chainId: string): Uint8Array {
 export function linkHash(prevHash: Uint8Array, canonical: readonly unknown[]): Uint8Array {
   // One buffer and a one-shot hash: a Hash object per entry cost a third more (once per append).
   const json = JSON.stringify(canonical);
-  const input = Buffer.allocUnsafe(prevHash.byteLength + Buffer.byteLength(json, "utf8"));
+  const input = Buffer.alloc(prevHash.byteLength + Buffer.byteLength(json, "utf8"));
   input.set(prevHash, 0);
   input.write(json, prevHash.byteLength, "utf8");
   return hash("sha256", input, "buffer");
