@@ -8,11 +8,10 @@ import { DIRECTORY_FILE } from "./open-directory.ts";
 import { PgRunner } from "../sql/pg-runner.ts";
 import { migrate } from "../sql/pg-migrate.ts";
 import { StorePool } from "../sql/pg-pool.ts";
-import { WorkerService } from "../sql/worker-service.ts";
+import { type SyncService, WorkerService } from "../sql/worker-service.ts";
 import { AUDIT_SCHEMA } from "./audit-schema.ts";
 import type { OrgAuditEntry, OrgAuditEvent } from "./org-chain.ts";
 import { type ChainHeadRecord, SqlAuditLog, type StoredCheckpoint } from "./sql-audit-log.ts";
-import type { AuditWorker } from "./sqlite/audit-worker.ts";
 import { moduleBeside } from "../sql/module-url.ts";
 
 /** Every audit log operation, asynchronous, the same on both backends. */
@@ -75,6 +74,6 @@ export async function openAuditLog(options: AuditLogOptions): Promise<AuditLogHa
     return { log: new SqlAuditLog(new PgRunner(pool)), close: () => pool.end() };
   }
   const file = path.join(options.dataDir, DIRECTORY_FILE);
-  const service = await WorkerService.start<AuditWorker>(moduleBeside(import.meta.url, "./sqlite/audit-worker"), { path: file });
+  const service = await WorkerService.start<SyncService & AuditLog>(moduleBeside(import.meta.url, "./sqlite/audit-worker"), { path: file });
   return { log: service.api as unknown as AuditLog, close: () => service.close() };
 }
