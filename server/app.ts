@@ -40,6 +40,7 @@ import { backupFailureNotice } from "./notices/notice-policy.ts";
 import { noticeRoutes } from "./notices/notice-routes.ts";
 import { SecurityNotices } from "./notices/security-notices.ts";
 import { AccessEnforcer } from "./realtime/access-enforcer.ts";
+import { awarenessIdentity } from "./realtime/awareness-claims.ts";
 import { ClusterBroadcaster } from "./realtime/cluster-broadcaster.ts";
 import { ChannelRegistry } from "./realtime/conversation-channel.ts";
 import { SocketEventStreams } from "./realtime/socket-event-streams.ts";
@@ -166,7 +167,11 @@ export async function startServer(config: Config, logger: Logger, options: Start
   });
   const cache = new DocumentCache(store, config.cacheBytes);
   const bus = openBus(config.bus, logger, (kind) => metrics.busErrors.inc({ kind }));
-  const channels = new ChannelRegistry();
+  // An awareness id someone wrote the document with is theirs (restores name their original authors, not a claim).
+  const channels = new ChannelRegistry((conversation, clientId) => {
+    const owner = cache.withIndexNow(conversation)?.index.ownerOf(clientId);
+    return owner && !owner.restore ? awarenessIdentity(owner) : undefined;
+  });
   const broadcaster = new ClusterBroadcaster(app, bus, channels, metrics.traffic);
   // Every commit, this node's or another's, reaches the cache and local subscribers in order here.
   const delivery = new CommitFanOut({ bus, store, cache, broadcaster, logger, gapGraceMs: config.bus.gapGraceMs, observer: metrics.deliveryObserver });

@@ -89,3 +89,45 @@ describe("awareness id ownership", () => {
     );
   });
 });
+
+describe("awareness id ownership across two nodes", () => {
+  it("holds when each node relays what it accepted to the other (the claim travels with it)", () => {
+    type NodeStep = { node: number; who: number; id: number };
+    const nodeStep: fc.Arbitrary<NodeStep> = fc.record({ node: fc.nat(1), who: fc.nat(WHO.length - 1), id: fc.constantFrom(...IDS) });
+    fc.assert(
+      fc.property(fc.array(nodeStep, { maxLength: 40 }), (steps) => {
+        const nodes = [0, 1].map(() => new AwarenessRelay("c-nodes", new AwarenessClaims()));
+        // One connection per identity and node.
+        const owners = nodes.map(() => WHO.map(() => ({})));
+        const firstClaimant = new Map<number, string>();
+        let clock = 1;
+        for (const s of steps) {
+          clock += 1;
+          const who = WHO[s.who];
+          const result = nodes[s.node].accept(owners[s.node][s.who], announce(s.id, who, clock), who);
+          const first = firstClaimant.get(s.id);
+          if (first !== undefined && first !== who) {
+            expect(result.foreign).toBe(1);
+            expect(result.update).toBeNull();
+            continue;
+          }
+          expect(result.foreign).toBe(0);
+          firstClaimant.set(s.id, who);
+          // The other node gets what this one accepted, with the identity, and relays it unchanged.
+          if (result.update) {
+            const relayed = nodes[1 - s.node].acceptRemote(result.update, who);
+            expect(relayed ? namesIn(relayed).get(s.id) : undefined).toBe(who);
+          }
+        }
+      }),
+      settings,
+    );
+  });
+
+  it("drops another node's state under an id an identity here wrote the document with", () => {
+    const relay = new AwarenessRelay("c-doc", new AwarenessClaims(), (_conversation, clientId) => (clientId === 11 ? "alice" : undefined));
+    expect(relay.acceptRemote(announce(11, "mallory", 2), "mallory")).toBeNull();
+    expect(relay.accept({}, announce(11, "mallory", 3), "mallory").foreign).toBe(1);
+    expect(namesIn(relay.acceptRemote(announce(11, "alice", 4), "alice") as Uint8Array).get(11)).toBe("alice");
+  });
+});

@@ -171,7 +171,7 @@ describe("bus message format", () => {
       { kind: "updates", conversation: "c-1", origin: "node-a", fromSeq: 3, updates: [new Uint8Array([4])], publishedAt: 1_796_400_000_123 },
       { kind: "head", conversation: "c-1", origin: "node-a", seq: 17 },
       { kind: "snapshot", conversation: "c-1", origin: "node-a", seq: 18 },
-      { kind: "awareness", conversation: "é", origin: "n", session: "s1", update: new Uint8Array([9, 9]) },
+      { kind: "awareness", conversation: "é", origin: "n", session: "s1", update: new Uint8Array([9, 9]), who: "org\u0000ann" },
       { kind: "event-head", conversation: "", origin: "node-a", org: "org-é", cursor: 2 ** 40 },
     ];
     for (const message of messages) expect(decodeBusMessage(encodeBusMessage(message))).toEqual(message);

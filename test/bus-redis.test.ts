@@ -162,9 +162,9 @@ describe.skipIf(!redisUrl)("Redis bus", () => {
     const b = start("b");
     b.bus.subscribe("conv");
     await waitUntil(() => b.resynced("conv") && a.bus.health().state === "ok");
-    a.bus.publishAwareness("conv", "session-1", new Uint8Array([1, 2]));
+    a.bus.publishAwareness("conv", "session-1", new Uint8Array([1, 2]), "org\u0000ann");
     await waitUntil(() => b.received.length === 1);
-    expect(b.received[0]).toMatchObject({ kind: "awareness", session: "session-1", update: new Uint8Array([1, 2]) });
+    expect(b.received[0]).toMatchObject({ kind: "awareness", session: "session-1", update: new Uint8Array([1, 2]), who: "org\u0000ann" });
   });
 
   it("asks for a resync of every subscribed conversation after its subscriber connection is killed", async () => {

@@ -65,6 +65,7 @@ export function encodeBusMessage(message: BusMessage): Uint8Array {
     case "awareness":
       encoding.writeVarString(encoder, message.session);
       encoding.writeVarUint8Array(encoder, message.update);
+      encoding.writeVarString(encoder, message.who);
       break;
     case "access":
       encoding.writeVarString(encoder, JSON.stringify(message.change));
@@ -106,7 +107,10 @@ export function decodeBusMessage(bytes: Uint8Array): BusMessage {
         break;
       case Kind.awareness: {
         const session = decoding.readVarString(decoder);
-        message = { kind: "awareness", origin, conversation, session, update: decoding.readVarUint8Array(decoder) };
+        const update = decoding.readVarUint8Array(decoder);
+        // A node of an earlier version sends no identity: its states are relayed unchecked, as before.
+        const who = decoding.hasContent(decoder) ? decoding.readVarString(decoder) : "";
+        message = { kind: "awareness", origin, conversation, session, update, who };
         break;
       }
       case Kind.access:

@@ -46,6 +46,11 @@ export interface AwarenessMessage {
   /** The sending session on the origin node, so its states can be owned and removed as one. */
   session: string;
   update: Uint8Array;
+  /**
+   * The identity (organisation and person) the origin node accepted these states from: the
+   * receiving node records the same claims and drops states under ids claimed by another identity.
+   */
+  who: string;
 }
 
 /**
@@ -116,7 +121,7 @@ export interface Bus {
   /** Sets the receiver of other nodes' event stream heads (once, at wiring time). */
   onEventHead(listener: (org: string, cursor: number) => void): void;
   /** Publishes an awareness update of a local session; lost ones are acceptable. */
-  publishAwareness(conversation: string, session: string, update: Uint8Array): void;
+  publishAwareness(conversation: string, session: string, update: Uint8Array, who: string): void;
   /** Counts one more local interest in a conversation; the first one subscribes. */
   subscribe(conversation: string): void;
   /** Counts one interest fewer; the last one unsubscribes. */

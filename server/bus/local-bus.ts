@@ -13,7 +13,7 @@ export class LocalBus implements Bus {
   setHandler(_handler: BusHandler): void {}
   publishUpdate(_conversation: string, _seq: number, _update: Uint8Array): void {}
   publishSnapshot(_conversation: string, _seq: number): void {}
-  publishAwareness(_conversation: string, _session: string, _update: Uint8Array): void {}
+  publishAwareness(_conversation: string, _session: string, _update: Uint8Array, _who: string): void {}
   publishAccess(_change: AccessChange): void {}
   onAccess(_listener: (change: AccessChange) => void): void {}
   publishEventHead(_org: string, _cursor: number): void {}

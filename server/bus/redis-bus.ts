@@ -123,9 +123,9 @@ export class RedisBus implements Bus {
     this.eventHeadListener = listener;
   }
 
-  publishAwareness(conversation: string, session: string, update: Uint8Array): void {
+  publishAwareness(conversation: string, session: string, update: Uint8Array, who: string): void {
     if (this.closed) return;
-    const message: BusMessage = { kind: "awareness", conversation, origin: this.nodeId, session, update };
+    const message: BusMessage = { kind: "awareness", conversation, origin: this.nodeId, session, update, who };
     // Ephemeral: a failed publish is dropped; the client's own awareness refresh renews it.
     this.send(conversation, message).catch(() => {});
   }

@@ -1,7 +1,19 @@
 // Who an awareness client id belongs to, per conversation, remembered beyond the connection
 // and the channel: the first identity (organisation + person) that announced it. A connection
 // holds its ids while it lives; when it closes, they wait for the same identity to come back
-// (a reconnecting owner takes them up again) and no other identity may take them.
+// (a reconnecting owner takes them up again) and no other identity may take them. Across nodes the
+// claims travel with the awareness fan-out, and an id someone wrote the document with is theirs.
+
+/** The identity an awareness claim names: organisation and person (what every node compares). */
+export function awarenessIdentity(identity: { org: string; user: string }): string {
+  return `${identity.org}\u0000${identity.user}`;
+}
+
+/**
+ * The identity that wrote the document under a Yjs client id (the document rules' shared
+ * client-owner table, the same on every node), or undefined when nobody has yet or it is not at hand.
+ */
+export type DocumentClientOwner = (conversation: string, clientId: number) => string | undefined;
 
 /** How many (conversation, client id) claims one node remembers; the oldest unused go first. */
 const MAX_CLAIMS = 100_000;

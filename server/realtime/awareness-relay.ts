@@ -1,6 +1,6 @@
 // Awareness (presence, cursors) per conversation, relayed as bytes. Each awareness client id is
 // bound to the connection that holds it for the life of that connection, and to the identity
-// that first announced it beyond that (awareness-claims.ts): nobody can set or remove another's
+// that first announced it beyond that (awareness-claims.ts), on every node: nobody can set or remove another's
 // state, claim an id another live connection holds, or squat a disconnected owner's id. The
 // latest state of each client is kept for joiners, and a connection's states are removed when
 // it leaves. Awareness is ephemeral: never stored, never audited.
@@ -9,7 +9,7 @@ import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
 import { ErrorCode } from "../../protocol/index.ts";
 import { ParleyError } from "../platform/errors.ts";
-import { AwarenessClaims } from "./awareness-claims.ts";
+import { AwarenessClaims, type DocumentClientOwner } from "./awareness-claims.ts";
 
 /** Awareness client ids one socket may own in one conversation. */
 const MAX_CLIENTS_PER_OWNER = 4;
@@ -72,7 +72,35 @@ export class AwarenessRelay {
   constructor(
     private readonly conversation = "",
     private readonly claims = new AwarenessClaims(),
+    private readonly documentOwner: DocumentClientOwner = () => undefined,
   ) {}
+
+  /** True when `clientId` is `who`'s to announce: not held live by, first claimed by, nor written with by another identity. */
+  private mayClaim(clientId: number, who: string): boolean {
+    const existing = this.entries.get(clientId);
+    if (existing && existing.who !== who) return false;
+    const writer = this.documentOwner(this.conversation, clientId);
+    if (writer !== undefined && writer !== who) return false;
+    return this.claims.claim(this.conversation, clientId, who);
+  }
+
+  /**
+   * Filters an update another node accepted from `who` before it goes to this node's clients:
+   * the origin's claims are recorded here too, and entries under ids another identity holds here
+   * are dropped. Returns the bytes to relay, or null when nothing is left (or it does not decode).
+   */
+  acceptRemote(update: Uint8Array, who: string): Uint8Array | null {
+    if (who === "") return update; // a node of an earlier version: it checked, but names nobody
+    let decoded: DecodedEntry[];
+    try {
+      decoded = decodeAwarenessUpdate(update);
+    } catch {
+      return null;
+    }
+    const accepted = decoded.filter((entry) => this.mayClaim(entry.clientId, who));
+    if (accepted.length === 0) return null;
+    return accepted.length === decoded.length ? update : encodeEntries(accepted.map((e) => [e.clientId, e]));
+  }
 
   /**
    * Records the entries of an update from `owner` (a connection of identity `who`) and returns
@@ -91,7 +119,7 @@ export class AwarenessRelay {
     let foreign = 0;
     for (const entry of decoded) {
       const existing = this.entries.get(entry.clientId);
-      if ((existing && existing.who !== who) || !this.claims.claim(this.conversation, entry.clientId, who)) {
+      if (!this.mayClaim(entry.clientId, who)) {
         foreign++;
         continue;
       }

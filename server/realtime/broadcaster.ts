@@ -37,7 +37,7 @@ export class Broadcaster implements FanOut {
   /** `channels`: whose members are checked for a full send buffer after publishing (4508). */
   constructor(
     private readonly app: UWS.TemplatedApp,
-    private readonly channels?: ChannelRegistry,
+    protected readonly channels?: ChannelRegistry,
     /** Counts frames sent, once per subscriber (metrics). */
     private readonly traffic?: SocketTraffic,
   ) {}

@@ -7,6 +7,8 @@ import type { Bus } from "../bus/bus.ts";
 import type { SocketTraffic } from "../platform/metrics.ts";
 import type { UWS } from "../platform/uws.ts";
 import { type BroadcastOrigin, Broadcaster } from "./broadcaster.ts";
+import { awarenessIdentity } from "./awareness-claims.ts";
+import { ClientSession } from "./client-session.ts";
 import type { ChannelRegistry } from "./conversation-channel.ts";
 
 /** A {@link Broadcaster} that also relays awareness to the other nodes. */
@@ -23,13 +25,25 @@ export class ClusterBroadcaster extends Broadcaster {
   override publish(conversation: string, message: DocMessage, origin?: BroadcastOrigin, envelope?: Uint8Array): void {
     super.publish(conversation, message, origin, envelope);
     if (message.type === "awareness") {
-      const session = origin && "id" in origin && typeof origin.id === "string" ? origin.id : "";
-      this.bus.publishAwareness(conversation, session, message.update);
+      const session = origin instanceof ClientSession ? origin.id : "";
+      // The claim travels with the states: the other nodes hold the same ids for the same identity.
+      const who = origin instanceof ClientSession && origin.identity ? awarenessIdentity(origin.identity) : "";
+      this.bus.publishAwareness(conversation, session, message.update, who);
     }
   }
 
   /** Publishes to this node's subscribers only (for what came from another node). */
   publishLocal(conversation: string, message: DocMessage): void {
     super.publish(conversation, message);
+  }
+
+  /**
+   * Another node's awareness update, accepted there from `who`: checked against this node's
+   * claims (recorded here too), then published to this node's subscribers.
+   */
+  publishRemoteAwareness(conversation: string, update: Uint8Array, who: string): void {
+    const channel = this.channels?.get(conversation);
+    const relay = channel ? channel.awareness.acceptRemote(update, who) : update;
+    if (relay) super.publish(conversation, { type: "awareness", update: relay });
   }
 }

@@ -81,10 +81,11 @@ export class CommitFanOut implements FanOut, BusHandler, ChannelObserver {
         this.sequenced.skip(message.conversation, message.seq);
         return;
       case "awareness":
-        // Ephemeral and already checked by the origin node: relay to local subscribers only. A
-        // joiner here learns of remote presence on the next awareness refresh of those clients.
+        // Ephemeral, checked by the origin node and again against this node's claims (which
+        // record the origin's), then relayed to local subscribers only. A joiner here learns of
+        // remote presence on the next awareness refresh of those clients.
         if (this.sequenced.tracks(message.conversation)) {
-          this.deps.broadcaster.publishLocal(message.conversation, { type: "awareness", update: message.update });
+          this.deps.broadcaster.publishRemoteAwareness(message.conversation, message.update, message.who);
         }
         return;
     }

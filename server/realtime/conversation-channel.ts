@@ -1,7 +1,7 @@
 // The per-conversation state shared by this node's connections: who is in it (for cleanup) and
 // the awareness relay. Channels exist while at least one local connection has joined.
 
-import { AwarenessClaims } from "./awareness-claims.ts";
+import { AwarenessClaims, type DocumentClientOwner } from "./awareness-claims.ts";
 import { AwarenessRelay } from "./awareness-relay.ts";
 
 /** A local connection in a channel, as far as the channel needs to know it. */
@@ -19,8 +19,9 @@ export class ConversationChannel {
   constructor(
     readonly conversation: string,
     claims = new AwarenessClaims(),
+    documentOwner?: DocumentClientOwner,
   ) {
-    this.awareness = new AwarenessRelay(conversation, claims);
+    this.awareness = new AwarenessRelay(conversation, claims, documentOwner);
   }
 }
 
@@ -37,6 +38,9 @@ export class ChannelRegistry {
   /** Awareness client ids' first claimants, kept while channels come and go. */
   private readonly awarenessClaims = new AwarenessClaims();
 
+  /** `documentOwner`: who wrote the document under a client id (their awareness id too). */
+  constructor(private readonly documentOwner?: DocumentClientOwner) {}
+
   /** Adds an observer of channels opening and closing (wired once by the composition root). */
   observe(observer: ChannelObserver): void {
     this.observers.push(observer);
@@ -46,7 +50,7 @@ export class ChannelRegistry {
   acquire(conversation: string, member: ChannelMember): ConversationChannel {
     let channel = this.channels.get(conversation);
     if (!channel) {
-      channel = new ConversationChannel(conversation, this.awarenessClaims);
+      channel = new ConversationChannel(conversation, this.awarenessClaims, this.documentOwner);
       this.channels.set(conversation, channel);
       for (const observer of this.observers) observer.opened(conversation);
     }

@@ -11,6 +11,7 @@ import { type Broadcaster, topicOf } from "./broadcaster.ts";
 import type { ClientSession, JoinedConversation } from "./client-session.ts";
 import { ChannelRegistry } from "./conversation-channel.ts";
 import type { CachedDocument, DocumentCache } from "../documents/document-cache.ts";
+import { awarenessIdentity } from "./awareness-claims.ts";
 
 /** Dependencies of the hub, wired by the composition root. */
 export interface RealtimeHubDeps {
@@ -80,7 +81,12 @@ export class RealtimeHub {
     }
     let doc: CachedDocument;
     try {
-      doc = await this.deps.cache.get(conversation);
+      // With its document-rules index when it can be had: the client ids people wrote with are
+      // theirs in awareness too, on every node (the index reads the shared owners).
+      doc = await this.deps.cache.withIndex(conversation).then(
+        (indexed) => indexed.doc,
+        () => this.deps.cache.get(conversation),
+      );
     } catch (error) {
       this.deps.logger.error({ err: error, conversation }, "loading conversation failed");
       this.leave(session, conversation);
@@ -142,7 +148,7 @@ export class RealtimeHub {
     }
     const channel = this.channels.get(conversation);
     // Bound to the identity too, so a reconnecting owner takes its ids back and nobody else can.
-    const who = session.identity ? `${session.identity.org}\u0000${session.identity.user}` : `session:${session.id}`;
+    const who = session.identity ? awarenessIdentity(session.identity) : `session:${session.id}`;
     const result = channel?.awareness.accept(session, update, who);
     if (result?.update) {
       // The prebuilt envelope only fits when nothing was dropped from the update.
