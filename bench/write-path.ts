@@ -59,7 +59,7 @@ const dir = await mkdtemp(join(tmpdir(), "parley-write-path-"));
 const store = await openSqliteStore({ path: join(dir, "parley.db"), auditKey: new Uint8Array(32).fill(1), masterKeys: { keys: [masterKey(new Uint8Array(32).fill(2))] } });
 const committer = new GroupCommitter(store as never, { maxBatch: 1024, windowMs: 0 } as never);
 const cache = new DocumentCache(store as never, 256 * 1024 * 1024 as never) as unknown as Cache;
-// The cache's part of the fan-out, as RemoteDelivery.deliverLocally does it (publishing is uWS's).
+// The cache's part of the fan-out, as CommitFanOut.deliverLocally does it (publishing is uWS's).
 const fanOut = {
   committedUpdate(conversation: string, update: Uint8Array, seq: number, local?: unknown) {
     const recordedIn = local && typeof local === "object" && "recordedIn" in local ? (local as { recordedIn?: object }).recordedIn : undefined;

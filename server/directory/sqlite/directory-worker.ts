@@ -1,5 +1,5 @@
 // The embedded directory's worker thread (started by sqlite-directory.ts through
-// server/worker/): opens the SQLite file, brings its schema up to date, and runs each
+// server/sql/): opens the SQLite file, brings its schema up to date, and runs each
 // operation of the shared SqlDirectory against it, one operation at a time.
 
 import Database from "better-sqlite3";
