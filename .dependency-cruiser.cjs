@@ -54,6 +54,13 @@ module.exports = {
       to: {},
     },
     {
+      name: "services-not-router",
+      comment: "domain services throw domain errors (ParleyError), not the router's HttpError: only routes and http/ import the router",
+      severity: "error",
+      from: { path: "^server/", pathNot: ["^server/http/", "-routes?\\.ts$", WIRING] },
+      to: { path: "^server/http/router\\.ts$" },
+    },
+    {
       name: "server-not-client",
       comment: "server/ never imports client-sdk/ (ARCHITECTURE.md)",
       severity: "error",

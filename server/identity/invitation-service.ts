@@ -9,10 +9,9 @@ import type { OrgAuditRecorder } from "../directory/org-recorder.ts";
 import type { AttemptLimiter } from "../auth/attempt-limiter.ts";
 import type { AuditedStep, Directory } from "../directory/directory.ts";
 import type { InvitationRecord, ParticipantRole } from "../directory/directory-types.ts";
-import { ParleyError } from "../platform/errors.ts";
+import { ParleyError, RateLimitedError } from "../platform/errors.ts";
 import type { EventRecorder } from "../events/event-recorder.ts";
 import { secretHash } from "../http/principal.ts";
-import { HttpError } from "../http/router.ts";
 import type { Mailer } from "../mail/mailer.ts";
 import type { AccessEvents } from "../bus/access-events.ts";
 import type { SessionService, TokenPair } from "./session-service.ts";
@@ -174,7 +173,7 @@ export class InvitationService {
       const key = `invitation:${invitation.id}`;
       const now = this.deps.now();
       const gate = await this.deps.codeLimiter.check(key);
-      if (!gate.allowed) throw new HttpError(ErrorCode.RateLimited, "too many wrong codes; wait", {}, gate.retryAfterMs / 1000);
+      if (!gate.allowed) throw new RateLimitedError("too many wrong codes; wait", gate.retryAfterMs / 1000);
       if (await directory.consumeInvitationCode(invitation.id, this.codeHash(invitation.id, proof.code), now)) {
         await this.deps.codeLimiter.succeed(key);
         return { ...(await this.signIn(userId, invitation.conversationId)), conversationId: invitation.conversationId, userId };
@@ -197,7 +196,7 @@ export class InvitationService {
     ] as const;
     for (const [limiter, key] of keys) {
       const gate = await limiter.check(key);
-      if (!gate.allowed) throw new HttpError(ErrorCode.RateLimited, "a code was e-mailed a moment ago: use it, or wait before asking for another", {}, gate.retryAfterMs / 1000);
+      if (!gate.allowed) throw new RateLimitedError("a code was e-mailed a moment ago: use it, or wait before asking for another", gate.retryAfterMs / 1000);
     }
     for (const [limiter, key] of keys) await limiter.fail(key);
   }

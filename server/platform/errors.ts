@@ -21,3 +21,13 @@ export function describeError(error: unknown): { code: ErrorCode; message: strin
   }
   return { code: ErrorCode.Internal, message: "internal error" };
 }
+
+/** Refused for now (too many attempts): the client may try again after `retryAfterSeconds` (HTTP: Retry-After). */
+export class RateLimitedError extends ParleyError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(ErrorCode.RateLimited, message);
+  }
+}
