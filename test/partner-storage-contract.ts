@@ -185,6 +185,23 @@ export function runPartnerStorageContract(name: string, backend: ContractBackend
       expect(await b.webhooks.nextReplay("ep-1")).toMatchObject({ id: "dlq_1", replayRequestedAt: 20, replayedAt: null });
       await b.webhooks.recordOutcome({ endpointId: "ep-1", attempt: { ...attempt, at: 30, ok: true }, state, replayed: "dlq_1" });
       expect(await a.webhooks.listDeadLetters("ep-1", 10)).toMatchObject([{ id: "dlq_1", replayedAt: 30, replayRequestedAt: null }]);
+      // An event forgotten while its delivery was in flight (its side deleted, the conversation
+      // destroyed) gets no copy back when the attempt is recorded late: no attempt, no dead letter.
+      await a.webhooks.createEndpoint(endpoint("ep-b", "org-b"));
+      expect(await a.webhooks.forgetEvents(["evt_late"], "org-a")).toBe(0);
+      const late = { ...attempt, eventId: "evt_late", at: 40 };
+      const latePark = { ...park, id: "dlq_late", eventId: "evt_late" };
+      await b.webhooks.recordOutcome({ endpointId: "ep-1", attempt: late, state: { ...state, cursor: 4 }, park: latePark });
+      expect((await a.webhooks.listAttempts("ep-1", 10)).filter((x) => x.eventId === "evt_late")).toEqual([]);
+      expect((await a.webhooks.listDeadLetters("ep-1", 10)).map((l) => l.id)).not.toContain("dlq_late");
+      expect((await a.webhooks.getEndpoint("ep-1"))?.delivery.cursor).toBe(4);
+      // ...only at the organisation whose side went: another's endpoint still records it.
+      await b.webhooks.recordOutcome({ endpointId: "ep-b", attempt: { ...late, endpointId: "ep-b" }, state });
+      expect(await a.webhooks.listAttempts("ep-b", 10)).toHaveLength(1);
+      // Destroyed (every organisation): no endpoint records it.
+      await a.webhooks.forgetEvents(["evt_gone"], null);
+      await b.webhooks.recordOutcome({ endpointId: "ep-b", attempt: { ...late, endpointId: "ep-b", eventId: "evt_gone" }, state });
+      expect((await a.webhooks.listAttempts("ep-b", 10)).map((x) => x.eventId)).toEqual(["evt_late"]);
       // A deleted endpoint keeps no orphans, even from an attempt that was in flight.
       await a.webhooks.deleteEndpoint("ep-1");
       await b.webhooks.recordOutcome({ endpointId: "ep-1", attempt, state });

@@ -31,6 +31,12 @@ export const WEBHOOK_STORE_OPERATIONS = [
 /** Ids per statement when removing many events' copies (well under every backend's parameter limit). */
 const FORGET_CHUNK = 500;
 
+/** How long a forgotten event's id refuses late attempt records: far beyond any delivery's timeout. */
+const FORGOTTEN_KEPT_MS = 60 * 60 * 1000;
+
+/** The `org_id` of a tombstone that holds for every organisation (the conversation destroyed). */
+const EVERY_ORG = "*";
+
 type Row = Record<string, unknown>;
 
 function endpointFrom(row: Row): EndpointRecord {
@@ -161,19 +167,29 @@ export class SqlWebhookStore implements Omit<WebhookStore, "close"> {
   recordOutcome(outcome: AttemptOutcome): Promise<void> {
     return this.db.transaction(async (tx) => {
       // The endpoint may have been deleted while the request was in flight: keep no orphans.
-      if (!(await tx.get("SELECT 1 AS present FROM endpoints WHERE id = ?", [outcome.endpointId]))) return;
+      const endpoint = await tx.get("SELECT org_id FROM endpoints WHERE id = ?", [outcome.endpointId]);
+      if (!endpoint) return;
       const a = outcome.attempt;
-      await tx.run(
-        "INSERT INTO attempts (endpoint_id, at, event_id, cursor, attempt, ok, status, error, duration_ms, excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [a.endpointId, a.at, a.eventId, a.cursor, a.attempt, a.ok, a.status, a.error, a.durationMs, a.excerpt],
-      );
-      await tx.run(
-        "DELETE FROM attempts WHERE endpoint_id = ? AND id <= (SELECT id FROM attempts WHERE endpoint_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-        [a.endpointId, a.endpointId, ATTEMPTS_KEPT],
-      );
+      // So may the event (its side deleted, the conversation destroyed): then no copy of it
+      // either, neither an attempt nor a dead letter; the delivery state still moves on.
+      const forgotten = await tx.get("SELECT 1 AS gone FROM forgotten_events WHERE event_id = ? AND org_id IN (?, ?)", [
+        a.eventId,
+        endpoint.org_id as string,
+        EVERY_ORG,
+      ]);
+      if (!forgotten) {
+        await tx.run(
+          "INSERT INTO attempts (endpoint_id, at, event_id, cursor, attempt, ok, status, error, duration_ms, excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+          [a.endpointId, a.at, a.eventId, a.cursor, a.attempt, a.ok, a.status, a.error, a.durationMs, a.excerpt],
+        );
+        await tx.run(
+          "DELETE FROM attempts WHERE endpoint_id = ? AND id <= (SELECT id FROM attempts WHERE endpoint_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+          [a.endpointId, a.endpointId, ATTEMPTS_KEPT],
+        );
+      }
       const s = outcome.state;
       await tx.run(this.saveStateSql, [s.cursor, s.headKey, s.attempts, s.firstFailureAt, s.nextAttemptAt, s.failingSince, s.lastSuccessAt, s.lastError, outcome.endpointId]);
-      if (outcome.park) {
+      if (outcome.park && !forgotten) {
         const p = outcome.park;
         await tx.run(
           `INSERT INTO dead_letters (id, endpoint_id, cursor, event_id, event_type, event_json, attempts, parked_at, last_error)
@@ -226,10 +242,11 @@ export class SqlWebhookStore implements Omit<WebhookStore, "close"> {
     return Number(row?.n ?? 0);
   }
 
-  forgetEvents(eventIds: readonly string[], orgId: string | null): Promise<number> {
+  forgetEvents(eventIds: readonly string[], orgId: string | null, now = Date.now()): Promise<number> {
     if (eventIds.length === 0) return Promise.resolve(0);
     const ofOrg = orgId === null ? "" : " AND endpoint_id IN (SELECT id FROM endpoints WHERE org_id = ?)";
     return this.db.transaction(async (tx) => {
+      await tx.run("DELETE FROM forgotten_events WHERE forgotten_at < ?", [now - FORGOTTEN_KEPT_MS]);
       let removed = 0;
       for (let i = 0; i < eventIds.length; i += FORGET_CHUNK) {
         const chunk = eventIds.slice(i, i + FORGET_CHUNK);
@@ -237,6 +254,11 @@ export class SqlWebhookStore implements Omit<WebhookStore, "close"> {
         const list = chunk.map(() => "?").join(", ");
         removed += await tx.run(`DELETE FROM dead_letters WHERE event_id IN (${list})${ofOrg}`, params);
         removed += await tx.run(`DELETE FROM attempts WHERE event_id IN (${list})${ofOrg}`, params);
+        const tombstones = chunk.map(() => "(?, ?, ?)").join(", ");
+        await tx.run(
+          `INSERT INTO forgotten_events (event_id, org_id, forgotten_at) VALUES ${tombstones} ON CONFLICT (event_id, org_id) DO UPDATE SET forgotten_at = excluded.forgotten_at`,
+          chunk.flatMap((id) => [id, orgId ?? EVERY_ORG, now]),
+        );
       }
       return removed;
     });

@@ -27,5 +27,13 @@ export const WEBHOOKS_SCHEMA: VersionedSchema = {
       replay_requested_at ${d.int64}, replayed_at ${d.int64});
     CREATE INDEX IF NOT EXISTS dead_letters_by_endpoint ON dead_letters(endpoint_id, cursor);
     `,
+    // Events whose copies were removed (a side deleted: org_id; destroyed: '*'), kept for an hour:
+    // a delivery in flight at that moment records its attempt afterwards and must not bring a
+    // copy back. Only the opaque event id, never content.
+    (d) => `
+    CREATE TABLE IF NOT EXISTS forgotten_events (
+      event_id TEXT NOT NULL, org_id TEXT NOT NULL, forgotten_at ${d.int64} NOT NULL, PRIMARY KEY (event_id, org_id));
+    CREATE INDEX IF NOT EXISTS forgotten_events_by_time ON forgotten_events(forgotten_at);
+    `,
   ],
 };
