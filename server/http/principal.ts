@@ -9,7 +9,10 @@ import { ErrorCode } from "../../protocol/index.ts";
 import type { ServerKeys } from "../crypto/keys.ts";
 import { type HostTokenVerifier, verifyAnyToken } from "../auth/host-tokens.ts";
 import type { TokenIdentity, TokenSettings } from "../auth/tokens.ts";
-import type { Directory } from "../directory/directory.ts";
+import type { AccessDirectory } from "../directory/access-directory.ts";
+import type { AccountDirectory } from "../directory/account-directory.ts";
+import type { OrganisationDirectory } from "../directory/organisation-directory.ts";
+import type { SessionDirectory } from "../directory/session-directory.ts";
 import type { MemberRole, Organisation, SupportGrant } from "../directory/directory-types.ts";
 import { ParleyError } from "../platform/errors.ts";
 import { ipAllowed } from "./ip-allowlist.ts";
@@ -91,7 +94,10 @@ export interface PrincipalDeps {
   tokens: TokenSettings;
   /** A host application's token verifier, when one is configured. */
   hostTokens?: HostTokenVerifier | null;
-  directory: Directory;
+  directory: Pick<AccessDirectory, "getApiKey" | "touchApiKey" | "getSupportGrant"> &
+    Pick<AccountDirectory, "getUser" | "listWebauthnCredentials"> &
+    Pick<OrganisationDirectory, "getMembership" | "getOrganisation"> &
+    Pick<SessionDirectory, "isFamilyRevoked">;
   /** Records an API key's use in its organisation's audit chain (deduplicated by the recorder); a failure fails the request. */
   recordApiKeyUse?: (orgId: string, keyId: string) => Promise<void>;
   /** Records (log and audit chains) that a live support grant was used from `ip`; a failure fails the connection. */

@@ -3,7 +3,7 @@
 // could outlive a revocation). Conversations you may not see do not exist for you: 404.
 
 import { ErrorCode, type Role } from "../../protocol/index.ts";
-import type { Directory } from "../directory/directory.ts";
+import type { ConversationDirectory } from "../directory/conversation-directory.ts";
 import type { Accessor, ConversationRecord } from "../directory/directory-types.ts";
 import { ParleyError } from "../platform/errors.ts";
 import type { Principal } from "../http/principal.ts";
@@ -20,7 +20,7 @@ export function accessorOf(principal: Principal): Accessor {
 
 /** Access decisions over the directory. */
 export class AccessControl {
-  constructor(private readonly directory: Directory) {}
+  constructor(private readonly directory: Pick<ConversationDirectory, "accessRole" | "getConversation">) {}
 
   /** The caller's role in a conversation, or null when it may not see it. */
   roleFor(accessor: Accessor, conversationId: string): Promise<Role | null> {

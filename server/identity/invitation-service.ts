@@ -7,7 +7,10 @@ import { createHmac, randomBytes, randomInt } from "node:crypto";
 import { ErrorCode, type EventActor } from "../../protocol/index.ts";
 import type { OrgAuditRecorder } from "../directory/org-recorder.ts";
 import type { AttemptLimiter } from "../auth/attempt-limiter.ts";
-import type { AuditedStep, Directory } from "../directory/directory.ts";
+import type { AccountDirectory } from "../directory/account-directory.ts";
+import type { AuditedChanges, AuditedStep } from "../directory/directory.ts";
+import type { InvitationDirectory } from "../directory/invitation-directory.ts";
+import type { OrganisationDirectory } from "../directory/organisation-directory.ts";
 import type { InvitationRecord, ParticipantRole } from "../directory/directory-types.ts";
 import { ParleyError, RateLimitedError } from "../platform/errors.ts";
 import type { EventRecorder } from "../events/event-recorder.ts";
@@ -40,7 +43,7 @@ export class InvitationService {
 
   constructor(
     private readonly deps: {
-      directory: Directory;
+      directory: InvitationDirectory & AuditedChanges & Pick<AccountDirectory, "createUser" | "getUser" | "getUserByEmail"> & Pick<OrganisationDirectory, "listMemberships">;
       mailer: Mailer;
       sessions: SessionService;
       events: AccessEvents;

@@ -6,7 +6,8 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { ErrorCode } from "../../protocol/index.ts";
 import type { ServerKeys } from "../crypto/keys.ts";
 import { issueAccessToken, type TokenSettings } from "../auth/tokens.ts";
-import type { Directory } from "../directory/directory.ts";
+import type { OrganisationDirectory } from "../directory/organisation-directory.ts";
+import type { SessionDirectory } from "../directory/session-directory.ts";
 import { ParleyError } from "../platform/errors.ts";
 import { secretHash } from "../http/principal.ts";
 import type { AccessEvents } from "../bus/access-events.ts";
@@ -22,7 +23,7 @@ export interface TokenPair {
 
 /** A session to start: the directory step that stores it, and its token pair once that committed. */
 export interface PreparedSession {
-  step: { op: "insertRefreshToken"; args: Parameters<Directory["insertRefreshToken"]> };
+  step: { op: "insertRefreshToken"; args: Parameters<SessionDirectory["insertRefreshToken"]> };
   tokens(): Promise<TokenPair>;
 }
 
@@ -36,7 +37,7 @@ export interface SessionSettings {
 export class SessionService {
   constructor(
     private readonly deps: {
-      directory: Directory;
+      directory: SessionDirectory & Pick<OrganisationDirectory, "getMembership">;
       keys: ServerKeys;
       tokens: TokenSettings;
       settings: SessionSettings;

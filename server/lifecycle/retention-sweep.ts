@@ -5,7 +5,8 @@
 // and none loses data before its own policy says so. A conversation under legal hold is skipped
 // entirely: nothing about it changes while a hold remains.
 
-import type { Directory } from "../directory/directory.ts";
+import type { ConversationDirectory } from "../directory/conversation-directory.ts";
+import type { RetentionDirectory } from "../directory/retention-directory.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { Mailer } from "../mail/mailer.ts";
 import { startBackgroundLoop } from "../platform/background-loop.ts";
@@ -27,7 +28,7 @@ export interface SweepOutcome {
 }
 
 export interface SweepDeps {
-  directory: Directory;
+  directory: Pick<RetentionDirectory, "listConversationIds" | "listLegalHolds" | "listConversationParties"> & Pick<ConversationDirectory, "getConversation">;
   store: Store;
   lifecycle: ConversationLifecycle;
   /** Kept mail past its retention goes with each sweep too. */
