@@ -7,7 +7,11 @@
 // start, which writes the "destroyed" entries then.
 
 import { ErrorCode } from "../../protocol/index.ts";
-import type { AuditedOperation, Directory } from "../directory/directory.ts";
+import type { AccountDirectory } from "../directory/account-directory.ts";
+import type { ConversationDirectory } from "../directory/conversation-directory.ts";
+import type { AuditedOperation } from "../directory/directory.ts";
+import type { OrganisationDirectory } from "../directory/organisation-directory.ts";
+import type { RetentionDirectory } from "../directory/retention-directory.ts";
 import type { ConversationParty } from "../directory/directory-types.ts";
 import { isErasedEmail } from "../directory/lifecycle-queries.ts";
 import type { AccessEvents } from "../bus/access-events.ts";
@@ -33,8 +37,17 @@ export interface ReplayOutcome {
   persons: string[];
 }
 
+/** The directory changes deletion and retention make, each audited: the RetentionDirectory's. */
+export type LifecycleOperation = AuditedOperation & keyof RetentionDirectory;
+
+/** What deletion and retention read and change in the directory. */
+export type LifecycleDirectory = RetentionDirectory &
+  Pick<ConversationDirectory, "getConversation"> &
+  Pick<AccountDirectory, "getUser"> &
+  Pick<OrganisationDirectory, "listMemberships">;
+
 export interface LifecycleDeps {
-  directory: Directory;
+  directory: LifecycleDirectory;
   store: Store;
   ledger: DeletionLedger;
   /** Access changes: sockets of people who lost access close on every node. */
@@ -89,12 +102,12 @@ export class ConversationLifecycle {
    * together when the recorder can (every server; without one, the change and then the security
    * log line). Nothing is recorded when the change reports it changed nothing (false or null).
    */
-  async recordedChange<K extends AuditedOperation>(
+  async recordedChange<K extends LifecycleOperation>(
     op: K,
-    args: Parameters<Directory[K]>,
+    args: Parameters<RetentionDirectory[K]>,
     org: string | readonly string[],
     event: LifecycleAuditEvent,
-  ): Promise<Awaited<ReturnType<Directory[K]>>> {
+  ): Promise<Awaited<ReturnType<RetentionDirectory[K]>>> {
     const orgs = typeof org === "string" ? [org] : [...org];
     const { auditedChange } = this.deps;
     if (auditedChange) {
@@ -102,7 +115,7 @@ export class ConversationLifecycle {
       if (result !== false && result !== null) for (const o of orgs) this.deps.logger.info({ security: "lifecycle", org: o, audit: event }, event.action);
       return result;
     }
-    const change = this.deps.directory[op] as (...a: Parameters<Directory[K]>) => Promise<Awaited<ReturnType<Directory[K]>>>;
+    const change = this.deps.directory[op] as (...a: Parameters<RetentionDirectory[K]>) => Promise<Awaited<ReturnType<RetentionDirectory[K]>>>;
     const result = await change.apply(this.deps.directory, args);
     if (result !== false && result !== null) for (const o of orgs) await this.deps.audit(o, event);
     return result;

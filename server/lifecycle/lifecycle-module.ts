@@ -3,13 +3,12 @@
 // root opens it before listening, replays the ledger, then starts the sweep.
 
 import type { Config } from "../platform/config.ts";
-import type { Directory } from "../directory/directory.ts";
 import type { RouteDefinition } from "../http/route.ts";
 import type { HttpServices } from "../identity/http-services.ts";
 import type { AccessEvents } from "../bus/access-events.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { Store } from "../store/store.ts";
-import { ConversationLifecycle, type ReplayOutcome } from "./conversation-lifecycle.ts";
+import { ConversationLifecycle, type LifecycleDirectory, type ReplayOutcome } from "./conversation-lifecycle.ts";
 import { DeletionLedger } from "./deletion-ledger.ts";
 import { type AuditedChange, type LifecycleAuditEvent, lifecycleAudit } from "./lifecycle-audit.ts";
 import { lifecycleRoutes } from "./lifecycle-routes.ts";
@@ -30,7 +29,7 @@ export interface Lifecycle {
 }
 
 export interface LifecycleModuleDeps {
-  directory: Directory;
+  directory: LifecycleDirectory;
   store: Store;
   accessEvents: AccessEvents;
   services: HttpServices;
