@@ -6,9 +6,13 @@
 
 import { ErrorCode } from "../../protocol/index.ts";
 import type { TokenIdentity } from "../auth/tokens.ts";
-import type { Directory } from "../directory/directory.ts";
+import type { AccessDirectory } from "../directory/access-directory.ts";
+import type { OrganisationDirectory } from "../directory/organisation-directory.ts";
 import { ParleyError } from "../platform/errors.ts";
 import type { Principal } from "../http/principal.ts";
+
+/** What checking an event reader reads: its key, or its membership. */
+export type EventAccessDirectory = Pick<AccessDirectory, "getApiKey"> & Pick<OrganisationDirectory, "getMembership">;
 
 /** API key scopes that allow reading events (events show conversation content). */
 export const EVENT_READ_SCOPES: readonly string[] = ["conversations:read", "conversations:write"];
@@ -48,7 +52,7 @@ export function requireEventReader(principal: Principal): void {
 
 /** Checks a reader against the directory as it is now. */
 export class EventAccess {
-  constructor(private readonly directory: Pick<Directory, "getApiKey" | "getMembership">) {}
+  constructor(private readonly directory: EventAccessDirectory) {}
 
   /** Throws unless `reader` may (still) read its organisation's events. */
   async check(reader: EventReader): Promise<void> {

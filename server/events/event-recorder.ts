@@ -4,7 +4,8 @@
 
 import { randomUUID } from "node:crypto";
 import type { EventActor, EventData, EventType } from "../../protocol/index.ts";
-import type { Directory } from "../directory/directory.ts";
+import type { ConversationDirectory } from "../directory/conversation-directory.ts";
+import type { RetentionDirectory } from "../directory/retention-directory.ts";
 import { actorId, type Principal } from "../http/principal.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { EventNotifier } from "./event-notifier.ts";
@@ -49,7 +50,7 @@ export function newEventId(): string {
 }
 
 /** What the recorder asks the directory: who takes part in a conversation. */
-export type AudienceDirectory = Pick<Directory, "getConversation" | "listConversationParties">;
+export type AudienceDirectory = Pick<ConversationDirectory, "getConversation"> & Pick<RetentionDirectory, "listConversationParties">;
 
 /** Dependencies of {@link EventRecorder}. */
 export interface EventRecorderDeps {

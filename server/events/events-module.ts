@@ -6,7 +6,6 @@
 import { type BackgroundLoop, startBackgroundLoop } from "../platform/background-loop.ts";
 import type { ProxyTrust } from "../platform/client-address.ts";
 import type { Config } from "../platform/config.ts";
-import type { Directory } from "../directory/directory.ts";
 import type { PrincipalDeps } from "../http/principal.ts";
 import type { RouteDefinition } from "../http/route.ts";
 import type { Logger } from "../platform/logger.ts";
@@ -14,9 +13,9 @@ import type { DocumentCache } from "../documents/document-cache.ts";
 import type { UWS } from "../platform/uws.ts";
 import type { Store } from "../store/store.ts";
 import { DocumentEvents } from "./document-events.ts";
-import { EventAccess } from "./event-access.ts";
+import { EventAccess, type EventAccessDirectory } from "./event-access.ts";
 import { EventNotifier } from "./event-notifier.ts";
-import { EventRecorder } from "./event-recorder.ts";
+import { type AudienceDirectory, EventRecorder } from "./event-recorder.ts";
 import { eventRoutes } from "./event-routes.ts";
 import type { EventStore } from "./event-store.ts";
 import { type EventStreams, registerEventStreamRoute } from "./event-stream-route.ts";
@@ -31,7 +30,8 @@ export const RECHECK_MS = 30_000;
 /** What starting the streams needs from the rest of the server. */
 export interface EventsStartDeps {
   app: UWS.TemplatedApp;
-  directory: Directory;
+  /** What the recorder (a conversation's audience) and the stream's access checks read. */
+  directory: AudienceDirectory & EventAccessDirectory;
   principals: PrincipalDeps;
   allowedOrigins: readonly string[];
   proxyTrust: ProxyTrust;

@@ -7,7 +7,7 @@
 import { createHmac } from "node:crypto";
 import type { EventData, ParleyEvent } from "../../protocol/index.ts";
 import type { OrgEventInput } from "../directory/org-recorder.ts";
-import type { Directory } from "../directory/directory.ts";
+import type { OrganisationDirectory } from "../directory/organisation-directory.ts";
 import type { EventNotifier } from "../events/event-notifier.ts";
 import { newEventId } from "../events/event-recorder.ts";
 import type { EventStore } from "../events/event-store.ts";
@@ -19,7 +19,7 @@ import { type NoticeInput, noticeFor } from "./notice-policy.ts";
 export interface SecurityNoticesDeps {
   store: Pick<EventStore, "append" | "read">;
   notifier: EventNotifier;
-  directory: Pick<Directory, "listMembers">;
+  directory: Pick<OrganisationDirectory, "listMembers">;
   mailer: Mailer;
   logger: Logger;
   now: () => number;
