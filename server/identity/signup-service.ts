@@ -8,7 +8,8 @@ import { randomBytes } from "node:crypto";
 import { ErrorCode } from "../../protocol/index.ts";
 import type { AttemptLimiter } from "../auth/attempt-limiter.ts";
 import type { PasswordHasher } from "../auth/passwords.ts";
-import type { Directory } from "../directory/directory.ts";
+import type { AccountDirectory } from "../directory/account-directory.ts";
+import type { OrganisationDirectory } from "../directory/organisation-directory.ts";
 import type { PendingSignup } from "../directory/directory-types.ts";
 import { ParleyError } from "../platform/errors.ts";
 import { secretHash } from "../http/principal.ts";
@@ -34,7 +35,7 @@ export interface NewOwner {
 export class SignUpService {
   constructor(
     private readonly deps: {
-      directory: Directory;
+      directory: Pick<OrganisationDirectory, "createPendingSignup" | "getPendingSignup" | "confirmPendingSignup"> & Pick<AccountDirectory, "getUserByEmail">;
       mailer: Mailer;
       hasher: PasswordHasher;
       /** Sign-up mails per address (counted as "attempts"): a mailbox cannot be flooded through sign-up. */
