@@ -19,7 +19,7 @@ import { apiClient } from "./helpers/http-client.ts";
 import { runParley } from "./helpers/parley-cli.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { requirePostgres } from "./helpers/services.ts";
-import { TEST_PASSWORD } from "./helpers/sign-up.ts";
+import { confirmedSignUp, TEST_PASSWORD } from "./helpers/sign-up.ts";
 
 const run = promisify(execFile);
 const baseUrl = await requirePostgres();
@@ -108,8 +108,7 @@ beforeAll(async () => {
   const api = apiClient(server.httpUrl);
   const [helpdesk, supplier] = await Promise.all(
     EMAILS.map(async (email, i) => {
-      const signedUp = await api("POST", "/v1/signup", { body: { email, password: TEST_PASSWORD, name: email.split("@")[0], organisation: ["Helpdesk", "Supplier"][i] } });
-      expect(signedUp.status).toBe(201);
+      const signedUp = await confirmedSignUp(api, { email, password: TEST_PASSWORD, organisation: ["Helpdesk", "Supplier"][i] });
       return { token: signedUp.body.accessToken as string, org: (signedUp.body.organisation as { id: string }).id };
     }),
   );

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { apiClient } from "./helpers/http-client.ts";
 import { scrape, seriesValue } from "./helpers/metrics-scrape.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
-import { TEST_PASSWORD } from "./helpers/sign-up.ts";
+import { confirmedSignUp, TEST_PASSWORD } from "./helpers/sign-up.ts";
 import { startWebhookReceiver, type WebhookReceiver } from "./helpers/webhook-receiver.ts";
 
 const METRICS_TOKEN = "metrics-token-for-the-backlog-0123456789";
@@ -41,7 +41,7 @@ const backlog = async () => seriesValue((await scrape(`${server.httpUrl}/metrics
 describe("parley_webhook_backlog", () => {
   it("counts every delivery owed while the receiver is down, and nothing once it has them all", async () => {
     const api = apiClient(server.httpUrl);
-    const signup = await api("POST", "/v1/signup", { body: { email: "ann@backlog.example", password: TEST_PASSWORD, name: "Ann", organisation: "Backlog" } });
+    const signup = await confirmedSignUp(api, { email: "ann@backlog.example", password: TEST_PASSWORD, name: "Ann", organisation: "Backlog" });
     const token = signup.body.accessToken as string;
     const org = (signup.body.organisation as { id: string }).id;
     expect(await backlog()).toBe(0);
