@@ -15,6 +15,7 @@ import { describeInterruptedRestore, interruptedRestore } from "./backup/restore
 import { holdServerLock } from "./backup/server-lock.ts";
 import type { Bus } from "./bus/bus.ts";
 import { openBus } from "./bus/open-bus.ts";
+import { type Clock, systemClock } from "./platform/clock.ts";
 import type { Config } from "./platform/config.ts";
 import { withDocumentEvents } from "./events/document-events.ts";
 import { wakeAcrossNodes } from "./events/event-wake.ts";
@@ -93,7 +94,7 @@ export interface ParleyServer {
 /** Test and embedding hooks. */
 export interface StartOptions {
   /** The clock identity uses for expiry (invitations, codes); tests inject one. */
-  now?: () => number;
+  now?: Clock;
   /** Webhook transport and clock (tests); the real ones by default. */
   webhooks?: WebhookOptions;
 }
@@ -103,6 +104,8 @@ const EVENT_POLL_MS = 1000;
 
 /** Starts a server with the given configuration. */
 export async function startServer(config: Config, logger: Logger, options: StartOptions = {}): Promise<ParleyServer> {
+  // One clock for what time decides (expiry, retention, events); tests pass their own as options.now.
+  const clock: Clock = options.now ?? systemClock;
   const { uws, module: uwsModule } = loadUws();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   // Announces this server in the data directory, so `parley restore` refuses to run under it.
@@ -156,7 +159,8 @@ export async function startServer(config: Config, logger: Logger, options: Start
     : new AcknowledgedHeads({
         dataDir: config.dataDir,
         store,
-        now: Date.now,
+        // The real clock, like the store's own timestamps: pins compare with what the store wrote.
+        now: systemClock,
         onError: (error) => logger.error({ err: error }, "could not pin the acknowledged heads"),
       });
   const committer = new GroupCommitter(store, {
@@ -177,7 +181,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   const delivery = new CommitFanOut({ bus, store, cache, broadcaster, logger, gapGraceMs: config.bus.gapGraceMs, observer: metrics.deliveryObserver });
   // Partner events: opened before identity, which records through it.
   const partnerStorage = await openPartnerStorage({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
-  const events = openEvents(config, { store: partnerStorage.events, log: store, cache, logger, now: options.now ?? Date.now });
+  const events = openEvents(config, { store: partnerStorage.events, log: store, cache, logger, now: clock });
   // Several nodes append to one event store: followers here must hear of other nodes' appends.
   const stopEventWake = partnerStorage.shared
     ? wakeAcrossNodes({ notifier: events.notifier, bus, store: partnerStorage.events, pollMs: EVENT_POLL_MS, logger })
@@ -229,7 +233,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     recordOrgEvent: (org, event) => audit.recorder.recordOrgEvent(org, event),
     auditedChange: (op, args, org, event) => audit.recorder.recordWith(identity.services.directory, op, args, org, event),
     logger,
-    now: options.now ?? Date.now,
+    now: clock,
   });
   await lifecycle.replayDeletionLedger();
   // Loss made loud (the embedded store; Postgres keeps its own durability): a log behind the heads
@@ -253,7 +257,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     directory: identity.services.directory,
     mailer: identity.services.mailer,
     logger,
-    now: options.now ?? Date.now,
+    now: clock,
     fingerprintKey: keys.auditKey,
     onRaised: (notice) => metrics.securityNotices.inc({ notice }),
   });
@@ -286,7 +290,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       notifier: events.notifier,
       secretsKey: identity.services.secretsKey,
       logger,
-      now: options.now ?? Date.now,
+      now: clock,
       claims: partnerStorage.shared ? partnerStorage.claims : undefined,
       onOutcome: (outcome) => metrics.webhookDeliveries.inc({ outcome }),
     },
@@ -393,7 +397,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
         masterKeys: async () => backupMasterKeys(config),
         auditKey: keys.auditKey,
         logger,
-        now: options.now ?? Date.now,
+        now: clock,
         onResult: async (result) => {
           metrics.backupRuns.inc({ kind: result.kind, outcome: result.ok ? "ok" : "failed" });
           const action = result.kind === "backup" ? (result.ok ? "backup.verified" : "backup.failed") : result.ok ? "drill.passed" : "drill.failed";
@@ -428,7 +432,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     });
   });
   const port = uws.us_socket_local_port(listenSocket);
-  const sweeper = startBackgroundLoop({ name: "session sweep", everyMs: 1000, logger, run: () => sweepSessions(hub, config.limits.authTimeoutMs, Date.now()) });
+  const sweeper = startBackgroundLoop({ name: "session sweep", everyMs: 1000, logger, run: () => sweepSessions(hub, config.limits.authTimeoutMs, systemClock()) });
   lifecycle.startSweep();
   backups?.start();
   logger.info({ host: config.host, port, dataDir: config.dataDir, uws: uwsModule, node: process.versions.node }, "listening");
