@@ -18,20 +18,12 @@ import { readPostgresBackup, sealPostgresBackup } from "../server/backup/postgre
 import { apiClient } from "./helpers/http-client.ts";
 import { runParley } from "./helpers/parley-cli.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
-import { requirePostgres } from "./helpers/services.ts";
+import { requirePostgresTools } from "./helpers/services.ts";
 import { confirmedSignUp, TEST_PASSWORD } from "./helpers/sign-up.ts";
 
 const run = promisify(execFile);
-const baseUrl = await requirePostgres();
-const toolsInstalled = await run("pg_dump", ["--version"]).then(
-  () => true,
-  () => false,
-);
-if (baseUrl && !toolsInstalled) {
-  if (process.env.CI === "true") throw new Error("pg_dump is not installed: CI must run the Postgres backup drill");
-  console.warn("!! SKIPPING the Postgres backup drill: pg_dump is not installed (apt-get install postgresql-client)");
-}
-const enabled = Boolean(baseUrl && toolsInstalled);
+const baseUrl = await requirePostgresTools("the Postgres backup drill");
+const enabled = Boolean(baseUrl);
 
 const suffix = randomBytes(5).toString("hex");
 const SOURCE_SCHEMA = `parley_pgbk_${suffix}`;

@@ -13,6 +13,7 @@ import { SYSTEM_AUDIT_CHAIN } from "../server/app.ts";
 import { backupsToKeep } from "../server/backup/backup-rotation.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
+import { seedConversation } from "./helpers/seed-conversation.ts";
 import { type SignedUp, signUp } from "./helpers/sign-up.ts";
 
 /** CI replays one fixed seed (a red CI is a defect, never a roll of the dice); elsewhere each run explores a new one. */
@@ -74,12 +75,7 @@ describe("scheduled backups", () => {
     });
     const api = apiClient(server.httpUrl);
     owner = await signUp(api, "owner@backups.example", "Backups BV");
-    const created = await api("POST", "/v1/conversations", { token: owner.token, body: { title: "Boiler" } });
-    expect(created.status).toBe(201);
-    for (const text of ["first", "second"]) {
-      const posted = await api("POST", `/v1/conversations/${created.body.id}/messages`, { token: owner.token, body: { text } });
-      expect(posted.status).toBe(201);
-    }
+    await seedConversation(api, owner.token, "Boiler", ["first", "second"]);
   });
   afterAll(async () => {
     await server?.cleanup();

@@ -159,6 +159,21 @@ export async function readPostgresBackup(file: string, masterKeys: readonly Uint
   }
 }
 
+/** Reads a data backup and its keyring file whole and checks they are one backup's pair (extracting both dumps if asked). */
+export async function readPostgresBackupPair(
+  file: string,
+  keyringFile: string,
+  masterKeys: readonly Uint8Array[],
+  extractTo?: { data: string; keyring: string },
+): Promise<{ manifest: PostgresBackupManifest; keyring: PostgresBackupManifest }> {
+  const manifest = await readPostgresBackup(file, masterKeys, extractTo?.data);
+  const keyring = await readPostgresBackup(keyringFile, masterKeys, extractTo?.keyring);
+  if (manifest.kind !== "postgres-data") throw new BackupError(`${file} is a keyring file, not a data backup`);
+  if (keyring.kind !== "postgres-keyring") throw new BackupError(`${keyringFile} is not a keyring file`);
+  if (keyring.backupId !== manifest.backupId) throw new BackupError(`${keyringFile} is the keyring of another backup (${keyring.createdAt}), not of ${manifest.createdAt}`);
+  return { manifest, keyring };
+}
+
 export interface PostgresRestoreOptions {
   file: string;
   keyringFile: string;
@@ -203,11 +218,7 @@ export async function restorePostgresBackup(options: PostgresRestoreOptions): Pr
     // Both files whole, and from the same backup, before the database is touched.
     const dataDump = path.join(staging, "data.sql");
     const keyringDump = path.join(staging, "keyring.sql");
-    const manifest = await readPostgresBackup(options.file, options.masterKeys, dataDump);
-    const keyring = await readPostgresBackup(options.keyringFile, options.masterKeys, keyringDump);
-    if (manifest.kind !== "postgres-data") throw new BackupError(`${options.file} is a keyring file, not a data backup`);
-    if (keyring.kind !== "postgres-keyring") throw new BackupError(`${options.keyringFile} is not a keyring file`);
-    if (keyring.backupId !== manifest.backupId) throw new BackupError(`${options.keyringFile} is the keyring of another backup (${keyring.createdAt}), not of ${manifest.createdAt}`);
+    const { manifest, keyring } = await readPostgresBackupPair(options.file, options.keyringFile, options.masterKeys, { data: dataDump, keyring: keyringDump });
 
     const schema = await targetSchema(client);
     const present = await relationsIn(client, schema);

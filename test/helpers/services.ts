@@ -2,6 +2,7 @@
 // its tests skip with a loud message so a laptop run still says what it did not test; in CI
 // (CI=true) a missing service fails the run instead, so CI never goes green by skipping.
 
+import { execFile } from "node:child_process";
 import { connect } from "node:net";
 import pg from "pg";
 
@@ -98,4 +99,15 @@ export async function requireClusterServices(): Promise<{ databaseUrl: string; r
   const databaseUrl = await requirePostgres();
   const redisUrl = await requireRedis();
   return databaseUrl && redisUrl ? { databaseUrl, redisUrl } : null;
+}
+
+/** Whether Postgres and its pg_dump / psql are here for `what` (a Postgres backup test); skips loudly without pg_dump, throws in CI. */
+export async function requirePostgresTools(what: string): Promise<string | null> {
+  const url = await requirePostgres();
+  if (!url) return null;
+  const installed = await new Promise<boolean>((resolve) => execFile("pg_dump", ["--version"], (error) => resolve(!error)));
+  if (installed) return url;
+  if (process.env.CI === "true") throw new Error(`pg_dump is not installed: CI must run ${what}`);
+  console.warn(`!! SKIPPING ${what}: pg_dump is not installed (apt-get install postgresql-client)`);
+  return null;
 }
