@@ -388,7 +388,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   registerMetricsRoute(app, { metrics, token: config.metrics.token, logger });
   const metricsListener = config.metrics.address ? await listenForMetrics(config.metrics.address, metrics, logger) : null;
   registerWebApp(app, { dir: config.http.webAppDir });
-  // Scheduled backups with rotation and restore drills (embedded store only): results to the
+  // Scheduled backups with rotation and restore drills (on Postgres: one node per interval, no drill): results to the
   // system audit chain, the log, /readyz detail, and a security notice to every organisation on failure.
   const backups = config.backups
     ? new BackupScheduler({

@@ -5,6 +5,9 @@
 // restore does), every database checked by SQLite, every conversation's audit chain verified,
 // and the row counts compared with those of the snapshot the backup was taken from. Each result
 // is logged, kept for /readyz and the metrics, and handed to `onResult` (audit trail, notices).
+// On Postgres (DATABASE_URL) the backup is the pair `parley backup FILE --keyring` writes, taken by
+// one node of the cluster per interval, with the same verification, rotation and reporting; the
+// drill stays manual there (`parley restore` into a scratch database).
 
 import { copyFile, mkdir, mkdtemp, readdir, rm, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -19,6 +22,8 @@ import { backupsToKeep, type RotationCounts } from "./backup-rotation.ts";
 import { createBackup } from "./create-backup.ts";
 import { describeReplay, replayLedgerOffline } from "./ledger-replay.ts";
 import { openOfflineStore } from "./offline-store.ts";
+import { createPostgresBackup, readPostgresBackupPair } from "./postgres-backup.ts";
+import { claimScheduledBackup } from "./postgres-backup-claim.ts";
 import { restoreBackup, verifyBackup } from "./restore-backup.ts";
 
 /** When and how much to back up (PARLEY_BACKUP_*). */
@@ -60,6 +65,8 @@ export interface BackupSchedulerDeps {
 
 const NAME = /^parley-(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z)\.pbk$/;
 const fileName = (at: number) => `parley-${new Date(at).toISOString().replaceAll(":", "-").replace(".", "-")}.pbk`;
+/** A Postgres backup's keyring file, next to its data file (`parley-….pbk` → `parley-….keyring.pbk`, which the rotation's name pattern does not match). */
+const keyringFileOf = (file: string) => file.replace(/\.pbk$/, ".keyring.pbk");
 function timeOf(name: string): number | null {
   const match = NAME.exec(name);
   if (!match) return null;
@@ -140,6 +147,8 @@ export class BackupScheduler {
     const at = this.deps.now();
     this.lastBackupAt = at;
     const file = path.join(this.deps.settings.dir, fileName(at));
+    const databaseUrl = this.deps.config.store.databaseUrl;
+    if (databaseUrl) return this.postgresBackup(databaseUrl, at, file);
     const snapshotCounts: Record<string, number> = {};
     let result: BackupRunResult;
     try {
@@ -158,7 +167,38 @@ export class BackupScheduler {
     await this.report(await this.drill(file, snapshotCounts));
   }
 
-  /** Deletes the scheduled backups the rotation does not keep; returns their names. */
+  /**
+   * A Postgres deployment's backup: the data and keyring files (`parley backup FILE --keyring`),
+   * taken by one node of the cluster only (postgres-backup-claim.ts), both read back whole and
+   * checked to be one pair, then the rotation. No drill: that one is `parley restore` into a
+   * scratch database (README, "Backup and restore").
+   */
+  private async postgresBackup(databaseUrl: string, at: number, file: string): Promise<void> {
+    const keyringFile = keyringFileOf(file);
+    let result: BackupRunResult;
+    try {
+      const masterKeys = await this.deps.masterKeys();
+      const claim = await claimScheduledBackup(databaseUrl, at, this.deps.settings.everyMinutes * 60_000, async () => {
+        await mkdir(this.deps.settings.dir, { recursive: true, mode: 0o700 });
+        await createPostgresBackup({ databaseUrl, workDir: this.deps.config.dataDir, masterKey: masterKeys[0] as Uint8Array, out: file, keyringOut: keyringFile });
+        await readPostgresBackupPair(file, keyringFile, masterKeys);
+      });
+      if (!claim.taken) {
+        // Another node's backup counts as this interval's: wait the interval from it.
+        if (claim.lastAt !== null) this.lastBackupAt = claim.lastAt;
+        this.deps.logger.info({ lastAt: claim.lastAt }, `scheduled backup skipped: ${claim.reason} (another node of the cluster)`);
+        return;
+      }
+      result = { kind: "backup", ok: true, at, file, removed: await this.rotate() };
+    } catch (error) {
+      result = { kind: "backup", ok: false, at, file, error: (error as Error).message };
+      // Half a pair or an unverified one restores nothing, and must not take a place in the rotation.
+      for (const written of [file, keyringFile]) await unlink(written).catch(() => undefined);
+    }
+    await this.report(result);
+  }
+
+  /** Deletes the scheduled backups the rotation does not keep (with a Postgres backup's keyring file); returns their names. */
   private async rotate(): Promise<string[]> {
     const backups = (await readdir(this.deps.settings.dir)).flatMap((name) => {
       const at = timeOf(name);
@@ -166,7 +206,12 @@ export class BackupScheduler {
     });
     const keep = backupsToKeep(backups, this.deps.settings.keep);
     const removed = backups.filter((b) => !keep.has(b.name)).map((b) => b.name);
-    for (const name of removed) await unlink(path.join(this.deps.settings.dir, name));
+    for (const name of removed) {
+      await unlink(path.join(this.deps.settings.dir, name));
+      await unlink(keyringFileOf(path.join(this.deps.settings.dir, name))).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== "ENOENT") throw error;
+      });
+    }
     return removed;
   }
 

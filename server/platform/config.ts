@@ -188,8 +188,9 @@ export interface Config {
     };
   };
   /**
-   * Scheduled backups (server/backup/backup-scheduler.ts), on the embedded store: PARLEY_BACKUP_DIR
-   * enables them; null: none (take them with `parley backup`, or on Postgres with pg_dump and PITR).
+   * Scheduled backups (server/backup/backup-scheduler.ts): PARLEY_BACKUP_DIR enables them; on
+   * Postgres one node of the cluster takes each (data + keyring pair; drillEvery unused there, the
+   * drill is `parley restore` by hand); null: none (take them with `parley backup`).
    */
   backups: { dir: string; everyMinutes: number; keep: { daily: number; weekly: number; monthly: number }; drillEvery: number } | null;
   /** Deletion and retention (server/lifecycle/). */
@@ -378,9 +379,8 @@ function metricsConfig(env: Env): Config["metrics"] {
   return { token, address: { host: match[1].replace(/^\[(.*)\]$/, "$1"), port } };
 }
 
-function backupsConfig(env: Env, cwd: string, databaseUrl: string | null): Config["backups"] {
+function backupsConfig(env: Env, cwd: string): Config["backups"] {
   if (!env.PARLEY_BACKUP_DIR) return null;
-  if (databaseUrl) throw new ConfigError("PARLEY_BACKUP_DIR backs up the embedded store; with DATABASE_URL schedule `parley backup FILE --keyring KEYRING_FILE` (pg_dump) and point-in-time recovery (README › Backup and restore)");
   return {
     dir: path.resolve(cwd, env.PARLEY_BACKUP_DIR),
     everyMinutes: int(env, "PARLEY_BACKUP_EVERY_MINUTES", 1440, 1, 7 * 1440),
@@ -473,7 +473,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     },
     identity: identityConfig(env, cwd, keysDir),
     events: eventsConfig(env),
-    backups: backupsConfig(env, cwd, databaseUrl),
+    backups: backupsConfig(env, cwd),
     lifecycle: {
       retentionSweepMs: int(env, "PARLEY_RETENTION_SWEEP_MS", 3_600_000, 100, 7 * 24 * 3_600_000),
     },
