@@ -176,10 +176,18 @@ describe(`fuzzing entry points (seed ${seed})`, { timeout: 300_000 }, () => {
     const op: fc.Arbitrary<Op> = fc.record({ kind: fc.constantFrom("text", "map", "array", "nest"), key: fc.string({ maxLength: 8 }), text: fc.string({ maxLength: 200 }), depth: fc.integer({ min: 1, max: 80 }) });
     const update = fc.record({ ops: fc.array(op, { minLength: 1, maxLength: 6 }), flips: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { maxLength: 2 }) }).map(({ ops, flips }) => {
       const doc = new Y.Doc();
+      // A root name is one shared type for the whole document: a name drawn again for another
+      // type gets that type's own name (Yjs throws on a root asked for as two types).
+      const typeOf = new Map<string, string>();
+      const root = (type: "text" | "map" | "array", name: string): string => {
+        if ((typeOf.get(name) ?? type) !== type) return `${name}:${type}`;
+        typeOf.set(name, type);
+        return name;
+      };
       for (const o of ops) {
-        if (o.kind === "text") doc.getText(o.key || "notes").insert(0, o.text);
-        else if (o.kind === "map") doc.getMap(o.key || "meta").set(o.text, o.depth);
-        else if (o.kind === "array") doc.getArray(o.key || "list").push([o.text, o.depth]);
+        if (o.kind === "text") doc.getText(root("text", o.key || "notes")).insert(0, o.text);
+        else if (o.kind === "map") doc.getMap(root("map", o.key || "meta")).set(o.text, o.depth);
+        else if (o.kind === "array") doc.getArray(root("array", o.key || "list")).push([o.text, o.depth]);
         else {
           // Nested shared types, built bottom-up before they are attached.
           let inner = new Y.Map<unknown>();
@@ -188,7 +196,7 @@ describe(`fuzzing entry points (seed ${seed})`, { timeout: 300_000 }, () => {
             outer.set("a", inner);
             inner = outer;
           }
-          doc.getMap(o.key || "meta").set("deep", inner);
+          doc.getMap(root("map", o.key || "meta")).set("deep", inner);
         }
       }
       const bytes = Y.encodeStateAsUpdate(doc);
