@@ -93,7 +93,7 @@ describe("sequenced delivery", () => {
     for (const seq of [1, 2]) t.commit(seq);
     t.delivery.open("c");
     await sleep(0);
-    const origin = { socket: "the sender" };
+    const origin = { dialect: "parley", socket: null } as const; // the sender (its socket already closed)
     t.delivery.offer("c", 2, u(2), { origin }); // committed here while 1 (another node's) is in flight
     await waitUntil(() => t.seqs().length === 2);
     expect(t.delivered[0]).toMatchObject({ seq: 1, local: undefined });

@@ -4,13 +4,13 @@
 
 import type { DocMessage } from "../../protocol/index.ts";
 import { encodeDocFrame, encodeDocMessage } from "../../protocol/index.ts";
-import type { FanOut, LocalCommit } from "../writes/write-path.ts";
+import type { CommitOrigin, FanOut, LocalCommit } from "../writes/write-path.ts";
 import type { SocketTraffic } from "../platform/metrics.ts";
 import type { UWS } from "../platform/uws.ts";
 import type { ChannelRegistry } from "./conversation-channel.ts";
 
 /** The two wire dialects a conversation's subscribers may speak. */
-export type Dialect = "parley" | "yjs";
+export type Dialect = CommitOrigin["dialect"];
 
 /** The topic a conversation's subscribers of one dialect listen on. */
 export function topicOf(dialect: Dialect, conversation: string): string {
@@ -18,15 +18,7 @@ export function topicOf(dialect: Dialect, conversation: string): string {
 }
 
 /** A connection that may originate a broadcast (so it can be left out of it). */
-export interface BroadcastOrigin {
-  readonly dialect: Dialect;
-  /** The open socket, or null once closed. */
-  readonly socket: UWS.WebSocket<unknown> | null;
-}
-
-function isOrigin(value: unknown): value is BroadcastOrigin {
-  return value !== null && typeof value === "object" && "dialect" in value && "socket" in value;
-}
+export type BroadcastOrigin = CommitOrigin;
 
 /** Publishes document messages to a conversation's local subscribers. */
 export class Broadcaster implements FanOut {
@@ -43,8 +35,7 @@ export class Broadcaster implements FanOut {
   ) {}
 
   committedUpdate(conversation: string, update: Uint8Array, _seq: number, local?: LocalCommit): void {
-    const origin = local?.origin;
-    this.publish(conversation, { type: "update", update }, isOrigin(origin) ? origin : undefined, local?.envelope);
+    this.publish(conversation, { type: "update", update }, local?.origin, local?.envelope);
   }
 
   /** Publishes a message to both dialects' subscribers, skipping `origin`. */

@@ -4,13 +4,14 @@
 
 import type { Logger } from "../platform/logger.ts";
 import type { DeliveryObserver } from "../platform/metrics.ts";
+import type { CommitOrigin } from "../writes/write-path.ts";
 
 /**
  * How a local commit arrived, kept so its fan-out can skip the sender and reuse its frame (and
  * the cache knows which index already holds it).
  */
 export interface LocalOrigin {
-  origin?: unknown;
+  origin?: CommitOrigin;
   envelope?: Uint8Array;
   /** When it was committed (performance.now()): the local fan-out delay runs from here. */
   committedAt?: number;

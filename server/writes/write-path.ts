@@ -5,16 +5,25 @@
 import { ErrorCode } from "../../protocol/index.ts";
 import { ParleyError } from "../platform/errors.ts";
 import type { Logger } from "../platform/logger.ts";
+import type { UWS } from "../platform/uws.ts";
 import type { DocumentCache } from "../documents/document-cache.ts";
 import type { Actor, Store } from "../store/store.ts";
 import { StoreError } from "../sql/store-error.ts";
 import type { GroupCommitter } from "./group-committer.ts";
 import { type DocumentLimits, validateUpdate } from "./update-validator.ts";
 
+/** The connection a commit came from, so the fan-out can leave it out of the broadcast. */
+export interface CommitOrigin {
+  /** Its wire dialect: only subscribers of the same dialect share its socket's topic. */
+  readonly dialect: "parley" | "yjs";
+  /** The open socket, or null once closed. */
+  readonly socket: UWS.WebSocket<unknown> | null;
+}
+
 /** What this node knows of one of its own commits, for the fan-out. */
 export interface LocalCommit {
   /** The sending connection (skipped by the fan-out). */
-  origin?: unknown;
+  origin?: CommitOrigin;
   /** The update already encoded as a Parley frame, when the caller has it. */
   envelope?: Uint8Array;
   /** The document-rules index validation recorded the update in (the cache need not read it again). */
@@ -33,7 +42,7 @@ export interface FanOut {
 /** How one submission arrived, for fan-out and ordering. */
 export interface SubmitOptions {
   /** The sending connection, skipped by the fan-out. */
-  origin?: unknown;
+  origin?: CommitOrigin;
   /** The update already encoded as a Parley frame, published as-is. */
   envelope?: Uint8Array;
   /** The sender's previous write: a no-op is acknowledged only after it, to keep acks in order. */
