@@ -57,6 +57,7 @@ import { registerYjsRoute } from "./realtime/yjs-route.ts";
 import { openPostgresStore } from "./store/postgres/postgres-store.ts";
 import { openSqliteStore } from "./store/sqlite/sqlite-store.ts";
 import type { Store } from "./store/store.ts";
+import { OpenedResources } from "./platform/opened-resources.ts";
 import { loadUws } from "./platform/uws.ts";
 import { forgetPartnerCopies, openPartnerStorage } from "./webhooks/partner-storage.ts";
 import { openWebhooks, type WebhookOptions, type Webhooks } from "./webhooks/webhooks-module.ts";
@@ -102,30 +103,54 @@ export interface StartOptions {
 /** With several nodes, how often followers of partner event streams look for other nodes' appends (the bus is faster). */
 const EVENT_POLL_MS = 1000;
 
-/** Starts a server with the given configuration. */
+/** The order a start that failed closes what it opened in: the order `close()` stops them in. */
+const CLOSE_ORDER = [
+  "background loops",
+  "acknowledged heads",
+  "app",
+  "webhooks",
+  "metrics listener",
+  "event wake",
+  "events",
+  "partner storage",
+  "bus",
+  "limiters",
+  "store",
+  "identity",
+  "audit",
+  "server lock",
+] as const;
+
+/** Starts a server with the given configuration; a start that fails closes what it had opened. */
 export async function startServer(config: Config, logger: Logger, options: StartOptions = {}): Promise<ParleyServer> {
+  const opened = new OpenedResources(logger);
+  try {
+    return await startOpening(config, logger, options, opened);
+  } catch (error) {
+    await opened.closeAll(CLOSE_ORDER);
+    throw error;
+  }
+}
+
+async function startOpening(config: Config, logger: Logger, options: StartOptions, opened: OpenedResources): Promise<ParleyServer> {
   // One clock for what time decides (expiry, retention, events); tests pass their own as options.now.
   const clock: Clock = options.now ?? systemClock;
   const { uws, module: uwsModule } = loadUws();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   // Announces this server in the data directory, so `parley restore` refuses to run under it.
   const serverLock = await holdServerLock(config.dataDir);
+  opened.add("server lock", () => serverLock.release());
   // A restore killed between its first and last rename left old and restored databases side by
   // side: serving that mix is never right; `parley restore --resume` finishes it.
-  const interrupted = await interruptedRestore(config.dataDir).catch(async (error: unknown) => {
-    await serverLock.release();
-    throw error;
-  });
-  if (interrupted) {
-    await serverLock.release();
-    throw new StartupRefusal(describeInterruptedRestore(config.dataDir, interrupted));
-  }
+  const interrupted = await interruptedRestore(config.dataDir);
+  if (interrupted) throw new StartupRefusal(describeInterruptedRestore(config.dataDir, interrupted));
   const keys = await loadOrCreateKeys(config.keysDir);
   const master = await loadMasterKeys({ ...config.masterKey, keysDir: config.keysDir });
   // Several nodes share Postgres (DATABASE_URL); one node alone keeps SQLite in its data directory.
   const postgres = config.store.databaseUrl
     ? await openPostgresStore({ connectionString: config.store.databaseUrl, auditKey: keys.auditKey, masterKeys: master.ring })
     : null;
+  if (postgres) opened.add("store", () => postgres.close());
   if (postgres) {
     // Acknowledged means committed by Postgres; with these off, Postgres itself may lose it in a crash.
     const durability = await postgres.durabilitySettings();
@@ -144,13 +169,12 @@ export async function startServer(config: Config, logger: Logger, options: Start
         masterKeys: master.ring,
         synchronous: config.store.sqliteSynchronous,
       });
+  opened.add("store", () => store.close());
   // Only now, once the store accepted it (no data keys wrapped by another key), a generated master key is written.
-  await master.persist().catch(async (error: unknown) => {
-    await store.close();
-    throw error;
-  });
+  await master.persist();
 
   const app = uws.App();
+  opened.add("app", () => (app as unknown as { close(): void }).close());
   const metrics = new ServerMetrics();
   // Loss made loud (the embedded store; Postgres keeps its own durability): the heads of what is
   // acknowledged are pinned outside the log, each commit's before its acks (store/acknowledged-heads.ts).
@@ -171,6 +195,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   });
   const cache = new DocumentCache(store, config.cacheBytes);
   const bus = openBus(config.bus, logger, (kind) => metrics.busErrors.inc({ kind }));
+  opened.add("bus", () => bus.close());
   // An awareness id someone wrote the document with is theirs (restores name their original authors, not a claim).
   const channels = new ChannelRegistry((conversation, clientId) => {
     const owner = cache.withIndexNow(conversation)?.index.ownerOf(clientId);
@@ -181,11 +206,14 @@ export async function startServer(config: Config, logger: Logger, options: Start
   const delivery = new CommitFanOut({ bus, store, cache, broadcaster, logger, gapGraceMs: config.bus.gapGraceMs, observer: metrics.deliveryObserver });
   // Partner events: opened before identity, which records through it.
   const partnerStorage = await openPartnerStorage({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
+  opened.add("partner storage", () => partnerStorage.close());
   const events = openEvents(config, { store: partnerStorage.events, log: store, cache, logger, now: clock });
+  opened.add("events", () => events.close());
   // Several nodes append to one event store: followers here must hear of other nodes' appends.
   const stopEventWake = partnerStorage.shared
     ? wakeAcrossNodes({ notifier: events.notifier, bus, store: partnerStorage.events, pollMs: EVENT_POLL_MS, logger })
     : () => {};
+  opened.add("event wake", stopEventWake);
   const writePath = new WritePath({
     store,
     committer,
@@ -198,8 +226,10 @@ export async function startServer(config: Config, logger: Logger, options: Start
     onCompacted: (conversation, seq) => delivery.compacted(conversation, seq),
   });
   const audit = await openAudit(config, { keys, logger, now: options.now, store });
+  opened.add("audit", () => audit.close());
   // Abuse limits: rates count in Redis when the nodes share one (so they hold across nodes).
   const limiters = openLimiterBackend({ redisUrl: config.bus.redisUrl, keyPrefix: config.bus.channelPrefix });
+  opened.add("limiters", () => limiters.close());
   if (!(await limiters.ready(5000))) logger.warn({ security: "limits-degraded" }, "Redis did not answer: rate limits count per node until it does");
   const requestLimits = new RequestLimits(limiters, config.rateLimits);
   const connections = new ConnectionLimits(config.limits.maxConnectionsPerAddress);
@@ -215,6 +245,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     orgAudit: audit.recorder,
     limiters,
   });
+  opened.add("identity", () => identity.close());
   // Deletion and retention. The ledger is replayed now, before the server accepts connections, so
   // nothing a restored backup brought back is ever served.
   const lifecycle = await openLifecycle(config, {
@@ -248,6 +279,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       );
     }
     await ackedHeads.start();
+    opened.add("acknowledged heads", () => ackedHeads.stop());
   }
   // Security notices: raised from the organisation audit events as they are recorded, kept once
   // each as `security.notice` partner events, e-mailed to owners and admins.
@@ -296,6 +328,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     },
     options.webhooks,
   );
+  opened.add("webhooks", () => webhooks.close());
   const hub = new RealtimeHub({
     channels,
     resolveRole: identity.resolveRole,
@@ -337,6 +370,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       return enforcer.revalidate(identity.stillValid, everyone ? undefined : (who) => who.supportGrant !== null || who.apiKey !== null);
     },
   });
+  opened.add("background loops", () => revalidator.stop());
   const routeDeps = {
     hub,
     authenticate: identity.authenticate,
@@ -387,6 +421,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   });
   registerMetricsRoute(app, { metrics, token: config.metrics.token, logger });
   const metricsListener = config.metrics.address ? await listenForMetrics(config.metrics.address, metrics, logger) : null;
+  if (metricsListener) opened.add("metrics listener", () => metricsListener.close());
   registerWebApp(app, { dir: config.http.webAppDir });
   // Scheduled backups with rotation and restore drills (on Postgres: one node per interval, no drill): results to the
   // system audit chain, the log, /readyz detail, and a security notice to every organisation on failure.
