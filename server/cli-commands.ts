@@ -6,15 +6,13 @@ import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
 import type { Role } from "../protocol/index.ts";
 import { startServer } from "./app.ts";
-import { openAudit } from "./audit/audit-module.ts";
-import { loadOrCreateKeys } from "./crypto/keys.ts";
 import { issueSupportToken, mintToken } from "./auth/tokens.ts";
 import { ConfigError, loadConfig } from "./platform/config.ts";
-import { openDirectory } from "./directory/open-directory.ts";
 import { createLogger } from "./platform/logger.ts";
 import { installProcessPolicy } from "./platform/process-policy.ts";
 import { STARTUP_REFUSED_EXIT_CODE, StartupRefusal } from "./platform/startup-refusal.ts";
 import { StoreError } from "./sql/store-error.ts";
+import { withCliContext } from "./cli/cli-context.ts";
 
 /** Parses a duration like 90, 90s, 15m, 1h or 7d into seconds. */
 export function parseDuration(text: string): number {
@@ -83,17 +81,18 @@ export async function token(args: string[]): Promise<void> {
     throw new ConfigError("token needs --user, --org and at least one --conversation");
   }
   if (values.role !== "writer" && values.role !== "observer") throw new ConfigError("--role must be writer or observer");
-  const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
-  const config = loadConfig(env);
-  const keys = await loadOrCreateKeys(config.keysDir);
-  const conversations = Object.fromEntries(values.conversation.map((c) => [c, values.role as Role]));
-  const jwt = await mintToken(keys, config.tokens, {
-    user: values.user,
-    org: values.org,
-    conversations,
-    ttlSeconds: parseDuration(values.ttl),
+  const { user, org, conversation, role, ttl } = values;
+  await withCliContext({ dataDir: values["data-dir"] }, async (parts) => {
+    const keys = await parts.keys();
+    const conversations = Object.fromEntries(conversation.map((c) => [c, role as Role]));
+    const jwt = await mintToken(keys, parts.config.tokens, {
+      user,
+      org,
+      conversations,
+      ttlSeconds: parseDuration(ttl),
+    });
+    process.stdout.write(`${jwt}\n`);
   });
-  process.stdout.write(`${jwt}\n`);
 }
 
 const MAX_SUPPORT_SECONDS = 8 * 3600;
@@ -113,11 +112,10 @@ export async function support(args: string[]): Promise<void> {
     },
     strict: true,
   });
-  const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
-  const config = loadConfig(env);
-  const { directory, close } = await openDirectory({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
-  const audit = await openAudit(config, { keys: await loadOrCreateKeys(config.keysDir), logger: createLogger("warn") });
-  try {
+  await withCliContext({ dataDir: values["data-dir"], logLevel: "warn" }, async (parts) => {
+    const { config } = parts;
+    const { directory } = await parts.directory();
+    const audit = await parts.audit();
     if (action === "revoke") {
       if (!values.grant) throw new ConfigError("support revoke needs --grant");
       const grant = await directory.getSupportGrant(values.grant);
@@ -137,7 +135,7 @@ export async function support(args: string[]): Promise<void> {
     if (!values.reason || values.reason.trim().length < 10) throw new ConfigError("--reason must say why (at least 10 characters)");
     const ttlSeconds = parseDuration(values.ttl);
     if (ttlSeconds < 1 || ttlSeconds > MAX_SUPPORT_SECONDS) throw new ConfigError("--ttl must be at most 8h");
-    const keys = await loadOrCreateKeys(config.keysDir);
+    const keys = await parts.keys();
     const grant = {
       id: `sup_${randomUUID().replaceAll("-", "")}`,
       operator: values.operator,
@@ -156,8 +154,5 @@ export async function support(args: string[]): Promise<void> {
     const jwt = await issueSupportToken(keys, config.tokens, { ...grant, ttlSeconds });
     process.stderr.write(`grant ${grant.id} recorded; expires ${new Date(grant.expiresAt).toISOString()}\n`);
     process.stdout.write(`${jwt}\n`);
-  } finally {
-    await audit.close();
-    await close();
-  }
+  });
 }

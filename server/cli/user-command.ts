@@ -4,17 +4,14 @@
 // sockets of that person close at the latest when their short-lived access token expires.
 
 import { parseArgs } from "node:util";
-import { openAudit } from "../audit/audit-module.ts";
-import { loadOrCreateKeys } from "../crypto/keys.ts";
-import { ConfigError, loadConfig } from "../platform/config.ts";
+import { ConfigError } from "../platform/config.ts";
 import { DirectoryError } from "../directory/directory.ts";
-import { openDirectory } from "../directory/open-directory.ts";
 import { AccessEvents } from "../bus/access-events.ts";
-import { createLogger } from "../platform/logger.ts";
 import type { Store } from "../store/store.ts";
 import { ConversationLifecycle } from "../lifecycle/conversation-lifecycle.ts";
 import { DeletionLedger } from "../lifecycle/deletion-ledger.ts";
 import { lifecycleAudit } from "../lifecycle/lifecycle-audit.ts";
+import { withCliContext } from "./cli-context.ts";
 
 export const USER_USAGE = `  parley user delete --user ID --operator NAME [--data-dir DIR]
                                     erase a person's personal data (email, name, password, 2FA,
@@ -39,13 +36,12 @@ export async function userCommand(args: string[]): Promise<void> {
   if (!values.operator || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(values.operator)) {
     throw new ConfigError("--operator must be 1-64 letters, digits, dots, dashes or underscores");
   }
-  const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
-  const config = loadConfig(env);
-  const logger = createLogger("warn");
-  const ledger = await DeletionLedger.open(config.dataDir);
-  const { directory, close } = await openDirectory({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
-  const audit = await openAudit(config, { keys: await loadOrCreateKeys(config.keysDir), logger });
-  try {
+  const user = values.user;
+  const actor = `operator:${values.operator}`;
+  await withCliContext({ dataDir: values["data-dir"], logLevel: "warn" }, async ({ config, logger, ...parts }) => {
+    const ledger = await DeletionLedger.open(config.dataDir);
+    const { directory } = await parts.directory();
+    const audit = await parts.audit();
     const lifecycle = new ConversationLifecycle({
       directory,
       store: NO_STORE,
@@ -58,14 +54,11 @@ export async function userCommand(args: string[]): Promise<void> {
       logger,
       now: Date.now,
     });
-    await lifecycle.erasePerson(values.user, `operator:${values.operator}`).catch((error: unknown) => {
+    await lifecycle.erasePerson(user, actor).catch((error: unknown) => {
       // Unknown person, or the last owner of an organisation with other members: the operator's to fix.
       if (error instanceof DirectoryError) throw new ConfigError(error.message);
       throw error;
     });
-    process.stdout.write(`erased ${values.user}\n`);
-  } finally {
-    await audit.close();
-    await close();
-  }
+    process.stdout.write(`erased ${user}\n`);
+  });
 }
