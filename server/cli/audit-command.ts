@@ -8,21 +8,14 @@
 // `parley audit export --org ID` writes an organisation's export from the installation's databases.
 
 import { readFile, writeFile } from "node:fs/promises";
-import path from "node:path";
 import { parseArgs } from "node:util";
-import { loadOrCreateKeys } from "../crypto/keys.ts";
-import { configuredMasterKeys } from "../backup/backup-keys.ts";
-import { ConfigError, loadConfig } from "../platform/config.ts";
-import { openPostgresStore } from "../store/postgres/postgres-store.ts";
+import { ConfigError } from "../platform/config.ts";
 import { ACKED_HEADS_FILE, findLostWrites, type LostWrites } from "../store/acknowledged-heads.ts";
-import { openSqliteStore } from "../store/sqlite/sqlite-store.ts";
-import type { Store } from "../store/store.ts";
 import { checkpointsOf, type ExportLine, parseJsonLines, toJsonLines, verifyExport } from "../audit/audit-export.ts";
-import { openAuditLog } from "../directory/audit-log.ts";
 import type { ExportedCheckpoint } from "../audit/checkpoint.ts";
-import { loadOrCreateCheckpointKey } from "../audit/checkpoint-key.ts";
 import { orgExportLines } from "../audit/org-export.ts";
 import { type AuditVerification, verifyAuditChain } from "../audit/verify-audit.ts";
+import { withCliContext } from "./cli-context.ts";
 
 export const AUDIT_USAGE = `  parley audit verify [--conversation ID | --org ID | --all] [--checkpoints FILE] [--data-dir DIR]
                                     verify audit chains against the signed checkpoints (the stored
@@ -84,72 +77,59 @@ export async function auditCommand(args: string[], deps: AuditCommandDeps): Prom
   const targets = [values.conversation, values.org, values.all || undefined].filter((v) => v !== undefined);
   if (targets.length !== 1) throw new ConfigError("audit verify needs one of --conversation ID, --org ID, --all or --file EXPORT");
 
-  const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
-  const config = loadConfig(env);
-  const external: ExportedCheckpoint[] | undefined = values.checkpoints ? checkpointsOf(await readLines(values.checkpoints)) : undefined;
-  const keys = await loadOrCreateKeys(config.keysDir);
-  const checkpointKey = await loadOrCreateCheckpointKey(config.keysDir);
-  const masterKeys = await configuredMasterKeys(config);
-  const store: Store = config.store.databaseUrl
-    ? await openPostgresStore({ connectionString: config.store.databaseUrl, auditKey: keys.auditKey, masterKeys })
-    : await openSqliteStore({ path: path.join(config.dataDir, "parley.db"), auditKey: keys.auditKey, masterKeys });
-  try {
-    const audit = await openAuditLog({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
-    try {
-      let chains: string[];
-      if (values.conversation) chains = [`conversation:${values.conversation}`];
-      else if (values.org) chains = [`org:${values.org}`];
-      else {
-        const [conversations, orgs] = await Promise.all([store.listChainHeads(0), audit.log.listOrgAuditHeads(0)]);
-        chains = [...conversations.map((h) => `conversation:${h.conversation}`), ...orgs.map((h) => h.chain)];
-      }
-      const sources = { store, log: audit.log, auditKey: keys.auditKey, publicKey: checkpointKey.publicKey };
-      let broken = 0;
-      for (const chain of chains) {
-        const result: AuditVerification = await verifyAuditChain(sources, chain, external);
-        if (!result.ok) broken++;
-        process.stdout.write(`${describe(result)}\n`);
-      }
-      // The embedded store's pins (Postgres keeps none): a conversation whose log is behind what
-      // was acknowledged is broken too, even when what is left of its chain holds.
-      let behind = 0;
-      if (!values.org && !config.store.databaseUrl) {
-        const lost = await findLostWrites(config.dataDir, store, await deps.destroyedConversations(config.dataDir));
-        for (const loss of lost) {
-          if (values.conversation !== undefined && loss.conversation !== values.conversation) continue;
-          behind++;
-          process.stdout.write(`${describeLoss(loss)}\n`);
-        }
-      }
-      process.stdout.write(`${chains.length} chain(s) checked, ${broken} broken${behind > 0 ? `, ${behind} behind the acknowledged heads` : ""}\n`);
-      return broken === 0 && behind === 0 ? 0 : 1;
-    } finally {
-      await audit.close();
+  return withCliContext({ dataDir: values["data-dir"] }, async (parts) => {
+    const { config } = parts;
+    const external: ExportedCheckpoint[] | undefined = values.checkpoints ? checkpointsOf(await readLines(values.checkpoints)) : undefined;
+    const keys = await parts.keys();
+    const checkpointKey = await parts.checkpointKey();
+    const store = await parts.store();
+    const { log } = await parts.auditLog();
+    let chains: string[];
+    if (values.conversation) chains = [`conversation:${values.conversation}`];
+    else if (values.org) chains = [`org:${values.org}`];
+    else {
+      const [conversations, orgs] = await Promise.all([store.listChainHeads(0), log.listOrgAuditHeads(0)]);
+      chains = [...conversations.map((h) => `conversation:${h.conversation}`), ...orgs.map((h) => h.chain)];
     }
-  } finally {
-    await store.close();
-  }
+    const sources = { store, log, auditKey: keys.auditKey, publicKey: checkpointKey.publicKey };
+    let broken = 0;
+    for (const chain of chains) {
+      const result: AuditVerification = await verifyAuditChain(sources, chain, external);
+      if (!result.ok) broken++;
+      process.stdout.write(`${describe(result)}\n`);
+    }
+    // The embedded store's pins (Postgres keeps none): a conversation whose log is behind what
+    // was acknowledged is broken too, even when what is left of its chain holds.
+    let behind = 0;
+    if (!values.org && !config.store.databaseUrl) {
+      const lost = await findLostWrites(config.dataDir, store, await deps.destroyedConversations(config.dataDir));
+      for (const loss of lost) {
+        if (values.conversation !== undefined && loss.conversation !== values.conversation) continue;
+        behind++;
+        process.stdout.write(`${describeLoss(loss)}\n`);
+      }
+    }
+    process.stdout.write(`${chains.length} chain(s) checked, ${broken} broken${behind > 0 ? `, ${behind} behind the acknowledged heads` : ""}\n`);
+    return broken === 0 && behind === 0 ? 0 : 1;
+  });
 }
 
 /** `parley audit export --org ID [--out FILE]`: the organisation's export, read from the databases. */
 async function exportCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { org: { type: "string" }, out: { type: "string" }, "data-dir": { type: "string" } }, strict: true });
-  if (!values.org) throw new ConfigError("audit export needs --org ID");
-  const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
-  const config = loadConfig(env);
-  const keys = await loadOrCreateKeys(config.keysDir);
-  const checkpointKey = await loadOrCreateCheckpointKey(config.keysDir);
-  const audit = await openAuditLog({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
-  try {
-    if (!(await audit.log.orgAuditHead(values.org))) throw new ConfigError(`no audit chain for organisation ${values.org}`);
-    const lines = await orgExportLines({ log: audit.log, auditKey: keys.auditKey, jwk: checkpointKey.jwk, now: Date.now() }, values.org);
+  const org = values.org;
+  if (!org) throw new ConfigError("audit export needs --org ID");
+  return withCliContext({ dataDir: values["data-dir"] }, async (parts) => {
+    const keys = await parts.keys();
+    const checkpointKey = await parts.checkpointKey();
+    const { log } = await parts.auditLog();
+    if (!(await log.orgAuditHead(org))) throw new ConfigError(`no audit chain for organisation ${org}`);
+    const lines = await orgExportLines({ log, auditKey: keys.auditKey, jwk: checkpointKey.jwk, now: Date.now() }, org);
     const text = toJsonLines(lines);
     if (values.out) await writeFile(values.out, text, { mode: 0o600 });
     else process.stdout.write(text);
     const entries = lines.filter((l) => l.type === "org-entry").length;
-    if (values.out) process.stderr.write(`wrote ${entries} entries of org:${values.org} to ${values.out}\n`);
+    if (values.out) process.stderr.write(`wrote ${entries} entries of org:${org} to ${values.out}\n`);
     return 0;
-  } finally {
-    await audit.close();
-  }
+  });
 }
