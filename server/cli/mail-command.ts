@@ -6,8 +6,9 @@ import { createPublicKey } from "node:crypto";
 import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "../platform/config.ts";
+import { ConfigError } from "../platform/config.ts";
 import { assertDnsName, generateDkimKey, mailDnsRecords, writePrivateKey, zoneFileLines } from "../mail/dkim.ts";
+import { cliConfig } from "./cli-context.ts";
 
 export const MAIL_USAGE = `  parley mail dkim-keygen --domain D [--selector S] [--out FILE] [--data-dir DIR]
                                     new 2048-bit RSA DKIM key (0600; default <keysDir>/dkim-S.pem,
@@ -37,8 +38,8 @@ export async function mailCommand(args: string[]): Promise<void> {
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
-  const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
-  const config = loadConfig(env);
+  // Only the configuration (where the keys live): nothing to open or close.
+  const config = cliConfig({ dataDir: values["data-dir"] });
   const file = path.resolve(values.out ?? values.key ?? path.join(config.keysDir, `dkim-${selector}.pem`));
   let publicKeyPem: string;
   if (action === "dkim-keygen") {
