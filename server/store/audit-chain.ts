@@ -3,7 +3,7 @@
 // the first entry that does not hold. Both the stores (to write) and audits (to check) use this.
 
 import { createHash, createHmac, createSecretKey, hash, type KeyObject } from "node:crypto";
-import type { EntryKind, LogEntry } from "./store.ts";
+import type { AuditEntry, EntryKind, LogEntry } from "./store.ts";
 
 /** Version tag of the canonical encoding; bump it (and the genesis string) to change the format. */
 export const AUDIT_FORMAT_VERSION = 1;
@@ -11,17 +11,7 @@ export const AUDIT_FORMAT_VERSION = 1;
 const GENESIS_PREFIX = "parley/audit/v1/genesis\0";
 
 /** The fields of an entry that its hash covers (everything but the chain link itself). */
-export interface ChainFields {
-  conversation: string;
-  seq: number;
-  at: number;
-  user: string;
-  org: string;
-  session: string;
-  kind: EntryKind;
-  size: number;
-  contentHmac: Uint8Array;
-}
+export type ChainFields = Omit<AuditEntry, "prevHash" | "hash">;
 
 /** A chain position: the last verified entry, or a trusted checkpoint recorded elsewhere. */
 export interface ChainHead {
