@@ -15,7 +15,7 @@ import { describeInterruptedRestore, interruptedRestore } from "./backup/restore
 import { holdServerLock } from "./backup/server-lock.ts";
 import type { Bus } from "./bus/bus.ts";
 import { openBus } from "./bus/open-bus.ts";
-import { type Clock, systemClock } from "./platform/clock.ts";
+import { type Clock, monotonicClock, systemClock } from "./platform/clock.ts";
 import type { Config } from "./platform/config.ts";
 import { withDocumentEvents } from "./events/document-events.ts";
 import { wakeAcrossNodes } from "./events/event-wake.ts";
@@ -467,7 +467,7 @@ async function startOpening(config: Config, logger: Logger, options: StartOption
     });
   });
   const port = uws.us_socket_local_port(listenSocket);
-  const sweeper = startBackgroundLoop({ name: "session sweep", everyMs: 1000, logger, run: () => sweepSessions(hub, config.limits.authTimeoutMs, systemClock()) });
+  const sweeper = startBackgroundLoop({ name: "session sweep", everyMs: 1000, logger, run: () => sweepSessions(hub, config.limits.authTimeoutMs, systemClock(), monotonicClock()) });
   lifecycle.startSweep();
   backups?.start();
   logger.info({ host: config.host, port, dataDir: config.dataDir, uws: uwsModule, node: process.versions.node }, "listening");

@@ -9,6 +9,7 @@ import * as zxcvbnEn from "@zxcvbn-ts/language-en";
 import * as argon2 from "argon2";
 import { ErrorCode } from "../../protocol/index.ts";
 import { ParleyError } from "../platform/errors.ts";
+import { monotonicClock } from "../platform/clock.ts";
 
 /** Fewest characters (code points) a password may have; the promise to customers. */
 export const MIN_PASSWORD_LENGTH = 8;
@@ -360,11 +361,11 @@ export class PasswordHasher {
 
   private async withSlot<T>(work: () => Promise<T>): Promise<T> {
     await this.acquire();
-    const started = performance.now();
+    const started = monotonicClock();
     try {
       return await work();
     } finally {
-      this.averageMs = 0.8 * this.averageMs + 0.2 * (performance.now() - started);
+      this.averageMs = 0.8 * this.averageMs + 0.2 * (monotonicClock() - started);
       this.release();
     }
   }

@@ -17,6 +17,7 @@ import type { DocumentCache } from "../documents/document-cache.ts";
 import type { Store } from "../store/store.ts";
 import type { EventRecorder } from "./event-recorder.ts";
 import type { EventStore } from "./event-store.ts";
+import { monotonicClock } from "../platform/clock.ts";
 
 /** Longest notes text carried in a `notes.changed` event (characters). */
 export const NOTES_TEXT_CAP = 20_000;
@@ -242,7 +243,7 @@ export class DocumentEvents {
     const hash = hashText(text);
     // eslint-disable-next-line security/detect-possible-timing-attacks -- content hashes compared to detect a change, not a secret being guessed
     if (entry.notes?.hash === hash) return;
-    const firstSeenAt = entry.notes?.firstSeenAt ?? Date.now();
+    const firstSeenAt = entry.notes?.firstSeenAt ?? monotonicClock();
     if (entry.notes) clearTimeout(entry.notes.timer);
     // eslint-disable-next-line security/detect-possible-timing-attacks -- as above: change detection
     if (hash === entry.notesHash) {
@@ -250,7 +251,7 @@ export class DocumentEvents {
       return;
     }
     const { notesQuietMs, notesMaxWaitMs } = this.deps.options;
-    const delay = Math.max(0, Math.min(notesQuietMs, firstSeenAt + notesMaxWaitMs - Date.now()));
+    const delay = Math.max(0, Math.min(notesQuietMs, firstSeenAt + notesMaxWaitMs - monotonicClock()));
     const timer = setTimeout(() => void this.reportNotes(conversation, entry), delay);
     timer.unref();
     entry.notes = { text, hash, seq, firstSeenAt, timer };

@@ -21,6 +21,7 @@ import { cursorError, EventFollower } from "./event-follower.ts";
 import type { EventNotifier } from "./event-notifier.ts";
 import type { EventStore, StoredEvent } from "./event-store.ts";
 import { corsResponseHeaders, originAllowed, originRefusal } from "../platform/origin-policy.ts";
+import { monotonicClock } from "../platform/clock.ts";
 
 /** Dependencies of the SSE route. */
 export interface EventStreamRouteDeps {
@@ -113,12 +114,12 @@ export function registerEventStreamRoute(app: UWS.TemplatedApp, deps: EventStrea
     stream.res.cork(() => {
       ok = stream.res.write(chunk);
     });
-    if (!ok && stream.stalledSince === null) stream.stalledSince = Date.now();
+    if (!ok && stream.stalledSince === null) stream.stalledSince = monotonicClock();
     return ok;
   };
 
   const sweep = setInterval(() => {
-    const now = Date.now();
+    const now = monotonicClock();
     for (const stream of streams) {
       if (stream.stalledSince !== null) {
         if (now - stream.stalledSince > deps.maxStalledMs) stream.end(new ParleyError(ErrorCode.RateLimited, "the stream was not read in time; reconnect"));
@@ -130,7 +131,7 @@ export function registerEventStreamRoute(app: UWS.TemplatedApp, deps: EventStrea
         deps.access.check(stream.reader).then(
           () => {
             stream.checking = false;
-            stream.checkedAt = Date.now();
+            stream.checkedAt = monotonicClock();
           },
           (error: unknown) => stream.end(error),
         );
@@ -160,7 +161,7 @@ export function registerEventStreamRoute(app: UWS.TemplatedApp, deps: EventStrea
       reader: { kind: "apiKey", keyId: "", orgId: "" },
       follower: null,
       stalledSince: null,
-      checkedAt: Date.now(),
+      checkedAt: monotonicClock(),
       checking: false,
       ended: false,
       end(error?: unknown) {

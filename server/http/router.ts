@@ -20,6 +20,7 @@ import { actorId, type Principal, type PrincipalDeps, resolvePrincipal } from ".
 import { SECURITY_HEADERS, toJson } from "./respond.ts";
 import type { RequestHeaders, RouteDefinition, RouteResult } from "./route.ts";
 import { CSRF_HEADER } from "./session-cookies.ts";
+import { monotonicClock } from "../platform/clock.ts";
 
 /** Router settings, from configuration. */
 export interface RouterOptions {
@@ -205,7 +206,7 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
       delete: app.del.bind(app),
     }[definition.method];
     const handle = (res: UWS.HttpResponse, req: UWS.HttpRequest) => {
-      const started = performance.now();
+      const started = monotonicClock();
       const requestId = randomBytes(8).toString("base64url");
       // Raw until run(): decoding may throw, and must become this request's error, not the process's.
       const rawParams = names.map((_, index) => req.getParameter(index) ?? "");
@@ -303,7 +304,7 @@ export function registerRoutes(app: UWS.TemplatedApp, routes: readonly RouteDefi
               route: definition.path,
               status: body.status,
               code: errorCode,
-              ms: Math.round(performance.now() - started),
+              ms: Math.round(monotonicClock() - started),
               ip,
               user: caller ? actorId(caller) : undefined,
               org: caller?.orgId,

@@ -18,6 +18,7 @@ import type { TokenIdentity } from "../auth/tokens.ts";
 import type { SocketTraffic } from "../platform/metrics.ts";
 import type { UWS } from "../platform/uws.ts";
 import type { BroadcastOrigin, Dialect } from "./broadcaster.ts";
+import { monotonicClock } from "../platform/clock.ts";
 
 /**
  * The buffer size at which uWS itself drops frames and the connection (no close frame: 1006), for
@@ -54,7 +55,8 @@ export class ClientSession implements BroadcastOrigin {
   phase: SessionPhase = "awaiting-auth";
   identity: TokenIdentity | null = null;
   readonly joined = new Map<string, JoinedConversation>();
-  readonly openedAt = Date.now();
+  /** When the connection opened, on the monotonic clock: the authentication timeout and the frame budget run from here. */
+  readonly openedAt = monotonicClock();
   /** Frames received before authentication completed, replayed in order afterwards. */
   preAuthQueue: Uint8Array[] | null = null;
   preAuthBytes = 0;

@@ -12,6 +12,7 @@ import type { ClusterBroadcaster } from "./cluster-broadcaster.ts";
 import type { ChannelObserver } from "./conversation-channel.ts";
 import type { DocumentCache } from "../documents/document-cache.ts";
 import { type LocalOrigin, SequencedDelivery } from "./sequenced-delivery.ts";
+import { monotonicClock } from "../platform/clock.ts";
 
 /** Dependencies of {@link CommitFanOut}, wired by the composition root. */
 export interface CommitFanOutDeps {
@@ -53,7 +54,7 @@ export class CommitFanOut implements FanOut, BusHandler, ChannelObserver {
    * ack does not wait; it goes out as soon as the commit is durable.
    */
   committedUpdate(conversation: string, update: Uint8Array, seq: number, local: LocalCommit = {}): void {
-    const origin: LocalOrigin = { ...local, committedAt: performance.now() };
+    const origin: LocalOrigin = { ...local, committedAt: monotonicClock() };
     this.deps.bus.publishUpdate(conversation, seq, update);
     if (!this.sequenced.offer(conversation, seq, update, origin)) this.untracked(conversation, seq, update, local);
   }

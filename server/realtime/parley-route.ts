@@ -25,6 +25,7 @@ import type { UWS } from "../platform/uws.ts";
 import { ClientSession, hardBackpressureLimit, type SocketData } from "./client-session.ts";
 import { giveSlot, refuseWhenFull, takeSlot } from "./connection-slots.ts";
 import type { RealtimeHub } from "./realtime-hub.ts";
+import { monotonicClock } from "../platform/clock.ts";
 
 /** Dependencies of the Parley socket route. */
 export interface ParleyRouteDeps {
@@ -277,7 +278,7 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
         session.close(CloseCode.FrameTooLarge, "frame too large");
         return;
       }
-      if (!session.takeFrameBudget(Date.now())) {
+      if (!session.takeFrameBudget(monotonicClock())) {
         session.sendError(ErrorCode.RateLimited, "too many frames; slow down", { request: "frame" });
         session.close(CloseCode.RateLimited, "rate limited");
         return;

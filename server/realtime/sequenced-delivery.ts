@@ -5,6 +5,7 @@
 import type { Logger } from "../platform/logger.ts";
 import type { DeliveryObserver } from "../platform/metrics.ts";
 import type { CommitOrigin } from "../writes/write-path.ts";
+import { monotonicClock } from "../platform/clock.ts";
 
 /**
  * How a local commit arrived, kept so its fan-out can skip the sender and reuse its frame (and
@@ -13,7 +14,7 @@ import type { CommitOrigin } from "../writes/write-path.ts";
 export interface LocalOrigin {
   origin?: CommitOrigin;
   envelope?: Uint8Array;
-  /** When it was committed (performance.now()): the local fan-out delay runs from here. */
+  /** When it was committed (the monotonic clock): the local fan-out delay runs from here. */
   committedAt?: number;
   /** The document-rules index validation recorded it in. */
   recordedIn?: object;
@@ -43,7 +44,7 @@ interface Item {
   /** Null for a snapshot entry's seq: stepped over, nothing delivered. */
   update: Uint8Array | null;
   local: LocalOrigin | undefined;
-  /** When it was offered, if it had to wait behind a gap (performance.now()). */
+  /** When it was offered, if it had to wait behind a gap (the monotonic clock). */
   offeredAt?: number;
   /** For another node's update: when that node published it (ms since the epoch, its clock). */
   publishedAt?: number;
@@ -126,7 +127,7 @@ export class SequencedDelivery {
       return true;
     }
     if (stream.pending.size >= MAX_PENDING) stream.pending.clear();
-    stream.pending.set(seq, { update, local, offeredAt: performance.now(), publishedAt });
+    stream.pending.set(seq, { update, local, offeredAt: monotonicClock(), publishedAt });
     stream.known = Math.max(stream.known, seq);
     this.drain(stream);
     return true;
@@ -262,14 +263,14 @@ export class SequencedDelivery {
   private deliverOne(stream: Stream, seq: number, item: Item): void {
     stream.last = seq;
     if (!item.update) return;
-    this.deps.observer?.delivered(item.offeredAt === undefined ? 0 : performance.now() - item.offeredAt);
+    this.deps.observer?.delivered(item.offeredAt === undefined ? 0 : monotonicClock() - item.offeredAt);
     try {
       this.deps.deliver(stream.conversation, seq, item.update, item.local);
     } catch (error) {
       this.deps.logger.error({ err: error, conversation: stream.conversation, seq }, "delivery failed");
       return;
     }
-    if (item.local?.committedAt !== undefined) this.deps.observer?.deliveredLocally(performance.now() - item.local.committedAt);
+    if (item.local?.committedAt !== undefined) this.deps.observer?.deliveredLocally(monotonicClock() - item.local.committedAt);
     if (item.publishedAt !== undefined) this.deps.observer?.deliveredFromRemote(Date.now() - item.publishedAt);
   }
 }

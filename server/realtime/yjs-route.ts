@@ -22,6 +22,7 @@ import type { UWS } from "../platform/uws.ts";
 import { ClientSession, hardBackpressureLimit, type SocketData } from "./client-session.ts";
 import { giveSlot, refuseWhenFull, takeSlot } from "./connection-slots.ts";
 import type { RealtimeHub } from "./realtime-hub.ts";
+import { monotonicClock } from "../platform/clock.ts";
 
 /** Dependencies of the y-websocket route. */
 export interface YjsRouteDeps {
@@ -166,7 +167,7 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
       const { session, conversation } = ws.getUserData();
       if (!session.socket) return;
       deps.traffic?.received("yjs");
-      if (!session.takeFrameBudget(Date.now())) {
+      if (!session.takeFrameBudget(monotonicClock())) {
         session.close(CloseCode.RateLimited, "rate limited");
         return;
       }

@@ -12,6 +12,7 @@ import path from "node:path";
 import { MASTER_KEY_FILE, type MasterKey, type MasterKeyring, readKeyring } from "../crypto/master-key.ts";
 import type { EntryKind } from "./store.ts";
 import { StoreError } from "../sql/store-error.ts";
+import { monotonicClock } from "../platform/clock.ts";
 
 /** Layout of a sealed record or wrapped key: version ‖ nonce ‖ ciphertext ‖ tag. Bump to change it. */
 const FORMAT = 1;
@@ -132,7 +133,7 @@ export class DataKeyring {
   private masters: MasterKey[];
   private readonly byConversation = new Map<string, KeyObject>();
   private stamp = "";
-  private checkedAt = 0;
+  private checkedAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly ring: MasterKeyring) {
     if (ring.keys.length === 0) throw new StoreError("invalid_request", "the store needs a master key");
@@ -142,7 +143,7 @@ export class DataKeyring {
 
   /** The key that wraps new data keys; follows master.key when it changes on disk (rotation). */
   currentMaster(): MasterKey {
-    const now = Date.now();
+    const now = monotonicClock();
     if (this.ring.keysDir && now - this.checkedAt >= RELOAD_CHECK_MS) {
       this.checkedAt = now;
       if (this.fileStamp() !== this.stamp) this.reload();

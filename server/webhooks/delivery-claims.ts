@@ -9,6 +9,7 @@
 import { createHash } from "node:crypto";
 import type pg from "pg";
 import type { StorePool } from "../sql/pg-pool.ts";
+import { monotonicClock } from "../platform/clock.ts";
 
 export interface DeliveryClaims {
   /** True when this node holds the endpoint's claim, taking it if free. */
@@ -49,7 +50,7 @@ const CONFIRM_FRESH_MS = 1000;
 export class PostgresDeliveryClaims implements DeliveryClaims {
   private connection: Promise<pg.PoolClient> | null = null;
   private readonly held = new Set<string>();
-  private confirmedAt = 0;
+  private confirmedAt = Number.NEGATIVE_INFINITY;
   private checking: Promise<boolean> | null = null;
   private closed = false;
 
@@ -72,7 +73,7 @@ export class PostgresDeliveryClaims implements DeliveryClaims {
 
   async confirm(endpointId: string): Promise<boolean> {
     if (!this.held.has(endpointId) || !this.connection) return false;
-    if (Date.now() - this.confirmedAt < CONFIRM_FRESH_MS) return true;
+    if (monotonicClock() - this.confirmedAt < CONFIRM_FRESH_MS) return true;
     this.checking ??= this.check().finally(() => {
       this.checking = null;
     });
@@ -93,7 +94,7 @@ export class PostgresDeliveryClaims implements DeliveryClaims {
     );
     try {
       if (await Promise.race([answered.catch(() => false as const), timedOut])) {
-        this.confirmedAt = Date.now();
+        this.confirmedAt = monotonicClock();
         return true;
       }
     } finally {

@@ -14,6 +14,7 @@ import http from "node:http";
 import https from "node:https";
 import { isIP } from "node:net";
 import { isPublicAddress } from "./address-policy.ts";
+import { monotonicClock } from "../platform/clock.ts";
 
 /** Longest URL accepted for an endpoint. */
 export const MAX_URL_LENGTH = 2048;
@@ -119,8 +120,8 @@ export class SafeHttpTransport implements WebhookTransport {
   constructor(private readonly options: UrlPolicy & { timeoutMs: number; userAgent: string }) {}
 
   async post(request: OutboundRequest): Promise<OutboundResult> {
-    const started = performance.now();
-    const elapsed = () => Math.round(performance.now() - started);
+    const started = monotonicClock();
+    const elapsed = () => Math.round(monotonicClock() - started);
     let target: { url: URL; address: LookupAddress };
     try {
       const url = checkUrlShape(request.url, this.options);

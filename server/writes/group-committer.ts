@@ -8,6 +8,7 @@
 import type { CommitObserver } from "../platform/metrics.ts";
 import type { AppendRequest, CommittedAppend, Store } from "../store/store.ts";
 import { StoreError } from "../sql/store-error.ts";
+import { monotonicClock } from "../platform/clock.ts";
 
 /**
  * True when the store refused the batch in a rolled-back transaction because of what was in it
@@ -115,10 +116,10 @@ export class GroupCommitter {
   /** Commits a batch; when the store refuses it for its content, commits the halves on their own. */
   private async commit(batch: Pending[]): Promise<void> {
     let results: CommittedAppend[];
-    const started = performance.now();
+    const started = monotonicClock();
     try {
       results = await this.store.appendBatch(batch.map((p) => p.request));
-      this.options.observer?.committed(batch.length, (performance.now() - started) / 1000);
+      this.options.observer?.committed(batch.length, (monotonicClock() - started) / 1000);
     } catch (error) {
       this.options.observer?.failed(batch.length);
       if (batch.length === 1 || !mayBeOneRequest(error)) {
