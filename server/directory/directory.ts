@@ -63,6 +63,16 @@ export interface AuditedChanges {
   auditedSteps(steps: readonly AuditedStep[], appends: readonly OrgAuditAppend[]): Promise<AuditedOutcome>;
 }
 
+/**
+ * {@link AuditedChanges.audited} limited to some operations: what a consumer that makes only those
+ * changes depends on (the membership routes put and remove members, nothing else).
+ */
+export interface AuditedChangesOf<K extends AuditedOperation> {
+  // A function-typed property, not a generic method: TypeScript checks its `op` contravariantly,
+  // so a consumer limited to some operations cannot be handed to a change of another.
+  audited: (op: K, args: Parameters<Directory[K]>, appends: readonly OrgAuditAppend[]) => ReturnType<Directory[K]>;
+}
+
 /** What an audited change of several steps did: everything (each step's result), or nothing (which step found nothing to change). */
 export type AuditedOutcome = { changed: true; results: unknown[] } | { changed: false; unchangedStep: number };
 

@@ -4,7 +4,7 @@
 // hash under the audit key, so deleting a person removes nothing a chain's hashes cover.
 
 import { createHmac } from "node:crypto";
-import type { AuditedOperation, AuditedOutcome, AuditedStep, Directory, OrgAuditAppend } from "./directory.ts";
+import type { AuditedChangesOf, AuditedOperation, AuditedOutcome, AuditedStep, Directory, OrgAuditAppend } from "./directory.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { detailsProblem, type OrgAuditAction, type OrgAuditDetail, type OrgAuditEntry } from "./org-chain.ts";
@@ -71,7 +71,7 @@ export class OrgAuditRecorder {
    * operation's result; listeners hear of the event once it committed.
    */
   async recordWith<K extends AuditedOperation>(
-    directory: Pick<Directory, "audited">,
+    directory: NoInfer<AuditedChangesOf<K>>,
     op: K,
     args: Parameters<Directory[K]>,
     org: string | readonly string[],
