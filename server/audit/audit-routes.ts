@@ -20,8 +20,11 @@ import { AuditVerificationView, ItemsOf } from "../http/response-schemas.ts";
 
 const JSON_LINES = "application/x-ndjson; charset=utf-8";
 
+/** What the audit routes use beside the store and the audit trail: access checks, the audit key, the org audit recorder, notices. No directory. */
+export type AuditRouteServices = Pick<HttpServices, "access" | "keys" | "orgAudit" | "notices" | "now">;
+
 /** The audit routes. */
-export function auditRoutes(deps: { services: HttpServices; store: Store; audit: Audit }) {
+export function auditRoutes(deps: { services: AuditRouteServices; store: Store; audit: Audit }) {
   const { services, store, audit } = deps;
   const sources = { store, log: audit.log, auditKey: services.keys.auditKey, publicKey: audit.checkpointKey.publicKey };
   const keyLine = (): ExportLine => ({ type: "key", key: audit.checkpointKey.jwk });

@@ -9,6 +9,7 @@ import { attributedMessages } from "../documents/attributed-messages.ts";
 import { RESTORE_SESSION } from "../documents/client-owners.ts";
 import { auditActor } from "../directory/org-recorder.ts";
 import type { ConversationRecord } from "../directory/directory-types.ts";
+import type { Config } from "../platform/config.ts";
 import { ParleyError } from "../platform/errors.ts";
 import { actorId } from "../http/principal.ts";
 import { route } from "../http/route.ts";
@@ -18,9 +19,9 @@ import { type HistoryPoint, type PastState, stateAt } from "./past-state.ts";
 import { renderConversation, restoreEdit } from "./restore-edit.ts";
 import { ItemsOf, MessageView } from "../http/response-schemas.ts";
 
-/** What the history routes need beyond the HTTP services. */
+/** What the history routes use: reads through the access checks and the cache, restores through the write path. No directory. */
 export interface HistoryDeps {
-  services: HttpServices;
+  services: Pick<HttpServices, "access" | "cache" | "writePath" | "orgAudit"> & { config: Pick<Config, "limits"> };
   /** The log, read directly: history is never in the cache. */
   store: Store;
 }

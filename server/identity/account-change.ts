@@ -5,9 +5,21 @@
 
 import { ErrorCode } from "../../protocol/index.ts";
 import type { OrgEventFor, OrgEventInput } from "../directory/org-recorder.ts";
-import { type AuditedStep, DirectoryError } from "../directory/directory.ts";
+import { type AuditedChanges, type AuditedStep, DirectoryError } from "../directory/directory.ts";
+import type { OrganisationDirectory } from "../directory/organisation-directory.ts";
 import { ParleyError } from "../platform/errors.ts";
 import type { HttpServices } from "./http-services.ts";
+
+/** The directory part that names a person's organisations. */
+export interface MembershipLookup {
+  directory: Pick<OrganisationDirectory, "listMemberships">;
+}
+
+/** What committing an account change uses: the audited steps, the code throttle, the log. */
+export type AccountChangeServices = MembershipLookup &
+  Pick<HttpServices, "orgAudit" | "codeLimiter" | "logger"> & {
+    directory: Pick<AuditedChanges, "auditedSteps">;
+  };
 
 /**
  * A second factor checked but not yet spent where spending is a change to record (a recovery
@@ -23,7 +35,7 @@ export interface PendingFactor {
 }
 
 /** An event recorded in the chain of each of the person's organisations (their account is each one's business). */
-export async function inEveryOrg(services: HttpServices, userId: string, event: OrgEventInput): Promise<OrgEventFor> {
+export async function inEveryOrg(services: MembershipLookup, userId: string, event: OrgEventInput): Promise<OrgEventFor> {
   return { orgs: (await services.directory.listMemberships(userId)).map((m) => m.orgId), event };
 }
 
@@ -34,7 +46,7 @@ export async function inEveryOrg(services: HttpServices, userId: string, event: 
  * when the audit trail cannot take it ("the sign-in").
  */
 export async function commitAccountChange(
-  services: HttpServices,
+  services: AccountChangeServices,
   what: string,
   factor: PendingFactor | null,
   steps: readonly AuditedStep[],

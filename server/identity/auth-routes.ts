@@ -9,11 +9,14 @@ import type { OrgEventInput } from "../directory/org-recorder.ts";
 import { checkPassword } from "../auth/passwords.ts";
 import { openSecret, sealSecret } from "../crypto/secret-box.ts";
 import { createTotpEnrolment, generateRecoveryCodes, hashRecoveryCode, verifyTotp } from "../auth/totp.ts";
+import type { AccountDirectory } from "../directory/account-directory.ts";
 import type { User } from "../directory/directory-types.ts";
+import type { OrganisationDirectory } from "../directory/organisation-directory.ts";
+import type { Config } from "../platform/config.ts";
 import { addressKey } from "../limits/address-key.ts";
 import { ParleyError } from "../platform/errors.ts";
-import { commitAccountChange, inEveryOrg, type PendingFactor } from "./account-change.ts";
-import { WebauthnProof, webauthnCeremonies, webauthnRoutes } from "./webauthn-routes.ts";
+import { type AccountChangeServices, commitAccountChange, inEveryOrg, type PendingFactor } from "./account-change.ts";
+import { WebauthnProof, type WebauthnServices, webauthnCeremonies, webauthnRoutes } from "./webauthn-routes.ts";
 import { repeatedFailuresNotice } from "../notices/notice-policy.ts";
 import { route } from "../http/route.ts";
 import { HttpError } from "../http/router.ts";
@@ -29,8 +32,28 @@ export function newId(prefix: string): string {
 
 const totpAssociatedData = (userId: string) => `totp:${userId}`;
 
+/** What checking a second factor uses: the code throttle, the TOTP secrets' key, the replay guard. */
+type SecondFactorServices = AccountChangeServices &
+  Pick<HttpServices, "codeLimiter" | "secretsKey" | "now"> & {
+    directory: Pick<AccountDirectory, "consumeTotpStep">;
+  };
+
+/** Where tokens go: the refresh cookie's lifetime and the public address it is scoped to. */
+export interface TokenDelivery {
+  config: Pick<Config, "identity">;
+}
+
+/** What the sign-in, refresh, sign-out and two-factor routes use (the security key routes' too). */
+export type AuthRouteServices = WebauthnServices &
+  SecondFactorServices &
+  TokenDelivery &
+  Pick<HttpServices, "hasher" | "sessions" | "loginLimiter" | "notices" | "orgAudit" | "logger" | "now"> & {
+    directory: Pick<AccountDirectory, "getUser" | "getUserByEmail" | "listWebauthnCredentials" | "setPasswordHash" | "setTotp"> &
+      Pick<OrganisationDirectory, "getOrganisation" | "listMemberships">;
+  };
+
 /** Refuses an unacceptable password with its problems and score. */
-export function assertAcceptable(services: HttpServices, password: string, context: string[]): number {
+export function assertAcceptable(services: Pick<HttpServices, "passwordPolicy">, password: string, context: string[]): number {
   const verdict = checkPassword(password, context, services.passwordPolicy);
   if (!verdict.acceptable) {
     throw new HttpError(ErrorCode.WeakPassword, verdict.problems[0] ?? "password is too weak", {
@@ -46,7 +69,7 @@ export function assertAcceptable(services: HttpServices, password: string, conte
  * Checks a TOTP code (each step usable once; spent here) or a recovery code (each usable once;
  * spent by the change it unlocks, with its audit entry, see account-change.ts).
  */
-async function checkSecondFactor(services: HttpServices, user: User, code: { totp?: string; recoveryCode?: string }): Promise<PendingFactor> {
+async function checkSecondFactor(services: SecondFactorServices, user: User, code: { totp?: string; recoveryCode?: string }): Promise<PendingFactor> {
   const key = `2fa:${user.id}`;
   const now = services.now();
   const gate = await services.codeLimiter.check(key);
@@ -73,7 +96,7 @@ async function checkSecondFactor(services: HttpServices, user: User, code: { tot
  * Starts a session with its "login.succeeded" entry and the second factor it spends, in one
  * transaction: without its entry there is no session (and the factor stays unspent).
  */
-async function startAuditedSession(services: HttpServices, user: User, orgId: string, factor: PendingFactor | null, details: OrgEventInput["details"], personal: { ip: string; userAgent: string }): Promise<Tokens> {
+async function startAuditedSession(services: AccountChangeServices & Pick<HttpServices, "sessions">, user: User, orgId: string, factor: PendingFactor | null, details: OrgEventInput["details"], personal: { ip: string; userAgent: string }): Promise<Tokens> {
   const session = services.sessions.prepare(user.id, orgId);
   const event: OrgEventInput = { action: "login.succeeded", actor: `user:${user.id}`, target: user.id, details, personal };
   await commitAccountChange(services, "the sign-in", factor, [session.step], [{ orgs: orgId, event }]);
@@ -84,7 +107,7 @@ async function startAuditedSession(services: HttpServices, user: User, orgId: st
  * Tokens as the caller asked for them: both in the body, or (the web app, `refreshCookie: true`)
  * the refresh token only in its HttpOnly cookie, out of reach of the page's script.
  */
-export function deliverTokens(services: HttpServices, tokens: Tokens, refreshCookie: boolean | undefined) {
+export function deliverTokens(services: TokenDelivery, tokens: Tokens, refreshCookie: boolean | undefined) {
   if (!refreshCookie) return { tokens: tokens as Omit<Tokens, "refreshToken"> & { refreshToken?: string }, headers: [] as [string, string][] };
   const { refreshToken, ...rest } = tokens;
   const { refreshTokenTtlSeconds, publicUrl } = services.config.identity;
@@ -92,7 +115,7 @@ export function deliverTokens(services: HttpServices, tokens: Tokens, refreshCoo
 }
 
 /** The authentication routes. */
-export function authRoutes(services: HttpServices) {
+export function authRoutes(services: AuthRouteServices) {
   const { directory, hasher, sessions } = services;
   const ceremonies = webauthnCeremonies(services);
   /** Signs a person in (passwordless with a passkey): the same answer and audit event as the password sign-in. */

@@ -8,7 +8,13 @@ import { appendMessage, ErrorCode } from "../../protocol/index.ts";
 import { attributedMessages } from "../documents/attributed-messages.ts";
 import { materialise } from "../platform/bounded-content.ts";
 import { auditActor } from "../directory/org-recorder.ts";
+import type { AccessDirectory } from "../directory/access-directory.ts";
+import type { AccountDirectory } from "../directory/account-directory.ts";
+import type { ConversationDirectory } from "../directory/conversation-directory.ts";
+import type { AuditedChangesOf } from "../directory/directory.ts";
 import type { ConversationRecord } from "../directory/directory-types.ts";
+import type { InvitationDirectory } from "../directory/invitation-directory.ts";
+import type { OrganisationDirectory } from "../directory/organisation-directory.ts";
 import { ParleyError } from "../platform/errors.ts";
 import { eventActor } from "../events/event-recorder.ts";
 import { accessorOf } from "./access-control.ts";
@@ -46,8 +52,25 @@ function decodeCursor(cursor: string): { createdAt: number; id: string } {
   throw new ParleyError(ErrorCode.InvalidRequest, "cursor: invalid");
 }
 
+/**
+ * What the conversation routes use beside the invitation service: the conversations and their
+ * parties (participants added and removed audited), names to show, the document cache and the
+ * write path for messages, and the events a change raises.
+ */
+export type ConversationRouteServices = Pick<HttpServices, "access" | "events" | "partnerEvents" | "orgAudit" | "cache" | "writePath" | "lastActivity" | "now"> & {
+  directory: Pick<
+    ConversationDirectory,
+    "createConversation" | "getConversation" | "listConversations" | "setConversationStatus" | "listParticipants" | "listPeople"
+  > &
+    Pick<OrganisationDirectory, "getOrganisation"> &
+    Pick<AccountDirectory, "getUser"> &
+    Pick<InvitationDirectory, "getInvitation" | "listInvitations"> &
+    Pick<AccessDirectory, "listSupportGrants"> &
+    AuditedChangesOf<"putParticipant" | "removeParticipant">;
+};
+
 /** The conversation routes. */
-export function conversationRoutes(services: HttpServices, invitations: InvitationService) {
+export function conversationRoutes(services: ConversationRouteServices, invitations: InvitationService) {
   const { directory, access, events, partnerEvents } = services;
 
   const describe = async (conversation: ConversationRecord, principal: Principal) => ({

@@ -1,5 +1,7 @@
 // Everything the HTTP routes need, wired once by the composition root and passed in, so a
-// route module imports no singletons and a test can see exactly what a route depends on.
+// route module imports no singletons. No route module takes all of it: each names the part it
+// uses (`…RouteServices`: a Pick of these, the directory narrowed to the aggregates' operations it
+// calls and the audited changes it makes, AuditedChangesOf), so its type says what it depends on.
 
 import type { OrgAuditRecorder } from "../directory/org-recorder.ts";
 import type { ServerKeys } from "../crypto/keys.ts";

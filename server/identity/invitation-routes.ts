@@ -10,9 +10,9 @@ import { ParleyError } from "../platform/errors.ts";
 import type { InvitationService, InvitationSignIn } from "./invitation-service.ts";
 import { type RouteResult, route } from "../http/route.ts";
 import { cookieValue } from "../http/session-cookies.ts";
-import type { HttpServices } from "./http-services.ts";
+import type { ConversationDirectory } from "../directory/conversation-directory.ts";
 import { escapeHtml, htmlPage, isBrowserForm, linkPageRoute, page } from "../http/link-pages.ts";
-import { deliverTokens } from "./auth-routes.ts";
+import { deliverTokens, type TokenDelivery } from "./auth-routes.ts";
 import { RefreshCookie, TokenPair } from "../http/schemas.ts";
 
 const DEVICE_COOKIE = "parley_device";
@@ -32,8 +32,13 @@ function codePage(problem?: string): string {
   );
 }
 
+/** What the invitation link routes use beside the invitation service: the conversation's name for the page, and where tokens go. */
+export type InvitationRouteServices = TokenDelivery & {
+  directory: Pick<ConversationDirectory, "getConversation">;
+};
+
 /** The invitation link routes. */
-export function invitationRoutes(services: HttpServices, invitations: InvitationService) {
+export function invitationRoutes(services: InvitationRouteServices, invitations: InvitationService) {
   return [
     linkPageRoute({
       path: "/invite/:token",

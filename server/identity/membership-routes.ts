@@ -7,7 +7,12 @@
 import { z } from "zod";
 import { ErrorCode } from "../../protocol/index.ts";
 import { auditActor } from "../directory/org-recorder.ts";
+import type { AccountDirectory } from "../directory/account-directory.ts";
+import type { AuditedChangesOf } from "../directory/directory.ts";
 import type { MemberRole } from "../directory/directory-types.ts";
+import type { InvitationDirectory } from "../directory/invitation-directory.ts";
+import type { OrganisationDirectory } from "../directory/organisation-directory.ts";
+import type { Config } from "../platform/config.ts";
 import { ParleyError } from "../platform/errors.ts";
 import type { Principal, UserPrincipal } from "../http/principal.ts";
 import { route } from "../http/route.ts";
@@ -35,8 +40,17 @@ function signedInPerson(principal: Principal): UserPrincipal {
   return principal;
 }
 
+/** What the membership routes use: members and their invitations, each change audited, and the invitation mail. */
+export type MembershipRouteServices = Pick<HttpServices, "events" | "orgAudit" | "mailer" | "now"> & {
+  config: Pick<Config, "identity">;
+  directory: Pick<OrganisationDirectory, "getMembership" | "getOrganisation" | "listMembers"> &
+    Pick<AccountDirectory, "getUser" | "getUserByEmail"> &
+    Pick<InvitationDirectory, "listMemberInvitations" | "listMemberInvitationsForEmail" | "declineMemberInvitation"> &
+    AuditedChangesOf<"putMember" | "removeMember" | "createMemberInvitation" | "revokeMemberInvitation" | "acceptMemberInvitation">;
+};
+
 /** The membership routes: the organisation's side and the invited person's side. */
-export function membershipRoutes(services: HttpServices) {
+export function membershipRoutes(services: MembershipRouteServices) {
   const { directory, events } = services;
 
   const changeRole = async (principal: Principal, orgId: string, userId: string, role: MemberRole) => {

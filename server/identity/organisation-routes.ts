@@ -4,7 +4,11 @@
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { ErrorCode } from "../../protocol/index.ts";
+import type { AccessDirectory } from "../directory/access-directory.ts";
+import type { AccountDirectory } from "../directory/account-directory.ts";
+import type { AuditedChangesOf } from "../directory/directory.ts";
 import { auditActor } from "../directory/org-recorder.ts";
+import type { OrganisationDirectory } from "../directory/organisation-directory.ts";
 import { ParleyError } from "../platform/errors.ts";
 import { API_KEY_SCOPES } from "./access-control.ts";
 import { ipAllowed, isValidAllowlistEntry } from "../http/ip-allowlist.ts";
@@ -15,8 +19,16 @@ import { newId } from "./auth-routes.ts";
 import { Name } from "../http/schemas.ts";
 import { ItemsOf, OrganisationRecordView } from "../http/response-schemas.ts";
 
+/** What the organisation routes use: the organisation's settings and its API keys, created and revoked audited. */
+export type OrganisationRouteServices = Pick<HttpServices, "orgAudit" | "now"> & {
+  directory: Pick<OrganisationDirectory, "getOrganisation" | "updateOrganisation"> &
+    Pick<AccountDirectory, "getUser" | "listWebauthnCredentials"> &
+    Pick<AccessDirectory, "listApiKeys"> &
+    AuditedChangesOf<"createApiKey" | "revokeApiKey">;
+};
+
 /** The organisation routes. */
-export function organisationRoutes(services: HttpServices) {
+export function organisationRoutes(services: OrganisationRouteServices) {
   const { directory } = services;
   return [
     route({

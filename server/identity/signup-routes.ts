@@ -11,14 +11,17 @@ import { type NewOwner, SIGNUP_LINK_TTL_MS, SignUpMailThrottled, type SignUpServ
 import { type RouteContext, type RouteResult, route } from "../http/route.ts";
 import { HttpError } from "../http/router.ts";
 import type { HttpServices } from "./http-services.ts";
-import { assertAcceptable, deliverTokens } from "./auth-routes.ts";
+import { assertAcceptable, deliverTokens, type TokenDelivery } from "./auth-routes.ts";
 import { escapeHtml, htmlPage, isBrowserForm, linkPageRoute, page } from "../http/link-pages.ts";
 import { Email, Name, OrganisationView, Password, RefreshCookie, TokenPair, UserView } from "../http/schemas.ts";
 
 const SPENT_PAGE = page("Sign-up link unavailable", "<h1>This sign-up link is unknown, expired or already used.</h1><p>Sign up again, or sign in if you already did.</p>");
 
+/** What the sign-up routes use beside the sign-up service: no directory (the service has its part). */
+export type SignupRouteServices = TokenDelivery & Pick<HttpServices, "passwordPolicy" | "sessions" | "notices">;
+
 /** The sign-up routes: the request, and the mailed link's page and confirmation. */
-export function signupRoutes(services: HttpServices, signups: SignUpService) {
+export function signupRoutes(services: SignupRouteServices, signups: SignUpService) {
   /** Signs the new owner in on the device that confirmed (which is then no "new device" at sign-in). */
   const signIn = async (owner: NewOwner, context: RouteContext<unknown, unknown>, refreshCookie: boolean | undefined) => {
     await services.notices?.rememberDevice(owner.organisation.id, owner.user.id, { ip: context.ip, userAgent: context.headers.userAgent });

@@ -7,12 +7,14 @@
 import { z } from "zod";
 import { ErrorCode } from "../../protocol/index.ts";
 import { authenticationOptions, ChallengeTokens, registrationOptions, relyingPartyFor, verifyAssertion, verifyRegistration } from "../auth/webauthn.ts";
+import type { AccountDirectory } from "../directory/account-directory.ts";
 import type { User } from "../directory/directory-types.ts";
+import type { Config } from "../platform/config.ts";
 import { ParleyError } from "../platform/errors.ts";
 import { route } from "../http/route.ts";
 import { HttpError } from "../http/router.ts";
 import type { HttpServices } from "./http-services.ts";
-import { commitAccountChange, inEveryOrg, type PendingFactor } from "./account-change.ts";
+import { type AccountChangeServices, commitAccountChange, inEveryOrg, type PendingFactor } from "./account-change.ts";
 import { ItemsOf } from "../http/response-schemas.ts";
 import { Email, Name, OrganisationView, RefreshCookie, TokenPair, UserView } from "../http/schemas.ts";
 
@@ -55,8 +57,15 @@ const RequestOptions = z.object({
   extensions: ExtensionInputs.optional(),
 });
 
+/** What the security key ceremonies and routes use. */
+export type WebauthnServices = AccountChangeServices &
+  Pick<HttpServices, "keys" | "codeLimiter" | "now"> & {
+    config: Pick<Config, "identity">;
+    directory: Pick<AccountDirectory, "getUser" | "getUserByEmail" | "getWebauthnCredential" | "listWebauthnCredentials">;
+  };
+
 /** The ceremony helpers shared with the password sign-in (second factor). */
-export function webauthnCeremonies(services: HttpServices) {
+export function webauthnCeremonies(services: WebauthnServices) {
   const rp = relyingPartyFor(services.config.identity.publicUrl);
   const challenges = new ChallengeTokens(services.keys.auditKey, services.now);
   return {
@@ -92,7 +101,7 @@ export function webauthnCeremonies(services: HttpServices) {
 
 /** The security key routes. */
 export function webauthnRoutes(
-  services: HttpServices,
+  services: WebauthnServices,
   deliver: (
     userId: string,
     orgId: string | undefined,

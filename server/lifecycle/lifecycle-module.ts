@@ -11,7 +11,7 @@ import type { Store } from "../store/store.ts";
 import { ConversationLifecycle, type LifecycleDirectory, type ReplayOutcome } from "./conversation-lifecycle.ts";
 import { DeletionLedger } from "./deletion-ledger.ts";
 import { type AuditedChange, type LifecycleAuditEvent, lifecycleAudit } from "./lifecycle-audit.ts";
-import { lifecycleRoutes } from "./lifecycle-routes.ts";
+import { type LifecycleRouteServices, lifecycleRoutes } from "./lifecycle-routes.ts";
 import { type SweepOutcome, scheduleRetentionSweep, sweepRetention } from "./retention-sweep.ts";
 
 /** Deletion and retention as the server sees them. */
@@ -32,7 +32,8 @@ export interface LifecycleModuleDeps {
   directory: LifecycleDirectory;
   store: Store;
   accessEvents: AccessEvents;
-  services: HttpServices;
+  /** The lifecycle routes' services; the mailer, whose outbox forgets a destroyed conversation's mail. */
+  services: LifecycleRouteServices & Pick<HttpServices, "mailer">;
   evict(conversationId: string): void;
   /** See LifecycleDeps.forgetPartnerEvents. */
   forgetPartnerEvents(conversationId: string, orgId?: string): Promise<unknown>;

@@ -10,6 +10,8 @@
 import { z } from "zod";
 import { ErrorCode } from "../../protocol/index.ts";
 import type { ConversationParty } from "../directory/directory-types.ts";
+import type { OrganisationDirectory } from "../directory/organisation-directory.ts";
+import type { RetentionDirectory } from "../directory/retention-directory.ts";
 import { ParleyError } from "../platform/errors.ts";
 import { actorId, type Principal, type UserPrincipal } from "../http/principal.ts";
 import { route } from "../http/route.ts";
@@ -28,8 +30,14 @@ const LegalHoldView = z.object({ conversationId: z.string(), orgId: z.string(), 
 /** The retention periods an organisation may choose, in days: at least a week (a typo must not wipe a year), at most ten years. */
 export const RETENTION_BOUNDS = { min: 7, max: 3650 } as const;
 
+/** What the deletion and retention routes use beside the lifecycle: the parties and holds to decide who may, access checks, the retention setting. */
+export type LifecycleRouteServices = Pick<HttpServices, "access" | "now"> & {
+  directory: Pick<RetentionDirectory, "listConversationParties" | "listLegalHolds"> &
+    Pick<OrganisationDirectory, "getMembership" | "listMemberships" | "getOrganisation" | "updateOrganisation">;
+};
+
 export interface LifecycleRouteDeps {
-  services: HttpServices;
+  services: LifecycleRouteServices;
   lifecycle: ConversationLifecycle;
 }
 
