@@ -203,7 +203,9 @@ describe("finding 8: an invitation link proves control of a mailbox, nothing mor
     const again = await api("POST", `/v1/organisations/${owner.orgId}/api-keys`, { token: refreshed.body.accessToken as string, body: { name: "x", scopes: ["conversations:read"] } });
     expect(again.status).toBe(403);
     // The account itself still needs its password and second factor.
-    expect((await login("tara@totp-owner.example")).body.error?.code).toBe(ErrorCode.TwoFactorRequired);
+    const asked = (await login("tara@totp-owner.example")).body.error;
+    expect(asked?.code).toBe(ErrorCode.TwoFactorRequired);
+    expect(asked?.secondFactors).toEqual(["authenticator-app", "recovery-code"]);
   });
 
   it("for an address with no account, creates one and signs it in as before", async () => {

@@ -112,9 +112,12 @@ export function runDirectoryContract(name: string, openBackend: () => Promise<Di
         await seed(d);
         const other = (await backend.open()).directory;
         await d.replaceRecoveryCodes("u-alice", ["r1", "r2", "r3"]);
+        expect(await d.countRecoveryCodes("u-alice")).toBe(3);
         const race = await Promise.all([d.consumeRecoveryCode("u-alice", "r1", T0), other.consumeRecoveryCode("u-alice", "r1", T0)]);
         expect(race.filter(Boolean)).toHaveLength(1);
         expect(await d.consumeRecoveryCode("u-alice", "r1", T0)).toBe(false);
+        expect(await d.countRecoveryCodes("u-alice")).toBe(2);
+        expect(await d.countRecoveryCodes("u-sam")).toBe(0);
         expect(await d.consumeRecoveryCode("u-alice", "nope", T0)).toBe(false);
         expect(await d.consumeRecoveryCode("u-sam", "r2", T0)).toBe(false);
         await d.replaceRecoveryCodes("u-alice", ["n1"]);

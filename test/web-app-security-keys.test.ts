@@ -1,8 +1,10 @@
 // Security keys in the web app, end to end in real Chromium: its virtual authenticator (DevTools
 // protocol WebAuthn.addVirtualAuthenticator) answers the app's navigator.credentials calls on the
 // server's own origin (http://localhost is a secure context). A person adds a named key in the
-// settings, signs out, signs in with password + key, then with the passkey alone, removes the key,
-// and the removed key no longer signs anyone in. Every step is checked against the audit chain.
+// settings and renames it, signs out, signs in with password + key (a key-only account is asked for
+// no code; "use a recovery code" reveals the field while it has codes left), then with the passkey
+// alone, removes the key, and the removed key no longer signs anyone in. Every step is checked
+// against the audit chain.
 
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -10,6 +12,7 @@ import path from "node:path";
 import type { Browser, BrowserContext, CDPSession, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildWebApp } from "../client-sdk/web-app/build.ts";
+import { generateRecoveryCodes, hashRecoveryCode } from "../server/auth/totp.ts";
 import { chromiumAvailable, launchChromium, screenshot, screenshotFailures, textOf, visible } from "./helpers/browser.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { freePort, startTestServer, type TestServer } from "./helpers/server.ts";
@@ -67,6 +70,10 @@ async function webauthnActions(): Promise<string[]> {
   return chain.map((e) => e.action).filter((a) => a.startsWith("webauthn."));
 }
 
+async function orgEntries(action: string) {
+  return (await server.server.audit.log.readOrgAuditEntries(owner.orgId, 0, 1000)).filter((e) => e.action === action);
+}
+
 async function signInWithPassword() {
   await visible(page.getByRole("button", { name: "Sign in", exact: true }));
   await page.getByLabel("Email", { exact: true }).fill(EMAIL);
@@ -98,6 +105,24 @@ describe.skipIf(!available)("security keys in the web app, in Chromium", () => {
     expect(await webauthnActions()).toEqual(["webauthn.registered"]);
   }, 120_000);
 
+  it("renames the key from the settings: the list, the API and the audit chain show the new name", async () => {
+    const panel = page.getByRole("region", { name: "Security keys" });
+    await panel.getByRole("button", { name: "Rename security key Desk key" }).click();
+    const field = panel.getByLabel("New name for Desk key");
+    expect(await field.inputValue()).toBe("Desk key");
+    await field.fill("Blue YubiKey");
+    await panel.getByRole("button", { name: "Save name" }).click();
+    await visible(panel.getByRole("status").getByText("Renamed the security key “Desk key” to “Blue YubiKey”."));
+    await visible(panel.getByText(/Blue YubiKey.*never used/));
+    expect(await panel.getByRole("listitem").filter({ hasText: "Desk key" }).count()).toBe(0);
+    const listed = await api("GET", "/v1/auth/webauthn/credentials", { token: owner.token });
+    const [key] = listed.body.items as { id: string; name: string }[];
+    expect(key.name).toBe("Blue YubiKey");
+    expect(await webauthnActions()).toEqual(["webauthn.registered", "webauthn.renamed"]);
+    const [renamed] = await orgEntries("webauthn.renamed");
+    expect(renamed).toMatchObject({ actor: `user:${owner.userId}`, target: key.id, details: { name: "Blue YubiKey" } });
+  }, 120_000);
+
   it("lets the owner require a security key of every member once they have one", async () => {
     const box = page.getByLabel("Require a security key of every member");
     await box.check();
@@ -106,32 +131,65 @@ describe.skipIf(!available)("security keys in the web app, in Chromium", () => {
     await expect.poll(async () => (await api("GET", `/v1/organisations/${owner.orgId}`, { token: owner.token })).body.requireSecurityKey).toBe(false);
   }, 60_000);
 
-  it("asks for the key after the password, and signs in with it", async () => {
+  it("asks a key-only account for its key after the password, with no code field, and signs in with it", async () => {
     await signOut();
     await signInWithPassword();
     await visible(page.getByRole("button", { name: "Use your security key" }));
     await screenshot(page, "security-key-second-factor");
+    // No authenticator app and no recovery codes: no field for a code that cannot work, and no
+    // "Sign in" that would only ask again.
+    expect(await page.getByLabel("Authentication code").count()).toBe(0);
+    expect(await page.getByLabel("Recovery code").count()).toBe(0);
+    expect(await page.getByRole("button", { name: /recovery code/ }).count()).toBe(0);
+    expect(await page.getByRole("button", { name: "Sign in", exact: true }).count()).toBe(0);
     await page.getByRole("button", { name: "Use your security key" }).click();
     await visible(page.getByRole("heading", { name: "Conversations" }));
-    expect(await webauthnActions()).toEqual(["webauthn.registered", "webauthn.used"]);
+    expect(await webauthnActions()).toEqual(["webauthn.registered", "webauthn.renamed", "webauthn.used"]);
     const chain = await server.server.audit.log.readOrgAuditEntries(owner.orgId, 0, 1000);
     expect(chain.filter((e) => e.action === "login.succeeded").at(-1)?.details).toMatchObject({ secondFactor: true });
+  }, 120_000);
+
+  it("offers a key-only account's recovery codes behind a link, and a recovery code signs in", async () => {
+    // The API issues recovery codes with the authenticator app only, and turning the app off
+    // takes them away; a key-only account with codes left is arranged in the directory itself.
+    const [recoveryCode] = generateRecoveryCodes(1);
+    await server.server.identity.services.directory.replaceRecoveryCodes(owner.userId, [hashRecoveryCode(recoveryCode)]);
+    await signOut();
+    await signInWithPassword();
+    await visible(page.getByRole("button", { name: "Use your security key" }));
+    expect(await page.getByLabel("Authentication code").count()).toBe(0);
+    expect(await page.getByLabel("Recovery code").count()).toBe(0);
+    await page.getByRole("button", { name: "Use a recovery code" }).click();
+    await page.getByLabel("Recovery code").fill(recoveryCode);
+    await screenshot(page, "security-key-recovery-code");
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
+    await visible(page.getByRole("heading", { name: "Conversations" }));
+    expect(await orgEntries("2fa.recovery-code-used")).toHaveLength(1);
+    expect((await orgEntries("login.succeeded")).at(-1)?.details).toMatchObject({ secondFactor: true });
+    // That was the last code: the next sign-in offers the key alone again.
+    await signOut();
+    await signInWithPassword();
+    await visible(page.getByRole("button", { name: "Use your security key" }));
+    expect(await page.getByRole("button", { name: /recovery code/ }).count()).toBe(0);
+    await page.getByRole("button", { name: "Use your security key" }).click();
+    await visible(page.getByRole("heading", { name: "Conversations" }));
   }, 120_000);
 
   it("signs in with the passkey alone, without a password", async () => {
     await signOut();
     await page.getByRole("button", { name: "Use a passkey instead of a password" }).click();
     await visible(page.getByRole("heading", { name: "Conversations" }));
-    expect(await webauthnActions()).toEqual(["webauthn.registered", "webauthn.used", "webauthn.used"]);
+    expect(await webauthnActions()).toEqual(["webauthn.registered", "webauthn.renamed", "webauthn.used", "webauthn.used", "webauthn.used"]);
   }, 120_000);
 
   it("removes the key: password alone signs in again, and the removed key signs nobody in", async () => {
     await page.getByRole("link", { name: "Settings" }).click();
     const panel = page.getByRole("region", { name: "Security keys" });
-    await panel.getByRole("button", { name: "Remove security key Desk key" }).click();
-    await visible(panel.getByRole("status").getByText("Removed the security key “Desk key”."));
+    await panel.getByRole("button", { name: "Remove security key Blue YubiKey" }).click();
+    await visible(panel.getByRole("status").getByText("Removed the security key “Blue YubiKey”."));
     await visible(panel.getByText("No security key yet."));
-    expect(await webauthnActions()).toEqual(["webauthn.registered", "webauthn.used", "webauthn.used", "webauthn.removed"]);
+    const actions = ["webauthn.registered", "webauthn.renamed", "webauthn.used", "webauthn.used", "webauthn.used", "webauthn.removed"];
+    expect(await webauthnActions()).toEqual(actions);
 
     await signOut();
     // The authenticator still holds the credential; the server no longer knows it.
@@ -143,7 +201,7 @@ describe.skipIf(!available)("security keys in the web app, in Chromium", () => {
     await signInWithPassword();
     await visible(page.getByRole("heading", { name: "Conversations" }));
     expect(await page.getByRole("button", { name: "Use your security key" }).count()).toBe(0);
-    expect(await webauthnActions()).toEqual(["webauthn.registered", "webauthn.used", "webauthn.used", "webauthn.removed"]);
+    expect(await webauthnActions()).toEqual(actions);
   }, 120_000);
 
   it("ran every screen under the app's CSP without a violation", () => {

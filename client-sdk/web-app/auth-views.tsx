@@ -5,7 +5,7 @@
 import { useState } from "preact/hooks";
 import { ApiError } from "./api.ts";
 import { ErrorCode } from "../index.ts";
-import { securityKeyProof, hasSecurityKey, securityKeysSupported } from "./security-keys.ts";
+import { securityKeyProof, securityKeysSupported } from "./security-keys.ts";
 import { requestSignUp, type Session, signIn, signInWithPasskey } from "./session.ts";
 import { ErrorText, Field } from "./ui.tsx";
 
@@ -71,19 +71,43 @@ export function SignUpView() {
   );
 }
 
+/** A second factor as the server's TwoFactorRequired answer names them (`secondFactors`). */
+type SecondFactor = "security-key" | "authenticator-app" | "recovery-code";
+const SECOND_FACTORS: readonly SecondFactor[] = ["security-key", "authenticator-app", "recovery-code"];
+
+/** The factors the answer names; an answer without the list (an older server) offers all of them. */
+function secondFactorsOf(error: ApiError): SecondFactor[] {
+  const named = error.details.secondFactors;
+  if (!Array.isArray(named)) return [...SECOND_FACTORS];
+  return SECOND_FACTORS.filter((factor) => named.includes(factor));
+}
+
+/** Which code the second step's field takes, or none shown. */
+type CodeKind = "totp" | "recovery" | null;
+
+/** The field the second step opens with: the app's code when the account has the app, else none (the key asks). */
+function firstCodeKind(factors: readonly SecondFactor[], keyUsable: boolean): CodeKind {
+  if (factors.includes("authenticator-app")) return "totp";
+  if (!keyUsable && factors.includes("recovery-code")) return "recovery";
+  return null;
+}
+
 /**
- * The sign-in form; asks for a second factor when the account has one (its security key, a code
- * from the authenticator app, or a recovery code). A passkey signs in without a password.
+ * The sign-in form; asks for a second factor when the account has one: its security key, a code
+ * from the authenticator app, or a recovery code. The code field shows only when a code can work:
+ * an account whose only factor is a key is asked for the key, with "use a recovery code" as a
+ * link that reveals the field while it has codes left. A passkey signs in without a password.
  */
 export function SignInView({ onSession }: { onSession: (session: Session) => void }) {
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
-  const [needsCode, setNeedsCode] = useState(false);
-  const [hasKey, setHasKey] = useState(false);
-  const [useRecovery, setUseRecovery] = useState(false);
+  const [factors, setFactors] = useState<SecondFactor[] | null>(null);
+  const [codeKind, setCodeKind] = useState<CodeKind>(null);
   const [code, setCode] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
+  const needsSecondFactor = factors !== null;
+  const keyUsable = (factors ?? []).includes("security-key") && securityKeysSupported();
   const attempt = async (signingIn: () => Promise<Session>) => {
     setBusy(true);
     setError(null);
@@ -91,9 +115,10 @@ export function SignInView({ onSession }: { onSession: (session: Session) => voi
       onSession(await signingIn());
     } catch (failure) {
       if (failure instanceof ApiError && failure.code === ErrorCode.TwoFactorRequired) {
-        setNeedsCode(true);
-        // The password was right: offer the key first when the account has one.
-        setHasKey(securityKeysSupported() && (await hasSecurityKey(email).catch(() => false)));
+        // The password was right: the answer names the factors this account can use.
+        const offered = secondFactorsOf(failure);
+        setFactors(offered);
+        setCodeKind(firstCodeKind(offered, offered.includes("security-key") && securityKeysSupported()));
       } else setError(failure);
     } finally {
       setBusy(false);
@@ -101,47 +126,62 @@ export function SignInView({ onSession }: { onSession: (session: Session) => voi
   };
   const submit = (event: Event) => {
     event.preventDefault();
-    const second = needsCode ? (useRecovery ? { recoveryCode: code.trim() } : { totp: code.trim() }) : {};
+    const second = codeKind === "recovery" ? { recoveryCode: code.trim() } : codeKind === "totp" ? { totp: code.trim() } : {};
     void attempt(() => signIn({ email, password, ...second }));
   };
   const withSecurityKey = () => attempt(async () => signIn({ email, password, webauthn: await securityKeyProof(email) }));
   const withPasskey = () => attempt(async () => signInWithPasskey(await securityKeyProof()));
+  const offers = (factor: SecondFactor) => (factors ?? []).includes(factor);
+  const switchTo = (kind: CodeKind) => {
+    setCode("");
+    setCodeKind(kind);
+  };
   return (
     <main class="auth">
       <h1>Sign in to Parley</h1>
       <form onSubmit={submit}>
         <Field label="Email" type="email" value={email} onInput={setEmail} autocomplete="username" required />
         <Field label="Password" type="password" value={password} onInput={setPassword} autocomplete="current-password" required />
-        {needsCode && hasKey && (
+        {keyUsable && (
           <section class="second-factor" aria-label="Security key">
             <p>Your account has a security key: touch or unlock it when your browser asks.</p>
             <button type="button" disabled={busy} onClick={() => void withSecurityKey()}>
               Use your security key
             </button>
-            <p class="hint">Or enter a code below.</p>
+            {codeKind === "totp" && <p class="hint">Or enter a code from your authenticator app below.</p>}
           </section>
         )}
-        {needsCode && (
-          <>
-            <Field
-              label={useRecovery ? "Recovery code" : "Authentication code"}
-              value={code}
-              onInput={setCode}
-              autocomplete="one-time-code"
-              inputMode={useRecovery ? "text" : "numeric"}
-              required
-            />
-            <button type="button" class="link" onClick={() => setUseRecovery(!useRecovery)}>
-              {useRecovery ? "Use a code from the authenticator app" : "Use a recovery code instead"}
-            </button>
-          </>
+        {needsSecondFactor && offers("security-key") && !keyUsable && (
+          <p class="hint">Your account has a security key, but this browser cannot use security keys here (it needs WebAuthn on an https address).</p>
+        )}
+        {codeKind !== null && (
+          <Field
+            label={codeKind === "recovery" ? "Recovery code" : "Authentication code"}
+            value={code}
+            onInput={setCode}
+            autocomplete="one-time-code"
+            inputMode={codeKind === "recovery" ? "text" : "numeric"}
+            required
+          />
+        )}
+        {codeKind !== "recovery" && offers("recovery-code") && (
+          <button type="button" class="link" onClick={() => switchTo("recovery")}>
+            {codeKind === "totp" ? "Use a recovery code instead" : "Use a recovery code"}
+          </button>
+        )}
+        {codeKind === "recovery" && offers("authenticator-app") && (
+          <button type="button" class="link" onClick={() => switchTo("totp")}>
+            Use a code from the authenticator app
+          </button>
         )}
         <ErrorText error={error} />
-        <button type="submit" disabled={busy}>
-          Sign in
-        </button>
+        {(!needsSecondFactor || codeKind !== null) && (
+          <button type="submit" disabled={busy}>
+            Sign in
+          </button>
+        )}
       </form>
-      {!needsCode && securityKeysSupported() && (
+      {!needsSecondFactor && securityKeysSupported() && (
         <p>
           <button type="button" class="secondary" disabled={busy} onClick={() => void withPasskey()}>
             Use a passkey instead of a password

@@ -1,14 +1,17 @@
 // The settings panel for the person's own security keys and passkeys: the list with when each
-// was added and last used, "Remove", and adding a new one under a name the person chooses.
+// was added and last used, "Rename" and "Remove", and adding a new one under a name the person chooses.
 
 import { useState } from "preact/hooks";
-import { addSecurityKey, listSecurityKeys, removeSecurityKey, type SecurityKey, securityKeysSupported } from "./security-keys.ts";
+import { addSecurityKey, listSecurityKeys, removeSecurityKey, renameSecurityKey, type SecurityKey, securityKeysSupported } from "./security-keys.ts";
 import { ErrorText, Field, formatTime, Panel, useLoad } from "./ui.tsx";
 
-/** Security keys: list, add (named), remove. */
+/** Security keys: list, add (named), rename, remove. */
 export function SecurityKeysPanel() {
   const keys = useLoad(listSecurityKeys, []);
   const [name, setName] = useState("");
+  // The key being renamed (one at a time) and the name typed for it.
+  const [renaming, setRenaming] = useState<SecurityKey | null>(null);
+  const [newName, setNewName] = useState("");
   const [busy, setBusy] = useState(false);
   const [message, setMessage] = useState("");
   const [error, setError] = useState<unknown>(null);
@@ -34,6 +37,21 @@ export function SecurityKeysPanel() {
       return `Added the security key “${chosen}”: signing in now asks for it after your password.`;
     });
   };
+  const startRenaming = (key: SecurityKey) => {
+    setRenaming(key);
+    setNewName(key.name);
+  };
+  const rename = (event: Event) => {
+    event.preventDefault();
+    const key = renaming;
+    const chosen = newName.trim();
+    if (!key) return;
+    void act(async () => {
+      await renameSecurityKey(key.id, chosen);
+      setRenaming(null);
+      return `Renamed the security key “${key.name}” to “${chosen}”.`;
+    });
+  };
   const remove = (key: SecurityKey) =>
     void act(async () => {
       await removeSecurityKey(key.id);
@@ -48,6 +66,21 @@ export function SecurityKeysPanel() {
         {items.map((k) => (
           <li key={k.id}>
             {k.name} <span class="hint">(added {formatTime(k.createdAt)}; {k.lastUsedAt ? `last used ${formatTime(k.lastUsedAt)}` : "never used"})</span>{" "}
+            {renaming?.id === k.id ? (
+              <form class="inline" onSubmit={rename}>
+                <Field label={`New name for ${k.name}`} value={newName} onInput={setNewName} required />
+                <button type="submit" class="small" disabled={busy}>
+                  Save name
+                </button>
+                <button type="button" class="small secondary" disabled={busy} onClick={() => setRenaming(null)}>
+                  Cancel
+                </button>
+              </form>
+            ) : (
+              <button type="button" class="small secondary" disabled={busy} aria-label={`Rename security key ${k.name}`} onClick={() => startRenaming(k)}>
+                Rename
+              </button>
+            )}{" "}
             <button type="button" class="small secondary" disabled={busy} aria-label={`Remove security key ${k.name}`} onClick={() => remove(k)}>
               Remove
             </button>

@@ -62,6 +62,11 @@ export async function addSecurityKey(name: string): Promise<SecurityKey> {
   return api<SecurityKey>("POST", "/v1/auth/webauthn/register", { name, challengeToken: started.challengeToken, response });
 }
 
+/** Renames one of the person's keys (recorded in the audit trail of each of their organisations). */
+export async function renameSecurityKey(id: string, name: string): Promise<void> {
+  await api("PATCH", `/v1/auth/webauthn/credentials/${encodeURIComponent(id)}`, { name });
+}
+
 /** Removes one of the person's keys (the organisations' owners and admins get a security notice). */
 export async function removeSecurityKey(id: string): Promise<void> {
   await api("DELETE", `/v1/auth/webauthn/credentials/${encodeURIComponent(id)}`);
@@ -69,14 +74,6 @@ export async function removeSecurityKey(id: string): Promise<void> {
 
 function signInOptions(email: string | undefined): Promise<Ceremony<PublicKeyCredentialRequestOptionsJSON>> {
   return publicApi("POST", "/v1/auth/webauthn/login/options", email ? { email } : {});
-}
-
-/**
- * Whether `email`'s account has a key, asked at the second step of signing in (the password was
- * right). An unknown address gets options with no keys too, so this tells nothing more than that.
- */
-export async function hasSecurityKey(email: string): Promise<boolean> {
-  return ((await signInOptions(email)).options.allowCredentials ?? []).length > 0;
 }
 
 /** A key's answer for signing in: with `email`, by one of that person's keys (second factor); without, any passkey. */

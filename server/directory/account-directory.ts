@@ -25,6 +25,8 @@ export interface AccountDirectory {
   replaceRecoveryCodes(userId: string, hashes: string[]): Promise<void>;
   /** Uses a recovery code once; false when unknown or already used. */
   consumeRecoveryCode(userId: string, hash: string, now: number): Promise<boolean>;
+  /** How many of a person's recovery codes are still unused (whether sign-in offers them). */
+  countRecoveryCodes(userId: string): Promise<number>;
   /** Stores a newly registered security key (`conflict` if the credential id is taken). */
   addWebauthnCredential(credential: Omit<WebauthnCredential, "lastUsedAt">): Promise<void>;
   listWebauthnCredentials(userId: string): Promise<WebauthnCredential[]>;

@@ -56,6 +56,7 @@ export function directoryStatements(d: SqlDialect) {
       deleteAll: "DELETE FROM recovery_codes WHERE user_id = ?",
       insert: "INSERT INTO recovery_codes (user_id, code_hash) VALUES (?, ?)",
       consume: "UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
+      countUnused: "SELECT COUNT(*) AS n FROM recovery_codes WHERE user_id = ? AND used_at IS NULL",
     },
     membership: {
       /** Inserts as owner: the first member of a new organisation. */

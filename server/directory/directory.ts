@@ -145,6 +145,7 @@ export const DIRECTORY_OPERATIONS = [
   "consumeTotpStep",
   "replaceRecoveryCodes",
   "consumeRecoveryCode",
+  "countRecoveryCodes",
   "getOrganisation",
   "updateOrganisation",
   "listMemberships",

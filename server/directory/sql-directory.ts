@@ -168,6 +168,10 @@ export class SqlDirectory implements Directory {
     return (await this.db.run(this.sql.recoveryCode.consume, [now, userId, hash])) === 1;
   }
 
+  async countRecoveryCodes(userId: string): Promise<number> {
+    return Number((await this.db.get(this.sql.recoveryCode.countUnused, [userId]))?.n ?? 0);
+  }
+
   async addWebauthnCredential(c: Omit<WebauthnCredential, "lastUsedAt">): Promise<void> {
     await this.db.run(this.sql.webauthn.insert, [c.id, c.userId, c.name, c.publicKey, c.counter, JSON.stringify(c.transports), c.createdAt]);
   }

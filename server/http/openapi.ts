@@ -27,6 +27,10 @@ export const ErrorBody = z
       score: z.number().int().min(0).max(4).optional().describe("WeakPassword: the zxcvbn strength (0-4)"),
       problems: z.array(z.string()).optional().describe("WeakPassword: what is wrong with it"),
       suggestions: z.array(z.string()).optional().describe("WeakPassword: how to choose a better one"),
+      secondFactors: z
+        .array(z.enum(["security-key", "authenticator-app", "recovery-code"]))
+        .optional()
+        .describe("TwoFactorRequired (the password was right): the second factors this account can sign in with"),
     }),
   })
   .describe("An error.");

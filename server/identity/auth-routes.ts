@@ -48,7 +48,7 @@ export type AuthRouteServices = WebauthnServices &
   SecondFactorServices &
   TokenDelivery &
   Pick<HttpServices, "hasher" | "sessions" | "loginLimiter" | "notices" | "orgAudit" | "logger" | "now"> & {
-    directory: Pick<AccountDirectory, "getUser" | "getUserByEmail" | "listWebauthnCredentials" | "setPasswordHash" | "setTotp"> &
+    directory: Pick<AccountDirectory, "getUser" | "getUserByEmail" | "listWebauthnCredentials" | "countRecoveryCodes" | "setPasswordHash" | "setTotp"> &
       Pick<OrganisationDirectory, "getOrganisation" | "listMemberships">;
   };
 
@@ -63,6 +63,23 @@ export function assertAcceptable(services: Pick<HttpServices, "passwordPolicy">,
     });
   }
   return verdict.score;
+}
+
+/** A second factor an account can sign in with, as the TwoFactorRequired answer names them. */
+export type SecondFactor = "security-key" | "authenticator-app" | "recovery-code";
+
+async function availableSecondFactors(services: { directory: Pick<AccountDirectory, "countRecoveryCodes"> }, user: User, hasKeys: boolean): Promise<SecondFactor[]> {
+  const factors: SecondFactor[] = [];
+  if (hasKeys) factors.push("security-key");
+  if (user.totpEnabled) factors.push("authenticator-app");
+  // Recovery codes work whichever factor is enrolled, but only while some are left.
+  if ((await services.directory.countRecoveryCodes(user.id)) > 0) factors.push("recovery-code");
+  return factors;
+}
+
+function secondFactorRequest(factors: readonly SecondFactor[]): string {
+  if (!factors.includes("security-key")) return "send the code from your authenticator app";
+  return factors.includes("authenticator-app") ? "use your security key (or a code from your authenticator app)" : "use your security key";
 }
 
 /**
@@ -189,7 +206,10 @@ export function authRoutes(services: AuthRouteServices) {
         let refuseFactor = async (error: unknown): Promise<never> => Promise.reject(error);
         if (user.totpEnabled || hasKeys) {
           if (!body.totp && !body.recoveryCode && !body.webauthn) {
-            throw new ParleyError(ErrorCode.TwoFactorRequired, hasKeys ? "use your security key (or a code from your authenticator app)" : "send the code from your authenticator app");
+            // The password was right, so the caller may learn which factors this account can use
+            // (the sign-in page then asks for a code only when one can work).
+            const secondFactors = await availableSecondFactors(services, user, hasKeys);
+            throw new HttpError(ErrorCode.TwoFactorRequired, secondFactorRequest(secondFactors), { secondFactors });
           }
           refuseFactor = async (error: unknown): Promise<never> => {
             // The password was right, so waiting tells nobody whether the account exists: the entry

@@ -179,9 +179,9 @@ export function webauthnRoutes(
       tags: ["auth"],
       body: z.object({ name: Name }),
       response: { status: 204, description: "Renamed." },
-      async handler({ principal, params, body }) {
+      async handler({ principal, params, body, ip }) {
         if (principal.kind !== "user") throw new ParleyError(ErrorCode.NotFound, "no such key");
-        const renamed = { action: "webauthn.renamed", actor: `user:${principal.userId}`, target: params.id, details: { name: body.name } } as const;
+        const renamed = { action: "webauthn.renamed", actor: `user:${principal.userId}`, target: params.id, details: { name: body.name }, personal: { ip } } as const;
         const done = await commitAccountChange(services, "renaming the key", null, [{ op: "renameWebauthnCredential", args: [principal.userId, params.id, body.name] }], [
           await inEveryOrg(services, principal.userId, renamed),
         ]);

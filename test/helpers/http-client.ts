@@ -7,7 +7,7 @@ import { checkResponse } from "./api-contract.ts";
 /** A response as tests look at it. */
 export interface ApiResponse {
   status: number;
-  body: Record<string, unknown> & { error?: { code: number; message: string } };
+  body: Record<string, unknown> & { error?: { code: number; message: string; [detail: string]: unknown } };
   headers: Headers;
 }
 
