@@ -34,11 +34,11 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case "backup":
-      return (await import("./backup/backup-cli.ts")).backupCommand(rest);
+      return (await import("./cli/backup-command.ts")).backupCommand(rest);
     case "restore":
-      return (await import("./backup/backup-cli.ts")).restoreCommand(rest);
+      return (await import("./cli/backup-command.ts")).restoreCommand(rest);
     case "ledger":
-      return (await import("./backup/backup-cli.ts")).ledgerCommand(rest);
+      return (await import("./cli/backup-command.ts")).ledgerCommand(rest);
     case "user":
       return (await import("./cli/user-command.ts")).userCommand(rest);
     case "keys":

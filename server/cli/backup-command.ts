@@ -6,15 +6,15 @@
 import { parseArgs } from "node:util";
 import { type Config, ConfigError, loadConfig } from "../platform/config.ts";
 import { createLogger } from "../platform/logger.ts";
-import { BackupError } from "./backup-file.ts";
-import { backupMasterKeys } from "./backup-keys.ts";
-import type { BackupManifest } from "./backup-manifest.ts";
-import { createBackup } from "./create-backup.ts";
-import { NOT_BACKED_UP } from "./embedded-databases.ts";
-import { describeReplay, replayLedgerOffline } from "./ledger-replay.ts";
-import { createPostgresBackup, isPostgresBackup, type PostgresBackupManifest, readPostgresBackup, restorePostgresBackup } from "./postgres-backup.ts";
-import { restoreBackup, resumeRestore, verifyBackup } from "./restore-backup.ts";
-import { runningServer } from "./server-lock.ts";
+import { BackupError } from "../backup/backup-file.ts";
+import { backupMasterKeys } from "../backup/backup-keys.ts";
+import type { BackupManifest } from "../backup/backup-manifest.ts";
+import { createBackup } from "../backup/create-backup.ts";
+import { NOT_BACKED_UP } from "../backup/embedded-databases.ts";
+import { describeReplay, replayLedgerOffline } from "../backup/ledger-replay.ts";
+import { createPostgresBackup, isPostgresBackup, type PostgresBackupManifest, readPostgresBackup, restorePostgresBackup } from "../backup/postgres-backup.ts";
+import { restoreBackup, resumeRestore, verifyBackup } from "../backup/restore-backup.ts";
+import { runningServer } from "../backup/server-lock.ts";
 
 export const BACKUP_USAGE = `  parley backup FILE [--data-dir DIR]
                                     write an encrypted online backup of the embedded databases
