@@ -9,8 +9,10 @@ import { AccessEvents } from "../bus/access-events.ts";
 import { ConversationLifecycle, type ReplayOutcome } from "../lifecycle/conversation-lifecycle.ts";
 import { DeletionLedger } from "../lifecycle/deletion-ledger.ts";
 import { lifecycleAudit } from "../lifecycle/lifecycle-audit.ts";
+import type { Directory } from "../directory/directory.ts";
+import type { Store } from "../store/store.ts";
 import type { Logger } from "../platform/logger.ts";
-import { forgetPartnerCopies, openPartnerStorage } from "../webhooks/partner-storage.ts";
+import { forgetPartnerCopies, openPartnerStorage, type PartnerStorage } from "../webhooks/partner-storage.ts";
 import { openOfflineStore } from "./offline-store.ts";
 
 /** What a replay did, in a line for the operator. */
@@ -20,33 +22,55 @@ export function describeReplay(outcome: ReplayOutcome): string {
   return `deletion ledger replayed: destroyed again ${conversations.length} conversation(s) [${conversations.join(", ")}] and erased again ${persons.length} person(s) [${persons.join(", ")}]`;
 }
 
-/** Replays the data directory's deletion ledger over the configured store, directory and partner events. */
-export async function replayLedgerOffline(config: Config, logger: Logger): Promise<ReplayOutcome> {
+/** What a replay works on, opened when first asked for; whoever supplies them closes them. */
+export interface LedgerReplayParts {
+  store(): Promise<Store>;
+  /** Inside an object: the directory may be a worker proxy that answers `then`. */
+  directory(): Promise<{ directory: Directory }>;
+  partnerStorage(): Promise<PartnerStorage>;
+}
+
+/** Replays `dataDir`'s deletion ledger over the parts given (the CLI's, which it closes itself). */
+export async function replayLedger(dataDir: string, parts: LedgerReplayParts, logger: Logger): Promise<ReplayOutcome> {
   // Opened first: a damaged ledger stops the replay before any database is opened.
-  const ledger = await DeletionLedger.open(config.dataDir);
+  const ledger = await DeletionLedger.open(dataDir);
+  const store = await parts.store();
+  const { directory } = await parts.directory();
+  const partner = await parts.partnerStorage();
+  const lifecycle = new ConversationLifecycle({
+    directory,
+    store,
+    ledger,
+    // No server runs: there are no sockets to close and no cache to drop.
+    accessEvents: new AccessEvents(),
+    evict: () => {},
+    forgetPartnerEvents: (conversation, org) => forgetPartnerCopies(partner, conversation, org),
+    audit: lifecycleAudit(null, logger),
+    logger,
+    now: Date.now,
+  });
+  return lifecycle.replayDeletionLedger();
+}
+
+/** Replays the data directory's deletion ledger over the configured store, directory and partner events, opened and closed here. */
+export async function replayLedgerOffline(config: Config, logger: Logger): Promise<ReplayOutcome> {
   const opened: { close(): Promise<void> }[] = [];
+  const kept = <T extends { close(): Promise<void> }>(handle: T): T => {
+    opened.push(handle);
+    return handle;
+  };
+  const where = { dataDir: config.dataDir, databaseUrl: config.store.databaseUrl };
   try {
-    const store = await openOfflineStore(config);
-    opened.push(store);
-    const where = { dataDir: config.dataDir, databaseUrl: config.store.databaseUrl };
-    // Kept whole: the Postgres handle's close() needs its `this`.
-    const directory = await openDirectory(where);
-    opened.push(directory);
-    const partner = await openPartnerStorage(where);
-    opened.push(partner);
-    const lifecycle = new ConversationLifecycle({
-      directory: directory.directory,
-      store,
-      ledger,
-      // No server runs: there are no sockets to close and no cache to drop.
-      accessEvents: new AccessEvents(),
-      evict: () => {},
-      forgetPartnerEvents: (conversation, org) => forgetPartnerCopies(partner, conversation, org),
-      audit: lifecycleAudit(null, logger),
+    return await replayLedger(
+      config.dataDir,
+      {
+        store: async () => kept(await openOfflineStore(config)),
+        // Kept whole: the Postgres handle's close() needs its `this`.
+        directory: async () => kept(await openDirectory(where)),
+        partnerStorage: async () => kept(await openPartnerStorage(where)),
+      },
       logger,
-      now: Date.now,
-    });
-    return await lifecycle.replayDeletionLedger();
+    );
   } finally {
     for (const handle of opened.reverse()) await handle.close();
   }

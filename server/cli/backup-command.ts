@@ -4,17 +4,16 @@
 // Point-in-time recovery stays Postgres's own (README, "Backup and restore").
 
 import { parseArgs } from "node:util";
-import { type Config, ConfigError, loadConfig } from "../platform/config.ts";
-import { createLogger } from "../platform/logger.ts";
+import { type Config, ConfigError } from "../platform/config.ts";
 import { BackupError } from "../backup/backup-file.ts";
-import { backupMasterKeys } from "../backup/backup-keys.ts";
 import type { BackupManifest } from "../backup/backup-manifest.ts";
 import { createBackup } from "../backup/create-backup.ts";
 import { NOT_BACKED_UP } from "../backup/embedded-databases.ts";
-import { describeReplay, replayLedgerOffline } from "../backup/ledger-replay.ts";
+import { describeReplay, replayLedger } from "../backup/ledger-replay.ts";
 import { createPostgresBackup, isPostgresBackup, type PostgresBackupManifest, readPostgresBackup, restorePostgresBackup } from "../backup/postgres-backup.ts";
 import { restoreBackup, resumeRestore, verifyBackup } from "../backup/restore-backup.ts";
 import { runningServer } from "../backup/server-lock.ts";
+import { type CliContext, withCliContext } from "./cli-context.ts";
 
 export const BACKUP_USAGE = `  parley backup FILE [--data-dir DIR]
                                     write an encrypted online backup of the embedded databases
@@ -39,23 +38,62 @@ export const BACKUP_USAGE = `  parley backup FILE [--data-dir DIR]
                                     destroy again what the deletion ledger records (after a
                                     restore of Postgres from pg_dump or PITR); server stopped`;
 
-function parse(args: string[], files: number): { files: string[]; config: Config; keyring: string | undefined } {
-  const { values, positionals } = parseArgs({ args, options: { "data-dir": { type: "string" }, keyring: { type: "string" } }, allowPositionals: true, strict: true });
-  if (positionals.length !== files) throw new ConfigError(`expected ${files === 1 ? "one backup file" : "no argument"}\nusage:\n${BACKUP_USAGE}`);
-  const env = values["data-dir"] ? { ...process.env, PARLEY_DATA_DIR: values["data-dir"] } : process.env;
-  return { files: positionals, config: loadConfig(env), keyring: values.keyring };
+/** The command's positional arguments, `--data-dir` and `--keyring`, as given. */
+interface BackupArgs {
+  files: string[];
+  dataDir: string | undefined;
+  keyring: string | undefined;
 }
 
-/** The command's file, its configuration, and with DATABASE_URL the keyring file it needs. */
-function configFor(args: string[]): { file: string; config: Config; keyring: string | undefined } {
-  const { files, config, keyring } = parse(args, 1);
+function parse(args: string[], files: number): BackupArgs {
+  const { values, positionals } = parseArgs({ args, options: { "data-dir": { type: "string" }, keyring: { type: "string" } }, allowPositionals: true, strict: true });
+  if (positionals.length !== files) throw new ConfigError(`expected ${files === 1 ? "one backup file" : "no argument"}\nusage:\n${BACKUP_USAGE}`);
+  return { files: positionals, dataDir: values["data-dir"], keyring: values.keyring };
+}
+
+/** Runs a backup command with the shared CLI wiring: its configuration, a silent logger, the parts it opens. */
+function withContext<T>(parsed: BackupArgs, command: (context: CliContext) => Promise<T>): Promise<T> {
+  return withCliContext({ dataDir: parsed.dataDir, logLevel: "silent" }, command);
+}
+
+/** What a command on one backup file works with. */
+interface FileCommand {
+  file: string;
+  context: CliContext;
+  /** The keyring file; given exactly when DATABASE_URL is set. */
+  keyring: string | undefined;
+  /** The raw master keys, current first. */
+  masterKeys: Uint8Array[];
+}
+
+/** `backup FILE` and `restore FILE`: one file, and with DATABASE_URL the keyring file they need. */
+function withFile(args: string[], command: (on: FileCommand) => Promise<void>): Promise<void> {
+  const parsed = parse(args, 1);
+  return withContext(parsed, async (context) => {
+    const keyring = keyringFor(context.config, parsed.keyring);
+    await command({ file: parsed.files[0] as string, context, keyring, masterKeys: await rawMasterKeys(context) });
+  });
+}
+
+/** With DATABASE_URL the keyring file it needs, else none. */
+function keyringFor(config: Config, keyring: string | undefined): string | undefined {
   if (config.store.databaseUrl && !keyring) {
     throw new ConfigError(
       "DATABASE_URL is set: the data keys go to a file of their own, kept apart from the data backups and briefly (crypto-shredding must reach old backups): add --keyring KEYRING_FILE",
     );
   }
   if (!config.store.databaseUrl && keyring) throw new ConfigError("--keyring is for Postgres deployments (DATABASE_URL); the embedded keyring is keyring.db in the data directory");
-  return { file: files[0] as string, config, keyring };
+  return keyring;
+}
+
+/** The raw master keys, current first: backups are made with the first and opened with any. */
+async function rawMasterKeys(context: CliContext): Promise<Uint8Array[]> {
+  return (await context.masterKeys()).keys.map((k) => k.key);
+}
+
+/** The deletion ledger replayed over the context's parts (opened when the replay runs, after a restore's swap). */
+function ledgerReplay(context: CliContext): () => Promise<string> {
+  return async () => describeReplay(await replayLedger(context.config.dataDir, context, context.logger));
 }
 
 function describePostgres(manifest: PostgresBackupManifest): string {
@@ -82,27 +120,28 @@ async function reported(run: () => Promise<void>): Promise<void> {
 /** `parley backup FILE` and `parley backup verify FILE`. */
 export function backupCommand(args: string[]): Promise<void> {
   return reported(async () => {
-    const verifying = args[0] === "verify";
-    if (verifying) {
+    if (args[0] === "verify") {
       // Either kind of backup; a Postgres one needs no database to be checked.
-      const { files, config } = parse(args.slice(1), 1);
-      const file = files[0] as string;
-      const masterKeys = await backupMasterKeys(config);
-      const described = (await isPostgresBackup(file, masterKeys)) ? describePostgres(await readPostgresBackup(file, masterKeys)) : describe(await verifyBackup(file, masterKeys));
-      process.stdout.write(`OK: ${file} is intact\n${described}`);
+      const parsed = parse(args.slice(1), 1);
+      const file = parsed.files[0] as string;
+      await withContext(parsed, async (context) => {
+        const masterKeys = await rawMasterKeys(context);
+        const described = (await isPostgresBackup(file, masterKeys)) ? describePostgres(await readPostgresBackup(file, masterKeys)) : describe(await verifyBackup(file, masterKeys));
+        process.stdout.write(`OK: ${file} is intact\n${described}`);
+      });
       return;
     }
-    const { file, config, keyring } = configFor(args);
-    const masterKeys = await backupMasterKeys(config);
-    if (config.store.databaseUrl && keyring) {
-      const made = await createPostgresBackup({ databaseUrl: config.store.databaseUrl, workDir: config.dataDir, masterKey: masterKeys[0] as Uint8Array, out: file, keyringOut: keyring });
-      process.stdout.write(`wrote ${file} and ${keyring} (encrypted with a key derived from the master key)\n${describePostgres(made.data)}${describePostgres(made.keyring)}`);
-      process.stderr.write(`NOT INCLUDED: the key files (${config.keysDir}). Keep ${keyring} apart from the data backups, with a short retention.\n`);
-      return;
-    }
-    const manifest = await createBackup({ dataDir: config.dataDir, masterKey: masterKeys[0] as Uint8Array, out: file });
-    process.stdout.write(`wrote ${file} (encrypted with a key derived from the master key)\n${describe(manifest)}`);
-    process.stderr.write(`NOT INCLUDED: ${NOT_BACKED_UP} (${config.keysDir}).\n`);
+    await withFile(args, async ({ file, context: { config }, keyring, masterKeys }) => {
+      if (config.store.databaseUrl && keyring) {
+        const made = await createPostgresBackup({ databaseUrl: config.store.databaseUrl, workDir: config.dataDir, masterKey: masterKeys[0] as Uint8Array, out: file, keyringOut: keyring });
+        process.stdout.write(`wrote ${file} and ${keyring} (encrypted with a key derived from the master key)\n${describePostgres(made.data)}${describePostgres(made.keyring)}`);
+        process.stderr.write(`NOT INCLUDED: the key files (${config.keysDir}). Keep ${keyring} apart from the data backups, with a short retention.\n`);
+        return;
+      }
+      const manifest = await createBackup({ dataDir: config.dataDir, masterKey: masterKeys[0] as Uint8Array, out: file });
+      process.stdout.write(`wrote ${file} (encrypted with a key derived from the master key)\n${describe(manifest)}`);
+      process.stderr.write(`NOT INCLUDED: ${NOT_BACKED_UP} (${config.keysDir}).\n`);
+    });
   });
 }
 
@@ -110,27 +149,30 @@ export function backupCommand(args: string[]): Promise<void> {
 export function restoreCommand(args: string[]): Promise<void> {
   return reported(async () => {
     if (args.includes("--resume")) {
-      const { config } = parse(
+      const parsed = parse(
         args.filter((arg) => arg !== "--resume"),
         0,
       );
-      const replayLedger = async () => describeReplay(await replayLedgerOffline(config, createLogger("silent")));
-      const result = await resumeRestore(config.dataDir, replayLedger);
+      await withContext(parsed, async (context) => {
+        const { config } = context;
+        const result = await resumeRestore(config.dataDir, ledgerReplay(context));
+        const aside = result.movedAsideTo ? `the previous databases are in ${result.movedAsideTo}` : "the data directory held no databases";
+        process.stdout.write(`finished the restore of ${result.marker.backup} into ${config.dataDir}; ${aside}\n${result.ledger}\n`);
+      });
+      return;
+    }
+    await withFile(args, async ({ file, context, keyring, masterKeys }) => {
+      const { config } = context;
+      const replay = ledgerReplay(context);
+      if (config.store.databaseUrl && keyring) {
+        const restored = await restorePostgresBackup({ file, keyringFile: keyring, databaseUrl: config.store.databaseUrl, dataDir: config.dataDir, masterKeys, replayLedger: replay });
+        process.stdout.write(`restored ${file} and ${keyring} into schema ${restored.schema} (every table's row count checked)\n${describePostgres(restored.manifest)}${restored.ledger}\n`);
+        return;
+      }
+      const result = await restoreBackup({ file, dataDir: config.dataDir, masterKeys, replayLedger: replay });
       const aside = result.movedAsideTo ? `the previous databases are in ${result.movedAsideTo}` : "the data directory held no databases";
-      process.stdout.write(`finished the restore of ${result.marker.backup} into ${config.dataDir}; ${aside}\n${result.ledger}\n`);
-      return;
-    }
-    const { file, config, keyring } = configFor(args);
-    const masterKeys = await backupMasterKeys(config);
-    const replayLedger = async () => describeReplay(await replayLedgerOffline(config, createLogger("silent")));
-    if (config.store.databaseUrl && keyring) {
-      const restored = await restorePostgresBackup({ file, keyringFile: keyring, databaseUrl: config.store.databaseUrl, dataDir: config.dataDir, masterKeys, replayLedger });
-      process.stdout.write(`restored ${file} and ${keyring} into schema ${restored.schema} (every table's row count checked)\n${describePostgres(restored.manifest)}${restored.ledger}\n`);
-      return;
-    }
-    const result = await restoreBackup({ file, dataDir: config.dataDir, masterKeys, replayLedger });
-    const aside = result.movedAsideTo ? `the previous databases are in ${result.movedAsideTo}` : "the data directory held no databases";
-    process.stdout.write(`restored ${file} into ${config.dataDir}; ${aside}\n${describe(result.manifest)}${result.ledger}\n`);
+      process.stdout.write(`restored ${file} into ${config.dataDir}; ${aside}\n${describe(result.manifest)}${result.ledger}\n`);
+    });
   });
 }
 
@@ -138,9 +180,10 @@ export function restoreCommand(args: string[]): Promise<void> {
 export function ledgerCommand(args: string[]): Promise<void> {
   return reported(async () => {
     if (args[0] !== "replay") throw new ConfigError(`usage:\n${BACKUP_USAGE}`);
-    const { config } = parse(args.slice(1), 0);
-    const server = await runningServer(config.dataDir);
-    if (server) throw new BackupError(`a Parley server (pid ${server.pid}) is running on ${config.dataDir}: it replayed the ledger when it started`);
-    process.stdout.write(`${describeReplay(await replayLedgerOffline(config, createLogger("silent")))}\n`);
+    await withContext(parse(args.slice(1), 0), async (context) => {
+      const server = await runningServer(context.config.dataDir);
+      if (server) throw new BackupError(`a Parley server (pid ${server.pid}) is running on ${context.config.dataDir}: it replayed the ledger when it started`);
+      process.stdout.write(`${await ledgerReplay(context)()}\n`);
+    });
   });
 }

@@ -1,14 +1,16 @@
 // The one wiring of the `parley` subcommands: the configuration loaded once (from the environment,
 // `--data-dir` overriding PARLEY_DATA_DIR), one logger, and the parts a subcommand asks for
-// (directory, audit, log store, keyring table, keys) opened on first use, at most once each, and
-// closed when the subcommand ends, also when it fails, newest first (the order the commands
-// closed them in by hand). A subcommand states what it needs by asking; nothing else opens.
+// (directory, audit, log store, keyring table, keys, master keys, partner storage) opened on
+// first use, at most once each, and closed when the subcommand ends, also when it fails, newest
+// first (the order the commands closed them in by hand). A subcommand states what it needs by
+// asking; nothing else opens.
 
 import path from "node:path";
 import { type Audit, openAudit } from "../audit/audit-module.ts";
 import { type CheckpointKey, loadOrCreateCheckpointKey } from "../audit/checkpoint-key.ts";
 import { configuredMasterKeys } from "../backup/backup-keys.ts";
 import { loadOrCreateKeys, type ServerKeys } from "../crypto/keys.ts";
+import type { MasterKeyring } from "../crypto/master-key.ts";
 import { type AuditLogHandle, openAuditLog } from "../directory/audit-log.ts";
 import type { Directory } from "../directory/directory.ts";
 import { openDirectory } from "../directory/open-directory.ts";
@@ -19,6 +21,7 @@ import { type KeyringTable, postgresKeyringTable, sqliteKeyringTable } from "../
 import { openPostgresStore } from "../store/postgres/postgres-store.ts";
 import { openSqliteStore } from "../store/sqlite/sqlite-store.ts";
 import type { Store } from "../store/store.ts";
+import { openPartnerStorage, type PartnerStorage } from "../webhooks/partner-storage.ts";
 
 export interface CliContextOptions {
   /** `--data-dir DIR` as given; overrides PARLEY_DATA_DIR. */
@@ -47,6 +50,10 @@ export interface CliContext {
   store(): Promise<Store>;
   /** The table of wrapped data keys (keys rotate-master). */
   keyringTable(): Promise<KeyringTable>;
+  /** The configured master keys, current first; refuses (never generates one) when none is configured. */
+  masterKeys(): Promise<MasterKeyring>;
+  /** The partner events and webhook stores (ledger replay forgets destroyed conversations' copies). */
+  partnerStorage(): Promise<PartnerStorage>;
 }
 
 /** The configuration for the subcommand's environment and `--data-dir`. */
@@ -72,13 +79,15 @@ export async function withCliContext<T>(options: CliContextOptions, command: (co
     };
   };
   const keys = part(async () => ({ value: await loadOrCreateKeys(config.keysDir) }));
+  const masterKeys = part(async () => ({ value: await configuredMasterKeys(config) }));
+  const where = { dataDir: config.dataDir, databaseUrl: config.store.databaseUrl };
   const context: CliContext = {
     config,
     logger,
     keys,
     checkpointKey: part(async () => ({ value: await loadOrCreateCheckpointKey(config.keysDir) })),
     directory: part(async () => {
-      const handle = await openDirectory({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
+      const handle = await openDirectory(where);
       return { value: { directory: handle.directory }, close: handle.close };
     }),
     audit: part(async () => {
@@ -86,15 +95,15 @@ export async function withCliContext<T>(options: CliContextOptions, command: (co
       return { value: audit, close: () => audit.close() };
     }),
     auditLog: part(async () => {
-      const handle = await openAuditLog({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
+      const handle = await openAuditLog(where);
       return { value: { log: handle.log }, close: handle.close };
     }),
     store: part(async () => {
       const { auditKey } = await keys();
-      const masterKeys = await configuredMasterKeys(config);
+      const ring = await masterKeys();
       const store = config.store.databaseUrl
-        ? await openPostgresStore({ connectionString: config.store.databaseUrl, auditKey, masterKeys })
-        : await openSqliteStore({ path: path.join(config.dataDir, "parley.db"), auditKey, masterKeys });
+        ? await openPostgresStore({ connectionString: config.store.databaseUrl, auditKey, masterKeys: ring })
+        : await openSqliteStore({ path: path.join(config.dataDir, "parley.db"), auditKey, masterKeys: ring });
       return { value: store, close: () => store.close() };
     }),
     keyringTable: part(async () => {
@@ -102,6 +111,11 @@ export async function withCliContext<T>(options: CliContextOptions, command: (co
         ? await postgresKeyringTable(config.store.databaseUrl)
         : sqliteKeyringTable(path.join(config.dataDir, KEYRING_FILE));
       return { value: table, close: () => table.close() };
+    }),
+    masterKeys,
+    partnerStorage: part(async () => {
+      const storage = await openPartnerStorage(where);
+      return { value: storage, close: () => storage.close() };
     }),
   };
   let result: T;
