@@ -423,7 +423,7 @@ async function startOpening(config: Config, logger: Logger, options: StartOption
   const metricsListener = config.metrics.address ? await listenForMetrics(config.metrics.address, metrics, logger) : null;
   if (metricsListener) opened.add("metrics listener", () => metricsListener.close());
   registerWebApp(app, { dir: config.http.webAppDir });
-  // Scheduled backups with rotation and restore drills (on Postgres: one node per interval, no drill): results to the
+  // Scheduled backups with rotation and restore drills (on Postgres: one node per interval, the drill into a scratch database): results to the
   // system audit chain, the log, /readyz detail, and a security notice to every organisation on failure.
   const backups = config.backups
     ? new BackupScheduler({
@@ -440,7 +440,13 @@ async function startOpening(config: Config, logger: Logger, options: StartOption
             action,
             actor: "system",
             target: path.basename(result.file),
-            details: { error: result.error ?? null, chainsVerified: result.chainsVerified ?? null, removed: result.removed?.length ?? null },
+            details: {
+              error: result.error ?? null,
+              chainsVerified: result.chainsVerified ?? null,
+              documentsOpened: result.documentsOpened ?? null,
+              removed: result.removed?.length ?? null,
+              keyringsRemoved: result.keyringsRemoved?.length ?? null,
+            },
           });
           if (result.ok) return;
           for (const org of await identity.services.directory.listOrganisationIds()) {

@@ -7,8 +7,7 @@
 // restore`'s path) into a fresh database.
 
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,7 +15,8 @@ import { SYSTEM_AUDIT_CHAIN } from "../server/app.ts";
 import { backupMasterKeys } from "../server/backup/backup-keys.ts";
 import { readPostgresBackupPair, restorePostgresBackup } from "../server/backup/postgres-backup.ts";
 import { apiClient } from "./helpers/http-client.ts";
-import { startTestServer, type TestServer } from "./helpers/server.ts";
+import { type BackupCluster, startBackupCluster } from "./helpers/backup-cluster.ts";
+import type { TestServer } from "./helpers/server.ts";
 import { requirePostgresTools } from "./helpers/services.ts";
 import { seedConversation } from "./helpers/seed-conversation.ts";
 import { type SignedUp, signUp } from "./helpers/sign-up.ts";
@@ -29,6 +29,7 @@ const SCHEMA = `parley_pgsched_${randomBytes(5).toString("hex")}`;
 
 describe.runIf(enabled)("scheduled Postgres backups on a two-node cluster", () => {
   let clock = Date.UTC(2026, 11, 1, 3, 0, 0);
+  let cluster: BackupCluster;
   let admin: pg.Client;
   let work: string;
   let backupDir: string;
@@ -37,45 +38,23 @@ describe.runIf(enabled)("scheduled Postgres backups on a two-node cluster", () =
   let owner: SignedUp;
 
   beforeAll(async () => {
-    admin = new pg.Client({ connectionString: baseUrl as string });
-    await admin.connect();
-    await admin.query(`CREATE SCHEMA "${SCHEMA}"`);
-    const url = new URL(baseUrl as string);
-    url.searchParams.set("options", `-c search_path=${SCHEMA}`);
-    databaseUrl = url.toString();
-    work = await mkdtemp(path.join(tmpdir(), "parley-pgsched-"));
-    backupDir = path.join(work, "backups");
-    const env = {
-      DATABASE_URL: databaseUrl,
-      PARLEY_KEYS_DIR: path.join(work, "keys"), // one cluster, one set of keys
-      PARLEY_BACKUP_DIR: backupDir,
-      PARLEY_BACKUP_EVERY_MINUTES: "1440",
+    cluster = await startBackupCluster(baseUrl as string, SCHEMA, () => clock, {
       PARLEY_BACKUP_KEEP_DAILY: "2",
       PARLEY_BACKUP_KEEP_WEEKLY: "0",
       PARLEY_BACKUP_KEEP_MONTHLY: "0",
-    };
-    // One after the other: the first creates the schema and the keys the second uses.
-    for (const name of ["a", "b"]) nodes.push(await startTestServer({ now: () => clock, env: { ...env, PARLEY_NODE_ID: `${SCHEMA}-${name}` } }));
+    });
+    ({ admin, work, backupDir, databaseUrl, nodes } = cluster);
     const api = apiClient(nodes[0]?.httpUrl as string);
     owner = await signUp(api, "owner@pgsched.example", "Schedule BV");
     await seedConversation(api, owner.token, "Boiler", ["first", "second"]);
   });
   afterAll(async () => {
-    for (const node of nodes) await node.cleanup();
-    nodes = [];
-    await admin?.query(`DROP SCHEMA IF EXISTS "${SCHEMA}" CASCADE`).catch(() => undefined);
     await admin?.query(`DROP DATABASE IF EXISTS "${SCHEMA}"`).catch(() => undefined);
-    await admin?.end();
-    if (work) await rm(work, { recursive: true, force: true });
+    await cluster?.cleanup();
   });
 
-  const scheduler = (node: TestServer) => {
-    const backups = node.server.backups;
-    if (!backups) throw new Error("no backup scheduler");
-    return backups;
-  };
-  /** Every node's timer firing at the same moment. */
-  const tickAll = () => Promise.all(nodes.map((node) => scheduler(node).tick()));
+  const scheduler = (node: TestServer) => cluster.scheduler(node);
+  const tickAll = () => cluster.tickAll();
   const pairs = async () => {
     const names = (await readdir(backupDir)).sort();
     const data = names.filter((n) => /^parley-.*Z\.pbk$/.test(n));

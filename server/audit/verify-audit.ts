@@ -4,7 +4,7 @@
 // breaks the links; a chain recomputed after an edit no longer matches a pinned head.
 
 import type { KeyObject } from "node:crypto";
-import type { ChainVerification } from "../store/audit-chain.ts";
+import type { ChainHead, ChainVerification } from "../store/audit-chain.ts";
 import { verifyConversation, walkChain } from "./verify-conversation.ts";
 import type { Store } from "../store/store.ts";
 import type { AuditLog } from "../directory/audit-log.ts";
@@ -53,12 +53,16 @@ export async function verifyAuditChain(sources: AuditSources, chain: string, ext
   }
   const [kind, id] = splitChain(chain);
   if (kind === "conversation") return { ...(await verifyConversation(sources.store, id, sources.auditKey, { checkpoints: pins })), ...base };
-  const result = await walkChain(
-    new OrgChainVerifier(id, { checkpoints: pins }),
-    (after, limit) => sources.log.readOrgAuditEntries(id, after, limit),
-    async () => (await sources.log.orgAuditHead(id))?.seq ?? 0,
+  return { ...(await verifyOrgChain(sources.log, id, pins)), ...base };
+}
+
+/** Walks an organisation's chain from seq 1 (the heads in `checkpoints` trusted positions) up to the head the log records. */
+export function verifyOrgChain(log: AuditLog, org: string, checkpoints: readonly ChainHead[] = []): Promise<ChainVerification> {
+  return walkChain(
+    new OrgChainVerifier(org, { checkpoints }),
+    (after, limit) => log.readOrgAuditEntries(org, after, limit),
+    async () => (await log.orgAuditHead(org))?.seq ?? 0,
   );
-  return { ...result, ...base };
 }
 
 /** `conversation:<id>` or `org:<id>` split in two; throws on anything else. */

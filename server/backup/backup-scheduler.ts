@@ -6,8 +6,11 @@
 // and the row counts compared with those of the snapshot the backup was taken from. Each result
 // is logged, kept for /readyz and the metrics, and handed to `onResult` (audit trail, notices).
 // On Postgres (DATABASE_URL) the backup is the pair `parley backup FILE --keyring` writes, taken by
-// one node of the cluster per interval, with the same verification, rotation and reporting; the
-// drill stays manual there (`parley restore` into a scratch database).
+// one node of the cluster per interval, with the same verification, rotation and reporting; its
+// drill (postgres-drill.ts) restores the newest pair into a scratch database, dropped afterwards,
+// on the node that took the cluster's Nth backup. Keyring files are deleted after
+// `keepKeyringDays`, well before their data files: a data key destroyed since (crypto-shredding)
+// then survives in no backup.
 
 import { copyFile, mkdir, mkdtemp, readdir, rm, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -24,6 +27,7 @@ import { describeReplay, replayLedgerOffline } from "./ledger-replay.ts";
 import { openOfflineStore } from "./offline-store.ts";
 import { createPostgresBackup, readPostgresBackupPair } from "./postgres-backup.ts";
 import { claimScheduledBackup } from "./postgres-backup-claim.ts";
+import { drillPostgresBackup } from "./postgres-drill.ts";
 import { restoreBackup, verifyBackup } from "./restore-backup.ts";
 
 /** When and how much to back up (PARLEY_BACKUP_*). */
@@ -33,6 +37,8 @@ export interface BackupScheduleSettings {
   keep: RotationCounts;
   /** A restore drill after every this many backups (1: after each). */
   drillEvery: number;
+  /** Postgres: a backup's keyring file is deleted once the backup is this many days old (its data file stays while the rotation keeps it). */
+  keepKeyringDays: number;
 }
 
 /** What one scheduled backup or drill did. */
@@ -45,10 +51,14 @@ export interface BackupRunResult {
   error?: string;
   /** Backups removed by the rotation (backups). */
   removed?: string[];
+  /** Postgres: keyring files removed because their backup is older than the keyring retention (backups). */
+  keyringsRemoved?: string[];
   /** Rows per table in the restored copy (drills). */
   counts?: Record<string, number>;
-  /** Conversations whose audit chain was verified (drills). */
+  /** Audit chains verified (drills; on Postgres organisations' chains too). */
   chainsVerified?: number;
+  /** Conversations whose document was loaded and applied (Postgres drills). */
+  documentsOpened?: number;
 }
 
 /** What the scheduler needs from the server. */
@@ -67,6 +77,7 @@ const NAME = /^parley-(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z)\.pbk$/;
 const fileName = (at: number) => `parley-${new Date(at).toISOString().replaceAll(":", "-").replace(".", "-")}.pbk`;
 /** A Postgres backup's keyring file, next to its data file (`parley-….pbk` → `parley-….keyring.pbk`, which the rotation's name pattern does not match). */
 const keyringFileOf = (file: string) => file.replace(/\.pbk$/, ".keyring.pbk");
+const DAY_MS = 86_400_000;
 function timeOf(name: string): number | null {
   const match = NAME.exec(name);
   if (!match) return null;
@@ -156,7 +167,7 @@ export class BackupScheduler {
       const [masterKey, ...retired] = await this.deps.masterKeys();
       await createBackup({ dataDir: this.deps.config.dataDir, masterKey, out: file, inspectSnapshot: (name, copy) => rowCounts(copy, snapshotCounts, name) });
       await verifyBackup(file, [masterKey, ...retired]);
-      result = { kind: "backup", ok: true, at, file, removed: await this.rotate() };
+      result = { kind: "backup", ok: true, at, file, ...(await this.rotate()) };
     } catch (error) {
       result = { kind: "backup", ok: false, at, file, error: (error as Error).message };
     }
@@ -170,49 +181,93 @@ export class BackupScheduler {
   /**
    * A Postgres deployment's backup: the data and keyring files (`parley backup FILE --keyring`),
    * taken by one node of the cluster only (postgres-backup-claim.ts), both read back whole and
-   * checked to be one pair, then the rotation. No drill: that one is `parley restore` into a
-   * scratch database (README, "Backup and restore").
+   * checked to be one pair, then the rotation; when the cluster's drill is due, the drill of the
+   * newest pair, under the same claim.
    */
   private async postgresBackup(databaseUrl: string, at: number, file: string): Promise<void> {
     const keyringFile = keyringFileOf(file);
     let result: BackupRunResult;
+    let drill: BackupRunResult | null = null;
     try {
       const masterKeys = await this.deps.masterKeys();
-      const claim = await claimScheduledBackup(databaseUrl, at, this.deps.settings.everyMinutes * 60_000, async () => {
-        await mkdir(this.deps.settings.dir, { recursive: true, mode: 0o700 });
-        await createPostgresBackup({ databaseUrl, workDir: this.deps.config.dataDir, masterKey: masterKeys[0] as Uint8Array, out: file, keyringOut: keyringFile });
-        await readPostgresBackupPair(file, keyringFile, masterKeys);
-      });
+      const schedule = { everyMs: this.deps.settings.everyMinutes * 60_000, drillEvery: this.deps.settings.drillEvery };
+      const claim = await claimScheduledBackup(
+        databaseUrl,
+        at,
+        schedule,
+        async () => {
+          await mkdir(this.deps.settings.dir, { recursive: true, mode: 0o700 });
+          await createPostgresBackup({ databaseUrl, workDir: this.deps.config.dataDir, masterKey: masterKeys[0] as Uint8Array, out: file, keyringOut: keyringFile });
+          await readPostgresBackupPair(file, keyringFile, masterKeys);
+        },
+        () => this.postgresDrill(databaseUrl),
+      );
       if (!claim.taken) {
         // Another node's backup counts as this interval's: wait the interval from it.
         if (claim.lastAt !== null) this.lastBackupAt = claim.lastAt;
         this.deps.logger.info({ lastAt: claim.lastAt }, `scheduled backup skipped: ${claim.reason} (another node of the cluster)`);
         return;
       }
-      result = { kind: "backup", ok: true, at, file, removed: await this.rotate() };
+      drill = claim.drill;
+      result = { kind: "backup", ok: true, at, file, ...(await this.rotate()) };
     } catch (error) {
       result = { kind: "backup", ok: false, at, file, error: (error as Error).message };
       // Half a pair or an unverified one restores nothing, and must not take a place in the rotation.
       for (const written of [file, keyringFile]) await unlink(written).catch(() => undefined);
     }
     await this.report(result);
+    if (drill) await this.report(drill);
   }
 
-  /** Deletes the scheduled backups the rotation does not keep (with a Postgres backup's keyring file); returns their names. */
-  private async rotate(): Promise<string[]> {
-    const backups = (await readdir(this.deps.settings.dir)).flatMap((name) => {
+  /** The drill of the newest pair in the backup folder (the one just taken, unless the folder says otherwise). */
+  private async postgresDrill(databaseUrl: string): Promise<BackupRunResult> {
+    const at = this.deps.now();
+    const newest = (await this.scheduledBackups()).sort((a, b) => b.at - a.at)[0];
+    const file = newest ? path.join(this.deps.settings.dir, newest.name) : this.deps.settings.dir;
+    try {
+      if (!newest) throw new Error(`no scheduled backup in ${this.deps.settings.dir} to drill`);
+      const outcome = await drillPostgresBackup({ databaseUrl, file, keyringFile: keyringFileOf(file), config: this.deps.config, auditKey: this.deps.auditKey });
+      return { kind: "drill", ok: true, at, file, ...outcome };
+    } catch (error) {
+      return { kind: "drill", ok: false, at, file, error: (error as Error).message };
+    }
+  }
+
+  /** The scheduled backups' data files in the backup folder, with their times. */
+  private async scheduledBackups(): Promise<{ name: string; at: number }[]> {
+    return (await readdir(this.deps.settings.dir)).flatMap((name) => {
       const at = timeOf(name);
       return at === null ? [] : [{ name, at }];
     });
+  }
+
+  /**
+   * Deletes the scheduled backups the rotation does not keep (with a Postgres backup's keyring
+   * file), then the keyring files of the kept backups older than the keyring retention; returns
+   * the names of both.
+   */
+  private async rotate(): Promise<{ removed: string[]; keyringsRemoved: string[] }> {
+    const backups = await this.scheduledBackups();
     const keep = backupsToKeep(backups, this.deps.settings.keep);
     const removed = backups.filter((b) => !keep.has(b.name)).map((b) => b.name);
+    const unlinkKeyring = (name: string) =>
+      unlink(keyringFileOf(path.join(this.deps.settings.dir, name))).then(
+        () => true,
+        (error: NodeJS.ErrnoException) => {
+          if (error.code !== "ENOENT") throw error;
+          return false;
+        },
+      );
     for (const name of removed) {
       await unlink(path.join(this.deps.settings.dir, name));
-      await unlink(keyringFileOf(path.join(this.deps.settings.dir, name))).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== "ENOENT") throw error;
-      });
+      await unlinkKeyring(name);
     }
-    return removed;
+    const keyringsRemoved: string[] = [];
+    const keyringCutoff = this.deps.now() - this.deps.settings.keepKeyringDays * DAY_MS;
+    for (const backup of backups) {
+      if (keep.has(backup.name) && backup.at < keyringCutoff && (await unlinkKeyring(backup.name))) keyringsRemoved.push(path.basename(keyringFileOf(backup.name)));
+    }
+    return { removed, keyringsRemoved };
   }
 
   /** Restores `file` into a temporary data directory and checks what came back. */

@@ -9,7 +9,7 @@
 
 import { createHash, randomUUID } from "node:crypto";
 import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
-import { mkdir, mkdtemp, open, rename, rm, unlink } from "node:fs/promises";
+import { access, mkdir, mkdtemp, open, rename, rm, unlink } from "node:fs/promises";
 import path from "node:path";
 import { finished } from "node:stream/promises";
 import { z } from "zod";
@@ -167,6 +167,11 @@ export async function readPostgresBackupPair(
   extractTo?: { data: string; keyring: string },
 ): Promise<{ manifest: PostgresBackupManifest; keyring: PostgresBackupManifest }> {
   const manifest = await readPostgresBackup(file, masterKeys, extractTo?.data);
+  if (manifest.kind === "postgres-data" && !(await access(keyringFile).then(() => true, () => false))) {
+    throw new BackupError(
+      `the keyring file of backup ${manifest.backupId} (${manifest.createdAt}) is not there (${keyringFile}): without the data keys it holds, this data backup cannot be decrypted or restored. Keyring files are kept only briefly (scheduled backups: PARLEY_BACKUP_KEEP_KEYRING_DAYS) so that destroying a conversation's key reaches old data backups too; restore a newer backup whose keyring file is still kept. Nothing was changed`,
+    );
+  }
   const keyring = await readPostgresBackup(keyringFile, masterKeys, extractTo?.keyring);
   if (manifest.kind !== "postgres-data") throw new BackupError(`${file} is a keyring file, not a data backup`);
   if (keyring.kind !== "postgres-keyring") throw new BackupError(`${keyringFile} is not a keyring file`);
@@ -200,7 +205,9 @@ function pgText(value: string): string {
 }
 
 /** Restores a Postgres backup and its keyring into the empty schema DATABASE_URL names. */
-export async function restorePostgresBackup(options: PostgresRestoreOptions): Promise<{ manifest: PostgresBackupManifest; schema: string; ledger: string }> {
+export async function restorePostgresBackup(
+  options: PostgresRestoreOptions,
+): Promise<{ manifest: PostgresBackupManifest; keyring: PostgresBackupManifest; schema: string; ledger: string }> {
   const refuseIfRunning = async () => {
     const server = await runningServer(options.dataDir);
     if (server) throw new BackupError(`a Parley server (pid ${server.pid}) is running on ${options.dataDir}: stop every node before restoring`);
@@ -242,7 +249,7 @@ export async function restorePostgresBackup(options: PostgresRestoreOptions): Pr
     await runTool("psql", ["--no-psqlrc", "--quiet", "--single-transaction", "-v", "ON_ERROR_STOP=1", ...script], options.databaseUrl);
     await disconnect();
     const ledger = await options.replayLedger();
-    return { manifest, schema, ledger };
+    return { manifest, keyring, schema, ledger };
   } finally {
     await disconnect();
     await rm(staging, { recursive: true, force: true });

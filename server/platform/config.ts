@@ -189,10 +189,11 @@ export interface Config {
   };
   /**
    * Scheduled backups (server/backup/backup-scheduler.ts): PARLEY_BACKUP_DIR enables them; on
-   * Postgres one node of the cluster takes each (data + keyring pair; drillEvery unused there, the
-   * drill is `parley restore` by hand); null: none (take them with `parley backup`).
+   * Postgres one node of the cluster takes each (data + keyring pair), and the drill restores into
+   * a scratch database; keepKeyringDays (Postgres) deletes keyring files long before their data
+   * files; null: none (take them with `parley backup`).
    */
-  backups: { dir: string; everyMinutes: number; keep: { daily: number; weekly: number; monthly: number }; drillEvery: number } | null;
+  backups: { dir: string; everyMinutes: number; keep: { daily: number; weekly: number; monthly: number }; drillEvery: number; keepKeyringDays: number } | null;
   /** Deletion and retention (server/lifecycle/). */
   lifecycle: {
     /** How often the retention sweep looks for conversations inactive past their parties' retention. */
@@ -390,6 +391,8 @@ function backupsConfig(env: Env, cwd: string): Config["backups"] {
       monthly: int(env, "PARLEY_BACKUP_KEEP_MONTHLY", 12, 0, 1200),
     },
     drillEvery: int(env, "PARLEY_BACKUP_DRILL_EVERY", 7, 1, 1000),
+    // A week: the daily backups stay restorable; a key destroyed since is in no backup after it.
+    keepKeyringDays: int(env, "PARLEY_BACKUP_KEEP_KEYRING_DAYS", 7, 1, 366),
   };
 }
 
