@@ -23,6 +23,7 @@ import { loadOrCreateKeys } from "../server/crypto/keys.ts";
 import { mintToken } from "../server/auth/tokens.ts";
 import { launchServer, type RunningServer } from "./servers/launch.ts";
 import { ONE_ADDRESS_FOR_ALL_CLIENTS } from "./servers/bench-limits.ts";
+import { systemClock } from "../server/platform/clock.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const { values: args } = parseArgs({
@@ -231,7 +232,7 @@ async function run(mode: "one node" | "two nodes") {
       org: "bench",
       conversations: Object.fromEntries(conversations.map((c) => [c, "writer" as const])),
       ttlSeconds: 3600,
-    });
+    }, systemClock);
     const readers = await Promise.all(conversations.map((c) => Promise.all(Array.from({ length: READERS }, () => connect(readerUrl, token, c)))));
     const writers = await Promise.all(conversations.map((c) => connect(writerUrl, token, c)));
     const sources = conversations.map(() => updateSource());

@@ -94,7 +94,7 @@ export interface ParleyServer {
 
 /** Test and embedding hooks. */
 export interface StartOptions {
-  /** The clock identity uses for expiry (invitations, codes); tests inject one. */
+  /** The server's one wall clock (platform/clock.ts): expiry, retention, timestamps; tests inject one. */
   now?: Clock;
   /** Webhook transport and clock (tests); the real ones by default. */
   webhooks?: WebhookOptions;
@@ -225,7 +225,7 @@ async function startOpening(config: Config, logger: Logger, options: StartOption
     compactAfterUpdates: config.store.compactAfterUpdates,
     onCompacted: (conversation, seq) => delivery.compacted(conversation, seq),
   });
-  const audit = await openAudit(config, { keys, logger, now: options.now, store });
+  const audit = await openAudit(config, { keys, logger, now: clock, store });
   opened.add("audit", () => audit.close());
   // Abuse limits: rates count in Redis when the nodes share one (so they hold across nodes).
   const limiters = openLimiterBackend({ redisUrl: config.bus.redisUrl, keyPrefix: config.bus.channelPrefix });
@@ -240,7 +240,7 @@ async function startOpening(config: Config, logger: Logger, options: StartOption
     writePath,
     cache,
     lastActivity: (conversations) => store.lastActivity(conversations),
-    now: options.now,
+    now: clock,
     partnerEvents: events.recorder,
     orgAudit: audit.recorder,
     limiters,
@@ -473,7 +473,7 @@ async function startOpening(config: Config, logger: Logger, options: StartOption
     });
   });
   const port = uws.us_socket_local_port(listenSocket);
-  const sweeper = startBackgroundLoop({ name: "session sweep", everyMs: 1000, logger, run: () => sweepSessions(hub, config.limits.authTimeoutMs, systemClock(), monotonicClock()) });
+  const sweeper = startBackgroundLoop({ name: "session sweep", everyMs: 1000, logger, run: () => sweepSessions(hub, config.limits.authTimeoutMs, clock(), monotonicClock()) });
   lifecycle.startSweep();
   backups?.start();
   logger.info({ host: config.host, port, dataDir: config.dataDir, uws: uwsModule, node: process.versions.node }, "listening");

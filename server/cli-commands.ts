@@ -90,7 +90,7 @@ export async function token(args: string[]): Promise<void> {
       org,
       conversations,
       ttlSeconds: parseDuration(ttl),
-    });
+    }, parts.now);
     process.stdout.write(`${jwt}\n`);
   });
 }
@@ -122,7 +122,7 @@ export async function support(args: string[]): Promise<void> {
       const parties = grant ? await audit.recorder.conversationParties(directory, grant.conversationId) : [];
       const event = { action: "support.revoked", actor: `operator:${grant?.operator ?? ""}`, target: values.grant, details: { conversation: grant?.conversationId ?? "" } } as const;
       // Revoked and recorded in every party's chain in one transaction.
-      if (!grant || !(await audit.recorder.recordWith(directory, "revokeSupportGrant", [values.grant, Date.now()], parties, event))) {
+      if (!grant || !(await audit.recorder.recordWith(directory, "revokeSupportGrant", [values.grant, parts.now()], parties, event))) {
         throw new ConfigError(`no live grant ${values.grant}`);
       }
       process.stdout.write(`revoked ${values.grant}\n`);
@@ -136,13 +136,14 @@ export async function support(args: string[]): Promise<void> {
     const ttlSeconds = parseDuration(values.ttl);
     if (ttlSeconds < 1 || ttlSeconds > MAX_SUPPORT_SECONDS) throw new ConfigError("--ttl must be at most 8h");
     const keys = await parts.keys();
+    const grantedAt = parts.now();
     const grant = {
       id: `sup_${randomUUID().replaceAll("-", "")}`,
       operator: values.operator,
       conversationId: values.conversation,
       reason: values.reason.trim(),
-      grantedAt: Date.now(),
-      expiresAt: Date.now() + ttlSeconds * 1000,
+      grantedAt,
+      expiresAt: grantedAt + ttlSeconds * 1000,
     };
     // Stored and recorded in every party's chain in one transaction, before the token exists.
     await audit.recorder.recordWith(directory, "recordSupportGrant", [grant], await audit.recorder.conversationParties(directory, grant.conversationId), {
@@ -151,7 +152,7 @@ export async function support(args: string[]): Promise<void> {
       target: grant.id,
       details: { conversation: grant.conversationId, reason: grant.reason, expiresAt: grant.expiresAt },
     });
-    const jwt = await issueSupportToken(keys, config.tokens, { ...grant, ttlSeconds });
+    const jwt = await issueSupportToken(keys, config.tokens, { ...grant, ttlSeconds }, parts.now);
     process.stderr.write(`grant ${grant.id} recorded; expires ${new Date(grant.expiresAt).toISOString()}\n`);
     process.stdout.write(`${jwt}\n`);
   });

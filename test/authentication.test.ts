@@ -14,6 +14,7 @@ import type { DirectoryHandle } from "../server/directory/directory.ts";
 import type { SupportGrant } from "../server/directory/directory-types.ts";
 import { openSqliteDirectory } from "../server/directory/sqlite/sqlite-directory.ts";
 import { authenticateCredential, HTTP_PRINCIPALS, type PrincipalDeps, SOCKET_PRINCIPALS, secretHash } from "../server/http/principal.ts";
+import { systemClock } from "../server/platform/clock.ts";
 
 const settings = { issuer: "parley", audience: "parley" };
 const T0 = Date.now();
@@ -54,7 +55,7 @@ afterAll(async () => {
 /** Signs in `user` of `org`: a refresh family and its access token. */
 async function signedIn(user: string, org: string, family: string): Promise<string> {
   await handle.directory.insertRefreshToken({ tokenHash: secretHash(family), familyId: family, userId: user, orgId: org, expiresAt: T0 + 3_600_000 }, T0);
-  return issueAccessToken(keys, settings, { user, org, sessionFamily: family, ttlSeconds: 600 });
+  return issueAccessToken(keys, settings, { user, org, sessionFamily: family, ttlSeconds: 600 }, systemClock);
 }
 
 /** The refusal `attempt` ends with, as code and message. */
@@ -102,7 +103,7 @@ describe("one authentication path for HTTP, the event stream and sockets", () =>
   });
 
   it("admits a token that lists its conversations on sockets only, with the HTTP API's refusal before anything is recorded", async () => {
-    const dev = await mintToken(keys, settings, { user: "dev", org: "org-dev", conversations: { "c-1": "writer" }, ttlSeconds: 600 });
+    const dev = await mintToken(keys, settings, { user: "dev", org: "org-dev", conversations: { "c-1": "writer" }, ttlSeconds: 600 }, systemClock);
     expect(await authenticateCredential(dev, IP, deps, SOCKET_PRINCIPALS)).toMatchObject({ kind: "conversationToken" });
     const refused = await refusal(authenticateCredential(dev, IP, deps, HTTP_PRINCIPALS));
     expect(refused.code).toBe(ErrorCode.InvalidToken);
@@ -110,7 +111,7 @@ describe("one authentication path for HTTP, the event stream and sockets", () =>
 
     const grant = { id: "g1", operator: "op", conversationId: "c-1", reason: "ticket 7", grantedAt: T0, expiresAt: Date.now() + 600_000 };
     await handle.directory.recordSupportGrant(grant);
-    const support = await issueSupportToken(keys, settings, { ...grant, ttlSeconds: 600 });
+    const support = await issueSupportToken(keys, settings, { ...grant, ttlSeconds: 600 }, systemClock);
     expect((await refusal(authenticateCredential(support, IP, deps, HTTP_PRINCIPALS))).message).toBe(refused.message);
     expect(supportUses).toEqual([]);
     expect(await authenticateCredential(support, IP, deps, SOCKET_PRINCIPALS)).toMatchObject({ kind: "support", grant: { id: "g1" } });

@@ -11,7 +11,7 @@ import { apiClient } from "./helpers/http-client.ts";
 import { allEvents as allEventsOf, PARTNER_PASSWORD, type PartnerOrg, signUpWithKey } from "./helpers/partner-orgs.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
-import { joinOrganisation } from "./helpers/sign-up.ts";
+import { joinOrganisation, signIn } from "./helpers/sign-up.ts";
 import { followSse } from "./helpers/sse-client.ts";
 import { waitUntil } from "./helpers/wait.ts";
 
@@ -246,6 +246,8 @@ describe("partner events", () => {
 
   it("answers a cursor older than the retention window with EventCursorExpired (HTTP 410, SSE 410, socket, SDK)", async () => {
     clock += 31 * 86_400_000;
+    // A month on the server's clock: the access tokens from the sign-ups have expired.
+    helpdesk.token = await signIn(api, "ann@helpdesk.example", PARTNER_PASSWORD);
     await api("POST", `/v1/conversations/${conversation}/reopen`, { token: helpdesk.token });
     await post(helpdesk.key, conversation, "A month later.");
     await waitUntil(async () => (await allEvents(helpdesk.key, 0)).at(-1)?.type === "message.created");

@@ -16,6 +16,7 @@ import { freePort } from "./free-port.ts";
 import { launchServer, type RunningServer } from "./launch.ts";
 import { ensureParleyBuild, parleyEntry } from "./parley-build.ts";
 import { mintParleyToken } from "./parley-token.ts";
+import { systemClock } from "../../server/platform/clock.ts";
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const GUARD = join(REPO_ROOT, "bench/servers/guard.mjs");
@@ -78,7 +79,7 @@ function parleyTokens(rooms: string[]): Promise<Record<string, string>> {
       const keys = await loadOrCreateKeys(join(dir, "keys"));
       const settings = loadConfig({ PARLEY_DATA_DIR: dir }).tokens;
       const entries = await Promise.all(
-        rooms.map(async (room) => [room, await mintToken(keys, settings, { user: "bench-user", org: "bench-org", conversations: { [room]: "writer" }, ttlSeconds: 3600 })] as const),
+        rooms.map(async (room) => [room, await mintToken(keys, settings, { user: "bench-user", org: "bench-org", conversations: { [room]: "writer" }, ttlSeconds: 3600 }, systemClock)] as const),
       );
       return Object.fromEntries(entries);
     })();

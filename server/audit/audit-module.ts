@@ -10,6 +10,7 @@ import { type AuditLog, openAuditLog } from "../directory/audit-log.ts";
 import { type CheckpointKey, loadOrCreateCheckpointKey } from "./checkpoint-key.ts";
 import { Checkpointer } from "./checkpointer.ts";
 import { OrgAuditRecorder } from "../directory/org-recorder.ts";
+import type { Clock } from "../platform/clock.ts";
 
 /** The audit trail as the rest of the server sees it. */
 export interface Audit {
@@ -25,9 +26,9 @@ export interface Audit {
 /** Opens the audit log; with `store`, also starts making checkpoints (the server; the CLI passes none). */
 export async function openAudit(
   config: Config,
-  deps: { keys: ServerKeys; logger: Logger; now?: () => number; store?: Pick<Store, "listChainHeads"> },
+  deps: { keys: ServerKeys; logger: Logger; now: Clock; store?: Pick<Store, "listChainHeads"> },
 ): Promise<Audit> {
-  const now = deps.now ?? Date.now;
+  const now = deps.now;
   const handle = await openAuditLog({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
   const recorder = new OrgAuditRecorder({ log: handle.log, auditKey: deps.keys.auditKey, now, logger: deps.logger });
   const checkpointKey = await loadOrCreateCheckpointKey(config.keysDir);

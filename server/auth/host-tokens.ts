@@ -11,6 +11,7 @@ import type { HostTokenSettings } from "../platform/config.ts";
 import { ParleyError } from "../platform/errors.ts";
 import type { ServerKeys } from "../crypto/keys.ts";
 import { isIdentityId, type TokenIdentity, type TokenSettings, verifyToken } from "./tokens.ts";
+import type { Clock } from "../platform/clock.ts";
 
 /** Verifies host-application tokens. */
 export interface HostTokenVerifier {
@@ -29,8 +30,8 @@ function fileKeySet(file: string): JWTVerifyGetKey {
   };
 }
 
-/** Builds the verifier for a configured host application. */
-export function hostTokenVerifier(settings: HostTokenSettings): HostTokenVerifier {
+/** Builds the verifier for a configured host application; its tokens expire by `now`. */
+export function hostTokenVerifier(settings: HostTokenSettings, now: Clock): HostTokenVerifier {
   const keys = settings.jwksUrl
     ? createRemoteJWKSet(new URL(settings.jwksUrl), { cooldownDuration: settings.jwksCooldownMs, cacheMaxAge: settings.jwksMaxAgeMs })
     : fileKeySet(settings.jwksFile ?? "");
@@ -44,6 +45,7 @@ export function hostTokenVerifier(settings: HostTokenSettings): HostTokenVerifie
           issuer: settings.issuer,
           audience: settings.audience,
           requiredClaims: ["exp"],
+          currentDate: new Date(now()),
         }));
       } catch (error) {
         if (error instanceof joseErrors.JWTExpired) throw new ParleyError(ErrorCode.TokenExpired, "token has expired");
@@ -81,7 +83,7 @@ function claimedIssuer(token: string): string {
 }
 
 /** Verifies an access token: a host application's when it names the host's issuer, else Parley's own. */
-export function verifyAnyToken(keys: ServerKeys, settings: TokenSettings, host: HostTokenVerifier | null | undefined, token: string): Promise<TokenIdentity> {
+export function verifyAnyToken(keys: ServerKeys, settings: TokenSettings, host: HostTokenVerifier | null | undefined, token: string, now: Clock): Promise<TokenIdentity> {
   if (host && claimedIssuer(token) === host.issuer) return host.verify(token);
-  return verifyToken(keys, settings, token);
+  return verifyToken(keys, settings, token, now);
 }

@@ -7,6 +7,7 @@ import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
 import { ErrorCode, isConversationId, type Role } from "../../protocol/index.ts";
 import { ParleyError } from "../platform/errors.ts";
 import type { ServerKeys } from "../crypto/keys.ts";
+import type { Clock } from "../platform/clock.ts";
 
 /** The identity and grants a verified token carries. */
 export interface TokenIdentity {
@@ -63,26 +64,27 @@ export function isIdentityId(id: unknown): id is string {
   return typeof id === "string" && ID.test(id) && !id.startsWith(RESERVED);
 }
 
-/** Mints an access token. Used by the development CLI and tests until accounts exist. */
-export async function mintToken(keys: ServerKeys, settings: TokenSettings, request: TokenRequest): Promise<string> {
+/** Mints an access token (expiring `ttlSeconds` after `now`). Used by the development CLI and tests until accounts exist. */
+export async function mintToken(keys: ServerKeys, settings: TokenSettings, request: TokenRequest, now: Clock): Promise<string> {
   for (const [id, role] of Object.entries(request.conversations)) {
     if (!isConversationId(id)) throw new Error(`invalid conversation id "${id}"`);
     if (role !== "writer" && role !== "observer") throw new Error(`invalid role "${role}"`);
   }
   if (!isIdentityId(request.user)) throw new Error(`invalid user id "${request.user}"`);
   if (!isIdentityId(request.org)) throw new Error(`invalid organisation id "${request.org}"`);
-  return signToken(keys, settings, request.user, { org: request.org, conv: request.conversations }, request.ttlSeconds);
+  return signToken(keys, settings, request.user, { org: request.org, conv: request.conversations }, request.ttlSeconds, now);
 }
 
-function signToken(keys: ServerKeys, settings: TokenSettings, subject: string, claims: Record<string, unknown>, ttlSeconds: number): Promise<string> {
+function signToken(keys: ServerKeys, settings: TokenSettings, subject: string, claims: Record<string, unknown>, ttlSeconds: number, now: Clock): Promise<string> {
+  const issuedAt = Math.floor(now() / 1000);
   return new SignJWT(claims)
     .setProtectedHeader({ alg: ALGORITHM, kid: keys.signingKid, typ: "at+jwt" })
     .setIssuer(settings.issuer)
     .setAudience(settings.audience)
     .setSubject(subject)
-    .setIssuedAt()
+    .setIssuedAt(issuedAt)
     .setJti(randomUUID())
-    .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds)
+    .setExpirationTime(issuedAt + ttlSeconds)
     .sign(keys.signingKey);
 }
 
@@ -91,10 +93,11 @@ export async function issueAccessToken(
   keys: ServerKeys,
   settings: TokenSettings,
   request: { user: string; org: string; sessionFamily: string; ttlSeconds: number; conversationScope?: string | null },
+  now: Clock,
 ): Promise<string> {
   const claims: Record<string, unknown> = { org: request.org, sid: request.sessionFamily };
   if (request.conversationScope) claims.cscope = request.conversationScope;
-  return signToken(keys, settings, request.user, claims, request.ttlSeconds);
+  return signToken(keys, settings, request.user, claims, request.ttlSeconds, now);
 }
 
 /** Issues an operator support token: read-only on one conversation, tied to a recorded grant. */
@@ -102,13 +105,14 @@ export async function issueSupportToken(
   keys: ServerKeys,
   settings: TokenSettings,
   grant: { id: string; operator: string; conversationId: string; ttlSeconds: number },
+  now: Clock,
 ): Promise<string> {
   const claims = { org: "parley-support", conv: { [grant.conversationId]: "observer" }, sup: grant.id };
-  return signToken(keys, settings, `support.${grant.operator}`, claims, grant.ttlSeconds);
+  return signToken(keys, settings, `support.${grant.operator}`, claims, grant.ttlSeconds, now);
 }
 
-/** Verifies a token; throws {@link ParleyError} InvalidToken or TokenExpired. */
-export async function verifyToken(keys: ServerKeys, settings: TokenSettings, token: string): Promise<TokenIdentity> {
+/** Verifies a token, expired or not by `now`; throws {@link ParleyError} InvalidToken or TokenExpired. */
+export async function verifyToken(keys: ServerKeys, settings: TokenSettings, token: string, now: Clock): Promise<TokenIdentity> {
   let payload: Awaited<ReturnType<typeof jwtVerify>>["payload"];
   try {
     ({ payload } = await jwtVerify(token, keys.verifyKey, {
@@ -117,6 +121,7 @@ export async function verifyToken(keys: ServerKeys, settings: TokenSettings, tok
       audience: settings.audience,
       requiredClaims: ["exp", "sub", "jti"],
       typ: "at+jwt",
+      currentDate: new Date(now()),
     }));
   } catch (error) {
     if (error instanceof joseErrors.JWTExpired) throw new ParleyError(ErrorCode.TokenExpired, "token has expired");

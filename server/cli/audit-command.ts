@@ -124,7 +124,7 @@ async function exportCommand(args: string[]): Promise<number> {
     const checkpointKey = await parts.checkpointKey();
     const { log } = await parts.auditLog();
     if (!(await log.orgAuditHead(org))) throw new ConfigError(`no audit chain for organisation ${org}`);
-    const lines = await orgExportLines({ log, auditKey: keys.auditKey, jwk: checkpointKey.jwk, now: Date.now() }, org);
+    const lines = await orgExportLines({ log, auditKey: keys.auditKey, jwk: checkpointKey.jwk, now: parts.now() }, org);
     const text = toJsonLines(lines);
     if (values.out) await writeFile(values.out, text, { mode: 0o600 });
     else process.stdout.write(text);

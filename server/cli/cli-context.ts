@@ -14,6 +14,7 @@ import type { MasterKeyring } from "../crypto/master-key.ts";
 import { type AuditLogHandle, openAuditLog } from "../directory/audit-log.ts";
 import type { Directory } from "../directory/directory.ts";
 import { openDirectory } from "../directory/open-directory.ts";
+import { type Clock, systemClock } from "../platform/clock.ts";
 import { type Config, loadConfig } from "../platform/config.ts";
 import { createLogger, type Logger } from "../platform/logger.ts";
 import { KEYRING_FILE } from "../store/keyring.ts";
@@ -29,12 +30,16 @@ export interface CliContextOptions {
   /** The logger's level; default: the configuration's (PARLEY_LOG_LEVEL). */
   logLevel?: string;
   env?: NodeJS.ProcessEnv;
+  /** The wall clock (platform/clock.ts); the system's unless a test passes one. */
+  now?: Clock;
 }
 
 /** What a subcommand may ask for; each part opens on its first call and is shared after. */
 export interface CliContext {
   readonly config: Config;
   readonly logger: Logger;
+  /** The subcommand's one wall clock: what it records, grants and stamps takes its time from here. */
+  readonly now: Clock;
   keys(): Promise<ServerKeys>;
   checkpointKey(): Promise<CheckpointKey>;
   /**
@@ -66,6 +71,7 @@ export function cliConfig(options: Pick<CliContextOptions, "dataDir" | "env">): 
 export async function withCliContext<T>(options: CliContextOptions, command: (context: CliContext) => Promise<T>): Promise<T> {
   const config = cliConfig(options);
   const logger = createLogger(options.logLevel ?? config.logLevel);
+  const now = options.now ?? systemClock;
   const closers: (() => Promise<void>)[] = [];
   /** One opening per part; what it opened is closed at the end. */
   const part = <V>(open: () => Promise<{ value: V; close?: () => Promise<void> }>): (() => Promise<V>) => {
@@ -84,6 +90,7 @@ export async function withCliContext<T>(options: CliContextOptions, command: (co
   const context: CliContext = {
     config,
     logger,
+    now,
     keys,
     checkpointKey: part(async () => ({ value: await loadOrCreateCheckpointKey(config.keysDir) })),
     directory: part(async () => {
@@ -91,7 +98,7 @@ export async function withCliContext<T>(options: CliContextOptions, command: (co
       return { value: { directory: handle.directory }, close: handle.close };
     }),
     audit: part(async () => {
-      const audit = await openAudit(config, { keys: await keys(), logger });
+      const audit = await openAudit(config, { keys: await keys(), logger, now });
       return { value: audit, close: () => audit.close() };
     }),
     auditLog: part(async () => {

@@ -38,7 +38,7 @@ export async function userCommand(args: string[]): Promise<void> {
   }
   const user = values.user;
   const actor = `operator:${values.operator}`;
-  await withCliContext({ dataDir: values["data-dir"], logLevel: "warn" }, async ({ config, logger, ...parts }) => {
+  await withCliContext({ dataDir: values["data-dir"], logLevel: "warn" }, async ({ config, logger, now, ...parts }) => {
     const ledger = await DeletionLedger.open(config.dataDir);
     const { directory } = await parts.directory();
     const audit = await parts.audit();
@@ -52,7 +52,7 @@ export async function userCommand(args: string[]): Promise<void> {
       // The erasure and its entries in one transaction, as the server does it.
       auditedChange: (op, args, org, event) => audit.recorder.recordWith(directory, op, args, org, event),
       logger,
-      now: Date.now,
+      now,
     });
     await lifecycle.erasePerson(user, actor).catch((error: unknown) => {
       // Unknown person, or the last owner of an organisation with other members: the operator's to fix.

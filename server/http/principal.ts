@@ -16,6 +16,7 @@ import type { SessionDirectory } from "../directory/session-directory.ts";
 import type { MemberRole, Organisation, SupportGrant } from "../directory/directory-types.ts";
 import { ParleyError } from "../platform/errors.ts";
 import { ipAllowed } from "./ip-allowlist.ts";
+import type { Clock } from "../platform/clock.ts";
 
 /** A signed-in person acting for one organisation (a Parley access token or a host application's token). */
 export interface UserPrincipal {
@@ -102,8 +103,8 @@ export interface PrincipalDeps {
   recordApiKeyUse?: (orgId: string, keyId: string) => Promise<void>;
   /** Records (log and audit chains) that a live support grant was used from `ip`; a failure fails the connection. */
   recordSupportUse?: (grant: SupportGrant, ip: string) => Promise<void>;
-  /** The clock support grants expire by. */
-  now?: () => number;
+  /** The clock tokens and support grants expire by and API key use is stamped with. */
+  now: Clock;
 }
 
 const unauthorized = () => new ParleyError(ErrorCode.InvalidCredentials, "missing or invalid credentials");
@@ -137,14 +138,14 @@ async function apiKeyPrincipal(credential: string, ip: string, deps: PrincipalDe
   const expected = Buffer.from(key.secretHash, "hex");
   const actual = Buffer.from(secretHash(secret), "hex");
   if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw unauthorized();
-  void deps.directory.touchApiKey(key.id, Date.now()).catch(() => undefined);
+  void deps.directory.touchApiKey(key.id, deps.now()).catch(() => undefined);
   await deps.recordApiKeyUse?.(key.orgId, key.id);
   requireAllowedAddress(await deps.directory.getOrganisation(key.orgId), ip);
   return { kind: "apiKey", keyId: key.id, orgId: key.orgId, scopes: key.scopes };
 }
 
 async function tokenPrincipal(credential: string, ip: string, deps: PrincipalDeps, admit: readonly AnyPrincipal["kind"][]): Promise<AnyPrincipal> {
-  const token = await verifyAnyToken(deps.keys, deps.tokens, deps.hostTokens, credential);
+  const token = await verifyAnyToken(deps.keys, deps.tokens, deps.hostTokens, credential, deps.now);
   const kind = token.supportGrant ? "support" : token.scoped ? "conversationToken" : "user";
   if (!admit.includes(kind)) {
     // Development, capability and support tokens list their conversations; their holders are
@@ -191,7 +192,7 @@ async function supportPrincipal(token: TokenIdentity, ip: string, deps: Principa
 /** A support grant that is recorded, unrevoked and unexpired, or null. */
 export async function liveSupportGrant(grantId: string, deps: Pick<PrincipalDeps, "directory" | "now">): Promise<SupportGrant | null> {
   const grant = await deps.directory.getSupportGrant(grantId);
-  return grant && !grant.revokedAt && grant.expiresAt > (deps.now ?? Date.now)() ? grant : null;
+  return grant && !grant.revokedAt && grant.expiresAt > deps.now() ? grant : null;
 }
 
 /** The second factor the person's organisation requires and they lack: a security key first, then two-factor. */

@@ -39,6 +39,7 @@ import { InvitationService } from "./invitation-service.ts";
 import { SignUpService } from "./signup-service.ts";
 import { SessionService } from "./session-service.ts";
 import { socketIdentity } from "./socket-identity.ts";
+import type { Clock } from "../platform/clock.ts";
 
 /** Identity as the rest of the server sees it. */
 export interface Identity {
@@ -100,14 +101,14 @@ export async function openIdentity(
     keys: ServerKeys;
     /** Unwraps the secrets key (secrets-key.ts). */
     masterKeys: MasterKeyring;
-    logger: Logger; writePath: WritePath; cache: DocumentCache; now?: () => number; partnerEvents: EventRecorder; orgAudit: OrgAuditRecorder;
+    logger: Logger; writePath: WritePath; cache: DocumentCache; now: Clock; partnerEvents: EventRecorder; orgAudit: OrgAuditRecorder;
     /** When each conversation last changed (the store's log heads), for conversation lists. */
     lastActivity: HttpServices["lastActivity"];
     /** Where sign-in and code throttles count (shared between nodes with Redis). */
     limiters: LimiterBackend;
   },
 ): Promise<Identity> {
-  const now = deps.now ?? Date.now;
+  const now = deps.now;
   const directoryHandle = await openDirectory({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
   const directory = directoryHandle.directory;
   const events = new AccessEvents();
@@ -184,7 +185,7 @@ export async function openIdentity(
     ...invitationRoutes(services, invitations),
   ];
 
-  const hostTokens = config.hostTokens ? hostTokenVerifier(config.hostTokens) : null;
+  const hostTokens = config.hostTokens ? hostTokenVerifier(config.hostTokens, now) : null;
 
   const principals: PrincipalDeps = {
     keys: deps.keys,

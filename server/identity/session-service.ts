@@ -106,7 +106,7 @@ export class SessionService {
 
   private async pair(userId: string, orgId: string, family: string, refreshToken: string, conversationScope: string | null): Promise<TokenPair> {
     const ttl = this.deps.settings.accessTtlSeconds;
-    const accessToken = await issueAccessToken(this.deps.keys, this.deps.tokens, { user: userId, org: orgId, sessionFamily: family, ttlSeconds: ttl, conversationScope });
+    const accessToken = await issueAccessToken(this.deps.keys, this.deps.tokens, { user: userId, org: orgId, sessionFamily: family, ttlSeconds: ttl, conversationScope }, this.deps.now);
     return { accessToken, refreshToken, tokenType: "Bearer", expiresIn: ttl };
   }
 }

@@ -8,6 +8,7 @@ import type { Role } from "../../protocol/index.ts";
 import { loadOrCreateKeys } from "../../server/crypto/keys.ts";
 import { mintToken } from "../../server/auth/tokens.ts";
 import { addOutbox } from "./mailboxes.ts";
+import { systemClock } from "../../server/platform/clock.ts";
 
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), "../../bin/parley.js");
 
@@ -54,5 +55,5 @@ export async function startChildServer(dataDir: string, env: Record<string, stri
 /** Mints a token with the keys in a data directory (as `parley token` does). */
 export async function childToken(dataDir: string, user: string, org: string, conversations: Record<string, Role>): Promise<string> {
   const keys = await loadOrCreateKeys(path.join(dataDir, "keys"));
-  return mintToken(keys, { issuer: "parley", audience: "parley" }, { user, org, conversations, ttlSeconds: 3600 });
+  return mintToken(keys, { issuer: "parley", audience: "parley" }, { user, org, conversations, ttlSeconds: 3600 }, systemClock);
 }

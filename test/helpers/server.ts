@@ -11,6 +11,7 @@ import { mintToken } from "../../server/auth/tokens.ts";
 import { loadConfig } from "../../server/platform/config.ts";
 import { createLogger } from "../../server/platform/logger.ts";
 import { addOutbox } from "./mailboxes.ts";
+import { systemClock } from "../../server/platform/clock.ts";
 
 /** What a test asks a token for. */
 export interface TestTokenRequest {
@@ -83,7 +84,7 @@ export async function startTestServer(
     },
     async token(request) {
       const current = test.server;
-      return mintToken(current.keys, current.config.tokens, { ttlSeconds: 3600, ...request });
+      return mintToken(current.keys, current.config.tokens, { ttlSeconds: 3600, ...request }, options.now ?? systemClock);
     },
     async stop() {
       const current = server;

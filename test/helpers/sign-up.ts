@@ -78,3 +78,13 @@ export async function joinOrganisation(
   const accepted = await api("POST", `/v1/me/member-invitations/${id}/accept`, { token: person.token });
   if (accepted.status !== 200) throw new Error(`${person.email} could not accept: ${accepted.status} ${JSON.stringify(accepted.body)}`);
 }
+
+/**
+ * A fresh access token for `email`, signed in with its password: for tests that move the server's
+ * clock past the expiry of the tokens they had (the server's clock decides expiry, not the system's).
+ */
+export async function signIn(api: Api, email: string, password = TEST_PASSWORD): Promise<string> {
+  const response = await api("POST", "/v1/auth/login", { body: { email, password } });
+  if (response.status !== 200) throw new Error(`sign-in of ${email} failed: ${response.status} ${JSON.stringify(response.body)}`);
+  return response.body.accessToken as string;
+}
