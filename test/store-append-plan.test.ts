@@ -2,12 +2,13 @@
 // database — numbering, linking, times that never go back, and inputs left untouched.
 
 import { describe, expect, it } from "vitest";
-import { importAuditKey, verifyChain } from "../server/store/audit-chain.ts";
+import { verifyChain } from "../server/store/audit-chain.ts";
 import { conversationsOf, genesisHead, planAppends, planSnapshot, SYSTEM_ACTOR } from "../server/store/append-plan.ts";
+import { EntryHasher } from "../server/store/entry-hasher.ts";
 import type { AppendRequest, LogEntry } from "../server/store/store.ts";
 import { alice, bob, CONTRACT_AUDIT_KEY } from "./store-contract.ts";
 
-const key = importAuditKey(CONTRACT_AUDIT_KEY);
+const key = new EntryHasher(CONTRACT_AUDIT_KEY);
 
 function request(conversation: string, byte: number, actor = alice): AppendRequest {
   return { conversation, kind: "update", actor, payload: new Uint8Array([byte, byte + 1]) };

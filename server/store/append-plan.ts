@@ -2,8 +2,8 @@
 // conversations, the requests, the audit key and the clock, it computes the rows to insert and the
 // new heads. Pure over plain data; the backends only read heads, lock them and write the plan.
 
-import type { KeyObject } from "node:crypto";
-import { contentHmac, entryHash, genesisHash, type ChainFields } from "./audit-chain.ts";
+import { genesisHash, type ChainFields } from "./audit-chain.ts";
+import type { EntryHasher } from "./entry-hasher.ts";
 import type { Actor, AppendRequest, CommittedAppend, EntryKind } from "./store.ts";
 
 /** The actor recorded on entries the server writes on its own (snapshots). */
@@ -45,12 +45,13 @@ export function conversationsOf(requests: readonly AppendRequest[]): string[] {
 
 /**
  * Chains every request after its conversation's head. `heads` holds the current head of each
- * conversation that has one (missing means a new conversation); it is not modified.
+ * conversation that has one (missing means a new conversation); it is not modified. The
+ * hasher is the store's own (one per thread: it reuses its buffers).
  */
 export function planAppends(
   requests: readonly AppendRequest[],
   heads: ReadonlyMap<string, ConversationHead>,
-  key: KeyObject,
+  hasher: EntryHasher,
   now: number,
 ): AppendPlan {
   const next = new Map<string, ConversationHead>();
@@ -59,7 +60,7 @@ export function planAppends(
   for (let i = 0; i < requests.length; i++) {
     const { conversation, actor, payload } = requests[i];
     const head = next.get(conversation) ?? heads.get(conversation) ?? genesisHead(conversation);
-    const entry = chainEntry(head, conversation, "update", actor, payload, payload, key, now);
+    const entry = chainEntry(head, conversation, "update", actor, payload, payload, hasher, now);
     next.set(conversation, headAfter(entry));
     entries[i] = entry;
     committed[i] = { conversation, seq: entry.seq, at: entry.at };
@@ -75,10 +76,10 @@ export function planSnapshot(
   conversation: string,
   head: ConversationHead,
   state: Uint8Array,
-  key: KeyObject,
+  hasher: EntryHasher,
   now: number,
 ): { entry: PlannedEntry; head: ConversationHead } {
-  const entry = chainEntry(head, conversation, "snapshot", SYSTEM_ACTOR, state, null, key, now);
+  const entry = chainEntry(head, conversation, "snapshot", SYSTEM_ACTOR, state, null, hasher, now);
   return { entry, head: headAfter(entry) };
 }
 
@@ -91,7 +92,7 @@ function chainEntry(
   actor: Actor,
   content: Uint8Array,
   payload: Uint8Array | null,
-  key: KeyObject,
+  hasher: EntryHasher,
   now: number,
 ): PlannedEntry {
   const entry: PlannedEntry = {
@@ -104,13 +105,13 @@ function chainEntry(
     session: actor.session,
     kind,
     size: content.byteLength,
-    contentHmac: contentHmac(key, content),
+    contentHmac: hasher.contentHmac(content),
     prevHash: head.hash,
     hash: NO_HASH,
     payload,
   };
   // The hash covers the ChainFields of the entry only (see canonicalEntry), not the link or payload.
-  entry.hash = entryHash(head.hash, entry);
+  entry.hash = hasher.entryHash(head.hash, entry);
   return entry;
 }
 

@@ -6,7 +6,8 @@ import type { KeyObject } from "node:crypto";
 import type pg from "pg";
 import * as Y from "yjs";
 import type { MasterKeyring } from "../../crypto/master-key.ts";
-import { genesisHash, importAuditKey } from "../audit-chain.ts";
+import { genesisHash } from "../audit-chain.ts";
+import { EntryHasher } from "../entry-hasher.ts";
 import { type ClaimedId, type ClientIdOwner, claimedIds, claimKey, decideClaims, withRefusals } from "../client-claims.ts";
 import { type ConversationHead, conversationsOf, type PlannedEntry, planAppends, planSnapshot } from "../append-plan.ts";
 import { DataKeyring, missingDataKeyError, newDataKey, openEntries, openRecord, openUpdates, sealRecord, sealUpdates, type WrappedDataKey } from "../envelope.ts";
@@ -80,7 +81,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     await pool.end().catch(() => {});
     throw toStoreError(err, "cannot open the Postgres store");
   }
-  return new PostgresStore(pool, importAuditKey(options.auditKey), keys, options.pingTimeoutMs ?? 2000);
+  return new PostgresStore(pool, new EntryHasher(options.auditKey), keys, options.pingTimeoutMs ?? 2000);
 }
 
 type Status = "open" | "closing" | "closed";
@@ -102,7 +103,7 @@ export class PostgresStore implements Store {
   /** Use {@link openPostgresStore}; this takes a pool whose database is already migrated. */
   constructor(
     private readonly pool: StorePool,
-    private readonly key: KeyObject,
+    private readonly hasher: EntryHasher,
     private readonly dataKeys: DataKeyring,
     private readonly pingTimeoutMs: number,
   ) {}
@@ -130,7 +131,7 @@ export class PostgresStore implements Store {
         const owners = await selectClientOwners(client, claimedIds(requests));
         const { refused, fresh } = decideClaims(requests, owners);
         const accepted = refused.size === 0 ? requests : requests.filter((_, i) => !refused.has(i));
-        const plan = planAppends(accepted, heads, this.key, now);
+        const plan = planAppends(accepted, heads, this.hasher, now);
         sealUpdates(plan.entries, keys);
         if (plan.entries.length > 0) await writeEntries(client, plan.entries, plan.heads);
         if (fresh.length > 0) {
@@ -203,7 +204,7 @@ export class PostgresStore implements Store {
         const updates = openUpdates(key, conversation, rows).map((r) => r.payload);
         const merged = previous ? [openRecord(key, conversation, "snapshot", previous.seq, previous.state), ...updates] : updates;
         const state = Y.mergeUpdates(merged);
-        const { entry, head } = planSnapshot(conversation, current, state, this.key, now);
+        const { entry, head } = planSnapshot(conversation, current, state, this.hasher, now);
         const covers = entry.seq - 1;
         await writeEntries(client, [entry], new Map([[conversation, head]]));
         await client.query(PG.insertSnapshot.with([conversation, entry.seq, covers, sealRecord(key, conversation, "snapshot", entry.seq, state)]));

@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import * as Y from "yjs";
 import type { MasterKeyring } from "../../crypto/master-key.ts";
-import { importAuditKey } from "../audit-chain.ts";
+import { EntryHasher } from "../entry-hasher.ts";
 import { type ConversationHead, conversationsOf, type PlannedEntry, planAppends, planSnapshot } from "../append-plan.ts";
 import { DataKeyring, missingDataKeyError, newDataKey, openEntries, openRecord, openUpdates, sealRecord, sealUpdates } from "../envelope.ts";
 import { DATA_KEY, type DataKeyRow, KEYRING_FILE, KEYRING_SCHEMA } from "../keyring.ts";
@@ -82,7 +82,7 @@ function openDatabase(file: string, options: Pick<SqliteLogOptions, "synchronous
 }
 
 export class SqliteLog implements SqliteOps {
-  private readonly key: KeyObject;
+  private readonly hasher: EntryHasher;
   private readonly selectHead;
   private readonly upsertHead;
   private readonly insertEntry;
@@ -101,7 +101,7 @@ export class SqliteLog implements SqliteOps {
     auditKey: Uint8Array,
     masterKeys: MasterKeyring,
   ) {
-    this.key = importAuditKey(auditKey);
+    this.hasher = new EntryHasher(auditKey);
     this.keys = new DataKeyring(masterKeys);
     this.dataKeys = {
       select: keyringDb.prepare<[string], DataKeyRow>(DATA_KEY.select),
@@ -161,7 +161,7 @@ export class SqliteLog implements SqliteOps {
     }
     const { refused, fresh } = decideClaims(requests, owners);
     const accepted = refused.size === 0 ? requests : requests.filter((_, i) => !refused.has(i));
-    const plan = planAppends(accepted, heads, this.key, Date.now());
+    const plan = planAppends(accepted, heads, this.hasher, Date.now());
     sealUpdates(plan.entries, keys);
     this.writeEntries(plan.entries);
     for (const [conversation, head] of plan.heads) this.writeHead(conversation, head);
@@ -274,7 +274,7 @@ export class SqliteLog implements SqliteOps {
       const updates = openUpdates(key, conversation, rows).map((r) => r.payload);
       const merged = previous ? [openRecord(key, conversation, "snapshot", previous.seq, previous.state), ...updates] : updates;
       const state = Y.mergeUpdates(merged);
-      const { entry, head } = planSnapshot(conversation, headFromRow(headRow), state, this.key, Date.now());
+      const { entry, head } = planSnapshot(conversation, headFromRow(headRow), state, this.hasher, Date.now());
       const covers = entry.seq - 1;
       this.writeEntries([entry]);
       this.insertSnapshot.run(conversation, entry.seq, covers, sealRecord(key, conversation, "snapshot", entry.seq, state));
