@@ -13,6 +13,7 @@ import { MASTER_KEY_FILE, type MasterKey, type MasterKeyring, readKeyring } from
 import type { EntryKind } from "./store.ts";
 import { StoreError } from "../sql/store-error.ts";
 import { monotonicClock } from "../platform/clock.ts";
+import { ByteArena } from "./byte-arena.ts";
 
 /** Layout of a sealed record or wrapped key: version ‖ nonce ‖ ciphertext ‖ tag. Bump to change it. */
 const FORMAT = 1;
@@ -35,11 +36,16 @@ function recordAad(conversation: string, kind: EntryKind, seq: number): Buffer {
   aad.write("parley/record/v1", 0, "latin1");
   aad[16] = FORMAT;
   aad[17] = KIND_BYTE[kind];
-  aad.writeUInt32BE(Math.floor(seq / 2 ** 32), 18);
-  aad.writeUInt32BE(seq >>> 0, 22);
+  setAadSeq(aad, seq);
   aad.writeUInt32BE(idBytes, 26);
   aad.write(conversation, AAD_HEAD_BYTES, "utf8");
   return aad;
+}
+
+/** Rewrites the seq of an associated data buffer in place (a batch reuses one per conversation). */
+function setAadSeq(aad: Buffer, seq: number): void {
+  aad.writeUInt32BE(Math.floor(seq / 2 ** 32), 18);
+  aad.writeUInt32BE(seq >>> 0, 22);
 }
 
 /** Label (16), format (1), kind (1), seq (8), id length (4). */
@@ -49,12 +55,20 @@ function wrapAad(conversation: string): Buffer {
   return Buffer.concat([Buffer.from("parley/data-key/v1", "latin1"), Buffer.of(FORMAT), Buffer.from(conversation, "utf8")]);
 }
 
-/** `nonce`: NONCE_BYTES fresh random bytes (a batch draws all of its nonces with one random fill). */
-function seal(key: KeyObject | Uint8Array, plaintext: Uint8Array, aad: Buffer, nonce: Uint8Array = randomBytes(NONCE_BYTES)): Uint8Array {
-  const cipher = createCipheriv("aes-256-gcm", key, nonce, { authTagLength: TAG_BYTES });
+/**
+ * `nonce`: NONCE_BYTES fresh random bytes (a batch draws all of its nonces with one random fill).
+ * `out`: where to write the sealed bytes, exactly sealedLength(plaintext) long (a new array by default).
+ */
+function seal(
+  key: KeyObject | Uint8Array,
+  plaintext: Uint8Array,
+  aad: Uint8Array,
+  nonce: Uint8Array = randomBytes(NONCE_BYTES),
+  out: Uint8Array = new Uint8Array(sealedLength(plaintext)),
+): Uint8Array {
+  const cipher = createCipheriv("aes-256-gcm", key, nonce, GCM_OPTIONS);
   cipher.setAAD(aad);
   // Written into one buffer of the final size: version ‖ nonce ‖ ciphertext ‖ tag.
-  const out = new Uint8Array(HEADER_BYTES + plaintext.byteLength + TAG_BYTES);
   out[0] = FORMAT;
   out.set(nonce, 1);
   const body = cipher.update(plaintext);
@@ -65,10 +79,16 @@ function seal(key: KeyObject | Uint8Array, plaintext: Uint8Array, aad: Buffer, n
   return out;
 }
 
+const GCM_OPTIONS = { authTagLength: TAG_BYTES };
+
+function sealedLength(plaintext: Uint8Array): number {
+  return HEADER_BYTES + plaintext.byteLength + TAG_BYTES;
+}
+
 /** Null when the sealed bytes do not authenticate (tampered, moved, wrong key). */
-function open(key: KeyObject | Uint8Array, sealed: Uint8Array, aad: Buffer): Uint8Array | null {
+function open(key: KeyObject | Uint8Array, sealed: Uint8Array, aad: Uint8Array): Uint8Array | null {
   if (sealed.byteLength < HEADER_BYTES + TAG_BYTES || sealed[0] !== FORMAT) return null;
-  const decipher = createDecipheriv("aes-256-gcm", key, sealed.subarray(1, HEADER_BYTES), { authTagLength: TAG_BYTES });
+  const decipher = createDecipheriv("aes-256-gcm", key, sealed.subarray(1, HEADER_BYTES), GCM_OPTIONS);
   decipher.setAAD(aad);
   decipher.setAuthTag(sealed.subarray(sealed.byteLength - TAG_BYTES));
   try {
@@ -218,20 +238,32 @@ export class DataKeyring {
   }
 }
 
+/** Where sealUpdates writes ciphertexts: blocks shared by a batch's records, not an array each. */
+const sealedUpdates = new ByteArena();
+
 /**
  * Replaces each planned update payload with its ciphertext (the HMAC was taken over the
  * plaintext). The batch's nonces come from one random fill (a call per record cost more than the
- * cipher itself); each record still gets its own 96 random bits.
+ * cipher itself); each record still gets its own 96 random bits. A conversation's associated data
+ * is built once per batch and only its seq rewritten per record (the cipher absorbs it at once).
  */
 export function sealUpdates(entries: { conversation: string; seq: number; payload: Uint8Array | null }[], keys: ReadonlyMap<string, KeyObject>): void {
   const nonces = randomFillSync(Buffer.alloc(entries.length * NONCE_BYTES));
+  const aads = new Map<string, Buffer>();
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i];
     if (!entry.payload) continue;
     const key = keys.get(entry.conversation);
     if (!key) throw new StoreError("internal", `no data key for conversation ${JSON.stringify(entry.conversation)}`);
+    let aad = aads.get(entry.conversation);
+    if (aad) {
+      setAadSeq(aad, entry.seq);
+    } else {
+      aad = recordAad(entry.conversation, "update", entry.seq);
+      aads.set(entry.conversation, aad);
+    }
     const nonce = nonces.subarray(i * NONCE_BYTES, (i + 1) * NONCE_BYTES);
-    entry.payload = seal(key, entry.payload, recordAad(entry.conversation, "update", entry.seq), nonce);
+    entry.payload = seal(key, entry.payload, aad, nonce, sealedUpdates.take(sealedLength(entry.payload)));
   }
 }
 
