@@ -35,22 +35,15 @@ afterEach(async () => {
   receiver = null;
 });
 
-/**
- * A /yjs socket that has had its first message (it is joined). Under heavy load an upgrade was
- * seen dropped (1006) before any message, once in a few dozen runs (an open defect, not yet
- * found): it is retried, twice at most, since this file is about deletion, not connecting.
- */
+/** A /yjs socket that has had its first message (it is joined); a close before it fails the test. */
 async function openYjs(url: string): Promise<WebSocket> {
-  for (let attempt = 1; ; attempt++) {
-    const socket = new WebSocket(url);
-    const joined = await new Promise<boolean>((resolve) => {
-      socket.once("message", () => resolve(true));
-      socket.once("close", () => resolve(false));
-      socket.once("error", () => resolve(false));
-    });
-    if (joined) return socket;
-    if (attempt === 3) throw new Error(`${url}: closed before its first message, three times`);
-  }
+  const socket = new WebSocket(url);
+  await new Promise<void>((resolve, reject) => {
+    socket.once("message", () => resolve());
+    socket.once("close", (code) => reject(new Error(`${url}: closed (${code}) before its first message`)));
+    socket.once("error", reject);
+  });
+  return socket;
 }
 
 /** A marker no other test writes, so finding it anywhere means this conversation left a copy. */

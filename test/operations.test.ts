@@ -103,7 +103,10 @@ beforeAll(async () => {
 
   // y-websocket, as the supplier.
   const yjs = new WebSocket(`${server.yjsUrl}/${conversation}?token=${supplierToken}`);
-  await new Promise((resolve) => yjs.once("message", resolve));
+  await new Promise((resolve, reject) => {
+    yjs.once("message", resolve);
+    yjs.once("close", (code) => reject(new Error(`the y-websocket socket closed (${code}) before its first message`)));
+  });
   yjs.close();
   await vi.waitFor(() => expect(logged().some((l) => l.msg === "y-websocket closed")).toBe(true));
 });

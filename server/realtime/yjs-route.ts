@@ -1,8 +1,13 @@
 // y-websocket compatibility (/yjs/<conversation>?token=<jwt>): plain y-protocols messages, one
 // conversation per socket, so an existing app using y-websocket's WebsocketProvider works
-// unchanged. Same hub, same write path, same audit and permissions as the Parley route; the token
-// is checked before the upgrade because y-websocket clients start syncing as soon as they open.
-// A refusal is an upgrade closed at once with a 44xx code (after a y-protocols "permission
+// unchanged. Same hub, same write path, same audit and permissions as the Parley route.
+// The upgrade completes at once, inside uWS's own upgrade callback, and the token is checked right
+// after the socket opens; what the client sends meanwhile (y-websocket clients start syncing as
+// soon as they open) waits in order and is handled once the socket is admitted. An upgrade after
+// an await needs res.cork(), and in this uWS build cork() can misread a just-upgraded socket as an
+// HTTP connection to close and drop it (uNetworking/uWebSockets#1929): clients saw 1006 before
+// their first message, now and then, under load. test/yjs-upgrade.test.ts holds the route to it.
+// A refusal is a socket closed at once with a 44xx code (after a y-protocols "permission
 // denied" message): y-websocket stops reconnecting on 4400-4499, while an HTTP 401/403 would
 // make it retry forever.
 
@@ -44,7 +49,9 @@ export interface YjsRouteDeps {
 
 interface YjsSocketData extends SocketData {
   conversation: string;
-  /** Set when the connection is refused: it is closed with this code right after opening. */
+  /** The token from the query string, checked once the socket is open. */
+  token: string;
+  /** Set when the request itself is refused (origin, room name): closed with this code on opening. */
   refusal: { code: number; reason: string } | null;
 }
 
@@ -83,6 +90,95 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
     if (awareness) session.sendDoc(conversation, { type: "awareness", update: awareness });
   };
 
+  /** Handles one y-protocols message of an admitted socket. */
+  const handleMessage = (session: ClientSession, conversation: string, bytes: Uint8Array): void => {
+    let decoded: ReturnType<typeof decodeDocMessage>;
+    try {
+      decoded = decodeDocMessage(bytes);
+    } catch (error) {
+      session.close(CloseCode.ProtocolViolation, describeError(error).message);
+      return;
+    }
+    switch (decoded.type) {
+      case "sync-step1":
+        hub
+          // uWS reuses the receive buffer after this callback returns: copy before anything async.
+          .syncStep1(session, conversation, decoded.stateVector.slice())
+          .then((frame) => frame && session.send(frame))
+          .catch((error: unknown) => session.close(CloseCode.ProtocolViolation, describeError(error).message));
+        return;
+      case "update":
+      case "sync-step2": {
+        const update = decoded.update.slice();
+        try {
+          hub.write(session, conversation, update, { catchUp: decoded.type === "sync-step2" }).catch((error: unknown) => dropWrite(session, error, conversation));
+        } catch (error) {
+          dropWrite(session, error, conversation);
+        }
+        return;
+      }
+      case "awareness":
+        try {
+          hub.awareness(session, conversation, decoded.update.slice());
+        } catch (error) {
+          logger.info({ session: session.id, code: describeError(error).code }, "awareness refused");
+        }
+        return;
+    }
+  };
+
+  // What a client may send before its token is checked: its opening messages and one full frame
+  // of offline edits, so a provider reconnecting with local changes is never refused for them.
+  const preAdmissionBytes = limits.maxPreAuthBytes + limits.maxFrameBytes;
+
+  /** Checks the token and the role: null when admitted, else why not (the close code and reason). */
+  const authorise = async (session: ClientSession, token: string, conversation: string): Promise<YjsSocketData["refusal"]> => {
+    let identity: TokenIdentity;
+    try {
+      identity = await deps.authenticate(token, session.remoteAddress);
+    } catch (error) {
+      const { code, message } = describeError(error);
+      logger.info({ session: session.id, code, remote: session.remoteAddress, closeCode: CloseCode.AuthFailed }, "y-websocket authentication failed");
+      return { code: CloseCode.AuthFailed, reason: message };
+    }
+    const role = await deps.resolveRole(identity, conversation);
+    if (!role) {
+      logger.info({ session: session.id, user: identity.user, org: identity.org, conversation, closeCode: CloseCode.Forbidden }, "y-websocket join refused");
+      return { code: CloseCode.Forbidden, reason: "no access to this conversation" };
+    }
+    session.identity = identity;
+    logger.info({ session: session.id, user: identity.user, org: identity.org, conversation, role, remote: session.remoteAddress }, "y-websocket authenticated");
+    return null;
+  };
+
+  /** Closes a socket refused before admission; the provider is told why unless it should retry. */
+  const refuseOpen = (session: ClientSession, ws: UWS.WebSocket<SocketData>, refusal: NonNullable<YjsSocketData["refusal"]>): void => {
+    if (refusal.code !== CloseCode.TryAgainLater) ws.send(permissionDenied(refusal.reason), true);
+    if (session.socket) session.close(refusal.code, refusal.reason);
+    else ws.end(refusal.code, refusal.reason.slice(0, 120));
+  };
+
+  /** Admits a checked socket (joins, then handles what it sent meanwhile, in order) or refuses it. */
+  const admit = (session: ClientSession, conversation: string, refusal: YjsSocketData["refusal"]): void => {
+    const ws = session.socket;
+    if (!ws) return; // closed while its token was checked
+    const queued = session.preAuthQueue ?? [];
+    session.preAuthQueue = null;
+    if (refusal) {
+      refuseOpen(session, ws, refusal);
+      return;
+    }
+    session.phase = "ready";
+    start(session, conversation).catch((error: unknown) => {
+      session.close(CloseCode.TryAgainLater, describeError(error).message);
+    });
+    // The join is registered synchronously by start(): what the client pipelined waits for its role.
+    for (const bytes of queued) {
+      if (!session.socket) return;
+      handleMessage(session, conversation, bytes);
+    }
+  };
+
   app.ws<YjsSocketData>("/yjs/*", {
     maxPayloadLength: limits.maxFrameBytes,
     maxBackpressure: hardBackpressureLimit(limits.maxBackpressureBytes),
@@ -90,78 +186,54 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
     idleTimeout: limits.idleTimeoutSeconds,
     sendPingsAutomatically: true,
     upgrade: (res, req, context) => {
-      let aborted = false;
-      res.onAborted(() => {
-        aborted = true;
-      });
       const rawConversation = req.getUrl().slice("/yjs/".length);
       const rawQuery = req.getQuery() ?? "";
       const origin = req.getHeader("origin");
-      const key = req.getHeader("sec-websocket-key");
-      const protocol = req.getHeader("sec-websocket-protocol");
-      const extensions = req.getHeader("sec-websocket-extensions");
       const remote = clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), forwardedForOf(req), deps.proxyTrust);
       if (refuseWhenFull(res, deps.connections, remote)) return;
       const session = new ClientSession("yjs", remote, limits.maxFramesPerSecond, limits.maxBackpressureBytes, deps.traffic);
-      const accept = (conversation: string, refusal: YjsSocketData["refusal"]) => {
-        if (aborted) return;
-        res.cork(() => res.upgrade<YjsSocketData>({ session, conversation, refusal }, key, protocol, extensions, context));
-      };
-      const refuse = (code: number, reason: string) => accept("", { code, reason });
+      let conversation = "";
+      let token = "";
+      let refusal: YjsSocketData["refusal"] = null;
       if (!originAllowed(origin, deps.allowedOrigins)) {
         logger.info({ remote, origin, closeCode: CloseCode.Forbidden }, "y-websocket origin refused");
-        return refuse(CloseCode.Forbidden, originRefusal(origin));
-      }
-      let conversation: string;
-      let token: string;
-      try {
-        conversation = decodeUrlComponent(rawConversation, "the room name");
-        token = parseQueryString(rawQuery).get("token") ?? "";
-      } catch (error) {
-        return refuse(CloseCode.ProtocolViolation, describeError(error).message);
-      }
-      if (!isConversationId(conversation)) return refuse(CloseCode.ProtocolViolation, "invalid conversation id");
-      const authorise = async (): Promise<YjsSocketData["refusal"]> => {
-        let identity: TokenIdentity;
+        refusal = { code: CloseCode.Forbidden, reason: originRefusal(origin) };
+      } else {
         try {
-          identity = await deps.authenticate(token, remote);
+          conversation = decodeUrlComponent(rawConversation, "the room name");
+          token = parseQueryString(rawQuery).get("token") ?? "";
+          if (!isConversationId(conversation)) refusal = { code: CloseCode.ProtocolViolation, reason: "invalid conversation id" };
         } catch (error) {
-          const { code, message } = describeError(error);
-          logger.info({ session: session.id, code, remote, closeCode: CloseCode.AuthFailed }, "y-websocket authentication failed");
-          return { code: CloseCode.AuthFailed, reason: message };
+          refusal = { code: CloseCode.ProtocolViolation, reason: describeError(error).message };
         }
-        const role = await deps.resolveRole(identity, conversation);
-        if (!role) {
-          logger.info({ session: session.id, user: identity.user, org: identity.org, conversation, closeCode: CloseCode.Forbidden }, "y-websocket join refused");
-          return { code: CloseCode.Forbidden, reason: "no access to this conversation" };
-        }
-        session.identity = identity;
-        session.phase = "ready";
-        logger.info({ session: session.id, user: identity.user, org: identity.org, conversation, role, remote }, "y-websocket authenticated");
-        return null;
-      };
-      authorise().then(
-        (refusal) => accept(conversation, refusal),
-        (error: unknown) => {
-          logger.error({ err: error, session: session.id }, "y-websocket access check failed");
-          accept(conversation, { code: CloseCode.TryAgainLater, reason: "access could not be checked; retry" });
-        },
+      }
+      const data: YjsSocketData = { session, conversation: refusal ? "" : conversation, token, refusal };
+      res.upgrade<YjsSocketData>(
+        data,
+        req.getHeader("sec-websocket-key"),
+        req.getHeader("sec-websocket-protocol"),
+        req.getHeader("sec-websocket-extensions"),
+        context,
       );
     },
     open: (ws) => {
-      const { session, conversation, refusal } = ws.getUserData();
+      const { session, conversation, token, refusal } = ws.getUserData();
       if (refusal) {
-        if (refusal.code !== CloseCode.TryAgainLater) ws.send(permissionDenied(refusal.reason), true);
-        ws.end(refusal.code, refusal.reason.slice(0, 120));
+        refuseOpen(session, ws, refusal);
         return;
       }
       session.socket = ws;
       hub.opened(session);
       takeSlot(session, deps.connections);
       if (!session.socket) return;
-      start(session, conversation).catch((error: unknown) => {
-        session.close(CloseCode.TryAgainLater, describeError(error).message);
-      });
+      session.phase = "authenticating";
+      authorise(session, token, conversation).then(
+        (refused) => admit(session, conversation, refused),
+        (error: unknown) => {
+          logger.error({ err: error, session: session.id }, "y-websocket access check failed");
+          admit(session, conversation, { code: CloseCode.TryAgainLater, reason: "access could not be checked; retry" });
+        },
+      );
     },
     message: (ws, message) => {
       const { session, conversation } = ws.getUserData();
@@ -171,40 +243,18 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
         session.close(CloseCode.RateLimited, "rate limited");
         return;
       }
-      const bytes = new Uint8Array(message);
-      let decoded: ReturnType<typeof decodeDocMessage>;
-      try {
-        decoded = decodeDocMessage(bytes);
-      } catch (error) {
-        session.close(CloseCode.ProtocolViolation, describeError(error).message);
-        return;
-      }
-      switch (decoded.type) {
-        case "sync-step1":
-          hub
-            // uWS reuses the receive buffer after this callback returns: copy before anything async.
-            .syncStep1(session, conversation, decoded.stateVector.slice())
-            .then((frame) => frame && session.send(frame))
-            .catch((error: unknown) => session.close(CloseCode.ProtocolViolation, describeError(error).message));
-          return;
-        case "update":
-        case "sync-step2": {
-          const update = decoded.update.slice();
-          try {
-            hub.write(session, conversation, update, { catchUp: decoded.type === "sync-step2" }).catch((error: unknown) => dropWrite(session, error, conversation));
-          } catch (error) {
-            dropWrite(session, error, conversation);
-          }
+      if (session.phase !== "ready") {
+        // Sent before the token was checked: kept in order (a copy: uWS reuses the buffer), bounded.
+        session.preAuthBytes += message.byteLength;
+        if (session.preAuthBytes > preAdmissionBytes) {
+          session.close(CloseCode.ProtocolViolation, "too much data before the token was checked");
           return;
         }
-        case "awareness":
-          try {
-            hub.awareness(session, conversation, decoded.update.slice());
-          } catch (error) {
-            logger.info({ session: session.id, code: describeError(error).code }, "awareness refused");
-          }
-          return;
+        session.preAuthQueue ??= [];
+        session.preAuthQueue.push(new Uint8Array(message.slice(0)));
+        return;
       }
+      handleMessage(session, conversation, new Uint8Array(message));
     },
     close: (ws, code) => {
       const { session, refusal, conversation } = ws.getUserData();
