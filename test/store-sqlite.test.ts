@@ -35,7 +35,7 @@ describe("SQLite store", () => {
   let path: string;
   const opened: SqliteStore[] = [];
 
-  async function open(options: { synchronous?: "full" | "normal" } = {}): Promise<SqliteStore> {
+  async function open(options: { synchronous?: "full" | "normal"; busyTimeoutMs?: number } = {}): Promise<SqliteStore> {
     const store = await openSqliteStore({ path, auditKey: CONTRACT_AUDIT_KEY, masterKeys: CONTRACT_MASTER_KEYS, ...options });
     opened.push(store);
     return store;
@@ -151,6 +151,24 @@ describe("SQLite store", () => {
       store.appendBatch([{ conversation: "conv-1", kind: "update", actor: alice, payload: "nope" as unknown as Uint8Array }]),
     ).rejects.toMatchObject({ code: "invalid_request" });
     expect(await store.ping()).toBe(true);
+  });
+
+  it("fails a write as busy while another process holds the write lock, and writes once it lets go", async () => {
+    const store = await open({ busyTimeoutMs: 50 });
+    await store.appendBatch(appendsOf("conv-1", alice, textUpdates(new Y.Doc(), 1)));
+    const other = new Database(path);
+    try {
+      other.exec("BEGIN IMMEDIATE");
+      // SQLite's SQLITE_BUSY inside the worker arrives here as the StoreError code callers retry on.
+      await expect(store.appendBatch(appendsOf("conv-1", bob, textUpdates(new Y.Doc(), 1, "blocked")))).rejects.toMatchObject({
+        name: "StoreError",
+        code: "busy",
+      });
+      other.exec("ROLLBACK");
+    } finally {
+      other.close();
+    }
+    expect(await store.appendBatch(appendsOf("conv-1", bob, textUpdates(new Y.Doc(), 1, "after")))).toMatchObject([{ seq: 2 }]);
   });
 
   it("fails to open, with a typed error, where no database can be created", async () => {
