@@ -3,7 +3,7 @@
 // JavaScript; from source it is TypeScript, and as Node 20 ignores loader flags in a Worker's
 // execArgv (nodejs/node#47747), tsx is registered here first. A method may return
 // a promise (the directory runs async code over its synchronous database); its reply goes out
-// once that settles.
+// once that settles. Requests carry { id, op, args }; replies { type: "reply", id, ok, value | error }.
 
 import { parentPort, workerData } from "node:worker_threads";
 
@@ -23,19 +23,34 @@ try {
 }
 const operations = new Set(service.operations);
 
-port.on("message", async ({ id, op, args }) => {
-  let reply;
+port.on("message", (request) => {
+  let result;
   try {
-    if (!operations.has(op)) throw Object.assign(new Error(`unknown operation ${op}`), { code: "invalid_request" });
-    reply = { type: "reply", id, ok: true, value: await service[op](...args) };
+    if (!operations.has(request.op)) throw Object.assign(new Error(`unknown operation ${request.op}`), { code: "invalid_request" });
+    result = service[request.op](...request.args);
   } catch (error) {
-    reply = { type: "reply", id, ok: false, error: { name: error?.name, code: error?.code, message: error?.message ?? String(error) } };
+    reply(request, failed(request.id, error));
+    return;
   }
+  // A synchronous result (the log store's every operation) is answered at once, without a turn
+  // through the microtask queue.
+  if (typeof result?.then !== "function") reply(request, { type: "reply", id: request.id, ok: true, value: result });
+  else result.then((value) => reply(request, { type: "reply", id: request.id, ok: true, value }), (error) => reply(request, failed(request.id, error)));
+});
+port.postMessage({ type: "ready" });
+
+function failed(id, error) {
+  return { type: "reply", id, ok: false, error: { name: error?.name, code: error?.code, message: error?.message ?? String(error) } };
+}
+
+function reply({ id, op }, message) {
   try {
-    port.postMessage(reply);
+    // A result that is an ArrayBuffer (the log store's packed batch results) is moved, not copied:
+    // the service made it to be sent.
+    port.postMessage(message, message.value instanceof ArrayBuffer ? [message.value] : []);
   } catch (error) {
+    // A result that cannot cross the thread boundary fails its call, not the thread.
     port.postMessage({ type: "reply", id, ok: false, error: { code: "internal", message: `unserializable result: ${error.message}` } });
   }
   if (op === "close") port.close();
-});
-port.postMessage({ type: "ready" });
+}
