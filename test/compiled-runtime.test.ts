@@ -34,11 +34,10 @@ afterAll(async () => {
 });
 
 describe("the compiled server (npm run build, then bin/parley.js)", () => {
-  it("holds JavaScript only, with the worker bootstraps beside their modules", async () => {
+  it("holds JavaScript only, with the worker entry and the worker modules it loads", async () => {
     const files = (await readdir(dist, { recursive: true })).map((file) => file.split(path.sep).join("/"));
     expect(files).toContain("server/cli.js");
     expect(files).toContain("server/sql/worker-entry.mjs");
-    expect(files).toContain("server/store/sqlite/worker-bootstrap.mjs");
     expect(files).toContain("server/store/sqlite/worker.js");
     expect(files.filter((file) => file.endsWith(".ts"))).toEqual([]);
     const cli = await readFile(path.join(dist, "server/cli.js"), "utf8");

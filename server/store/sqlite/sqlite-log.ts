@@ -20,7 +20,6 @@ import type { AppendRequest, ClientIdRecord, CommittedAppend, CompactionResult, 
 import { destroyedError, StoreError } from "../../sql/store-error.ts";
 import { migrate } from "../../sql/sqlite-migrate.ts";
 import { packCommitted, unpackAppendBatch } from "./packed-batch.ts";
-import type { SqliteOps } from "./worker-protocol.ts";
 
 export interface SqliteLogOptions {
   path: string;
@@ -81,7 +80,7 @@ function openDatabase(file: string, options: Pick<SqliteLogOptions, "synchronous
   }
 }
 
-export class SqliteLog implements SqliteOps {
+export class SqliteLog {
   private readonly hasher: EntryHasher;
   private readonly selectHead;
   private readonly upsertHead;
