@@ -6,7 +6,6 @@
 // /proc/self/task/<pid>/stat (Linux, 10 ms ticks). `--root` runs another checkout's sources (e.g. an older commit, to compare).
 // Usage: node --import tsx bench/write-path.ts [--conversations 50] [--writers 10] [--rounds 40] [--root DIR]
 
-import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -14,6 +13,7 @@ import { performance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import * as Y from "yjs";
+import { threadCpuSeconds as threadCpuSecondsById } from "./measure/proc.ts";
 
 const { values } = parseArgs({
   options: {
@@ -92,20 +92,10 @@ for (let c = 0; c < conversations; c++) {
 // Round 0 warms up (loads the conversations, JIT); the measured rounds follow, each one update
 // per writer, all of a round in flight at once (one group commit or a few).
 await Promise.all(writers.map((w) => writePath.submit(w.conversation, w.updates[0], w.actor)));
-/** CPU seconds each thread used so far, by thread name (utime + stime, in clock ticks of 10 ms). */
+/** CPU seconds each thread used so far, by thread name (threads of one name summed). */
 function threadCpuSeconds(): Map<string, number> {
   const byName = new Map<string, number>();
-  for (const tid of readdirSync("/proc/self/task")) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
-    } catch {
-      continue; // ended meanwhile
-    }
-    const name = tid === String(process.pid) ? "main" : stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    byName.set(name, (byName.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100);
-  }
+  for (const { name, seconds } of threadCpuSecondsById().values()) byName.set(name, (byName.get(name) ?? 0) + seconds);
   return byName;
 }
 const mainThreadCpuSeconds = () => threadCpuSeconds().get("main") ?? 0;

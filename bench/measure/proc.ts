@@ -1,7 +1,7 @@
 // Reads a process's CPU time and resident memory from /proc (Linux): CPU from /proc/<pid>/stat
 // (utime + stime of all its threads, in clock ticks), RSS from VmRSS in /proc/<pid>/status.
 
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 // USER_HZ is 100 on every Linux this runs on (getconf CLK_TCK); /proc reports ticks of it.
 const TICKS_PER_SECOND = 100;
@@ -49,4 +49,24 @@ export function processExists(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * CPU seconds each thread of this process used so far, by thread id ("main" is the process's own
+ * thread, the others carry their thread names), from /proc/self/task/<tid>/stat.
+ */
+export function threadCpuSeconds(): Map<string, { name: string; seconds: number }> {
+  const threads = new Map<string, { name: string; seconds: number }>();
+  for (const tid of readdirSync("/proc/self/task")) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+    } catch {
+      continue; // ended meanwhile
+    }
+    const name = tid === String(process.pid) ? "main" : stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    threads.set(tid, { name, seconds: (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND });
+  }
+  return threads;
 }

@@ -32,16 +32,20 @@ function writeCanonical(read: ReadUpdate, known: (client: number) => number): vo
   rest.cpos = 0;
   rest.bufs = [];
   if (rest.cbuf.length > KEEP_BUFFER_BYTES) rest.cbuf = new Uint8Array(100);
-  const byClient = new Map<number, Section>();
+  // read.structs holds each client's structs together (ReadUpdate.byClient): one section per run.
+  const sections: Section[] = [];
+  let section: Section | undefined;
   for (const { struct } of read.structs) {
     const { client, clock } = struct.id;
     const from = known(client);
     if (clock + struct.length <= from) continue;
-    const section = byClient.get(client);
-    if (section) section.structs.push(struct);
-    else byClient.set(client, { client, structs: [struct], offset: Math.max(0, from - clock) });
+    if (section?.client === client) section.structs.push(struct);
+    else {
+      section = { client, structs: [struct], offset: Math.max(0, from - clock) };
+      sections.push(section);
+    }
   }
-  const sections = [...byClient.values()].sort((a, b) => b.client - a.client);
+  if (sections.length > 1) sections.sort((a, b) => b.client - a.client);
   encoding.writeVarUint(rest, sections.length);
   for (const { client, structs, offset } of sections) {
     encoding.writeVarUint(rest, structs.length);
@@ -50,7 +54,7 @@ function writeCanonical(read: ReadUpdate, known: (client: number) => number): vo
     structs[0].write(scratch, offset);
     for (let i = 1; i < structs.length; i++) structs[i].write(scratch, 0);
   }
-  const deleted = [...read.ds.clients].sort((a, b) => b[0] - a[0]);
+  const deleted = read.ds.clients.size === 0 ? [] : [...read.ds.clients].sort((a, b) => b[0] - a[0]);
   encoding.writeVarUint(rest, deleted.length);
   for (const [client, ranges] of deleted) {
     scratch.resetDsCurVal();

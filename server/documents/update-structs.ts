@@ -24,8 +24,8 @@ export interface ReadUpdate {
   /** Skip structs (gaps in a client's clocks): never in an update a real client sends. */
   skips: Y.Skip[];
   ds: ReturnType<typeof Y.decodeUpdate>["ds"];
-  /** Per client, the end of its clocks in this update. */
-  ends: Map<number, number>;
+  /** Each client's structs, in the order read (`structs` lists them client after client, the same way). */
+  byClient: ReadonlyMap<number, readonly ResolvedStruct[]>;
   /**
    * The update lists each client's structs in one section, highest client id first, as every Yjs
    * encoder does (the layout Yjs's readers need to take all of it, see ./canonical-update.ts).
@@ -194,7 +194,6 @@ export function readUpdate(update: Uint8Array, index: DocumentIndex, options: { 
   const decoded = Y.decodeUpdate(update);
   const reading: Reading = { index, tolerant: options.tolerant === true, byClient: new Map() };
   const skips: Y.Skip[] = [];
-  const ends = new Map<number, number>();
   // Clients only ever descending, and as many sections as clients: one section each, in order.
   let descending = true;
   let previousClient = -1;
@@ -213,7 +212,6 @@ export function readUpdate(update: Uint8Array, index: DocumentIndex, options: { 
       reading.byClient.set(s.id.client, list);
     }
     list.push({ struct: s, parent: "", state: 0 });
-    ends.set(s.id.client, Math.max(ends.get(s.id.client) ?? 0, s.id.clock + s.length));
   }
 
   const structs: Node[] = [];
@@ -226,7 +224,14 @@ export function readUpdate(update: Uint8Array, index: DocumentIndex, options: { 
   resolveTypeDepths(reading, structs);
 
   const sections = decoding.readVarUint(decoding.createDecoder(update));
-  return { structs, skips, ds: decoded.ds, ends, canonicalLayout: descending && sections === reading.byClient.size };
+  return { structs, skips, ds: decoded.ds, byClient: reading.byClient, canonicalLayout: descending && sections === reading.byClient.size };
+}
+
+/** The end of `client`'s clocks in the update (0 when it has no structs there). */
+export function clockEnd(read: ReadUpdate, client: number): number {
+  let end = 0;
+  for (const { struct } of read.byClient.get(client) ?? []) end = Math.max(end, struct.id.clock + struct.length);
+  return end;
 }
 
 /** What recording `read` in the index adds (every struct, known clocks are skipped by the index). */

@@ -183,10 +183,15 @@ export class ServerMetrics {
     },
   };
 
+  // Observed once per delivered update: through an unlabelled child, whose observe() reuses one
+  // closure and labels object (Histogram.observe builds both on every call).
+  private readonly fanOutLagChild = this.fanOutLag.labels();
+  private readonly fanOutLocalChild = this.fanOutLocalSeconds.labels();
+
   readonly deliveryObserver: DeliveryObserver = {
-    delivered: (lagMs) => this.fanOutLag.observe(lagMs / 1000),
+    delivered: (lagMs) => this.fanOutLagChild.observe(lagMs / 1000),
     recovered: (updates) => this.busGapsRecovered.inc(updates),
-    deliveredLocally: (ms) => this.fanOutLocalSeconds.observe(ms / 1000),
+    deliveredLocally: (ms) => this.fanOutLocalChild.observe(ms / 1000),
     // A skewed clock can put the publish after the delivery: counted as no delay, not negative.
     deliveredFromRemote: (ms) => this.fanOutRemoteSeconds.observe(Math.max(0, ms) / 1000),
   };

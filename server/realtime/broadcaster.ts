@@ -35,11 +35,14 @@ export class Broadcaster implements FanOut {
   ) {}
 
   committedUpdate(conversation: string, update: Uint8Array, _seq: number, local?: LocalCommit): void {
-    this.publish(conversation, { type: "update", update }, local?.origin, local?.envelope);
+    this.publish(conversation, { type: "update", update }, local?.origin, local?.envelope, local?.bareFrame);
   }
 
-  /** Publishes a message to both dialects' subscribers, skipping `origin`. */
-  publish(conversation: string, message: DocMessage, origin?: BroadcastOrigin, envelope?: Uint8Array): void {
+  /**
+   * Publishes a message to both dialects' subscribers, skipping `origin`. `envelope` and
+   * `bareFrame`: the message already encoded as a Parley frame and as a bare y-protocols message.
+   */
+  publish(conversation: string, message: DocMessage, origin?: BroadcastOrigin, envelope?: Uint8Array, bareFrame?: Uint8Array): void {
     const parleyTopic = topicOf("parley", conversation);
     const parleySubscribers = this.app.numSubscribers(parleyTopic);
     if (parleySubscribers > 0) {
@@ -50,7 +53,7 @@ export class Broadcaster implements FanOut {
     const yjsSubscribers = this.app.numSubscribers(yjsTopic);
     if (yjsSubscribers > 0) {
       this.traffic?.sent("yjs", origin?.dialect === "yjs" && origin.socket ? yjsSubscribers - 1 : yjsSubscribers);
-      this.send(yjsTopic, encodeDocMessage(message), origin?.dialect === "yjs" ? origin : undefined);
+      this.send(yjsTopic, bareFrame ?? encodeDocMessage(message), origin?.dialect === "yjs" ? origin : undefined);
     }
     this.checkBuffersSoon(conversation);
   }

@@ -43,7 +43,7 @@ export interface JoinedConversation {
   role: Role | null;
   /** Settles once the role lookup finished (found or not). */
   roleKnown: Promise<void>;
-  /** Settles after this connection's latest write to the conversation (orders no-op acks). */
+  /** Settles after this connection's latest write to the conversation (orders no-op acks); rejects when that write failed. */
   lastWrite: Promise<unknown>;
 }
 

@@ -22,8 +22,8 @@ export class ClusterBroadcaster extends Broadcaster {
     super(app, channels, traffic);
   }
 
-  override publish(conversation: string, message: DocMessage, origin?: BroadcastOrigin, envelope?: Uint8Array): void {
-    super.publish(conversation, message, origin, envelope);
+  override publish(conversation: string, message: DocMessage, origin?: BroadcastOrigin, envelope?: Uint8Array, bareFrame?: Uint8Array): void {
+    super.publish(conversation, message, origin, envelope, bareFrame);
     if (message.type === "awareness") {
       const session = origin instanceof ClientSession ? origin.id : "";
       // The claim travels with the states: the other nodes hold the same ids for the same identity.

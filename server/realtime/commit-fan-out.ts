@@ -54,7 +54,8 @@ export class CommitFanOut implements FanOut, BusHandler, ChannelObserver {
    * ack does not wait; it goes out as soon as the commit is durable.
    */
   committedUpdate(conversation: string, update: Uint8Array, seq: number, local: LocalCommit = {}): void {
-    const origin: LocalOrigin = { ...local, committedAt: monotonicClock() };
+    // Spelled out rather than spread: one object of one shape per update.
+    const origin: LocalOrigin = { origin: local.origin, envelope: local.envelope, bareFrame: local.bareFrame, recordedIn: local.recordedIn, committedAt: monotonicClock() };
     this.deps.bus.publishUpdate(conversation, seq, update);
     if (!this.sequenced.offer(conversation, seq, update, origin)) this.untracked(conversation, seq, update, local);
   }

@@ -158,7 +158,8 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
         // Answer after the acks of writes sent before the leave, so `left` is the last word.
         const earlierWrites = session.joined.get(message.conversation)?.lastWrite ?? Promise.resolve();
         if (hub.leave(session, message.conversation)) logger.info({ session: session.id, conversation: message.conversation }, "socket left");
-        void earlierWrites.then(() => session.sendControl({ type: "left", conversation: message.conversation }));
+        const sendLeft = () => session.sendControl({ type: "left", conversation: message.conversation });
+        void earlierWrites.then(sendLeft, sendLeft); // a refused write settles it too
         return;
       }
       case "subscribe-events":

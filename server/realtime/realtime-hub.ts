@@ -29,6 +29,13 @@ export interface RealtimeHubDeps {
   resolveRole(identity: TokenIdentity, conversation: string): Promise<Role | null>;
 }
 
+/** How a write arrived (see {@link RealtimeHub.write}). */
+export interface WriteOptions {
+  envelope?: Uint8Array;
+  bareFrame?: Uint8Array;
+  catchUp?: boolean;
+}
+
 /** The shared conversation logic behind every socket. */
 export class RealtimeHub {
   readonly sessions = new Set<ClientSession>();
@@ -117,13 +124,23 @@ export class RealtimeHub {
 
   /**
    * Writes an update through the durable, audited write path; resolves with its sequence number
-   * once committed. `update` must be the caller's own copy; `envelope` is the frame to publish;
-   * `catchUp` marks a sync step 2 (offline edits), allowed up to the frame size.
+   * once committed. `update` must be the caller's own copy; `envelope` (Parley) and `bareFrame`
+   * (y-websocket) are the frames to publish; `catchUp` marks a sync step 2 (offline edits),
+   * allowed up to the frame size. Not an async function: a write to a joined conversation (the
+   * common case) makes no promise of its own around the write path's.
    */
-  async write(session: ClientSession, conversation: string, update: Uint8Array, options: { envelope?: Uint8Array; catchUp?: boolean } = {}): Promise<number> {
-    // Known at once after the join: waiting only while the role is still being looked up.
-    const known = this.joinedOrThrow(session, conversation);
-    const joined = known.role === null ? await this.joinedWithRole(session, conversation) : known;
+  write(session: ClientSession, conversation: string, update: Uint8Array, options: WriteOptions = {}): Promise<number> {
+    try {
+      // Known at once after the join: waiting only while the role is still being looked up.
+      const known = this.joinedOrThrow(session, conversation);
+      if (known.role === null) return this.joinedWithRole(session, conversation).then((joined) => this.writeJoined(session, conversation, joined, update, options));
+      return this.writeJoined(session, conversation, known, update, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private writeJoined(session: ClientSession, conversation: string, joined: JoinedConversation, update: Uint8Array, options: WriteOptions): Promise<number> {
     if (joined.role !== "writer") throw new ParleyError(ErrorCode.ReadOnly, "observers cannot change this conversation");
     if (this.shuttingDown) throw new ParleyError(ErrorCode.ShuttingDown, "server is shutting down; retry");
     const identity = session.identity;
@@ -132,11 +149,14 @@ export class RealtimeHub {
     const written = this.deps.writePath.submit(conversation, update, actor, {
       origin: session,
       envelope: options.envelope,
+      bareFrame: options.bareFrame,
       previousWrite: joined.lastWrite,
       // A sync step 2 carries everything a client did offline: allow it up to the frame limit.
       maxBytes: options.catchUp ? this.deps.maxCatchUpBytes : undefined,
     });
-    joined.lastWrite = written.catch(() => undefined);
+    // Only waited on (never for its outcome) by the next write's no-op ack; the caller handles
+    // its rejection, so keeping it as is makes no unhandled rejection and no extra promise.
+    joined.lastWrite = written;
     return written;
   }
 

@@ -14,6 +14,7 @@ import { monotonicClock } from "../platform/clock.ts";
 export interface LocalOrigin {
   origin?: CommitOrigin;
   envelope?: Uint8Array;
+  bareFrame?: Uint8Array;
   /** When it was committed (the monotonic clock): the local fan-out delay runs from here. */
   committedAt?: number;
   /** The document-rules index validation recorded it in. */

@@ -109,9 +109,15 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
         return;
       case "update":
       case "sync-step2": {
-        const update = decoded.update.slice();
+        // uWS reuses the receive buffer after this callback: one copy of the frame, the update a
+        // view into it. An update message is already exactly what the room's other y-websocket
+        // clients should receive (decoded whole, nothing trailing), so it is published as is.
+        const frame = bytes.slice();
+        const offset = decoded.update.byteOffset - bytes.byteOffset;
+        const update = frame.subarray(offset, offset + decoded.update.length);
+        const bareFrame = decoded.type === "update" ? frame : undefined;
         try {
-          hub.write(session, conversation, update, { catchUp: decoded.type === "sync-step2" }).catch((error: unknown) => dropWrite(session, error, conversation));
+          hub.write(session, conversation, update, { bareFrame, catchUp: decoded.type === "sync-step2" }).catch((error: unknown) => dropWrite(session, error, conversation));
         } catch (error) {
           dropWrite(session, error, conversation);
         }

@@ -8,7 +8,7 @@ import * as Y from "yjs";
 import { ErrorCode, isConversationMessage, isConversationRetraction } from "../../protocol/index.ts";
 import { type DocumentIndex, type IndexEffects, MESSAGES_PARENT } from "../documents/document-index.ts";
 import { checkEncodable, encodeCanonical } from "../documents/canonical-update.ts";
-import { effectsOf, type ReadUpdate, readUpdate, UnresolvableUpdate } from "../documents/update-structs.ts";
+import { clockEnd, effectsOf, type ReadUpdate, readUpdate, UnresolvableUpdate } from "../documents/update-structs.ts";
 import { ParleyError } from "../platform/errors.ts";
 
 /** The sender an update's message authorship and client ids must match. */
@@ -91,18 +91,22 @@ function checkMessageEntry(value: unknown, ctx: ValidationContext): void {
   throw refuse("a message in this update names another author", ErrorCode.InvalidMessage);
 }
 
-function checkStructs(read: ReadUpdate, ctx: ValidationContext): { claims: number[]; newUnits: number; overlaps: Map<number, number> } {
+function checkStructs(read: ReadUpdate, ctx: ValidationContext): { claims: number[]; newUnits: number; overlapping: boolean } {
   const { index, author, limits } = ctx;
   const claims: number[] = [];
-  const overlaps = new Map<number, number>();
-  const next = new Map<number, number>();
+  let overlapping = false;
+  // read.structs holds each client's structs together (see ReadUpdate.byClient): the clock the
+  // next struct must start at is the previous struct's end while the client stays the same.
+  let previousClient: number | undefined;
+  let expected = 0;
+  let known = 0;
   let newUnits = 0;
   if (read.skips.length > 0) throw refuse("the update has gaps in a client's clocks (it depends on changes it does not carry)", ErrorCode.UnmergeableUpdate);
   for (const { struct, parent } of read.structs) {
     const { client, clock } = struct.id;
-    const known = index.clockOf(client);
-    const expected = next.get(client);
-    if (expected === undefined) {
+    if (client !== previousClient) {
+      previousClient = client;
+      known = index.clockOf(client);
       if (clock > known) throw refuse(`the update continues client ${client} at clock ${clock}, but the document has it only up to ${known}`, ErrorCode.UnmergeableUpdate);
       const owner = index.ownerOf(client);
       if (owner && (owner.user !== author.user || owner.org !== author.org)) {
@@ -114,9 +118,9 @@ function checkStructs(read: ReadUpdate, ctx: ValidationContext): { claims: numbe
     }
     const end = clock + struct.length;
     if (!Number.isSafeInteger(end) || struct.length <= 0) throw refuse("a struct has an impossible length", ErrorCode.UnmergeableUpdate);
-    next.set(client, end);
+    expected = end;
     if (clock < known) {
-      overlaps.set(client, known);
+      overlapping = true;
       // Re-sent content is dropped before storing; what continues past it must continue in the
       // same parent, or readers that already have the start would put the rest elsewhere.
       if (end > known && struct instanceof Y.Item && index.parentAt(client, known - 1) !== parent) {
@@ -145,7 +149,7 @@ function checkStructs(read: ReadUpdate, ctx: ValidationContext): { claims: numbe
     else if (content instanceof Y.ContentFormat) depth = base + valueDepth(content.value, limits.maxDepth);
     if (depth > limits.maxDepth) throw refuse(`content nests ${depth} levels deep; the limit is ${limits.maxDepth}`, ErrorCode.DocumentLimit);
   }
-  return { claims, newUnits, overlaps };
+  return { claims, newUnits, overlapping };
 }
 
 function checkLocalTypeDepths(read: ReadUpdate, limits: DocumentLimits): void {
@@ -156,7 +160,7 @@ function checkLocalTypeDepths(read: ReadUpdate, limits: DocumentLimits): void {
 
 function checkDeletes(read: ReadUpdate, index: DocumentIndex): void {
   for (const [client, ranges] of read.ds.clients) {
-    const end = Math.max(index.clockOf(client), read.ends.get(client) ?? 0);
+    const end = Math.max(index.clockOf(client), clockEnd(read, client));
     for (const { clock, len } of ranges) {
       if (!(len > 0) || !Number.isSafeInteger(clock + len)) throw refuse("the delete set holds an empty range", ErrorCode.UnmergeableUpdate);
       if (clock + len > end) throw refuse("the update deletes content that does not exist", ErrorCode.UnmergeableUpdate);
@@ -191,7 +195,7 @@ export function validateUpdate(update: Uint8Array, ctx: ValidationContext): Vali
     if (error instanceof UnresolvableUpdate) throw refuse(error.message, ErrorCode.UnmergeableUpdate);
     throw refuse("update could not be decoded");
   }
-  const { claims, newUnits, overlaps } = checkStructs(read, ctx);
+  const { claims, newUnits, overlapping } = checkStructs(read, ctx);
   checkLocalTypeDepths(read, ctx.limits);
   checkDeletes(read, ctx.index);
   if (read.structs.length === 0 && read.ds.clients.size === 0) return { empty: true, update, claims: [], effects: { runs: [], types: [] } };
@@ -205,7 +209,7 @@ export function validateUpdate(update: Uint8Array, ctx: ValidationContext): Vali
   // without what the document already has, so re-sent content can never replace what is stored
   // when states merge. The bytes as sent are kept when they are that already (the fan-out then
   // reuses their envelope). Either way Yjs's own writer refuses what a client could not read.
-  const asSent = overlaps.size === 0 && read.canonicalLayout;
+  const asSent = !overlapping && read.canonicalLayout;
   let stored = update;
   try {
     if (asSent) checkEncodable(read);
@@ -213,6 +217,6 @@ export function validateUpdate(update: Uint8Array, ctx: ValidationContext): Vali
   } catch {
     throw refuse("the update does not merge cleanly", ErrorCode.UnmergeableUpdate);
   }
-  const empty = overlaps.size > 0 && newUnits === 0 && read.ds.clients.size === 0;
+  const empty = overlapping && newUnits === 0 && read.ds.clients.size === 0;
   return { empty, update: empty ? update : stored, claims: newUnits === 0 ? [] : claims, effects: effectsOf(read) };
 }

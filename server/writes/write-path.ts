@@ -26,6 +26,8 @@ export interface LocalCommit {
   origin?: CommitOrigin;
   /** The update already encoded as a Parley frame, when the caller has it. */
   envelope?: Uint8Array;
+  /** The update already encoded as a bare y-websocket update message, when the caller has it. */
+  bareFrame?: Uint8Array;
   /** The document-rules index validation recorded the update in (the cache need not read it again). */
   recordedIn?: object;
 }
@@ -45,7 +47,9 @@ export interface SubmitOptions {
   origin?: CommitOrigin;
   /** The update already encoded as a Parley frame, published as-is. */
   envelope?: Uint8Array;
-  /** The sender's previous write: a no-op is acknowledged only after it, to keep acks in order. */
+  /** The update already encoded as a bare y-websocket update message, published as-is. */
+  bareFrame?: Uint8Array;
+  /** The sender's previous write (it may reject): a no-op is acknowledged only after it settles, to keep acks in order. */
   previousWrite?: Promise<unknown>;
   /** Size limit for this update, when not the default (a client's catch-up after being offline). */
   maxBytes?: number;
@@ -70,6 +74,8 @@ export interface WritePathDeps {
   /** Told the seq a compaction's snapshot entry took (ordered delivery steps over it). */
   onCompacted?: (conversation: string, seq: number) => void;
 }
+
+const ignore = (): void => undefined;
 
 /** A compaction's tail must be at least 1/COMPACT_TAIL_SHARE of the state's bytes... */
 const COMPACT_TAIL_SHARE = 4;
@@ -118,7 +124,7 @@ export class WritePath {
     // after another against an index that already holds every update accepted before.
     const verdict = validateUpdate(update, { index, author: actor, limits, maxUpdateBytes, documentBytes: doc.bytes, reAddable: options.reAddable });
     if (verdict.empty) {
-      await options.previousWrite;
+      await options.previousWrite?.then(ignore, ignore); // its outcome is its own sender's concern
       return doc.headSeq;
     }
     // Recorded before the commit, so the sender's next update may build on this one at once.
@@ -149,9 +155,14 @@ export class WritePath {
       this.deps.cache.evict(conversation);
       throw new ParleyError(ErrorCode.ClientIdTaken, "a Yjs client id in this update belongs to another writer in this conversation; use your own");
     }
-    // The envelope carries the bytes as sent; when validation trimmed them, it is re-encoded.
-    const envelope = payload === update ? options.envelope : undefined;
-    this.deps.fanOut.committedUpdate(conversation, payload, seq, { origin: options.origin, envelope, recordedIn: index });
+    // The frames carry the bytes as sent; when validation trimmed them, they are re-encoded.
+    const asSent = payload === update;
+    this.deps.fanOut.committedUpdate(conversation, payload, seq, {
+      origin: options.origin,
+      envelope: asSent ? options.envelope : undefined,
+      bareFrame: asSent ? options.bareFrame : undefined,
+      recordedIn: index,
+    });
     this.maybeCompact(conversation);
     return seq;
   }
