@@ -367,7 +367,7 @@ async function startOpening(config: Config, logger: Logger, options: StartOption
     logger,
     run: () => {
       const everyone = ++revalidations % 15 === 0 && bus.shared;
-      return enforcer.revalidate(identity.stillValid, everyone ? undefined : (who) => who.supportGrant !== null || who.apiKey !== null);
+      return enforcer.revalidate(identity.stillValid, everyone ? undefined : (who) => who.kind === "support" || who.kind === "apiKey");
     },
   });
   opened.add("background loops", () => revalidator.stop());

@@ -5,11 +5,10 @@
 // with the `subscribe-events` frame.
 
 import { ErrorCode } from "../../protocol/index.ts";
-import type { TokenIdentity } from "../auth/tokens.ts";
 import type { AccessDirectory } from "../directory/access-directory.ts";
 import type { OrganisationDirectory } from "../directory/organisation-directory.ts";
 import { ParleyError } from "../platform/errors.ts";
-import type { Principal } from "../http/principal.ts";
+import { type AnyPrincipal, actingOrg, actorId, type Principal } from "../http/principal.ts";
 
 /** What checking an event reader reads: its key, or its membership. */
 export type EventAccessDirectory = Pick<AccessDirectory, "getApiKey"> & Pick<OrganisationDirectory, "getMembership">;
@@ -23,18 +22,20 @@ export type EventReader =
   /** `conversationScope`: a session from an invitation link, which follows no organisation's events. */
   | { kind: "user"; userId: string; orgId: string; conversationScope?: string | null };
 
-/** The reader behind an HTTP principal. */
-export function readerOfPrincipal(principal: Principal): EventReader {
-  return principal.kind === "apiKey"
-    ? { kind: "apiKey", keyId: principal.keyId, orgId: principal.orgId }
-    : { kind: "user", userId: principal.userId, orgId: principal.orgId };
-}
-
-/** The reader behind a socket identity. */
-export function readerOfIdentity(identity: TokenIdentity): EventReader {
-  return identity.apiKey
-    ? { kind: "apiKey", keyId: identity.apiKey.keyId, orgId: identity.org }
-    : { kind: "user", userId: identity.user, orgId: identity.org, conversationScope: identity.conversationScope ?? null };
+/**
+ * The reader behind a principal, the event stream's or a socket's. A token that lists its
+ * conversations reads as the person its subject names, whose membership the checks then ask for.
+ */
+export function readerOfPrincipal(principal: AnyPrincipal): EventReader {
+  switch (principal.kind) {
+    case "apiKey":
+      return { kind: "apiKey", keyId: principal.keyId, orgId: principal.orgId };
+    case "user":
+      return { kind: "user", userId: principal.userId, orgId: principal.orgId, conversationScope: principal.conversationScope };
+    case "conversationToken":
+    case "support":
+      return { kind: "user", userId: actorId(principal), orgId: actingOrg(principal), conversationScope: principal.token.conversationScope ?? null };
+  }
 }
 
 /** Throws unless a freshly resolved principal may read its organisation's events. */

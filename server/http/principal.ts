@@ -76,9 +76,34 @@ export const HTTP_PRINCIPALS = ["user", "apiKey"] as const satisfies readonly Pr
 /** Every kind: what the sockets admit. */
 export const SOCKET_PRINCIPALS = ["user", "apiKey", "conversationToken", "support"] as const satisfies readonly AnyPrincipal["kind"][];
 
-/** The audit actor id of a principal: the user id, or `key:<id>` for API keys. */
-export function actorId(principal: Principal): string {
-  return principal.kind === "user" ? principal.userId : `key:${principal.keyId}`;
+/**
+ * The audit actor id of a principal: the user id, or `key:<id>` for API keys; for a token that
+ * lists its conversations, its subject. What writes, logs and awareness claims name it by.
+ */
+export function actorId(principal: AnyPrincipal): string {
+  switch (principal.kind) {
+    case "user":
+      return principal.userId;
+    case "apiKey":
+      return `key:${principal.keyId}`;
+    case "conversationToken":
+    case "support":
+      return principal.token.user;
+  }
+}
+
+/** The organisation a principal acts for (a token that lists its conversations: its `org` claim). */
+export function actingOrg(principal: AnyPrincipal): string {
+  return principal.kind === "user" || principal.kind === "apiKey" ? principal.orgId : principal.token.org;
+}
+
+/**
+ * What a socket carries once its credential is accepted: the principal (the same one the HTTP
+ * API resolves) and when the socket must have renewed it (ms since the epoch).
+ */
+export interface SocketAuthentication {
+  principal: AnyPrincipal;
+  expiresAt: number;
 }
 
 /** API keys look like `pk_<id>.<secret>`; only the SHA-256 of the secret is stored. */

@@ -11,11 +11,17 @@ import type { MasterKeyring } from "../crypto/master-key.ts";
 import { PasswordHasher } from "../auth/passwords.ts";
 import { loadOrCreateSecretsKey } from "../crypto/secrets-key.ts";
 import { type HostTokenVerifier, hostTokenVerifier } from "../auth/host-tokens.ts";
-import type { TokenIdentity } from "../auth/tokens.ts";
 import type { Config } from "../platform/config.ts";
 import type { DirectoryHandle } from "../directory/directory.ts";
 import { openDirectory } from "../directory/open-directory.ts";
-import { authenticateCredential, liveSupportGrant, type PrincipalDeps, SOCKET_PRINCIPALS } from "../http/principal.ts";
+import {
+  type AnyPrincipal,
+  authenticateCredential,
+  liveSupportGrant,
+  type PrincipalDeps,
+  SOCKET_PRINCIPALS,
+  type SocketAuthentication,
+} from "../http/principal.ts";
 import type { RouteDefinition } from "../http/route.ts";
 import { authRoutes, newId } from "./auth-routes.ts";
 import { conversationRoutes } from "./conversation-routes.ts";
@@ -38,7 +44,7 @@ import { AccessEvents } from "../bus/access-events.ts";
 import { InvitationService } from "./invitation-service.ts";
 import { SignUpService } from "./signup-service.ts";
 import { SessionService } from "./session-service.ts";
-import { socketIdentity } from "./socket-identity.ts";
+import { socketAuthentication } from "./socket-identity.ts";
 import type { Clock } from "../platform/clock.ts";
 
 /** Identity as the rest of the server sees it. */
@@ -56,15 +62,15 @@ export interface Identity {
    * Checks a socket's credential now: a Parley access token, a host-application token or an API
    * key (`pk_…`); signature, session not signed out, membership, IP allowlist, 2FA rule.
    */
-  authenticate(token: string, ip: string): Promise<TokenIdentity>;
-  /** The identity's role in a conversation now (token grants for scoped tokens, else the directory). */
-  resolveRole(identity: TokenIdentity, conversation: string): Promise<Role | null>;
+  authenticate(token: string, ip: string): Promise<SocketAuthentication>;
+  /** The principal's role in a conversation now (the grants of a token that lists them, else the directory). */
+  resolveRole(principal: AnyPrincipal, conversation: string): Promise<Role | null>;
   /**
-   * True while a connected identity may stay connected: its session not signed out, still a
+   * True while a connected principal may stay connected: its session not signed out, still a
    * member, its support grant live. Nodes re-check their sockets with this periodically, so an
    * access change lost between nodes (pub/sub is at most once) only delays its effect.
    */
-  stillValid(identity: TokenIdentity): Promise<boolean>;
+  stillValid(principal: AnyPrincipal): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -207,25 +213,29 @@ export async function openIdentity(
   };
   const liveGrant = (grantId: string) => liveSupportGrant(grantId, principals);
 
-  /** A socket's credential, through the same path as HTTP's, as the identity a socket carries. */
-  const authenticate = async (token: string, ip: string): Promise<TokenIdentity> =>
-    socketIdentity(await authenticateCredential(token, ip, principals, SOCKET_PRINCIPALS), now);
+  /** A socket's credential, through the same path as HTTP's: the principal the socket carries. */
+  const authenticate = async (token: string, ip: string): Promise<SocketAuthentication> =>
+    socketAuthentication(await authenticateCredential(token, ip, principals, SOCKET_PRINCIPALS), now);
 
-  const resolveRole = async (identity: TokenIdentity, conversation: string): Promise<Role | null> => {
-    if (identity.supportGrant) {
-      // Support is read-only whatever the token says, and only while its grant is live.
-      const grant = await liveGrant(identity.supportGrant);
-      return grant?.conversationId === conversation ? "observer" : null;
+  const resolveRole = async (principal: AnyPrincipal, conversation: string): Promise<Role | null> => {
+    switch (principal.kind) {
+      case "support": {
+        // Support is read-only whatever the token says, and only while its grant is live.
+        const grant = await liveGrant(principal.grant.id);
+        return grant?.conversationId === conversation ? "observer" : null;
+      }
+      case "conversationToken":
+        return principal.token.grants.get(conversation) ?? null;
+      case "apiKey": {
+        const { scopes } = principal;
+        if (!scopes.some((scope) => READ_SCOPES.includes(scope))) return null;
+        const role = await access.roleFor({ orgId: principal.orgId }, conversation);
+        return role === "writer" && !scopes.includes(WRITE_SCOPE) ? "observer" : role;
+      }
+      case "user":
+        if (principal.conversationScope && principal.conversationScope !== conversation) return null;
+        return access.roleFor({ orgId: principal.orgId, userId: principal.userId }, conversation);
     }
-    if (identity.scoped) return identity.grants.get(conversation) ?? null;
-    if (identity.conversationScope && identity.conversationScope !== conversation) return null;
-    if (identity.apiKey) {
-      const { scopes } = identity.apiKey;
-      if (!scopes.some((scope) => READ_SCOPES.includes(scope))) return null;
-      const role = await access.roleFor({ orgId: identity.org }, conversation);
-      return role === "writer" && !scopes.includes(WRITE_SCOPE) ? "observer" : role;
-    }
-    return access.roleFor({ orgId: identity.org, userId: identity.user }, conversation);
   };
 
   return {
@@ -238,15 +248,20 @@ export async function openIdentity(
     principals,
     authenticate,
     resolveRole,
-    async stillValid(identity) {
-      if (identity.supportGrant) return (await liveGrant(identity.supportGrant)) !== null;
-      if (identity.scoped) return true;
-      if (identity.apiKey) {
-        const key = await directory.getApiKey(identity.apiKey.keyId);
-        return key !== null && key.revokedAt === null && key.orgId === identity.org;
+    async stillValid(principal) {
+      switch (principal.kind) {
+        case "support":
+          return (await liveGrant(principal.grant.id)) !== null;
+        case "conversationToken":
+          return true;
+        case "apiKey": {
+          const key = await directory.getApiKey(principal.keyId);
+          return key !== null && key.revokedAt === null && key.orgId === principal.orgId;
+        }
+        case "user":
+          if (principal.sessionFamily && (await directory.isFamilyRevoked(principal.sessionFamily))) return false;
+          return (await directory.getMembership(principal.orgId, principal.userId)) !== null;
       }
-      if (identity.sessionFamily && (await directory.isFamilyRevoked(identity.sessionFamily))) return false;
-      return (await directory.getMembership(identity.org, identity.user)) !== null;
     },
     close: () => directoryHandle.close(),
   };

@@ -1,30 +1,19 @@
-// What a socket carries once its credential is accepted: the principal (http/principal.ts) as
-// the token identity the realtime layer checks joins, expiry and revalidation against. Sockets
-// have no enrolment-only routes, so a missing second factor refuses the socket outright.
+// What a socket carries once its credential is accepted: the principal (http/principal.ts), the
+// same one the HTTP API and the event stream resolve, and until when it holds. Sockets have no
+// enrolment-only routes, so a missing second factor refuses the socket outright.
 
 import { ErrorCode } from "../../protocol/index.ts";
-import type { TokenIdentity } from "../auth/tokens.ts";
-import type { AnyPrincipal } from "../http/principal.ts";
+import type { AnyPrincipal, SocketAuthentication } from "../http/principal.ts";
 import { ParleyError } from "../platform/errors.ts";
 
 /** How long a socket authenticated with an API key stays open before it must authenticate again. */
 const API_KEY_SOCKET_TTL_MS = 3600_000;
 
-/** The identity a socket authenticated as `principal` carries; throws when the principal must enrol a second factor first. */
-export function socketIdentity(principal: AnyPrincipal, now: () => number): TokenIdentity {
+/** A socket authenticated as `principal`; throws when the principal must enrol a second factor first. */
+export function socketAuthentication(principal: AnyPrincipal, now: () => number): SocketAuthentication {
   switch (principal.kind) {
     case "apiKey":
-      return {
-        user: `key:${principal.keyId}`,
-        org: principal.orgId,
-        grants: new Map(),
-        expiresAt: now() + API_KEY_SOCKET_TTL_MS,
-        tokenId: `key:${principal.keyId}`,
-        sessionFamily: null,
-        scoped: false,
-        supportGrant: null,
-        apiKey: { keyId: principal.keyId, scopes: principal.scopes },
-      };
+      return { principal, expiresAt: now() + API_KEY_SOCKET_TTL_MS };
     case "user":
       if (principal.missingFactor === "security-key") {
         throw new ParleyError(ErrorCode.TwoFactorEnrolmentRequired, "your organisation requires a security key");
@@ -32,9 +21,9 @@ export function socketIdentity(principal: AnyPrincipal, now: () => number): Toke
       if (principal.missingFactor === "two-factor") {
         throw new ParleyError(ErrorCode.TwoFactorEnrolmentRequired, "your organisation requires two-factor authentication");
       }
-      return principal.token;
+      return { principal, expiresAt: principal.token.expiresAt };
     case "conversationToken":
     case "support":
-      return principal.token;
+      return { principal, expiresAt: principal.token.expiresAt };
   }
 }

@@ -3,7 +3,7 @@
 // conversation whose access changed has their role looked up again (and leaves if it is gone).
 
 import { CloseCode, ErrorCode, type Role } from "../../protocol/index.ts";
-import type { TokenIdentity } from "../auth/tokens.ts";
+import type { AnyPrincipal, UserPrincipal } from "../http/principal.ts";
 import type { AccessChange } from "../bus/access-events.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { ClientSession } from "./client-session.ts";
@@ -13,26 +13,27 @@ import type { RealtimeHub } from "./realtime-hub.ts";
 export class AccessEnforcer {
   constructor(
     private readonly hub: RealtimeHub,
-    private readonly resolveRole: (identity: TokenIdentity, conversation: string) => Promise<Role | null>,
+    private readonly resolveRole: (principal: AnyPrincipal, conversation: string) => Promise<Role | null>,
     private readonly isMember: (orgId: string, userId: string) => Promise<boolean>,
     private readonly logger: Logger,
   ) {}
 
   apply(change: AccessChange): void {
     for (const session of this.hub.sessions) {
-      const identity = session.identity;
-      // Scoped tokens carry their own grants; they expire instead of being revoked
-      // (support tokens are re-checked by recheckSupportSessions).
-      if (!identity || identity.scoped) continue;
+      const principal = session.principal;
+      // Tokens that list their conversations carry their own grants; they expire instead of being
+      // revoked (support tokens are re-checked by revalidate). API keys: see revalidate too.
+      if (!principal || principal.kind === "conversationToken" || principal.kind === "support") continue;
+      const person = principal.kind === "user" ? principal : null;
       switch (change.kind) {
         case "session-revoked":
-          if (identity.sessionFamily === change.family) this.disconnect(session, "signed out");
+          if (person && person.sessionFamily === change.family) this.disconnect(session, "signed out");
           break;
         case "user-revoked":
-          if (identity.user === change.userId) this.disconnect(session, "signed out");
+          if (person && person.userId === change.userId) this.disconnect(session, "signed out");
           break;
         case "membership-changed":
-          if (identity.user === change.userId && identity.org === change.orgId) this.recheckMember(session, identity);
+          if (person && person.userId === change.userId && person.orgId === change.orgId) this.recheckMember(session, person);
           break;
         case "conversation-access-changed":
           if (session.joined.has(change.conversationId)) this.recheck(session, change.conversationId);
@@ -46,11 +47,11 @@ export class AccessEnforcer {
    * longer valid. A safety net for what emits no event here: a `parley support revoke` from
    * another process, or an access change from another node lost on the bus.
    */
-  async revalidate(stillValid: (identity: TokenIdentity) => Promise<boolean>, only?: (identity: TokenIdentity) => boolean): Promise<void> {
+  async revalidate(stillValid: (principal: AnyPrincipal) => Promise<boolean>, only?: (principal: AnyPrincipal) => boolean): Promise<void> {
     for (const session of [...this.hub.sessions]) {
-      const identity = session.identity;
-      if (!identity || (only && !only(identity))) continue;
-      if (!(await stillValid(identity))) this.disconnect(session, "access ended");
+      const principal = session.principal;
+      if (!principal || (only && !only(principal))) continue;
+      if (!(await stillValid(principal))) this.disconnect(session, "access ended");
     }
   }
 
@@ -60,8 +61,8 @@ export class AccessEnforcer {
   }
 
   /** A socket acts for one organisation: without the membership it has nothing left to do. */
-  private recheckMember(session: ClientSession, identity: TokenIdentity): void {
-    this.isMember(identity.org, identity.user).then(
+  private recheckMember(session: ClientSession, person: UserPrincipal): void {
+    this.isMember(person.orgId, person.userId).then(
       (member) => {
         if (!member) this.disconnect(session, "no longer a member of this organisation");
         else for (const conversation of session.joined.keys()) this.recheck(session, conversation);
@@ -74,9 +75,9 @@ export class AccessEnforcer {
   }
 
   private recheck(session: ClientSession, conversation: string): void {
-    const identity = session.identity;
-    if (!identity) return;
-    this.resolveRole(identity, conversation).then(
+    const principal = session.principal;
+    if (!principal) return;
+    this.resolveRole(principal, conversation).then(
       (role) => {
         const joined = session.joined.get(conversation);
         if (!joined || joined.role === null) return;

@@ -4,9 +4,16 @@
 // (a reconnecting owner takes them up again) and no other identity may take them. Across nodes the
 // claims travel with the awareness fan-out, and an id someone wrote the document with is theirs.
 
+import { type AnyPrincipal, actingOrg, actorId } from "../http/principal.ts";
+
 /** The identity an awareness claim names: organisation and person (what every node compares). */
 export function awarenessIdentity(identity: { org: string; user: string }): string {
   return `${identity.org}\u0000${identity.user}`;
+}
+
+/** The awareness identity of a connection's principal: the organisation and the actor its writes are attributed to. */
+export function principalAwarenessIdentity(principal: AnyPrincipal): string {
+  return awarenessIdentity({ org: actingOrg(principal), user: actorId(principal) });
 }
 
 /**

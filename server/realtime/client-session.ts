@@ -1,4 +1,4 @@
-// One WebSocket connection: its authentication state, identity, joined conversations and rate
+// One WebSocket connection: its authentication state, principal, joined conversations and rate
 // budget, plus typed helpers to send frames to it. Kept small on purpose: an idle connection
 // costs one of these, and the target is a few kilobytes per idle connection in total.
 
@@ -14,7 +14,7 @@ import {
   type Role,
   type ServerControlMessage,
 } from "../../protocol/index.ts";
-import type { TokenIdentity } from "../auth/tokens.ts";
+import { type AnyPrincipal, actingOrg, actorId } from "../http/principal.ts";
 import type { SocketTraffic } from "../platform/metrics.ts";
 import type { UWS } from "../platform/uws.ts";
 import type { BroadcastOrigin, Dialect } from "./broadcaster.ts";
@@ -27,6 +27,11 @@ import { monotonicClock } from "../platform/clock.ts";
  */
 export function hardBackpressureLimit(softLimitBytes: number): number {
   return softLimitBytes * 4 + 32 * 1024 * 1024;
+}
+
+/** Who a connection is, for log lines: its actor and organisation once it authenticated. */
+export function principalLogFields(principal: AnyPrincipal | null): { user?: string; org?: string } {
+  return principal ? { user: actorId(principal), org: actingOrg(principal) } : {};
 }
 
 /** Where a connection is in its life. */
@@ -53,7 +58,10 @@ export class ClientSession implements BroadcastOrigin {
   readonly id = randomBytes(9).toString("base64url");
   socket: UWS.WebSocket<SocketData> | null = null;
   phase: SessionPhase = "awaiting-auth";
-  identity: TokenIdentity | null = null;
+  /** Who the connection authenticated as (null until it has): the principal the HTTP API resolves too. */
+  principal: AnyPrincipal | null = null;
+  /** When the authentication ends unless renewed (ms since the epoch). */
+  expiresAt = 0;
   readonly joined = new Map<string, JoinedConversation>();
   /** When the connection opened, on the monotonic clock: the authentication timeout and the frame budget run from here. */
   readonly openedAt = monotonicClock();

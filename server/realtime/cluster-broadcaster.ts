@@ -7,7 +7,7 @@ import type { Bus } from "../bus/bus.ts";
 import type { SocketTraffic } from "../platform/metrics.ts";
 import type { UWS } from "../platform/uws.ts";
 import { type BroadcastOrigin, Broadcaster } from "./broadcaster.ts";
-import { awarenessIdentity } from "./awareness-claims.ts";
+import { principalAwarenessIdentity } from "./awareness-claims.ts";
 import { ClientSession } from "./client-session.ts";
 import type { ChannelRegistry } from "./conversation-channel.ts";
 
@@ -27,7 +27,7 @@ export class ClusterBroadcaster extends Broadcaster {
     if (message.type === "awareness") {
       const session = origin instanceof ClientSession ? origin.id : "";
       // The claim travels with the states: the other nodes hold the same ids for the same identity.
-      const who = origin instanceof ClientSession && origin.identity ? awarenessIdentity(origin.identity) : "";
+      const who = origin instanceof ClientSession && origin.principal ? principalAwarenessIdentity(origin.principal) : "";
       this.bus.publishAwareness(conversation, session, message.update, who);
     }
   }

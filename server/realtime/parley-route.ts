@@ -11,8 +11,9 @@ import {
   type ErrorMessage,
   PROTOCOL_VERSION,
   ProtocolError,
+  type Role,
 } from "../../protocol/index.ts";
-import type { TokenIdentity } from "../auth/tokens.ts";
+import { type AnyPrincipal, actingOrg, actorId, type SocketAuthentication } from "../http/principal.ts";
 import type { Config } from "../platform/config.ts";
 import { describeError } from "../platform/errors.ts";
 import type { SocketEventStreams } from "./socket-event-streams.ts";
@@ -22,7 +23,7 @@ import { clientAddress, forwardedForOf, type ProxyTrust } from "../platform/clie
 import { originAllowed, originRefusal } from "../platform/origin-policy.ts";
 import type { SocketTraffic } from "../platform/metrics.ts";
 import type { UWS } from "../platform/uws.ts";
-import { ClientSession, hardBackpressureLimit, type SocketData } from "./client-session.ts";
+import { ClientSession, hardBackpressureLimit, principalLogFields, type SocketData } from "./client-session.ts";
 import { giveSlot, refuseWhenFull, takeSlot } from "./connection-slots.ts";
 import type { RealtimeHub } from "./realtime-hub.ts";
 import { monotonicClock } from "../platform/clock.ts";
@@ -31,7 +32,7 @@ import { monotonicClock } from "../platform/clock.ts";
 export interface ParleyRouteDeps {
   hub: RealtimeHub;
   /** Verifies a token and checks the identity may connect from this address now. */
-  authenticate(token: string, ip: string): Promise<TokenIdentity>;
+  authenticate(token: string, ip: string): Promise<SocketAuthentication>;
   limits: Config["limits"];
   allowedOrigins: readonly string[];
   /** Which proxies may name the client (the same computation as HTTP; allowlists and limits use it). */
@@ -46,6 +47,13 @@ export interface ParleyRouteDeps {
 }
 
 type Request = NonNullable<ErrorMessage["request"]>;
+
+const NO_GRANTS: ReadonlyMap<string, Role> = new Map();
+
+/** The conversations the credential itself lists (an API key lists none). */
+function listedGrants(principal: AnyPrincipal): ReadonlyMap<string, Role> {
+  return principal.kind === "apiKey" ? NO_GRANTS : principal.token.grants;
+}
 
 /** Errors after which the connection cannot usefully continue. */
 function closeCodeFor(code: ErrorCode): number | null {
@@ -82,9 +90,9 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
     }
     const renewal = session.phase === "ready";
     if (!renewal) session.phase = "authenticating";
-    let identity: TokenIdentity;
+    let authenticated: SocketAuthentication;
     try {
-      identity = await deps.authenticate(token, session.remoteAddress);
+      authenticated = await deps.authenticate(token, session.remoteAddress);
     } catch (error) {
       const { code, message } = describeError(error);
       logger.info({ session: session.id, code, remote: session.remoteAddress }, "authentication failed");
@@ -93,20 +101,24 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
       return;
     }
     if (session.phase === "closed") return;
-    if (renewal && (identity.user !== session.identity?.user || identity.org !== session.identity?.org)) {
+    const { principal, expiresAt } = authenticated;
+    const user = actorId(principal);
+    const org = actingOrg(principal);
+    if (renewal && (!session.principal || user !== actorId(session.principal) || org !== actingOrg(session.principal))) {
       session.sendError(ErrorCode.IdentityChanged, "a connection cannot change identity", { request: "auth" });
       session.close(CloseCode.AuthFailed, "identity changed");
       return;
     }
-    session.identity = identity;
+    session.principal = principal;
+    session.expiresAt = expiresAt;
     session.phase = "ready";
     session.sendControl({
       type: "auth-ok",
       protocol: PROTOCOL_VERSION,
       session: session.id,
-      user: identity.user,
-      org: identity.org,
-      expiresAt: identity.expiresAt,
+      user,
+      org,
+      expiresAt,
       limits: {
         maxFrameBytes: limits.maxFrameBytes,
         maxUpdateBytes: limits.maxUpdateBytes,
@@ -116,13 +128,13 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
     if (renewal) {
       // Grants may have shrunk: leave what the new token no longer covers.
       for (const conversation of [...session.joined.keys()]) {
-        if (!identity.grants.has(conversation) && hub.leave(session, conversation)) {
+        if (!listedGrants(principal).has(conversation) && hub.leave(session, conversation)) {
           session.sendControl({ type: "left", conversation, code: ErrorCode.Forbidden, message: "access revoked" });
         }
       }
       return;
     }
-    logger.info({ session: session.id, user: identity.user, org: identity.org }, "socket authenticated");
+    logger.info({ session: session.id, user, org }, "socket authenticated");
     const queued = session.preAuthQueue ?? [];
     session.preAuthQueue = null;
     for (const frame of queued) {
@@ -135,7 +147,7 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
     const result = await hub.join(session, conversation);
     if (!result) return;
     const { doc, role } = result;
-    logger.info({ session: session.id, user: session.identity?.user, org: session.identity?.org, conversation, role }, "socket joined");
+    logger.info({ session: session.id, ...principalLogFields(session.principal), conversation, role }, "socket joined");
     session.sendControl({ type: "joined", conversation, role, seq: doc.headSeq });
     // Writers get the server's state vector so they can send what the server lacks (offline edits).
     if (role === "writer") session.sendDoc(conversation, { type: "sync-step1", stateVector: doc.stateVector() });
@@ -315,7 +327,7 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
     },
     close: (ws, code) => {
       const { session } = ws.getUserData();
-      logger.info({ session: session.id, user: session.identity?.user, org: session.identity?.org, closeCode: code }, "socket closed");
+      logger.info({ session: session.id, ...principalLogFields(session.principal), closeCode: code }, "socket closed");
       giveSlot(session, deps.connections);
       deps.events?.closed(session);
       hub.closed(session);

@@ -3,7 +3,7 @@
 // and decide how to answer; the rules about who may do what live here, checked on every frame.
 
 import { ErrorCode, type Role } from "../../protocol/index.ts";
-import type { TokenIdentity } from "../auth/tokens.ts";
+import { type AnyPrincipal, actingOrg, actorId } from "../http/principal.ts";
 import { ParleyError } from "../platform/errors.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { WritePath } from "../writes/write-path.ts";
@@ -11,7 +11,7 @@ import { type Broadcaster, topicOf } from "./broadcaster.ts";
 import type { ClientSession, JoinedConversation } from "./client-session.ts";
 import { ChannelRegistry } from "./conversation-channel.ts";
 import type { CachedDocument, DocumentCache } from "../documents/document-cache.ts";
-import { awarenessIdentity } from "./awareness-claims.ts";
+import { principalAwarenessIdentity } from "./awareness-claims.ts";
 
 /** Dependencies of the hub, wired by the composition root. */
 export interface RealtimeHubDeps {
@@ -25,8 +25,8 @@ export interface RealtimeHubDeps {
   maxCatchUpBytes: number;
   /** The conversations' local channels, shared with the broadcaster (it checks their members' buffers). */
   channels?: ChannelRegistry;
-  /** The identity's current role in a conversation (null: it may not see it). */
-  resolveRole(identity: TokenIdentity, conversation: string): Promise<Role | null>;
+  /** The principal's current role in a conversation (null: it may not see it). */
+  resolveRole(principal: AnyPrincipal, conversation: string): Promise<Role | null>;
 }
 
 /** How a write arrived (see {@link RealtimeHub.write}). */
@@ -53,8 +53,8 @@ export class RealtimeHub {
    * conversation that arrive while the role is looked up wait for it (clients may pipeline).
    */
   async join(session: ClientSession, conversation: string): Promise<{ doc: CachedDocument; role: Role } | null> {
-    const identity = session.identity;
-    if (!identity) throw new ParleyError(ErrorCode.NotAuthenticated, "not authenticated");
+    const principal = session.principal;
+    if (!principal) throw new ParleyError(ErrorCode.NotAuthenticated, "not authenticated");
     let joined = session.joined.get(conversation);
     if (!joined) {
       if (session.joined.size >= this.deps.maxConversationsPerSocket) {
@@ -66,7 +66,7 @@ export class RealtimeHub {
       session.joined.set(conversation, entry);
       let role: Role | null;
       try {
-        role = await this.deps.resolveRole(identity, conversation);
+        role = await this.deps.resolveRole(principal, conversation);
       } catch (error) {
         this.deps.logger.error({ err: error, conversation }, "access lookup failed");
         if (session.joined.get(conversation) === entry) session.joined.delete(conversation);
@@ -143,9 +143,9 @@ export class RealtimeHub {
   private writeJoined(session: ClientSession, conversation: string, joined: JoinedConversation, update: Uint8Array, options: WriteOptions): Promise<number> {
     if (joined.role !== "writer") throw new ParleyError(ErrorCode.ReadOnly, "observers cannot change this conversation");
     if (this.shuttingDown) throw new ParleyError(ErrorCode.ShuttingDown, "server is shutting down; retry");
-    const identity = session.identity;
-    if (!identity) throw new ParleyError(ErrorCode.NotAuthenticated, "not authenticated");
-    const actor = { user: identity.user, org: identity.org, session: session.id };
+    const principal = session.principal;
+    if (!principal) throw new ParleyError(ErrorCode.NotAuthenticated, "not authenticated");
+    const actor = { user: actorId(principal), org: actingOrg(principal), session: session.id };
     const written = this.deps.writePath.submit(conversation, update, actor, {
       origin: session,
       envelope: options.envelope,
@@ -168,7 +168,7 @@ export class RealtimeHub {
     }
     const channel = this.channels.get(conversation);
     // Bound to the identity too, so a reconnecting owner takes its ids back and nobody else can.
-    const who = session.identity ? awarenessIdentity(session.identity) : `session:${session.id}`;
+    const who = session.principal ? principalAwarenessIdentity(session.principal) : `session:${session.id}`;
     const result = channel?.awareness.accept(session, update, who);
     if (result?.update) {
       // The prebuilt envelope only fits when nothing was dropped from the update.

@@ -11,7 +11,7 @@ import type { RealtimeHub } from "./realtime-hub.ts";
 export function sweepSessions(hub: RealtimeHub, authTimeoutMs: number, now: number, elapsedNow: number): void {
   for (const session of hub.sessions) {
     if (session.phase === "ready") {
-      if (session.identity && session.identity.expiresAt <= now) {
+      if (session.principal && session.expiresAt <= now) {
         session.sendError(ErrorCode.TokenExpired, "token expired; reconnect with a fresh one", { request: "auth" });
         session.close(CloseCode.SessionExpired, "token expired");
       }

@@ -8,7 +8,7 @@ import { ErrorCode, type SubscribeEventsMessage } from "../../protocol/index.ts"
 import { describeError, ParleyError } from "../platform/errors.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { ClientSession } from "./client-session.ts";
-import { type EventAccess, type EventReader, readerOfIdentity } from "../events/event-access.ts";
+import { type EventAccess, type EventReader, readerOfPrincipal } from "../events/event-access.ts";
 import { cursorError, EventFollower } from "../events/event-follower.ts";
 import type { EventNotifier } from "../events/event-notifier.ts";
 import type { EventStore, StoredEvent } from "../events/event-store.ts";
@@ -47,8 +47,8 @@ export class SocketEventStreams {
 
   /** Handles `subscribe-events` (replacing a subscription of the same name). */
   subscribe(session: ClientSession, message: SubscribeEventsMessage): void {
-    const identity = session.identity;
-    if (!identity) return;
+    const principal = session.principal;
+    if (!principal) return;
     let subscriptions = this.bySession.get(session);
     const existing = subscriptions?.get(message.subscription);
     if (existing) this.end(session, existing);
@@ -63,7 +63,7 @@ export class SocketEventStreams {
       return;
     }
     this.bySession.set(session, subscriptions);
-    const subscription: Subscription = { id: message.subscription, reader: readerOfIdentity(identity), follower: null, ended: false, pollTimer: null };
+    const subscription: Subscription = { id: message.subscription, reader: readerOfPrincipal(principal), follower: null, ended: false, pollTimer: null };
     subscriptions.set(subscription.id, subscription);
     this.start(session, subscription, message).catch((error: unknown) => this.fail(session, subscription, error));
   }

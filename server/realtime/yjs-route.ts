@@ -13,7 +13,7 @@
 
 import * as encoding from "lib0/encoding";
 import { CloseCode, decodeDocMessage, ErrorCode, isConversationId, type Role } from "../../protocol/index.ts";
-import type { TokenIdentity } from "../auth/tokens.ts";
+import type { AnyPrincipal, SocketAuthentication } from "../http/principal.ts";
 import type { Config } from "../platform/config.ts";
 import { describeError } from "../platform/errors.ts";
 import { REFUSED_UPDATE_CODES } from "../writes/update-validator.ts";
@@ -24,7 +24,7 @@ import { originAllowed, originRefusal } from "../platform/origin-policy.ts";
 import { decodeUrlComponent, parseQueryString } from "../platform/url-decoding.ts";
 import type { SocketTraffic } from "../platform/metrics.ts";
 import type { UWS } from "../platform/uws.ts";
-import { ClientSession, hardBackpressureLimit, type SocketData } from "./client-session.ts";
+import { ClientSession, hardBackpressureLimit, principalLogFields, type SocketData } from "./client-session.ts";
 import { giveSlot, refuseWhenFull, takeSlot } from "./connection-slots.ts";
 import type { RealtimeHub } from "./realtime-hub.ts";
 import { monotonicClock } from "../platform/clock.ts";
@@ -33,9 +33,9 @@ import { monotonicClock } from "../platform/clock.ts";
 export interface YjsRouteDeps {
   hub: RealtimeHub;
   /** Verifies a token and checks the identity may connect from this address now. */
-  authenticate(token: string, ip: string): Promise<TokenIdentity>;
-  /** The identity's role in a conversation now (null: it may not see it). */
-  resolveRole(identity: TokenIdentity, conversation: string): Promise<Role | null>;
+  authenticate(token: string, ip: string): Promise<SocketAuthentication>;
+  /** The principal's role in a conversation now (null: it may not see it). */
+  resolveRole(principal: AnyPrincipal, conversation: string): Promise<Role | null>;
   limits: Config["limits"];
   allowedOrigins: readonly string[];
   /** Which proxies may name the client (the same computation as HTTP; allowlists and limits use it). */
@@ -82,7 +82,7 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
   const start = async (session: ClientSession, conversation: string): Promise<void> => {
     const result = await hub.join(session, conversation);
     if (!result) return;
-    logger.info({ session: session.id, user: session.identity?.user, org: session.identity?.org, conversation, role: result.role }, "y-websocket joined");
+    logger.info({ session: session.id, ...principalLogFields(session.principal), conversation, role: result.role }, "y-websocket joined");
     if (result.role === "writer") {
       session.sendDoc(conversation, { type: "sync-step1", stateVector: result.doc.stateVector() });
     }
@@ -139,21 +139,23 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
 
   /** Checks the token and the role: null when admitted, else why not (the close code and reason). */
   const authorise = async (session: ClientSession, token: string, conversation: string): Promise<YjsSocketData["refusal"]> => {
-    let identity: TokenIdentity;
+    let authenticated: SocketAuthentication;
     try {
-      identity = await deps.authenticate(token, session.remoteAddress);
+      authenticated = await deps.authenticate(token, session.remoteAddress);
     } catch (error) {
       const { code, message } = describeError(error);
       logger.info({ session: session.id, code, remote: session.remoteAddress, closeCode: CloseCode.AuthFailed }, "y-websocket authentication failed");
       return { code: CloseCode.AuthFailed, reason: message };
     }
-    const role = await deps.resolveRole(identity, conversation);
+    const { principal } = authenticated;
+    const role = await deps.resolveRole(principal, conversation);
     if (!role) {
-      logger.info({ session: session.id, user: identity.user, org: identity.org, conversation, closeCode: CloseCode.Forbidden }, "y-websocket join refused");
+      logger.info({ session: session.id, ...principalLogFields(principal), conversation, closeCode: CloseCode.Forbidden }, "y-websocket join refused");
       return { code: CloseCode.Forbidden, reason: "no access to this conversation" };
     }
-    session.identity = identity;
-    logger.info({ session: session.id, user: identity.user, org: identity.org, conversation, role, remote: session.remoteAddress }, "y-websocket authenticated");
+    session.principal = principal;
+    session.expiresAt = authenticated.expiresAt;
+    logger.info({ session: session.id, ...principalLogFields(principal), conversation, role, remote: session.remoteAddress }, "y-websocket authenticated");
     return null;
   };
 
@@ -266,7 +268,7 @@ export function registerYjsRoute(app: UWS.TemplatedApp, deps: YjsRouteDeps): voi
       const { session, refusal, conversation } = ws.getUserData();
       if (refusal) return;
       giveSlot(session, deps.connections);
-      logger.info({ session: session.id, user: session.identity?.user, org: session.identity?.org, conversation, closeCode: code }, "y-websocket closed");
+      logger.info({ session: session.id, ...principalLogFields(session.principal), conversation, closeCode: code }, "y-websocket closed");
       hub.closed(session);
     },
   });
