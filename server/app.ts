@@ -194,7 +194,7 @@ async function startOpening(config: Config, logger: Logger, options: StartOption
     beforeAck: ackedHeads ? (committed) => ackedHeads.pinCommitted(committed) : undefined,
   });
   const cache = new DocumentCache(store, config.cacheBytes);
-  const bus = openBus(config.bus, logger, (kind) => metrics.busErrors.inc({ kind }));
+  const bus = openBus(config.bus, logger, clock, (kind) => metrics.busErrors.inc({ kind }));
   opened.add("bus", () => bus.close());
   // An awareness id someone wrote the document with is theirs (restores name their original authors, not a claim).
   const channels = new ChannelRegistry((conversation, clientId) => {
@@ -203,7 +203,7 @@ async function startOpening(config: Config, logger: Logger, options: StartOption
   });
   const broadcaster = new ClusterBroadcaster(app, bus, channels, metrics.traffic);
   // Every commit, this node's or another's, reaches the cache and local subscribers in order here.
-  const delivery = new CommitFanOut({ bus, store, cache, broadcaster, logger, gapGraceMs: config.bus.gapGraceMs, observer: metrics.deliveryObserver });
+  const delivery = new CommitFanOut({ bus, store, cache, broadcaster, logger, gapGraceMs: config.bus.gapGraceMs, observer: metrics.deliveryObserver, now: clock });
   // Partner events: opened before identity, which records through it.
   const partnerStorage = await openPartnerStorage({ dataDir: config.dataDir, databaseUrl: config.store.databaseUrl });
   opened.add("partner storage", () => partnerStorage.close());
@@ -259,7 +259,7 @@ async function startOpening(config: Config, logger: Logger, options: StartOption
         await events.documents.forget(conversation);
         ackedHeads?.forget(conversation);
       }
-      await forgetPartnerCopies(partnerStorage, conversation, org);
+      await forgetPartnerCopies(partnerStorage, conversation, clock(), org);
     },
     recordOrgEvent: (org, event) => audit.recorder.recordOrgEvent(org, event),
     auditedChange: (op, args, org, event) => audit.recorder.recordWith(identity.services.directory, op, args, org, event),

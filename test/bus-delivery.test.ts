@@ -9,6 +9,7 @@ import { BusMessageError, decodeBusMessage, encodeBusMessage } from "../server/b
 import { createLogger } from "../server/platform/logger.ts";
 import { type LocalOrigin, SequencedDelivery } from "../server/realtime/sequenced-delivery.ts";
 import { waitUntil } from "./helpers/wait.ts";
+import { systemClock } from "../server/platform/clock.ts";
 
 const u = (n: number) => new Uint8Array([n]);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -20,6 +21,7 @@ function setup(options: { baseline?: number; gapGraceMs?: number; log?: Map<numb
   const reads: number[] = [];
   let failReads = 0;
   const delivery = new SequencedDelivery({
+    now: systemClock,
     readSince: async (_conversation, afterSeq) => {
       reads.push(afterSeq);
       await sleep(1);

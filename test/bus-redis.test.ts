@@ -11,6 +11,7 @@ import { RedisBus } from "../server/bus/redis-bus.ts";
 import { createLogger } from "../server/platform/logger.ts";
 import { requireRedis } from "./helpers/services.ts";
 import { waitUntil } from "./helpers/wait.ts";
+import { systemClock } from "../server/platform/clock.ts";
 
 const redisUrl = await requireRedis();
 /** Unique per run, so parallel runs sharing one Redis never see each other's messages. */
@@ -26,6 +27,7 @@ function node(name: string) {
     channelPrefix: prefix,
     sharded: false,
     logger: createLogger("silent"),
+    now: systemClock,
   });
   bus.setHandler({ message: (m) => received.push(m), resync: (c) => resyncs.push([...c]) });
   return { bus, received, resyncs, resynced: (c: string) => resyncs.some((r) => r.includes(c)) };
@@ -196,7 +198,7 @@ describe.skipIf(!redisUrl)("Redis bus", () => {
   });
 
   it("reports down while Redis is unreachable, then ok, and closes promptly either way", async () => {
-    const dead = new RedisBus({ url: "redis://127.0.0.1:1", nodeId: `${prefix}dead`, channelPrefix: prefix, sharded: false, logger: createLogger("silent") });
+    const dead = new RedisBus({ url: "redis://127.0.0.1:1", nodeId: `${prefix}dead`, channelPrefix: prefix, sharded: false, logger: createLogger("silent"), now: systemClock });
     dead.subscribe("conv");
     dead.publishUpdate("conv", 1, new Uint8Array([1])); // must not throw or queue without bound
     await waitUntil(() => dead.health().state === "down", { what: "an unreachable Redis reported down" });

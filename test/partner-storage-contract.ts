@@ -188,7 +188,7 @@ export function runPartnerStorageContract(name: string, backend: ContractBackend
       // An event forgotten while its delivery was in flight (its side deleted, the conversation
       // destroyed) gets no copy back when the attempt is recorded late: no attempt, no dead letter.
       await a.webhooks.createEndpoint(endpoint("ep-b", "org-b"));
-      expect(await a.webhooks.forgetEvents(["evt_late"], "org-a")).toBe(0);
+      expect(await a.webhooks.forgetEvents(["evt_late"], "org-a", Date.now())).toBe(0);
       const late = { ...attempt, eventId: "evt_late", at: 40 };
       const latePark = { ...park, id: "dlq_late", eventId: "evt_late" };
       await b.webhooks.recordOutcome({ endpointId: "ep-1", attempt: late, state: { ...state, cursor: 4 }, park: latePark });
@@ -199,7 +199,7 @@ export function runPartnerStorageContract(name: string, backend: ContractBackend
       await b.webhooks.recordOutcome({ endpointId: "ep-b", attempt: { ...late, endpointId: "ep-b" }, state });
       expect(await a.webhooks.listAttempts("ep-b", 10)).toHaveLength(1);
       // Destroyed (every organisation): no endpoint records it.
-      await a.webhooks.forgetEvents(["evt_gone"], null);
+      await a.webhooks.forgetEvents(["evt_gone"], null, Date.now());
       await b.webhooks.recordOutcome({ endpointId: "ep-b", attempt: { ...late, endpointId: "ep-b", eventId: "evt_gone" }, state });
       expect((await a.webhooks.listAttempts("ep-b", 10)).map((x) => x.eventId)).toEqual(["evt_late"]);
       // A deleted endpoint keeps no orphans, even from an attempt that was in flight.

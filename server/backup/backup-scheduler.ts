@@ -284,7 +284,7 @@ export class BackupScheduler {
         file,
         dataDir,
         masterKeys: await this.deps.masterKeys(),
-        replayLedger: async () => describeReplay(await replayLedgerOffline(config, this.deps.logger)),
+        replayLedger: async () => describeReplay(await replayLedgerOffline(config, this.deps.logger, this.deps.now)),
       });
       const counts: Record<string, number> = {};
       for (const database of restored.manifest.databases) {

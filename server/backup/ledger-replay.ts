@@ -14,6 +14,7 @@ import type { Store } from "../store/store.ts";
 import type { Logger } from "../platform/logger.ts";
 import { forgetPartnerCopies, openPartnerStorage, type PartnerStorage } from "../webhooks/partner-storage.ts";
 import { openOfflineStore } from "./offline-store.ts";
+import type { Clock } from "../platform/clock.ts";
 
 /** What a replay did, in a line for the operator. */
 export function describeReplay(outcome: ReplayOutcome): string {
@@ -28,6 +29,8 @@ export interface LedgerReplayParts {
   /** Inside an object: the directory may be a worker proxy that answers `then`. */
   directory(): Promise<{ directory: Directory }>;
   partnerStorage(): Promise<PartnerStorage>;
+  /** The wall clock the replay stamps what it destroys again with. */
+  readonly now: Clock;
 }
 
 /** Replays `dataDir`'s deletion ledger over the parts given (the CLI's, which it closes itself). */
@@ -44,16 +47,16 @@ export async function replayLedger(dataDir: string, parts: LedgerReplayParts, lo
     // No server runs: there are no sockets to close and no cache to drop.
     accessEvents: new AccessEvents(),
     evict: () => {},
-    forgetPartnerEvents: (conversation, org) => forgetPartnerCopies(partner, conversation, org),
+    forgetPartnerEvents: (conversation, org) => forgetPartnerCopies(partner, conversation, parts.now(), org),
     audit: lifecycleAudit(null, logger),
     logger,
-    now: Date.now,
+    now: parts.now,
   });
   return lifecycle.replayDeletionLedger();
 }
 
 /** Replays the data directory's deletion ledger over the configured store, directory and partner events, opened and closed here. */
-export async function replayLedgerOffline(config: Config, logger: Logger): Promise<ReplayOutcome> {
+export async function replayLedgerOffline(config: Config, logger: Logger, now: Clock): Promise<ReplayOutcome> {
   const opened: { close(): Promise<void> }[] = [];
   const kept = <T extends { close(): Promise<void> }>(handle: T): T => {
     opened.push(handle);
@@ -68,6 +71,7 @@ export async function replayLedgerOffline(config: Config, logger: Logger): Promi
         // Kept whole: the Postgres handle's close() needs its `this`.
         directory: async () => kept(await openDirectory(where)),
         partnerStorage: async () => kept(await openPartnerStorage(where)),
+        now,
       },
       logger,
     );

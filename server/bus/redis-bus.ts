@@ -8,6 +8,7 @@ import type { Logger } from "../platform/logger.ts";
 import type { Bus, BusHandler, BusHealth, BusMessage } from "./bus.ts";
 import { decodeBusMessage, encodeBusMessage } from "./bus-message.ts";
 import { openRedisConnections, type RedisConnections } from "./redis-connections.ts";
+import type { Clock } from "../platform/clock.ts";
 
 /** Settings of the Redis bus. */
 export interface RedisBusOptions {
@@ -17,6 +18,8 @@ export interface RedisBusOptions {
   channelPrefix: string;
   sharded: boolean;
   logger: Logger;
+  /** The wall clock each update message is stamped with (publishedAt: the receiving node's delivery lag runs from it). */
+  now: Clock;
   /** Told of connection losses, failed publishes and undecodable messages (metrics). */
   onError?: (kind: "connection-lost" | "publish-failed" | "message-dropped") => void;
 }
@@ -194,7 +197,7 @@ export class RedisBus implements Bus {
 
   private sendBatch(conversation: string, batch: OutgoingBatch): void {
     const lastSeq = batch.fromSeq + batch.updates.length - 1;
-    const message: BusMessage = { kind: "updates", conversation, origin: this.nodeId, fromSeq: batch.fromSeq, updates: batch.updates, publishedAt: Date.now() };
+    const message: BusMessage = { kind: "updates", conversation, origin: this.nodeId, fromSeq: batch.fromSeq, updates: batch.updates, publishedAt: this.options.now() };
     this.send(conversation, message).catch(() => {
       this.options.onError?.("publish-failed");
       this.markUnsent(conversation, lastSeq);

@@ -12,7 +12,7 @@ import type { ClusterBroadcaster } from "./cluster-broadcaster.ts";
 import type { ChannelObserver } from "./conversation-channel.ts";
 import type { DocumentCache } from "../documents/document-cache.ts";
 import { type LocalOrigin, SequencedDelivery } from "./sequenced-delivery.ts";
-import { monotonicClock } from "../platform/clock.ts";
+import { type Clock, monotonicClock } from "../platform/clock.ts";
 
 /** Dependencies of {@link CommitFanOut}, wired by the composition root. */
 export interface CommitFanOutDeps {
@@ -26,6 +26,8 @@ export interface CommitFanOutDeps {
   gapGraceMs: number;
   /** Told of delivery lag and of updates recovered from the store (metrics). */
   observer?: DeliveryObserver;
+  /** The wall clock the bus stamps messages with (cross-node delivery lag). */
+  now: Clock;
 }
 
 /** The fan-out of committed updates, local delivery included: bus publish first, then this node's cache and subscribers in sequence order (other nodes' commits join the same stream). */
@@ -43,6 +45,7 @@ export class CommitFanOut implements FanOut, BusHandler, ChannelObserver {
       retryMs: 1000,
       logger: deps.logger,
       observer: deps.observer,
+      now: deps.now,
     });
     deps.bus.setHandler(this);
   }

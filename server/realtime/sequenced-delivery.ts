@@ -5,7 +5,7 @@
 import type { Logger } from "../platform/logger.ts";
 import type { DeliveryObserver } from "../platform/metrics.ts";
 import type { CommitOrigin } from "../writes/write-path.ts";
-import { monotonicClock } from "../platform/clock.ts";
+import { type Clock, monotonicClock } from "../platform/clock.ts";
 
 /**
  * How a local commit arrived, kept so its fan-out can skip the sender and reuse its frame (and
@@ -39,6 +39,8 @@ export interface SequencedDeliveryDeps {
   /** Wait before retrying a failed store read. */
   retryMs: number;
   logger: Logger;
+  /** The wall clock other nodes stamp their bus messages with: the cross-node delivery lag is measured on it. */
+  now: Clock;
 }
 
 interface Item {
@@ -272,6 +274,6 @@ export class SequencedDelivery {
       return;
     }
     if (item.local?.committedAt !== undefined) this.deps.observer?.deliveredLocally(monotonicClock() - item.local.committedAt);
-    if (item.publishedAt !== undefined) this.deps.observer?.deliveredFromRemote(Date.now() - item.publishedAt);
+    if (item.publishedAt !== undefined) this.deps.observer?.deliveredFromRemote(this.deps.now() - item.publishedAt);
   }
 }

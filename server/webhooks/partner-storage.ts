@@ -42,12 +42,12 @@ export interface PartnerStorageOptions {
 /**
  * Removes a conversation's partner events and every webhook copy of them (attempts, dead
  * letters): from every organisation when it is destroyed, from `org` alone when that
- * organisation deleted its side.
+ * organisation deleted its side; `now` is the server's clock.
  */
-export async function forgetPartnerCopies(storage: Pick<PartnerStorage, "events" | "webhooks">, conversation: string, org?: string): Promise<void> {
+export async function forgetPartnerCopies(storage: Pick<PartnerStorage, "events" | "webhooks">, conversation: string, now: number, org?: string): Promise<void> {
   // Webhook copies first: they are found through the events' ids.
   const ids = await storage.events.conversationEventIds(conversation);
-  await storage.webhooks.forgetEvents(ids, org ?? null);
+  await storage.webhooks.forgetEvents(ids, org ?? null, now);
   if (org === undefined) await storage.events.forgetConversation(conversation);
   else await storage.events.forgetConversationFor(org, conversation);
 }

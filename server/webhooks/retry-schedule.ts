@@ -3,6 +3,8 @@
 // keeps failing is disabled. Plain functions over a policy, plus the injectable clock the
 // dispatcher runs on (tests drive days of retries in milliseconds).
 
+import type { Clock as WallClock } from "../platform/clock.ts";
+
 /** The retry policy. */
 export interface RetryPolicy {
   /** Delay before the second attempt; doubled for each further one. */
@@ -31,13 +33,16 @@ export interface Clock {
   clearTimer(handle: unknown): void;
 }
 
-/** The real clock; timers do not keep the process alive. */
-export const systemClock: Clock = {
-  now: () => Date.now(),
+/**
+ * The real timers with the server's wall clock (platform/clock.ts): retries fall due by that
+ * clock, so a test that moves it makes them due; timers do not keep the process alive.
+ */
+export const timersOn = (now: WallClock): Clock => ({
+  now,
   setTimer: (callback, ms) => {
     const timer = setTimeout(callback, Math.min(ms, 2 ** 31 - 1));
     timer.unref();
     return timer;
   },
   clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
+});

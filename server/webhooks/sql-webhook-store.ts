@@ -242,7 +242,7 @@ export class SqlWebhookStore implements Omit<WebhookStore, "close"> {
     return Number(row?.n ?? 0);
   }
 
-  forgetEvents(eventIds: readonly string[], orgId: string | null, now = Date.now()): Promise<number> {
+  forgetEvents(eventIds: readonly string[], orgId: string | null, now: number): Promise<number> {
     if (eventIds.length === 0) return Promise.resolve(0);
     const ofOrg = orgId === null ? "" : " AND endpoint_id IN (SELECT id FROM endpoints WHERE org_id = ?)";
     return this.db.transaction(async (tx) => {

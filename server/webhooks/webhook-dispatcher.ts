@@ -253,7 +253,7 @@ class EndpointDelivery {
   private async forgetGone(item: HeadItem): Promise<void> {
     this.buffer.shift();
     this.state = { ...this.state, cursor: Math.max(this.state.cursor, item.cursor), headKey: null, attempts: 0, firstFailureAt: null, nextAttemptAt: null };
-    await this.deps.store.forgetEvents([item.eventId], this.endpoint.orgId).catch((error: unknown) => {
+    await this.deps.store.forgetEvents([item.eventId], this.endpoint.orgId, this.deps.clock.now()).catch((error: unknown) => {
       this.deps.logger.error({ err: error, endpoint: this.endpoint.id }, "webhook: could not remove the copies of a deleted event");
     });
   }

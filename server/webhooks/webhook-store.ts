@@ -110,9 +110,10 @@ export interface WebhookStore {
   countReplays(endpointId: string): Promise<number>;
   /**
    * Removes the delivery attempts and dead letters of these events (a conversation destroyed, or
-   * one organisation's side of it deleted: then only at that organisation's endpoints); returns how many rows went.
+   * one organisation's side of it deleted: then only at that organisation's endpoints), at `now`
+   * (the server's clock: the record that they were forgotten is kept for a while from then); returns how many rows went.
    */
-  forgetEvents(eventIds: readonly string[], orgId: string | null): Promise<number>;
+  forgetEvents(eventIds: readonly string[], orgId: string | null, now: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -132,7 +133,7 @@ export function webhookStoreOver(api: Omit<WebhookStore, "close">, close: () => 
     requestReplay: (endpointId, ids, now) => api.requestReplay(endpointId, ids, now),
     nextReplay: (endpointId) => api.nextReplay(endpointId),
     countReplays: (endpointId) => api.countReplays(endpointId),
-    forgetEvents: (eventIds, orgId) => api.forgetEvents(eventIds, orgId),
+    forgetEvents: (eventIds, orgId, now) => api.forgetEvents(eventIds, orgId, now),
     close,
   };
 }

@@ -8,7 +8,7 @@ import type { RouteDefinition } from "../http/route.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { DeliveryClaims } from "./delivery-claims.ts";
 import { SafeHttpTransport, type WebhookTransport } from "./outbound-http.ts";
-import { type Clock, systemClock } from "./retry-schedule.ts";
+import { type Clock, timersOn } from "./retry-schedule.ts";
 import { WebhookDispatcher, type WebhookDispatcherDeps } from "./webhook-dispatcher.ts";
 import { webhookRoutes } from "./webhook-routes.ts";
 import type { WebhookStore } from "./webhook-store.ts";
@@ -22,7 +22,7 @@ export interface Webhooks {
   close(): Promise<void>;
 }
 
-/** Test hooks: a transport or clock other than the real ones. */
+/** Test hooks: a transport, or timers and a clock, other than the real ones (the server's clock by default). */
 export interface WebhookOptions {
   transport?: WebhookTransport;
   clock?: Clock;
@@ -66,7 +66,7 @@ export async function openWebhooks(
       windowMs: settings.retryWindowHours * 3600_000,
       disableAfterMs: settings.disableAfterHours * 3600_000,
     },
-    clock: options.clock ?? systemClock,
+    clock: options.clock ?? timersOn(deps.now),
     logger,
     claims: deps.claims,
     refreshMs: deps.claims ? SHARED_REFRESH_MS : undefined,
