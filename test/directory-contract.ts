@@ -384,25 +384,27 @@ export function runDirectoryContract(name: string, openBackend: () => Promise<Di
 
     describe("refresh-token families", () => {
       const token = (tokenHash: string, familyId = "fam-1") => ({ tokenHash, familyId, userId: "u-alice", orgId: "org-help", expiresAt: T0 + DAY });
+      const NO_GRACE = 0;
+      const GRACE = 30_000;
 
       it("rotates a token into its successor, and revokes the family when a spent token comes back", async () => {
         await seed(d);
         await d.insertRefreshToken(token("t1"), T0);
-        expect(await d.rotateRefreshToken("t1", "t2", T0 + DAY, T0 + 1)).toEqual({ status: "rotated", userId: "u-alice", orgId: "org-help", familyId: "fam-1", conversationScope: null });
-        expect(await d.rotateRefreshToken("t2", "t3", T0 + DAY, T0 + 2)).toMatchObject({ status: "rotated" });
+        expect(await d.rotateRefreshToken("t1", "t2", T0 + DAY, T0 + 1, NO_GRACE)).toEqual({ status: "rotated", userId: "u-alice", orgId: "org-help", familyId: "fam-1", conversationScope: null, retried: false });
+        expect(await d.rotateRefreshToken("t2", "t3", T0 + DAY, T0 + 2, NO_GRACE)).toMatchObject({ status: "rotated" });
         expect(await d.isFamilyRevoked("fam-1")).toBe(false);
         // t1 again: stolen or replayed. The family ends, the live successor with it.
-        expect(await d.rotateRefreshToken("t1", "t9", T0 + DAY, T0 + 3)).toEqual({ status: "reused", familyId: "fam-1", userId: "u-alice" });
+        expect(await d.rotateRefreshToken("t1", "t9", T0 + DAY, T0 + 3, NO_GRACE)).toEqual({ status: "reused", familyId: "fam-1", userId: "u-alice" });
         expect(await d.isFamilyRevoked("fam-1")).toBe(true);
-        expect(await d.rotateRefreshToken("t3", "t4", T0 + DAY, T0 + 4)).toEqual({ status: "invalid" });
-        expect(await d.rotateRefreshToken("t9", "t10", T0 + DAY, T0 + 4)).toEqual({ status: "invalid" });
+        expect(await d.rotateRefreshToken("t3", "t4", T0 + DAY, T0 + 4, NO_GRACE)).toEqual({ status: "invalid" });
+        expect(await d.rotateRefreshToken("t9", "t10", T0 + DAY, T0 + 4, NO_GRACE)).toEqual({ status: "invalid" });
       });
 
       it("refuses unknown and expired tokens without revoking anything", async () => {
         await seed(d);
         await d.insertRefreshToken(token("t1"), T0);
-        expect(await d.rotateRefreshToken("nope", "x", T0 + DAY, T0)).toEqual({ status: "invalid" });
-        expect(await d.rotateRefreshToken("t1", "t2", T0 + 2 * DAY, T0 + DAY)).toEqual({ status: "invalid" });
+        expect(await d.rotateRefreshToken("nope", "x", T0 + DAY, T0, NO_GRACE)).toEqual({ status: "invalid" });
+        expect(await d.rotateRefreshToken("t1", "t2", T0 + 2 * DAY, T0 + DAY, NO_GRACE)).toEqual({ status: "invalid" });
         expect(await d.isFamilyRevoked("fam-1")).toBe(false);
       });
 
@@ -413,14 +415,73 @@ export function runDirectoryContract(name: string, openBackend: () => Promise<Di
           const family = `fam-race-${round}`;
           await d.insertRefreshToken(token(`r${round}`, family), T0);
           const outcomes = await Promise.all([
-            d.rotateRefreshToken(`r${round}`, `r${round}-a`, T0 + DAY, T0 + 1),
-            other.rotateRefreshToken(`r${round}`, `r${round}-b`, T0 + DAY, T0 + 1),
+            d.rotateRefreshToken(`r${round}`, `r${round}-a`, T0 + DAY, T0 + 1, NO_GRACE),
+            other.rotateRefreshToken(`r${round}`, `r${round}-b`, T0 + DAY, T0 + 1, NO_GRACE),
           ]);
           expect(outcomes.map((o) => o.status).sort()).toEqual(["reused", "rotated"]);
           expect(await d.isFamilyRevoked(family)).toBe(true);
           // Whichever successor was issued is dead with its family.
           const winner = outcomes[0].status === "rotated" ? `r${round}-a` : `r${round}-b`;
-          expect(await other.rotateRefreshToken(winner, `${winner}-next`, T0 + DAY, T0 + 2)).toEqual({ status: "invalid" });
+          expect(await other.rotateRefreshToken(winner, `${winner}-next`, T0 + DAY, T0 + 2, NO_GRACE)).toEqual({ status: "invalid" });
+        }
+      });
+
+      it("answers one retry of the newest spent token within the grace, retiring its unseen successor", async () => {
+        await seed(d);
+        await d.insertRefreshToken(token("g1", "fam-g"), T0);
+        expect(await d.rotateRefreshToken("g1", "g2", T0 + DAY, T0 + 1, GRACE)).toMatchObject({ status: "rotated", retried: false });
+        // g2's answer was lost: the client retries with g1.
+        expect(await d.rotateRefreshToken("g1", "g2b", T0 + DAY, T0 + GRACE, GRACE)).toEqual({
+          status: "rotated",
+          userId: "u-alice",
+          orgId: "org-help",
+          familyId: "fam-g",
+          conversationScope: null,
+          retried: true,
+        });
+        expect(await d.isFamilyRevoked("fam-g")).toBe(false);
+        expect(await d.rotateRefreshToken("g2b", "g3", T0 + DAY, T0 + GRACE + 1, GRACE)).toMatchObject({ status: "rotated", retried: false });
+        // g2 turning up now was never the client's: the family ends.
+        expect(await d.rotateRefreshToken("g2", "gx", T0 + DAY, T0 + GRACE + 2, GRACE)).toMatchObject({ status: "reused", familyId: "fam-g" });
+        expect(await d.rotateRefreshToken("g3", "g4", T0 + DAY, T0 + GRACE + 3, GRACE)).toEqual({ status: "invalid" });
+      });
+
+      it("refuses the retry after the grace, after the successor was used, and a second time, each ending the family", async () => {
+        await seed(d);
+        const cases: [string, (family: string) => Promise<void>][] = [
+          ["late", async (f) => void (await d.rotateRefreshToken(`${f}-1`, `${f}-2`, T0 + DAY, T0, GRACE))],
+          ["successor used", async (f) => {
+            await d.rotateRefreshToken(`${f}-1`, `${f}-2`, T0 + DAY, T0, GRACE);
+            await d.rotateRefreshToken(`${f}-2`, `${f}-3`, T0 + DAY, T0 + 1, GRACE);
+          }],
+          ["second retry", async (f) => {
+            await d.rotateRefreshToken(`${f}-1`, `${f}-2`, T0 + DAY, T0, GRACE);
+            await d.rotateRefreshToken(`${f}-1`, `${f}-2b`, T0 + DAY, T0 + 1, GRACE);
+          }],
+        ];
+        for (const [name, before] of cases) {
+          const family = `fam-${name.replace(/ /g, "-")}`;
+          await d.insertRefreshToken(token(`${family}-1`, family), T0);
+          await before(family);
+          const at = name === "late" ? T0 + GRACE + 1 : T0 + 2;
+          expect(await d.rotateRefreshToken(`${family}-1`, `${family}-x`, T0 + DAY, at, GRACE), name).toMatchObject({ status: "reused", familyId: family });
+          expect(await d.isFamilyRevoked(family), name).toBe(true);
+        }
+      });
+
+      it("grants exactly one of two nodes' retries of the same token at once; the other ends the family", async () => {
+        await seed(d);
+        const other = (await backend.open()).directory;
+        for (let round = 0; round < 4; round++) {
+          const family = `fam-retry-race-${round}`;
+          await d.insertRefreshToken(token(`q${round}`, family), T0);
+          await d.rotateRefreshToken(`q${round}`, `q${round}-lost`, T0 + DAY, T0 + 1, GRACE);
+          const outcomes = await Promise.all([
+            d.rotateRefreshToken(`q${round}`, `q${round}-a`, T0 + DAY, T0 + 2, GRACE),
+            other.rotateRefreshToken(`q${round}`, `q${round}-b`, T0 + DAY, T0 + 2, GRACE),
+          ]);
+          expect(outcomes.map((o) => o.status).sort()).toEqual(["reused", "rotated"]);
+          expect(await d.isFamilyRevoked(family)).toBe(true);
         }
       });
 
@@ -434,7 +495,7 @@ export function runDirectoryContract(name: string, openBackend: () => Promise<Di
         expect((await d.revokeUserSessions("u-alice", "password changed", T0 + 2)).sort()).toEqual(["fam-a", "fam-b"]);
         expect(await d.isFamilyRevoked("fam-b")).toBe(true);
         expect(await d.isFamilyRevoked("fam-s")).toBe(false);
-        expect(await d.rotateRefreshToken("b1", "b2", T0 + DAY, T0 + 3)).toEqual({ status: "invalid" });
+        expect(await d.rotateRefreshToken("b1", "b2", T0 + DAY, T0 + 3, 0)).toEqual({ status: "invalid" });
       });
     });
 
@@ -502,8 +563,8 @@ export function runDirectoryContract(name: string, openBackend: () => Promise<Di
       it("keeps a refresh family's conversation scope through every rotation", async () => {
         await seed(d);
         await d.insertRefreshToken({ tokenHash: "s1", familyId: "fam-s", userId: "u-ivan", orgId: "org-ivan", expiresAt: T0 + DAY, conversationScope: "c-1" }, T0);
-        expect(await d.rotateRefreshToken("s1", "s2", T0 + DAY, T0 + 1)).toMatchObject({ status: "rotated", conversationScope: "c-1" });
-        expect(await d.rotateRefreshToken("s2", "s3", T0 + DAY, T0 + 2)).toMatchObject({ status: "rotated", conversationScope: "c-1" });
+        expect(await d.rotateRefreshToken("s1", "s2", T0 + DAY, T0 + 1, 0)).toMatchObject({ status: "rotated", conversationScope: "c-1" });
+        expect(await d.rotateRefreshToken("s2", "s3", T0 + DAY, T0 + 2, 0)).toMatchObject({ status: "rotated", conversationScope: "c-1" });
       });
     });
 

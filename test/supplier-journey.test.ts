@@ -200,9 +200,12 @@ describe("the supplier journey", () => {
     it("revokes the whole session when a refresh token is reused", async () => {
       const login = await api("POST", "/v1/auth/login", { body: { email: "ann@helpdesk.example", password: PASSWORD } });
       const first = login.body.refreshToken as string;
-      const rotated = await api("POST", "/v1/auth/refresh", { body: { refreshToken: first } });
+      const second = await api("POST", "/v1/auth/refresh", { body: { refreshToken: first } });
+      const rotated = await api("POST", "/v1/auth/refresh", { body: { refreshToken: second.body.refreshToken } });
       expect(rotated.status).toBe(200);
       const socket = await RawClient.authenticated(server.url, rotated.body.accessToken as string);
+      // The first token again, its successor used meanwhile: not a lost answer's retry (the reuse
+      // grace, test/refresh-reuse-grace.test.ts) but a copy.
       const replayed = await api("POST", "/v1/auth/refresh", { body: { refreshToken: first } });
       expect(replayed.body.error?.code).toBe(ErrorCode.InvalidRefreshToken);
       // The stolen family is dead: the newer token fails too, and its socket was closed.

@@ -1,6 +1,7 @@
 // The app's HTTP client: the access token lives only in memory; the refresh token is an HttpOnly
 // cookie the page cannot read, renewed through /v1/auth/refresh with the CSRF token echoed from
-// its readable cookie. One refresh at a time (a refresh token works once; reuse ends the session).
+// its readable cookie. One refresh at a time (a refresh token works once; reuse ends the session,
+// but for one retry soon after a rotation whose answer was lost).
 
 import { ErrorCode } from "../index.ts";
 

@@ -166,11 +166,24 @@ export function directoryStatements(d: SqlDialect) {
        * Spends a live token of a live family, or changes nothing. Conditional, so of two nodes
        * presenting one token at once exactly one gets its row back. Parameters: now, hash, now.
        */
-      spend: `UPDATE refresh_tokens SET rotated_at = ?
+      spend: `UPDATE refresh_tokens SET rotated_at = ?, successor_hash = ?
         WHERE token_hash = ? AND rotated_at IS NULL AND expires_at > ?
           AND NOT EXISTS (SELECT 1 FROM revoked_families f WHERE f.family_id = refresh_tokens.family_id)
         RETURNING family_id, user_id, org_id, conversation_scope`,
-      select: "SELECT family_id, user_id, rotated_at FROM refresh_tokens WHERE token_hash = ?",
+      select: `SELECT family_id, user_id, org_id, conversation_scope, rotated_at, expires_at, successor_hash, grace_used_at
+        FROM refresh_tokens WHERE token_hash = ?`,
+      /**
+       * Takes a spent token's one retry (compare-and-set on its successor, so of two retries at
+       * once exactly one changes the row). Parameters: now, next hash, hash, the successor it had.
+       */
+      takeGrace: `UPDATE refresh_tokens SET grace_used_at = ?, successor_hash = ?
+        WHERE token_hash = ? AND grace_used_at IS NULL AND successor_hash = ?`,
+      /**
+       * Retires a successor nobody has used (the lost answer's token): spent, and without a grace
+       * of its own, so whoever presents it later ends the family. Parameters: now, now, hash, now.
+       */
+      retireUnused: `UPDATE refresh_tokens SET rotated_at = ?, grace_used_at = ?
+        WHERE token_hash = ? AND rotated_at IS NULL AND expires_at > ?`,
       familiesOfUser: "SELECT DISTINCT family_id FROM refresh_tokens WHERE user_id = ? ORDER BY family_id",
     },
     revokedFamily: {

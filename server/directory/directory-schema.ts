@@ -213,5 +213,11 @@ export const DIRECTORY_SCHEMA: VersionedSchema = {
     CREATE INDEX IF NOT EXISTS pending_signups_by_expiry ON pending_signups(expires_at);
     CREATE INDEX IF NOT EXISTS pending_signups_by_email ON pending_signups(email);
     `,
+    // The refresh-reuse grace: a rotated token names the successor it was rotated into, and
+    // records when its one retry (a lost answer) was granted, or that it may have none.
+    (d) => `
+    ALTER TABLE refresh_tokens ADD COLUMN successor_hash TEXT;
+    ALTER TABLE refresh_tokens ADD COLUMN grace_used_at ${d.int64};
+    `,
   ],
 };

@@ -137,7 +137,8 @@ export type ConfirmedSignup =
 
 /** Outcome of presenting a refresh token. */
 export type RefreshOutcome =
-  | { status: "rotated"; userId: string; orgId: string; familyId: string; conversationScope: string | null }
+  /** `retried`: a spent token's one retry within the reuse grace (its unseen successor retired). */
+  | { status: "rotated"; userId: string; orgId: string; familyId: string; conversationScope: string | null; retried: boolean }
   | { status: "reused"; familyId: string; userId: string }
   | { status: "invalid" };
 

@@ -48,7 +48,7 @@ import type {
   WebauthnCredential,
 } from "./directory-types.ts";
 import { deletionRecordFrom, erasedEmail, LIFECYCLE_STATEMENTS, legalHoldFrom, partyFrom } from "./lifecycle-queries.ts";
-import type { SqlRunner } from "../sql/sql-runner.ts";
+import type { SqlRow, SqlRunner } from "../sql/sql-runner.ts";
 
 /** API keys record their last use at most this often. */
 const TOUCH_INTERVAL_MS = 60_000;
@@ -469,18 +469,19 @@ export class SqlDirectory implements Directory {
     await this.db.run(this.sql.refreshToken.insert, [token.tokenHash, token.familyId, token.userId, token.orgId, now, token.expiresAt, token.conversationScope ?? null]);
   }
 
-  rotateRefreshToken(tokenHash: string, nextHash: string, nextExpiresAt: number, now: number): Promise<RefreshOutcome> {
+  rotateRefreshToken(tokenHash: string, nextHash: string, nextExpiresAt: number, now: number, reuseGraceMs: number): Promise<RefreshOutcome> {
     return this.db.transaction(async (tx): Promise<RefreshOutcome> => {
-      const spent = await tx.get(this.sql.refreshToken.spend, [now, tokenHash, now]);
-      if (spent) {
-        const familyId = spent.family_id as string;
-        const userId = spent.user_id as string;
-        const orgId = spent.org_id as string;
+      const successorOf = async (row: SqlRow, retried: boolean): Promise<RefreshOutcome> => {
+        const familyId = row.family_id as string;
+        const userId = row.user_id as string;
+        const orgId = row.org_id as string;
         // A scoped session stays scoped: the next token carries the same conversation.
-        const conversationScope = (spent.conversation_scope ?? null) as string | null;
+        const conversationScope = (row.conversation_scope ?? null) as string | null;
         await tx.run(this.sql.refreshToken.insert, [nextHash, familyId, userId, orgId, now, nextExpiresAt, conversationScope]);
-        return { status: "rotated", userId, orgId, familyId, conversationScope };
-      }
+        return { status: "rotated", userId, orgId, familyId, conversationScope, retried };
+      };
+      const spent = await tx.get(this.sql.refreshToken.spend, [now, nextHash, tokenHash, now]);
+      if (spent) return successorOf(spent, false);
       // Not spendable: find out why. Only a token already spent is a replay worth a revocation.
       const row = await tx.get(this.sql.refreshToken.select, [tokenHash]);
       if (!row) return { status: "invalid" };
@@ -488,9 +489,24 @@ export class SqlDirectory implements Directory {
       const userId = row.user_id as string;
       if (await tx.get(this.sql.revokedFamily.exists, [familyId])) return { status: "invalid" };
       if (row.rotated_at === null) return { status: "invalid" }; // expired
+      if (await this.retryWithinGrace(tx, row, tokenHash, nextHash, now, reuseGraceMs)) return successorOf(row, true);
       await tx.run(this.sql.revokedFamily.insert, [familyId, userId, now, "refresh token reused"]);
       return { status: "reused", familyId, userId };
     });
+  }
+
+  /**
+   * A spent token's one retry: granted within the grace of its rotation, while the token itself
+   * is unexpired, and only if its successor was never used (then the client cannot have had the
+   * answer). The successor is retired first; both changes are conditional, so of two retries
+   * racing exactly one is granted and the other is a reuse.
+   */
+  private async retryWithinGrace(tx: SqlRunner, row: SqlRow, tokenHash: string, nextHash: string, now: number, reuseGraceMs: number): Promise<boolean> {
+    const successor = row.successor_hash as string | null;
+    const rotatedAt = Number(row.rotated_at);
+    if (reuseGraceMs <= 0 || successor === null || row.grace_used_at !== null || now - rotatedAt > reuseGraceMs || Number(row.expires_at) <= now) return false;
+    if ((await tx.run(this.sql.refreshToken.retireUnused, [now, now, successor, now])) !== 1) return false;
+    return (await tx.run(this.sql.refreshToken.takeGrace, [now, nextHash, tokenHash, successor])) === 1;
   }
 
   async revokeFamily(familyId: string, userId: string, reason: string, now: number): Promise<void> {

@@ -241,7 +241,7 @@ export function authRoutes(services: AuthRouteServices) {
       path: "/v1/auth/refresh",
       auth: "public",
       summary:
-        "Exchange a refresh token for a new pair. Each refresh token works once; reuse revokes the session. Without `refreshToken` in the body, the refresh cookie is used (with the `X-Parley-CSRF` header matching the `parley_csrf` cookie) and renewed.",
+        "Exchange a refresh token for a new pair. Each refresh token works once; reuse revokes the session (except one retry of the token just rotated, within the reuse grace and before its successor was used: a lost answer). Without `refreshToken` in the body, the refresh cookie is used (with the `X-Parley-CSRF` header matching the `parley_csrf` cookie) and renewed.",
       tags: ["auth"],
       sensitive: true,
       body: z.object({ refreshToken: z.string().min(10).max(200).optional() }),

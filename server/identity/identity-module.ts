@@ -124,7 +124,7 @@ export async function openIdentity(
     directory,
     keys: deps.keys,
     tokens: config.tokens,
-    settings: { accessTtlSeconds: config.identity.accessTokenTtlSeconds, refreshTtlSeconds: config.identity.refreshTokenTtlSeconds },
+    settings: { accessTtlSeconds: config.identity.accessTokenTtlSeconds, refreshTtlSeconds: config.identity.refreshTokenTtlSeconds, reuseGraceSeconds: config.identity.refreshReuseGraceSeconds },
     events,
     now,
   });

@@ -1,6 +1,9 @@
 // Sign-in sessions: a short-lived access token (JWT) plus an opaque refresh token that rotates
 // on every use. Refresh tokens are stored only as hashes; presenting a spent one revokes its
 // whole family (the token was copied), and any revocation is announced so sockets close at once.
+// One exception, the reuse grace: a client whose refresh answer was lost retries with the token
+// it still has, and that one retry, soon enough and before the lost successor was used, is
+// answered (SessionDirectory.rotateRefreshToken says exactly when).
 
 import { randomBytes, randomUUID } from "node:crypto";
 import { ErrorCode } from "../../protocol/index.ts";
@@ -31,6 +34,8 @@ export interface PreparedSession {
 export interface SessionSettings {
   accessTtlSeconds: number;
   refreshTtlSeconds: number;
+  /** How long after a rotation its token may be retried once (a lost answer); 0 turns the grace off. */
+  reuseGraceSeconds: number;
 }
 
 /** Issues, rotates and revokes sign-in sessions. */
@@ -71,7 +76,7 @@ export class SessionService {
     return { step: { op: "insertRefreshToken", args: [record, now] }, tokens: () => this.pair(userId, orgId, family, refreshToken, conversationScope) };
   }
 
-  /** Rotates a refresh token; a reused one revokes its family and fails. */
+  /** Rotates a refresh token; a reused one revokes its family and fails (the one retry within the grace aside). */
   async refresh(refreshToken: string): Promise<TokenPair> {
     const next = `rt_${randomBytes(32).toString("base64url")}`;
     const now = this.deps.now();
@@ -80,6 +85,7 @@ export class SessionService {
       secretHash(next),
       now + this.deps.settings.refreshTtlSeconds * 1000,
       now,
+      this.deps.settings.reuseGraceSeconds * 1000,
     );
     if (outcome.status === "reused") {
       this.deps.events.emit({ kind: "session-revoked", family: outcome.familyId, userId: outcome.userId });

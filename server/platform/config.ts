@@ -146,6 +146,8 @@ export interface Config {
     publicUrl: string;
     accessTokenTtlSeconds: number;
     refreshTokenTtlSeconds: number;
+    /** How long a rotated refresh token may be retried once, when the rotation's answer was lost (0: never). */
+    refreshReuseGraceSeconds: number;
     /** argon2id parameters; at least OWASP's minimum (19 MiB, t=2, p=1). */
     argon2: { memoryKiB: number; timeCost: number; parallelism: number };
     /** Password hashes running at once; beyond that (and a short queue) sign-ins get 429. */
@@ -278,6 +280,7 @@ function identityConfig(env: Env, cwd: string, keysDir: string): Config["identit
     publicUrl,
     accessTokenTtlSeconds: int(env, "PARLEY_ACCESS_TOKEN_TTL_SECONDS", 900, 30, 86_400),
     refreshTokenTtlSeconds: int(env, "PARLEY_REFRESH_TOKEN_TTL_DAYS", 30, 1, 365) * 86_400,
+    refreshReuseGraceSeconds: int(env, "PARLEY_REFRESH_REUSE_GRACE_SECONDS", 30, 0, 300),
     argon2: {
       memoryKiB: int(env, "PARLEY_ARGON2_MEMORY_KIB", 19_456, 19_456, 4 * 1024 * 1024),
       timeCost: int(env, "PARLEY_ARGON2_TIME_COST", 2, 2, 20),
