@@ -27,6 +27,7 @@ const enabled = Boolean(baseUrl);
 const DAY = 86_400_000;
 const SCHEMA = `parley_pgdrill_${randomBytes(5).toString("hex")}`;
 const KEEP_KEYRING_DAYS = 2;
+const OWNER_EMAIL = "owner@pgdrill.example";
 /** The scheduled backup file name for a time (as the scheduler names them). */
 const nameAt = (at: number) => `parley-${new Date(at).toISOString().replaceAll(":", "-").replace(".", "-")}.pbk`;
 const timeOf = (name: string) => {
@@ -57,7 +58,7 @@ describe.runIf(enabled)("scheduled Postgres restore drills on a two-node cluster
     const database = decodeURIComponent(new URL(cluster.databaseUrl).pathname.slice(1));
     scratchPrefix = `parley_drill_${createHash("sha256").update(`${database}\0${SCHEMA}`).digest("hex").slice(0, 10)}_`;
     const api = apiClient(nodes[0]?.httpUrl as string);
-    owner = await signUp(api, "owner@pgdrill.example", "Drill BV");
+    owner = await signUp(api, OWNER_EMAIL, "Drill BV");
     await seedConversation(api, owner.token, "Pump", ["first", "second", "third"]);
   });
   afterAll(async () => {
@@ -147,7 +148,7 @@ describe.runIf(enabled)("scheduled Postgres restore drills on a two-node cluster
       expect(await drillMetric("failed")).toBe(1);
       // Days on the cluster's clock: the owner's sign-up token has expired by now.
       const api = apiClient(nodes[0]?.httpUrl as string);
-      const listed = await api("GET", `/v1/organisations/${owner.orgId}/security-notices`, { token: await signIn(api, "owner@pgdrill.example") });
+      const listed = await api("GET", `/v1/organisations/${owner.orgId}/security-notices`, { token: await signIn(api, OWNER_EMAIL) });
       expect((listed.body.items as { data: { notice: string } }[]).map((n) => n.data.notice)).toContain("backup.drill-failed");
     } finally {
       await unlink(planted).catch(() => undefined);
@@ -155,10 +156,34 @@ describe.runIf(enabled)("scheduled Postgres restore drills on a two-node cluster
     }
   });
 
+  it("fails the drill of a backup whose data breaks an audit chain (an entry edited in the database): the file verifies, the restored chain does not", async () => {
+    const entries = `"${SCHEMA}".entries`;
+    await admin.query(`UPDATE ${entries} SET at = at + 1 WHERE seq = 2`);
+    try {
+      for (let i = 0; i < 2; i++) {
+        clock += DAY;
+        await tickAll();
+      }
+    } finally {
+      await admin.query(`UPDATE ${entries} SET at = at - 1 WHERE seq = 2`);
+    }
+    expect(sum((t) => t.backups)).toBe(6);
+    expect(sum((t) => t.drills)).toBe(3);
+    const failed = nodes.filter((node) => scheduler(node).latest.drill?.error?.includes("audit chain does not verify after the restore"));
+    expect(failed).toHaveLength(1);
+    const ran = scheduler(failed[0] as TestServer);
+    expect(ran.latest.backup).toMatchObject({ ok: true }); // the backup itself read back whole
+    expect(ran.latest.drill?.file).toBe(ran.latest.backup?.file);
+    expect(ran.latest.drill?.error).toMatch(/seq 2/);
+    expect((await systemChain()).at(-1)).toBe("drill.failed");
+    expect(await drillMetric("failed")).toBe(2);
+    expect(await scratchDatabases()).toEqual([]);
+  });
+
   it("deletes keyring files after the keyring retention while their data files stay, and says why such a data file cannot be restored", async () => {
     const names = (await readdir(backupDir)).sort();
     const data = names.filter((n) => /Z\.pbk$/.test(n));
-    expect(data).toHaveLength(4); // the rotation keeps 30 days: every backup taken
+    expect(data).toHaveLength(6); // the rotation keeps 30 days: every backup taken
     const cutoff = clock - KEEP_KEYRING_DAYS * DAY;
     const withKeyring = data.filter((n) => names.includes(n.replace(/\.pbk$/, ".keyring.pbk")));
     expect(withKeyring).toEqual(data.filter((n) => timeOf(n) >= cutoff));

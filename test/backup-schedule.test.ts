@@ -14,7 +14,7 @@ import { backupsToKeep } from "../server/backup/backup-rotation.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { seedConversation } from "./helpers/seed-conversation.ts";
-import { type SignedUp, signUp } from "./helpers/sign-up.ts";
+import { type SignedUp, signIn, signUp } from "./helpers/sign-up.ts";
 
 /** CI replays one fixed seed (a red CI is a defect, never a roll of the dice); elsewhere each run explores a new one. */
 const CI_SEED = 20261204;
@@ -136,7 +136,8 @@ describe("scheduled backups", () => {
     const chain = await server.server.audit.log.readOrgAuditEntries(SYSTEM_AUDIT_CHAIN, 0, 100);
     expect(chain.at(-1)?.action).toBe("backup.failed");
     const api = apiClient(server.httpUrl);
-    const listed = await api("GET", `/v1/organisations/${owner.orgId}/security-notices`, { token: owner.token });
+    // Signed in again: the test clock has moved days past the sign-up token's expiry.
+    const listed = await api("GET", `/v1/organisations/${owner.orgId}/security-notices`, { token: await signIn(api, "owner@backups.example") });
     const kinds = (listed.body.items as { data: { notice: string; advice: string } }[]).map((n) => n.data.notice);
     expect(kinds).toContain("backup.failed");
     await rm(backupDir, { force: true });
