@@ -383,7 +383,7 @@ async function startOpening(config: Config, logger: Logger, options: StartOption
     traffic: metrics.traffic,
   };
   // Partner systems join conversations and follow events over the socket with their API key.
-  registerParleyRoute(app, { ...routeDeps, events: socketEvents });
+  registerParleyRoute(app, { ...routeDeps, events: socketEvents, recheckAccess: (session, conversation) => enforcer.recheck(session, conversation) });
   registerYjsRoute(app, routeDeps);
   const routes: RouteDefinition[] = [
     ...identity.routes,

@@ -4,6 +4,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import * as Y from "yjs";
 import { CloseCode, ErrorCode, PROTOCOL_VERSION } from "../protocol/index.ts";
+import { apiClient } from "./helpers/http-client.ts";
+import { signUpWithKey } from "./helpers/partner-orgs.ts";
 import { RawClient } from "./helpers/raw-client.ts";
 import { startTestServer, type TestServer } from "./helpers/server.ts";
 
@@ -37,6 +39,34 @@ describe("session lifecycle", () => {
     client.doc("b", { type: "update", update: textUpdate(new Y.Doc(), "x") });
     expect(await client.waitForControl("error", (m) => m.request === "write")).toMatchObject({ code: ErrorCode.NotJoined });
     client.close();
+  });
+
+  it("keeps the conversations a renewed sign-in token or API key still reaches (their access is the directory's, not the token's)", async () => {
+    server = await startTestServer();
+    const api = apiClient(server.httpUrl);
+    const org = await signUpWithKey(api, "rena@renewals.example", "Renewals Ltd");
+    const ids: string[] = [];
+    for (const title of ["Pump 1", "Pump 2"]) {
+      const created = await api("POST", "/v1/conversations", { token: org.token, body: { title } });
+      expect(created.status).toBe(201);
+      ids.push(created.body.id as string);
+    }
+    const [first, second] = ids;
+    for (const credential of [org.token, org.key]) {
+      const client = await RawClient.authenticated(server.url, credential);
+      client.control({ type: "join", conversation: first });
+      await client.waitForControl("joined", (m) => m.conversation === first);
+      const before = client.frames.length;
+      client.control({ type: "auth", token: credential, protocol: PROTOCOL_VERSION });
+      await client.waitFor((f) => client.frames.indexOf(f) >= before && f.kind === "control" && f.message.type === "auth-ok");
+      // Joined after the renewal asked for its re-checks, so their answers have come by the time this one is joined.
+      client.control({ type: "join", conversation: second });
+      await client.waitForControl("joined", (m) => m.conversation === second);
+      client.doc(first, { type: "update", update: textUpdate(new Y.Doc(), "still here") });
+      expect(await client.waitForControl("ack", (m) => m.conversation === first)).toMatchObject({ conversation: first });
+      expect(client.frames.filter((f) => f.kind === "control" && f.message.type === "left")).toEqual([]);
+      client.close();
+    }
   });
 
   it("refuses a renewal that switches identity", async () => {

@@ -74,7 +74,11 @@ export class AccessEnforcer {
     );
   }
 
-  private recheck(session: ClientSession, conversation: string): void {
+  /**
+   * Looks the session's role in a joined conversation up again: leaves it when the role is gone
+   * (or cannot be checked: fail closed), else takes the new role. Also after a token renewal.
+   */
+  recheck(session: ClientSession, conversation: string): void {
     const principal = session.principal;
     if (!principal) return;
     this.resolveRole(principal, conversation).then(

@@ -11,9 +11,8 @@ import {
   type ErrorMessage,
   PROTOCOL_VERSION,
   ProtocolError,
-  type Role,
 } from "../../protocol/index.ts";
-import { type AnyPrincipal, actingOrg, actorId, type SocketAuthentication } from "../http/principal.ts";
+import { actingOrg, actorId, type SocketAuthentication } from "../http/principal.ts";
 import type { Config } from "../platform/config.ts";
 import { describeError } from "../platform/errors.ts";
 import type { SocketEventStreams } from "./socket-event-streams.ts";
@@ -44,16 +43,11 @@ export interface ParleyRouteDeps {
   traffic?: SocketTraffic;
   /** Event subscriptions (`subscribe-events`); without it such frames are refused. */
   events?: SocketEventStreams;
+  /** Looks a joined conversation's role up again for the session's principal, leaving it when gone (AccessEnforcer.recheck). */
+  recheckAccess(session: ClientSession, conversation: string): void;
 }
 
 type Request = NonNullable<ErrorMessage["request"]>;
-
-const NO_GRANTS: ReadonlyMap<string, Role> = new Map();
-
-/** The conversations the credential itself lists (an API key lists none). */
-function listedGrants(principal: AnyPrincipal): ReadonlyMap<string, Role> {
-  return principal.kind === "apiKey" ? NO_GRANTS : principal.token.grants;
-}
 
 /** Errors after which the connection cannot usefully continue. */
 function closeCodeFor(code: ErrorCode): number | null {
@@ -126,12 +120,10 @@ export function registerParleyRoute(app: UWS.TemplatedApp, deps: ParleyRouteDeps
       },
     });
     if (renewal) {
-      // Grants may have shrunk: leave what the new token no longer covers.
-      for (const conversation of [...session.joined.keys()]) {
-        if (!listedGrants(principal).has(conversation) && hub.leave(session, conversation)) {
-          session.sendControl({ type: "left", conversation, code: ErrorCode.Forbidden, message: "access revoked" });
-        }
-      }
+      // The new credential may reach less: every joined conversation's role is looked up again
+      // for it (a token's own grants; the directory for people and API keys, whose sign-in
+      // tokens list no conversations) and what it no longer reaches is left.
+      for (const conversation of session.joined.keys()) deps.recheckAccess(session, conversation);
       return;
     }
     logger.info({ session: session.id, user, org }, "socket authenticated");
