@@ -148,7 +148,7 @@ async function startOpening(config: Config, logger: Logger, options: StartOption
   const master = await loadMasterKeys({ ...config.masterKey, keysDir: config.keysDir });
   // Several nodes share Postgres (DATABASE_URL); one node alone keeps SQLite in its data directory.
   const postgres = config.store.databaseUrl
-    ? await openPostgresStore({ connectionString: config.store.databaseUrl, auditKey: keys.auditKey, masterKeys: master.ring })
+    ? await openPostgresStore({ connectionString: config.store.databaseUrl, auditKey: keys.auditKey, masterKeys: master.ring, now: clock })
     : null;
   if (postgres) opened.add("store", () => postgres.close());
   if (postgres) {
@@ -168,6 +168,7 @@ async function startOpening(config: Config, logger: Logger, options: StartOption
         auditKey: keys.auditKey,
         masterKeys: master.ring,
         synchronous: config.store.sqliteSynchronous,
+        now: clock,
       });
   opened.add("store", () => store.close());
   // Only now, once the store accepted it (no data keys wrapped by another key), a generated master key is written.
@@ -183,8 +184,8 @@ async function startOpening(config: Config, logger: Logger, options: StartOption
     : new AcknowledgedHeads({
         dataDir: config.dataDir,
         store,
-        // The real clock, like the store's own timestamps: pins compare with what the store wrote.
-        now: systemClock,
+        // The store's clock: pins compare with the times the store wrote.
+        now: clock,
         onError: (error) => logger.error({ err: error }, "could not pin the acknowledged heads"),
       });
   const committer = new GroupCommitter(store, {

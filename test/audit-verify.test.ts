@@ -18,9 +18,8 @@ import { startTestServer, type TestServer } from "./helpers/server.ts";
 import { confirmedSignUp } from "./helpers/sign-up.ts";
 
 const PASSWORD = "violet-harbour-tractor-91!";
-// The checkpointer runs on this clock, the store stamps entries with the real one: they must agree,
-// or a background checkpoint taken before the explicit one makes its "changed since" skip the
-// entries (seen under load: 0 heads pinned).
+// The checkpointer and the store's entry times both run on this clock (the server's one), so a
+// checkpoint's "changed since" sees every entry written before it.
 let clock = Date.now();
 let server: TestServer;
 let token: string;

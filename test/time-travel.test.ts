@@ -75,10 +75,10 @@ describe("time travel", { timeout: 30_000 }, () => {
     const conversation = await startConversation("History");
     const posted: { seq: number; text: string }[] = [];
     for (let i = 1; i <= 25; i++) {
+      // Distinct commit times, after the creation's (the store stamps by the server's clock), so every message has a moment of its own to be read at.
+      clock += 3;
       const { seq } = await post(i % 2 ? helpdesk : supplier, conversation, `message ${i}`);
       posted.push({ seq, text: `message ${i}` });
-      // Distinct commit times, so every message has a moment of its own to be read at.
-      await new Promise((resolve) => setTimeout(resolve, 3));
     }
     // Compaction ran (asynchronously) at least twice: snapshots sit in the log between updates.
     await vi.waitFor(async () => {
@@ -143,7 +143,8 @@ describe("time travel", { timeout: 30_000 }, () => {
     await vi.waitFor(() => expect(readMessages(samDoc.doc)).toHaveLength(2));
     const past = await ann.history(conversation, { seq: good });
 
-    // Then things go wrong: the notes rewritten, a message added.
+    // Then, a while later on the server's clock, things go wrong: the notes rewritten, a message added.
+    clock += 1000;
     samDoc.doc.transact(() => {
       notesOf(samDoc.doc).delete(8, 5);
       notesOf(samDoc.doc).insert(0, "NOT ");

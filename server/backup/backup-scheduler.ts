@@ -297,7 +297,7 @@ export class BackupScheduler {
       for (const [table, count] of Object.entries(expected)) {
         if (!replayed && counts[table] !== count) throw new Error(`${table}: ${counts[table] ?? "missing"} rows restored, ${count} backed up`);
       }
-      const store = await openOfflineStore(config);
+      const store = await openOfflineStore(config, this.deps.now);
       let chainsVerified = 0;
       try {
         const db = new Database(path.join(dataDir, "parley.db"), { readonly: true });

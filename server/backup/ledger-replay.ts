@@ -67,7 +67,7 @@ export async function replayLedgerOffline(config: Config, logger: Logger, now: C
     return await replayLedger(
       config.dataDir,
       {
-        store: async () => kept(await openOfflineStore(config)),
+        store: async () => kept(await openOfflineStore(config, now)),
         // Kept whole: the Postgres handle's close() needs its `this`.
         directory: async () => kept(await openDirectory(where)),
         partnerStorage: async () => kept(await openPartnerStorage(where)),

@@ -109,8 +109,8 @@ export async function withCliContext<T>(options: CliContextOptions, command: (co
       const { auditKey } = await keys();
       const ring = await masterKeys();
       const store = config.store.databaseUrl
-        ? await openPostgresStore({ connectionString: config.store.databaseUrl, auditKey, masterKeys: ring })
-        : await openSqliteStore({ path: path.join(config.dataDir, "parley.db"), auditKey, masterKeys: ring });
+        ? await openPostgresStore({ connectionString: config.store.databaseUrl, auditKey, masterKeys: ring, now })
+        : await openSqliteStore({ path: path.join(config.dataDir, "parley.db"), auditKey, masterKeys: ring, now });
       return { value: store, close: () => store.close() };
     }),
     keyringTable: part(async () => {

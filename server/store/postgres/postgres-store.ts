@@ -22,6 +22,7 @@ import { migrate } from "../../sql/pg-migrate.ts";
 import { toStoreError } from "../../sql/pg-errors.ts";
 import { SCHEMA_NAME, StorePool } from "../../sql/pg-pool.ts";
 import { type LockedHeadRow, PG } from "./statements.ts";
+import { type Clock, systemClock } from "../../platform/clock.ts";
 
 export interface PostgresStoreOptions {
   /**
@@ -52,6 +53,11 @@ export interface PostgresStoreOptions {
   queryTimeoutMs?: number;
   /** ping() answers false when Postgres has not answered within this time. Default 2000. */
   pingTimeoutMs?: number;
+  /**
+   * The clock tombstones and new data keys are stamped by (the server's; default: the system's).
+   * Log entries and snapshots take the database's clock instead, so every node writes one timeline.
+   */
+  now?: Clock;
 }
 
 /** Connects, runs the migrations (safe when several nodes start together) and resolves with an open store. */
@@ -81,7 +87,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     await pool.end().catch(() => {});
     throw toStoreError(err, "cannot open the Postgres store");
   }
-  return new PostgresStore(pool, new EntryHasher(options.auditKey), keys, options.pingTimeoutMs ?? 2000);
+  return new PostgresStore(pool, new EntryHasher(options.auditKey), keys, options.pingTimeoutMs ?? 2000, options.now ?? systemClock);
 }
 
 type Status = "open" | "closing" | "closed";
@@ -106,6 +112,7 @@ export class PostgresStore implements Store {
     private readonly hasher: EntryHasher,
     private readonly dataKeys: DataKeyring,
     private readonly pingTimeoutMs: number,
+    private readonly now: Clock,
   ) {}
 
   appendBatch(requests: readonly AppendRequest[]): Promise<CommittedAppend[]> {
@@ -225,7 +232,7 @@ export class PostgresStore implements Store {
         const snapshots = await client.query(PG.deleteSnapshots.with([conversation]));
         await client.query(PG.deleteClientIds.with([conversation]));
         await client.query(PG.deleteHead.with([conversation]));
-        await client.query(PG.insertTombstone.with([conversation, Date.now()]));
+        await client.query(PG.insertTombstone.with([conversation, this.now()]));
         return heads.size > 0 || (shredded.rowCount ?? 0) + (entries.rowCount ?? 0) + (snapshots.rowCount ?? 0) > 0;
       });
       this.knownHeads.delete(conversation);
@@ -325,7 +332,7 @@ export class PostgresStore implements Store {
       const { rows } = await this.pool.query<{ id: string }>(PG.selectTombstones.with([absent]));
       if (rows.length > 0) throw destroyedError(rows[0].id);
       const master = this.dataKeys.currentMaster();
-      const now = Date.now();
+      const now = this.now();
       const created = absent.map((c) => newDataKey(master, c).stored);
       await this.pool.query(
         PG.insertDataKeys.with([absent, created.map((w) => w.masterKeyId), created.map((w) => Buffer.from(w.wrapped)), absent.map(() => now)]),

@@ -131,22 +131,26 @@ export class SqliteLog {
     };
   }
 
-  appendBatch(requests: readonly AppendRequest[]): CommittedAppend[] {
+  /**
+   * Appends a batch, committed at `at`: the event loop's clock, sent with each batch (this thread
+   * cannot be handed the server's clock, a function; once per batch keeps the packed batch as it is).
+   */
+  appendBatch(requests: readonly AppendRequest[], at: number): CommittedAppend[] {
     checkAppendBatch(requests);
     if (requests.length === 0) return [];
     // IMMEDIATE: take the write lock up front, so a second process can only make us wait
     // (busy_timeout), never fail a half-done batch on a lock upgrade. The write lock is what
     // makes reading the heads and writing after them atomic here (Postgres locks head rows).
     const conversations = conversationsOf(requests);
-    const keys = this.ensureDataKeys(conversations);
-    return this.db.transaction(() => this.appendAll(requests, conversations, keys)).immediate();
+    const keys = this.ensureDataKeys(conversations, at);
+    return this.db.transaction(() => this.appendAll(requests, conversations, keys, at)).immediate();
   }
 
-  appendPacked(batch: ArrayBuffer): ArrayBuffer {
-    return packCommitted(this.appendBatch(unpackAppendBatch(batch)));
+  appendPacked(batch: ArrayBuffer, at: number): ArrayBuffer {
+    return packCommitted(this.appendBatch(unpackAppendBatch(batch), at));
   }
 
-  private appendAll(requests: readonly AppendRequest[], conversations: string[], keys: ReadonlyMap<string, KeyObject>): CommittedAppend[] {
+  private appendAll(requests: readonly AppendRequest[], conversations: string[], keys: ReadonlyMap<string, KeyObject>, at: number): CommittedAppend[] {
     const heads = new Map<string, ConversationHead>();
     for (const conversation of conversations) {
       const row = this.selectHead.get(conversation);
@@ -160,7 +164,7 @@ export class SqliteLog {
     }
     const { refused, fresh } = decideClaims(requests, owners);
     const accepted = refused.size === 0 ? requests : requests.filter((_, i) => !refused.has(i));
-    const plan = planAppends(accepted, heads, this.hasher, Date.now());
+    const plan = planAppends(accepted, heads, this.hasher, at);
     sealUpdates(plan.entries, keys);
     this.writeEntries(plan.entries);
     for (const [conversation, head] of plan.heads) this.writeHead(conversation, head);
@@ -172,7 +176,7 @@ export class SqliteLog {
    * The data keys of a batch's conversations, creating the missing ones in the keyring file and
    * committing them there first (an orphan key, if the batch then fails, is harmless).
    */
-  private ensureDataKeys(conversations: readonly string[]): Map<string, KeyObject> {
+  private ensureDataKeys(conversations: readonly string[], at: number): Map<string, KeyObject> {
     const keys = new Map<string, KeyObject>();
     const fresh: { conversation: string; made: ReturnType<typeof newDataKey> }[] = [];
     for (const conversation of conversations) {
@@ -189,11 +193,10 @@ export class SqliteLog {
       keys.set(conversation, made.key);
     }
     if (fresh.length > 0) {
-      const now = Date.now();
       this.keyringDb
         .transaction(() => {
           for (const { conversation, made } of fresh) {
-            this.dataKeys.insert.run(conversation, made.stored.masterKeyId, made.stored.wrapped, now);
+            this.dataKeys.insert.run(conversation, made.stored.masterKeyId, made.stored.wrapped, at);
           }
         })
         .immediate();
@@ -261,7 +264,8 @@ export class SqliteLog {
     return rows.length === 0 ? rows : openEntries(this.requireDataKey(conversation), conversation, rows);
   }
 
-  compact(conversation: string): CompactionResult | null {
+  /** Compacts into a snapshot entry stamped `at` (the event loop's clock). */
+  compact(conversation: string, at: number): CompactionResult | null {
     checkConversation(conversation);
     return this.db.transaction((): CompactionResult | null => {
       const headRow = this.selectHead.get(conversation);
@@ -273,7 +277,7 @@ export class SqliteLog {
       const updates = openUpdates(key, conversation, rows).map((r) => r.payload);
       const merged = previous ? [openRecord(key, conversation, "snapshot", previous.seq, previous.state), ...updates] : updates;
       const state = Y.mergeUpdates(merged);
-      const { entry, head } = planSnapshot(conversation, headFromRow(headRow), state, this.hasher, Date.now());
+      const { entry, head } = planSnapshot(conversation, headFromRow(headRow), state, this.hasher, at);
       const covers = entry.seq - 1;
       this.writeEntries([entry]);
       this.insertSnapshot.run(conversation, entry.seq, covers, sealRecord(key, conversation, "snapshot", entry.seq, state));
@@ -282,7 +286,8 @@ export class SqliteLog {
     }).immediate();
   }
 
-  destroyConversation(conversation: string): boolean {
+  /** Destroys the conversation, its tombstone stamped `at` (the event loop's clock). */
+  destroyConversation(conversation: string, at: number): boolean {
     checkConversation(conversation);
     // Shred first, in its own durable commit: from here on no copy of the records can be read,
     // whatever happens to the row deletion below (a crash leaves undecryptable rows; a retry deletes them).
@@ -294,7 +299,7 @@ export class SqliteLog {
       const removed = d.deleteEntries.run(conversation).changes + d.deleteSnapshots.run(conversation).changes;
       d.deleteClientIds.run(conversation);
       d.deleteHead.run(conversation);
-      d.insertTombstone.run(conversation, Date.now());
+      d.insertTombstone.run(conversation, at);
       return existed || removed > 0;
     }).immediate();
   }

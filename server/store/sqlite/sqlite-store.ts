@@ -18,6 +18,7 @@ import { moduleBeside } from "../../sql/module-url.ts";
 import type { SqliteLogOptions } from "./sqlite-log.ts";
 import type { StoreWorker } from "./worker.ts";
 import { packAppendBatch, unpackCommitted } from "./packed-batch.ts";
+import { type Clock, systemClock } from "../../platform/clock.ts";
 
 export interface SqliteStoreOptions {
   /** Database file; created (with its WAL files beside it) when missing. */
@@ -34,6 +35,8 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
   /** ping() answers false when the worker has not replied within this time. Default 5000. */
   pingTimeoutMs?: number;
+  /** The clock entries, snapshots, data keys and tombstones are stamped by (the server's; default: the system's). */
+  now?: Clock;
 }
 
 const WORKER_MODULE = moduleBeside(import.meta.url, "./worker");
@@ -60,7 +63,7 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
   } catch (error) {
     throw new StoreError("unavailable", `cannot open store at ${options.path}: ${(error as Error).message}`);
   }
-  return new SqliteStore(service, options.pingTimeoutMs ?? 5000);
+  return new SqliteStore(service, options.pingTimeoutMs ?? 5000, options.now ?? systemClock);
 }
 
 /** A Store backed by one SQLite file, served by one worker thread. Create it with {@link openSqliteStore}. */
@@ -69,13 +72,14 @@ export class SqliteStore implements Store {
   constructor(
     private readonly service: WorkerService<StoreWorker>,
     private readonly pingTimeoutMs: number,
+    private readonly now: Clock,
   ) {}
 
   async appendBatch(requests: readonly AppendRequest[]): Promise<CommittedAppend[]> {
     if (this.service.alive && Array.isArray(requests) && requests.length === 0) return [];
     // One buffer each way, moved between the threads, instead of a clone of every request.
     const batch = packAppendBatch(requests);
-    return unpackCommitted(await this.service.call("appendPacked", [batch], [batch]), requests);
+    return unpackCommitted(await this.service.call("appendPacked", [batch, this.now()], [batch]), requests);
   }
 
   loadDocument(conversation: string): Promise<DocumentState> {
@@ -103,11 +107,11 @@ export class SqliteStore implements Store {
   }
 
   compact(conversation: string): Promise<CompactionResult | null> {
-    return this.service.call("compact", [conversation]);
+    return this.service.call("compact", [conversation, this.now()]);
   }
 
   destroyConversation(conversation: string): Promise<boolean> {
-    return this.service.call("destroyConversation", [conversation]);
+    return this.service.call("destroyConversation", [conversation, this.now()]);
   }
 
   async ping(): Promise<boolean> {
