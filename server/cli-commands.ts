@@ -33,12 +33,14 @@ export async function serve(args: string[]): Promise<void> {
     server = await startServer(config, logger);
   } catch (error) {
     // A reason not to start (data directory or port in use, keyring missing) is said plainly,
-    // with its own exit code; anything else is a failure with its stack (exit 1).
+    // with its own exit code; anything else is a failure (exit 1): one line on stderr, its stack
+    // in the log.
     if (error instanceof StartupRefusal || (error instanceof StoreError && error.code === "unavailable")) {
       logger.fatal({ err: error }, "refusing to start");
       process.stderr.write(`parley: refusing to start: ${error.message}\n`);
       process.exit(STARTUP_REFUSED_EXIT_CODE);
     }
+    logger.fatal({ err: error }, "failed to start");
     throw error;
   }
   const running = server;

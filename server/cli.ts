@@ -1,7 +1,7 @@
 // The `parley` command: answers --help, checks the command, then loads only the module that
 // runs it (help and usage errors stay fast and touch nothing). Exit codes: 0 ok, 1 runtime
 // failure, 2 bad usage or configuration, 3 `serve` refused to start (data directory or port in
-// use, keyring missing).
+// use, keyring missing). Whatever fails, the operator reads one line, never a stack trace.
 
 import { COMMAND_NAMES, commandHelp, isCommand, overviewHelp, usageErrorLine, wantsHelp } from "./cli-help.ts";
 import { ConfigError } from "./platform/config.ts";
@@ -50,6 +50,15 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+/**
+ * A failure as one line for the operator: the message, its line breaks folded. The stack is for a
+ * bug report, not for the operator's terminal: PARLEY_LOG_LEVEL=debug (or trace) adds it.
+ */
+function failureLine(error: unknown): string {
+  const message = error instanceof Error ? error.message || error.name : String(error);
+  return `parley: ${message.replace(/\s*\n\s*/g, " ").trim()}`;
+}
+
 const argv = process.argv.slice(2);
 main(argv).catch((error: unknown) => {
   const usage = usageErrorLine(argv[0] ?? "serve", error);
@@ -57,6 +66,7 @@ main(argv).catch((error: unknown) => {
     process.stderr.write(`${usage ?? `parley: ${(error as Error).message}`}\n`);
     process.exit(2);
   }
-  process.stderr.write(`parley: ${(error as Error).stack ?? String(error)}\n`);
+  process.stderr.write(`${failureLine(error)}\n`);
+  if (/^(debug|trace)$/.test(process.env.PARLEY_LOG_LEVEL ?? "") && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
   process.exit(1);
 });

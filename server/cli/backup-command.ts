@@ -106,84 +106,67 @@ function describe(manifest: BackupManifest): string {
   return `backup made ${manifest.createdAt} by Parley ${manifest.parleyVersion}\n${lines.join("\n")}\n`;
 }
 
-/** Backup errors are the operator's to read: a message, no stack, exit code 1. */
-async function reported(run: () => Promise<void>): Promise<void> {
-  try {
-    await run();
-  } catch (error) {
-    if (!(error instanceof BackupError)) throw error;
-    process.stderr.write(`parley: ${error.message}\n`);
-    process.exitCode = 1;
-  }
-}
-
 /** `parley backup FILE` and `parley backup verify FILE`. */
-export function backupCommand(args: string[]): Promise<void> {
-  return reported(async () => {
-    if (args[0] === "verify") {
-      // Either kind of backup; a Postgres one needs no database to be checked.
-      const parsed = parse(args.slice(1), 1);
-      const file = parsed.files[0] as string;
-      await withContext(parsed, async (context) => {
-        const masterKeys = await rawMasterKeys(context);
-        const described = (await isPostgresBackup(file, masterKeys)) ? describePostgres(await readPostgresBackup(file, masterKeys)) : describe(await verifyBackup(file, masterKeys));
-        process.stdout.write(`OK: ${file} is intact\n${described}`);
-      });
+export async function backupCommand(args: string[]): Promise<void> {
+  if (args[0] === "verify") {
+    // Either kind of backup; a Postgres one needs no database to be checked.
+    const parsed = parse(args.slice(1), 1);
+    const file = parsed.files[0] as string;
+    await withContext(parsed, async (context) => {
+      const masterKeys = await rawMasterKeys(context);
+      const described = (await isPostgresBackup(file, masterKeys)) ? describePostgres(await readPostgresBackup(file, masterKeys)) : describe(await verifyBackup(file, masterKeys));
+      process.stdout.write(`OK: ${file} is intact\n${described}`);
+    });
+    return;
+  }
+  await withFile(args, async ({ file, context: { config }, keyring, masterKeys }) => {
+    if (config.store.databaseUrl && keyring) {
+      const made = await createPostgresBackup({ databaseUrl: config.store.databaseUrl, workDir: config.dataDir, masterKey: masterKeys[0] as Uint8Array, out: file, keyringOut: keyring });
+      process.stdout.write(`wrote ${file} and ${keyring} (encrypted with a key derived from the master key)\n${describePostgres(made.data)}${describePostgres(made.keyring)}`);
+      process.stderr.write(`NOT INCLUDED: the key files (${config.keysDir}). Keep ${keyring} apart from the data backups, with a short retention.\n`);
       return;
     }
-    await withFile(args, async ({ file, context: { config }, keyring, masterKeys }) => {
-      if (config.store.databaseUrl && keyring) {
-        const made = await createPostgresBackup({ databaseUrl: config.store.databaseUrl, workDir: config.dataDir, masterKey: masterKeys[0] as Uint8Array, out: file, keyringOut: keyring });
-        process.stdout.write(`wrote ${file} and ${keyring} (encrypted with a key derived from the master key)\n${describePostgres(made.data)}${describePostgres(made.keyring)}`);
-        process.stderr.write(`NOT INCLUDED: the key files (${config.keysDir}). Keep ${keyring} apart from the data backups, with a short retention.\n`);
-        return;
-      }
-      const manifest = await createBackup({ dataDir: config.dataDir, masterKey: masterKeys[0] as Uint8Array, out: file });
-      process.stdout.write(`wrote ${file} (encrypted with a key derived from the master key)\n${describe(manifest)}`);
-      process.stderr.write(`NOT INCLUDED: ${NOT_BACKED_UP} (${config.keysDir}).\n`);
-    });
+    const manifest = await createBackup({ dataDir: config.dataDir, masterKey: masterKeys[0] as Uint8Array, out: file });
+    process.stdout.write(`wrote ${file} (encrypted with a key derived from the master key)\n${describe(manifest)}`);
+    process.stderr.write(`NOT INCLUDED: ${NOT_BACKED_UP} (${config.keysDir}).\n`);
   });
 }
 
 /** `parley restore FILE` and `parley restore --resume`. */
-export function restoreCommand(args: string[]): Promise<void> {
-  return reported(async () => {
-    if (args.includes("--resume")) {
-      const parsed = parse(
-        args.filter((arg) => arg !== "--resume"),
-        0,
-      );
-      await withContext(parsed, async (context) => {
-        const { config } = context;
-        const result = await resumeRestore(config.dataDir, ledgerReplay(context));
-        const aside = result.movedAsideTo ? `the previous databases are in ${result.movedAsideTo}` : "the data directory held no databases";
-        process.stdout.write(`finished the restore of ${result.marker.backup} into ${config.dataDir}; ${aside}\n${result.ledger}\n`);
-      });
+export async function restoreCommand(args: string[]): Promise<void> {
+  if (args.includes("--resume")) {
+    const parsed = parse(
+      args.filter((arg) => arg !== "--resume"),
+      0,
+    );
+    await withContext(parsed, async (context) => {
+      const { config } = context;
+      const result = await resumeRestore(config.dataDir, ledgerReplay(context));
+      const aside = result.movedAsideTo ? `the previous databases are in ${result.movedAsideTo}` : "the data directory held no databases";
+      process.stdout.write(`finished the restore of ${result.marker.backup} into ${config.dataDir}; ${aside}\n${result.ledger}\n`);
+    });
+    return;
+  }
+  await withFile(args, async ({ file, context, keyring, masterKeys }) => {
+    const { config } = context;
+    const replay = ledgerReplay(context);
+    if (config.store.databaseUrl && keyring) {
+      const restored = await restorePostgresBackup({ file, keyringFile: keyring, databaseUrl: config.store.databaseUrl, dataDir: config.dataDir, masterKeys, replayLedger: replay });
+      process.stdout.write(`restored ${file} and ${keyring} into schema ${restored.schema} (every table's row count checked)\n${describePostgres(restored.manifest)}${restored.ledger}\n`);
       return;
     }
-    await withFile(args, async ({ file, context, keyring, masterKeys }) => {
-      const { config } = context;
-      const replay = ledgerReplay(context);
-      if (config.store.databaseUrl && keyring) {
-        const restored = await restorePostgresBackup({ file, keyringFile: keyring, databaseUrl: config.store.databaseUrl, dataDir: config.dataDir, masterKeys, replayLedger: replay });
-        process.stdout.write(`restored ${file} and ${keyring} into schema ${restored.schema} (every table's row count checked)\n${describePostgres(restored.manifest)}${restored.ledger}\n`);
-        return;
-      }
-      const result = await restoreBackup({ file, dataDir: config.dataDir, masterKeys, replayLedger: replay });
-      const aside = result.movedAsideTo ? `the previous databases are in ${result.movedAsideTo}` : "the data directory held no databases";
-      process.stdout.write(`restored ${file} into ${config.dataDir}; ${aside}\n${describe(result.manifest)}${result.ledger}\n`);
-    });
+    const result = await restoreBackup({ file, dataDir: config.dataDir, masterKeys, replayLedger: replay });
+    const aside = result.movedAsideTo ? `the previous databases are in ${result.movedAsideTo}` : "the data directory held no databases";
+    process.stdout.write(`restored ${file} into ${config.dataDir}; ${aside}\n${describe(result.manifest)}${result.ledger}\n`);
   });
 }
 
 /** `parley ledger replay`: the step after any restore of the data (the server also replays at start). */
-export function ledgerCommand(args: string[]): Promise<void> {
-  return reported(async () => {
-    if (args[0] !== "replay") throw new ConfigError(`usage:\n${BACKUP_USAGE}`);
-    await withContext(parse(args.slice(1), 0), async (context) => {
-      const server = await runningServer(context.config.dataDir);
-      if (server) throw new BackupError(`a Parley server (pid ${server.pid}) is running on ${context.config.dataDir}: it replayed the ledger when it started`);
-      process.stdout.write(`${await ledgerReplay(context)()}\n`);
-    });
+export async function ledgerCommand(args: string[]): Promise<void> {
+  if (args[0] !== "replay") throw new ConfigError(`usage:\n${BACKUP_USAGE}`);
+  await withContext(parse(args.slice(1), 0), async (context) => {
+    const server = await runningServer(context.config.dataDir);
+    if (server) throw new BackupError(`a Parley server (pid ${server.pid}) is running on ${context.config.dataDir}: it replayed the ledger when it started`);
+    process.stdout.write(`${await ledgerReplay(context)()}\n`);
   });
 }

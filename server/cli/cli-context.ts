@@ -5,6 +5,7 @@
 // first (the order the commands closed them in by hand). A subcommand states what it needs by
 // asking; nothing else opens.
 
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { type Audit, openAudit } from "../audit/audit-module.ts";
 import { type CheckpointKey, loadOrCreateCheckpointKey } from "../audit/checkpoint-key.ts";
@@ -15,7 +16,7 @@ import { type AuditLogHandle, openAuditLog } from "../directory/audit-log.ts";
 import type { Directory } from "../directory/directory.ts";
 import { openDirectory } from "../directory/open-directory.ts";
 import { type Clock, systemClock } from "../platform/clock.ts";
-import { type Config, loadConfig } from "../platform/config.ts";
+import { type Config, ConfigError, loadConfig } from "../platform/config.ts";
 import { createLogger, type Logger } from "../platform/logger.ts";
 import { KEYRING_FILE } from "../store/keyring.ts";
 import { type KeyringTable, postgresKeyringTable, sqliteKeyringTable } from "../store/master-rotation.ts";
@@ -87,43 +88,53 @@ export async function withCliContext<T>(options: CliContextOptions, command: (co
   const keys = part(async () => ({ value: await loadOrCreateKeys(config.keysDir) }));
   const masterKeys = part(async () => ({ value: await configuredMasterKeys(config) }));
   const where = { dataDir: config.dataDir, databaseUrl: config.store.databaseUrl };
+  /** The embedded databases are files in the data directory: a directory that is not there is a mistyped path, said as such. */
+  const embeddedIn = <V>(open: () => Promise<V>): (() => Promise<V>) => async () => {
+    if (!config.store.databaseUrl && !existsSync(config.dataDir)) {
+      throw new ConfigError(`no data directory ${config.dataDir}: --data-dir (or PARLEY_DATA_DIR) must name the server's data directory`);
+    }
+    return open();
+  };
   const context: CliContext = {
     config,
     logger,
     now,
     keys,
     checkpointKey: part(async () => ({ value: await loadOrCreateCheckpointKey(config.keysDir) })),
-    directory: part(async () => {
+    directory: part(embeddedIn(async () => {
       const handle = await openDirectory(where);
       return { value: { directory: handle.directory }, close: handle.close };
-    }),
-    audit: part(async () => {
+    })),
+    audit: part(embeddedIn(async () => {
       const audit = await openAudit(config, { keys: await keys(), logger, now });
       return { value: audit, close: () => audit.close() };
-    }),
-    auditLog: part(async () => {
+    })),
+    auditLog: part(embeddedIn(async () => {
       const handle = await openAuditLog(where);
       return { value: { log: handle.log }, close: handle.close };
-    }),
-    store: part(async () => {
+    })),
+    store: part(embeddedIn(async () => {
       const { auditKey } = await keys();
       const ring = await masterKeys();
       const store = config.store.databaseUrl
         ? await openPostgresStore({ connectionString: config.store.databaseUrl, auditKey, masterKeys: ring, now })
         : await openSqliteStore({ path: path.join(config.dataDir, "parley.db"), auditKey, masterKeys: ring, now });
       return { value: store, close: () => store.close() };
-    }),
-    keyringTable: part(async () => {
-      const table = config.store.databaseUrl
-        ? await postgresKeyringTable(config.store.databaseUrl)
-        : sqliteKeyringTable(path.join(config.dataDir, KEYRING_FILE));
+    })),
+    keyringTable: part(embeddedIn(async () => {
+      const file = path.join(config.dataDir, KEYRING_FILE);
+      // The server makes keyring.db when it first starts: without it, this is not its data directory.
+      if (!config.store.databaseUrl && !existsSync(file)) {
+        throw new ConfigError(`no ${KEYRING_FILE} in ${config.dataDir}: --data-dir (or PARLEY_DATA_DIR) must name the data directory of a server that has started once`);
+      }
+      const table = config.store.databaseUrl ? await postgresKeyringTable(config.store.databaseUrl) : sqliteKeyringTable(file);
       return { value: table, close: () => table.close() };
-    }),
+    })),
     masterKeys,
-    partnerStorage: part(async () => {
+    partnerStorage: part(embeddedIn(async () => {
       const storage = await openPartnerStorage(where);
       return { value: storage, close: () => storage.close() };
-    }),
+    })),
   };
   let result: T;
   try {

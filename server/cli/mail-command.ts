@@ -57,7 +57,11 @@ export async function mailCommand(args: string[]): Promise<void> {
     const pem = await readFile(file, "utf8").catch(() => {
       throw new ConfigError(`cannot read the DKIM key ${file}`);
     });
-    publicKeyPem = createPublicKey(pem).export({ type: "spki", format: "pem" }).toString();
+    try {
+      publicKeyPem = createPublicKey(pem).export({ type: "spki", format: "pem" }).toString();
+    } catch {
+      throw new ConfigError(`${file} holds no PEM key (a DKIM key from parley mail dkim-keygen)`);
+    }
   }
   process.stdout.write(zoneFileLines(mailDnsRecords(domain, selector, publicKeyPem)));
 }
