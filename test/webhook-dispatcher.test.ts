@@ -71,6 +71,7 @@ let store: WebhookStore;
 let clock: TestClock;
 let transport: TestTransport;
 let dispatcher: WebhookDispatcher;
+let notifier: EventNotifier;
 let logLines: string[];
 const secretsKey = randomBytes(32);
 const secret = "whsec_test-secret";
@@ -133,10 +134,11 @@ beforeEach(async () => {
   clock = new TestClock();
   transport = new TestTransport(clock);
   logLines = [];
+  notifier = new EventNotifier();
   dispatcher = new WebhookDispatcher({
     store,
     events,
-    notifier: new EventNotifier(),
+    notifier,
     transport,
     secretsKey,
     policy,
@@ -234,10 +236,13 @@ describe("webhook delivery", () => {
     expect((await store.listDeadLetters("whk_1", 10)).map((l) => l.cursor).slice(0, 2)).toEqual([1, 2]);
     const security = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.security === "webhook-endpoint-disabled");
     expect(security).toMatchObject({ endpoint: "whk_1", org: ORG });
-    // Nothing more is sent to a disabled endpoint.
+    // Nothing more is sent to a disabled endpoint: its loop has ended, and a new event, announced
+    // as the server announces it, starts nothing.
+    await dispatcher.deliveryEnded("whk_1");
     const sent = transport.requests.length;
     await appendEvents(1);
-    await new Promise((r) => setTimeout(r, 50));
+    notifier.published(ORG, 6);
+    await dispatcher.reload("whk_1");
     expect(clock.timers.size).toBe(0);
     expect(transport.requests.length).toBe(sent);
   });

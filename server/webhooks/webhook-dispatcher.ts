@@ -98,6 +98,14 @@ class EndpointDelivery {
     this.loop = this.run().catch((error: unknown) => deps.logger.error({ err: error, endpoint: endpoint.id }, "webhook delivery loop failed"));
   }
 
+  /**
+   * Settles once this loop has ended: stopped, or the endpoint disabled after failing too long.
+   * Nothing is sent for the endpoint by this loop after that.
+   */
+  ended(): Promise<void> {
+    return this.loop;
+  }
+
   /** New events (or a replay request): look again now. */
   wake(): void {
     this.woken = true;
@@ -366,6 +374,15 @@ export class WebhookDispatcher {
   async backlog(): Promise<number> {
     const owed = await Promise.all([...this.deliveries.values()].map((delivery) => delivery.owed()));
     return owed.reduce((sum, n) => sum + n, 0);
+  }
+
+  /**
+   * Settles once the endpoint's delivery loop on this node has ended (disabled after failing too
+   * long, or stopped), at once when it has none: from then on nothing is sent to it from this node
+   * until a reload starts a new loop. What a test waits on instead of "long enough".
+   */
+  deliveryEnded(endpointId: string): Promise<void> {
+    return this.deliveries.get(endpointId)?.ended() ?? Promise.resolve();
   }
 
   /** Starts the loops of every enabled endpoint. */
