@@ -21,6 +21,7 @@ import { withDocumentEvents } from "./events/document-events.ts";
 import { wakeAcrossNodes } from "./events/event-wake.ts";
 import { type Events, openEvents, RECHECK_MS as EVENT_RECHECK_MS } from "./events/events-module.ts";
 import { historyRoutes } from "./history/history-routes.ts";
+import type { WorkerThread } from "./sql/worker-service.ts";
 import { registerHealthRoutes } from "./http/health-routes.ts";
 import { listenForMetrics, registerMetricsRoute } from "./http/metrics-route.ts";
 import { ServerMetrics } from "./platform/metrics.ts";
@@ -88,6 +89,8 @@ export interface ParleyServer {
   readonly webhooks: Webhooks;
   /** Scheduled backups and drills (null unless PARLEY_BACKUP_DIR is set). */
   readonly backups: BackupScheduler | null;
+  /** The worker threads (SQLite backends): one that died fails /healthz, as it is never restarted in-process. */
+  readonly workers: readonly WorkerThread[];
   /** Graceful shutdown: stop accepting, flush commits, close sockets with 1012, close the store. */
   close(): Promise<void>;
 }
@@ -456,11 +459,13 @@ async function startOpening(config: Config, logger: Logger, options: StartOption
         },
       })
     : null;
+  const workers = [...store.workers, ...identity.directory.workers, ...audit.workers, ...partnerStorage.workers];
   registerHealthRoutes(app, {
     store,
     directory: identity.directory,
     bus,
     isShuttingDown: () => shuttingDown,
+    workers,
     backups: backups ? () => ({ ...backups.latest, totals: backups.totals }) : undefined,
   });
 
@@ -518,5 +523,5 @@ async function startOpening(config: Config, logger: Logger, options: StartOption
     })();
     return closing;
   };
-  return { port, metricsPort: metricsListener?.port ?? null, metrics, config, keys, store, bus, hub, identity, audit, events, lifecycle, webhooks, backups, close };
+  return { port, metricsPort: metricsListener?.port ?? null, metrics, config, keys, store, bus, hub, identity, audit, events, lifecycle, webhooks, backups, workers, close };
 }

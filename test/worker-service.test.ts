@@ -108,6 +108,7 @@ it("lets a call in flight finish when closing, then fails later calls as closed 
   expect(service.alive).toBe(false);
   await expect(inFlight).resolves.toEqual({ name: "fixture", value: "before close" });
   await closed;
+  expect(service.deathCause).toBeNull();
   await expect(service.api.echo("after")).rejects.toMatchObject({ name: "WorkerCallError", code: "closed" });
   expect(service.pendingCalls).toBe(0);
 });
@@ -123,4 +124,6 @@ it("a worker killed from outside fails later calls as unavailable, naming its ex
   await service.killForTesting();
   await expect(service.api.echo(1)).rejects.toMatchObject({ code: "unavailable", message: expect.stringContaining("service worker exited (code 1)") });
   expect(service.alive).toBe(false);
+  // Liveness reads this: a death, with its cause.
+  expect(service.deathCause).toContain("service worker exited (code 1)");
 });

@@ -11,10 +11,13 @@ import { type CheckpointKey, loadOrCreateCheckpointKey } from "./checkpoint-key.
 import { Checkpointer } from "./checkpointer.ts";
 import { OrgAuditRecorder } from "../directory/org-recorder.ts";
 import type { Clock } from "../platform/clock.ts";
+import type { WorkerThread } from "../sql/worker-service.ts";
 
 /** The audit trail as the rest of the server sees it. */
 export interface Audit {
   log: AuditLog;
+  /** The audit log's worker threads (SQLite: one; Postgres: none), for /healthz. */
+  workers: readonly WorkerThread[];
   /** `recorder.recordOrgEvent(org, {action, actor, target, details, personal})`. */
   recorder: OrgAuditRecorder;
   /** Makes the signed checkpoint of each interval (tests call `tick()` after moving the clock). */
@@ -45,6 +48,7 @@ export async function openAudit(
   if (deps.store) checkpointer.start();
   return {
     log: handle.log,
+    workers: handle.workers,
     recorder,
     checkpointer,
     checkpointKey,

@@ -8,7 +8,7 @@ import { DIRECTORY_FILE } from "./open-directory.ts";
 import { PgRunner } from "../sql/pg-runner.ts";
 import { migrate } from "../sql/pg-migrate.ts";
 import { StorePool } from "../sql/pg-pool.ts";
-import { type SyncService, WorkerService } from "../sql/worker-service.ts";
+import { type SyncService, WorkerService, type WorkerThread } from "../sql/worker-service.ts";
 import { AUDIT_SCHEMA } from "./audit-schema.ts";
 import type { OrgAuditEntry, OrgAuditEvent } from "./org-chain.ts";
 import { type ChainHeadRecord, SqlAuditLog, type StoredCheckpoint } from "./sql-audit-log.ts";
@@ -45,6 +45,8 @@ export const AUDIT_LOG_OPERATIONS = [
 /** An open audit log and how to close it. */
 export interface AuditLogHandle {
   log: AuditLog;
+  /** The worker threads it runs on (SQLite: one; Postgres: none), for /healthz. */
+  workers: readonly WorkerThread[];
   close(): Promise<void>;
 }
 
@@ -71,9 +73,9 @@ export async function openAuditLog(options: AuditLogOptions): Promise<AuditLogHa
       await pool.end().catch(() => {});
       throw error;
     }
-    return { log: new SqlAuditLog(new PgRunner(pool)), close: () => pool.end() };
+    return { log: new SqlAuditLog(new PgRunner(pool)), workers: [], close: () => pool.end() };
   }
   const file = path.join(options.dataDir, DIRECTORY_FILE);
-  const service = await WorkerService.start<SyncService & AuditLog>(moduleBeside(import.meta.url, "./sqlite/audit-worker"), { path: file });
-  return { log: service.api as unknown as AuditLog, close: () => service.close() };
+  const service = await WorkerService.start<SyncService & AuditLog>(moduleBeside(import.meta.url, "./sqlite/audit-worker"), { path: file }, { name: "audit log worker" });
+  return { log: service.api as unknown as AuditLog, workers: [service], close: () => service.close() };
 }

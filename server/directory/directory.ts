@@ -2,6 +2,7 @@
 // backends keep the same promises: SQLite (one node; a file served by a worker thread) and
 // Postgres (several nodes sharing one database). openDirectory() in open-directory.ts picks one.
 
+import type { WorkerThread } from "../sql/worker-service.ts";
 import type { OrgAuditEvent } from "./org-chain.ts";
 import type { AccessDirectory } from "./access-directory.ts";
 import type { AccountDirectory } from "./account-directory.ts";
@@ -223,6 +224,8 @@ export interface DirectoryHandle {
   directory: Directory;
   /** False once the backend is closed or (SQLite) its worker died. */
   alive(): boolean;
+  /** The worker threads it runs on (SQLite: one; Postgres: none), for /healthz. */
+  readonly workers: readonly WorkerThread[];
   /** Lets calls in flight finish, then releases the database. */
   close(): Promise<void>;
 }

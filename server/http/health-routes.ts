@@ -1,13 +1,18 @@
-// Liveness and readiness: /healthz answers while the process runs; /readyz answers 200 only when
-// the store can commit, the directory answers and the node is not shutting down, so a load
-// balancer stops routing to it. A bus that is down is reported but keeps the node ready: it
-// still serves its own clients.
+// Liveness and readiness. /healthz answers 200 while the process can recover by itself and 503,
+// naming the part, once a worker thread (SQLite store, directory, audit log, partner storage)
+// has died: a dead worker is never restarted in the process, so only a restart brings the node
+// back, and liveness is what tells a supervisor to restart. A Postgres or Redis outage is no such
+// death (pools reconnect): it leaves liveness alone. /readyz answers 200 only when the store can
+// commit, the directory answers and the node is not shutting down, so a load balancer stops
+// routing to it. A bus that is down is reported but keeps the node ready: it still serves its
+// own clients.
 
 import { ErrorCode } from "../../protocol/index.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { DirectoryHandle } from "../directory/directory.ts";
 import type { Store } from "../store/store.ts";
 import type { UWS } from "../platform/uws.ts";
+import type { WorkerThread } from "../sql/worker-service.ts";
 import { sendError, sendJson } from "./respond.ts";
 
 /** The directory counts as down when a read has not come back within this time. */
@@ -35,6 +40,11 @@ export async function directoryAnswers(handle: Pick<DirectoryHandle, "alive" | "
   }
 }
 
+/** The dead worker threads among `workers`, each with why it died. */
+export function deadWorkers(workers: readonly WorkerThread[]): { name: string; cause: string }[] {
+  return workers.flatMap((worker) => (worker.deathCause === null ? [] : [{ name: worker.name, cause: worker.deathCause }]));
+}
+
 /** Registers /healthz, /readyz and the JSON 404 for everything else. */
 export function registerHealthRoutes(
   app: UWS.TemplatedApp,
@@ -43,11 +53,17 @@ export function registerHealthRoutes(
     directory?: Pick<DirectoryHandle, "alive" | "directory">;
     bus?: Pick<Bus, "health">;
     isShuttingDown: () => boolean;
+    /** The process's worker threads: one that died fails liveness. */
+    workers?: readonly WorkerThread[];
     /** The latest scheduled backup and drill (detail only: a failed backup does not make a node unready). */
     backups?: () => unknown;
   },
 ): void {
-  app.get("/healthz", (res) => sendJson(res, "200 OK", { status: "ok" }));
+  app.get("/healthz", (res) => {
+    const dead = deadWorkers(deps.workers ?? []);
+    if (dead.length === 0) sendJson(res, "200 OK", { status: "ok" });
+    else sendJson(res, "503 Service Unavailable", { status: "dead", dead });
+  });
   app.get("/readyz", (res) => {
     let aborted = false;
     res.onAborted(() => {

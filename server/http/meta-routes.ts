@@ -33,10 +33,31 @@ export const EXTRA_OPERATIONS: readonly ExtraOperation[] = [
     method: "get",
     path: "/healthz",
     operationId: "getHealthz",
-    summary: "Liveness: 200 while the process runs.",
+    summary: "Liveness: 200 while the process can recover by itself; 503 once a worker thread died (never restarted in-process: restart the process).",
     tags: ["operations"],
     public: true,
-    responses: { 200: { description: "Running.", content: { "application/json": { schema: { type: "object", properties: { status: { const: "ok" } }, required: ["status"], additionalProperties: false } } } } },
+    responses: {
+      200: { description: "Running.", content: { "application/json": { schema: { type: "object", properties: { status: { const: "ok" } }, required: ["status"], additionalProperties: false } } } },
+      503: {
+        description: "A worker thread died: `dead` names each (store, directory, audit log or partner storage worker) and why.",
+        content: {
+          "application/json": {
+            schema: {
+              type: "object",
+              properties: {
+                status: { const: "dead" },
+                dead: {
+                  type: "array",
+                  items: { type: "object", properties: { name: { type: "string" }, cause: { type: "string" } }, required: ["name", "cause"], additionalProperties: false },
+                },
+              },
+              required: ["status", "dead"],
+              additionalProperties: false,
+            },
+          },
+        },
+      },
+    },
   },
   {
     method: "get",

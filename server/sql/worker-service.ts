@@ -70,12 +70,26 @@ interface PendingCall {
 
 type Status = "open" | "closing" | "closed" | "dead";
 
+/**
+ * A worker thread as the process's liveness sees it. A dead worker is never restarted in the
+ * process (its database may have been mid-transaction), so one that died makes the process one
+ * to restart: /healthz reports it.
+ */
+export interface WorkerThread {
+  /** Names the thread ("store worker", "directory worker"). */
+  readonly name: string;
+  /** Why the thread died (its error, then its exit code); null while it runs or after a clean close. */
+  readonly deathCause: string | null;
+  /** Fault injection: ends the thread abruptly, as a crash would. For tests only. */
+  killForTesting(): Promise<void>;
+}
+
 const ENTRY = new URL("./worker-entry.mjs", import.meta.url);
 const DEFAULT_NAME = "service worker";
 const asWorkerCallError = (failure: CallFailure): Error => new WorkerCallError(failure.message, failure.code, failure.name);
 
 /** A started worker service; call its methods through {@link WorkerService.api} or {@link WorkerService.call}. */
-export class WorkerService<T extends SyncService> {
+export class WorkerService<T extends SyncService> implements WorkerThread {
   private nextId = 1;
   private readonly pending = new Map<number, PendingCall>();
   private status: Status = "open";
@@ -83,7 +97,7 @@ export class WorkerService<T extends SyncService> {
   private failure = "";
   private closing: Promise<void> | null = null;
   private drainWaiters: (() => void)[] = [];
-  private readonly name: string;
+  readonly name: string;
   private readonly toError: (failure: CallFailure) => Error;
   /** The service's methods, each returning a promise. */
   readonly api: Promised<T>;
@@ -143,6 +157,11 @@ export class WorkerService<T extends SyncService> {
   /** True while the worker is alive and not closed. */
   get alive(): boolean {
     return this.status === "open";
+  }
+
+  /** Why the thread died; null while it runs, and after a close (a clean end is no death). */
+  get deathCause(): string | null {
+    return this.status === "dead" ? this.failure || `${this.name} exited` : null;
   }
 
   /** Calls sent and not yet answered. */

@@ -2,6 +2,8 @@
 // default is SQLite in a worker thread (./sqlite/); Postgres (./postgres/) implements the same
 // contract for several nodes. Every method is asynchronous so the event loop never waits on disk.
 
+import type { WorkerThread } from "../sql/worker-service.ts";
+
 /** Who did something: carried into every audit entry. */
 export interface Actor {
   user: string;
@@ -140,6 +142,8 @@ export interface Store {
   listClientIds(conversation: string): Promise<ClientIdRecord[]>;
   /** True when the store can commit right now (for /readyz). */
   ping(): Promise<boolean>;
+  /** The worker threads it runs on (SQLite: one; Postgres: none), for /healthz. */
+  readonly workers: readonly WorkerThread[];
   /** Flushes and closes; later calls reject. */
   close(): Promise<void>;
 }

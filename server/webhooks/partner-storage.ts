@@ -12,7 +12,7 @@ import { type EventStore, eventStoreOver } from "../events/event-store.ts";
 import { SqlEventStore } from "../events/sql-event-store.ts";
 import { migrate } from "../sql/pg-migrate.ts";
 import { SCHEMA_NAME, StorePool } from "../sql/pg-pool.ts";
-import { type Promised, WorkerService } from "../sql/worker-service.ts";
+import { type Promised, WorkerService, type WorkerThread } from "../sql/worker-service.ts";
 import { type DeliveryClaims, PostgresDeliveryClaims, SOLE_NODE_CLAIMS } from "./delivery-claims.ts";
 import type { PartnerStorageWorker } from "./partner-storage-worker.ts";
 import { SqlWebhookStore } from "./sql-webhook-store.ts";
@@ -27,6 +27,8 @@ export interface PartnerStorage {
   claims: DeliveryClaims;
   /** True when other nodes write the same stores (their followers must be woken across nodes). */
   shared: boolean;
+  /** The worker threads it runs on (SQLite: one; Postgres: none), for /healthz. */
+  workers: readonly WorkerThread[];
   close(): Promise<void>;
 }
 
@@ -69,13 +71,14 @@ async function openSqlitePartnerStorage(dataDir: string): Promise<PartnerStorage
   const service = await WorkerService.start<PartnerStorageWorker>(moduleBeside(import.meta.url, "./partner-storage-worker"), {
     eventsPath: path.join(dataDir, "events.db"),
     webhooksPath: path.join(dataDir, "webhooks.db"),
-  });
+  }, { name: "partner storage worker" });
   const close = () => service.close();
   return {
     events: eventStoreOver(prefixed<Omit<EventStore, "close">>(service.api, "events"), close),
     webhooks: webhookStoreOver(prefixed<Omit<WebhookStore, "close">>(service.api, "webhooks"), close),
     claims: SOLE_NODE_CLAIMS,
     shared: false,
+    workers: [service],
     close,
   };
 }
@@ -105,5 +108,5 @@ async function openPostgresPartnerStorage(connectionString: string, schema: stri
       return work(tx);
     }),
   );
-  return { events: eventStoreOver(events, close), webhooks: webhookStoreOver(new SqlWebhookStore(runner), close), claims, shared: true, close };
+  return { events: eventStoreOver(events, close), webhooks: webhookStoreOver(new SqlWebhookStore(runner), close), claims, shared: true, workers: [], close };
 }

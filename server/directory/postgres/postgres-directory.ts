@@ -11,6 +11,7 @@ import { DirectoryError, type DirectoryHandle, forwardDirectory } from "../direc
 import { DIRECTORY_SCHEMA } from "../directory-schema.ts";
 import { SqlDirectory } from "../sql-directory.ts";
 import { PgRunner } from "../../sql/pg-runner.ts";
+import type { WorkerThread } from "../../sql/worker-service.ts";
 
 export interface PostgresDirectoryOptions {
   /** The same URL (and TLS rules) as the log store's; see PostgresStoreOptions.connectionString. */
@@ -77,6 +78,8 @@ class PostgresDirectoryHandle implements DirectoryHandle {
   // Arrow properties, not methods: callers destructure the handle (`const { close } = …`), as
   // they may with the SQLite handle, a plain object.
   readonly alive = (): boolean => this.status === "open";
+  /** A pool, no thread: a lost connection recovers by itself (readiness reports it meanwhile). */
+  readonly workers: readonly WorkerThread[] = [];
 
   readonly close = (): Promise<void> => {
     this.closing ??= (async () => {

@@ -8,10 +8,10 @@ import { moduleBeside } from "../../sql/module-url.ts";
 
 /** Opens (creating or migrating) the directory in the SQLite file at `path`. */
 export async function openSqliteDirectory(path: string): Promise<DirectoryHandle> {
-  const service = await WorkerService.start<DirectoryWorker>(moduleBeside(import.meta.url, "./directory-worker"), { path });
+  const service = await WorkerService.start<DirectoryWorker>(moduleBeside(import.meta.url, "./directory-worker"), { path }, { name: "directory worker" });
   const api = service.api as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
   const directory = forwardDirectory((op, args) => api[op](...args).catch((error: unknown) => Promise.reject(fromWorker(error))));
-  return { directory, alive: () => service.alive, close: () => service.close() };
+  return { directory, alive: () => service.alive, workers: [service], close: () => service.close() };
 }
 
 /** Errors cross the thread as WorkerCallError; the directory's own come back as DirectoryError. */

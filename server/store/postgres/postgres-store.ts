@@ -21,6 +21,7 @@ import { destroyedError, StoreError } from "../../sql/store-error.ts";
 import { migrate } from "../../sql/pg-migrate.ts";
 import { toStoreError } from "../../sql/pg-errors.ts";
 import { SCHEMA_NAME, StorePool } from "../../sql/pg-pool.ts";
+import type { WorkerThread } from "../../sql/worker-service.ts";
 import { type LockedHeadRow, PG } from "./statements.ts";
 import { type Clock, systemClock } from "../../platform/clock.ts";
 
@@ -96,6 +97,8 @@ const KNOWN_HEADS_LIMIT = 100_000;
 
 /** A Store backed by a Postgres database shared by every node. Create it with {@link openPostgresStore}. */
 export class PostgresStore implements Store {
+  /** A pool, no thread: a lost connection recovers by itself (readiness reports it meanwhile). */
+  readonly workers: readonly WorkerThread[] = [];
   private status: Status = "open";
   private active = 0;
   private drainWaiters: (() => void)[] = [];

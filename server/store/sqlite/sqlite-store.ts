@@ -13,7 +13,7 @@ import type {
   Store
 } from "../store.ts";
 import { StoreError, toStoreErrorCode } from "../../sql/store-error.ts";
-import { type CallFailure, WorkerService } from "../../sql/worker-service.ts";
+import { type CallFailure, WorkerService, type WorkerThread } from "../../sql/worker-service.ts";
 import { moduleBeside } from "../../sql/module-url.ts";
 import type { SqliteLogOptions } from "./sqlite-log.ts";
 import type { StoreWorker } from "./worker.ts";
@@ -73,7 +73,11 @@ export class SqliteStore implements Store {
     private readonly service: WorkerService<StoreWorker>,
     private readonly pingTimeoutMs: number,
     private readonly now: Clock,
-  ) {}
+  ) {
+    this.workers = [service];
+  }
+
+  readonly workers: readonly WorkerThread[];
 
   async appendBatch(requests: readonly AppendRequest[]): Promise<CommittedAppend[]> {
     if (this.service.alive && Array.isArray(requests) && requests.length === 0) return [];
