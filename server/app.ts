@@ -422,6 +422,7 @@ async function startOpening(config: Config, logger: Logger, options: StartOption
     },
     openConversations: () => channels.size,
     webhookBacklog: async () => webhooks.dispatcher.backlog(),
+    compactionsInFlight: () => writePath.compactionsInFlight(),
   });
   registerMetricsRoute(app, { metrics, token: config.metrics.token, logger });
   const metricsListener = config.metrics.address ? await listenForMetrics(config.metrics.address, metrics, logger) : null;

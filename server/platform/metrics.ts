@@ -34,6 +34,7 @@ export interface MetricsSources {
   connections(): { parley: number; yjs: number; authenticated: number };
   openConversations(): number;
   webhookBacklog?(): Promise<number>;
+  compactionsInFlight?(): number;
 }
 
 /** Local fan-out is in-process: tenths of a millisecond matter. */
@@ -148,6 +149,14 @@ export class ServerMetrics {
       async collect() {
         const backlog = sources()?.webhookBacklog;
         this.set(backlog ? await backlog().catch(() => Number.NaN) : 0);
+      },
+    });
+    new Gauge({
+      name: "parley_compactions_in_flight",
+      help: "Snapshot compactions this node is running (their snapshot entry not yet committed)",
+      registers: [this.registry],
+      collect() {
+        this.set(sources()?.compactionsInFlight?.() ?? 0);
       },
     });
     // Event-loop lag (nodejs_eventloop_lag_*), heap, GC, handles, CPU: prom-client's defaults.

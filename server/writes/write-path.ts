@@ -167,6 +167,14 @@ export class WritePath {
     return seq;
   }
 
+  /**
+   * Compactions running now. One starts, when due, before the write that made it due is
+   * acknowledged: once every write is acknowledged and this is 0, no snapshot entry is on its way.
+   */
+  compactionsInFlight(): number {
+    return this.compacting.size;
+  }
+
   private maybeCompact(conversation: string): void {
     const doc = this.deps.cache.peek(conversation);
     if (!doc || !compactionDue(doc, this.deps.compactAfterUpdates) || this.compacting.has(conversation)) return;

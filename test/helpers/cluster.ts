@@ -13,7 +13,9 @@ import { loadOrCreateKeys, type ServerKeys } from "../../server/crypto/keys.ts";
 import { loadMasterKeys, readKeyring } from "../../server/crypto/master-key.ts";
 import { openPostgresStore, type PostgresStore } from "../../server/store/postgres/postgres-store.ts";
 import { type ChildServer, childToken, startChildServer } from "./child-server.ts";
+import { scrape, seriesValue } from "./metrics-scrape.ts";
 import { TcpProxy } from "./tcp-proxy.ts";
+import { waitUntil } from "./wait.ts";
 
 /** One node of a test cluster. */
 export interface ClusterNode {
@@ -41,7 +43,10 @@ export interface Cluster {
   token(user: string, org: string, conversations: Record<string, Role>): Promise<string>;
   /** A store on the cluster's schema, for audit checks (closed by cleanup). */
   store(): Promise<PostgresStore>;
-  /** Resolves once a conversation's head has not moved for a while (compactions settled). */
+  /**
+   * Once the writes a test made are acknowledged: resolves when no live node is compacting (every
+   * snapshot entry committed), with the conversation's head.
+   */
   settled(conversation: string): Promise<number>;
   /** Kills this cluster's Redis connections whose name matches (e.g. ":sub", ":pub", or "" for all); returns how many. */
   killRedisConnections(match?: string, nodeName?: string): Promise<number>;
@@ -94,6 +99,8 @@ export async function startCluster(
   const nodes: ClusterNode[] = [];
   const balancer = await TcpProxy.start([]);
   const names = "abcdefgh".slice(0, options.count).split("");
+  // settled() reads every node's /metrics; a test that sets its own token gets that one.
+  const metricsToken = options.env?.PARLEY_METRICS_TOKEN ?? randomBytes(16).toString("hex");
   const envFor = (name: string): Record<string, string> => ({
     DATABASE_URL: withSearchPath(options.nodeDatabaseUrl ?? services.databaseUrl, schema),
     REDIS_URL: options.redisUrlFor?.(name) ?? services.redisUrl,
@@ -102,6 +109,7 @@ export async function startCluster(
     PARLEY_KEYS_DIR: path.join(base, "shared", "keys"),
     PARLEY_MAX_FRAMES_PER_SECOND: "100000",
     ...options.env,
+    PARLEY_METRICS_TOKEN: metricsToken,
   });
   const startNode = async (name: string): Promise<ClusterNode> => {
     const dataDir = path.join(base, name);
@@ -143,14 +151,21 @@ export async function startCluster(
       return store;
     },
     async settled(conversation) {
+      // A compaction starts before the write that made it due is acknowledged (WritePath), so
+      // with every write acknowledged, none in flight on any live node means none is coming.
+      await waitUntil(
+        async () => {
+          for (const node of nodes) {
+            if (node.server.process.exitCode !== null || node.server.process.signalCode !== null) continue;
+            const { text } = await scrape(`${node.httpUrl}/metrics`, metricsToken);
+            if (seriesValue(text, "parley_compactions_in_flight") !== 0) return false;
+          }
+          return true;
+        },
+        { what: "no node compacting" },
+      );
       const store = await cluster.store();
-      let head = -1;
-      for (;;) {
-        const now = (await store.loadDocument(conversation)).headSeq;
-        if (now === head) return head;
-        head = now;
-        await new Promise((r) => setTimeout(r, 400));
-      }
+      return (await store.loadDocument(conversation)).headSeq;
     },
     async killRedisConnections(match = "", nodeName) {
       const list = (await redis.client("LIST")) as string;
