@@ -4,7 +4,10 @@
 // CPU time (all threads, from the process), not wall time, so it stays comparable on a busy
 // machine (a descheduled thread uses no CPU); the main thread's share is read from
 // /proc/self/task/<pid>/stat (Linux, 10 ms ticks). `--root` runs another checkout's sources (e.g. an older commit, to compare).
-// Usage: node --import tsx bench/write-path.ts [--conversations 50] [--writers 10] [--rounds 40] [--root DIR]
+// A short run is mostly JIT warm-up on V8's helper threads (concurrent compilation: 13 of 15 µs
+// per update of theirs went away with --no-concurrent-recompilation), so `--warmup` rounds run
+// unmeasured first (0 gives the figures of the runs before that option).
+// Usage: node --import tsx bench/write-path.ts [--conversations 50] [--writers 10] [--rounds 40] [--warmup 40] [--root DIR]
 
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -20,12 +23,14 @@ const { values } = parseArgs({
     conversations: { type: "string", default: "50" },
     writers: { type: "string", default: "10" },
     rounds: { type: "string", default: "40" },
+    warmup: { type: "string", default: "40" },
     root: { type: "string", default: resolve(import.meta.dirname, "..") },
   },
 });
 const conversations = Number(values.conversations);
 const writersPer = Number(values.writers);
 const rounds = Number(values.rounds);
+const warmup = Number(values.warmup);
 const root = resolve(values.root);
 
 /** The first of `candidates` (paths under root; modules moved between folders over time) that loads. */
@@ -56,6 +61,10 @@ interface Writes {
 }
 
 const dir = await mkdtemp(join(tmpdir(), "parley-write-path-"));
+// Threads are told apart by when they started (Node names them all "node"): the ones running
+// before the store opens are the main thread and V8's and libuv's helpers (GC, JIT, fs); the
+// ones that start while it opens are the store's worker.
+const threadsBeforeStore = new Set(threadCpuSecondsById().keys());
 const store = await openSqliteStore({ path: join(dir, "parley.db"), auditKey: new Uint8Array(32).fill(1), masterKeys: { keys: [masterKey(new Uint8Array(32).fill(2))] } });
 const committer = new GroupCommitter(store as never, { maxBatch: 1024, windowMs: 0 } as never);
 const cache = new DocumentCache(store as never, 256 * 1024 * 1024 as never) as unknown as Cache;
@@ -84,18 +93,21 @@ for (let c = 0; c < conversations; c++) {
     const doc = new Y.Doc();
     const updates: Uint8Array[] = [];
     doc.on("update", (u: Uint8Array) => updates.push(u));
-    for (let r = 0; r < rounds + 1; r++) doc.getText("notes").insert(0, "x".repeat(30 + ((r * 7 + w) % 60)));
+    for (let r = 0; r < warmup + rounds + 1; r++) doc.getText("notes").insert(0, "x".repeat(30 + ((r * 7 + w) % 60)));
     writers.push({ conversation: `cnv_${String(c).padStart(32, "0")}`, actor: { user: `usr_bench${w}`, org: "org_bench", session: `s${c}_${w}` }, updates });
   }
 }
 
-// Round 0 warms up (loads the conversations, JIT); the measured rounds follow, each one update
+// Round 0 loads the conversations, the warm-up rounds let the JIT settle; the measured rounds follow, each one update
 // per writer, all of a round in flight at once (one group commit or a few).
-await Promise.all(writers.map((w) => writePath.submit(w.conversation, w.updates[0], w.actor)));
-/** CPU seconds each thread used so far, by thread name (threads of one name summed). */
+for (let r = 0; r <= warmup; r++) await Promise.all(writers.map((w) => writePath.submit(w.conversation, w.updates[r], w.actor)));
+/** CPU seconds each thread used so far: main, the store worker, V8's and libuv's helpers (each kind summed). */
 function threadCpuSeconds(): Map<string, number> {
   const byName = new Map<string, number>();
-  for (const { name, seconds } of threadCpuSecondsById().values()) byName.set(name, (byName.get(name) ?? 0) + seconds);
+  for (const [tid, { name, seconds }] of threadCpuSecondsById()) {
+    const kind = name === "main" ? "main" : threadsBeforeStore.has(tid) ? "helpers (GC, JIT, libuv)" : "store worker";
+    byName.set(kind, (byName.get(kind) ?? 0) + seconds);
+  }
   return byName;
 }
 const mainThreadCpuSeconds = () => threadCpuSeconds().get("main") ?? 0;
@@ -103,7 +115,7 @@ const threadsBefore = threadCpuSeconds();
 const cpu = process.cpuUsage();
 const mainCpu = mainThreadCpuSeconds();
 const started = performance.now();
-for (let r = 1; r <= rounds; r++) await Promise.all(writers.map((w) => writePath.submit(w.conversation, w.updates[r], w.actor)));
+for (let r = warmup + 1; r <= warmup + rounds; r++) await Promise.all(writers.map((w) => writePath.submit(w.conversation, w.updates[r], w.actor)));
 const wallMs = performance.now() - started;
 const used = process.cpuUsage(cpu);
 const mainSeconds = mainThreadCpuSeconds() - mainCpu;
