@@ -187,4 +187,26 @@ describe("SQLite store", () => {
     expect(stored.map((u) => Array.from(u.payload))).toEqual(views.map((v) => Array.from(v)));
     expect(Array.from(frame)).toEqual(Array.from({ length: 64 }, (_, i) => i)); // caller's bytes untouched
   });
+
+  it("writes a batch of many rows (several multi-row inserts and a remainder) each in its place, readable and verified", async () => {
+    const store = await open();
+    // 3 conversations interleaved, 101 appends: three full 32-row inserts and 5 rows alone.
+    const batch = Array.from({ length: 101 }, (_, i) => ({
+      conversation: `conv-m${i % 3}`,
+      kind: "update" as const,
+      actor: i % 2 === 0 ? alice : bob,
+      payload: new Uint8Array(1 + (i % 40)).fill(i),
+    }));
+    const committed = await store.appendBatch(batch);
+    expect(committed.map((c) => c.seq)).toEqual(batch.map((_, i) => Math.floor(i / 3) + 1));
+    for (let c = 0; c < 3; c++) {
+      const conversation = `conv-m${c}`;
+      const mine = batch.filter((r) => r.conversation === conversation);
+      const stored = await store.readUpdatesSince(conversation, 0);
+      expect(stored.map((u) => Array.from(u.payload))).toEqual(mine.map((r) => Array.from(r.payload)));
+      const entries = await store.readEntries(conversation, 0, 100);
+      expect(entries.map((e) => e.user)).toEqual(mine.map((r) => r.actor.user));
+      expect(await verifyConversation(store, conversation, CONTRACT_AUDIT_KEY)).toMatchObject({ ok: true, entries: mine.length });
+    }
+  });
 });

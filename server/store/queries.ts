@@ -51,8 +51,12 @@ export const ENTRY_COLUMNS = [
   "payload",
 ] as const;
 
+const ENTRY_ROW = `(${ENTRY_COLUMNS.map(() => "?").join(", ")})`;
+
 export const ENTRY = {
-  insert: `INSERT INTO entries (${ENTRY_COLUMNS.join(", ")}) VALUES (${ENTRY_COLUMNS.map(() => "?").join(", ")})`,
+  insert: `INSERT INTO entries (${ENTRY_COLUMNS.join(", ")}) VALUES ${ENTRY_ROW}`,
+  /** `rows` rows at once, their values one after the other (setEntryValues). */
+  insertRows: (rows: number) => `INSERT INTO entries (${ENTRY_COLUMNS.join(", ")}) VALUES ${Array(rows).fill(ENTRY_ROW).join(", ")}`,
   /** Update payloads (ciphertext) after a seq with their seqs (the associated data needs them): catching up, rebuilding. */
   selectUpdatesAfter: "SELECT seq, payload FROM entries WHERE conversation_id = ? AND seq > ? AND kind = 'update' ORDER BY seq",
   /** Entries with their payloads (a snapshot entry's payload is its state), a page at a time. */
@@ -125,6 +129,22 @@ export function entryValues(e: PlannedEntry): EntryValues {
     e.hash,
     e.payload,
   ];
+}
+
+/** Writes a planned entry's values into `args` from `at` on, in {@link ENTRY_COLUMNS} order (no array per row). */
+export function setEntryValues(args: unknown[], at: number, e: PlannedEntry): void {
+  args[at] = e.conversation;
+  args[at + 1] = e.seq;
+  args[at + 2] = e.at;
+  args[at + 3] = e.user;
+  args[at + 4] = e.org;
+  args[at + 5] = e.session;
+  args[at + 6] = e.kind;
+  args[at + 7] = e.size;
+  args[at + 8] = e.contentHmac;
+  args[at + 9] = e.prevHash;
+  args[at + 10] = e.hash;
+  args[at + 11] = e.payload;
 }
 
 export function headFromRow(row: HeadRow): ConversationHead {
