@@ -61,7 +61,8 @@ export function planAppends(
     const { conversation, actor, payload } = requests[i];
     const head = next.get(conversation) ?? heads.get(conversation) ?? genesisHead(conversation);
     const entry = chainEntry(head, conversation, "update", actor, payload, payload, hasher, now);
-    next.set(conversation, headAfter(entry));
+    // The entry is its conversation's head until the next one (its seq, hash and at): no copy.
+    next.set(conversation, entry);
     entries[i] = entry;
     committed[i] = { conversation, seq: entry.seq, at: entry.at };
   }

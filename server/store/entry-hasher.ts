@@ -14,6 +14,8 @@ const BLOCK_BYTES = 64;
 const DIGEST_BYTES = 32;
 /** Contents up to this size are copied after the inner pad; larger ones (snapshot states) stream through createHmac. */
 const INLINE_CONTENT_BYTES = 16 * 1024;
+/** Ids whose JSON is kept (then all are dropped: a cheap bound, refilled within a batch). */
+const QUOTED_LIMIT = 4096;
 
 export class EntryHasher {
   /** (K ⊕ ipad) followed by room for the content. */
@@ -26,6 +28,17 @@ export class EntryHasher {
   /** The last HMAC handed out and its hex: the entry's hash needs that hex next. */
   private lastHmac: Uint8Array | null = null;
   private lastHmacHex = "";
+  /** JSON of the ids seen lately: a batch names each conversation and writer many times. */
+  private readonly quoted = new Map<string, string>();
+  private readonly quote = (value: string): string => {
+    let json = this.quoted.get(value);
+    if (json === undefined) {
+      if (this.quoted.size >= QUOTED_LIMIT) this.quoted.clear();
+      json = JSON.stringify(value);
+      this.quoted.set(value, json);
+    }
+    return json;
+  };
 
   constructor(private readonly auditKey: Uint8Array) {
     // A key longer than the block is hashed first (RFC 2104 section 2).
@@ -48,7 +61,7 @@ export class EntryHasher {
 
   /** entryHash(prevHash, fields). */
   entryHash(prevHash: Uint8Array, fields: ChainFields): Uint8Array {
-    const json = canonicalJson(fields, fields.contentHmac === this.lastHmac ? this.lastHmacHex : hex(fields.contentHmac));
+    const json = canonicalJson(fields, fields.contentHmac === this.lastHmac ? this.lastHmacHex : hex(fields.contentHmac), this.quote);
     // At most 3 UTF-8 bytes per UTF-16 unit: the write below can never be cut short.
     const need = DIGEST_BYTES + json.length * 3;
     if (need > this.link.length) this.link = Buffer.alloc(need);
@@ -70,10 +83,10 @@ export class EntryHasher {
  * JSON.stringify of audit-chain.ts's canonical array, written out: the array's elements are
  * strings and safe integers, so the text is the elements' own JSON joined by commas.
  */
-export function canonicalJson(f: ChainFields, contentHmacHex = hex(f.contentHmac)): string {
+export function canonicalJson(f: ChainFields, contentHmacHex = hex(f.contentHmac), quote: (s: string) => string = JSON.stringify): string {
   return (
-    `[${AUDIT_FORMAT_VERSION},${JSON.stringify(f.conversation)},${number(f.seq)},${number(f.at)},${JSON.stringify(f.user)},` +
-    `${JSON.stringify(f.org)},${JSON.stringify(f.session)},${JSON.stringify(f.kind)},${number(f.size)},"${contentHmacHex}"]`
+    `[${AUDIT_FORMAT_VERSION},${quote(f.conversation)},${number(f.seq)},${number(f.at)},${quote(f.user)},` +
+    `${quote(f.org)},${quote(f.session)},${quote(f.kind)},${number(f.size)},"${contentHmacHex}"]`
   );
 }
 

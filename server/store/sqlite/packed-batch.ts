@@ -186,10 +186,14 @@ export function unpackAppendBatch(buffer: ArrayBuffer): AppendRequest[] {
     const conversation = string(input.u32());
     const actor = { user: string(input.u32()), org: string(input.u32()), session: string(input.u32()) };
     const claimCount = input.u32();
-    const claims: number[] = [];
-    for (let c = 0; c < claimCount; c++) claims.push(input.f64());
+    // Most appends claim nothing: no array for them.
+    let claims: number[] | undefined;
+    if (claimCount > 0) {
+      claims = [];
+      for (let c = 0; c < claimCount; c++) claims.push(input.f64());
+    }
     const payload = input.raw(input.u32());
-    requests.push(claimCount > 0 ? { conversation, kind: "update", actor, payload, claims } : { conversation, kind: "update", actor, payload });
+    requests.push(claims ? { conversation, kind: "update", actor, payload, claims } : { conversation, kind: "update", actor, payload });
   }
   if (!input.done) throw new StoreError("invalid_request", "packed append batch has trailing bytes");
   return requests;
