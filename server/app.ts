@@ -141,7 +141,7 @@ async function startOpening(config: Config, logger: Logger, options: StartOption
   const { uws, module: uwsModule } = loadUws();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   // Announces this server in the data directory, so `parley restore` refuses to run under it.
-  const serverLock = await holdServerLock(config.dataDir);
+  const serverLock = await holdServerLock(config.dataDir, clock);
   opened.add("server lock", () => serverLock.release());
   // A restore killed between its first and last rename left old and restored databases side by
   // side: serving that mix is never right; `parley restore --resume` finishes it.

@@ -165,7 +165,7 @@ export class BackupScheduler {
     try {
       await mkdir(this.deps.settings.dir, { recursive: true, mode: 0o700 });
       const [masterKey, ...retired] = await this.deps.masterKeys();
-      await createBackup({ dataDir: this.deps.config.dataDir, masterKey, out: file, inspectSnapshot: (name, copy) => rowCounts(copy, snapshotCounts, name) });
+      await createBackup({ dataDir: this.deps.config.dataDir, now: this.deps.now, masterKey, out: file, inspectSnapshot: (name, copy) => rowCounts(copy, snapshotCounts, name) });
       await verifyBackup(file, [masterKey, ...retired]);
       result = { kind: "backup", ok: true, at, file, ...(await this.rotate()) };
     } catch (error) {
@@ -197,7 +197,7 @@ export class BackupScheduler {
         schedule,
         async () => {
           await mkdir(this.deps.settings.dir, { recursive: true, mode: 0o700 });
-          await createPostgresBackup({ databaseUrl, workDir: this.deps.config.dataDir, masterKey: masterKeys[0] as Uint8Array, out: file, keyringOut: keyringFile });
+          await createPostgresBackup({ databaseUrl, now: this.deps.now, workDir: this.deps.config.dataDir, masterKey: masterKeys[0] as Uint8Array, out: file, keyringOut: keyringFile });
           await readPostgresBackupPair(file, keyringFile, masterKeys);
         },
         () => this.postgresDrill(databaseUrl),
@@ -281,6 +281,7 @@ export class BackupScheduler {
       await copyFile(path.join(live, DELETION_LEDGER_FILE), path.join(dataDir, DELETION_LEDGER_FILE)).catch(() => undefined);
       const config: Config = { ...this.deps.config, dataDir, store: { ...this.deps.config.store, databaseUrl: null } };
       const restored = await restoreBackup({
+        now: this.deps.now,
         file,
         dataDir,
         masterKeys: await this.deps.masterKeys(),

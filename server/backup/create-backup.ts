@@ -17,12 +17,15 @@ import { BackupError, BackupFileWriter } from "./backup-file.ts";
 import { type BackedUpDatabase, type BackupManifest, encodeManifest, parleyVersion } from "./backup-manifest.ts";
 import { EMBEDDED_DATABASES, NOT_BACKED_UP, readSchemaVersion } from "./embedded-databases.ts";
 import { processAlive } from "./server-lock.ts";
+import { type Clock, systemClock } from "../platform/clock.ts";
 
 /** Pages per online-backup step: all of them, so the copy is one snapshot (see the file comment). */
 const ALL_PAGES = 0x7fffffff;
 
 export interface BackupOptions {
   dataDir: string;
+  /** The clock the manifest's createdAt is read from (the server's or the CLI's; default: the system's). */
+  now?: Clock;
   /** The master key; the backup's own key is derived from it. */
   masterKey: Uint8Array;
   /** The backup file to write (replaced atomically if it exists). */
@@ -84,7 +87,7 @@ export async function createBackup(options: BackupOptions): Promise<BackupManife
     }
     const manifest: BackupManifest = {
       format: 1,
-      createdAt: new Date().toISOString(),
+      createdAt: new Date((options.now ?? systemClock)()).toISOString(),
       parleyVersion: await parleyVersion(),
       notIncluded: NOT_BACKED_UP,
       databases,

@@ -19,6 +19,7 @@ import { hashFile } from "./create-backup.ts";
 import { PayloadReader } from "./restore-backup.ts";
 import { connect, inExportedSnapshot, quoteIdent, relationsIn, rowCounts, runTool, targetSchema } from "./postgres-tools.ts";
 import { runningServer } from "./server-lock.ts";
+import { type Clock, systemClock } from "../platform/clock.ts";
 
 /** The table of data keys: dumped only into the keyring file. */
 const KEYRING_TABLE = "data_keys";
@@ -87,6 +88,8 @@ export async function sealPostgresBackup(out: string, masterKey: Uint8Array, man
 
 export interface PostgresBackupOptions {
   databaseUrl: string;
+  /** The clock the manifest's createdAt is read from (the server's or the CLI's; default: the system's). */
+  now?: Clock;
   /** A private folder for the dumps while they are sealed (the data directory: as protected as the data). */
   workDir: string;
   masterKey: Uint8Array;
@@ -103,7 +106,7 @@ export async function createPostgresBackup(options: PostgresBackupOptions): Prom
   try {
     const schema = await targetSchema(client);
     const backupId = randomUUID();
-    const createdAt = new Date().toISOString();
+    const createdAt = new Date((options.now ?? systemClock)()).toISOString();
     const version = await parleyVersion();
     const dumps = await inExportedSnapshot(client, async (snapshot) => {
       const counts = await rowCounts(client, schema);

@@ -23,6 +23,7 @@ import { BackupError, readBackupFile } from "./backup-file.ts";
 import { type BackupManifest, checkManifestLength, decodeManifest } from "./backup-manifest.ts";
 import { companionFiles, EMBEDDED_DATABASES } from "./embedded-databases.ts";
 import { runningServer } from "./server-lock.ts";
+import { type Clock, systemClock } from "../platform/clock.ts";
 
 /** Pulls exact byte counts out of the decrypted chunk stream. */
 export class PayloadReader {
@@ -115,6 +116,8 @@ export function verifyBackup(file: string, masterKeys: readonly Uint8Array[]): P
 export interface RestoreOptions {
   file: string;
   dataDir: string;
+  /** The clock the restore marker's times are read from (the CLI's or the drill's; default: the system's). */
+  now?: Clock;
   /** The master keys this installation holds (current and retired); the file names the one it needs. */
   masterKeys: readonly Uint8Array[];
   /**
@@ -201,12 +204,13 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   try {
     const manifest = await readBackup(options.file, options.masterKeys, staging);
     await refuseIfRunning(dataDir); // a server may have started while the file was read
+    const startedAt = new Date((options.now ?? systemClock)()).toISOString();
     const marker: RestoreMarker = {
       format: "parley/restore/v1",
       backup: path.resolve(options.file),
-      startedAt: new Date().toISOString(),
+      startedAt,
       staging: path.basename(staging),
-      aside: `pre-restore-${new Date().toISOString().replaceAll(":", "-")}`,
+      aside: `pre-restore-${startedAt.replaceAll(":", "-")}`,
       databases: manifest.databases.map((database) => database.name),
       phase: "moving-aside",
     };

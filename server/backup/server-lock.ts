@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { link, readFile, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { StartupRefusal } from "../platform/startup-refusal.ts";
+import type { Clock } from "../platform/clock.ts";
 
 export const SERVER_LOCK_FILE = "server.pid";
 
@@ -32,9 +33,9 @@ export function processAlive(pid: number): boolean {
  * Records this process as the data directory's server; `release()` removes the record if still
  * ours. Refuses (StartupRefusal) while another live process holds the directory.
  */
-export async function holdServerLock(dataDir: string): Promise<{ release(): Promise<void> }> {
+export async function holdServerLock(dataDir: string, now: Clock): Promise<{ release(): Promise<void> }> {
   const file = path.join(dataDir, SERVER_LOCK_FILE);
-  const lock: ServerLock = { pid: process.pid, startedAt: new Date().toISOString() };
+  const lock: ServerLock = { pid: process.pid, startedAt: new Date(now()).toISOString() };
   const content = `${JSON.stringify(lock)}\n`;
   // Written whole, then linked in: creation is atomic and exclusive, and never half a record.
   const temp = `${file}.${randomBytes(6).toString("hex")}.tmp`;

@@ -119,14 +119,14 @@ export async function backupCommand(args: string[]): Promise<void> {
     });
     return;
   }
-  await withFile(args, async ({ file, context: { config }, keyring, masterKeys }) => {
+  await withFile(args, async ({ file, context: { config, now }, keyring, masterKeys }) => {
     if (config.store.databaseUrl && keyring) {
-      const made = await createPostgresBackup({ databaseUrl: config.store.databaseUrl, workDir: config.dataDir, masterKey: masterKeys[0] as Uint8Array, out: file, keyringOut: keyring });
+      const made = await createPostgresBackup({ now, databaseUrl: config.store.databaseUrl, workDir: config.dataDir, masterKey: masterKeys[0] as Uint8Array, out: file, keyringOut: keyring });
       process.stdout.write(`wrote ${file} and ${keyring} (encrypted with a key derived from the master key)\n${describePostgres(made.data)}${describePostgres(made.keyring)}`);
       process.stderr.write(`NOT INCLUDED: the key files (${config.keysDir}). Keep ${keyring} apart from the data backups, with a short retention.\n`);
       return;
     }
-    const manifest = await createBackup({ dataDir: config.dataDir, masterKey: masterKeys[0] as Uint8Array, out: file });
+    const manifest = await createBackup({ now, dataDir: config.dataDir, masterKey: masterKeys[0] as Uint8Array, out: file });
     process.stdout.write(`wrote ${file} (encrypted with a key derived from the master key)\n${describe(manifest)}`);
     process.stderr.write(`NOT INCLUDED: ${NOT_BACKED_UP} (${config.keysDir}).\n`);
   });
@@ -155,7 +155,7 @@ export async function restoreCommand(args: string[]): Promise<void> {
       process.stdout.write(`restored ${file} and ${keyring} into schema ${restored.schema} (every table's row count checked)\n${describePostgres(restored.manifest)}${restored.ledger}\n`);
       return;
     }
-    const result = await restoreBackup({ file, dataDir: config.dataDir, masterKeys, replayLedger: replay });
+    const result = await restoreBackup({ now: context.now, file, dataDir: config.dataDir, masterKeys, replayLedger: replay });
     const aside = result.movedAsideTo ? `the previous databases are in ${result.movedAsideTo}` : "the data directory held no databases";
     process.stdout.write(`restored ${file} into ${config.dataDir}; ${aside}\n${describe(result.manifest)}${result.ledger}\n`);
   });

@@ -78,7 +78,7 @@ export interface Identity {
 const READ_SCOPES: readonly string[] = ["conversations:read", "conversations:write"];
 const WRITE_SCOPE = "conversations:write";
 
-async function createMailer(config: Config, logger: Logger): Promise<Mailer> {
+async function createMailer(config: Config, logger: Logger, now: Clock): Promise<Mailer> {
   const dkim = config.identity.dkim ? await loadDkimSigning(config.identity.dkim) : undefined;
   const smtp = config.identity.smtpUrl;
   if (!smtp) {
@@ -86,6 +86,7 @@ async function createMailer(config: Config, logger: Logger): Promise<Mailer> {
       from: config.identity.mailFrom,
       dkim,
       retentionMs: config.identity.outboxRetentionDays * 24 * 3_600_000,
+      now,
     });
   }
   const url = new URL(smtp);
@@ -128,7 +129,7 @@ export async function openIdentity(
     events,
     now,
   });
-  const mailer = await createMailer(config, deps.logger);
+  const mailer = await createMailer(config, deps.logger, now);
   const services: HttpServices = {
     config,
     keys: deps.keys,

@@ -8,6 +8,7 @@ import path from "node:path";
 import nodemailer from "nodemailer";
 import type { DkimSigning } from "./dkim.ts";
 import { assertSendable, assertSender, type MailLog, type Mailer, type MailMessage } from "./mailer.ts";
+import { type Clock, systemClock } from "../platform/clock.ts";
 
 /** Settings of an {@link OutboxMailer}. */
 export interface OutboxMailerOptions {
@@ -17,6 +18,8 @@ export interface OutboxMailerOptions {
   dkim?: DkimSigning;
   /** How long a message stays in the outbox (ms); default 30 days. */
   retentionMs?: number;
+  /** The clock file names are stamped by (the server's; default: the system's). */
+  now?: Clock;
 }
 
 const DEFAULT_RETENTION_MS = 30 * 24 * 3_600_000;
@@ -33,6 +36,7 @@ function conversationTag(conversationId: string): string {
 export class OutboxMailer implements Mailer {
   private readonly from: string;
   private readonly retentionMs: number;
+  private readonly now: Clock;
   // nodemailer's stream transport only composes the MIME text (encodings, folding, multipart).
   private readonly composer: ReturnType<typeof nodemailer.createTransport>;
   private ready: Promise<unknown> | undefined;
@@ -44,6 +48,7 @@ export class OutboxMailer implements Mailer {
   ) {
     this.from = options.from ?? "Parley <parley@localhost>";
     this.retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
+    this.now = options.now ?? systemClock;
     assertSender(this.from);
     this.composer = nodemailer.createTransport({
       streamTransport: true,
@@ -68,7 +73,7 @@ export class OutboxMailer implements Mailer {
     });
     const content = info.message;
     if (!Buffer.isBuffer(content)) throw new Error("nodemailer did not return the composed message");
-    const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+    const stamp = new Date(this.now()).toISOString().replace(/[:.]/g, "-");
     const tag = message.conversationId === undefined ? "" : `.c${conversationTag(message.conversationId)}`;
     const name = `${stamp}-${randomBytes(6).toString("hex")}${tag}.eml`;
     const handle = await open(path.join(this.dir, name), "wx", 0o600);
