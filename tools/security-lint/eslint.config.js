@@ -44,6 +44,22 @@ export default [
     },
   },
   {
+    // One clock (server/platform/clock.ts): wall time comes from the injected Clock that app.ts and
+    // the CLI wiring make, durations from its monotonic clock. Reading the time anywhere else is a
+    // seam a test cannot move (expiry, retention, timestamps following the system clock instead).
+    files: ["server/**/*.ts"],
+    ignores: ["server/platform/clock.ts"],
+    rules: {
+      "no-restricted-syntax": [
+        "error",
+        { selector: "MemberExpression[object.name='Date'][property.name='now']", message: "take the time from the injected Clock (server/platform/clock.ts), not Date.now" },
+        { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: "new Date() reads the system clock: use new Date(now()) with the injected Clock (server/platform/clock.ts)" },
+        { selector: "CallExpression[callee.name='Date']", message: "Date() reads the system clock: use new Date(now()) with the injected Clock (server/platform/clock.ts)" },
+        { selector: "MemberExpression[object.name='performance'][property.name='now']", message: "durations come from monotonicClock (server/platform/clock.ts), not performance.now" },
+      ],
+    },
+  },
+  {
     // Computed file paths are a risk where request input flows: the HTTP routes, sockets, events,
     // webhooks, identity, history and notices. Everywhere else (store, backup, keys, audit, mail,
     // lifecycle, the CLI) paths come from the operator's configuration (PARLEY_DATA_DIR,
