@@ -2,6 +2,7 @@
 // never a stack trace: the real command in a process of its own, on data directories that are
 // wrong in the ways an operator's are (empty, no keyring, no master key, a damaged key file).
 
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -28,6 +29,7 @@ const env = () => ({ PARLEY_DATA_DIR: path.join(scratch, "unused"), PARLEY_MASTE
 const FAILING: { name: string; args: () => string[] }[] = [
   { name: "keys rotate-master without keyring.db", args: () => ["keys", "rotate-master", "--data-dir", empty] },
   { name: "audit verify without a master key", args: () => ["audit", "verify", "--all", "--data-dir", empty] },
+  { name: "audit verify in a missing data directory", args: () => ["audit", "verify", "--all", "--data-dir", path.join(scratch, "typo")] },
   { name: "audit verify of a missing export", args: () => ["audit", "verify", "--file", path.join(scratch, "missing.jsonl")] },
   { name: "backup without a master key", args: () => ["backup", path.join(scratch, "out.backup"), "--data-dir", empty] },
   { name: "backup verify of a missing file", args: () => ["backup", "verify", path.join(scratch, "missing.backup"), "--data-dir", empty] },
@@ -61,5 +63,8 @@ describe("a failing parley subcommand", () => {
     expect(byName["audit verify without a master key"]).toContain("no master key");
     expect(byName["mail dkim-records of a damaged key"]).toContain("garbage.pem");
     expect(byName["user delete in a missing data directory"]).toContain(`no data directory ${path.join(scratch, "missing")}`);
+    // Refused before anything is made there (no key files in a mistyped directory).
+    expect(byName["audit verify in a missing data directory"]).toContain(`no data directory ${path.join(scratch, "typo")}`);
+    expect(existsSync(path.join(scratch, "typo"))).toBe(false);
   }, 300_000);
 });

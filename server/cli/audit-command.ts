@@ -80,10 +80,12 @@ export async function auditCommand(args: string[], deps: AuditCommandDeps): Prom
   return withCliContext({ dataDir: values["data-dir"] }, async (parts) => {
     const { config } = parts;
     const external: ExportedCheckpoint[] | undefined = values.checkpoints ? checkpointsOf(await readLines(values.checkpoints)) : undefined;
-    const keys = await parts.keys();
-    const checkpointKey = await parts.checkpointKey();
+    // The store first: it refuses a data directory that is not there, or has no master key,
+    // before the key files are read (and, if absent, made).
     const store = await parts.store();
     const { log } = await parts.auditLog();
+    const keys = await parts.keys();
+    const checkpointKey = await parts.checkpointKey();
     let chains: string[];
     if (values.conversation) chains = [`conversation:${values.conversation}`];
     else if (values.org) chains = [`org:${values.org}`];
@@ -120,9 +122,9 @@ async function exportCommand(args: string[]): Promise<number> {
   const org = values.org;
   if (!org) throw new ConfigError("audit export needs --org ID");
   return withCliContext({ dataDir: values["data-dir"] }, async (parts) => {
+    const { log } = await parts.auditLog();
     const keys = await parts.keys();
     const checkpointKey = await parts.checkpointKey();
-    const { log } = await parts.auditLog();
     if (!(await log.orgAuditHead(org))) throw new ConfigError(`no audit chain for organisation ${org}`);
     const lines = await orgExportLines({ log, auditKey: keys.auditKey, jwk: checkpointKey.jwk, now: parts.now() }, org);
     const text = toJsonLines(lines);

@@ -114,8 +114,9 @@ export async function withCliContext<T>(options: CliContextOptions, command: (co
       return { value: { log: handle.log }, close: handle.close };
     })),
     store: part(embeddedIn(async () => {
-      const { auditKey } = await keys();
+      // The master keys first: without them there is nothing to open, and no key file is made.
       const ring = await masterKeys();
+      const { auditKey } = await keys();
       const store = config.store.databaseUrl
         ? await openPostgresStore({ connectionString: config.store.databaseUrl, auditKey, masterKeys: ring, now })
         : await openSqliteStore({ path: path.join(config.dataDir, "parley.db"), auditKey, masterKeys: ring, now });
