@@ -43,8 +43,12 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-/** Starts a receiver on 127.0.0.1 (an ephemeral port). */
-export async function startWebhookReceiver(): Promise<WebhookReceiver> {
+/**
+ * Starts a receiver on 127.0.0.1 (an ephemeral port). Signatures are checked against `now`: the
+ * clock of the server it receives from (signature timestamps follow that server's clock).
+ */
+export async function startWebhookReceiver(options: { now?: () => number } = {}): Promise<WebhookReceiver> {
+  const now = options.now ?? Date.now;
   const waiters = new Waiters();
   const hanging = new Set<() => void>();
   const receiver: WebhookReceiver = {
@@ -72,7 +76,7 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
   const server: Server = createServer(async (req, res) => {
     const body = await readBody(req);
     const signature = String(req.headers["parley-signature"] ?? "");
-    const signatureValid = receiver.secret !== "" && verifySignature(receiver.secret, body, signature, Math.floor(Date.now() / 1000));
+    const signatureValid = receiver.secret !== "" && verifySignature(receiver.secret, body, signature, Math.floor(now() / 1000));
     const mode = receiver.mode;
     let status = 200;
     if (!signatureValid) status = 401;
