@@ -4,7 +4,9 @@
 // recursive). Time shares stay meaningful on a busy machine; wall-clock durations do not.
 // Run: node --import tsx bench/profile-summary.ts <dir or .cpuprofile files> [--top 25] [--match text]
 //   [--from text]: count only from the first sample with a function named like `text` on its
-//   stack (e.g. --from submit: leave out the server's start-up, module loading included).
+//   stack (e.g. --from submit: leave out the server's start-up, module loading included). Give it
+//   more than once for threads that run different code: each thread starts at the first of them
+//   it reaches (--from "submit " --from appendPacked: the main thread and the store worker).
 
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
@@ -80,8 +82,9 @@ function guessThread(profile: CpuProfile): string {
   return "main";
 }
 
-/** Reads one profile and sums its samples per function (from the first sample whose stack has `from`). */
-export function summarise(file: string, profile: CpuProfile, from?: string): ProfileSummary {
+/** Reads one profile and sums its samples per function (from the first sample whose stack has one of `from`). */
+export function summarise(file: string, profile: CpuProfile, from?: string | readonly string[]): ProfileSummary {
+  const starts = from === undefined ? [] : typeof from === "string" ? [from] : from;
   const byId = new Map<number, ProfileNode>();
   const parent = new Map<number, number>();
   for (const node of profile.nodes) {
@@ -107,7 +110,7 @@ export function summarise(file: string, profile: CpuProfile, from?: string): Pro
   let idleUs = 0;
   let gcUs = 0;
   let sampledUs = 0;
-  let started = from === undefined;
+  let started = starts.length === 0;
   let startUs = profile.startTime;
   let atUs = profile.startTime;
   for (let i = 0; i < profile.samples.length; i++) {
@@ -117,7 +120,7 @@ export function summarise(file: string, profile: CpuProfile, from?: string): Pro
     const node = byId.get(profile.samples[i]);
     if (!node) continue;
     if (!started) {
-      if (!stackOf(node.id).some((fn) => from !== undefined && fn.startsWith(from))) continue;
+      if (!stackOf(node.id).some((fn) => starts.some((start) => fn.startsWith(start)))) continue;
       started = true;
       startUs = atUs;
     }
@@ -183,16 +186,16 @@ function main(argv: string[]): void {
   process.stdout.on("error", () => process.exit(0));
   let top = 25;
   let match: string | undefined;
-  let from: string | undefined;
+  const from: string[] = [];
   const paths: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--top") top = Number(argv[++i]);
     else if (argv[i] === "--match") match = argv[++i];
-    else if (argv[i] === "--from") from = argv[++i];
+    else if (argv[i] === "--from") from.push(argv[++i]);
     else paths.push(argv[i]);
   }
   if (paths.length === 0) {
-    console.error("usage: node --import tsx bench/profile-summary.ts <dir or .cpuprofile files> [--top 25] [--match text]");
+    console.error("usage: node --import tsx bench/profile-summary.ts <dir or .cpuprofile files> [--top 25] [--match text] [--from text]...");
     process.exit(2);
   }
   for (const file of profileFiles(paths)) {
