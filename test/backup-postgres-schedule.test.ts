@@ -125,12 +125,15 @@ describe.runIf(enabled)("scheduled Postgres backups on a two-node cluster", () =
     expect(metricTotal).toBe(3);
   });
 
-  it("keeps only the pairs the rotation keeps", async () => {
-    for (let i = 0; i < 2; i++) {
-      clock += DAY;
+  it("keeps only the pairs the rotation keeps, each kept data file with its keyring file", async () => {
+    // The second step is 8 days: with no PARLEY_BACKUP_KEEP_KEYRING_DAYS the older kept pair,
+    // now 8 days old, keeps its keyring file (pairs() checks every data file has one).
+    for (const step of [DAY, 8 * DAY]) {
+      clock += step;
       await tickAll();
     }
     expect(await pairs()).toHaveLength(2);
+    expect(nodes.flatMap((node) => scheduler(node).latest.backup?.keyringsRemoved ?? [])).toEqual([]);
     expect(totalBackups()).toBe(5);
     const removed = nodes.flatMap((node) => scheduler(node).latest.backup?.removed ?? []);
     expect(removed.length).toBeGreaterThanOrEqual(1);

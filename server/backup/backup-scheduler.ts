@@ -8,9 +8,9 @@
 // On Postgres (DATABASE_URL) the backup is the pair `parley backup FILE --keyring` writes, taken by
 // one node of the cluster per interval, with the same verification, rotation and reporting; its
 // drill (postgres-drill.ts) restores the newest pair into a scratch database, dropped afterwards,
-// on the node that took the cluster's Nth backup. Keyring files are deleted after
-// `keepKeyringDays`, well before their data files: a data key destroyed since (crypto-shredding)
-// then survives in no backup.
+// on the node that took the cluster's Nth backup. Keyring files go with their data files, unless
+// `keepKeyringDays` is set: then they are deleted after it, well before their data files, and a
+// data key destroyed since (crypto-shredding) survives in no backup.
 
 import { copyFile, mkdir, mkdtemp, readdir, rm, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -37,8 +37,8 @@ export interface BackupScheduleSettings {
   keep: RotationCounts;
   /** A restore drill after every this many backups (1: after each). */
   drillEvery: number;
-  /** Postgres: a backup's keyring file is deleted once the backup is this many days old (its data file stays while the rotation keeps it). */
-  keepKeyringDays: number;
+  /** Postgres: a backup's keyring file is deleted once the backup is this many days old (its data file stays while the rotation keeps it); null: kept as long as its data file. */
+  keepKeyringDays: number | null;
 }
 
 /** What one scheduled backup or drill did. */
@@ -263,7 +263,9 @@ export class BackupScheduler {
       await unlinkKeyring(name);
     }
     const keyringsRemoved: string[] = [];
-    const keyringCutoff = this.deps.now() - this.deps.settings.keepKeyringDays * DAY_MS;
+    const days = this.deps.settings.keepKeyringDays;
+    if (days === null) return { removed, keyringsRemoved };
+    const keyringCutoff = this.deps.now() - days * DAY_MS;
     for (const backup of backups) {
       if (keep.has(backup.name) && backup.at < keyringCutoff && (await unlinkKeyring(backup.name))) keyringsRemoved.push(path.basename(keyringFileOf(backup.name)));
     }
