@@ -116,6 +116,7 @@ const TRANSIENT_ERRORS: ReadonlySet<number> = new Set([
   ErrorCode.StoreUnavailable,
   ErrorCode.ShuttingDown,
   ErrorCode.RateLimited,
+  ErrorCode.Overloaded,
 ]);
 
 // Local changes made in the same tick go out as one merged write (a loop of edits is one frame),

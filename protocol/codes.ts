@@ -97,6 +97,11 @@ export const ErrorCode = {
    * keeps serving. Restoring the conversation to an earlier point repairs it.
    */
   ContentTooComplex: 5005,
+  /**
+   * The server is saturated and sheds writes for a moment; nothing was stored. Retry after a
+   * backoff (y-websocket clients get close 1013 instead, and resync on reconnect).
+   */
+  Overloaded: 5006,
 } as const;
 /** One of the numeric values of {@link ErrorCode}. */
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -33,6 +33,7 @@ import { type Identity, openIdentity } from "./identity/identity-module.ts";
 import type { AccessChange } from "./bus/access-events.ts";
 import { type Lifecycle, openLifecycle } from "./lifecycle/lifecycle-module.ts";
 import { GroupCommitter } from "./writes/group-committer.ts";
+import { WriteAdmission } from "./writes/write-admission.ts";
 import { WritePath } from "./writes/write-path.ts";
 import { ConnectionLimits } from "./limits/connection-limits.ts";
 import { openLimiterBackend } from "./limits/limiter-backend.ts";
@@ -333,8 +334,17 @@ async function startOpening(config: Config, logger: Logger, options: StartOption
     options.webhooks,
   );
   opened.add("webhooks", () => webhooks.close());
+  const admission = new WriteAdmission(config.limits.shedding, () => committer.pending, (share, utilisation) => {
+    const fields = { shedShare: Number(share.toFixed(2)), eventLoopUtilisation: Number(utilisation.toFixed(3)) };
+    if (share > 0) logger.warn(fields, "overloaded: refusing writes from a share of the writers");
+    else logger.info(fields, "no longer overloaded: admitting every write");
+  });
+  admission.start();
+  opened.add("load shedding", () => admission.stop());
   const hub = new RealtimeHub({
     channels,
+    admission,
+    onShed: (reason) => metrics.writesShed.inc({ reason }),
     resolveRole: identity.resolveRole,
     cache,
     writePath,

@@ -93,6 +93,13 @@ export interface Config {
      * PARLEY_MAX_DOC_MB size of the merged state (default 64 MiB).
      */
     document: { maxDepth: number; maxItems: number; maxBytes: number };
+    /**
+     * Load shedding (server/writes/write-admission.ts): new writes are refused (y-websocket: close
+     * 1013; Parley: error 5006, retried) while the event loop was busy at least
+     * PARLEY_SHED_LOOP_PERCENT of the last PARLEY_SHED_WINDOW_MS (0: never), or more than
+     * PARLEY_SHED_MAX_QUEUED appends wait for the store (0: no bound).
+     */
+    shedding: { loopUtilisation: number | null; windowMs: number; maxQueuedAppends: number | null };
   };
   /**
    * HTTP request rate limits (server/limits/): requests per window for each layer, counted in
@@ -227,6 +234,16 @@ function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: r
     throw new ConfigError(`${name} must be one of ${allowed.join(", ")} (got "${raw}")`);
   }
   return raw as T;
+}
+
+function sheddingConfig(env: Env): Config["limits"]["shedding"] {
+  const percent = int(env, "PARLEY_SHED_LOOP_PERCENT", 98, 0, 100);
+  const queued = int(env, "PARLEY_SHED_MAX_QUEUED", 50_000, 0, 10_000_000);
+  return {
+    loopUtilisation: percent === 0 ? null : percent / 100,
+    windowMs: int(env, "PARLEY_SHED_WINDOW_MS", 1000, 10, 60_000),
+    maxQueuedAppends: queued === 0 ? null : queued,
+  };
 }
 
 function list(env: Env, name: string): string[] {
@@ -450,6 +467,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
         maxItems: int(env, "PARLEY_MAX_DOC_ITEMS", 10_000_000, 1000, 1_000_000_000),
         maxBytes: int(env, "PARLEY_MAX_DOC_MB", 64, 1, 64 * 1024) * MiB,
       },
+      shedding: sheddingConfig(env),
     },
     rateLimits: {
       windowSeconds: int(env, "PARLEY_RATE_LIMIT_WINDOW_SECONDS", 60, 1, 86_400),

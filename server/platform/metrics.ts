@@ -97,6 +97,7 @@ export class ServerMetrics {
   readonly fanOutLocalSeconds = new Histogram({ name: "parley_fanout_local_delay_seconds", help: "Time from an update's commit on this node to its delivery to this node's subscribers", buckets: LOCAL_DELAY_BUCKETS, registers: [this.registry] });
   /** Publish to delivery on another node: Redis and the receiving node; the publisher's wall clock, so clock skew adds in. */
   readonly fanOutRemoteSeconds = new Histogram({ name: "parley_fanout_remote_delay_seconds", help: "Time from an update's publish on the node that committed it to its delivery to this node's subscribers (the two nodes' clock skew adds in)", buckets: REMOTE_DELAY_BUCKETS, registers: [this.registry] });
+  readonly writesShed = new Counter({ name: "parley_writes_shed_total", help: "Writes refused because the node was overloaded (load shedding)", labelNames: ["reason"], registers: [this.registry] });
   readonly busGapsRecovered = new Counter({ name: "parley_bus_gap_updates_recovered_total", help: "Updates missing from the bus and read from the store", registers: [this.registry] });
   readonly storeErrors = new Counter({ name: "parley_store_errors_total", help: "Store operations that failed", labelNames: ["operation"], registers: [this.registry] });
   readonly busErrors = new Counter({ name: "parley_bus_errors_total", help: "Bus connection losses and dropped bus messages", labelNames: ["kind"], registers: [this.registry] });

@@ -6,6 +6,7 @@ import { ErrorCode, type Role } from "../../protocol/index.ts";
 import { type AnyPrincipal, actingOrg, actorId } from "../http/principal.ts";
 import { ParleyError } from "../platform/errors.ts";
 import type { Logger } from "../platform/logger.ts";
+import type { Overload, WriteAdmission } from "../writes/write-admission.ts";
 import type { WritePath } from "../writes/write-path.ts";
 import { type Broadcaster, topicOf } from "./broadcaster.ts";
 import type { ClientSession, JoinedConversation } from "./client-session.ts";
@@ -27,6 +28,17 @@ export interface RealtimeHubDeps {
   channels?: ChannelRegistry;
   /** The principal's current role in a conversation (null: it may not see it). */
   resolveRole(principal: AnyPrincipal, conversation: string): Promise<Role | null>;
+  /** Load shedding: when it says the node is overloaded, new writes are refused (Overloaded). */
+  admission?: Pick<WriteAdmission, "overload">;
+  /** Told of every write refused by load shedding, with the reason (metrics). */
+  onShed?: (reason: NonNullable<Overload>) => void;
+}
+
+const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/** A connection's place (0-1) in the order writers are shed in: its random id's first two characters (base64url). */
+function shedRank(sessionId: string): number {
+  return (BASE64URL.indexOf(sessionId.charAt(0)) * 64 + BASE64URL.indexOf(sessionId.charAt(1))) / 4096;
 }
 
 /** How a write arrived (see {@link RealtimeHub.write}). */
@@ -143,6 +155,12 @@ export class RealtimeHub {
   private writeJoined(session: ClientSession, conversation: string, joined: JoinedConversation, update: Uint8Array, options: WriteOptions): Promise<number> {
     if (joined.role !== "writer") throw new ParleyError(ErrorCode.ReadOnly, "observers cannot change this conversation");
     if (this.shuttingDown) throw new ParleyError(ErrorCode.ShuttingDown, "server is shutting down; retry");
+    const overload = this.deps.admission?.overload(shedRank(session.id));
+    if (overload) {
+      // Before any work on it: refusing must cost far less than the write would.
+      this.deps.onShed?.(overload);
+      throw new ParleyError(ErrorCode.Overloaded, "the server is overloaded; nothing was stored, retry shortly");
+    }
     const principal = session.principal;
     if (!principal) throw new ParleyError(ErrorCode.NotAuthenticated, "not authenticated");
     const actor = { user: actorId(principal), org: actingOrg(principal), session: session.id };

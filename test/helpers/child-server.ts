@@ -25,7 +25,8 @@ export interface ChildServer {
 export async function startChildServer(dataDir: string, env: Record<string, string> = {}): Promise<ChildServer> {
   addOutbox(dataDir);
   const child = spawn(process.execPath, [BIN, "serve"], {
-    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", PARLEY_DATA_DIR: dataDir, PARLEY_LOG_LEVEL: "info", ...env },
+    // Load shedding off unless asked for (see server.ts): tests' writes are never refused for load.
+    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", PARLEY_DATA_DIR: dataDir, PARLEY_LOG_LEVEL: "info", PARLEY_SHED_LOOP_PERCENT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const exited = new Promise<number | string>((resolve) => child.once("exit", (code, signal) => resolve(code ?? signal ?? -1)));

@@ -67,7 +67,9 @@ export async function startTestServer(
   addOutbox(dataDir);
   const capture = options.logLines;
   const logger = capture ? createLogger("info", { write: (line: string) => capture(line) }) : createLogger(process.env.PARLEY_TEST_LOG ?? "silent");
-  const configFor = (port: number) => loadConfig({ HOST: "127.0.0.1", PORT: String(port), PARLEY_DATA_DIR: dataDir, ...options.env });
+  // Load shedding off unless a test turns it on: a test process's event loop is often busy for
+  // seconds on end (a long synchronous check, a loaded machine), and writes must not be refused then.
+  const configFor = (port: number) => loadConfig({ HOST: "127.0.0.1", PORT: String(port), PARLEY_DATA_DIR: dataDir, PARLEY_SHED_LOOP_PERCENT: "0", ...options.env });
   // An explicit port, not 0: uSockets sets SO_REUSEADDR only on explicit ports, and restart()
   // must bind the same port again while the old connections sit in TIME_WAIT.
   const port = await freePort();
