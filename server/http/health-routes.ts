@@ -3,8 +3,10 @@
 // has died: a dead worker is never restarted in the process, so only a restart brings the node
 // back, and liveness is what tells a supervisor to restart. A Postgres or Redis outage is no such
 // death (pools reconnect): it leaves liveness alone. /readyz answers 200 only when the store can
-// commit, the directory answers and the node is not shutting down, so a load balancer stops
-// routing to it. A bus that is down is reported but keeps the node ready: it still serves its
+// commit, the directory answers, no worker thread is dead and the node is not shutting down, so a
+// load balancer stops routing to it. A dead audit log or partner storage worker counts: sign-ins,
+// audited changes and partner events all need it, so a node without one fails most of what it is
+// asked while the store and directory still answer. A bus that is down is reported but keeps the node ready: it still serves its
 // own clients.
 
 import { ErrorCode } from "../../protocol/index.ts";
@@ -53,7 +55,7 @@ export function registerHealthRoutes(
     directory?: Pick<DirectoryHandle, "alive" | "directory">;
     bus?: Pick<Bus, "health">;
     isShuttingDown: () => boolean;
-    /** The process's worker threads: one that died fails liveness. */
+    /** The process's worker threads: one that died fails liveness and readiness. */
     workers?: readonly WorkerThread[];
     /** The latest scheduled backup and drill (detail only: a failed backup does not make a node unready). */
     backups?: () => unknown;
@@ -72,7 +74,8 @@ export function registerHealthRoutes(
     const directory = deps.directory;
     Promise.all([deps.store.ping().catch(() => false), directory ? directoryAnswers(directory) : Promise.resolve(true)]).then(([storeOk, directoryOk]) => {
       if (aborted) return;
-      const ready = storeOk && directoryOk && !deps.isShuttingDown();
+      const dead = deadWorkers(deps.workers ?? []);
+      const ready = storeOk && directoryOk && dead.length === 0 && !deps.isShuttingDown();
       const bus = deps.bus?.health().state ?? "local";
       sendJson(res, ready ? "200 OK" : "503 Service Unavailable", {
         status: ready ? (bus === "down" ? "degraded" : "ready") : "not-ready",
@@ -80,6 +83,7 @@ export function registerHealthRoutes(
         directory: directoryOk ? "ok" : "down",
         bus,
         shuttingDown: deps.isShuttingDown(),
+        ...(dead.length > 0 ? { dead } : {}),
         ...(deps.backups ? { backups: deps.backups() } : {}),
       });
     });

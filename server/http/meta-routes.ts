@@ -63,14 +63,14 @@ export const EXTRA_OPERATIONS: readonly ExtraOperation[] = [
     method: "get",
     path: "/readyz",
     operationId: "getReadyz",
-    summary: "Readiness: 200 when the store commits, the directory answers and the node is not shutting down.",
+    summary: "Readiness: 200 when the store commits, the directory answers, no worker thread has died and the node is not shutting down.",
     tags: ["operations"],
     public: true,
     responses: Object.fromEntries(
       [200, 503].map((status) => [
         status,
         {
-          description: status === 200 ? "Ready (`degraded` while the bus is down)." : "Not ready.",
+          description: status === 200 ? "Ready (`degraded` while the bus is down)." : "Not ready (`dead` names each worker thread that died, as /healthz does).",
           content: {
             "application/json": {
               schema: {
@@ -81,6 +81,10 @@ export const EXTRA_OPERATIONS: readonly ExtraOperation[] = [
                   directory: { enum: ["ok", "down"] },
                   bus: { type: "string" },
                   shuttingDown: { type: "boolean" },
+                  dead: {
+                    type: "array",
+                    items: { type: "object", properties: { name: { type: "string" }, cause: { type: "string" } }, required: ["name", "cause"], additionalProperties: false },
+                  },
                 },
                 required: ["status", "store", "directory", "bus", "shuttingDown"],
                 additionalProperties: false,
