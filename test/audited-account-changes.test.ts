@@ -100,7 +100,12 @@ describe.each(AUDIT_BACKENDS)("account changes whose audit entry cannot be writt
 
     expectRefusedForAudit(await running.whileRefused(register), "registering the key");
     expect(await listed()).toEqual([]);
-    expect((await register()).status).toBe(201);
+    // The first key's recovery codes go with its registration: none stored either.
+    expect(await running.count("recovery_codes", "user_id = ?", [owner.userId])).toBe(0);
+    const registered = await register();
+    expect(registered.status).toBe(201);
+    expect(registered.body.recoveryCodes).toHaveLength(10);
+    expect(await running.count("recovery_codes", "user_id = ?", [owner.userId])).toBe(10);
     const [stored] = await listed();
 
     // A passwordless sign-in with it: refused, so no session and the key shows no use.
@@ -116,6 +121,8 @@ describe.each(AUDIT_BACKENDS)("account changes whose audit entry cannot be writt
 
     expectRefusedForAudit(await running.whileRefused(() => api("DELETE", `/v1/auth/webauthn/credentials/${stored.id}`, { token: owner.token })), "removing the key");
     expect((await listed()).map((k) => k.id)).toEqual([stored.id]);
+    // It was the last second factor, and its codes stay with it.
+    expect(await running.count("recovery_codes", "user_id = ?", [owner.userId])).toBe(10);
     expect((await entries(owner)).map((e) => e.action)).toEqual(expect.arrayContaining(["webauthn.registered", "webauthn.used"]));
     expect((await entries(owner)).map((e) => e.action)).not.toContain("webauthn.removed");
   });

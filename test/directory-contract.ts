@@ -125,6 +125,40 @@ export function runDirectoryContract(name: string, openBackend: () => Promise<Di
         expect(await d.consumeRecoveryCode("u-alice", "n1", T0)).toBe(true);
       });
 
+      it("issues a first set of recovery codes only when none is unused, once of two racing nodes", async () => {
+        await seed(d);
+        const other = (await backend.open()).directory;
+        const race = await Promise.all([d.issueRecoveryCodesIfNone("u-alice", ["a1", "a2"]), other.issueRecoveryCodesIfNone("u-alice", ["b1", "b2"])]);
+        expect(race.filter(Boolean)).toHaveLength(1);
+        const [kept, lost] = race[0] ? ["a1", "b1"] : ["b1", "a1"];
+        expect(await d.countRecoveryCodes("u-alice")).toBe(2);
+        expect(await d.consumeRecoveryCode("u-alice", lost, T0)).toBe(false);
+        expect(await d.consumeRecoveryCode("u-alice", kept, T0)).toBe(true);
+        // One unused code left: still no new set.
+        expect(await d.issueRecoveryCodesIfNone("u-alice", ["c1"])).toBe(false);
+        expect(await d.consumeRecoveryCode("u-alice", kept.replace("1", "2"), T0)).toBe(true);
+        // All used: a fresh set.
+        expect(await d.issueRecoveryCodesIfNone("u-alice", ["c1"])).toBe(true);
+        expect(await d.countRecoveryCodes("u-alice")).toBe(1);
+      });
+
+      it("removes recovery codes only once no security key and no authenticator app is left", async () => {
+        await seed(d);
+        await d.replaceRecoveryCodes("u-alice", ["r1", "r2"]);
+        await d.addWebauthnCredential({ id: "key-1", userId: "u-alice", name: "YubiKey", publicKey: new Uint8Array([1, 2, 3]), counter: 0, transports: [], createdAt: T0 });
+        await d.setTotp("u-alice", new Uint8Array([9, 9]), false);
+        await d.enableTotp("u-alice");
+        expect(await d.removeRecoveryCodesWithoutSecondFactor("u-alice")).toBe(false); // key and app
+        await d.setTotp("u-alice", null, false);
+        expect(await d.removeRecoveryCodesWithoutSecondFactor("u-alice")).toBe(false); // the key
+        expect(await d.countRecoveryCodes("u-alice")).toBe(2);
+        expect(await d.removeWebauthnCredential("u-alice", "key-1")).toBe(true);
+        expect(await d.removeRecoveryCodesWithoutSecondFactor("u-alice")).toBe(true);
+        expect(await d.countRecoveryCodes("u-alice")).toBe(0);
+        expect(await d.consumeRecoveryCode("u-alice", "r1", T0)).toBe(false);
+        expect(await d.removeRecoveryCodesWithoutSecondFactor("u-alice")).toBe(false); // none left to remove
+      });
+
       it("lists members and memberships, and changes roles", async () => {
         await seed(d);
         await d.putMember("org-help", "u-sam", "member", T0 + 5);

@@ -47,6 +47,9 @@ const OPEN_BY_DESIGN: Record<string, string> = {
   "post /v1/auth/login body .webauthn.response{}": "PublicKeyCredential JSON (extra fields)",
   "post /v1/auth/login body .webauthn.response.response": "AuthenticatorAssertionResponse JSON",
   "post /v1/auth/login body .webauthn.response.response{}": "AuthenticatorAssertionResponse JSON",
+  "post /v1/auth/recovery-codes body .webauthn.response{}": "PublicKeyCredential JSON (extra fields)",
+  "post /v1/auth/recovery-codes body .webauthn.response.response": "AuthenticatorAssertionResponse JSON",
+  "post /v1/auth/recovery-codes body .webauthn.response.response{}": "AuthenticatorAssertionResponse JSON",
 };
 
 const ANNOTATIONS = new Set(["description", "default", "title", "examples", "deprecated", "readOnly", "writeOnly"]);

@@ -66,8 +66,8 @@ describe("security keys", () => {
     const passwordOnly = await api("POST", "/v1/auth/login", { body: { email: EMAIL, password: TEST_PASSWORD } });
     expect(passwordOnly.status).toBe(401);
     expect(passwordOnly.body.error?.code).toBe(ErrorCode.TwoFactorRequired);
-    // The password was right: the answer names what can work (keys only: no app, no recovery codes).
-    expect(passwordOnly.body.error?.secondFactors).toEqual(["security-key"]);
+    // The password was right: the answer names what can work (keys, and the codes the first key came with; no app).
+    expect(passwordOnly.body.error?.secondFactors).toEqual(["security-key", "recovery-code"]);
     const { challengeToken, options } = await signInOptions(EMAIL);
     expect(options.allowCredentials?.map((c) => c.id).sort()).toEqual([laptopKey.id, phoneKey.id].sort());
     // A security key without user verification is fine as a second factor.

@@ -23,6 +23,14 @@ export interface AccountDirectory {
   consumeTotpStep(userId: string, step: number): Promise<boolean>;
   /** Replaces a person's recovery codes (hashes) with a fresh set. */
   replaceRecoveryCodes(userId: string, hashes: string[]): Promise<void>;
+  /**
+   * Stores a fresh set only when the person has no unused code left (their first security key);
+   * false, changing nothing, when they still have some: of two racing first registrations, one
+   * set is issued and the codes it answered with are the ones that work.
+   */
+  issueRecoveryCodesIfNone(userId: string, hashes: string[]): Promise<boolean>;
+  /** Deletes the recovery codes of a person left with no second factor (no key, no authenticator app); false when any is left or there were none. */
+  removeRecoveryCodesWithoutSecondFactor(userId: string): Promise<boolean>;
   /** Uses a recovery code once; false when unknown or already used. */
   consumeRecoveryCode(userId: string, hash: string, now: number): Promise<boolean>;
   /** How many of a person's recovery codes are still unused (whether sign-in offers them). */

@@ -57,6 +57,15 @@ export function directoryStatements(d: SqlDialect) {
       insert: "INSERT INTO recovery_codes (user_id, code_hash) VALUES (?, ?)",
       consume: "UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
       countUnused: "SELECT COUNT(*) AS n FROM recovery_codes WHERE user_id = ? AND used_at IS NULL",
+      /** The person's row, locked until the transaction ends: two issuers of a first set take turns. */
+      lockOwner: `SELECT id FROM users WHERE id = ?${d.lockRows}`,
+      /**
+       * One statement, so it sees the factors as the transaction leaves them: the codes go only
+       * when neither a security key nor an enabled authenticator app is left to fall back from.
+       */
+      deleteWithoutSecondFactor: `DELETE FROM recovery_codes WHERE user_id = ?
+        AND NOT EXISTS (SELECT 1 FROM webauthn_credentials WHERE user_id = ?)
+        AND NOT EXISTS (SELECT 1 FROM users WHERE id = ? AND totp_enabled = TRUE)`,
     },
     membership: {
       /** Inserts as owner: the first member of a new organisation. */

@@ -49,6 +49,8 @@ export const ORG_AUDIT_ACTIONS = [
   "webauthn.used",
   "webauthn.renamed",
   "webauthn.removed",
+  "2fa.recovery-codes-issued",
+  "2fa.recovery-codes-removed",
 ] as const;
 
 /** One kind of org event. */

@@ -164,6 +164,20 @@ export class SqlDirectory implements Directory {
     });
   }
 
+  issueRecoveryCodesIfNone(userId: string, hashes: string[]): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      await tx.get(this.sql.recoveryCode.lockOwner, [userId]);
+      if (Number((await tx.get(this.sql.recoveryCode.countUnused, [userId]))?.n ?? 0) > 0) return false;
+      await tx.run(this.sql.recoveryCode.deleteAll, [userId]);
+      for (const hash of hashes) await tx.run(this.sql.recoveryCode.insert, [userId, hash]);
+      return true;
+    });
+  }
+
+  async removeRecoveryCodesWithoutSecondFactor(userId: string): Promise<boolean> {
+    return (await this.db.run(this.sql.recoveryCode.deleteWithoutSecondFactor, [userId, userId, userId])) > 0;
+  }
+
   async consumeRecoveryCode(userId: string, hash: string, now: number): Promise<boolean> {
     return (await this.db.run(this.sql.recoveryCode.consume, [now, userId, hash])) === 1;
   }

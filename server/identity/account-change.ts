@@ -71,3 +71,30 @@ export async function commitAccountChange(
   if (factor) await services.codeLimiter.succeed(factor.gateKey);
   return outcome.results.slice(factorSteps.length);
 }
+
+/** A step that belongs to a change only if it changes something, with the entries that say it did. */
+export interface FollowingStep {
+  step: AuditedStep;
+  events: OrgEventFor[];
+}
+
+/**
+ * {@link commitAccountChange} with `following` (a step the caller found applies: recovery codes
+ * issued with a first key, removed with the last factor). Should it change nothing by the time it
+ * runs (a simultaneous request got there first), the change commits again without it, so its
+ * entries are written exactly when it happened. `followed` says whether it did.
+ */
+export async function commitAccountChangeWith(
+  services: AccountChangeServices,
+  what: string,
+  factor: PendingFactor | null,
+  steps: readonly AuditedStep[],
+  events: readonly OrgEventFor[],
+  following: FollowingStep | null,
+): Promise<{ results: unknown[] | null; followed: boolean }> {
+  if (following) {
+    const results = await commitAccountChange(services, what, factor, [...steps, following.step], [...events, ...following.events]);
+    if (results) return { results: results.slice(0, steps.length), followed: true };
+  }
+  return { results: await commitAccountChange(services, what, factor, steps, events), followed: false };
+}

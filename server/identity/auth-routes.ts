@@ -376,18 +376,52 @@ export function authRoutes(services: AuthRouteServices) {
         const org = await directory.getOrganisation(principal.orgId);
         if (org?.require2fa) throw new ParleyError(ErrorCode.TwoFactorEnrolmentRequired, "your organisation requires two-factor");
         const factor = await checkSecondFactor(services, user, body);
-        // Off, its recovery codes gone, the code that allowed it spent, each entry written: together or not at all.
+        // Off, the code that allowed it spent, each entry written: together or not at all. The
+        // recovery codes stay while a security key remains (they are its fallback too) and go
+        // when the app was the last second factor.
         await commitAccountChange(
           services,
           "turning two-factor off",
           factor,
           [
             { op: "setTotp", args: [user.id, null, false] },
-            { op: "replaceRecoveryCodes", args: [user.id, []] },
+            { op: "removeRecoveryCodesWithoutSecondFactor", args: [user.id], optional: true },
           ],
           [await inEveryOrg(services, user.id, { action: "2fa.disabled", actor: `user:${user.id}`, target: user.id })],
         );
         return { status: 204 };
+      },
+    }),
+    route({
+      method: "post",
+      path: "/v1/auth/recovery-codes",
+      auth: "user",
+      summary:
+        "Replace your recovery codes with ten new ones (shown once; the old ones stop working). Needs a current second factor: `totp`, `recoveryCode` or a security key's `webauthn` assertion.",
+      tags: ["two-factor"],
+      sensitive: true,
+      body: z.object({
+        totp: z.string().regex(/^\d{6}$/).optional(),
+        recoveryCode: z.string().max(64).optional(),
+        webauthn: WebauthnProof.optional().describe("a security key's assertion (options from /v1/auth/webauthn/login/options)"),
+      }),
+      response: { status: 200, description: "The new codes.", schema: z.object({ recoveryCodes: z.array(z.string()) }) },
+      errors: [ErrorCode.InvalidTwoFactorCode, ErrorCode.Conflict, ErrorCode.RateLimited],
+      async handler({ body, principal, ip }) {
+        if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "people only");
+        const user = await directory.getUser(principal.userId);
+        if (!user) throw new ParleyError(ErrorCode.NotFound, "no such user");
+        // A session alone is not enough: whoever holds a stolen token would otherwise mint a
+        // second factor of their own. The person proves one they already have.
+        const hasKeys = (await directory.listWebauthnCredentials(user.id)).length > 0;
+        if (!user.totpEnabled && !hasKeys) throw new ParleyError(ErrorCode.Conflict, "recovery codes back up a second factor: turn on an authenticator app or register a security key first");
+        const factor = body.webauthn ? await ceremonies.checkAssertion(user, body.webauthn, false, ip) : await checkSecondFactor(services, user, body);
+        const recoveryCodes = generateRecoveryCodes(10);
+        const issued = { action: "2fa.recovery-codes-issued", actor: `user:${user.id}`, target: user.id, details: { reason: "regenerated" }, personal: { ip } } as const;
+        await commitAccountChange(services, "replacing the recovery codes", factor, [{ op: "replaceRecoveryCodes", args: [user.id, recoveryCodes.map(hashRecoveryCode)] }], [
+          await inEveryOrg(services, user.id, issued),
+        ]);
+        return { status: 200, body: { recoveryCodes } };
       },
     }),
   ];

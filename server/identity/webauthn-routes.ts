@@ -2,11 +2,14 @@
 // remove them, and sign in with one, either without a password (a passkey that verifies the
 // person) or as the second factor after the password (login's `webauthn` field). Every
 // registration, use and removal is recorded in the audit chain of each of the person's
-// organisations; a removal is a security notice.
+// organisations; a removal is a security notice. A person's first key comes with ten recovery
+// codes when they have none (shown once, in the registration's answer), so losing a key-only
+// account's one key is not the end of it; removing the last second factor removes the codes.
 
 import { z } from "zod";
 import { ErrorCode } from "../../protocol/index.ts";
 import { authenticationOptions, ChallengeTokens, registrationOptions, relyingPartyFor, verifyAssertion, verifyRegistration } from "../auth/webauthn.ts";
+import { generateRecoveryCodes, hashRecoveryCode } from "../auth/totp.ts";
 import type { AccountDirectory } from "../directory/account-directory.ts";
 import type { User } from "../directory/directory-types.ts";
 import type { Config } from "../platform/config.ts";
@@ -14,7 +17,7 @@ import { ParleyError } from "../platform/errors.ts";
 import { route } from "../http/route.ts";
 import { HttpError } from "../http/router.ts";
 import type { HttpServices } from "./http-services.ts";
-import { type AccountChangeServices, commitAccountChange, inEveryOrg, type PendingFactor } from "./account-change.ts";
+import { type AccountChangeServices, commitAccountChange, commitAccountChangeWith, inEveryOrg, type PendingFactor } from "./account-change.ts";
 import { ItemsOf } from "../http/response-schemas.ts";
 import { Email, Name, OrganisationView, RefreshCookie, TokenPair, UserView } from "../http/schemas.ts";
 
@@ -61,7 +64,7 @@ const RequestOptions = z.object({
 export type WebauthnServices = AccountChangeServices &
   Pick<HttpServices, "keys" | "codeLimiter" | "now"> & {
     config: Pick<Config, "identity">;
-    directory: Pick<AccountDirectory, "getUser" | "getUserByEmail" | "getWebauthnCredential" | "listWebauthnCredentials">;
+    directory: Pick<AccountDirectory, "getUser" | "getUserByEmail" | "getWebauthnCredential" | "listWebauthnCredentials" | "countRecoveryCodes">;
   };
 
 /** The ceremony helpers shared with the password sign-in (second factor). */
@@ -140,11 +143,16 @@ export function webauthnRoutes(
       method: "post",
       path: "/v1/auth/webauthn/register",
       auth: "user",
-      summary: "Finish registering a key: the authenticator's response, the challengeToken and a name for the key.",
+      summary:
+        "Finish registering a key: the authenticator's response, the challengeToken and a name for the key. A first key of a person with no recovery codes comes with ten (`recoveryCodes`, shown once).",
       tags: ["auth"],
       allowBeforeTwoFactor: true,
       body: WebauthnProof.extend({ name: Name }),
-      response: { status: 201, description: "The key: `id`, `name`, `createdAt`.", schema: z.object({ id: z.string(), name: z.string(), createdAt: z.number() }) },
+      response: {
+        status: 201,
+        description: "The key: `id`, `name`, `createdAt`; `recoveryCodes` when this first key came with them (shown this once, never again).",
+        schema: z.object({ id: z.string(), name: z.string(), createdAt: z.number(), recoveryCodes: z.array(z.string()).optional() }),
+      },
       errors: [ErrorCode.InvalidTwoFactorCode, ErrorCode.Conflict],
       async handler({ principal, body, ip }) {
         if (principal.kind !== "user") throw new ParleyError(ErrorCode.InsufficientRole, "a person registers keys");
@@ -153,10 +161,21 @@ export function webauthnRoutes(
         const createdAt = services.now();
         if (await directory.getWebauthnCredential(credential.id)) throw new ParleyError(ErrorCode.Conflict, "this security key is already registered");
         const registered = { action: "webauthn.registered", actor: `user:${principal.userId}`, target: credential.id, details: { name: body.name }, personal: { ip } } as const;
-        await commitAccountChange(services, "registering the key", null, [{ op: "addWebauthnCredential", args: [{ ...credential, userId: principal.userId, name: body.name, createdAt }] }], [
-          await inEveryOrg(services, principal.userId, registered),
-        ]);
-        return { status: 201, body: { id: credential.id, name: body.name, createdAt } };
+        // A first key with no recovery codes to fall back on: codes come with it, in the same
+        // transaction (issued only if still none exist by then, so a racing registration cannot
+        // answer with codes that were replaced).
+        const firstKey = (await directory.listWebauthnCredentials(principal.userId)).length === 0 && (await directory.countRecoveryCodes(principal.userId)) === 0;
+        const recoveryCodes = firstKey ? generateRecoveryCodes(10) : [];
+        const issued = { action: "2fa.recovery-codes-issued", actor: `user:${principal.userId}`, target: principal.userId, details: { reason: "first-security-key" } } as const;
+        const { followed } = await commitAccountChangeWith(
+          services,
+          "registering the key",
+          null,
+          [{ op: "addWebauthnCredential", args: [{ ...credential, userId: principal.userId, name: body.name, createdAt }] }],
+          [await inEveryOrg(services, principal.userId, registered)],
+          firstKey ? { step: { op: "issueRecoveryCodesIfNone", args: [principal.userId, recoveryCodes.map(hashRecoveryCode)] }, events: [await inEveryOrg(services, principal.userId, issued)] } : null,
+        );
+        return { status: 201, body: { id: credential.id, name: body.name, createdAt, ...(followed ? { recoveryCodes } : {}) } };
       },
     }),
     route({
@@ -201,10 +220,21 @@ export function webauthnRoutes(
         const key = await directory.getWebauthnCredential(params.id);
         if (!key || key.userId !== principal.userId) throw new ParleyError(ErrorCode.NotFound, "no such key");
         const removed = { action: "webauthn.removed", actor: `user:${principal.userId}`, target: key.id, details: { name: key.name }, personal: { ip } } as const;
-        const done = await commitAccountChange(services, "removing the key", null, [{ op: "removeWebauthnCredential", args: [principal.userId, params.id] }], [
-          await inEveryOrg(services, principal.userId, removed),
-        ]);
-        if (!done) throw new ParleyError(ErrorCode.NotFound, "no such key");
+        // The last second factor gone (no other key, no authenticator app): its recovery codes go
+        // with it, or they would be a second factor nobody enrolled any more.
+        const user = await me(principal.userId);
+        const lastFactor =
+          !user.totpEnabled && (await directory.listWebauthnCredentials(user.id)).every((k) => k.id === key.id) && (await directory.countRecoveryCodes(user.id)) > 0;
+        const codesRemoved = { action: "2fa.recovery-codes-removed", actor: `user:${user.id}`, target: user.id, details: { reason: "last-second-factor-removed" } } as const;
+        const { results } = await commitAccountChangeWith(
+          services,
+          "removing the key",
+          null,
+          [{ op: "removeWebauthnCredential", args: [principal.userId, params.id] }],
+          [await inEveryOrg(services, principal.userId, removed)],
+          lastFactor ? { step: { op: "removeRecoveryCodesWithoutSecondFactor", args: [user.id] }, events: [await inEveryOrg(services, user.id, codesRemoved)] } : null,
+        );
+        if (!results) throw new ParleyError(ErrorCode.NotFound, "no such key");
         return { status: 204 };
       },
     }),
