@@ -2,7 +2,9 @@
 // takes pg_dump of Parley's schema and, apart, of the data keys, both inside one exported snapshot
 // with every table's row count, each sealed in the same encrypted container as an embedded backup.
 // The keyring goes to its own file so data backups can be kept long and the keyring briefly
-// (crypto-shredding must reach old backups). `parley restore FILE --keyring KFILE` verifies both
+// (crypto-shredding must reach old backups); an old data file restores with a later keyring of the
+// same deployment, minus the conversations destroyed since (postgres-keyring-lineage.ts).
+// `parley restore FILE --keyring KFILE` verifies both
 // files whole, then applies them with psql in ONE transaction into an empty schema (renaming the
 // dumped schema when the target is named otherwise) and checks every table's row count against the
 // manifest before it commits: a restore either lands complete or changes nothing.
@@ -17,8 +19,10 @@ import { BACKUP_FORMAT_VERSION, BackupError, BackupFileWriter, readBackupFile } 
 import { checkManifestLength, encodeManifest, parleyVersion, parseManifestJson } from "./backup-manifest.ts";
 import { hashFile } from "./create-backup.ts";
 import { PayloadReader } from "./restore-backup.ts";
-import { connect, inExportedSnapshot, quoteIdent, relationsIn, rowCounts, runTool, targetSchema } from "./postgres-tools.ts";
+import { connect, inExportedSnapshot, quoteIdent, relationsIn, rowCounts, runTool, tablesOf, targetSchema } from "./postgres-tools.ts";
+import { checkKeyringLineage, deploymentIdOf, destroyedSinceIn, destroyedSinceScript } from "./postgres-keyring-lineage.ts";
 import { runningServer } from "./server-lock.ts";
+import { DeletionLedger } from "../lifecycle/deletion-ledger.ts";
 import { type Clock, systemClock } from "../platform/clock.ts";
 
 /** The table of data keys: dumped only into the keyring file. */
@@ -27,8 +31,10 @@ const KEYRING_TABLE = "data_keys";
 const manifestSchema = z.object({
   format: z.literal(BACKUP_FORMAT_VERSION),
   kind: z.enum(["postgres-data", "postgres-keyring"]),
-  /** Shared by the data file and its keyring file: a restore refuses a keyring from another backup. */
+  /** Shared by the data file and its keyring file. */
   backupId: z.string().uuid(),
+  /** The deployment's id (postgres-keyring-lineage.ts): a later keyring of the same deployment opens an older data file. Absent in backups made before it. */
+  deploymentId: z.string().uuid().optional(),
   createdAt: z.string(),
   parleyVersion: z.string(),
   /** The schema as dumped (a restore into another name renames it). */
@@ -105,6 +111,8 @@ export async function createPostgresBackup(options: PostgresBackupOptions): Prom
   const work = await mkdtemp(path.join(options.workDir, ".pg-backup-"));
   try {
     const schema = await targetSchema(client);
+    if (!(await tablesOf(client, schema)).includes(KEYRING_TABLE)) throw new BackupError(`schema ${schema} holds no Parley store (no ${KEYRING_TABLE} table): check DATABASE_URL's search_path`);
+    const deploymentId = await deploymentIdOf(client, schema);
     const backupId = randomUUID();
     const createdAt = new Date((options.now ?? systemClock)()).toISOString();
     const version = await parleyVersion();
@@ -121,7 +129,7 @@ export async function createPostgresBackup(options: PostgresBackupOptions): Prom
       const { [KEYRING_TABLE]: keys, ...dataCounts } = counts;
       return { dataDump, keyringDump, dataCounts, keyCounts: { [KEYRING_TABLE]: keys as number } };
     });
-    const base = { format: BACKUP_FORMAT_VERSION, backupId, createdAt, parleyVersion: version, schema } as const;
+    const base = { format: BACKUP_FORMAT_VERSION, backupId, deploymentId, createdAt, parleyVersion: version, schema } as const;
     const data: PostgresBackupManifest = { ...base, kind: "postgres-data", rowCounts: dumps.dataCounts, dump: await hashFile(dumps.dataDump) };
     const keyring: PostgresBackupManifest = { ...base, kind: "postgres-keyring", rowCounts: dumps.keyCounts, dump: await hashFile(dumps.keyringDump) };
     await sealPostgresBackup(options.out, options.masterKey, data, dumps.dataDump);
@@ -162,24 +170,27 @@ export async function readPostgresBackup(file: string, masterKeys: readonly Uint
   }
 }
 
-/** Reads a data backup and its keyring file whole and checks they are one backup's pair (extracting both dumps if asked). */
+/**
+ * Reads a data backup and a keyring file whole and checks the keyring may open it: its own, or a
+ * later one of the same deployment (`newerKeyring`; postgres-keyring-lineage.ts). Extracts both dumps if asked.
+ */
 export async function readPostgresBackupPair(
   file: string,
   keyringFile: string,
   masterKeys: readonly Uint8Array[],
   extractTo?: { data: string; keyring: string },
-): Promise<{ manifest: PostgresBackupManifest; keyring: PostgresBackupManifest }> {
+): Promise<{ manifest: PostgresBackupManifest; keyring: PostgresBackupManifest; newerKeyring: boolean }> {
   const manifest = await readPostgresBackup(file, masterKeys, extractTo?.data);
   if (manifest.kind === "postgres-data" && !(await access(keyringFile).then(() => true, () => false))) {
     throw new BackupError(
-      `the keyring file of backup ${manifest.backupId} (${manifest.createdAt}) is not there (${keyringFile}): without the data keys it holds, this data backup cannot be decrypted or restored. Keyring files are kept only briefly (scheduled backups: PARLEY_BACKUP_KEEP_KEYRING_DAYS) so that destroying a conversation's key reaches old data backups too; restore a newer backup whose keyring file is still kept. Nothing was changed`,
+      `the keyring file of backup ${manifest.backupId} (${manifest.createdAt}) is not there (${keyringFile}): without the data keys it holds, this data backup cannot be decrypted or restored. Keyring files are kept only briefly (scheduled backups: PARLEY_BACKUP_KEEP_KEYRING_DAYS) so that destroying a conversation's key reaches old data backups too; restore it with the newest keyring file kept of this deployment (--keyring; the conversations destroyed since are then not restored), or a newer backup. Nothing was changed`,
     );
   }
   const keyring = await readPostgresBackup(keyringFile, masterKeys, extractTo?.keyring);
   if (manifest.kind !== "postgres-data") throw new BackupError(`${file} is a keyring file, not a data backup`);
   if (keyring.kind !== "postgres-keyring") throw new BackupError(`${keyringFile} is not a keyring file`);
-  if (keyring.backupId !== manifest.backupId) throw new BackupError(`${keyringFile} is the keyring of another backup (${keyring.createdAt}), not of ${manifest.createdAt}`);
-  return { manifest, keyring };
+  const { newer } = checkKeyringLineage(manifest, keyring, keyringFile);
+  return { manifest, keyring, newerKeyring: newer };
 }
 
 export interface PostgresRestoreOptions {
@@ -189,6 +200,8 @@ export interface PostgresRestoreOptions {
   /** The node's data directory: no server may run on it, and it holds the staging folder. */
   dataDir: string;
   masterKeys: readonly Uint8Array[];
+  /** The clock the tombstones of conversations destroyed since are stamped by (default: the system's). */
+  now?: Clock;
   /** Destroys again what the deletion ledger records; runs after the commit, before any server starts. */
   replayLedger: () => Promise<string>;
 }
@@ -210,7 +223,7 @@ function pgText(value: string): string {
 /** Restores a Postgres backup and its keyring into the empty schema DATABASE_URL names. */
 export async function restorePostgresBackup(
   options: PostgresRestoreOptions,
-): Promise<{ manifest: PostgresBackupManifest; keyring: PostgresBackupManifest; schema: string; ledger: string }> {
+): Promise<{ manifest: PostgresBackupManifest; keyring: PostgresBackupManifest; schema: string; ledger: string; destroyedSince: string[] }> {
   const refuseIfRunning = async () => {
     const server = await runningServer(options.dataDir);
     if (server) throw new BackupError(`a Parley server (pid ${server.pid}) is running on ${options.dataDir}: stop every node before restoring`);
@@ -228,7 +241,7 @@ export async function restorePostgresBackup(
     // Both files whole, and from the same backup, before the database is touched.
     const dataDump = path.join(staging, "data.sql");
     const keyringDump = path.join(staging, "keyring.sql");
-    const { manifest, keyring } = await readPostgresBackupPair(options.file, options.keyringFile, options.masterKeys, { data: dataDump, keyring: keyringDump });
+    const { manifest, keyring, newerKeyring } = await readPostgresBackupPair(options.file, options.keyringFile, options.masterKeys, { data: dataDump, keyring: keyringDump });
 
     const schema = await targetSchema(client);
     const present = await relationsIn(client, schema);
@@ -236,6 +249,8 @@ export async function restorePostgresBackup(
     if (schema !== manifest.schema && (await relationsIn(client, manifest.schema)) !== null) {
       throw new BackupError(`this database already has a schema ${manifest.schema} (the backup's): restore into another database; nothing was changed`);
     }
+    // Opened before the transaction: a damaged ledger stops the restore before it changes anything.
+    const deletionLedger = newerKeyring ? await DeletionLedger.open(options.dataDir) : null;
     await refuseIfRunning();
     // One transaction: an empty target schema dropped (the dump creates its own), the data, the
     // keys, the rename to the target's name, the row-count check. Any failure rolls all of it back.
@@ -248,11 +263,17 @@ export async function restorePostgresBackup(
       ...(schema !== manifest.schema ? ["-c", `ALTER SCHEMA ${quoteIdent(manifest.schema)} RENAME TO ${quoteIdent(schema)}`] : []),
       "-c",
       rowCountCheck(schema, { ...manifest.rowCounts, ...keyring.rowCounts }),
+      // A later keyring: the conversations it has no key for were destroyed since; they stay so.
+      ...(newerKeyring ? destroyedSinceScript(schema, (options.now ?? systemClock)()) : []),
     ];
-    await runTool("psql", ["--no-psqlrc", "--quiet", "--single-transaction", "-v", "ON_ERROR_STOP=1", ...script], options.databaseUrl);
+    const output = await runTool("psql", ["--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "--single-transaction", "-v", "ON_ERROR_STOP=1", ...script], options.databaseUrl);
     await disconnect();
+    const destroyedSince = destroyedSinceIn(output);
+    // Recorded as destructions: the replay removes their directory records and notes it in their parties' audit chains.
+    const at = (options.now ?? systemClock)();
+    for (const id of destroyedSince) await deletionLedger?.append("conversation", id, "replay", at);
     const ledger = await options.replayLedger();
-    return { manifest, keyring, schema, ledger };
+    return { manifest, keyring, schema, ledger, destroyedSince };
   } finally {
     await disconnect();
     await rm(staging, { recursive: true, force: true });

@@ -151,8 +151,10 @@ export async function restoreCommand(args: string[]): Promise<void> {
     const { config } = context;
     const replay = ledgerReplay(context);
     if (config.store.databaseUrl && keyring) {
-      const restored = await restorePostgresBackup({ file, keyringFile: keyring, databaseUrl: config.store.databaseUrl, dataDir: config.dataDir, masterKeys, replayLedger: replay });
-      process.stdout.write(`restored ${file} and ${keyring} into schema ${restored.schema} (every table's row count checked)\n${describePostgres(restored.manifest)}${restored.ledger}\n`);
+      const restored = await restorePostgresBackup({ now: context.now, file, keyringFile: keyring, databaseUrl: config.store.databaseUrl, dataDir: config.dataDir, masterKeys, replayLedger: replay });
+      // A later keyring of the deployment: what it holds no key for was destroyed after the backup.
+      const destroyed = restored.destroyedSince.length > 0 ? `${restored.destroyedSince.length} conversations destroyed since this backup: not restored [${restored.destroyedSince.join(", ")}]\n` : "";
+      process.stdout.write(`restored ${file} and ${keyring} into schema ${restored.schema} (every table's row count checked)\n${describePostgres(restored.manifest)}${destroyed}${restored.ledger}\n`);
       return;
     }
     const result = await restoreBackup({ now: context.now, file, dataDir: config.dataDir, masterKeys, replayLedger: replay });
