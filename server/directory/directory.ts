@@ -50,7 +50,7 @@ export interface AuditedChanges {
   /**
    * Runs one mutating operation and appends `appends` to their organisations' audit chains in
    * the same transaction: both happen or neither does, whatever crashes when. The entries are
-   * appended only when the operation changed something (a result other than `false` or `null`);
+   * appended only when the operation changed something (see {@link changedSomething});
    * an operation that throws appends nothing. The chains' sequence numbers and hashes are
    * assigned under each chain head's lock, as by the audit log's own appends.
    */
@@ -129,9 +129,22 @@ export const AUDITED_OPERATIONS = [
   "erasePerson",
   "recordDeletion",
   "removeConversationRecord",
+  "confirmPendingSignup",
+  "consumeInvitationCode",
 ] as const satisfies readonly (keyof Directory)[];
 
 export type AuditedOperation = (typeof AUDITED_OPERATIONS)[number];
+
+/**
+ * Whether an audited operation's result says it changed what its entries record: anything but
+ * `false` or `null`, except a sign-up confirmed after its address got an account (`{status:
+ * "exists"}`), which spends the link but creates no organisation, so its entry has no chain to go in.
+ */
+export function changedSomething(op: AuditedOperation, result: unknown): boolean {
+  if (result === false || result === null) return false;
+  if (op === "confirmPendingSignup") return (result as { status?: string }).status === "created";
+  return true;
+}
 
 /** Every operation of {@link Directory}, by name (what a worker thread or a wrapper forwards). */
 export const DIRECTORY_OPERATIONS = [

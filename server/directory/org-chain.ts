@@ -51,6 +51,7 @@ export const ORG_AUDIT_ACTIONS = [
   "webauthn.removed",
   "2fa.recovery-codes-issued",
   "2fa.recovery-codes-removed",
+  "organisation.created",
 ] as const;
 
 /** One kind of org event. */

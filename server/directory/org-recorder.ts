@@ -4,7 +4,7 @@
 // hash under the audit key, so deleting a person removes nothing a chain's hashes cover.
 
 import { createHmac } from "node:crypto";
-import type { AuditedChangesOf, AuditedOperation, AuditedOutcome, AuditedStep, Directory, OrgAuditAppend } from "./directory.ts";
+import { type AuditedChangesOf, type AuditedOperation, type AuditedOutcome, type AuditedStep, changedSomething, type Directory, type OrgAuditAppend } from "./directory.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { detailsProblem, type OrgAuditAction, type OrgAuditDetail, type OrgAuditEntry } from "./org-chain.ts";
@@ -67,7 +67,7 @@ export class OrgAuditRecorder {
   /**
    * Runs a directory change and appends its event to `org`'s chain (or each of several) in the same transaction, so
    * neither exists without the other whatever crashes when (see Directory.audited). Nothing is
-   * appended when the change reports it changed nothing (false or null). Resolves with the
+   * appended when the change reports it changed nothing (see changedSomething). Resolves with the
    * operation's result; listeners hear of the event once it committed.
    */
   async recordWith<K extends AuditedOperation>(
@@ -79,7 +79,7 @@ export class OrgAuditRecorder {
   ): Promise<Awaited<ReturnType<Directory[K]>>> {
     const orgs = [...new Set(typeof org === "string" ? [org] : org)];
     const result = await directory.audited(op, args, orgs.map((o) => this.entryFor(o, event)));
-    if (result !== false && result !== null) for (const o of orgs) this.tell(o, event);
+    if (changedSomething(op, result)) for (const o of orgs) this.tell(o, event);
     return result as Awaited<ReturnType<Directory[K]>>;
   }
 

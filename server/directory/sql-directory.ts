@@ -4,7 +4,7 @@
 // owner) rests on conditional UPDATEs and row locks in the shared statements, not on this process.
 
 import { SqlAuditLog } from "./sql-audit-log.ts";
-import { AUDITED_OPERATIONS, type AuditedOperation, type AuditedOutcome, type AuditedStep, type Directory, DirectoryError, type OrgAuditAppend } from "./directory.ts";
+import { AUDITED_OPERATIONS, type AuditedOperation, type AuditedOutcome, type AuditedStep, changedSomething, type Directory, DirectoryError, type OrgAuditAppend } from "./directory.ts";
 import {
   type AccessRow,
   accessFromRow,
@@ -697,7 +697,7 @@ export class SqlDirectory implements Directory {
         const results: unknown[] = [];
         for (const [index, step] of steps.entries()) {
           const result = await inner[step.op](...(step.args as unknown[]));
-          if ((result === false || result === null) && !step.optional) {
+          if (!changedSomething(step.op, result) && !step.optional) {
             undo.unchangedStep = index;
             undo.result = result;
             if (undoOnNoChange) throw undo;

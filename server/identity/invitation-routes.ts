@@ -82,20 +82,21 @@ export function invitationRoutes(services: InvitationRouteServices, invitations:
         }),
       },
       errors: [ErrorCode.InvitationInvalid, ErrorCode.DeviceCodeRequired, ErrorCode.InvalidTwoFactorCode, ErrorCode.RateLimited],
-      async handler({ params, body, headers }): Promise<RouteResult> {
+      async handler({ params, body, headers, ip }): Promise<RouteResult> {
         const deviceToken = body.deviceToken ?? cookieValue(headers.cookie, DEVICE_COOKIE);
+        const from = { ip, userAgent: headers.userAgent };
         const deviceCookie = (signIn: InvitationSignIn): [string, string][] =>
           signIn.deviceToken
             ? [["Set-Cookie", `${DEVICE_COOKIE}=${signIn.deviceToken}; Path=/invite; Max-Age=1209600; HttpOnly; Secure; SameSite=Strict`]]
             : [];
         if (!isBrowserForm(headers)) {
-          const signIn = await invitations.accept(params.token, { deviceToken, code: body.code });
+          const signIn = await invitations.accept(params.token, { deviceToken, code: body.code }, from);
           const { conversationId, userId, deviceToken: device, ...pair } = signIn;
           const { tokens, headers: cookies } = deliverTokens(services, pair, body.refreshCookie);
           return { status: 200, body: { ...tokens, conversationId, userId, deviceToken: device }, headers: [...deviceCookie(signIn), ...cookies] };
         }
         try {
-          const signIn = await invitations.accept(params.token, { deviceToken, code: body.code });
+          const signIn = await invitations.accept(params.token, { deviceToken, code: body.code }, from);
           const { headers: cookies } = deliverTokens(services, signIn, true);
           return {
             status: 303,

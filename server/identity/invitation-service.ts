@@ -5,10 +5,10 @@
 
 import { createHmac, randomBytes, randomInt } from "node:crypto";
 import { ErrorCode, type EventActor } from "../../protocol/index.ts";
-import type { OrgAuditRecorder } from "../directory/org-recorder.ts";
+import type { OrgAuditRecorder, OrgEventFor } from "../directory/org-recorder.ts";
 import type { AttemptLimiter } from "../auth/attempt-limiter.ts";
 import type { AccountDirectory } from "../directory/account-directory.ts";
-import type { AuditedChanges, AuditedStep } from "../directory/directory.ts";
+import { type AuditedChanges, type AuditedOutcome, type AuditedStep, DirectoryError } from "../directory/directory.ts";
 import type { InvitationDirectory } from "../directory/invitation-directory.ts";
 import type { OrganisationDirectory } from "../directory/organisation-directory.ts";
 import type { InvitationRecord, ParticipantRole } from "../directory/directory-types.ts";
@@ -151,8 +151,11 @@ export class InvitationService {
   /**
    * Redeems a link (always by POST: mail scanners prefetch GET links). First use signs the
    * person in and binds this device; later uses need this device's token or an emailed code.
+   * Every sign-in commits with its "login.succeeded" entry in the invitee's organisation chain
+   * (and what it spends: the binding with its "invitation.used" entry, a device code): when the
+   * audit trail cannot take them, there is no session and nothing is spent (StoreUnavailable).
    */
-  async accept(token: string, proof: { deviceToken?: string; code?: string }): Promise<InvitationSignIn> {
+  async accept(token: string, proof: { deviceToken?: string; code?: string }, from: { ip: string; userAgent: string }): Promise<InvitationSignIn> {
     const invitation = await this.lookup(token);
     const { directory } = this.deps;
     if (invitation.userId === null) {
@@ -160,26 +163,32 @@ export class InvitationService {
       const deviceToken = randomBytes(32).toString("base64url");
       // Bound to this person and device with its "invitation.used" entry, or not at all.
       const used = { action: "invitation.used", actor: `user:${user.id}`, target: invitation.id, details: { conversation: invitation.conversationId, user: user.id } } as const;
-      if (await this.deps.orgAudit.recordWith(directory, "bindInvitation", [invitation.id, user.id, secretHash(deviceToken), this.deps.now()], invitation.invitedByOrg, used)) {
+      const bind: AuditedStep = { op: "bindInvitation", args: [invitation.id, user.id, secretHash(deviceToken), this.deps.now()] };
+      const signIn = await this.signIn(user.id, invitation, from, { steps: [bind], events: [{ orgs: invitation.invitedByOrg, event: used }] });
+      if (signIn) {
         this.deps.events.emit({ kind: "conversation-access-changed", conversationId: invitation.conversationId });
         await this.deps.partnerEvents.record("invitation.accepted", invitation.conversationId, { invitation: invitation.id, user: user.id }, { audience: "starting-org" });
-        return { ...(await this.signIn(user.id, invitation.conversationId)), conversationId: invitation.conversationId, userId: user.id, deviceToken };
+        return { ...signIn, conversationId: invitation.conversationId, userId: user.id, deviceToken };
       }
       // Someone redeemed it at the same moment: treat this as a second device.
-      return this.accept(token, proof);
+      return this.accept(token, proof, from);
     }
     const userId = invitation.userId;
     if (proof.deviceToken && invitation.deviceHash === secretHash(proof.deviceToken)) {
-      return { ...(await this.signIn(userId, invitation.conversationId)), conversationId: invitation.conversationId, userId };
+      const signIn = await this.signIn(userId, invitation, from, { steps: [], events: [] });
+      if (signIn) return { ...signIn, conversationId: invitation.conversationId, userId };
     }
     if (proof.code) {
       const key = `invitation:${invitation.id}`;
       const now = this.deps.now();
       const gate = await this.deps.codeLimiter.check(key);
       if (!gate.allowed) throw new RateLimitedError("too many wrong codes; wait", gate.retryAfterMs / 1000);
-      if (await directory.consumeInvitationCode(invitation.id, this.codeHash(invitation.id, proof.code), now)) {
+      // The code is spent with the session and its entry: refused, it stays good.
+      const spend: AuditedStep = { op: "consumeInvitationCode", args: [invitation.id, this.codeHash(invitation.id, proof.code), now] };
+      const signIn = await this.signIn(userId, invitation, from, { steps: [spend], events: [] });
+      if (signIn) {
         await this.deps.codeLimiter.succeed(key);
-        return { ...(await this.signIn(userId, invitation.conversationId)), conversationId: invitation.conversationId, userId };
+        return { ...signIn, conversationId: invitation.conversationId, userId };
       }
       await this.deps.codeLimiter.fail(key);
       throw new ParleyError(ErrorCode.InvalidTwoFactorCode, "the code is wrong, expired or already used");
@@ -233,12 +242,32 @@ export class InvitationService {
    * reached only through its password and second factor: the link opens the invited
    * conversation alone (a session scoped to it, which stays scoped when refreshed).
    */
-  private async signIn(userId: string, conversationId: string): Promise<TokenPair & { scope: "account" | "conversation" }> {
+  private async signIn(
+    userId: string,
+    invitation: InvitationRecord,
+    from: { ip: string; userAgent: string },
+    spends: { steps: AuditedStep[]; events: OrgEventFor[] },
+  ): Promise<(TokenPair & { scope: "account" | "conversation" }) | null> {
     const [user, memberships] = await Promise.all([this.deps.directory.getUser(userId), this.deps.directory.listMemberships(userId)]);
     const [membership] = memberships;
     if (!user || !membership) throw new ParleyError(ErrorCode.InvalidCredentials, "this account has no organisation");
     const mailboxOnly = user.passwordHash === null && !user.totpEnabled && memberships.length === 1 && membership.role === "owner";
-    if (mailboxOnly) return { ...(await this.deps.sessions.start(userId, membership.orgId)), scope: "account" };
-    return { ...(await this.deps.sessions.start(userId, membership.orgId, { conversationScope: conversationId })), scope: "conversation" };
+    const scope = mailboxOnly ? "account" : "conversation";
+    const session = this.deps.sessions.prepare(userId, membership.orgId, mailboxOnly ? {} : { conversationScope: invitation.conversationId });
+    // In the chain of the organisation the session is for (the invitee's), as a password sign-in
+    // is; the inviting organisation's chain has the link's first use ("invitation.used").
+    const login: OrgEventFor = {
+      orgs: membership.orgId,
+      event: { action: "login.succeeded", actor: `user:${userId}`, target: userId, details: { invitation: invitation.id, conversation: invitation.conversationId, scope }, personal: from },
+    };
+    let outcome: AuditedOutcome;
+    try {
+      outcome = await this.deps.orgAudit.recordStepsWith(this.deps.directory, [...spends.steps, session.step], [...spends.events, login]);
+    } catch (error) {
+      if (error instanceof ParleyError || (error instanceof DirectoryError && error.code !== "unavailable")) throw error;
+      throw new ParleyError(ErrorCode.StoreUnavailable, "the sign-in could not be recorded in the audit trail, so it did not happen; nothing changed, try again");
+    }
+    if (!outcome.changed) return null;
+    return { ...(await session.tokens()), scope };
   }
 }

@@ -9,7 +9,9 @@ import { ErrorCode } from "../../protocol/index.ts";
 import type { AttemptLimiter } from "../auth/attempt-limiter.ts";
 import type { PasswordHasher } from "../auth/passwords.ts";
 import type { AccountDirectory } from "../directory/account-directory.ts";
+import { type AuditedChangesOf, DirectoryError } from "../directory/directory.ts";
 import type { OrganisationDirectory } from "../directory/organisation-directory.ts";
+import type { OrgAuditRecorder } from "../directory/org-recorder.ts";
 import type { PendingSignup } from "../directory/directory-types.ts";
 import { ParleyError } from "../platform/errors.ts";
 import { secretHash } from "../http/principal.ts";
@@ -35,7 +37,9 @@ export interface NewOwner {
 export class SignUpService {
   constructor(
     private readonly deps: {
-      directory: Pick<OrganisationDirectory, "createPendingSignup" | "getPendingSignup" | "confirmPendingSignup"> & Pick<AccountDirectory, "getUserByEmail">;
+      directory: Pick<OrganisationDirectory, "createPendingSignup" | "getPendingSignup"> & Pick<AccountDirectory, "getUserByEmail"> & AuditedChangesOf<"confirmPendingSignup">;
+      /** Writes the new organisation's first entry, "organisation.created", in the transaction that creates it. */
+      orgAudit: Pick<OrgAuditRecorder, "recordWith">;
       mailer: Mailer;
       hasher: PasswordHasher;
       /** Sign-up mails per address (counted as "attempts"): a mailbox cannot be flooded through sign-up. */
@@ -88,11 +92,25 @@ export class SignUpService {
 
   /**
    * Spends the link and creates the organisation with its owner (always by POST: mail scanners
-   * fetch GET links). Conflict when the address got an account since the link was mailed.
+   * fetch GET links), with the organisation chain's first entry in the same transaction: when
+   * that entry cannot be written nothing is created and the link still works (StoreUnavailable).
+   * Conflict when the address got an account since the link was mailed (no entry then: there is
+   * no new organisation to record it in).
    */
   async confirm(token: string): Promise<NewOwner> {
+    const tokenHash = secretHash(token);
+    const pending = await this.deps.directory.getPendingSignup(tokenHash, this.deps.now());
+    if (!pending) throw invalidLink();
     const ids = { userId: this.deps.newId("usr"), orgId: this.deps.newId("org") };
-    const confirmed = await this.deps.directory.confirmPendingSignup(secretHash(token), ids, this.deps.now());
+    const created = { action: "organisation.created", actor: `user:${ids.userId}`, target: ids.orgId, details: { role: "owner" }, personal: { email: pending.email } } as const;
+    let confirmed: Awaited<ReturnType<OrganisationDirectory["confirmPendingSignup"]>>;
+    try {
+      confirmed = await this.deps.orgAudit.recordWith(this.deps.directory, "confirmPendingSignup", [tokenHash, ids, this.deps.now()], ids.orgId, created);
+    } catch (error) {
+      if (error instanceof ParleyError || (error instanceof DirectoryError && error.code !== "unavailable")) throw error;
+      this.deps.log({ err: error, security: "signup-unaudited" }, "sign-up refused: its audit entry could not be written");
+      throw new ParleyError(ErrorCode.StoreUnavailable, "the sign-up could not be recorded in the audit trail, so nothing was created; the link still works, try again");
+    }
     if (!confirmed) throw invalidLink();
     // Only the mailbox's holder gets here: telling them their own address has an account is no leak.
     if (confirmed.status === "exists") throw new ParleyError(ErrorCode.Conflict, "this address has a Parley account already: sign in instead");
