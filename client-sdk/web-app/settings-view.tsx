@@ -6,6 +6,7 @@
 import QRCode from "qrcode";
 import { useEffect, useState } from "preact/hooks";
 import { api } from "./api.ts";
+import { RecoveryCodes } from "./recovery-codes.tsx";
 import { SecurityKeysPanel } from "./security-keys-panel.tsx";
 import { reloadSession, type Session } from "./session.ts";
 import { ErrorText, Field, formatTime, Panel, useLoad } from "./ui.tsx";
@@ -50,19 +51,14 @@ function TwoFactor({ session, onSession }: { session: Session; onSession: (s: Se
   return (
     <Panel title="Two-factor authentication">
       {recoveryCodes && (
-        <section class="once" aria-label="Recovery codes">
-          <p>
-            <strong>Two-factor is on.</strong> Keep these recovery codes somewhere safe: each works once, if you lose your authenticator. They are shown only
-            now.
-          </p>
-          <ul class="codes">
-            {recoveryCodes.map((c) => (
-              <li key={c}>
-                <code>{c}</code>
-              </li>
-            ))}
-          </ul>
-        </section>
+        <RecoveryCodes
+          codes={recoveryCodes}
+          lead={
+            <>
+              <strong>Two-factor is on.</strong> Keep these recovery codes somewhere safe: each works once, if you lose your authenticator. They are shown only now.
+            </>
+          }
+        />
       )}
       {!session.user.twoFactor && !enrolment && (
         <>
