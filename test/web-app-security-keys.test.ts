@@ -1,10 +1,11 @@
 // Security keys in the web app, end to end in real Chromium: its virtual authenticator (DevTools
 // protocol WebAuthn.addVirtualAuthenticator) answers the app's navigator.credentials calls on the
 // server's own origin (http://localhost is a secure context). A person adds a named key in the
-// settings and renames it, signs out, signs in with password + key (a key-only account is asked for
-// no code; "use a recovery code" reveals the field while it has codes left), then with the passkey
-// alone, removes the key, and the removed key no longer signs anyone in. Every step is checked
-// against the audit chain.
+// settings (the first key shows its ten recovery codes, once) and renames it, signs out, signs in
+// with password + key (a key-only account is asked for no code; "use a recovery code" reveals the
+// field), then with one of the codes the settings showed (which then fails a second time), asks
+// for new codes with the key, signs in with the passkey alone, removes the key (its codes go with
+// it), and the removed key no longer signs anyone in. Every step is checked against the audit chain.
 
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -12,7 +13,6 @@ import path from "node:path";
 import type { Browser, BrowserContext, CDPSession, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildWebApp } from "../client-sdk/web-app/build.ts";
-import { generateRecoveryCodes, hashRecoveryCode } from "../server/auth/totp.ts";
 import { chromiumAvailable, launchChromium, screenshot, screenshotFailures, textOf, visible } from "./helpers/browser.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { freePort, startTestServer, type TestServer } from "./helpers/server.ts";
@@ -30,6 +30,8 @@ let context: BrowserContext;
 let page: Page;
 let cdp: CDPSession;
 let authenticatorId: string;
+/** The recovery codes the settings showed with the first key. */
+let issuedCodes: string[] = [];
 const cspViolations: string[] = [];
 
 beforeAll(async () => {
@@ -98,7 +100,20 @@ describe.skipIf(!available)("security keys in the web app, in Chromium", () => {
     await panel.getByRole("button", { name: "Add a security key" }).click();
     await visible(panel.getByRole("status").getByText("Added the security key “Desk key”"));
     await visible(panel.getByText(/Desk key.*never used/));
+    // The first key came with ten recovery codes, shown here in the "save these" box.
+    const codesBox = panel.getByRole("region", { name: "Recovery codes" });
+    await visible(codesBox.getByText("They are shown only now."));
+    issuedCodes = await codesBox.locator("code").allTextContents();
+    expect(issuedCodes).toHaveLength(10);
+    for (const code of issuedCodes) expect(code).toMatch(/^[0-9a-z]{4}(-[0-9a-z]{4}){3}$/);
     await screenshot(page, "security-keys-settings");
+    // Shown once: back on the settings later, no codes.
+    await page.getByRole("link", { name: "Conversations" }).click();
+    await page.getByRole("link", { name: "Settings" }).click();
+    await visible(panel.getByText(/Desk key.*never used/));
+    expect(await page.getByRole("region", { name: "Recovery codes" }).count()).toBe(0);
+    expect(await page.content()).not.toContain(issuedCodes[0]);
+    expect(await orgEntries("2fa.recovery-codes-issued")).toHaveLength(1);
     expect((await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials).toHaveLength(1);
     const listed = await api("GET", "/v1/auth/webauthn/credentials", { token: owner.token });
     expect((listed.body.items as { name: string }[]).map((k) => k.name)).toEqual(["Desk key"]);
@@ -136,11 +151,11 @@ describe.skipIf(!available)("security keys in the web app, in Chromium", () => {
     await signInWithPassword();
     await visible(page.getByRole("button", { name: "Use your security key" }));
     await screenshot(page, "security-key-second-factor");
-    // No authenticator app and no recovery codes: no field for a code that cannot work, and no
-    // "Sign in" that would only ask again.
+    // No authenticator app: no field for a code that cannot work, and no "Sign in" that would only
+    // ask again; the recovery codes behind their link.
     expect(await page.getByLabel("Authentication code").count()).toBe(0);
     expect(await page.getByLabel("Recovery code").count()).toBe(0);
-    expect(await page.getByRole("button", { name: /recovery code/ }).count()).toBe(0);
+    expect(await page.getByRole("button", { name: "Use a recovery code" }).count()).toBe(1);
     expect(await page.getByRole("button", { name: "Sign in", exact: true }).count()).toBe(0);
     await page.getByRole("button", { name: "Use your security key" }).click();
     await visible(page.getByRole("heading", { name: "Conversations" }));
@@ -149,30 +164,47 @@ describe.skipIf(!available)("security keys in the web app, in Chromium", () => {
     expect(chain.filter((e) => e.action === "login.succeeded").at(-1)?.details).toMatchObject({ secondFactor: true });
   }, 120_000);
 
-  it("offers a key-only account's recovery codes behind a link, and a recovery code signs in", async () => {
-    // The API issues recovery codes with the authenticator app only, and turning the app off
-    // takes them away; a key-only account with codes left is arranged in the directory itself.
-    const [recoveryCode] = generateRecoveryCodes(1);
-    await server.server.identity.services.directory.replaceRecoveryCodes(owner.userId, [hashRecoveryCode(recoveryCode)]);
-    await signOut();
+  async function signInWithRecoveryCode(code: string) {
     await signInWithPassword();
     await visible(page.getByRole("button", { name: "Use your security key" }));
-    expect(await page.getByLabel("Authentication code").count()).toBe(0);
-    expect(await page.getByLabel("Recovery code").count()).toBe(0);
     await page.getByRole("button", { name: "Use a recovery code" }).click();
-    await page.getByLabel("Recovery code").fill(recoveryCode);
-    await screenshot(page, "security-key-recovery-code");
+    await page.getByLabel("Recovery code").fill(code);
     await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  }
+
+  it("signs a key-only account in with a recovery code the settings showed, once only", async () => {
+    await signOut();
+    await signInWithRecoveryCode(issuedCodes[0]);
     await visible(page.getByRole("heading", { name: "Conversations" }));
     expect(await orgEntries("2fa.recovery-code-used")).toHaveLength(1);
     expect((await orgEntries("login.succeeded")).at(-1)?.details).toMatchObject({ secondFactor: true });
-    // That was the last code: the next sign-in offers the key alone again.
+    // The same code a second time: refused, nobody signed in.
     await signOut();
-    await signInWithPassword();
-    await visible(page.getByRole("button", { name: "Use your security key" }));
-    expect(await page.getByRole("button", { name: /recovery code/ }).count()).toBe(0);
-    await page.getByRole("button", { name: "Use your security key" }).click();
+    await signInWithRecoveryCode(issuedCodes[0]);
+    await expect.poll(() => textOf(page.getByRole("alert"))).toContain("already used");
+    expect(await page.getByRole("heading", { name: "Conversations" }).count()).toBe(0);
+    expect(await orgEntries("2fa.recovery-code-used")).toHaveLength(1);
+    // Another of them works.
+    await page.goto(`${base}/`);
+    await signInWithRecoveryCode(issuedCodes[1]);
     await visible(page.getByRole("heading", { name: "Conversations" }));
+    await screenshot(page, "security-key-recovery-code");
+    expect(await orgEntries("2fa.recovery-code-used")).toHaveLength(2);
+  }, 120_000);
+
+  it("replaces the recovery codes from the settings, confirmed with the key: the old ones stop working", async () => {
+    await page.getByRole("link", { name: "Settings" }).click();
+    const panel = page.getByRole("region", { name: "Security keys" });
+    await panel.getByRole("button", { name: "New recovery codes" }).click();
+    await visible(panel.getByRole("status").getByText("New recovery codes: the old ones no longer work."));
+    const fresh = await panel.getByRole("region", { name: "Recovery codes" }).locator("code").allTextContents();
+    expect(fresh).toHaveLength(10);
+    expect(fresh.filter((c) => issuedCodes.includes(c))).toEqual([]);
+    expect(await orgEntries("2fa.recovery-codes-issued")).toHaveLength(2);
+    const login = (recoveryCode: string) => api("POST", "/v1/auth/login", { body: { email: EMAIL, password: TEST_PASSWORD, recoveryCode } });
+    expect((await login(issuedCodes[2])).status).toBe(401);
+    expect((await login(fresh[0])).status).toBe(200);
+    issuedCodes = fresh.slice(1);
   }, 120_000);
 
   it("signs in with the passkey alone, without a password", async () => {
@@ -190,6 +222,8 @@ describe.skipIf(!available)("security keys in the web app, in Chromium", () => {
     await visible(panel.getByText("No security key yet."));
     const actions = ["webauthn.registered", "webauthn.renamed", "webauthn.used", "webauthn.used", "webauthn.used", "webauthn.removed"];
     expect(await webauthnActions()).toEqual(actions);
+    // It was the last second factor: its recovery codes went with it.
+    expect(await orgEntries("2fa.recovery-codes-removed")).toHaveLength(1);
 
     await signOut();
     // The authenticator still holds the credential; the server no longer knows it.
@@ -202,6 +236,10 @@ describe.skipIf(!available)("security keys in the web app, in Chromium", () => {
     await visible(page.getByRole("heading", { name: "Conversations" }));
     expect(await page.getByRole("button", { name: "Use your security key" }).count()).toBe(0);
     expect(await webauthnActions()).toEqual(actions);
+    // A code that was left is no factor any more: a key registered now comes with new ones, not with these.
+    const stillKnown = await api("POST", "/v1/auth/login", { body: { email: EMAIL, password: TEST_PASSWORD, recoveryCode: issuedCodes[0] } });
+    expect(stillKnown.status).toBe(200); // no second factor asked for, the code ignored
+    expect(await orgEntries("2fa.recovery-code-used")).toHaveLength(3);
   }, 120_000);
 
   it("ran every screen under the app's CSP without a violation", () => {

@@ -55,11 +55,20 @@ export async function listSecurityKeys(): Promise<SecurityKey[]> {
   return (await api<{ items: SecurityKey[] }>("GET", "/v1/auth/webauthn/credentials")).items;
 }
 
-/** Registers a new key under `name`: the browser asks the person to touch or unlock it. */
-export async function addSecurityKey(name: string): Promise<SecurityKey> {
+/**
+ * Registers a new key under `name`: the browser asks the person to touch or unlock it. A first
+ * key of a person with no recovery codes comes with ten (`recoveryCodes`, shown this once).
+ */
+export async function addSecurityKey(name: string): Promise<SecurityKey & { recoveryCodes?: string[] }> {
   const started = await api<Ceremony<PublicKeyCredentialCreationOptionsJSON>>("POST", "/v1/auth/webauthn/register/options", {});
   const response = await inBrowser(() => startRegistration({ optionsJSON: started.options }));
-  return api<SecurityKey>("POST", "/v1/auth/webauthn/register", { name, challengeToken: started.challengeToken, response });
+  return api<SecurityKey & { recoveryCodes?: string[] }>("POST", "/v1/auth/webauthn/register", { name, challengeToken: started.challengeToken, response });
+}
+
+/** Ten new recovery codes in place of the old ones, proven with one of the person's keys (a session alone is not enough). */
+export async function replaceRecoveryCodes(email: string): Promise<string[]> {
+  const webauthn = await securityKeyProof(email);
+  return (await api<{ recoveryCodes: string[] }>("POST", "/v1/auth/recovery-codes", { webauthn })).recoveryCodes;
 }
 
 /** Renames one of the person's keys (recorded in the audit trail of each of their organisations). */

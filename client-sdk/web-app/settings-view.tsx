@@ -536,7 +536,7 @@ export function SettingsView({ session, onSession }: { session: Session; onSessi
         <code>{session.organisation.id}</code>: give it to a partner who wants to add you to a conversation).
       </p>
       <TwoFactor session={session} onSession={onSession} />
-      <SecurityKeysPanel />
+      <SecurityKeysPanel email={session.user.email} />
       <MyInvitations />
       {admin && <OrganisationSettings session={session} />}
     </main>
