@@ -4,8 +4,9 @@
 // opens it (documents applied, conversation and organisation chains verified, row counts against
 // the manifests) and drops it, pass or fail; a truncated newest backup fails the drill, which is
 // reported like the embedded drill (system audit chain, /readyz, metrics, a security notice).
-// Keyring files are deleted after PARLEY_BACKUP_KEEP_KEYRING_DAYS while their data files stay, and
-// restoring such a data file says why it cannot be done.
+// Keyring files are deleted after PARLEY_BACKUP_KEEP_KEYRING_DAYS while their data files stay,
+// restoring such a data file with its own keyring says why it cannot be done, and the drill then
+// also restores the oldest such data file with the newest keyring.
 
 import { createHash, randomBytes } from "node:crypto";
 import { copyFile, readdir, stat, truncate, unlink } from "node:fs/promises";
@@ -207,5 +208,22 @@ describe.runIf(enabled)("scheduled Postgres restore drills on a two-node cluster
     expect(restore.stderr).toContain("PARLEY_BACKUP_KEEP_KEYRING_DAYS");
     const created = await admin.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [`${SCHEMA}_restored`]);
     expect(created.rowCount).toBe(0);
+
+    // The next drill checks the oldest data file without its keyring too, with the newest keyring:
+    // it restores and verifies. (The start-up backup, taken before anything was written, removed
+    // first: the oldest is then one holding the conversation.)
+    await unlink(path.join(backupDir, oldest));
+    for (let i = 0; i < 2; i++) {
+      clock += DAY;
+      await tickAll();
+    }
+    expect(sum((t) => t.drills)).toBe(4);
+    const drilled = nodes.map((node) => scheduler(node).latest.drill).filter((drill) => drill?.olderFile !== undefined);
+    expect(drilled).toHaveLength(1);
+    const drill = drilled[0];
+    if (!drill?.ok) throw new Error(`drill failed: ${drill?.error}`);
+    expect(drill.olderFile).toBe(path.join(backupDir, data[1] as string));
+    expect(drill.olderChainsVerified).toBeGreaterThanOrEqual(2);
+    expect(await scratchDatabases()).toEqual([]);
   });
 });

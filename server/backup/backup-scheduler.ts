@@ -12,7 +12,7 @@
 // `keepKeyringDays` is set: then they are deleted after it, well before their data files, and a
 // data key destroyed since (crypto-shredding) survives in no backup.
 
-import { copyFile, mkdir, mkdtemp, readdir, rm, unlink } from "node:fs/promises";
+import { access, copyFile, mkdir, mkdtemp, readdir, rm, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
@@ -59,6 +59,10 @@ export interface BackupRunResult {
   chainsVerified?: number;
   /** Conversations whose document was loaded and applied (Postgres drills). */
   documentsOpened?: number;
+  /** Postgres drills with a keyring retention: the oldest kept data file whose keyring file is gone, drilled too with the newest keyring. */
+  olderFile?: string;
+  /** Audit chains verified in that older file's restored copy. */
+  olderChainsVerified?: number;
 }
 
 /** What the scheduler needs from the server. */
@@ -226,11 +230,30 @@ export class BackupScheduler {
     const file = newest ? path.join(this.deps.settings.dir, newest.name) : this.deps.settings.dir;
     try {
       if (!newest) throw new Error(`no scheduled backup in ${this.deps.settings.dir} to drill`);
-      const outcome = await drillPostgresBackup({ databaseUrl, file, keyringFile: keyringFileOf(file), config: this.deps.config, auditKey: this.deps.auditKey });
-      return { kind: "drill", ok: true, at, file, ...outcome };
+      const drill = (data: string) => drillPostgresBackup({ databaseUrl, file: data, keyringFile: keyringFileOf(file), config: this.deps.config, auditKey: this.deps.auditKey });
+      const outcome = await drill(file);
+      // With a keyring retention, the oldest kept data file too, with the newest keyring: the
+      // weekly and monthly backups must stay restorable once their own keyring files are gone.
+      const older = await this.oldestWithoutKeyring();
+      if (!older) return { kind: "drill", ok: true, at, file, ...outcome };
+      try {
+        const old = await drill(older);
+        return { kind: "drill", ok: true, at, file, ...outcome, olderFile: older, olderChainsVerified: old.chainsVerified };
+      } catch (error) {
+        throw new Error(`${older} with the newest keyring ${path.basename(keyringFileOf(file))}: ${(error as Error).message}`);
+      }
     } catch (error) {
       return { kind: "drill", ok: false, at, file, error: (error as Error).message };
     }
+  }
+
+  /** The oldest kept data file whose own keyring file is gone (deleted by the keyring retention), or null. */
+  private async oldestWithoutKeyring(): Promise<string | null> {
+    for (const backup of (await this.scheduledBackups()).sort((a, b) => a.at - b.at)) {
+      const data = path.join(this.deps.settings.dir, backup.name);
+      if (!(await access(keyringFileOf(data)).then(() => true, () => false))) return data;
+    }
+    return null;
   }
 
   /** The scheduled backups' data files in the backup folder, with their times. */
