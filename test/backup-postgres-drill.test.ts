@@ -103,8 +103,9 @@ describe.runIf(enabled)("scheduled Postgres restore drills on a two-node cluster
     // The newest pair: the backup this node just took.
     expect(drill.file).toBe(scheduler(drilled[0] as TestServer).latest.backup?.file);
     expect(drill.documentsOpened).toBe(1);
-    // The conversation's chain and the organisation chains the backup holds (parley-system's, with the first backup's entry).
-    expect(drill.chainsVerified).toBe(2);
+    // The conversation's chain and the organisation chains the backup holds (parley-system's, with
+    // the first backup's entry, and the owner's organisation's, from its sign-up).
+    expect(drill.chainsVerified).toBe(3);
     expect(drill.counts?.entries).toBeGreaterThanOrEqual(3);
     expect(drill.counts?.data_keys).toBeGreaterThanOrEqual(1);
     expect(await scratchDatabases()).toEqual([]);
