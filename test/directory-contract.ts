@@ -159,6 +159,30 @@ export function runDirectoryContract(name: string, openBackend: () => Promise<Di
         expect(await d.removeRecoveryCodesWithoutSecondFactor("u-alice")).toBe(false); // none left to remove
       });
 
+      it("removes the recovery codes when two nodes remove a person's last two keys at once", async () => {
+        await seed(d);
+        const other = (await backend.open()).directory;
+        await d.replaceRecoveryCodes("u-alice", ["r1", "r2"]);
+        for (const id of ["key-1", "key-2"]) {
+          await d.addWebauthnCredential({ id, userId: "u-alice", name: id, publicKey: new Uint8Array([1, 2, 3]), counter: 0, transports: [], createdAt: T0 });
+        }
+        // Each removes one key and then the codes if no factor is left, as the key route does. The two
+        // transactions may or may not overlap (nothing here holds one open): the outcome is checked,
+        // not that the interleaving that needs the owner's row lock happened.
+        const removeWith = (directory: typeof d, id: string) =>
+          directory.auditedSteps(
+            [
+              { op: "removeWebauthnCredential", args: ["u-alice", id] },
+              { op: "removeRecoveryCodesWithoutSecondFactor", args: ["u-alice"], optional: true },
+            ],
+            [],
+          );
+        const outcomes = await Promise.all([removeWith(d, "key-1"), removeWith(other, "key-2")]);
+        expect(outcomes.map((o) => o.changed)).toEqual([true, true]);
+        expect(await d.listWebauthnCredentials("u-alice")).toEqual([]);
+        expect(await d.countRecoveryCodes("u-alice")).toBe(0);
+      });
+
       it("lists members and memberships, and changes roles", async () => {
         await seed(d);
         await d.putMember("org-help", "u-sam", "member", T0 + 5);

@@ -148,6 +148,22 @@ describe("recovery codes of a key-only account", { timeout: 60_000 }, () => {
     expect(await chainVerifies(owner)).toBe(true);
   });
 
+  it("go when the last two keys are removed at once", async () => {
+    const email = "racing-removals@recovery.example";
+    const owner = await signUp(api, email, "Racing Removals BV");
+    const [a, b] = [authenticator(), authenticator()];
+    const codes = (await register(owner, a, "one")).body.recoveryCodes as string[];
+    expect((await register(owner, b, "two")).status).toBe(201);
+    const removals = await Promise.all([a, b].map((key) => api("DELETE", `/v1/auth/webauthn/credentials/${key.id}`, { token: owner.token })));
+    expect(removals.map((r) => r.status)).toEqual([204, 204]);
+    // Neither removal saw itself as the last, or one did (the requests may also run one after the
+    // other: the outcome is what is checked): either way no code outlives the keys,
+    // which a new first key shows (it comes with fresh codes; the old ones are dead).
+    const renewed = await register(owner, authenticator(), "three");
+    expect(renewed.body.recoveryCodes).toHaveLength(10);
+    expect((await login(email, { recoveryCode: codes[0] })).status).toBe(401);
+  });
+
   it("of two first keys registered at once, one answer carries codes, and they are the ones that work", async () => {
     const email = "racing-keys@recovery.example";
     const owner = await signUp(api, email, "Racing Keys BV");

@@ -57,7 +57,7 @@ export function directoryStatements(d: SqlDialect) {
       insert: "INSERT INTO recovery_codes (user_id, code_hash) VALUES (?, ?)",
       consume: "UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
       countUnused: "SELECT COUNT(*) AS n FROM recovery_codes WHERE user_id = ? AND used_at IS NULL",
-      /** The person's row, locked until the transaction ends: two issuers of a first set take turns. */
+      /** The person's row, locked until the transaction ends: issuers of a first set, and removers of the last factors, take turns. */
       lockOwner: `SELECT id FROM users WHERE id = ?${d.lockRows}`,
       /**
        * One statement, so it sees the factors as the transaction leaves them: the codes go only

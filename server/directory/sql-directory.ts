@@ -174,8 +174,14 @@ export class SqlDirectory implements Directory {
     });
   }
 
-  async removeRecoveryCodesWithoutSecondFactor(userId: string): Promise<boolean> {
-    return (await this.db.run(this.sql.recoveryCode.deleteWithoutSecondFactor, [userId, userId, userId])) > 0;
+  removeRecoveryCodesWithoutSecondFactor(userId: string): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      // Locked first, so of two transactions removing a person's last two keys at once, the later
+      // one looks after the earlier committed and sees no key left (on Postgres' read committed,
+      // each would otherwise still see the other's key).
+      await tx.get(this.sql.recoveryCode.lockOwner, [userId]);
+      return (await tx.run(this.sql.recoveryCode.deleteWithoutSecondFactor, [userId, userId, userId])) > 0;
+    });
   }
 
   async consumeRecoveryCode(userId: string, hash: string, now: number): Promise<boolean> {

@@ -11,6 +11,7 @@ import { ErrorCode } from "../../protocol/index.ts";
 import { authenticationOptions, ChallengeTokens, registrationOptions, relyingPartyFor, verifyAssertion, verifyRegistration } from "../auth/webauthn.ts";
 import { generateRecoveryCodes, hashRecoveryCode } from "../auth/totp.ts";
 import type { AccountDirectory } from "../directory/account-directory.ts";
+import type { AuditedStep } from "../directory/directory.ts";
 import type { User } from "../directory/directory-types.ts";
 import type { Config } from "../platform/config.ts";
 import { ParleyError } from "../platform/errors.ts";
@@ -226,11 +227,15 @@ export function webauthnRoutes(
         const lastFactor =
           !user.totpEnabled && (await directory.listWebauthnCredentials(user.id)).every((k) => k.id === key.id) && (await directory.countRecoveryCodes(user.id)) > 0;
         const codesRemoved = { action: "2fa.recovery-codes-removed", actor: `user:${user.id}`, target: user.id, details: { reason: "last-second-factor-removed" } } as const;
+        const steps: AuditedStep[] = [{ op: "removeWebauthnCredential", args: [principal.userId, params.id] }];
+        // Not the last by the look above, but it may be by the time this commits (another key
+        // removed at the same moment): then the codes still go, so none outlive every factor.
+        if (!lastFactor) steps.push({ op: "removeRecoveryCodesWithoutSecondFactor", args: [user.id], optional: true });
         const { results } = await commitAccountChangeWith(
           services,
           "removing the key",
           null,
-          [{ op: "removeWebauthnCredential", args: [principal.userId, params.id] }],
+          steps,
           [await inEveryOrg(services, principal.userId, removed)],
           lastFactor ? { step: { op: "removeRecoveryCodesWithoutSecondFactor", args: [user.id] }, events: [await inEveryOrg(services, user.id, codesRemoved)] } : null,
         );
