@@ -6,6 +6,7 @@
 // end, the next start finishes it and records it. On SQLite and Postgres.
 
 import { beforeAll, describe, expect, it } from "vitest";
+import { runParley } from "./helpers/parley-cli.ts";
 import { AUDIT_BACKENDS, type RefusableAuditServer, serverPerSuite } from "./helpers/audit-refusal.ts";
 import { type SignedUp, signUp, TEST_PASSWORD } from "./helpers/sign-up.ts";
 
@@ -80,5 +81,27 @@ describe.each(AUDIT_BACKENDS)("lifecycle changes whose audit entry cannot be wri
     expect(await scopes(second)).toEqual(["side", "destroying", "destroyed"]);
     const [finished] = (await chain(desk)).filter((e) => e.target === second && e.details.scope === "destroyed");
     expect(finished).toMatchObject({ actor: "system", details: { replayed: true } });
+  }, 120_000);
+
+  it("a destruction refused at its end and finished by `parley ledger replay` (no server running) is recorded as destroyed", async (context) => {
+    if (!running) return context.skip();
+    const desk = await signUp(api, "otto@offline.example", "Offline Replay");
+    const scopes = async (id: string) => (await chain(desk)).filter((e) => e.target === id).map((e) => e.details.scope);
+    const id = await startConversation(desk, "Offline");
+    const refusedEnd = await running.whileRefused(() => api("DELETE", `/v1/conversations/${id}`, { token: desk.token }), '%"scope":"destroyed"%');
+    expect(refusedEnd.status).toBe(503);
+    expect(await scopes(id)).toEqual(["side", "destroying"]);
+
+    await running.server.stop();
+    const replay = await runParley(["ledger", "replay", "--data-dir", running.server.dataDir], running.env);
+    expect(replay.code).toBe(0);
+    expect(replay.stdout).toContain(`destroyed again 1 conversation(s) [${id}]`);
+    await running.server.restart();
+    expect(await running.count("conversation_records", "id = ?", [id])).toBe(0);
+    expect(await scopes(id)).toEqual(["side", "destroying", "destroyed"]);
+    const [finished] = (await chain(desk)).filter((e) => e.target === id && e.details.scope === "destroyed");
+    expect(finished).toMatchObject({ actor: "system", details: { replayed: true } });
+    const verdict = await api("GET", `/v1/organisations/${desk.orgId}/audit/verify`, { token: desk.token });
+    expect(verdict.body).toMatchObject({ ok: true });
   }, 120_000);
 });

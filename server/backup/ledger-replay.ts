@@ -9,6 +9,9 @@ import { AccessEvents } from "../bus/access-events.ts";
 import { ConversationLifecycle, type ReplayOutcome } from "../lifecycle/conversation-lifecycle.ts";
 import { DeletionLedger } from "../lifecycle/deletion-ledger.ts";
 import { lifecycleAudit } from "../lifecycle/lifecycle-audit.ts";
+import { openAudit } from "../audit/audit-module.ts";
+import { loadOrCreateKeys } from "../crypto/keys.ts";
+import type { OrgAuditRecorder } from "../directory/org-recorder.ts";
 import type { Directory } from "../directory/directory.ts";
 import type { Store } from "../store/store.ts";
 import type { Logger } from "../platform/logger.ts";
@@ -28,6 +31,8 @@ export interface LedgerReplayParts {
   store(): Promise<Store>;
   /** Inside an object: the directory may be a worker proxy that answers `then`. */
   directory(): Promise<{ directory: Directory }>;
+  /** The org audit recorder: a destruction finished here is recorded ("destroyed", `system`, `replayed: true`) as the server's replay records it. */
+  audit(): Promise<{ recorder: OrgAuditRecorder }>;
   partnerStorage(): Promise<PartnerStorage>;
   /** The wall clock the replay stamps what it destroys again with. */
   readonly now: Clock;
@@ -40,6 +45,7 @@ export async function replayLedger(dataDir: string, parts: LedgerReplayParts, lo
   const store = await parts.store();
   const { directory } = await parts.directory();
   const partner = await parts.partnerStorage();
+  const { recorder } = await parts.audit();
   const lifecycle = new ConversationLifecycle({
     directory,
     store,
@@ -48,7 +54,10 @@ export async function replayLedger(dataDir: string, parts: LedgerReplayParts, lo
     accessEvents: new AccessEvents(),
     evict: () => {},
     forgetPartnerEvents: (conversation, org) => forgetPartnerCopies(partner, conversation, parts.now(), org),
-    audit: lifecycleAudit(null, logger),
+    audit: lifecycleAudit((org, event) => recorder.recordOrgEvent(org, event), logger),
+    // The removal of the directory record and its "destroyed" entries in one transaction, as the
+    // server's replay does it: refused, the record stays and the next replay finishes it.
+    auditedChange: (op, args, org, event) => recorder.recordWith(directory, op, args, org, event),
     logger,
     now: parts.now,
   });
@@ -71,6 +80,7 @@ export async function replayLedgerOffline(config: Config, logger: Logger, now: C
         // Kept whole: the Postgres handle's close() needs its `this`.
         directory: async () => kept(await openDirectory(where)),
         partnerStorage: async () => kept(await openPartnerStorage(where)),
+        audit: async () => kept(await openAudit(config, { keys: await loadOrCreateKeys(config.keysDir), logger, now })),
         now,
       },
       logger,

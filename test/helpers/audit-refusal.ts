@@ -17,6 +17,8 @@ export interface RefusableAuditServer {
   server: TestServer;
   /** The HTTP API of `server`. */
   api: ReturnType<typeof apiClient>;
+  /** The environment the server was started with beyond its data directory (Postgres: DATABASE_URL), for `parley` runs on the same data. */
+  env: Record<string, string>;
   /** From now on every org audit append fails (until {@link allow}); with `detailsLike`, only entries whose details JSON is LIKE it. */
   refuse(detailsLike?: string): Promise<void>;
   allow(): Promise<void>;
@@ -58,6 +60,7 @@ export const AUDIT_BACKENDS: AuditBackend[] = [
       db.pragma("busy_timeout = 5000");
       return withRefusal({
         server,
+        env: {},
         refuse: async (detailsLike) => {
           const when = detailsLike ? ` WHEN NEW.details LIKE '${detailsLike.replaceAll("'", "''")}'` : "";
           db.exec(`CREATE TRIGGER refuse_org_audit BEFORE INSERT ON org_audit_entries${when} BEGIN SELECT RAISE(ABORT, 'audit refused'); END`);
@@ -85,10 +88,12 @@ export const AUDIT_BACKENDS: AuditBackend[] = [
       await admin.query(`SET search_path TO "${schema}"`);
       const url = new URL(databaseUrl);
       url.searchParams.set("options", `-c search_path=${schema}`);
-      const server = await startTestServer({ env: { DATABASE_URL: url.toString() }, now: options.now });
+      const env = { DATABASE_URL: url.toString() };
+      const server = await startTestServer({ env, now: options.now });
       await admin.query("CREATE FUNCTION refuse_org_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$");
       return withRefusal({
         server,
+        env,
         refuse: async (detailsLike) => {
           const when = detailsLike ? ` WHEN (NEW.details LIKE '${detailsLike.replaceAll("'", "''")}')` : "";
           await admin.query(`CREATE TRIGGER refuse_org_audit BEFORE INSERT ON org_audit_entries FOR EACH ROW${when} EXECUTE FUNCTION refuse_org_audit()`);
