@@ -14,6 +14,8 @@ import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SYSTEM_AUDIT_CHAIN } from "../server/app.ts";
+import { backupMasterKeys } from "../server/backup/backup-keys.ts";
+import { readPostgresBackup, sealPostgresBackup } from "../server/backup/postgres-backup.ts";
 import { apiClient } from "./helpers/http-client.ts";
 import { runParley } from "./helpers/parley-cli.ts";
 import { type BackupCluster, startBackupCluster } from "./helpers/backup-cluster.ts";
@@ -226,5 +228,26 @@ describe.runIf(enabled)("scheduled Postgres restore drills on a two-node cluster
     expect(drill.olderFile).toBe(path.join(backupDir, data[1] as string));
     expect(drill.olderChainsVerified).toBeGreaterThanOrEqual(2);
     expect(await scratchDatabases()).toEqual([]);
+  });
+
+  it("keeps the keyring file of a backup made before backups named their deployment (only its own keyring opens it)", async () => {
+    const masterKeys = await backupMasterKeys((nodes[0] as TestServer).server.config);
+    const newest = (await readdir(backupDir)).filter((n) => /Z\.pbk$/.test(n)).sort().at(-1) as string;
+    // The newest pair re-sealed without its deployment id, under the name of a backup about 5 days old (the newest of its day).
+    const planted = path.join(backupDir, nameAt(clock - 5 * DAY + 3_600_000));
+    for (const [from, to] of [
+      [path.join(backupDir, newest), planted],
+      [path.join(backupDir, newest.replace(/\.pbk$/, ".keyring.pbk")), planted.replace(/\.pbk$/, ".keyring.pbk")],
+    ] as const) {
+      const dump = path.join(cluster.work, `${path.basename(to)}.sql`);
+      const { deploymentId: _dropped, ...manifest } = await readPostgresBackup(from, masterKeys, dump);
+      await sealPostgresBackup(to, masterKeys[0] as Uint8Array, manifest, dump);
+      await unlink(dump);
+    }
+    clock += DAY;
+    await tickAll();
+    const removed = nodes.flatMap((node) => scheduler(node).latest.backup?.keyringsRemoved ?? []);
+    expect(removed).not.toContain(path.basename(planted.replace(/\.pbk$/, ".keyring.pbk")));
+    expect((await readdir(backupDir)).includes(path.basename(planted.replace(/\.pbk$/, ".keyring.pbk")))).toBe(true);
   });
 });

@@ -8,9 +8,10 @@
 // On Postgres (DATABASE_URL) the backup is the pair `parley backup FILE --keyring` writes, taken by
 // one node of the cluster per interval, with the same verification, rotation and reporting; its
 // drill (postgres-drill.ts) restores the newest pair into a scratch database, dropped afterwards,
-// on the node that took the cluster's Nth backup. Keyring files go with their data files, unless
-// `keepKeyringDays` is set: then they are deleted after it, well before their data files, and a
-// data key destroyed since (crypto-shredding) survives in no backup.
+// on the node that took the cluster's Nth backup. Keyring files are deleted after `keepKeyringDays`
+// (null: with their data files), well before their data files: a data key destroyed since
+// (crypto-shredding) then survives in no backup, and an old data file restores with the newest
+// keyring (postgres-keyring-lineage.ts), which the drill also proves on the oldest of them.
 
 import { access, copyFile, mkdir, mkdtemp, readdir, rm, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -25,7 +26,7 @@ import { backupsToKeep, type RotationCounts } from "./backup-rotation.ts";
 import { createBackup } from "./create-backup.ts";
 import { describeReplay, replayLedgerOffline } from "./ledger-replay.ts";
 import { openOfflineStore } from "./offline-store.ts";
-import { createPostgresBackup, readPostgresBackupPair } from "./postgres-backup.ts";
+import { createPostgresBackup, namesItsDeployment, readPostgresBackupPair } from "./postgres-backup.ts";
 import { claimScheduledBackup } from "./postgres-backup-claim.ts";
 import { drillPostgresBackup } from "./postgres-drill.ts";
 import { restoreBackup, verifyBackup } from "./restore-backup.ts";
@@ -290,7 +291,13 @@ export class BackupScheduler {
     if (days === null) return { removed, keyringsRemoved };
     const keyringCutoff = this.deps.now() - days * DAY_MS;
     for (const backup of backups) {
-      if (keep.has(backup.name) && backup.at < keyringCutoff && (await unlinkKeyring(backup.name))) keyringsRemoved.push(path.basename(keyringFileOf(backup.name)));
+      if (!keep.has(backup.name) || backup.at >= keyringCutoff) continue;
+      const data = path.join(this.deps.settings.dir, backup.name);
+      const keyring = keyringFileOf(data);
+      if (!(await access(keyring).then(() => true, () => false))) continue;
+      // Made before backups named their deployment, a data file opens with its own keyring only: kept.
+      if (!(await namesItsDeployment(data, await this.deps.masterKeys()).catch(() => false))) continue;
+      if (await unlinkKeyring(backup.name)) keyringsRemoved.push(path.basename(keyring));
     }
     return { removed, keyringsRemoved };
   }

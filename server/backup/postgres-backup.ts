@@ -72,6 +72,27 @@ export async function isPostgresBackup(file: string, masterKeys: readonly Uint8A
   }
 }
 
+/**
+ * Whether a Postgres backup file names its deployment (made since backups do): a later keyring of
+ * the deployment can then open it (postgres-keyring-lineage.ts). Reads only the first chunk, as
+ * {@link isPostgresBackup}; the keyring retention asks this before deleting a keyring file.
+ */
+export async function namesItsDeployment(file: string, masterKeys: readonly Uint8Array[]): Promise<boolean> {
+  const handle = await open(file, "r");
+  try {
+    const chunks = readBackupFile(handle, masterKeys);
+    const first = (await chunks.next()).value;
+    await chunks.return(undefined);
+    if (!first || first.length < 4) return false;
+    const length = first.readUInt32BE(0);
+    checkManifestLength(length);
+    const parsed = manifestSchema.safeParse(parseManifestJson(first.subarray(4, 4 + length)));
+    return parsed.success && parsed.data.deploymentId !== undefined;
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Seals `manifest` and the dump file into `out` (written under a temporary name, renamed into place). */
 export async function sealPostgresBackup(out: string, masterKey: Uint8Array, manifest: PostgresBackupManifest, dump: string): Promise<void> {
   const temp = `${out}.${randomUUID()}.tmp`;

@@ -199,8 +199,8 @@ export interface Config {
   /**
    * Scheduled backups (server/backup/backup-scheduler.ts): PARLEY_BACKUP_DIR enables them; on
    * Postgres one node of the cluster takes each (data + keyring pair), and the drill restores into
-   * a scratch database; keepKeyringDays (Postgres, when set) deletes keyring files long before
-   * their data files (null: a keyring file goes with its data file); backups null: none (take them with `parley backup`).
+   * a scratch database; keepKeyringDays (Postgres) deletes keyring files long before their
+   * data files (null, from 0: a keyring file goes with its data file); backups null: none (take them with `parley backup`).
    */
   backups: { dir: string; everyMinutes: number; keep: { daily: number; weekly: number; monthly: number }; drillEvery: number; keepKeyringDays: number | null } | null;
   /** Deletion and retention (server/lifecycle/). */
@@ -411,10 +411,9 @@ function backupsConfig(env: Env, cwd: string): Config["backups"] {
       monthly: int(env, "PARLEY_BACKUP_KEEP_MONTHLY", 12, 0, 1200),
     },
     drillEvery: int(env, "PARLEY_BACKUP_DRILL_EVERY", 7, 1, 1000),
-    // Unset: a keyring file goes with its data file, so every backup the rotation keeps restores.
-    // Set: shorter, a key destroyed since is in no backup after it, and older data files need a
-    // newer keyring (parley restore --keyring of a later backup) to restore.
-    keepKeyringDays: env.PARLEY_BACKUP_KEEP_KEYRING_DAYS ? int(env, "PARLEY_BACKUP_KEEP_KEYRING_DAYS", 0, 1, 366) : null,
+    // A week: a key destroyed since is in no backup after it; older data files restore with the
+    // newest keyring (postgres-keyring-lineage.ts). 0: a keyring file goes with its data file.
+    keepKeyringDays: int(env, "PARLEY_BACKUP_KEEP_KEYRING_DAYS", 7, 0, 366) || null,
   };
 }
 
