@@ -48,10 +48,10 @@ const manifestSchema = z.object({
 export type PostgresBackupManifest = z.infer<typeof manifestSchema>;
 
 /**
- * Whether `file` is a Postgres backup (its manifest names a kind) rather than an embedded one. Reads
- * only the first chunk (authenticated; the manifest fits in it): the full check comes after.
+ * The manifest JSON at the head of a backup file, from its first chunk only (authenticated; the
+ * manifest fits in it), unchecked; null when it is not JSON or the chunk is too short.
  */
-export async function isPostgresBackup(file: string, masterKeys: readonly Uint8Array[]): Promise<boolean> {
+async function firstChunkManifest(file: string, masterKeys: readonly Uint8Array[]): Promise<unknown> {
   const handle = await open(file, "r").catch((error: NodeJS.ErrnoException) => {
     throw new BackupError(`cannot open backup ${file}: ${error.code ?? error.message}`);
   });
@@ -59,38 +59,32 @@ export async function isPostgresBackup(file: string, masterKeys: readonly Uint8A
     const chunks = readBackupFile(handle, masterKeys);
     const first = (await chunks.next()).value;
     await chunks.return(undefined);
-    if (!first || first.length < 4) return false;
+    if (!first || first.length < 4) return null;
     const length = first.readUInt32BE(0);
     checkManifestLength(length);
-    const parsed = JSON.parse(first.subarray(4, 4 + length).toString("utf8")) as { kind?: unknown };
-    return typeof parsed.kind === "string" && parsed.kind.startsWith("postgres-");
+    return JSON.parse(first.subarray(4, 4 + length).toString("utf8")) as unknown;
   } catch (error) {
     if (error instanceof BackupError) throw error;
-    return false;
+    return null;
   } finally {
     await handle.close();
   }
 }
 
+/** Whether `file` is a Postgres backup (its manifest names a kind) rather than an embedded one; the full check comes after. */
+export async function isPostgresBackup(file: string, masterKeys: readonly Uint8Array[]): Promise<boolean> {
+  const kind = ((await firstChunkManifest(file, masterKeys)) as { kind?: unknown } | null)?.kind;
+  return typeof kind === "string" && kind.startsWith("postgres-");
+}
+
 /**
  * Whether a Postgres backup file names its deployment (made since backups do): a later keyring of
- * the deployment can then open it (postgres-keyring-lineage.ts). Reads only the first chunk, as
- * {@link isPostgresBackup}; the keyring retention asks this before deleting a keyring file.
+ * the deployment can then open it (postgres-keyring-lineage.ts). The keyring retention asks this
+ * before deleting a keyring file.
  */
 export async function namesItsDeployment(file: string, masterKeys: readonly Uint8Array[]): Promise<boolean> {
-  const handle = await open(file, "r");
-  try {
-    const chunks = readBackupFile(handle, masterKeys);
-    const first = (await chunks.next()).value;
-    await chunks.return(undefined);
-    if (!first || first.length < 4) return false;
-    const length = first.readUInt32BE(0);
-    checkManifestLength(length);
-    const parsed = manifestSchema.safeParse(parseManifestJson(first.subarray(4, 4 + length)));
-    return parsed.success && parsed.data.deploymentId !== undefined;
-  } finally {
-    await handle.close();
-  }
+  const parsed = manifestSchema.safeParse(await firstChunkManifest(file, masterKeys));
+  return parsed.success && parsed.data.deploymentId !== undefined;
 }
 
 /** Seals `manifest` and the dump file into `out` (written under a temporary name, renamed into place). */
