@@ -164,7 +164,7 @@ describe.skipIf(!enabled)("Postgres backup and restore drill", () => {
     }
   }, 180_000);
 
-  it("refuses a tampered file, another backup's keyring and a non-empty target, and changes nothing", async () => {
+  it("refuses a tampered file, an older backup's keyring and a non-empty target, and changes nothing", async () => {
     // A new machine: the key files put back (they are never in a backup), nothing else.
     await cp(path.join(server.dataDir, "keys"), path.join(newMachine, "keys"), { recursive: true });
 
