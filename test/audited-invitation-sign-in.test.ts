@@ -1,4 +1,5 @@
-// A conversation invitation link signs its invitee in like a password does: each session (first
+// A conversation invitation link signs its invitee in like a password does (and an account it
+// creates gets its personal organisation with that chain's first entry, "organisation.created"): each session (first
 // use, a bound device's token, an e-mailed device code) commits with a "login.succeeded" entry in
 // the invitee organisation's chain, address and browser only as keyed hashes. When that entry is
 // refused (a trigger on just those entries), there is no session and nothing is spent: the link
@@ -56,7 +57,10 @@ describe.each(AUDIT_BACKENDS)("invitation sign-ins are recorded with their sessi
 
     // The entry is in the invitee's organisation chain, with no address or browser in clear.
     const inviteeOrg = ((await api("GET", "/v1/me", { token: first.body.accessToken as string })).body.organisation as { id: string }).id;
-    const entry = (await running.server.server.audit.log.readOrgAuditEntries(inviteeOrg, 0, 100)).find((e) => e.action === "login.succeeded");
+    const inviteeChain = await running.server.server.audit.log.readOrgAuditEntries(inviteeOrg, 0, 100);
+    // The link made the account and its personal organisation: that chain starts with its creation.
+    expect(inviteeChain[0]).toMatchObject({ seq: 1, action: "organisation.created", actor: `user:${userId}`, target: inviteeOrg, details: { role: "owner", via: "invitation" } });
+    const entry = inviteeChain.find((e) => e.action === "login.succeeded");
     expect(entry).toMatchObject({ actor: `user:${userId}`, target: userId, details: { invitation: invitationId, conversation, scope: "account" } });
     expect(entry?.details.ipHash).toMatch(/^[0-9a-f]{64}$/);
     expect(JSON.stringify(entry)).not.toContain("127.0.0.1");
@@ -78,5 +82,21 @@ describe.each(AUDIT_BACKENDS)("invitation sign-ins are recorded with their sessi
     expect((await api("POST", link, { body: { code } })).status).toBe(200);
     expect(await sessions()).toBe(3);
     expect(await logins(userId)).toBe(3);
+  });
+
+  it("an account the link would create is not created when its organisation's first entry is refused", async (context) => {
+    if (!running) return context.skip();
+    const desk = await signUp(api, "dirk@inviting.example", "Inviting Again");
+    const conversation = (await api("POST", "/v1/conversations", { token: desk.token, body: { title: "Gasket" } })).body.id as string;
+    const email = "nils@new-invitee.example";
+    const seen = await mailSeen();
+    expect((await api("POST", `/v1/conversations/${conversation}/invitations`, { token: desk.token, body: { email } })).status).toBe(201);
+    const mail = await waitForNewMail(seen, (m) => m.to.includes(email) && m.text.includes("/invite/"));
+    const link = (/\/invite\/[A-Za-z0-9_-]+/.exec(mail.text.replace(/=\r?\n/g, "")) as RegExpExecArray)[0];
+    const refused = await running.whileRefused(() => api("POST", link, { body: {} }), '%"via":"invitation"%');
+    expect(refused.status).toBeGreaterThanOrEqual(500);
+    expect(await running.count("users", "email = ?", [email])).toBe(0);
+    expect((await api("POST", link, { body: {} })).status).toBe(200);
+    expect(await running.count("users", "email = ?", [email])).toBe(1);
   });
 });

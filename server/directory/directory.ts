@@ -131,6 +131,7 @@ export const AUDITED_OPERATIONS = [
   "removeConversationRecord",
   "confirmPendingSignup",
   "consumeInvitationCode",
+  "createUser",
 ] as const satisfies readonly (keyof Directory)[];
 
 export type AuditedOperation = (typeof AUDITED_OPERATIONS)[number];

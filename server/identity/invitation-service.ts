@@ -228,10 +228,13 @@ export class InvitationService {
     return createHmac("sha256", this.deps.secretsKey).update(`${invitationId}:${code.trim()}`).digest("hex");
   }
 
+  /** A password-less account with its personal organisation, created with that organisation's first entry, as a sign-up's is. */
   private async createInvitedUser(email: string): Promise<{ id: string }> {
     const id = this.deps.newId("usr");
     const domain = email.split("@")[1] ?? email;
-    await this.deps.directory.createUser({ id, email, name: email, passwordHash: null }, { id: this.deps.newId("org"), name: domain }, this.deps.now());
+    const org = { id: this.deps.newId("org"), name: domain };
+    const created = { action: "organisation.created", actor: `user:${id}`, target: org.id, details: { role: "owner", via: "invitation" }, personal: { email } } as const;
+    await this.deps.orgAudit.recordWith(this.deps.directory, "createUser", [{ id, email, name: email, passwordHash: null }, org, this.deps.now()], org.id, created);
     return { id };
   }
 
