@@ -1,7 +1,8 @@
 // A confirmed sign-up creates its organisation with the chain's first entry, "organisation.created"
 // (actor the new owner, the address only as a keyed hash), in the same transaction: when the
 // append is refused (a trigger), no organisation or account exists, the link is not spent and
-// works once the audit trail takes entries again. A link confirmed after its address got an
+// works once the audit trail takes entries again. The session it starts is recorded as a sign-in
+// ("login.succeeded", `signup: true`), or not started. A link confirmed after its address got an
 // account creates nothing and writes no entry. On SQLite and on Postgres.
 
 import { beforeAll, describe, expect, it } from "vitest";
@@ -37,6 +38,20 @@ describe.each(AUDIT_BACKENDS)("a sign-up is recorded with its organisation or no
     expect(entries[0]).toMatchObject({ seq: 1, action: "organisation.created", actor: `user:${userId}`, target: orgId, details: { role: "owner" } });
     expect(entries[0].details.emailHash).toMatch(/^[0-9a-f]{64}$/);
     expect(JSON.stringify(entries[0])).not.toContain("olga");
+    // The session it starts is a sign-in like any other: recorded with it.
+    expect(entries[1]).toMatchObject({ seq: 2, action: "login.succeeded", actor: `user:${userId}`, target: userId, details: { signup: true } });
+    expect(entries[1].details.ipHash).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it("refused, the sign-in after the sign-up starts no session; the password signs in", async (context) => {
+    if (!running) return context.skip();
+    const email = "sven@session-refused.example";
+    const link = await requestLink(email, "Session Refused");
+    const refused = await running.whileRefused(() => api("POST", link, { body: {} }), '%"signup":true%');
+    expect(refused.status).toBe(503);
+    expect((refused.body as { error: { message: string } }).error.message).toContain("sign in with your password");
+    expect(await running.count("refresh_tokens", "user_id IN (SELECT id FROM users WHERE email = ?)", [email])).toBe(0);
+    expect((await api("POST", "/v1/auth/login", { body: { email, password: TEST_PASSWORD } })).status).toBe(200);
   });
 
   it("refused, no organisation is created and the link stays unspent", async (context) => {

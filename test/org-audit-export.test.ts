@@ -57,13 +57,13 @@ const entryLines = (text: string) => parseJsonLines(text).filter((l) => l.type =
 describe("organisation audit export", () => {
   it("carries the chain up to and including its own export, and verifies offline", async () => {
     const entries = entryLines(exported);
-    expect(entries.map((e) => (e.type === "org-entry" ? e.action : ""))).toEqual(["organisation.created", "api-key.created", "api-key.revoked", "audit.exported"]);
+    expect(entries.map((e) => (e.type === "org-entry" ? e.action : ""))).toEqual(["organisation.created", "login.succeeded", "api-key.created", "api-key.revoked", "audit.exported"]);
     expect(entries.at(-1)).toMatchObject({ actor: `user:${owner.userId}`, target: `org:${owner.orgId}` });
     const lines = parseJsonLines(exported);
     expect(lines[0]).toMatchObject({ type: "export", chain: `org:${owner.orgId}` });
     expect(lines.some((l) => l.type === "checkpoint")).toBe(true);
     const run = await verifyFile("ok.jsonl", exported);
-    expect(run.stdout).toMatch(new RegExp(`^ok {6}org:${owner.orgId}: 4 entries, 1 head\\(s\\) pinned`, "m"));
+    expect(run.stdout).toMatch(new RegExp(`^ok {6}org:${owner.orgId}: 5 entries, 1 head\\(s\\) pinned`, "m"));
     expect(run.code).toBe(0);
   });
 
@@ -71,7 +71,7 @@ describe("organisation audit export", () => {
     const edited = exported.replace(/("action":"api-key.revoked","actor":)"[^"]+"/, '$1"user:mallory"');
     expect(edited).not.toBe(exported);
     const bad = await verifyFile("edited.jsonl", edited);
-    expect(bad.stdout).toMatch(/BROKEN {2}org:\S+: first broken entry seq 3: hash does not recompute/);
+    expect(bad.stdout).toMatch(/BROKEN {2}org:\S+: first broken entry seq 4: hash does not recompute/);
     expect(bad.code).toBe(1);
 
     const lines = exported.split("\n");
@@ -95,7 +95,7 @@ describe("organisation audit export", () => {
     expect((await api("GET", `/v1/organisations/${owner.orgId}/audit/export`)).status).toBe(401);
     // Nothing about the refused attempts entered the owner's chain.
     const chain = await server.server.audit.log.readOrgAuditEntries(owner.orgId, 0, 100);
-    expect(chain.map((e) => e.action)).toEqual(["organisation.created", "api-key.created", "api-key.revoked", "audit.exported"]);
+    expect(chain.map((e) => e.action)).toEqual(["organisation.created", "login.succeeded", "api-key.created", "api-key.revoked", "audit.exported"]);
   });
 
   it("any single changed field of any entry fails offline verification (seeded)", () => {
@@ -125,13 +125,13 @@ describe("organisation audit export", () => {
     await server.stop();
     const file = path.join(scratch, "cli.jsonl");
     const run = await runParley(["audit", "export", "--org", owner.orgId, "--out", file], { PARLEY_DATA_DIR: server.dataDir });
-    expect(run.stderr).toContain(`wrote 4 entries of org:${owner.orgId}`);
+    expect(run.stderr).toContain(`wrote 5 entries of org:${owner.orgId}`);
     expect(run.code).toBe(0);
     const ok = await runParley(["audit", "verify", "--file", file]);
-    expect(ok.stdout).toMatch(/^ok {6}org:\S+: 4 entries/m);
+    expect(ok.stdout).toMatch(/^ok {6}org:\S+: 5 entries/m);
     expect(ok.code).toBe(0);
     const stdout = await runParley(["audit", "export", "--org", owner.orgId], { PARLEY_DATA_DIR: server.dataDir });
-    expect(entryLines(stdout.stdout)).toHaveLength(4);
+    expect(entryLines(stdout.stdout)).toHaveLength(5);
     const unknown = await runParley(["audit", "export", "--org", "org_doesnotexist"], { PARLEY_DATA_DIR: server.dataDir });
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain("no audit chain");

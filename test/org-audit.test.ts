@@ -56,22 +56,23 @@ describe("organisation audit chain", () => {
 
     // The failed sign-in is recorded without the response waiting for it: wait for the entry.
     const running = server;
-    await waitUntil(async () => (await orgChain(running, org)).length >= 6, { what: "six org audit entries" });
+    await waitUntil(async () => (await orgChain(running, org)).length >= 7, { what: "seven org audit entries" });
     const entries = await orgChain(server, org);
     const actions = entries.map((e) => e.action);
-    expect(actions).toEqual(["organisation.created", "login.failed", "login.succeeded", "api-key.created", "api-key.used", "api-key.revoked"]);
-    expect(entries.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(actions).toEqual(["organisation.created", "login.succeeded", "login.failed", "login.succeeded", "api-key.created", "api-key.used", "api-key.revoked"]);
+    expect(entries.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
     expect(entries[0]).toMatchObject({ actor: `user:${userId}`, target: org });
-    expect(entries[2]).toMatchObject({ actor: `user:${userId}`, target: userId });
-    expect(entries[4]).toMatchObject({ actor: `api-key:${keyId}`, target: keyId });
+    expect(entries[1]).toMatchObject({ actor: `user:${userId}`, target: userId, details: { signup: true } });
+    expect(entries[3]).toMatchObject({ actor: `user:${userId}`, target: userId });
+    expect(entries[5]).toMatchObject({ actor: `api-key:${keyId}`, target: keyId });
     // Personal data only as keyed hashes.
     const text = JSON.stringify(entries.map((e) => e.details));
     expect(text).not.toContain("127.0.0.1");
     expect(text).not.toContain("olga@");
-    expect(entries[2].details.ipHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(entries[3].details.ipHash).toMatch(/^[0-9a-f]{64}$/);
 
     const verdict = await api("GET", `/v1/organisations/${org}/audit/verify`, { token });
-    expect(verdict.body).toMatchObject({ ok: true, entries: 6, chain: `org:${org}` });
+    expect(verdict.body).toMatchObject({ ok: true, entries: 7, chain: `org:${org}` });
 
     // An entry edited in the directory file is named by `parley audit verify --org`.
     await server.stop();
@@ -84,7 +85,7 @@ describe("organisation audit chain", () => {
 
     const verifier = new OrgChainVerifier(org);
     for (const e of entries) expect(verifier.push(e)).toBe(true);
-    expect(verifier.result()).toMatchObject({ ok: true, entries: 6 });
+    expect(verifier.result()).toMatchObject({ ok: true, entries: 7 });
     const swapped = new OrgChainVerifier(org);
     for (const e of [entries[0], entries[2], entries[1]]) swapped.push(e);
     expect(swapped.result()).toMatchObject({ ok: false, seq: 2 });
@@ -113,11 +114,11 @@ describe("organisation audit chain", () => {
     expect((await api("DELETE", `/v1/conversations/${conversation}/participants/${seller.organisation.id}`, { token: buyer.accessToken })).status).toBe(204);
 
     const buyerChain = await orgChain(server, buyer.organisation.id);
-    expect(buyerChain.map((e) => e.action)).toEqual(["organisation.created", "invitation.sent", "invitation.revoked", "participant.added", "participant.removed"]);
-    expect(buyerChain[1].details).toMatchObject({ conversation, role: "participant" });
+    expect(buyerChain.map((e) => e.action)).toEqual(["organisation.created", "login.succeeded", "invitation.sent", "invitation.revoked", "participant.added", "participant.removed"]);
+    expect(buyerChain[2].details).toMatchObject({ conversation, role: "participant" });
     expect(JSON.stringify(buyerChain)).not.toContain("ivan@");
     const sellerChain = await orgChain(server, seller.organisation.id);
-    expect(sellerChain.map((e) => e.action)).toEqual(["organisation.created", "participant.added", "participant.removed"]);
+    expect(sellerChain.map((e) => e.action)).toEqual(["organisation.created", "login.succeeded", "participant.added", "participant.removed"]);
   });
 
   it("rejects details that would not encode canonically, and records nothing", async () => {

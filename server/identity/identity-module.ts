@@ -173,6 +173,7 @@ export async function openIdentity(
   const signups = new SignUpService({
     directory,
     orgAudit: deps.orgAudit,
+    sessions,
     mailer,
     hasher: services.hasher,
     // Five sign-up mails per address an hour, whether it has an account or not: enough to retry,

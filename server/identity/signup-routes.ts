@@ -18,14 +18,16 @@ import { Email, Name, OrganisationView, Password, RefreshCookie, TokenPair, User
 const SPENT_PAGE = page("Sign-up link unavailable", "<h1>This sign-up link is unknown, expired or already used.</h1><p>Sign up again, or sign in if you already did.</p>");
 
 /** What the sign-up routes use beside the sign-up service: no directory (the service has its part). */
-export type SignupRouteServices = TokenDelivery & Pick<HttpServices, "passwordPolicy" | "sessions" | "notices">;
+export type SignupRouteServices = TokenDelivery & Pick<HttpServices, "passwordPolicy" | "notices">;
 
 /** The sign-up routes: the request, and the mailed link's page and confirmation. */
 export function signupRoutes(services: SignupRouteServices, signups: SignUpService) {
   /** Signs the new owner in on the device that confirmed (which is then no "new device" at sign-in). */
   const signIn = async (owner: NewOwner, context: RouteContext<unknown, unknown>, refreshCookie: boolean | undefined) => {
-    await services.notices?.rememberDevice(owner.organisation.id, owner.user.id, { ip: context.ip, userAgent: context.headers.userAgent });
-    return deliverTokens(services, await services.sessions.start(owner.user.id, owner.organisation.id), refreshCookie);
+    const from = { ip: context.ip, userAgent: context.headers.userAgent };
+    // Remembered first, so the sign-in's own entry raises no "new device" notice.
+    await services.notices?.rememberDevice(owner.organisation.id, owner.user.id, from);
+    return deliverTokens(services, await signups.startSession(owner, from), refreshCookie);
   };
   return [
     route({

@@ -9,13 +9,14 @@ import { ErrorCode } from "../../protocol/index.ts";
 import type { AttemptLimiter } from "../auth/attempt-limiter.ts";
 import type { PasswordHasher } from "../auth/passwords.ts";
 import type { AccountDirectory } from "../directory/account-directory.ts";
-import { type AuditedChangesOf, DirectoryError } from "../directory/directory.ts";
+import { type AuditedChanges, type AuditedChangesOf, DirectoryError } from "../directory/directory.ts";
 import type { OrganisationDirectory } from "../directory/organisation-directory.ts";
 import type { OrgAuditRecorder } from "../directory/org-recorder.ts";
 import type { PendingSignup } from "../directory/directory-types.ts";
 import { ParleyError } from "../platform/errors.ts";
 import { secretHash } from "../http/principal.ts";
 import type { Mailer } from "../mail/mailer.ts";
+import type { SessionService, TokenPair } from "./session-service.ts";
 
 /** How long a sign-up link may be confirmed. */
 export const SIGNUP_LINK_TTL_MS = 24 * 3600 * 1000;
@@ -37,9 +38,13 @@ export interface NewOwner {
 export class SignUpService {
   constructor(
     private readonly deps: {
-      directory: Pick<OrganisationDirectory, "createPendingSignup" | "getPendingSignup"> & Pick<AccountDirectory, "getUserByEmail"> & AuditedChangesOf<"confirmPendingSignup">;
-      /** Writes the new organisation's first entry, "organisation.created", in the transaction that creates it. */
-      orgAudit: Pick<OrgAuditRecorder, "recordWith">;
+      directory: Pick<OrganisationDirectory, "createPendingSignup" | "getPendingSignup"> &
+        Pick<AccountDirectory, "getUserByEmail"> &
+        AuditedChangesOf<"confirmPendingSignup"> &
+        Pick<AuditedChanges, "auditedSteps">;
+      /** Writes the new organisation's first entry, "organisation.created", in the transaction that creates it; the first session's "login.succeeded" with it. */
+      orgAudit: Pick<OrgAuditRecorder, "recordWith" | "recordStepsWith">;
+      sessions: Pick<SessionService, "prepare">;
       mailer: Mailer;
       hasher: PasswordHasher;
       /** Sign-up mails per address (counted as "attempts"): a mailbox cannot be flooded through sign-up. */
@@ -115,6 +120,23 @@ export class SignUpService {
     // Only the mailbox's holder gets here: telling them their own address has an account is no leak.
     if (confirmed.status === "exists") throw new ParleyError(ErrorCode.Conflict, "this address has a Parley account already: sign in instead");
     return { user: confirmed.user, organisation: confirmed.organisation };
+  }
+
+  /**
+   * Signs the new owner in on the device that confirmed: the session with its "login.succeeded"
+   * entry (`signup: true`), as every sign-in. Refused, there is no session (StoreUnavailable); the
+   * organisation exists by then, and the owner signs in with their password.
+   */
+  async startSession(owner: NewOwner, from: { ip: string; userAgent: string }): Promise<TokenPair> {
+    const session = this.deps.sessions.prepare(owner.user.id, owner.organisation.id);
+    const event = { action: "login.succeeded", actor: `user:${owner.user.id}`, target: owner.user.id, details: { signup: true }, personal: from } as const;
+    try {
+      await this.deps.orgAudit.recordStepsWith(this.deps.directory, [session.step], [{ orgs: owner.organisation.id, event }]);
+    } catch (error) {
+      if (error instanceof ParleyError || (error instanceof DirectoryError && error.code !== "unavailable")) throw error;
+      throw new ParleyError(ErrorCode.StoreUnavailable, "your organisation was created, but the sign-in could not be recorded in the audit trail, so it did not happen: sign in with your password");
+    }
+    return session.tokens();
   }
 
   private confirmationText(link: string, organisation: string): string {
