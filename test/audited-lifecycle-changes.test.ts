@@ -93,7 +93,13 @@ describe.each(AUDIT_BACKENDS)("lifecycle changes whose audit entry cannot be wri
     expect(await scopes(id)).toEqual(["side", "destroying"]);
 
     await running.server.stop();
-    const replay = await runParley(["ledger", "replay", "--data-dir", running.server.dataDir], running.env);
+    const replayArgs = ["ledger", "replay", "--data-dir", running.server.dataDir];
+    // Its entry refused offline too: the replay fails, saying so, and the record stays for the next one.
+    const refusedReplay = await running.whileRefused(() => runParley(replayArgs, running?.env), '%"scope":"destroyed"%');
+    expect(refusedReplay.code).not.toBe(0);
+    expect(refusedReplay.stderr).toMatch(/^parley: /m);
+    expect(await running.count("conversation_records", "id = ?", [id])).toBe(1);
+    const replay = await runParley(replayArgs, running.env);
     expect(replay.code).toBe(0);
     expect(replay.stdout).toContain(`destroyed again 1 conversation(s) [${id}]`);
     await running.server.restart();
