@@ -18,6 +18,9 @@ import { waitUntil } from "./helpers/wait.ts";
 const START = 1_900_000_000_000;
 const ACCESS_TTL_SECONDS = 900;
 let clock = START;
+/** While set, reads of the clock by the webhook dispatcher's code are counted (the barrier below). */
+let countDispatcherReads = false;
+let dispatcherReads = 0;
 let server: TestServer;
 let api: ReturnType<typeof apiClient>;
 let receiver: WebhookReceiver;
@@ -32,7 +35,10 @@ beforeAll(async () => {
       PARLEY_EVENT_DEBOUNCE_MS: "20",
       PARLEY_ACCESS_TOKEN_TTL_SECONDS: String(ACCESS_TTL_SECONDS),
     },
-    now: () => clock,
+    now: () => {
+      if (countDispatcherReads && new Error().stack?.includes("webhook-dispatcher")) dispatcherReads++;
+      return clock;
+    },
   });
   api = apiClient(server.httpUrl);
   receiver = await startWebhookReceiver({ now: () => clock });
@@ -88,9 +94,13 @@ describe("the injected clock", () => {
     const attempts = await api("GET", `/v1/organisations/${owner.orgId}/webhooks/${endpointId}/attempts?limit=10`, { token: owner.token });
     expect((attempts.body.items as { at: number }[]).map((a) => a.at)).toEqual([failedAt]);
 
-    // The dispatcher wakes on real timers every 100 ms at most; while the clock stands still,
-    // the retry never falls due (on the system clock it would have been sent within 100 ms).
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    // The dispatcher wakes on real timers (100 ms at most here) and reads the clock to see whether
+    // the retry is due. Once it has looked three more times, with the clock standing still, the
+    // retry has not fallen due (on the system clock it would have been sent at the first look).
+    dispatcherReads = 0;
+    countDispatcherReads = true;
+    await waitUntil(() => dispatcherReads >= 3, { what: "the webhook dispatcher looking at the clock three times" });
+    countDispatcherReads = false;
     expect(receiver.requests).toHaveLength(1);
 
     receiver.mode = "accept";
